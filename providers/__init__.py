@@ -1,0 +1,69 @@
+"""The assessment engine. The UI, the command line and the benchmarks all enter here.
+
+    from providers import diagnose
+    result = diagnose(text="2 cm pearly papule on the nose", provider="openai")
+    print(result.to_dict())
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from providers.engine import Engine
+from providers.errors import (DiagnosisError, InputError, ProviderAuthError, ProviderError, ProviderNotConfigured,
+                              ProviderRateLimited, ProviderRequestError, ProviderTimeout, ProviderUnavailable)
+from providers.request import DiagnosisRequest, PatientInfo
+from providers.result import Diagnosis
+from utils.images import ShrunkImage
+from utils.settings import get_settings
+
+__all__ = [
+    "diagnose", "get_engine", "reset_engine", "make_request", "prepare_image", "Engine", "Diagnosis",
+    "DiagnosisRequest", "PatientInfo", "DiagnosisError", "InputError", "ProviderError", "ProviderNotConfigured",
+    "ProviderAuthError", "ProviderRequestError", "ProviderRateLimited", "ProviderTimeout", "ProviderUnavailable",
+]
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """The process-wide engine built from the current settings."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = Engine(get_settings())
+        return _engine
+
+
+def reset_engine() -> None:
+    """Forget the engine and re-read settings on next use (after `.env` changed, and in tests)."""
+    global _engine
+    with _engine_lock:
+        get_settings.cache_clear()
+        _engine = None
+
+
+def prepare_image(data: bytes) -> ShrunkImage:
+    """Shrink raw photo bytes with the configured limits; raises `InputError` with a clear message."""
+    return get_engine().prepare_image(data)
+
+
+def make_request(text: str | None = None, image: bytes | ShrunkImage | None = None, provider: str | None = None,
+                 use_cache: bool = True, *, info: PatientInfo | None = None, language: str = "ko") -> DiagnosisRequest:
+    """Build the request object with the process-wide engine's settings (see `Engine.make_request`)."""
+    return get_engine().make_request(text, image, provider, use_cache, info=info, language=language)
+
+
+def diagnose(text: str | None = None, image: bytes | ShrunkImage | None = None, provider: str | None = None,
+             use_cache: bool = True, *, info: PatientInfo | None = None, language: str = "ko",
+             on_progress: Callable[[str], None] | None = None) -> Diagnosis:
+    """Assess a lesion from symptom text and/or raw photo bytes; safe to call from many threads.
+
+    Raises `InputError` for unusable input and `ProviderError` subclasses when no provider answered;
+    every message says what to do.
+    """
+    engine = get_engine()
+    request = engine.make_request(text, image, provider, use_cache, info=info, language=language)
+    return engine.diagnose(request, on_progress=on_progress)

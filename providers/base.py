@@ -1,0 +1,194 @@
+"""One OpenAI-compatible provider: how it is configured and how one attempt is made.
+
+Every call goes through langchain-openai's ChatOpenAI with the SDK's own retries
+off: retrying is the engine's job alone, so timeouts never multiply.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+import openai
+from langchain_openai import ChatOpenAI
+
+from providers.errors import (ProviderAuthError, ProviderError, ProviderNotConfigured, ProviderRateLimited,
+                              ProviderRequestError, ProviderTimeout, ProviderUnavailable)
+from providers.result import Usage
+from utils.settings import Settings
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one successful call returned."""
+
+    raw: str
+    usage: Usage
+
+
+class Provider:
+    """An OpenAI-compatible chat-completions endpoint; subclasses say where its settings live."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    key_var: ClassVar[str | None]
+    url_var: ClassVar[str | None]
+    model_var: ClassVar[str]
+    key_required: ClassVar[bool] = True
+    # llama.cpp and older vLLM ignore max_completion_tokens and run to the context's end.
+    sends_max_tokens: ClassVar[bool] = True
+
+    def __init__(self, settings: Settings, *, api_key: str, base_url: str, model: str,
+                 accepts_images: bool = True) -> None:
+        self.settings = settings
+        self.api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.accepts_images = accepts_images
+        self._llm: ChatOpenAI | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Provider":
+        """Build the provider from `settings`; a missing value leaves it unconfigured, never raises."""
+        raise NotImplementedError
+
+    def missing(self) -> list[str]:
+        """Names of the `.env` variables that still need a value before this provider can answer."""
+        needed = []
+        if self.key_required and self.key_var and not self.api_key:
+            needed.append(self.key_var)
+        if self.url_var and not self.base_url and self.name != "openai":
+            needed.append(self.url_var)
+        if not self.model:
+            needed.append(self.model_var)
+        return needed
+
+    @property
+    def configured(self) -> bool:
+        """True when every setting the provider needs is present."""
+        return not self.missing()
+
+    def setup_hint(self) -> str:
+        """How to configure the provider, e.g. 'set OPENAI_API_KEY in .env'."""
+        missing = self.missing()
+        return f"set {' and '.join(missing)} in .env" if missing else "configured"
+
+    def require_configured(self) -> None:
+        """Raise `ProviderNotConfigured` naming the missing variables."""
+        if not self.configured:
+            raise ProviderNotConfigured(f"{self.title} is not configured: {self.setup_hint()}.", provider=self.name)
+
+    @property
+    def host(self) -> str:
+        """The endpoint's host, for messages (never the key or the path's secrets)."""
+        return urlsplit(self.base_url).netloc or "api.openai.com"
+
+    def _chat(self) -> ChatOpenAI:
+        # Built on first use, inside the engine's event loop, and reused so connections are kept alive.
+        if self._llm is None:
+            s = self.settings
+            extra = {"max_tokens": s.max_tokens} if self.sends_max_tokens else None
+            self._llm = ChatOpenAI(
+                model=self.model,
+                api_key=self.api_key or "not-needed",
+                base_url=self.base_url or None,
+                temperature=s.temperature,
+                max_tokens=s.max_tokens,
+                timeout=s.request_timeout,
+                max_retries=0,
+                stream_usage=True,
+                extra_body=extra,
+                http_async_client=httpx.AsyncClient(timeout=s.request_timeout,
+                                                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=16)),
+            )
+        return self._llm
+
+    async def complete(self, messages: list[dict], *, stream: bool,
+                       on_text: Callable[[str], None] | None = None) -> Attempt:
+        """Make one call; with `stream`, `on_text` receives the answer so far as it grows.
+
+        Raises a `ProviderError` subclass that says what happened and whether a retry may help.
+        """
+        self.require_configured()
+        try:
+            if not stream:
+                message = await self._chat().ainvoke(messages)
+                return Attempt(_text(message.content), _usage(message))
+            parts: list[str] = []
+            usage = Usage()
+            async for chunk in self._chat().astream(messages):
+                if chunk.content:
+                    parts.append(_text(chunk.content))
+                    if on_text:
+                        on_text("".join(parts))
+                if getattr(chunk, "usage_metadata", None):
+                    usage = _usage(chunk)
+            return Attempt("".join(parts), usage)
+        except ProviderError:
+            raise
+        except Exception as exc:  # every SDK and transport error becomes one of ours
+            raise self.explain(exc) from None
+
+    def explain(self, exc: BaseException) -> ProviderError:
+        """Turn an SDK or transport exception into our error with a message that says what to do."""
+        t, p = self.title, self.name
+        if isinstance(exc, openai.APITimeoutError) or isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+            return ProviderTimeout(f"{t} did not answer in time.", provider=p, retryable=True)
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            if status in (401, 403):
+                hint = f"check {self.key_var} in .env" if self.key_var else "check the server's access settings"
+                return ProviderAuthError(f"{t} rejected the API key (HTTP {status}): {hint}.", provider=p)
+            if status == 404:
+                return ProviderRequestError(
+                    f"{t} does not know model '{self.model}' or the URL is wrong (HTTP 404): "
+                    f"check {self.model_var}" + (f" and {self.url_var}" if self.url_var else "") + " in .env.",
+                    provider=p)
+            if status == 429:
+                return ProviderRateLimited(f"{t} is rate limiting requests (HTTP 429).", provider=p,
+                                           retryable=True, retry_after=retry_after(exc.response))
+            if status in (408, 409) or status >= 500:
+                return ProviderUnavailable(f"{t} failed on its side (HTTP {status}).", provider=p,
+                                           retryable=True, retry_after=retry_after(exc.response))
+            return ProviderRequestError(f"{t} refused the request (HTTP {status}).", provider=p)
+        if isinstance(exc, (openai.APIConnectionError, httpx.TransportError, ConnectionError)):
+            return ProviderUnavailable(f"Could not reach {t} at {self.host}: is it running and is "
+                                       f"{self.url_var or 'the URL'} right?", provider=p, retryable=True)
+        return ProviderUnavailable(f"{t} answered in a way the app could not read ({type(exc).__name__}).",
+                                   provider=p, retryable=True)
+
+
+def retry_after(response: httpx.Response | None) -> float | None:
+    """Seconds the server asked us to wait (Retry-After, in seconds or as a date; retry-after-ms)."""
+    if response is None:
+        return None
+    headers = response.headers
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _text(content) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def _usage(message) -> Usage:
+    meta = getattr(message, "usage_metadata", None) or {}
+    return Usage(prompt_tokens=int(meta.get("input_tokens", 0) or 0),
+                 completion_tokens=int(meta.get("output_tokens", 0) or 0))

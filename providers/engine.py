@@ -1,0 +1,169 @@
+"""The engine: one request in, one result out, for the pages, the command line and the benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+from typing import Callable
+
+from providers import runtime
+from providers.base import Attempt, Provider
+from providers.errors import InputError, ProviderError, ProviderNotConfigured, ProviderTimeout
+from providers.parser import parse_answer
+from providers.prompt import PROMPT_VERSION, build_messages
+from providers.registry import build_providers
+from providers.request import LANGUAGES, DiagnosisRequest, PatientInfo
+from providers.result import Diagnosis, Usage
+from utils.cache import AnswerCache, cache_key
+from utils.images import ImageRejected, ShrunkImage, shrink_image
+from utils.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_MAX_BACKOFF = 8.0
+
+
+class Engine:
+    """Assesses requests with the configured providers; safe to share between threads."""
+
+    def __init__(self, settings: Settings, *, cache: AnswerCache | None = None) -> None:
+        self.settings = settings
+        self.providers: dict[str, Provider] = build_providers(settings)
+        self.cache = cache or AnswerCache(settings.data_dir / "cache", ttl_seconds=settings.cache_ttl_seconds,
+                                          enabled=settings.cache_enabled)
+
+    # -- input ------------------------------------------------------------------------------
+
+    def prepare_image(self, data: bytes) -> ShrunkImage:
+        """Shrink raw photo bytes with the configured limits; raises `InputError` with a clear message."""
+        s = self.settings
+        try:
+            return shrink_image(data, max_side=s.image_max_side, quality=s.image_jpeg_quality,
+                                max_bytes=int(s.image_max_upload_mb * 1_000_000), max_pixels=s.image_max_pixels)
+        except ImageRejected as exc:
+            raise InputError(str(exc)) from None
+
+    def make_request(self, text: str | None = None, image: bytes | ShrunkImage | None = None,
+                     provider: str | None = None, use_cache: bool = True, *, info: PatientInfo | None = None,
+                     language: str = "ko") -> DiagnosisRequest:
+        """Build the request object; raw photo bytes are shrunk here, an already shrunk photo is kept."""
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            image = self.prepare_image(bytes(image))
+        return DiagnosisRequest(text=text or "", image=image, info=info or PatientInfo(), language=language,
+                                provider=provider or None, use_cache=use_cache)
+
+    # -- choosing ---------------------------------------------------------------------------
+
+    def default_provider(self, kind: str) -> str:
+        """The provider used for 'text' or 'image' when none is chosen.
+
+        The configured default (SKIN_DIAGNOSIS_PROVIDER / SKIN_DIAGNOSIS_IMAGE_PROVIDER) when it
+        can answer, else the first configured provider that can, else the configured default name.
+        """
+        wanted = self.settings.image_provider if kind == "image" else self.settings.text_provider
+        usable = [p.name for p in self.providers.values() if p.configured and (kind == "text" or p.accepts_images)]
+        return wanted if wanted in usable or not usable else usable[0]
+
+    def _provider_for(self, request: DiagnosisRequest) -> Provider:
+        name = request.provider or self.default_provider(request.kind)
+        provider = self.providers.get(name)
+        if provider is None:
+            raise InputError(f"Unknown provider '{name}': choose one of {', '.join(self.providers)}.")
+        if not provider.configured:
+            others = [p.title for p in self.providers.values() if p.configured]
+            also = f" Configured now: {', '.join(others)}." if others else ""
+            raise ProviderNotConfigured(f"{provider.title} is not configured: {provider.setup_hint()}.{also}",
+                                        provider=name)
+        if request.image is not None and not provider.accepts_images:
+            raise InputError(f"{provider.title} does not accept photos: choose another provider, "
+                             "or describe the lesion in text.")
+        return provider
+
+    def _validate(self, request: DiagnosisRequest) -> None:
+        if request.image is None and not request.text.strip():
+            raise InputError("Give a photo of the lesion or describe it in text (either is enough).")
+        if len(request.text) > self.settings.max_text_chars:
+            raise InputError(f"The description has {len(request.text):,} characters; the limit is "
+                             f"{self.settings.max_text_chars:,}. Please shorten it.")
+        if request.language not in LANGUAGES:
+            raise InputError(f"Unknown language '{request.language}': use one of {', '.join(LANGUAGES)}.")
+
+    def budget(self, kind: str) -> float:
+        """Seconds one assessment of this kind may take, retries included."""
+        return self.settings.image_budget_seconds if kind == "image" else self.settings.text_budget_seconds
+
+    # -- caching ----------------------------------------------------------------------------
+
+    def cache_key(self, request: DiagnosisRequest, provider: Provider) -> str:
+        """The versioned key of this request's answer from `provider`."""
+        s = self.settings
+        return cache_key({
+            "provider": provider.name, "model": provider.model, "base_url": provider.base_url,
+            "prompt": PROMPT_VERSION, "temperature": s.temperature, "max_tokens": s.max_tokens,
+            "language": request.language, "text": request.text.strip(), "info": request.info.canonical(),
+            "image": hashlib.sha256(request.image.jpeg).hexdigest() if request.image else None,
+        })
+
+    # -- assessing --------------------------------------------------------------------------
+
+    def diagnose(self, request: DiagnosisRequest,
+                 on_progress: Callable[[str], None] | None = None) -> Diagnosis:
+        """Assess `request`; `on_progress` gets the raw answer so far while it streams.
+
+        Raises `InputError` for unusable input and a `ProviderError` subclass when no answer came.
+        """
+        started = time.monotonic()
+        self._validate(request)
+        provider = self._provider_for(request)
+        key = self.cache_key(request, provider)
+        if request.use_cache and (hit := self.cache.get(key)):
+            return self._result(request, provider, hit["raw"], Usage(*hit["usage"]), started, cached=True)
+
+        deadline = started + self.budget(request.kind)
+        messages = build_messages(request)
+        attempt: Attempt = runtime.run(lambda emit: self._attempts(provider, messages, deadline, emit), on_progress)
+        result = self._result(request, provider, attempt.raw, attempt.usage, started, cached=False)
+        if result.complete:
+            self.cache.set(key, {"raw": attempt.raw, "usage": [attempt.usage.prompt_tokens,
+                                                                attempt.usage.completion_tokens]})
+        log.info("assessment kind=%s provider=%s complete=%s elapsed_ms=%.0f", request.kind, provider.name,
+                 result.complete, result.elapsed_ms)
+        return result
+
+    def _result(self, request: DiagnosisRequest, provider: Provider, raw: str, usage: Usage, started: float,
+                *, cached: bool) -> Diagnosis:
+        return Diagnosis(answer=parse_answer(raw), provider=provider.name, model=provider.model, raw=raw,
+                         elapsed_ms=(time.monotonic() - started) * 1000, usage=usage, cached=cached,
+                         image=request.image)
+
+    async def _attempts(self, provider: Provider, messages: list[dict], deadline: float,
+                        emit: Callable[[str], None]) -> Attempt:
+        """Call `provider` until it answers, a non-retryable error, or the deadline; one retry layer only."""
+        s = self.settings
+        budget = deadline - time.monotonic()
+        for attempt in range(s.max_retries + 1):
+            remaining = deadline - time.monotonic()
+            try:
+                async with asyncio.timeout(max(remaining, 0)):
+                    return await provider.complete(messages, stream=s.stream, on_text=emit)
+            except TimeoutError:
+                raise ProviderTimeout(f"{provider.title} did not answer within the {budget:.0f} s time budget.",
+                                      provider=provider.name) from None
+            except ProviderError as exc:
+                if not exc.retryable or attempt == s.max_retries:
+                    raise
+                delay = self._backoff(attempt, exc.retry_after)
+                if time.monotonic() + delay >= deadline:
+                    raise
+                log.info("retrying provider=%s after %s in %.2f s", provider.name, type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after
+        # Exponential with jitter, as openai-python does, so retries from many sessions spread out.
+        return min(self.settings.retry_base_delay * 2 ** attempt, _MAX_BACKOFF) * (1 - 0.25 * random.random())

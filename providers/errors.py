@@ -1,0 +1,50 @@
+"""The few exceptions the engine raises; each message says what to do about it.
+
+Messages never carry an API key, patient text or image bytes: they are shown in
+the UI and printed by the command line as they are.
+"""
+
+from __future__ import annotations
+
+
+class DiagnosisError(Exception):
+    """Base of every error `diagnose` raises on purpose."""
+
+
+class InputError(DiagnosisError):
+    """The clinician's input cannot be assessed (nothing given, unreadable or oversized photo)."""
+
+
+class ProviderError(DiagnosisError):
+    """A provider could not give an answer."""
+
+    def __init__(self, message: str, *, provider: str = "", retryable: bool = False,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ProviderNotConfigured(ProviderError):
+    """The provider lacks a setting (API key, base URL or model) in `.env`."""
+
+
+class ProviderAuthError(ProviderError):
+    """The provider rejected the API key (HTTP 401 or 403)."""
+
+
+class ProviderRequestError(ProviderError):
+    """The provider refused the request itself (HTTP 400 or 404: wrong model or URL)."""
+
+
+class ProviderRateLimited(ProviderError):
+    """The provider asked us to slow down (HTTP 429)."""
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer within the time allowed."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached or failed on its side (connection error, HTTP 5xx)."""

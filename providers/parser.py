@@ -1,0 +1,96 @@
+"""Reads a model's answer in the contract's XML, surviving what real models do to it.
+
+Tolerant by design: answers arrive fenced, wrapped in prose, with percent signs,
+English names, missing sections or cut off by the token limit. Nothing here raises;
+what cannot be read in full comes back with `complete=False` and the reasons.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from providers.classes import by_code, by_name
+from providers.result import ParsedAnswer, ScoredClass
+
+_LABEL = re.compile(r"<label\b([^>]*)>(.*?)</label\s*>", re.S | re.I)
+_SIMILAR = re.compile(r"<similar_label\b([^>]*)>(.*?)</similar_label\s*>", re.S | re.I)
+_SUMMARY_OPEN = re.compile(r"<summary\b[^>]*>", re.I)
+_SUMMARY_CLOSE = re.compile(r"</summary\s*>", re.I)
+_ROOT_CLOSE = re.compile(r"</root\s*>", re.I)
+_CODE = re.compile(r"""id_code\s*=\s*["']?\s*(-?\d+)""", re.I)
+_SCORE = re.compile(r"""score\s*=\s*["']?\s*(-?\d+(?:\.\d+)?)\s*%?""", re.I)
+_PARTIAL_TAG = re.compile(r"<[^>]*$")
+
+
+def _clean(text: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", text)).strip()
+
+
+def _scored(attrs: str, name: str, where: str, problems: list[str]) -> ScoredClass | None:
+    name = _clean(name)
+    code_match, score_match = _CODE.search(attrs), _SCORE.search(attrs)
+    by_its_code = by_code(int(code_match.group(1))) if code_match else None
+    by_its_name = by_name(name)
+    lesion = by_its_code or by_its_name
+    if lesion is None:
+        problems.append(f"{where}: neither code nor name is one of the 15 classes")
+        return None
+    if by_its_code and by_its_name and by_its_code != by_its_name:
+        # The fine-tuned model emits the code first and was trained on it; trust it, but say so.
+        problems.append(f"{where}: name does not match code {by_its_code.code}; code kept")
+    elif by_its_code and name and not by_its_name:
+        problems.append(f"{where}: unknown name for code {by_its_code.code}")
+    if score_match is None:
+        problems.append(f"{where}: no score")
+        return None
+    score = float(score_match.group(1))
+    if not 0 <= score <= 100:
+        problems.append(f"{where}: score {score:g} outside 0-100, clamped")
+        score = min(max(score, 0.0), 100.0)
+    return ScoredClass(lesion, score)
+
+
+def _summary(raw: str) -> tuple[str, bool]:
+    opening = _SUMMARY_OPEN.search(raw)
+    if not opening:
+        return "", False
+    rest = raw[opening.end():]
+    closing = _SUMMARY_CLOSE.search(rest)
+    if closing:
+        return _clean(rest[:closing.start()]), True
+    return _clean(_PARTIAL_TAG.sub("", rest.split("<similar_labels", 1)[0])), False
+
+
+def parse_answer(raw: str) -> ParsedAnswer:
+    """Parse one raw answer; `complete` is True only when every required part was read."""
+    problems: list[str] = []
+    raw = raw or ""
+    label_match = _LABEL.search(raw)
+    label = _scored(label_match.group(1), label_match.group(2), "label", problems) if label_match else None
+    if not label_match:
+        problems.append("no label element" if "<" in raw else "no XML in the answer")
+
+    summary, summary_closed = _summary(raw)
+    if not summary_closed:
+        problems.append("summary missing or cut off")
+
+    similar: list[ScoredClass] = []
+    for i, m in enumerate(_SIMILAR.finditer(raw), start=1):
+        item = _scored(m.group(1), m.group(2), f"similar {i}", problems)
+        if item and (label is None or item.lesion != label.lesion) and item.lesion not in {s.lesion for s in similar}:
+            similar.append(item)
+    similar.sort(key=lambda s: s.score, reverse=True)
+
+    root_closed = bool(_ROOT_CLOSE.search(raw))
+    if label_match and not root_closed:
+        problems.append("answer cut off before </root>")
+
+    complete = label is not None and summary_closed and root_closed
+    return ParsedAnswer(label=label, summary=summary, similar=tuple(similar), complete=complete,
+                        problems=tuple(problems))
+
+
+def partial_summary(raw: str) -> str:
+    """The findings written so far in a still-streaming answer ('' before `<summary>` arrives)."""
+    return _summary(raw)[0]

@@ -1,0 +1,90 @@
+"""The one result object every path returns, and its plain JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from providers.classes import LesionClass, Risk
+from utils.images import ShrunkImage
+
+# A similar class this likely is enough to raise the flag, even when it was not chosen.
+FLAG_SIMILAR_SCORE = 20.0
+
+
+@dataclass(frozen=True)
+class ScoredClass:
+    """One class of the 15 with the score (0-100) the model gave it."""
+
+    lesion: LesionClass
+    score: float
+
+    def to_dict(self) -> dict:
+        """The JSON form: code, Korean and English name, score and risk."""
+        return {"code": self.lesion.code, "name_ko": self.lesion.name_ko, "name_en": self.lesion.name_en,
+                "score": self.score, "risk": self.lesion.risk.value}
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """What the parser could read from one raw answer."""
+
+    label: ScoredClass | None
+    summary: str
+    similar: tuple[ScoredClass, ...]
+    complete: bool
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """An assessment: the parsed answer plus who answered, how fast and at what cost."""
+
+    answer: ParsedAnswer
+    provider: str
+    model: str
+    raw: str
+    elapsed_ms: float
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = False
+    image: ShrunkImage | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def label(self) -> ScoredClass | None:
+        return self.answer.label
+
+    @property
+    def complete(self) -> bool:
+        return self.answer.complete
+
+    @property
+    def risk_flag(self) -> Risk | None:
+        """The highest risk among the chosen class and similar classes scoring 20 or more."""
+        candidates = [self.answer.label] if self.answer.label else []
+        candidates += [s for s in self.answer.similar if s.score >= FLAG_SIMILAR_SCORE]
+        risks = {c.lesion.risk for c in candidates}
+        for risk in (Risk.MALIGNANT, Risk.PREMALIGNANT):
+            if risk in risks:
+                return risk
+        return None
+
+    def to_dict(self) -> dict:
+        """The documented JSON shape shared by the command line and any caller."""
+        return {
+            "label": self.answer.label.to_dict() if self.answer.label else None,
+            "summary": self.answer.summary,
+            "similar": [s.to_dict() for s in self.answer.similar],
+            "complete": self.answer.complete,
+            "provider": self.provider,
+            "model": self.model,
+            "cached": self.cached,
+            "elapsed_ms": round(self.elapsed_ms, 1),
+            "usage": {"prompt_tokens": self.usage.prompt_tokens,
+                      "completion_tokens": self.usage.completion_tokens},
+            "raw": self.raw,
+        }

@@ -1,0 +1,1 @@
+"""Helpers the engine and the pages share: settings, image shrinking, the answer cache."""

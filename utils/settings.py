@@ -1,0 +1,139 @@
+"""Settings read from the environment and `.env`, with the original backend's names."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+from dotenv import dotenv_values
+
+
+class SettingsError(ValueError):
+    """A setting in `.env` or the environment has a value the app cannot use."""
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}: fix it in .env") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum:g}, got {raw!r}: fix it in .env")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    value = _number(env, name, default, minimum=minimum)
+    if value != int(value):
+        raise SettingsError(f"{name} must be a whole number, got {env[name]!r}: fix it in .env")
+    return int(value)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}: fix it in .env")
+
+
+def _text(env: Mapping[str, str], name: str, default: str = "") -> str:
+    return env.get(name, "").strip() or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the app; built once from the environment by `load_settings`."""
+
+    openai_api_key: str = field(default="", repr=False)
+    openai_model: str = "gpt-4o-mini"
+    openai_base_url: str = ""
+    runpod_api_key: str = field(default="", repr=False)
+    runpod_base_url: str = ""
+    runpod_model_name: str = ""
+    local_base_url: str = ""
+    local_model: str = ""
+    local_api_key: str = field(default="", repr=False)
+    local_accepts_images: bool = True
+
+    text_provider: str = "runpod"
+    image_provider: str = "runpod"
+
+    request_timeout: float = 30.0
+    max_tokens: int = 700
+    temperature: float = 0.1
+    max_retries: int = 1
+    retry_base_delay: float = 0.5
+    stream: bool = True
+    text_budget_seconds: float = 15.0
+    image_budget_seconds: float = 30.0
+    max_text_chars: int = 4000
+
+    image_max_side: int = 512
+    image_jpeg_quality: int = 70
+    image_max_upload_mb: float = 25.0
+    image_max_pixels: int = 100_000_000
+
+    data_dir: Path = Path(".data")
+    cache_ttl_seconds: float = 1800.0
+    cache_enabled: bool = True
+
+
+def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
+    """Build `Settings` from `env` (default: `.env` overlaid by the process environment).
+
+    Variables set in the process environment win over `.env`, so an operator can
+    override one value without editing the file. Raises `SettingsError` with the
+    variable's name when a value cannot be used.
+    """
+    if env is None:
+        merged: dict[str, str] = {}
+        if env_file and Path(env_file).is_file():
+            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        merged.update(os.environ)
+        env = merged
+    return Settings(
+        openai_api_key=_text(env, "OPENAI_API_KEY"),
+        openai_model=_text(env, "OPENAI_MODEL", "gpt-4o-mini"),
+        openai_base_url=_text(env, "OPENAI_BASE_URL"),
+        runpod_api_key=_text(env, "RUNPOD_API_KEY"),
+        runpod_base_url=_text(env, "RUNPOD_BASE_URL"),
+        runpod_model_name=_text(env, "RUNPOD_MODEL_NAME"),
+        local_base_url=_text(env, "LOCAL_BASE_URL"),
+        local_model=_text(env, "LOCAL_MODEL"),
+        local_api_key=_text(env, "LOCAL_API_KEY"),
+        local_accepts_images=_flag(env, "LOCAL_ACCEPTS_IMAGES", True),
+        text_provider=_text(env, "SKIN_DIAGNOSIS_PROVIDER", "runpod").lower(),
+        image_provider=_text(env, "SKIN_DIAGNOSIS_IMAGE_PROVIDER", "runpod").lower(),
+        request_timeout=_number(env, "REQUEST_TIMEOUT", 30.0, minimum=0.1),
+        max_tokens=_integer(env, "MAX_TOKENS", 700, minimum=64),
+        temperature=_number(env, "TEMPERATURE", 0.1),
+        max_retries=_integer(env, "LLM_MAX_RETRIES", 1),
+        retry_base_delay=_number(env, "LLM_RETRY_BASE_DELAY", 0.5),
+        stream=_flag(env, "LLM_STREAM", True),
+        text_budget_seconds=_number(env, "TEXT_BUDGET_SECONDS", 15.0, minimum=0.1),
+        image_budget_seconds=_number(env, "IMAGE_BUDGET_SECONDS", 30.0, minimum=0.1),
+        max_text_chars=_integer(env, "MAX_TEXT_CHARS", 4000, minimum=100),
+        image_max_side=_integer(env, "IMAGE_MAX_SIDE", 512, minimum=64),
+        image_jpeg_quality=_integer(env, "IMAGE_JPEG_QUALITY", 70, minimum=10),
+        image_max_upload_mb=_number(env, "IMAGE_MAX_UPLOAD_MB", 25.0, minimum=0.1),
+        image_max_pixels=_integer(env, "IMAGE_MAX_PIXELS", 100_000_000, minimum=1_000_000),
+        data_dir=Path(_text(env, "DATA_DIR", ".data")),
+        cache_ttl_seconds=_number(env, "CACHE_TTL_SECONDS", 1800.0),
+        cache_enabled=_flag(env, "CACHE_ENABLED", True),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once; `get_settings.cache_clear()` re-reads them."""
+    return load_settings()
