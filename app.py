@@ -1,0 +1,27 @@
+"""The Streamlit entry point: page set-up, session state, language and navigation."""
+
+import logging
+
+import streamlit as st
+
+from ui.i18n import t
+from ui.sidebar import language_picker
+from ui.state import init_state
+from utils.settings import SettingsError, get_settings
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+st.set_page_config(page_title="Lesion assessment", page_icon=":material/dermatology:", layout="wide")
+init_state()
+language_picker()
+
+try:
+    get_settings()
+except SettingsError as exc:  # a typo in .env must say which variable, not crash the app
+    st.error(f"{t('error.settings')}: {exc}", icon=":material/settings:")
+    st.stop()
+
+page = st.navigation([
+    st.Page("pages/diagnose.py", title=t("nav.diagnose"), icon=":material/dermatology:", default=True),
+])
+page.run()

@@ -1,0 +1,100 @@
+"""Command line: the same engine the app uses.
+
+    python cli.py diagnose --text "pearly papule on the nose" --json
+    python cli.py diagnose --image lesion.jpg --provider openai
+
+Exit codes: 0 an answer, 2 bad input or settings, 3 no provider could answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_INPUT, EXIT_PROVIDER = 0, 2, 3
+
+
+def _print_human(result) -> None:
+    d = result.to_dict()
+    label = d["label"]
+    if label:
+        print(f"{label['name_ko']} ({label['name_en']}), code {label['code']}, score {label['score']:g}, {label['risk']}")
+    else:
+        print("No lesion class could be read from the answer.")
+    if not d["complete"]:
+        print("INCOMPLETE answer: " + "; ".join(result.answer.problems))
+    flag = result.risk_flag
+    if flag is not None:
+        print(f"FLAG: {flag.value} class among the answer: refer for dermatology review.")
+    if d["summary"]:
+        print(f"Findings: {d['summary']}")
+    for s in d["similar"]:
+        print(f"  similar: {s['name_ko']} ({s['name_en']}), code {s['code']}, score {s['score']:g}")
+    usage = d["usage"]
+    print(f"[{d['provider']} · {d['model']} · {d['elapsed_ms'] / 1000:.2f} s · "
+          f"{usage['prompt_tokens']}+{usage['completion_tokens']} tokens{' · cached' if d['cached'] else ''}]")
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from providers import InputError, PatientInfo, ProviderError, diagnose
+
+    image = None
+    if args.image:
+        try:
+            image = Path(args.image).read_bytes()
+        except OSError as exc:
+            print(f"error: cannot read {args.image}: {exc.strerror}", file=sys.stderr)
+            return EXIT_INPUT
+    try:
+        result = diagnose(text=args.text, image=image, provider=args.provider, use_cache=not args.no_cache,
+                          info=PatientInfo(age=args.age, sex=args.sex or "", body_site=args.site or "",
+                                           duration=args.duration or ""),
+                          language=args.language)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except ProviderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROVIDER
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        _print_human(result)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cli.py", description="AI skin-lesion assessment from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("diagnose", help="assess one lesion from a description and/or a photo")
+    d.add_argument("--text", help="symptom description")
+    d.add_argument("--image", help="path of a lesion photo (JPEG, PNG, WebP, HEIC)")
+    d.add_argument("--provider", help="runpod, openai or local (default: from .env)")
+    d.add_argument("--no-cache", action="store_true", help="ask the provider even when a cached answer exists")
+    d.add_argument("--json", action="store_true", help="print one JSON object")
+    d.add_argument("--language", choices=["ko", "en"], default="ko", help="language of the findings")
+    d.add_argument("--age", type=int)
+    d.add_argument("--sex", choices=["female", "male", "other"])
+    d.add_argument("--site", help="body site")
+    d.add_argument("--duration", help="how long the lesion has been there")
+    d.set_defaults(func=cmd_diagnose)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from utils.settings import SettingsError
+
+    try:
+        return args.func(args)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Assess a lesion: a photo and/or a description in, the result card out."""
+
+import streamlit as st
+
+from providers import DiagnosisError, PatientInfo, get_engine
+from providers.parser import partial_summary
+from providers.request import SEXES
+from ui import card
+from ui.i18n import lang, t
+from ui.photo import photo_input, show_photo
+from ui.sidebar import provider_picker
+
+engine = get_engine()
+chosen = provider_picker(engine)
+
+st.title(t("app.title"))
+left, right = st.columns([1, 1], gap="large")
+
+with left:
+    image, photo_error = photo_input(engine)
+    if photo_error:
+        st.error(photo_error, icon=":material/image_not_supported:")
+    text = st.text_area(t("input.text"), key="symptoms", height=120, max_chars=engine.settings.max_text_chars,
+                        placeholder=t("input.text_placeholder"), help=t("input.text_help"))
+    with st.expander(t("input.info")):
+        a, b = st.columns(2)
+        age = a.number_input(t("input.age"), min_value=0, max_value=120, value=None, step=1, key="age")
+        sex = b.selectbox(t("input.sex"), SEXES, format_func=lambda s: t(f"sex.{s}"), key="sex")
+        site = a.text_input(t("input.site"), key="body_site")
+        duration = b.text_input(t("input.duration"), key="duration")
+    buttons = st.columns(2)
+    assess = buttons[0].button(t("action.assess"), type="primary", key="assess", width="stretch")
+    rerun = buttons[1].button(t("action.rerun"), key="rerun_nocache", width="stretch",
+                              disabled=st.session_state.result is None)
+
+with right:
+    if image is not None:
+        show_photo(image)
+    live = st.empty()
+
+if assess or rerun:
+    request = engine.make_request(text, image, chosen, use_cache=not rerun,
+                                  info=PatientInfo(age=age, sex=sex, body_site=site, duration=duration),
+                                  language=lang())
+    provider_title = engine.providers.get(request.provider or engine.default_provider(request.kind))
+    with right, st.spinner(t("action.working", provider=getattr(provider_title, "title", "AI")), show_time=True):
+        try:
+            st.session_state.result = engine.diagnose(
+                request, on_progress=lambda raw: card.render_findings_stream(live, partial_summary(raw)))
+            st.session_state.error = None
+        except DiagnosisError as exc:
+            st.session_state.error = str(exc)
+    live.empty()
+
+with right:
+    if st.session_state.error:
+        st.error(f"{st.session_state.error}\n\n{t('error.kept')}", icon=":material/error:")
+    elif st.session_state.result is not None:
+        result = st.session_state.result
+        card.render(result, engine.providers[result.provider].title)

@@ -1,0 +1,1 @@
+"""Streamlit building blocks the pages share: strings, session state, the result card."""

@@ -1,0 +1,83 @@
+"""The result card: the chosen class, its score, the risk flag, findings, similar classes."""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from providers.classes import Risk
+from providers.result import Diagnosis, ScoredClass
+from ui.i18n import lang, t
+
+_RISK_COLOUR = {Risk.MALIGNANT: "red", Risk.PREMALIGNANT: "orange", Risk.BENIGN: "green"}
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
+
+
+def plain(text: str) -> str:
+    """Escape Markdown so that model text is shown as written, never as formatting or links."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def class_name(item: ScoredClass) -> str:
+    """The class name in the UI language first, the other one after it."""
+    first, second = ((item.lesion.name_ko, item.lesion.name_en) if lang() == "ko"
+                     else (item.lesion.name_en, item.lesion.name_ko))
+    return f"{first} · {second}"
+
+
+def _risk_badge(item: ScoredClass) -> None:
+    st.badge(t(f"risk.{item.lesion.risk.value}"), color=_RISK_COLOUR[item.lesion.risk])
+
+
+def render_findings_stream(placeholder, summary: str) -> None:
+    """Draw the findings as they stream in, before the card is complete."""
+    with placeholder.container(border=True):
+        st.caption(t("result.streaming"))
+        st.markdown(plain(summary) if summary else "…")
+
+
+def render(result: Diagnosis, provider_title: str) -> None:
+    """Draw the whole card for `result`."""
+    answer = result.answer
+    with st.container(border=True, key="result_card"):
+        st.subheader(t("result.title"))
+        if not answer.complete:
+            st.warning(t("result.incomplete", problems="; ".join(answer.problems) or "?"), icon=":material/error:")
+        flag = result.risk_flag
+        if flag is Risk.MALIGNANT:
+            st.error(f"**{t('result.malignant')}**", icon=":material/warning:")
+        elif flag is Risk.PREMALIGNANT:
+            st.warning(t("result.premalignant"), icon=":material/priority_high:")
+
+        if answer.label:
+            st.markdown(f"### {plain(class_name(answer.label))}")
+            cols = st.columns([1, 1, 4], vertical_alignment="center")
+            with cols[0]:
+                st.badge(t("result.code", code=answer.label.lesion.code), color="gray")
+            with cols[1]:
+                _risk_badge(answer.label)
+            st.progress(answer.label.score / 100, text=t("result.score", score=answer.label.score))
+        else:
+            st.info(t("result.no_label"))
+
+        if answer.summary:
+            st.markdown(f"**{t('result.findings')}**")
+            st.markdown(plain(answer.summary))
+
+        st.markdown(f"**{t('result.similar')}**")
+        if not answer.similar:
+            st.caption(t("result.none_similar"))
+        for item in answer.similar:
+            left, right = st.columns([3, 1], vertical_alignment="center")
+            with left:
+                st.progress(item.score / 100, text=f"{plain(class_name(item))} — {item.score:.0f}")
+            with right:
+                _risk_badge(item)
+
+        st.caption(t("result.disclaimer"))
+        usage = t("result.tokens", prompt=result.usage.prompt_tokens, completion=result.usage.completion_tokens)
+        source = t("result.cached") if result.cached else t("result.fresh")
+        st.caption(f"{provider_title} · {result.model} · {result.elapsed_ms / 1000:.1f} s · {usage} · {source}")
+        with st.expander(t("result.raw"), expanded=not answer.complete):
+            st.code(result.raw or "(empty)", language="xml", wrap_lines=True)

@@ -1,0 +1,78 @@
+"""The UI's words in Korean and English; the language is chosen in the sidebar."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+LANGUAGE_NAMES = {"ko": "한국어", "en": "English"}
+
+STRINGS: dict[str, dict[str, str]] = {
+    "app.title": {"ko": "피부 병변 AI 평가", "en": "Skin lesion AI assessment"},
+    "nav.diagnose": {"ko": "병변 평가", "en": "Assess a lesion"},
+    "sidebar.language": {"ko": "언어", "en": "Language"},
+    "sidebar.provider": {"ko": "AI 제공자", "en": "AI provider"},
+    "sidebar.auto": {"ko": "자동 (사진: {image}, 텍스트: {text})", "en": "Automatic (photos: {image}, text: {text})"},
+    "sidebar.status": {"ko": "제공자 설정 상태", "en": "Provider set-up"},
+    "sidebar.ready": {"ko": "준비됨 · {model}", "en": "ready · {model}"},
+    "sidebar.none": {"ko": "설정된 AI 제공자가 없습니다. `.env`에 아래 변수를 설정하고 앱을 다시 시작하세요.",
+                     "en": "No AI provider is configured. Set the variables below in `.env` and restart the app."},
+    "sidebar.no_photos": {"ko": "사진 불가", "en": "no photos"},
+    "input.photo": {"ko": "병변 사진 (JPEG, PNG, WebP, HEIC)", "en": "Lesion photo (JPEG, PNG, WebP, HEIC)"},
+    "input.use_camera": {"ko": "카메라로 촬영", "en": "Take a photo with the camera"},
+    "input.camera": {"ko": "병변 촬영", "en": "Photograph the lesion"},
+    "input.text": {"ko": "증상 및 소견", "en": "Symptoms and findings"},
+    "input.text_help": {"ko": "사진만, 설명만, 또는 둘 다 입력할 수 있습니다.",
+                        "en": "A photo, a description, or both: either is enough."},
+    "input.text_placeholder": {"ko": "예: 코 옆 5mm 크기의 진주빛 구진, 6개월간 서서히 커짐, 가끔 출혈",
+                               "en": "e.g. 5 mm pearly papule beside the nose, slowly growing for 6 months, bleeds at times"},
+    "input.info": {"ko": "추가 정보 (선택)", "en": "Additional information (optional)"},
+    "input.age": {"ko": "나이", "en": "Age"},
+    "input.sex": {"ko": "성별", "en": "Sex"},
+    "input.site": {"ko": "부위", "en": "Body site"},
+    "input.duration": {"ko": "기간", "en": "Duration"},
+    "sex.": {"ko": "—", "en": "—"},
+    "sex.female": {"ko": "여성", "en": "female"},
+    "sex.male": {"ko": "남성", "en": "male"},
+    "sex.other": {"ko": "기타", "en": "other"},
+    "action.assess": {"ko": "평가하기", "en": "Assess"},
+    "action.rerun": {"ko": "캐시 없이 다시 평가", "en": "Re-run without cache"},
+    "action.working": {"ko": "{provider}에 평가를 요청하는 중…", "en": "Asking {provider} for an assessment…"},
+    "photo.shrunk": {"ko": "전송될 사진", "en": "Photo as sent"},
+    "error.kept": {"ko": "입력한 내용은 그대로 남아 있습니다. 다시 시도하려면 버튼을 누르세요.",
+                   "en": "Your inputs are kept: press the button to try again."},
+    "error.settings": {"ko": "설정 오류", "en": "Settings error"},
+    "result.title": {"ko": "평가 결과", "en": "Assessment"},
+    "result.score": {"ko": "점수 {score:.0f} / 100", "en": "score {score:.0f} / 100"},
+    "result.code": {"ko": "코드 {code}", "en": "code {code}"},
+    "result.findings": {"ko": "소견", "en": "Findings"},
+    "result.similar": {"ko": "유사 병변", "en": "Similar classes"},
+    "result.none_similar": {"ko": "유사 병변이 제시되지 않았습니다.", "en": "No similar classes were given."},
+    "result.malignant": {"ko": "악성 병변 가능성: 피부과 전문의 진료를 의뢰하세요.",
+                         "en": "Malignant class: refer for dermatology review."},
+    "result.premalignant": {"ko": "전암성 병변 가능성: 피부과 추적 관찰 또는 진료를 고려하세요.",
+                            "en": "Premalignant class: consider dermatology follow-up."},
+    "result.incomplete": {"ko": "불완전한 답변입니다. 결과를 그대로 신뢰하지 말고 다시 평가하세요. ({problems})",
+                          "en": "The answer is incomplete: do not rely on it; re-run the assessment. ({problems})"},
+    "result.no_label": {"ko": "답변에서 병변 분류를 읽을 수 없었습니다.", "en": "No lesion class could be read from the answer."},
+    "result.raw": {"ko": "원본 답변", "en": "Raw answer"},
+    "result.streaming": {"ko": "소견 작성 중…", "en": "Writing findings…"},
+    "result.disclaimer": {"ko": "이 결과는 AI의 참고 의견이며 진단이 아닙니다. 최종 판단은 의료진이 내립니다.",
+                          "en": "This is an AI's supporting opinion, not a diagnosis. The clinician makes the decision."},
+    "result.cached": {"ko": "캐시", "en": "cached"},
+    "result.fresh": {"ko": "새 답변", "en": "fresh"},
+    "result.tokens": {"ko": "토큰 {prompt}+{completion}", "en": "{prompt}+{completion} tokens"},
+    "risk.malignant": {"ko": "악성", "en": "malignant"},
+    "risk.premalignant": {"ko": "전암성", "en": "premalignant"},
+    "risk.benign": {"ko": "양성", "en": "benign"},
+}
+
+
+def lang() -> str:
+    """The language the clinician chose ('ko' until they change it)."""
+    return st.session_state.get("lang", "ko")
+
+
+def t(key: str, **values) -> str:
+    """The string `key` in the chosen language, formatted with `values`."""
+    text = STRINGS[key][lang()]
+    return text.format(**values) if values else text

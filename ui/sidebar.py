@@ -1,0 +1,37 @@
+"""The sidebar: language, provider choice and what each provider still needs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from providers import Engine
+from ui.i18n import LANGUAGE_NAMES, t
+
+AUTO = ""
+
+
+def language_picker() -> None:
+    """The UI and findings language; the choice lives in `st.session_state.lang`."""
+    st.sidebar.segmented_control(t("sidebar.language"), list(LANGUAGE_NAMES), format_func=LANGUAGE_NAMES.get,
+                                 key="lang", required=True)
+
+
+def provider_picker(engine: Engine) -> str | None:
+    """Automatic (the .env defaults per input kind) or one configured provider; None means automatic."""
+    providers = engine.providers
+    ready = [name for name, p in providers.items() if p.configured]
+    title = {name: p.title for name, p in providers.items()}
+    auto = t("sidebar.auto", image=title.get(engine.default_provider("image"), "?"),
+             text=title.get(engine.default_provider("text"), "?"))
+    choice = st.sidebar.selectbox(t("sidebar.provider"), [AUTO, *ready],
+                                  format_func=lambda n: auto if n == AUTO else title[n], key="provider_choice")
+    with st.sidebar.expander(t("sidebar.status"), expanded=not ready):
+        if not ready:
+            st.warning(t("sidebar.none"))
+        for p in providers.values():
+            if p.configured:
+                extra = "" if p.accepts_images else f" ({t('sidebar.no_photos')})"
+                st.markdown(f":material/check_circle: **{p.title}** — {t('sidebar.ready', model=p.model)}{extra}")
+            else:
+                st.markdown(f":material/radio_button_unchecked: **{p.title}** — {p.setup_hint()}")
+    return choice or None

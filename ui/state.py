@@ -1,0 +1,18 @@
+"""Session state, initialised once per browser session."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+DEFAULTS = {
+    "lang": "ko",
+    "result": None,         # the last Diagnosis shown on the diagnose page
+    "error": None,          # the last error message, shown until the next assessment
+    "photo": None,          # (photo id, ShrunkImage or None, error message or None)
+}
+
+
+def init_state() -> None:
+    """Put every key the pages read into `st.session_state`, once."""
+    for key, value in DEFAULTS.items():
+        st.session_state.setdefault(key, value)
