@@ -10,10 +10,19 @@ from ui.i18n import LANGUAGE_NAMES, t
 AUTO = ""
 
 
+def _keep_language() -> None:
+    st.session_state.lang = st.session_state.lang_picker
+
+
 def language_picker() -> None:
-    """The UI and findings language; the choice lives in `st.session_state.lang`."""
+    """The UI and findings language.
+
+    The choice is copied to the plain key `lang`: Streamlit forgets a widget's state on any
+    run that does not draw it, and every page must keep the language.
+    """
     st.sidebar.segmented_control(t("sidebar.language"), list(LANGUAGE_NAMES), format_func=LANGUAGE_NAMES.get,
-                                 key="lang", required=True)
+                                 default=st.session_state.lang, key="lang_picker", required=True,
+                                 on_change=_keep_language)
 
 
 def provider_picker(engine: Engine) -> str | None:

@@ -1,0 +1,102 @@
+"""End to end in real headless Chromium: start the app, upload a photo, press the button, read the card."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+# As the machine's probe found: without these, Chromium keeps dialling hosts a closed network refuses.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                                 reason="Debian's chromium is not installed (scripts/test.sh installs it)")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up in {seconds} s")
+
+
+@pytest.fixture
+def app_url(fake_llm, tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNPOD_", "LOCAL_"))}
+    env.update(RUNPOD_API_KEY="rpa-browser-test", RUNPOD_BASE_URL=fake_llm.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
+               DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_upload_assess_and_read_the_card(app_url, fake_llm, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    photo = tmp_path / "lesion.jpg"
+    Image.new("RGB", (2000, 1500), (160, 100, 90)).save(photo, "JPEG", quality=90)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(app_url)
+            expect(page.get_by_role("heading", name="피부 병변 AI 평가")).to_be_visible(timeout=30_000)
+            page.locator("input[type=file]").first.set_input_files(str(photo))
+            expect(page.get_by_text("2000×1500")).to_be_visible(timeout=20_000)
+            page.get_by_role("button", name="평가하기").click()
+            card = page.locator(".st-key-result_card")
+            expect(card).to_be_visible(timeout=30_000)
+            expect(card.get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible()
+            expect(page.get_by_text("악성 병변 가능성")).to_be_visible()
+            expect(card.get_by_text("RunPod · clinic-derm-v1", exact=False)).to_be_visible()
+            page.screenshot(path=str(tmp_path / "card.png"), full_page=True)
+
+            # The language switch re-draws everything in English and keeps the photo and the card.
+            page.get_by_test_id("stSidebar").get_by_text("English", exact=True).click()
+            expect(page.get_by_role("heading", name="Skin lesion AI assessment")).to_be_visible(timeout=20_000)
+            expect(card.get_by_text("Basal cell carcinoma · 기저세포암")).to_be_visible()
+            expect(page.get_by_text("Malignant class: refer for dermatology review")).to_be_visible()
+            expect(page.get_by_text("2000×1500")).to_be_visible()
+        finally:
+            browser.close()
+
+    sent = fake_llm.requests[-1].body["messages"][1]["content"]
+    assert any(part.get("type") == "image_url" for part in sent)
