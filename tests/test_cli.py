@@ -1,0 +1,75 @@
+"""The command line as a user runs it: a real process against the local chat-completions server."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from tests.answers import VALID
+from tests.fake_llm import Reply
+
+CLI = str(Path(__file__).resolve().parent.parent / "cli.py")
+JSON_KEYS = {"label", "summary", "similar", "complete", "provider", "model", "cached", "elapsed_ms", "usage", "raw"}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, CLI, *args], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ))
+
+
+def test_text_json_is_the_documented_shape(engine_env):
+    done = run_cli("diagnose", "--text", "코 옆 진주빛 구진", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert set(out) == JSON_KEYS
+    assert out["label"] == {"code": 1, "name_ko": "기저세포암", "name_en": "Basal cell carcinoma", "score": 78.0,
+                            "risk": "malignant"}
+    assert set(out["usage"]) == {"prompt_tokens", "completion_tokens"}
+    assert out["complete"] is True and out["cached"] is False and out["provider"] == "runpod"
+    assert out["raw"] == VALID
+    again = json.loads(run_cli("diagnose", "--text", "코 옆 진주빛 구진", "--json").stdout)
+    assert again["cached"] is True and len(engine_env.requests) == 1
+    fresh = json.loads(run_cli("diagnose", "--text", "코 옆 진주빛 구진", "--json", "--no-cache").stdout)
+    assert fresh["cached"] is False and len(engine_env.requests) == 2
+
+
+def test_image_and_provider_choice(engine_env, tmp_path):
+    photo = tmp_path / "lesion.png"
+    Image.new("RGB", (1200, 900), (120, 80, 60)).save(photo)
+    done = run_cli("diagnose", "--image", str(photo), "--provider", "openai")
+    assert done.returncode == 0, done.stderr
+    assert "기저세포암" in done.stdout and "FLAG: malignant" in done.stdout
+    assert engine_env.requests[-1].body["model"] == "gpt-4o-mini"
+
+
+def test_bad_input_exits_2_with_one_line(engine_env, tmp_path):
+    for args in (["diagnose"], ["diagnose", "--image", str(tmp_path / "missing.jpg")],
+                 ["diagnose", "--image", __file__]):
+        done = run_cli(*args)
+        assert done.returncode == 2, args
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert engine_env.requests == []
+
+
+def test_no_provider_answering_exits_3(engine_env, monkeypatch):
+    engine_env.script(Reply(status=401))
+    done = run_cli("diagnose", "--text", "papule")
+    assert done.returncode == 3
+    assert done.stderr.startswith("error: RunPod rejected the API key") and "Traceback" not in done.stderr
+    assert "rpa-test" not in done.stderr
+    monkeypatch.delenv("RUNPOD_API_KEY")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    done = run_cli("diagnose", "--text", "papule")
+    assert done.returncode == 3 and "RUNPOD_API_KEY" in done.stderr
+
+
+def test_bad_setting_names_the_variable(engine_env, monkeypatch):
+    monkeypatch.setenv("REQUEST_TIMEOUT", "soon")
+    done = run_cli("diagnose", "--text", "papule")
+    assert done.returncode == 2 and "REQUEST_TIMEOUT" in done.stderr
