@@ -42,6 +42,8 @@ def reset_engine() -> None:
     global _engine
     with _engine_lock:
         get_settings.cache_clear()
+        if _engine is not None:
+            _engine.close()
         _engine = None
 
 

@@ -6,6 +6,7 @@ off: retrying is the engine's job alone, so timeouts never multiply.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import time
 from dataclasses import dataclass
@@ -87,6 +88,12 @@ class Provider:
         """The endpoint's host, for messages (never the key or the path's secrets)."""
         return urlsplit(self.base_url).netloc or "api.openai.com"
 
+    async def aclose(self) -> None:
+        """Close the provider's HTTP connections (when the engine is replaced)."""
+        if self._llm is not None and self._llm.http_async_client is not None:
+            await self._llm.http_async_client.aclose()
+        self._llm = None
+
     def _chat(self) -> ChatOpenAI:
         # Built on first use, inside the engine's event loop, and reused so connections are kept alive.
         if self._llm is None:
@@ -102,6 +109,8 @@ class Provider:
                 max_retries=0,
                 stream_usage=True,
                 extra_body=extra,
+                # Our own async client is used; no socket options on the unused sync one (and no warning).
+                http_socket_options=(),
                 http_async_client=httpx.AsyncClient(timeout=s.request_timeout,
                                                     limits=httpx.Limits(max_connections=64, max_keepalive_connections=16)),
             )
@@ -155,11 +164,25 @@ class Provider:
                 return ProviderUnavailable(f"{t} failed on its side (HTTP {status}).", provider=p,
                                            retryable=True, retry_after=retry_after(exc.response))
             return ProviderRequestError(f"{t} refused the request (HTTP {status}).", provider=p)
+        if _connection_dropped(exc):
+            return ProviderUnavailable(f"{t} dropped the connection in the middle of its answer.",
+                                       provider=p, retryable=True)
         if isinstance(exc, (openai.APIConnectionError, httpx.TransportError, ConnectionError)):
             return ProviderUnavailable(f"Could not reach {t} at {self.host}: is it running and is "
                                        f"{self.url_var or 'the URL'} right?", provider=p, retryable=True)
         return ProviderUnavailable(f"{t} answered in a way the app could not read ({type(exc).__name__}).",
                                    provider=p, retryable=True)
+
+
+def _connection_dropped(exc: BaseException) -> bool:
+    # The SDK wraps a stream cut mid-answer as a connection error; the server *was* reached.
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def retry_after(response: httpx.Response | None) -> float | None:
@@ -178,8 +201,14 @@ def retry_after(response: httpx.Response | None) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    try:  # an HTTP date; parsedate_to_datetime raises on anything else ("soon", "")
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # "-0000" means UTC, not the local time zone
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def _text(content) -> str:

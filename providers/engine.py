@@ -35,6 +35,13 @@ class Engine:
         self.cache = cache or AnswerCache(settings.data_dir / "cache", ttl_seconds=settings.cache_ttl_seconds,
                                           enabled=settings.cache_enabled)
 
+    def close(self) -> None:
+        """Close every provider's connections; the engine must not be used afterwards."""
+        async def close_all():
+            for provider in self.providers.values():
+                await provider.aclose()
+        runtime.run(lambda _emit: close_all())
+
     # -- input ------------------------------------------------------------------------------
 
     def prepare_image(self, data: bytes) -> ShrunkImage:
@@ -122,9 +129,10 @@ class Engine:
         if request.use_cache and (hit := self.cache.get(key)):
             return self._result(request, provider, hit["raw"], Usage(*hit["usage"]), started, cached=True)
 
-        deadline = started + self.budget(request.kind)
+        budget = self.budget(request.kind)
         messages = build_messages(request)
-        attempt: Attempt = runtime.run(lambda emit: self._attempts(provider, messages, deadline, emit), on_progress)
+        attempt: Attempt = runtime.run(
+            lambda emit: self._attempts(provider, messages, started + budget, budget, emit), on_progress)
         result = self._result(request, provider, attempt.raw, attempt.usage, started, cached=False)
         if result.complete:
             self.cache.set(key, {"raw": attempt.raw, "usage": [attempt.usage.prompt_tokens,
@@ -139,18 +147,17 @@ class Engine:
                          elapsed_ms=(time.monotonic() - started) * 1000, usage=usage, cached=cached,
                          image=request.image)
 
-    async def _attempts(self, provider: Provider, messages: list[dict], deadline: float,
+    async def _attempts(self, provider: Provider, messages: list[dict], deadline: float, budget: float,
                         emit: Callable[[str], None]) -> Attempt:
         """Call `provider` until it answers, a non-retryable error, or the deadline; one retry layer only."""
         s = self.settings
-        budget = deadline - time.monotonic()
         for attempt in range(s.max_retries + 1):
             remaining = deadline - time.monotonic()
             try:
                 async with asyncio.timeout(max(remaining, 0)):
                     return await provider.complete(messages, stream=s.stream, on_text=emit)
             except TimeoutError:
-                raise ProviderTimeout(f"{provider.title} did not answer within the {budget:.0f} s time budget.",
+                raise ProviderTimeout(f"{provider.title} did not answer within the {budget:g} s time budget.",
                                       provider=provider.name) from None
             except ProviderError as exc:
                 if not exc.retryable or attempt == s.max_retries:

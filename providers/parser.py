@@ -18,9 +18,11 @@ _SIMILAR = re.compile(r"<similar_label\b([^>]*)>(.*?)</similar_label\s*>", re.S 
 _SUMMARY_OPEN = re.compile(r"<summary\b[^>]*>", re.I)
 _SUMMARY_CLOSE = re.compile(r"</summary\s*>", re.I)
 _ROOT_CLOSE = re.compile(r"</root\s*>", re.I)
-_CODE = re.compile(r"""id_code\s*=\s*["']?\s*(-?\d+)""", re.I)
+# At most 9 digits: int() refuses strings of over 4300 digits, and no code is that long.
+_CODE = re.compile(r"""id_code\s*=\s*["']?\s*(-?\d{1,9})(?!\d)""", re.I)
 _SCORE = re.compile(r"""score\s*=\s*["']?\s*(-?\d+(?:\.\d+)?)\s*%?""", re.I)
 _PARTIAL_TAG = re.compile(r"<[^>]*$")
+_PARTIAL_ENTITY = re.compile(r"&#?\w*$")  # "&am" of a streaming "&amp;"
 
 
 def _clean(text: str) -> str:
@@ -59,7 +61,8 @@ def _summary(raw: str) -> tuple[str, bool]:
     closing = _SUMMARY_CLOSE.search(rest)
     if closing:
         return _clean(rest[:closing.start()]), True
-    return _clean(_PARTIAL_TAG.sub("", rest.split("<similar_labels", 1)[0])), False
+    rest = _PARTIAL_TAG.sub("", rest.split("<similar_labels", 1)[0])
+    return _clean(_PARTIAL_ENTITY.sub("", rest)), False
 
 
 def parse_answer(raw: str) -> ParsedAnswer:
