@@ -12,7 +12,7 @@ import io
 import warnings
 from dataclasses import dataclass, field
 
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 try:
     import pillow_heif
@@ -24,6 +24,7 @@ except ImportError:  # the app still works, only iPhone HEIC photos are refused
 
 _SRGB = ImageCms.createProfile("sRGB")
 _GPS_IFD = 0x8825
+_ORIENTATION = 0x0112
 
 
 class ImageRejected(ValueError):
@@ -68,6 +69,21 @@ def _found_metadata(img: Image.Image) -> tuple[str, ...]:
     if "comment" in img.info:
         found.append("comment")
     return tuple(found)
+
+
+_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+          5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+          8: Image.Transpose.ROTATE_90}
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Turn the pixels as the EXIF orientation says.
+
+    Not `ImageOps.exif_transpose`: it re-encodes the EXIF it keeps and raises (struct.error,
+    AttributeError) on odd tags some phones write (Pillow #6799, #8965); the EXIF is dropped here anyway.
+    """
+    turn = _TURNS.get(img.getexif().get(_ORIENTATION, 1))
+    return img.transpose(turn) if turn else img
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -120,12 +136,13 @@ def shrink_image(data: bytes, *, max_side: int = 512, quality: int = 70,
             removed = _found_metadata(img)
             icc = img.info.get("icc_profile")
             img.seek(0)  # animated GIF/WebP: the first frame is the photo
-            if fmt == "JPEG":
+            if fmt in ("JPEG", "MPO"):  # phones write MPO (a JPEG with extra images) too
                 img.draft("RGB", (max_side, max_side))
-            img = ImageOps.exif_transpose(img)
+            img = _upright(img)
             original_w, original_h = _oriented_size(data, img)
             img = _to_srgb(_to_rgb(img), icc)
             img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+            img.info.clear()  # Pillow's JPEG writer copies a "comment" left in info into the output
             out = io.BytesIO()
             img.save(out, "JPEG", quality=quality, optimize=True)
     except ImageRejected:
