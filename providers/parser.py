@@ -35,6 +35,8 @@ def _scored(attrs: str, name: str, where: str, problems: list[str]) -> ScoredCla
     by_its_code = by_code(int(code_match.group(1))) if code_match else None
     by_its_name = by_name(name)
     lesion = by_its_code or by_its_name
+    if code_match and by_its_code is None and by_its_name:
+        problems.append(f"{where}: code {code_match.group(1)} is not one of the 15; name used")
     if lesion is None:
         problems.append(f"{where}: neither code nor name is one of the 15 classes")
         return None

@@ -15,7 +15,8 @@ class SettingsError(ValueError):
     """A setting in `.env` or the environment has a value the app cannot use."""
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0,
+            maximum: float = float("inf")) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -23,13 +24,15 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}: fix it in .env") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum:g}, got {raw!r}: fix it in .env")
+    if not minimum <= value <= maximum:
+        bounds = f"at least {minimum:g}" if maximum == float("inf") else f"between {minimum:g} and {maximum:g}"
+        raise SettingsError(f"{name} must be {bounds}, got {raw!r}: fix it in .env")
     return value
 
 
-def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    value = _number(env, name, default, minimum=minimum)
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0,
+             maximum: float = float("inf")) -> int:
+    value = _number(env, name, default, minimum=minimum, maximum=maximum)
     if value != int(value):
         raise SettingsError(f"{name} must be a whole number, got {env[name]!r}: fix it in .env")
     return int(value)
@@ -124,7 +127,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathL
         image_budget_seconds=_number(env, "IMAGE_BUDGET_SECONDS", 30.0, minimum=0.1),
         max_text_chars=_integer(env, "MAX_TEXT_CHARS", 4000, minimum=100),
         image_max_side=_integer(env, "IMAGE_MAX_SIDE", 512, minimum=64),
-        image_jpeg_quality=_integer(env, "IMAGE_JPEG_QUALITY", 70, minimum=10),
+        image_jpeg_quality=_integer(env, "IMAGE_JPEG_QUALITY", 70, minimum=10, maximum=95),
         image_max_upload_mb=_number(env, "IMAGE_MAX_UPLOAD_MB", 25.0, minimum=0.1),
         image_max_pixels=_integer(env, "IMAGE_MAX_PIXELS", 100_000_000, minimum=1_000_000),
         data_dir=Path(_text(env, "DATA_DIR", ".data")),
