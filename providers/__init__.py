@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 from providers.engine import Engine
@@ -19,7 +20,7 @@ from utils.images import ShrunkImage
 from utils.settings import get_settings
 
 __all__ = [
-    "diagnose", "get_engine", "reset_engine", "make_request", "prepare_image", "Engine", "Diagnosis",
+    "diagnose", "warm_up", "get_engine", "reset_engine", "make_request", "prepare_image", "Engine", "Diagnosis",
     "DiagnosisRequest", "PatientInfo", "DiagnosisError", "InputError", "ProviderError", "ProviderNotConfigured",
     "ProviderAuthError", "ProviderRequestError", "ProviderRateLimited", "ProviderTimeout", "ProviderUnavailable",
 ]
@@ -53,19 +54,31 @@ def prepare_image(data: bytes) -> ShrunkImage:
 
 
 def make_request(text: str | None = None, image: bytes | ShrunkImage | None = None, provider: str | None = None,
-                 use_cache: bool = True, *, info: PatientInfo | None = None, language: str = "ko") -> DiagnosisRequest:
+                 use_cache: bool = True, *, info: PatientInfo | None = None, language: str = "ko",
+                 fallback: bool = True) -> DiagnosisRequest:
     """Build the request object with the process-wide engine's settings (see `Engine.make_request`)."""
-    return get_engine().make_request(text, image, provider, use_cache, info=info, language=language)
+    return get_engine().make_request(text, image, provider, use_cache, info=info, language=language,
+                                     fallback=fallback)
 
 
 def diagnose(text: str | None = None, image: bytes | ShrunkImage | None = None, provider: str | None = None,
              use_cache: bool = True, *, info: PatientInfo | None = None, language: str = "ko",
-             on_progress: Callable[[str], None] | None = None) -> Diagnosis:
+             fallback: bool = True, on_progress: Callable[[str], None] | None = None) -> Diagnosis:
     """Assess a lesion from symptom text and/or raw photo bytes; safe to call from many threads.
 
     Raises `InputError` for unusable input and `ProviderError` subclasses when no provider answered;
     every message says what to do.
     """
+    started = time.monotonic()
     engine = get_engine()
-    request = engine.make_request(text, image, provider, use_cache, info=info, language=language)
-    return engine.diagnose(request, on_progress=on_progress)
+    request = engine.make_request(text, image, provider, use_cache, info=info, language=language, fallback=fallback)
+    return engine.diagnose(request, on_progress=on_progress, started=started)
+
+
+def warm_up(kind: str | None = None) -> list[str]:
+    """Wake serverless providers (RunPod) so a cold worker boots while the clinician is still typing.
+
+    Returns immediately with the names of the providers pinged now; at most one ping per provider
+    every WARM_UP_SECONDS, so a page may call it on every run.
+    """
+    return get_engine().warm_up.wake(kind)

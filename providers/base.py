@@ -40,6 +40,8 @@ class Provider:
     url_var: ClassVar[str | None]
     model_var: ClassVar[str]
     key_required: ClassVar[bool] = True
+    # Scales to zero between requests (RunPod serverless): worth waking before the clinician asks.
+    serverless: ClassVar[bool] = False
     # llama.cpp and older vLLM ignore max_completion_tokens and run to the context's end.
     sends_max_tokens: ClassVar[bool] = True
 
@@ -140,6 +142,20 @@ class Provider:
         except ProviderError:
             raise
         except Exception as exc:  # every SDK and transport error becomes one of ours
+            raise self.explain(exc) from None
+
+    async def ping(self) -> None:
+        """The smallest possible request (one output token): wakes a cold worker, proves the provider is up.
+
+        Raises a `ProviderError` subclass like `complete`.
+        """
+        self.require_configured()
+        try:
+            await self._chat().ainvoke([{"role": "user", "content": "ping"}], max_tokens=1,
+                                       extra_body={"max_tokens": 1} if self.sends_max_tokens else None)
+        except ProviderError:
+            raise
+        except Exception as exc:
             raise self.explain(exc) from None
 
     def explain(self, exc: BaseException) -> ProviderError:

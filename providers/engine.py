@@ -7,16 +7,20 @@ import hashlib
 import logging
 import random
 import time
+from dataclasses import replace
 from typing import Callable
 
 from providers import runtime
 from providers.base import Attempt, Provider
+from providers.health import ProviderHealth
 from providers.errors import InputError, ProviderError, ProviderNotConfigured, ProviderTimeout
 from providers.parser import parse_answer
 from providers.prompt import PROMPT_VERSION, build_messages
 from providers.registry import build_providers
 from providers.request import LANGUAGES, DiagnosisRequest, PatientInfo
-from providers.result import Diagnosis, Usage
+from providers.result import Diagnosis, ParsedAnswer, Usage
+from providers.routing import Outcome, Race
+from providers.warmup import WarmUp
 from utils.cache import AnswerCache, cache_key
 from utils.images import ImageRejected, ShrunkImage, shrink_image
 from utils.settings import Settings
@@ -34,9 +38,16 @@ class Engine:
         self.providers: dict[str, Provider] = build_providers(settings)
         self.cache = cache or AnswerCache(settings.data_dir / "cache", ttl_seconds=settings.cache_ttl_seconds,
                                           enabled=settings.cache_enabled)
+        self.health = {name: ProviderHealth(name, failures_to_open=settings.health_failures,
+                                            cooldown=settings.health_cooldown_seconds,
+                                            cold_start=settings.cold_start_seconds)
+                       for name in self.providers}
+        self.warm_up = WarmUp(self)
 
     def close(self) -> None:
         """Close every provider's connections; the engine must not be used afterwards."""
+        self.warm_up.stop()
+
         async def close_all():
             for provider in self.providers.values():
                 await provider.aclose()
@@ -55,12 +66,12 @@ class Engine:
 
     def make_request(self, text: str | None = None, image: bytes | ShrunkImage | None = None,
                      provider: str | None = None, use_cache: bool = True, *, info: PatientInfo | None = None,
-                     language: str = "ko") -> DiagnosisRequest:
+                     language: str = "ko", fallback: bool = True) -> DiagnosisRequest:
         """Build the request object; raw photo bytes are shrunk here, an already shrunk photo is kept."""
         if isinstance(image, (bytes, bytearray, memoryview)):
             image = self.prepare_image(bytes(image))
         return DiagnosisRequest(text=text or "", image=image, info=info or PatientInfo(), language=language,
-                                provider=provider or None, use_cache=use_cache)
+                                provider=provider or None, use_cache=use_cache, fallback=fallback)
 
     # -- choosing ---------------------------------------------------------------------------
 
@@ -114,58 +125,103 @@ class Engine:
             "image": hashlib.sha256(request.image.jpeg).hexdigest() if request.image else None,
         })
 
+    # -- routing ----------------------------------------------------------------------------
+
+    def chain(self, request: DiagnosisRequest) -> list[Provider]:
+        """The providers to try for `request`, in order.
+
+        The chosen one first, then the fallbacks (PROVIDER_FALLBACKS, else every other configured
+        provider) that can take this input; providers cooling down after failures or cold starts
+        go last, and a hosted provider may appear a second time as a hedge against its own slow tail.
+        """
+        primary = self._provider_for(request)
+        if not request.fallback:
+            return [primary]
+        order = self.settings.provider_fallbacks
+        names = list(self.providers) if order is None else list(order)
+        others = [self.providers[n] for n in names if n in self.providers and n != primary.name]
+        usable = [primary] + [p for p in others if p.configured and (request.image is None or p.accepts_images)]
+        ready = [p for p in usable if not self.health[p.name].cooling_down]
+        cooling = [p for p in usable if self.health[p.name].cooling_down]
+        for provider in cooling:
+            self.warm_up.probe(provider)
+        hosted_again = [p for p in ready if not p.serverless][:1]
+        return ready + hosted_again + cooling
+
     # -- assessing --------------------------------------------------------------------------
 
-    def diagnose(self, request: DiagnosisRequest,
-                 on_progress: Callable[[str], None] | None = None) -> Diagnosis:
+    def diagnose(self, request: DiagnosisRequest, on_progress: Callable[[str], None] | None = None, *,
+                 started: float | None = None) -> Diagnosis:
         """Assess `request`; `on_progress` gets the raw answer so far while it streams.
 
-        Raises `InputError` for unusable input and a `ProviderError` subclass when no answer came.
+        The time budget runs from `started` (a `time.monotonic()` value; default now), so that a
+        caller who shrank the photo as part of the assessment counts that time too. Raises
+        `InputError` for unusable input and a `ProviderError` subclass when no answer came in time.
         """
-        started = time.monotonic()
+        started = time.monotonic() if started is None else started
         self._validate(request)
-        provider = self._provider_for(request)
-        key = self.cache_key(request, provider)
-        if request.use_cache and (hit := self.cache.get(key)):
-            return self._result(request, provider, hit["raw"], Usage(*hit["usage"]), started, cached=True)
+        chain = self.chain(request)
+        self.warm_up.touch()
+        if request.use_cache:
+            for provider in dict.fromkeys(chain):
+                if hit := self.cache.get(self.cache_key(request, provider)):
+                    return self._result(request, provider, hit["raw"], Usage(*hit["usage"]), started,
+                                        cached=True)
 
         budget = self.budget(request.kind)
         messages = build_messages(request)
-        attempt: Attempt = runtime.run(
-            lambda emit: self._attempts(provider, messages, started + budget, budget, emit), on_progress)
-        result = self._result(request, provider, attempt.raw, attempt.usage, started, cached=False)
+
+        async def race(emit: Callable[[str], None]) -> Outcome:
+            return await Race(self, chain, messages, started=started, budget=budget, emit=emit).run()
+
+        outcome: Outcome = runtime.run(race, on_progress)
+        attempt, provider = outcome.attempt, outcome.provider
+        result = replace(self._result(request, provider, attempt.raw, attempt.usage, started, cached=False,
+                                      answer=outcome.answer),
+                         first_token_ms=None if outcome.first_token_s is None else outcome.first_token_s * 1000,
+                         hedged=outcome.hedged, fallback=outcome.fallback, tried=outcome.tried)
         if result.complete:
-            self.cache.set(key, {"raw": attempt.raw, "usage": [attempt.usage.prompt_tokens,
-                                                                attempt.usage.completion_tokens]})
-        log.info("assessment kind=%s provider=%s complete=%s elapsed_ms=%.0f", request.kind, provider.name,
+            self.cache.set(self.cache_key(request, provider),
+                           {"raw": attempt.raw, "usage": [attempt.usage.prompt_tokens, attempt.usage.completion_tokens]})
+        log.info("assessment kind=%s provider=%s tried=%s hedged=%s fallback=%s complete=%s elapsed_ms=%.0f",
+                 request.kind, provider.name, ",".join(outcome.tried), outcome.hedged, outcome.fallback,
                  result.complete, result.elapsed_ms)
         return result
 
     def _result(self, request: DiagnosisRequest, provider: Provider, raw: str, usage: Usage, started: float,
-                *, cached: bool) -> Diagnosis:
-        return Diagnosis(answer=parse_answer(raw), provider=provider.name, model=provider.model, raw=raw,
-                         elapsed_ms=(time.monotonic() - started) * 1000, usage=usage, cached=cached,
-                         image=request.image)
+                *, cached: bool, answer: ParsedAnswer | None = None) -> Diagnosis:
+        return Diagnosis(answer=answer or parse_answer(raw), provider=provider.name, model=provider.model,
+                         raw=raw, elapsed_ms=(time.monotonic() - started) * 1000, usage=usage, cached=cached,
+                         image=request.image, tried=(provider.name,))
 
-    async def _attempts(self, provider: Provider, messages: list[dict], deadline: float, budget: float,
-                        emit: Callable[[str], None]) -> Attempt:
-        """Call `provider` until it answers, a non-retryable error, or the deadline; one retry layer only."""
+    async def attempts(self, provider: Provider, messages: list[dict], deadline: float, budget: float,
+                       on_text: Callable[[str], None], on_retry: Callable[[], None] = lambda: None) -> Attempt:
+        """Call `provider` until it answers, a non-retryable error, or the deadline; the only retry layer.
+
+        Retries what is worth retrying (timeouts, connection errors, 408/409/429/5xx), honouring
+        Retry-After when it fits in what is left; `on_retry` is called before each wait.
+        """
         s = self.settings
+        health = self.health[provider.name]
         for attempt in range(s.max_retries + 1):
             remaining = deadline - time.monotonic()
             try:
                 async with asyncio.timeout(max(remaining, 0)):
-                    return await provider.complete(messages, stream=s.stream, on_text=emit)
+                    return await provider.complete(messages, stream=s.stream, on_text=on_text)
             except TimeoutError:
+                health.failure()
                 raise ProviderTimeout(f"{provider.title} did not answer within the {budget:g} s time budget.",
                                       provider=provider.name) from None
             except ProviderError as exc:
+                if exc.retryable:
+                    health.failure()
                 if not exc.retryable or attempt == s.max_retries:
                     raise
                 delay = self._backoff(attempt, exc.retry_after)
                 if time.monotonic() + delay >= deadline:
                     raise
                 log.info("retrying provider=%s after %s in %.2f s", provider.name, type(exc).__name__, delay)
+                on_retry()
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
 

@@ -20,6 +20,7 @@ class OpenAIProvider(Provider):
 class RunPodProvider(Provider):
     name, title = "runpod", "RunPod"
     key_var, url_var, model_var = "RUNPOD_API_KEY", "RUNPOD_BASE_URL", "RUNPOD_MODEL_NAME"
+    serverless = True
 
     @classmethod
     def from_settings(cls, s: Settings) -> "RunPodProvider":

@@ -39,6 +39,7 @@ class DiagnosisRequest:
     language: str = "ko"
     provider: str | None = None
     use_cache: bool = True
+    fallback: bool = True  # False when a reviewer wants this provider's own answer, or none
 
     @property
     def kind(self) -> str:

@@ -52,6 +52,10 @@ class Diagnosis:
     elapsed_ms: float
     usage: Usage = field(default_factory=Usage)
     cached: bool = False
+    first_token_ms: float | None = None
+    hedged: bool = False
+    fallback: bool = False
+    tried: tuple[str, ...] = ()
     image: ShrunkImage | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -84,6 +88,10 @@ class Diagnosis:
             "model": self.model,
             "cached": self.cached,
             "elapsed_ms": round(self.elapsed_ms, 1),
+            "first_token_ms": None if self.first_token_ms is None else round(self.first_token_ms, 1),
+            "hedged": self.hedged,
+            "fallback": self.fallback,
+            "tried": list(self.tried),
             "usage": {"prompt_tokens": self.usage.prompt_tokens,
                       "completion_tokens": self.usage.completion_tokens},
             "raw": self.raw,

@@ -56,3 +56,8 @@ def run(make: Callable[[Callable[[Any], None]], Awaitable[Any]],
                 on_progress(item)
     finally:
         future.cancel()
+
+
+def spawn(make: Callable[[], Awaitable[Any]]) -> Future:
+    """Start `make()` on the loop without waiting for it (warm-ups, probes, keep-warm pings)."""
+    return asyncio.run_coroutine_threadsafe(make(), _get_loop())

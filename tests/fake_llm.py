@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import select
 import socket
 import sys
 import threading
@@ -207,13 +208,34 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answering --------------------------------------------------------------------------
 
+    def _client_gone(self, seconds: float) -> bool:
+        """Wait up to `seconds` (forever if None); True as soon as the client hangs up or the server stops.
+
+        A cancelled call closes its connection: seeing that is how tests know a loser was cancelled.
+        """
+        end = None if seconds is None else time.monotonic() + seconds
+        while not self.server.stopping.is_set():
+            left = 0.05 if end is None else min(0.05, end - time.monotonic())
+            if left <= 0:
+                return False
+            readable, _, _ = select.select([self.connection], [], [], left)
+            if readable:
+                try:
+                    if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                        self.server.fake._hung_up()
+                        return True
+                except OSError:
+                    self.server.fake._hung_up()
+                    return True
+                time.sleep(left)  # pipelined bytes, not a hang-up: keep waiting
+        return True
+
     def _answer(self, reply: Reply, request: dict) -> None:
-        stopping = self.server.stopping
         if reply.hang:
-            stopping.wait()
+            self._client_gone(None)
             self.close_connection = True
             return
-        if reply.delay and stopping.wait(reply.delay):
+        if reply.delay and self._client_gone(reply.delay):
             self.close_connection = True
             return
         if reply.status != 200:
@@ -258,7 +280,6 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, body, reply.headers, cut_after=cut)
 
     def _stream(self, reply: Reply, request: dict) -> None:
-        stopping = self.server.stopping
         include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
         chunk_id = f"chatcmpl-fake{self.server.fake._next_id()}"
         created, model = int(time.time()), request.get("model") or "fake-model"
@@ -285,10 +306,14 @@ class _Handler(BaseHTTPRequestHandler):
         size = max(1, reply.chunk_chars)
         self._send_event(delta({"role": "assistant", "content": ""}))
         for start in range(0, len(content), size):
-            if reply.chunk_delay and stopping.wait(reply.chunk_delay):
+            if reply.chunk_delay and self._client_gone(reply.chunk_delay):
                 self._hang_up()
                 return
-            self._send_event(delta({"content": content[start:start + size]}))
+            try:
+                self._send_event(delta({"content": content[start:start + size]}))
+            except OSError:
+                self.server.fake._hung_up()
+                raise
         if reply.cut_after is not None:
             self._hang_up()
             return
@@ -328,6 +353,7 @@ class FakeLLM:
         self._changed = threading.Condition(self._lock)
         self._queue: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
+        self.hangups = 0  # connections the client closed before the answer was complete
         self._ids = itertools.count(1)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -410,6 +436,10 @@ class FakeLLM:
             return list(self._requests)
 
     # -- used by the handler ----------------------------------------------------------------
+
+    def _hung_up(self) -> None:
+        with self._lock:
+            self.hangups += 1
 
     def _record(self, request: RecordedRequest) -> None:
         with self._changed:

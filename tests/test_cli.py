@@ -15,7 +15,8 @@ from tests.answers import VALID
 from tests.fake_llm import Reply
 
 CLI = str(Path(__file__).resolve().parent.parent / "cli.py")
-JSON_KEYS = {"label", "summary", "similar", "complete", "provider", "model", "cached", "elapsed_ms", "usage", "raw"}
+JSON_KEYS = {"label", "summary", "similar", "complete", "provider", "model", "cached", "elapsed_ms", "first_token_ms",
+             "hedged", "fallback", "tried", "usage", "raw"}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -53,6 +53,24 @@ def _text(env: Mapping[str, str], name: str, default: str = "") -> str:
     return env.get(name, "").strip() or default
 
 
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw in {"none", "off", "false", "0"}:
+        return ()
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _seconds_or_auto(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name, "").strip().lower()
+    if raw in {"", "auto"}:
+        return None
+    if raw in {"off", "never", "false"}:
+        return 0.0
+    return _number(env, name, 0.0)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the app; built once from the environment by `load_settings`."""
@@ -80,6 +98,18 @@ class Settings:
     text_budget_seconds: float = 15.0
     image_budget_seconds: float = 30.0
     max_text_chars: int = 4000
+
+    # None: every other configured provider, in registry order; (): no fallback.
+    provider_fallbacks: tuple[str, ...] | None = None
+    # None: derived from each provider's recent first-token times; 0: never hedge.
+    hedge_after_seconds: float | None = None
+    health_failures: int = 3
+    health_cooldown_seconds: float = 60.0
+    cold_start_seconds: float = 10.0
+    probe_seconds: float = 15.0
+    warm_up_seconds: float = 20.0
+    keep_warm_seconds: float = 0.0
+    keep_warm_active_seconds: float = 600.0
 
     image_max_side: int = 512
     image_jpeg_quality: int = 70
@@ -126,6 +156,15 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathL
         text_budget_seconds=_number(env, "TEXT_BUDGET_SECONDS", 15.0, minimum=0.1),
         image_budget_seconds=_number(env, "IMAGE_BUDGET_SECONDS", 30.0, minimum=0.1),
         max_text_chars=_integer(env, "MAX_TEXT_CHARS", 4000, minimum=100),
+        provider_fallbacks=_names(env, "PROVIDER_FALLBACKS"),
+        hedge_after_seconds=_seconds_or_auto(env, "HEDGE_AFTER_SECONDS"),
+        health_failures=_integer(env, "HEALTH_FAILURES", 3, minimum=1),
+        health_cooldown_seconds=_number(env, "HEALTH_COOLDOWN_SECONDS", 60.0),
+        cold_start_seconds=_number(env, "COLD_START_SECONDS", 10.0, minimum=0.1),
+        probe_seconds=_number(env, "PROBE_SECONDS", 15.0, minimum=0.1),
+        warm_up_seconds=_number(env, "WARM_UP_SECONDS", 20.0),
+        keep_warm_seconds=_number(env, "KEEP_WARM_SECONDS", 0.0),
+        keep_warm_active_seconds=_number(env, "KEEP_WARM_ACTIVE_SECONDS", 600.0),
         image_max_side=_integer(env, "IMAGE_MAX_SIDE", 512, minimum=64),
         image_jpeg_quality=_integer(env, "IMAGE_JPEG_QUALITY", 70, minimum=10, maximum=95),
         image_max_upload_mb=_number(env, "IMAGE_MAX_UPLOAD_MB", 25.0, minimum=0.1),

@@ -1,0 +1,192 @@
+"""One assessment's providers racing inside one time budget: fallback and hedging.
+
+The chosen provider starts first. The next one in the chain starts when the
+current one fails, returns an answer that cannot be read in full, asks to be
+retried, or has sent no first token within its hedge delay. The first complete,
+readable answer wins and every other call is cancelled (its HTTP request closed).
+Nothing outlives the deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from providers.base import Attempt, Provider
+from providers.errors import ProviderError, ProviderTimeout
+from providers.parser import parse_answer
+from providers.result import ParsedAnswer
+
+if TYPE_CHECKING:
+    from providers.engine import Engine
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer that won, who gave it, and how the race went."""
+
+    attempt: Attempt
+    answer: ParsedAnswer
+    provider: Provider
+    first_token_s: float | None
+    hedged: bool
+    fallback: bool
+    tried: tuple[str, ...]
+
+
+@dataclass(eq=False)
+class _Lane:
+    provider: Provider
+    started: float
+    reason: str  # "primary", "fallback" or "hedge"
+    task: asyncio.Task | None = None
+    first_token: float | None = None
+    spawned_next: bool = False
+    done: bool = False
+    text: str = field(default="", repr=False)
+
+
+class Race:
+    """Runs `chain` for one request; `run()` returns an `Outcome` or raises a `ProviderError`."""
+
+    def __init__(self, engine: "Engine", chain: list[Provider], messages: list[dict], *, started: float,
+                 budget: float, emit: Callable[[str], None]) -> None:
+        """`chain` is the order to try; a provider may appear twice (a hedge against its own slow tail)."""
+        self.engine = engine
+        self.messages = messages
+        self.started = started
+        self.budget = budget
+        self.deadline = started + budget
+        self.emit = emit
+        self.pending: list[Provider] = list(chain)
+        self.lanes: list[_Lane] = []
+        self.leader: _Lane | None = None
+        self.errors: list[ProviderError] = []
+        self.incomplete: tuple[_Lane, Attempt, ParsedAnswer] | None = None
+        self._nudge: asyncio.Future | None = None  # set to wake the race loop when a lane was added
+
+    # -- lanes ------------------------------------------------------------------------------
+
+    def _start_next(self, reason: str) -> bool:
+        if not self.pending:
+            return False
+        lane = _Lane(self.pending.pop(0), time.monotonic(), reason if self.lanes else "primary")
+        lane.task = asyncio.ensure_future(self._run_lane(lane))
+        self.lanes.append(lane)
+        return True
+
+    async def _run_lane(self, lane: _Lane) -> Attempt:
+        def on_text(text: str) -> None:
+            if lane.first_token is None:
+                lane.first_token = time.monotonic()
+                self.engine.health[lane.provider.name].first_token(lane.first_token - lane.started)
+            lane.text = text
+            if self.leader is None or self.leader.done:
+                self.leader = lane
+            if self.leader is lane:
+                self.emit(text)
+
+        def on_retry() -> None:
+            # The provider will wait before retrying: let the next one try meanwhile.
+            if not lane.spawned_next:
+                lane.spawned_next = True
+                if self._start_next("fallback") and self._nudge is not None and not self._nudge.done():
+                    self._nudge.set_result(None)
+
+        return await self.engine.attempts(lane.provider, self.messages, self.deadline, self.budget,
+                                          on_text, on_retry)
+
+    def _hedge_due(self, now: float) -> float | None:
+        """Start a hedge now if one is due; return when the next one could be due (or None)."""
+        setting = self.engine.settings.hedge_after_seconds
+        if setting == 0:
+            return None
+        soonest = None
+        for lane in self.lanes:
+            if lane.done or lane.first_token is not None or lane.spawned_next:
+                continue
+            after = setting if setting is not None else self.engine.health[lane.provider.name].hedge_after()
+            at = lane.started + after
+            if now >= at:
+                lane.spawned_next = True
+                self._start_next("hedge")
+            elif soonest is None or at < soonest:
+                soonest = at
+        return soonest
+
+    # -- the race ---------------------------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        self._start_next("primary")
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= self.deadline:
+                    return self._out_of_time()
+                next_hedge = self._hedge_due(now)
+                running = [lane.task for lane in self.lanes if not lane.done]
+                if not running:
+                    if not self._start_next("fallback"):
+                        return self._give_up()
+                    continue
+                wake_at = min(self.deadline, next_hedge) if next_hedge else self.deadline
+                self._nudge = asyncio.get_running_loop().create_future()
+                await asyncio.wait([*running, self._nudge], timeout=max(wake_at - time.monotonic(), 0),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                for lane in list(self.lanes):
+                    if not lane.done and lane.task.done():
+                        won = self._finish(lane)
+                        if won is not None:
+                            return won
+        finally:
+            self._cancel_all()
+
+    def _finish(self, lane: _Lane) -> Outcome | None:
+        lane.done = True
+        health = self.engine.health[lane.provider.name]
+        try:
+            attempt = lane.task.result()
+        except ProviderError as exc:
+            self.errors.append(exc)
+            return None
+        answer = parse_answer(attempt.raw)
+        if not answer.complete:
+            if self.incomplete is None:
+                self.incomplete = (lane, attempt, answer)
+            return None
+        health.success()
+        return self._outcome(lane, attempt, answer)
+
+    def _outcome(self, lane: _Lane, attempt: Attempt, answer: ParsedAnswer) -> Outcome:
+        first = min((x.first_token for x in self.lanes if x.first_token is not None), default=None)
+        return Outcome(attempt=attempt, answer=answer, provider=lane.provider,
+                       first_token_s=(first - self.started) if first is not None else None,
+                       hedged=any(x.reason == "hedge" for x in self.lanes),
+                       fallback=any(x.reason == "fallback" for x in self.lanes),
+                       tried=tuple(dict.fromkeys(x.provider.name for x in self.lanes)))
+
+    def _give_up(self) -> Outcome:
+        if self.incomplete is not None:
+            return self._outcome(*self.incomplete)
+        first = self.errors[0]
+        if len(self.errors) == 1:
+            raise first
+        others = " ".join(str(e) for e in self.errors[1:])
+        raise type(first)(f"{first} Also: {others}", provider=first.provider)
+
+    def _out_of_time(self) -> Outcome:
+        if self.incomplete is not None:
+            return self._outcome(*self.incomplete)
+        titles = ", ".join(dict.fromkeys(lane.provider.title for lane in self.lanes))
+        raise ProviderTimeout(f"No answer within the {self.budget:g} s time budget (tried {titles}).",
+                              provider=self.lanes[0].provider.name if self.lanes else "")
+
+    def _cancel_all(self) -> None:
+        now = time.monotonic()
+        for lane in self.lanes:
+            if lane.task is not None and not lane.task.done():
+                lane.task.cancel()
+                if lane.first_token is None:
+                    self.engine.health[lane.provider.name].stalled(now - lane.started)

@@ -1,0 +1,124 @@
+"""Waking serverless providers before the clinician presses the button.
+
+A RunPod endpoint with no active worker needs one to two and a half minutes to
+boot one. The page wakes it when a clinician opens the page or starts an upload,
+so the boot overlaps with the typing. Probes tell a provider that is cooling down
+after failures when it is back; the optional keep-warm ping (KEEP_WARM_SECONDS,
+off by default because every ping keeps a paid worker running) holds a worker
+up while sessions are active.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+from providers import runtime
+from providers.base import Provider
+from providers.errors import ProviderError
+
+if TYPE_CHECKING:
+    from providers.engine import Engine
+
+log = logging.getLogger(__name__)
+
+# Long enough for the slowest cold boot: a ping is background work and waits for the worker.
+PING_TIMEOUT = 300.0
+
+
+class WarmUp:
+    """The engine's warm-up, probe and keep-warm pings; each provider has at most one ping in flight."""
+
+    def __init__(self, engine: "Engine") -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._last_wake: dict[str, float] = {}
+        self._in_flight: dict[str, Future] = {}
+        self._active_until = 0.0
+        self._keep_warm: Future | None = None
+        self.pings = 0  # how many pings were sent: each may have booted a paid worker
+
+    def wake(self, kind: str | None = None) -> list[str]:
+        """Wake every configured serverless provider (that takes `kind` of input) not woken lately.
+
+        Returns the names pinged now. Cheap to call on every page run: at most one ping per
+        provider every WARM_UP_SECONDS.
+        """
+        self.touch()
+        woken = []
+        now = time.monotonic()
+        for provider in self.engine.providers.values():
+            if not (provider.serverless and provider.configured) or (kind == "image" and not provider.accepts_images):
+                continue
+            with self._lock:
+                if now - self._last_wake.get(provider.name, -1e9) < self.engine.settings.warm_up_seconds:
+                    continue
+                self._last_wake[provider.name] = now
+            if self._ping(provider, "warm-up"):
+                woken.append(provider.name)
+        return woken
+
+    def touch(self) -> None:
+        """Note that a session is active (keeps the optional keep-warm ping going)."""
+        s = self.engine.settings
+        self._active_until = time.monotonic() + s.keep_warm_active_seconds
+        if s.keep_warm_seconds > 0 and self._keep_warm is None:
+            with self._lock:
+                if self._keep_warm is None:
+                    self._keep_warm = runtime.spawn(self._keep_warm_loop)
+
+    def probe(self, provider: Provider) -> None:
+        """Ping a provider that is cooling down, at most once per PROBE_SECONDS."""
+        if self.engine.health[provider.name].probe_due(self.engine.settings.probe_seconds):
+            self._ping(provider, "probe")
+
+    def stop(self) -> None:
+        """Cancel the keep-warm loop and every ping in flight."""
+        with self._lock:
+            futures = [*self._in_flight.values(), *([self._keep_warm] if self._keep_warm else [])]
+            self._in_flight.clear()
+            self._keep_warm = None
+        for future in futures:
+            future.cancel()
+
+    def _ping(self, provider: Provider, why: str) -> bool:
+        with self._lock:
+            if provider.name in self._in_flight:
+                return False
+            self.pings += 1
+            future = runtime.spawn(lambda: self._ping_once(provider, why))
+            self._in_flight[provider.name] = future
+        future.add_done_callback(lambda _: self._forget(provider.name, future))
+        return True
+
+    def _forget(self, name: str, future: Future) -> None:
+        with self._lock:
+            if self._in_flight.get(name) is future:
+                del self._in_flight[name]
+
+    async def _ping_once(self, provider: Provider, why: str) -> None:
+        health = self.engine.health[provider.name]
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(PING_TIMEOUT):
+                await provider.ping()
+        except (ProviderError, TimeoutError) as exc:
+            health.failure()
+            log.info("%s provider=%s failed: %s", why, provider.name, type(exc).__name__)
+            return
+        # Whatever it took, a worker is up now: that is what a probe wants to know.
+        health.recovered()
+        log.info("%s provider=%s answered in %.1f s", why, provider.name, time.monotonic() - started)
+
+    async def _keep_warm_loop(self) -> None:
+        every = self.engine.settings.keep_warm_seconds
+        while True:
+            await asyncio.sleep(every)
+            if time.monotonic() < self._active_until:
+                for provider in self.engine.providers.values():
+                    if provider.serverless and provider.configured:
+                        self._ping(provider, "keep-warm")

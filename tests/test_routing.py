@@ -1,0 +1,217 @@
+"""Fallback, hedging, provider health and warm-up, against the local chat-completions server.
+
+RunPod and OpenAI both point at one fake server; the model name in each request says
+which provider sent it. These tests pin behaviour, not speed: the bounds on elapsed
+time are the time budget itself, which the engine must never exceed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import providers
+from providers import ProviderAuthError, ProviderTimeout, diagnose, warm_up
+from providers.health import DEFAULT_HEDGE_AFTER, ProviderHealth
+from tests.answers import BENIGN, TRUNCATED, VALID
+from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
+from tests.fake_llm import Reply
+
+LOCAL_MODEL = "local-derm"
+
+
+@pytest.fixture
+def both(engine_env, reconfigure):
+    """Fallback on (RunPod first, then OpenAI); hedging stays off unless a test sets it."""
+    reconfigure(PROVIDER_FALLBACKS="runpod,openai")
+    return engine_env
+
+
+def by_model(fake, replies: dict[str, Reply]):
+    fake.responder = lambda request: replies.get(request.body.get("model"))
+
+
+def models(fake) -> list[str]:
+    return [r.body["model"] for r in fake.chat_requests]
+
+
+def test_failure_falls_back_to_the_next_provider(both):
+    by_model(both, {RUNPOD_MODEL: Reply.error(401)})
+    result = diagnose(text="pearly papule")
+    assert result.provider == "openai" and result.complete
+    assert result.fallback and not result.hedged
+    assert result.tried == ("runpod", "openai")
+    assert models(both) == [RUNPOD_MODEL, OPENAI_MODEL]  # 401 is never retried
+
+
+def test_fallback_order_is_kept(both, reconfigure):
+    reconfigure(PROVIDER_FALLBACKS="runpod,local,openai", LOCAL_BASE_URL=both.url, LOCAL_MODEL=LOCAL_MODEL)
+    by_model(both, {RUNPOD_MODEL: Reply.error(403), LOCAL_MODEL: Reply.error(404)})
+    result = diagnose(text="pearly papule")
+    assert result.provider == "openai"
+    assert models(both) == [RUNPOD_MODEL, LOCAL_MODEL, OPENAI_MODEL]
+
+
+def test_no_fallback_for_a_reviewer_who_wants_one_provider(both):
+    by_model(both, {RUNPOD_MODEL: Reply.error(401)})
+    with pytest.raises(ProviderAuthError):
+        diagnose(text="pearly papule", fallback=False)
+    assert models(both) == [RUNPOD_MODEL]
+
+
+def test_every_provider_failing_says_so_for_each(both):
+    by_model(both, {RUNPOD_MODEL: Reply.error(401), OPENAI_MODEL: Reply.error(401)})
+    with pytest.raises(ProviderAuthError) as caught:
+        diagnose(text="pearly papule")
+    assert "RUNPOD_API_KEY" in str(caught.value) and "OPENAI_API_KEY" in str(caught.value)
+
+
+def test_retry_wait_lets_the_fallback_answer_meanwhile(both):
+    by_model(both, {RUNPOD_MODEL: Reply.error(429, headers={"Retry-After": "5"})})
+    started = time.monotonic()
+    result = diagnose(text="pearly papule")
+    assert result.provider == "openai" and result.fallback
+    assert time.monotonic() - started < 5  # the 5 s Retry-After was not sat out
+
+
+def test_incomplete_answer_from_the_first_gives_way_to_a_complete_one(both):
+    by_model(both, {RUNPOD_MODEL: Reply(TRUNCATED)})
+    result = diagnose(text="pearly papule")
+    assert result.provider == "openai" and result.complete
+
+
+def test_incomplete_answer_is_returned_when_nothing_better_comes(both):
+    by_model(both, {RUNPOD_MODEL: Reply(TRUNCATED), OPENAI_MODEL: Reply.error(500)})
+    result = diagnose(text="pearly papule")
+    assert not result.complete and result.provider == "runpod"
+
+
+def test_hedge_starts_the_next_provider_and_cancels_the_loser(both, reconfigure):
+    reconfigure(HEDGE_AFTER_SECONDS="0.2")
+    by_model(both, {RUNPOD_MODEL: Reply(VALID, delay=3), OPENAI_MODEL: Reply(BENIGN)})
+    started = time.monotonic()
+    result = diagnose(text="pearly papule")
+    assert result.provider == "openai" and result.hedged and not result.fallback
+    assert result.label.lesion.code == 7
+    assert time.monotonic() - started < 3
+    deadline = time.monotonic() + 2
+    while both.hangups < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert both.hangups == 1  # RunPod's call was cancelled: its connection closed
+
+
+def test_no_hedge_when_the_first_token_comes_in_time(both, reconfigure):
+    reconfigure(HEDGE_AFTER_SECONDS="0.5")
+    by_model(both, {RUNPOD_MODEL: Reply(VALID, chunk_delay=0.02)})
+    result = diagnose(text="pearly papule")
+    assert result.provider == "runpod" and not result.hedged
+    assert result.first_token_ms is not None and result.first_token_ms < 500
+    assert models(both) == [RUNPOD_MODEL]
+
+
+def test_hosted_provider_hedges_against_its_own_slow_tail(engine_env, reconfigure):
+    reconfigure(SKIN_DIAGNOSIS_PROVIDER="openai", PROVIDER_FALLBACKS="openai", HEDGE_AFTER_SECONDS="0.2")
+    engine_env.script(Reply(VALID, delay=3), Reply(BENIGN))
+    result = diagnose(text="pearly papule")
+    assert result.hedged and result.label.lesion.code == 7
+    assert models(engine_env) == [OPENAI_MODEL, OPENAI_MODEL]
+
+
+@pytest.mark.parametrize("kind", ["text", "image"])
+def test_budget_is_never_exceeded(both, reconfigure, kind):
+    reconfigure(TEXT_BUDGET_SECONDS="0.8", IMAGE_BUDGET_SECONDS="1.2", HEDGE_AFTER_SECONDS="0.1",
+                LLM_MAX_RETRIES="3")
+    both.default = Reply(VALID, hang=True)
+    from tests.corpus import phone_jpeg  # a 12 MP photo: shrinking counts against the budget too
+
+    args = {"text": "pearly papule"} if kind == "text" else {"image": phone_jpeg()}
+    budget = 0.8 if kind == "text" else 1.2
+    started = time.monotonic()
+    with pytest.raises(ProviderTimeout) as caught:
+        diagnose(**args)
+    elapsed = time.monotonic() - started
+    assert elapsed < budget + 0.3, elapsed
+    assert "RunPod" in str(caught.value) and "OpenAI" in str(caught.value)
+
+
+def test_cold_start_sends_the_next_cases_elsewhere_until_a_probe_finds_it_back(both, reconfigure):
+    reconfigure(COLD_START_SECONDS="0.3", PROBE_SECONDS="0.1", HEALTH_COOLDOWN_SECONDS="30")
+    by_model(both, {RUNPOD_MODEL: Reply(VALID, delay=0.4)})
+    first = diagnose(text="case one")
+    assert first.provider == "runpod"  # slow, but it answered: a cold start
+    assert providers.get_engine().health["runpod"].cooling_down
+    both.responder = None  # the worker is warm now
+    second = diagnose(text="case two")
+    assert second.provider == "openai" and not second.fallback  # RunPod skipped, straight to OpenAI
+    # The skip sent a light probe (one output token); once it answers, RunPod is back.
+    probe = [r for r in both.wait_for_requests(3) if r.body["max_completion_tokens"] == 1]
+    assert [r.body["model"] for r in probe] == [RUNPOD_MODEL]
+    deadline = time.monotonic() + 2
+    while providers.get_engine().health["runpod"].cooling_down and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert diagnose(text="case three").provider == "runpod"
+
+
+def test_repeated_failures_open_the_breaker(both, reconfigure):
+    reconfigure(HEALTH_FAILURES="2", LLM_MAX_RETRIES="0", PROBE_SECONDS="60")
+    by_model(both, {RUNPOD_MODEL: Reply.error(503)})
+    diagnose(text="case one")
+    diagnose(text="case two")
+    assert providers.get_engine().health["runpod"].cooling_down
+    before = models(both).count(RUNPOD_MODEL)
+    assert diagnose(text="case three").provider == "openai"
+    assert models(both).count(RUNPOD_MODEL) <= before + 1  # at most the probe
+
+
+def test_warm_up_pings_serverless_providers_once_per_interval(both, reconfigure):
+    reconfigure(WARM_UP_SECONDS="30")
+    assert warm_up() == ["runpod"]
+    ping = both.wait_for_requests(1)[0]
+    assert ping.body["model"] == RUNPOD_MODEL
+    assert ping.body["max_completion_tokens"] == 1 and ping.body["max_tokens"] == 1
+    assert warm_up() == []  # too soon: no second ping
+    time.sleep(0.2)
+    assert models(both) == [RUNPOD_MODEL]
+
+
+def test_keep_warm_pings_while_sessions_are_active(both, reconfigure):
+    reconfigure(KEEP_WARM_SECONDS="0.15", WARM_UP_SECONDS="0")
+    warm_up()
+    time.sleep(0.8)
+    assert models(both).count(RUNPOD_MODEL) >= 3
+
+
+def test_keep_warm_is_off_by_default(both):
+    warm_up()
+    time.sleep(0.5)
+    assert models(both) == [RUNPOD_MODEL]
+
+
+def test_hedge_delay_follows_recent_first_tokens():
+    health = ProviderHealth("x", cold_start=10)
+    assert health.hedge_after() == DEFAULT_HEDGE_AFTER
+    for seconds in (0.4, 0.5, 0.6, 0.5, 0.45, 0.55, 0.5, 0.6):
+        health.first_token(seconds)
+    assert 0.75 <= health.hedge_after() <= 1.0
+    for _ in range(20):
+        health.first_token(3.5)
+    assert health.hedge_after() == 4.0  # never waits longer than the ceiling
+
+
+def test_breaker_cooldown_doubles_and_resets_on_success():
+    now = [0.0]
+    health = ProviderHealth("x", failures_to_open=2, cooldown=10, clock=lambda: now[0])
+    health.failure()
+    assert not health.cooling_down
+    health.failure()
+    assert health.cooling_down
+    now[0] = 10.5
+    assert not health.cooling_down
+    health.failure(), health.failure()
+    now[0] = 25
+    assert health.cooling_down  # second opening: 20 s
+    health.success()
+    assert health.cooling_down  # an answer after a cold start does not end the skip
+    health.recovered()
+    assert not health.cooling_down
