@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from providers import DiagnosisError, PatientInfo, get_engine
+from providers import DiagnosisError, PatientInfo, get_engine, warm_up
 from providers.parser import partial_summary
 from providers.request import SEXES
 from ui import card
@@ -11,6 +11,8 @@ from ui.photo import photo_input, show_photo
 from ui.sidebar import provider_picker
 
 engine = get_engine()
+# Opening the page or adding a photo wakes a cold serverless worker while the clinician types.
+warm_up()
 chosen = provider_picker(engine)
 
 st.title(t("app.title"))

@@ -49,6 +49,8 @@ class WarmUp:
         provider every WARM_UP_SECONDS.
         """
         self.touch()
+        if not self.engine.settings.warm_up:
+            return []
         woken = []
         now = time.monotonic()
         for provider in self.engine.providers.values():

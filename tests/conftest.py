@@ -25,7 +25,7 @@ SETTINGS_VARS = (
     "LLM_RETRY_BASE_DELAY", "LLM_STREAM", "TEXT_BUDGET_SECONDS", "IMAGE_BUDGET_SECONDS", "MAX_TEXT_CHARS",
     "IMAGE_MAX_SIDE", "IMAGE_JPEG_QUALITY", "IMAGE_MAX_UPLOAD_MB", "IMAGE_MAX_PIXELS", "DATA_DIR",
     "CACHE_TTL_SECONDS", "CACHE_ENABLED", "PROVIDER_FALLBACKS", "HEDGE_AFTER_SECONDS", "HEALTH_FAILURES",
-    "HEALTH_COOLDOWN_SECONDS", "COLD_START_SECONDS", "PROBE_SECONDS", "WARM_UP_SECONDS", "KEEP_WARM_SECONDS",
+    "HEALTH_COOLDOWN_SECONDS", "COLD_START_SECONDS", "PROBE_SECONDS", "WARM_UP", "WARM_UP_SECONDS", "KEEP_WARM_SECONDS",
     "KEEP_WARM_ACTIVE_SECONDS",
 )
 SDK_VARS = (
@@ -61,7 +61,7 @@ def engine_env(fake_llm, monkeypatch, tmp_path):
         "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": fake_llm.url, "OPENAI_MODEL": OPENAI_MODEL,
         "DATA_DIR": str(tmp_path / "data"), "LLM_RETRY_BASE_DELAY": "0.01",
         # One provider at a time unless a test turns fallback and hedging on (tests/test_routing.py).
-        "PROVIDER_FALLBACKS": "none", "HEDGE_AFTER_SECONDS": "off",
+        "PROVIDER_FALLBACKS": "none", "HEDGE_AFTER_SECONDS": "off", "WARM_UP": "false",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)

@@ -155,3 +155,33 @@ def test_incomplete_answer_is_marked_and_shows_raw(engine_env, fake_llm):
     assert not at.exception
     assert any("불완전한 답변" in w.value for w in at.warning)
     assert any(cut in c.value for c in at.code)
+
+
+def test_opening_the_page_wakes_the_serverless_provider(engine_env, reconfigure):
+    reconfigure(WARM_UP="true")
+    _app()
+    ping = engine_env.wait_for_requests(1)[0]
+    assert ping.body["model"] == "clinic-derm-v1" and ping.body["max_completion_tokens"] == 1
+
+
+def test_card_says_when_a_fallback_answered(engine_env, reconfigure):
+    reconfigure(PROVIDER_FALLBACKS="runpod,openai")
+    engine_env.responder = lambda r: Reply.error(503) if r.body["model"] == "clinic-derm-v1" else None
+    at = _app()
+    at.text_area(key="symptoms").input("pearly papule").run()
+    at = _assess(at)
+    text = _texts(at)
+    assert "대체 제공자가 답변했습니다 (시도: runpod → openai)" in text
+    assert "OpenAI · gpt-4o-mini" in text and "첫 응답" in text
+
+
+def test_time_budget_message_keeps_the_case_for_a_rerun(engine_env, reconfigure):
+    reconfigure(TEXT_BUDGET_SECONDS="0.5")
+    engine_env.script(Reply(hang=True))
+    at = _app()
+    at.text_area(key="symptoms").input("rapidly growing nodule").run()
+    at = _assess(at)
+    assert "0.5 s time budget" in at.error[0].value and "입력한 내용은 그대로" in at.error[0].value
+    assert at.text_area(key="symptoms").value == "rapidly growing nodule"
+    at = _assess(at)
+    assert not any("time budget" in e.value for e in at.error) and "기저세포암" in _texts(at)

@@ -24,7 +24,7 @@ LOCAL_MODEL = "local-derm"
 @pytest.fixture
 def both(engine_env, reconfigure):
     """Fallback on (RunPod first, then OpenAI); hedging stays off unless a test sets it."""
-    reconfigure(PROVIDER_FALLBACKS="runpod,openai")
+    reconfigure(PROVIDER_FALLBACKS="runpod,openai", WARM_UP="true")
     return engine_env
 
 
@@ -186,6 +186,13 @@ def test_keep_warm_is_off_by_default(both):
     warm_up()
     time.sleep(0.5)
     assert models(both) == [RUNPOD_MODEL]
+
+
+def test_warm_up_can_be_switched_off(both, reconfigure):
+    reconfigure(WARM_UP="false")
+    assert warm_up() == []
+    time.sleep(0.2)
+    assert both.requests == []
 
 
 def test_hedge_delay_follows_recent_first_tokens():

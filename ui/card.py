@@ -76,8 +76,15 @@ def render(result: Diagnosis, provider_title: str) -> None:
                 _risk_badge(item)
 
         st.caption(t("result.disclaimer"))
-        usage = t("result.tokens", prompt=result.usage.prompt_tokens, completion=result.usage.completion_tokens)
-        source = t("result.cached") if result.cached else t("result.fresh")
-        st.caption(f"{provider_title} · {result.model} · {result.elapsed_ms / 1000:.1f} s · {usage} · {source}")
+        if result.hedged:
+            st.caption(":material/call_split: " + t("result.hedged", provider=provider_title))
+        elif result.fallback:
+            st.caption(":material/alt_route: " + t("result.fallback", tried=" → ".join(result.tried)))
+        parts = [provider_title, result.model, f"{result.elapsed_ms / 1000:.1f} s"]
+        if result.first_token_ms is not None:
+            parts.append(t("result.first_words", seconds=result.first_token_ms / 1000))
+        parts.append(t("result.tokens", prompt=result.usage.prompt_tokens, completion=result.usage.completion_tokens))
+        parts.append(t("result.cached") if result.cached else t("result.fresh"))
+        st.caption(" · ".join(parts))
         with st.expander(t("result.raw"), expanded=not answer.complete):
             st.code(result.raw or "(empty)", language="xml", wrap_lines=True)

@@ -107,6 +107,7 @@ class Settings:
     health_cooldown_seconds: float = 60.0
     cold_start_seconds: float = 10.0
     probe_seconds: float = 15.0
+    warm_up: bool = True
     warm_up_seconds: float = 20.0
     keep_warm_seconds: float = 0.0
     keep_warm_active_seconds: float = 600.0
@@ -162,6 +163,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathL
         health_cooldown_seconds=_number(env, "HEALTH_COOLDOWN_SECONDS", 60.0),
         cold_start_seconds=_number(env, "COLD_START_SECONDS", 10.0, minimum=0.1),
         probe_seconds=_number(env, "PROBE_SECONDS", 15.0, minimum=0.1),
+        warm_up=_flag(env, "WARM_UP", True),
         warm_up_seconds=_number(env, "WARM_UP_SECONDS", 20.0),
         keep_warm_seconds=_number(env, "KEEP_WARM_SECONDS", 0.0),
         keep_warm_active_seconds=_number(env, "KEEP_WARM_ACTIVE_SECONDS", 600.0),
