@@ -42,6 +42,9 @@ class Provider:
     key_required: ClassVar[bool] = True
     # Scales to zero between requests (RunPod serverless): worth waking before the clinician asks.
     serverless: ClassVar[bool] = False
+    # The engine is the one retry layer. Only the benchmark's replay of the original backend,
+    # which nested its own retries around the SDK's, sets this.
+    sdk_max_retries: ClassVar[int] = 0
     # llama.cpp and older vLLM ignore max_completion_tokens and run to the context's end.
     sends_max_tokens: ClassVar[bool] = True
 
@@ -108,7 +111,7 @@ class Provider:
                 temperature=s.temperature,
                 max_tokens=s.max_tokens,
                 timeout=s.request_timeout,
-                max_retries=0,
+                max_retries=self.sdk_max_retries,
                 stream_usage=True,
                 extra_body=extra,
                 # Our own async client is used; no socket options on the unused sync one (and no warning).
