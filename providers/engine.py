@@ -40,8 +40,8 @@ class Engine:
                                           enabled=settings.cache_enabled)
         self.health = {name: ProviderHealth(name, failures_to_open=settings.health_failures,
                                             cooldown=settings.health_cooldown_seconds,
-                                            cold_start=settings.cold_start_seconds)
-                       for name in self.providers}
+                                            cold_start=settings.cold_start_seconds, serverless=p.serverless)
+                       for name, p in self.providers.items()}
         self.warm_up = WarmUp(self)
 
     def close(self) -> None:

@@ -22,8 +22,9 @@ class ProviderHealth:
     """The recent record of one provider; thread-safe, clock injectable for tests."""
 
     def __init__(self, name: str, *, failures_to_open: int = 3, cooldown: float = 60.0,
-                 cold_start: float = 10.0, clock=time.monotonic) -> None:
+                 cold_start: float = 10.0, serverless: bool = False, clock=time.monotonic) -> None:
         self.name = name
+        self.serverless = serverless
         self.failures_to_open = failures_to_open
         self.cooldown = cooldown
         self.cold_start = cold_start
@@ -66,9 +67,18 @@ class ProviderHealth:
                 self._open()
 
     def stalled(self, seconds: float) -> None:
-        """No first token after `seconds` (the call was hedged and lost): a cold start when that is long."""
-        if seconds >= self.cold_start:
-            with self._lock:
+        """No first token after `seconds`, past the hedge delay, and another provider won.
+
+        For a serverless provider that is a worker booting or a queue: skip it at once rather
+        than make the next clinicians wait out the hedge delay too. Elsewhere it counts as a
+        failure, or as a cold start when that long.
+        """
+        with self._lock:
+            if self.serverless or seconds >= self.cold_start:
+                self._open()
+                return
+            self._failures += 1
+            if self._failures >= self.failures_to_open:
                 self._open()
 
     def _open(self) -> None:

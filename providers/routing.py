@@ -98,17 +98,19 @@ class Race:
         return await self.engine.attempts(lane.provider, self.messages, self.deadline, self.budget,
                                           on_text, on_retry)
 
+    def _hedge_after(self, lane: _Lane) -> float:
+        setting = self.engine.settings.hedge_after_seconds
+        return setting if setting is not None else self.engine.health[lane.provider.name].hedge_after()
+
     def _hedge_due(self, now: float) -> float | None:
         """Start a hedge now if one is due; return when the next one could be due (or None)."""
-        setting = self.engine.settings.hedge_after_seconds
-        if setting == 0:
+        if self.engine.settings.hedge_after_seconds == 0:
             return None
         soonest = None
         for lane in self.lanes:
             if lane.done or lane.first_token is not None or lane.spawned_next:
                 continue
-            after = setting if setting is not None else self.engine.health[lane.provider.name].hedge_after()
-            at = lane.started + after
+            at = lane.started + self._hedge_after(lane)
             if now >= at:
                 lane.spawned_next = True
                 self._start_next("hedge")
@@ -188,5 +190,6 @@ class Race:
         for lane in self.lanes:
             if lane.task is not None and not lane.task.done():
                 lane.task.cancel()
-                if lane.first_token is None:
-                    self.engine.health[lane.provider.name].stalled(now - lane.started)
+                waited = now - lane.started
+                if lane.first_token is None and lane.spawned_next and waited >= self._hedge_after(lane):
+                    self.engine.health[lane.provider.name].stalled(waited)

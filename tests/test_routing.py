@@ -222,3 +222,12 @@ def test_breaker_cooldown_doubles_and_resets_on_success():
     assert health.cooling_down  # an answer after a cold start does not end the skip
     health.recovered()
     assert not health.cooling_down
+
+
+def test_a_serverless_provider_that_stalls_past_the_hedge_is_skipped_next_time(both, reconfigure):
+    reconfigure(HEDGE_AFTER_SECONDS="0.2", PROBE_SECONDS="60")
+    by_model(both, {RUNPOD_MODEL: Reply(VALID, delay=3)})
+    assert diagnose(text="case one").provider == "openai"
+    assert providers.get_engine().health["runpod"].cooling_down
+    assert diagnose(text="case two").provider == "openai"
+    assert models(both).count(RUNPOD_MODEL) == 2  # case one, and one probe; case two went straight to OpenAI
