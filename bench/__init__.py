@@ -1,0 +1,1 @@
+"""Benchmarks: a simulated, time-scaled provider server (`bench.simulator`) and what runs against it."""
