@@ -12,9 +12,6 @@ import threading
 import time
 from collections import deque
 
-# Until a provider has answered a few times, hedge after this long without a first token.
-DEFAULT_HEDGE_AFTER = 1.5
-_HEDGE_FLOOR, _HEDGE_CEILING = 0.75, 4.0
 _MAX_COOLDOWN_FACTOR = 8
 
 
@@ -22,8 +19,10 @@ class ProviderHealth:
     """The recent record of one provider; thread-safe, clock injectable for tests."""
 
     def __init__(self, name: str, *, failures_to_open: int = 3, cooldown: float = 60.0,
-                 cold_start: float = 10.0, serverless: bool = False, clock=time.monotonic) -> None:
+                 cold_start: float = 10.0, serverless: bool = False, hedge_bounds: tuple[float, float] = (0.75, 4.0),
+                 clock=time.monotonic) -> None:
         self.name = name
+        self.hedge_bounds = hedge_bounds
         self.serverless = serverless
         self.failures_to_open = failures_to_open
         self.cooldown = cooldown
@@ -107,7 +106,8 @@ class ProviderHealth:
         """Seconds to wait for a first token before a second provider starts in parallel."""
         with self._lock:
             recent = [t for t in self._first_tokens if t < self.cold_start]
-        if len(recent) < 5:
-            return DEFAULT_HEDGE_AFTER
+        floor, ceiling = self.hedge_bounds
+        if len(recent) < 5:  # too little to go on: twice the floor, 1.5 s by default
+            return min(2 * floor, ceiling)
         p90 = statistics.quantiles(recent, n=10)[-1]
-        return min(max(p90 * 1.5, _HEDGE_FLOOR), _HEDGE_CEILING)
+        return min(max(p90 * 1.5, floor), ceiling)

@@ -52,13 +52,13 @@ class Race:
     """Runs `chain` for one request; `run()` returns an `Outcome` or raises a `ProviderError`."""
 
     def __init__(self, engine: "Engine", chain: list[Provider], messages: list[dict], *, started: float,
-                 budget: float, emit: Callable[[str], None]) -> None:
+                 budget: float, deadline: float, emit: Callable[[str], None]) -> None:
         """`chain` is the order to try; a provider may appear twice (a hedge against its own slow tail)."""
         self.engine = engine
         self.messages = messages
         self.started = started
         self.budget = budget
-        self.deadline = started + budget
+        self.deadline = deadline
         self.emit = emit
         self.pending: list[Provider] = list(chain)
         self.lanes: list[_Lane] = []

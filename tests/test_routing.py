@@ -13,7 +13,7 @@ import pytest
 
 import providers
 from providers import ProviderAuthError, ProviderTimeout, diagnose, warm_up
-from providers.health import DEFAULT_HEDGE_AFTER, ProviderHealth
+from providers.health import ProviderHealth
 from tests.answers import BENIGN, TRUNCATED, VALID
 from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
 from tests.fake_llm import Reply
@@ -196,8 +196,8 @@ def test_warm_up_can_be_switched_off(both, reconfigure):
 
 
 def test_hedge_delay_follows_recent_first_tokens():
-    health = ProviderHealth("x", cold_start=10)
-    assert health.hedge_after() == DEFAULT_HEDGE_AFTER
+    health = ProviderHealth("x", cold_start=10, hedge_bounds=(0.75, 4.0))
+    assert health.hedge_after() == 1.5  # no history yet
     for seconds in (0.4, 0.5, 0.6, 0.5, 0.45, 0.55, 0.5, 0.6):
         health.first_token(seconds)
     assert 0.75 <= health.hedge_after() <= 1.0

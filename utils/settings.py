@@ -103,6 +103,8 @@ class Settings:
     provider_fallbacks: tuple[str, ...] | None = None
     # None: derived from each provider's recent first-token times; 0: never hedge.
     hedge_after_seconds: float | None = None
+    hedge_min_seconds: float = 0.75
+    hedge_max_seconds: float = 4.0
     health_failures: int = 3
     health_cooldown_seconds: float = 60.0
     cold_start_seconds: float = 10.0
@@ -159,6 +161,8 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathL
         max_text_chars=_integer(env, "MAX_TEXT_CHARS", 4000, minimum=100),
         provider_fallbacks=_names(env, "PROVIDER_FALLBACKS"),
         hedge_after_seconds=_seconds_or_auto(env, "HEDGE_AFTER_SECONDS"),
+        hedge_min_seconds=_number(env, "HEDGE_MIN_SECONDS", 0.75),
+        hedge_max_seconds=_number(env, "HEDGE_MAX_SECONDS", 4.0),
         health_failures=_integer(env, "HEALTH_FAILURES", 3, minimum=1),
         health_cooldown_seconds=_number(env, "HEALTH_COOLDOWN_SECONDS", 60.0),
         cold_start_seconds=_number(env, "COLD_START_SECONDS", 10.0, minimum=0.1),
