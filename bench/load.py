@@ -35,10 +35,12 @@ import json
 import os
 import platform
 import random
-import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -49,7 +51,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM must no
 
 from PIL import Image  # noqa: E402
 
-from bench.simulator import HostedProfile, ServerlessProfile, Simulator  # noqa: E402
+from bench.simulator import Simulator  # noqa: E402
 from providers.base import Attempt, Provider  # noqa: E402
 from providers.engine import Engine  # noqa: E402
 from providers.errors import DiagnosisError, ProviderUnavailable  # noqa: E402
@@ -125,6 +127,38 @@ def make_photos(count: int = 4, seed: int = 7) -> list[bytes]:
     return photos
 
 
+class SimulatorProcess:
+    """`bench.simulator` in a process of its own, so that the clients measured and the simulated
+    providers do not share one interpreter lock (sharing it adds the server's work to every
+    client timing, then multiplies it by 1/scale)."""
+
+    def __init__(self, *, scale: float, seed: int) -> None:
+        self.scale, self.seed = scale, seed
+        self.urls: dict[str, str] = {}
+
+    def __enter__(self) -> "SimulatorProcess":
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.simulator", "--scale", str(self.scale),
+                                      "--seed", str(self.seed)], cwd=Path(__file__).parent.parent,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for line in self.proc.stdout:
+            name, url = line.split()
+            self.urls[name] = url
+            if name == "stats":
+                return self
+        raise RuntimeError("the simulator did not start")
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def url(self, name: str) -> str:
+        return self.urls[name]
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(self.urls["stats"], timeout=10) as response:
+            return json.load(response)
+
+
 # -- strategies -------------------------------------------------------------------------------
 
 
@@ -141,7 +175,7 @@ class LiteLLMRouterProvider(Provider):
     key_var = url_var = None
     model_var = "LITELLM"
 
-    def __init__(self, settings, sim: Simulator, scale: float) -> None:
+    def __init__(self, settings, sim: "SimulatorProcess | Simulator", scale: float) -> None:
         super().__init__(settings, api_key="", base_url="", model="runpod→openai")
         from litellm import Router
 
@@ -183,7 +217,7 @@ def _scaled(seconds: float, scale: float) -> str:
     return f"{seconds * scale:.6f}"
 
 
-def build_engine(strategy: str, sim: Simulator, scale: float, data_dir: Path) -> Engine:
+def build_engine(strategy: str, sim: "SimulatorProcess | Simulator", scale: float, data_dir: Path) -> Engine:
     """An engine configured as `strategy` would be, against the simulator."""
     forever = _scaled(100_000, scale)
     env = {
@@ -208,7 +242,7 @@ def build_engine(strategy: str, sim: Simulator, scale: float, data_dir: Path) ->
         # Every duration the app knows, at its default, on the simulator's clock.
         for name, default in (("REQUEST_TIMEOUT", 30), ("TEXT_BUDGET_SECONDS", 15), ("IMAGE_BUDGET_SECONDS", 30),
                               ("LLM_RETRY_BASE_DELAY", 0.5), ("HEALTH_COOLDOWN_SECONDS", 60),
-                              ("COLD_START_SECONDS", 10), ("PROBE_SECONDS", 15), ("WARM_UP_SECONDS", 20),
+                              ("COLD_START_SECONDS", 10), ("WARM_UP_SECONDS", 20), ("SERVERLESS_IDLE_SECONDS", 5),
                               ("HEDGE_MIN_SECONDS", 0.75), ("HEDGE_MAX_SECONDS", 4)):
             env[name] = _scaled(default, scale)
     settings = load_settings(env=env)
@@ -263,8 +297,7 @@ def _scale_sdk_backoff(scale: float) -> None:
 def run_strategy(strategy: str, cases: list[Case], photos: list[bytes], *, scale: float, seed: int,
                  progress: Callable[[str], None] = print) -> tuple[list[Outcome], dict]:
     """Play `cases` against a fresh simulator (every worker cold) under `strategy`."""
-    profiles = {"runpod": ServerlessProfile(), "openai": HostedProfile()}
-    with Simulator(profiles, scale=scale, seed=seed) as sim, tempfile.TemporaryDirectory() as tmp:
+    with SimulatorProcess(scale=scale, seed=seed) as sim, tempfile.TemporaryDirectory() as tmp:
         engine = build_engine(strategy, sim, scale, Path(tmp))
         outcomes: list[Outcome] = []
         lock = threading.Lock()

@@ -42,7 +42,8 @@ class Engine:
         self.health = {name: ProviderHealth(name, failures_to_open=settings.health_failures,
                                             cooldown=settings.health_cooldown_seconds,
                                             cold_start=settings.cold_start_seconds, serverless=p.serverless,
-                                            hedge_bounds=(settings.hedge_min_seconds, settings.hedge_max_seconds))
+                                            hedge_bounds=(settings.hedge_min_seconds, settings.hedge_max_seconds),
+                                            idle_timeout=settings.serverless_idle_seconds)
                        for name, p in self.providers.items()}
         self.warm_up = WarmUp(self)
 
@@ -143,12 +144,21 @@ class Engine:
         names = list(self.providers) if order is None else list(order)
         others = [self.providers[n] for n in names if n in self.providers and n != primary.name]
         usable = [primary] + [p for p in others if p.configured and (request.image is None or p.accepts_images)]
-        ready = [p for p in usable if not self.health[p.name].cooling_down]
-        cooling = [p for p in usable if self.health[p.name].cooling_down]
-        for provider in cooling:
-            self.warm_up.probe(provider)
+        ready, later = [], []
+        for provider in usable:
+            health = self.health[provider.name]
+            if health.cooling_down:
+                later.append(provider)
+                self.warm_up.probe(provider)
+            elif health.likely_cold and len(usable) > 1:
+                # A scale-to-zero worker that has gone quiet: wake it for the next clinician, ask another now.
+                later.append(provider)
+                if self.settings.warm_up:
+                    self.warm_up.wake_one(provider)
+            else:
+                ready.append(provider)
         hosted_again = [p for p in ready if not p.serverless][:1]
-        return ready + hosted_again + cooling
+        return ready + hosted_again + later
 
     # -- assessing --------------------------------------------------------------------------
 

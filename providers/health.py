@@ -1,8 +1,13 @@
 """How each provider has been doing lately: first-token times, failures, cold starts.
 
 The engine asks three things of it: how long to wait for a first token before
-hedging, whether to skip a provider for now (a circuit breaker with a growing
-cool-down), and when a light probe should find out whether a skipped provider is back.
+hedging, whether to skip a provider for now, and when to probe a skipped one.
+
+Skipping is a circuit breaker. Repeated failures, or one cold start, open it: the
+provider is skipped (straight to the next) for a cool-down that doubles each time it
+opens again. When the cool-down is over one light probe is sent (half-open); a quick
+answer closes the breaker, a slow one or a failure opens it for longer. So a RunPod
+endpoint that scales to zero costs one probe per cool-down, not one per clinician.
 """
 
 from __future__ import annotations
@@ -14,59 +19,66 @@ from collections import deque
 
 _MAX_COOLDOWN_FACTOR = 8
 
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+
 
 class ProviderHealth:
     """The recent record of one provider; thread-safe, clock injectable for tests."""
 
     def __init__(self, name: str, *, failures_to_open: int = 3, cooldown: float = 60.0,
-                 cold_start: float = 10.0, serverless: bool = False, hedge_bounds: tuple[float, float] = (0.75, 4.0),
+                 cold_start: float = 10.0, serverless: bool = False,
+                 hedge_bounds: tuple[float, float] = (0.75, 4.0), idle_timeout: float = 5.0,
                  clock=time.monotonic) -> None:
         self.name = name
-        self.hedge_bounds = hedge_bounds
-        self.serverless = serverless
         self.failures_to_open = failures_to_open
         self.cooldown = cooldown
         self.cold_start = cold_start
+        self.serverless = serverless
+        self.hedge_bounds = hedge_bounds
         self._clock = clock
         self._lock = threading.Lock()
         self._first_tokens: deque[float] = deque(maxlen=50)
         self._failures = 0
         self._opened = 0  # how many times in a row the breaker opened: the cool-down doubles each time
         self._open_until = 0.0
-        self._last_probe = 0.0
+        self.state = CLOSED
+        # Serverless only: how long a worker outlives its last request (RunPod's idle timeout),
+        # raised whenever the provider answers quickly after a longer quiet spell (always-on workers).
+        self.idle_timeout = idle_timeout
+        self._last_active: float | None = None
 
     # -- what happened ----------------------------------------------------------------------
 
     def first_token(self, seconds: float) -> None:
-        """A call's first token came after `seconds`; a cold start opens the breaker."""
+        """A call's first token came after `seconds`: a cold start opens the breaker, a quick one closes it."""
         with self._lock:
             self._first_tokens.append(seconds)
             if seconds >= self.cold_start:
                 self._open()
-            else:  # a warm answer: whatever happened before is forgiven
-                self._failures = 0
-                self._opened = 0
+            else:
+                self._warm_answer(seconds)
+            self._last_active = self._clock()
 
     def success(self) -> None:
-        """A complete answer arrived; a cold start before it still keeps the provider skipped."""
+        """A complete answer arrived (whether the provider was cold is told by `first_token`)."""
         with self._lock:
             self._failures = 0
+            self._last_active = self._clock()
 
-    def recovered(self) -> None:
-        """A probe or warm-up got an answer: a worker is up now, stop skipping the provider."""
-        with self._lock:
-            self._failures = 0
-            self._open_until = 0.0
+    def _warm_answer(self, took: float) -> None:
+        if self._last_active is not None:  # quick after this long a quiet spell: workers outlive it
+            self.idle_timeout = max(self.idle_timeout, self._clock() - took - self._last_active)
+        self._close()
 
     def failure(self) -> None:
         """An attempt failed (timeout, connection, 429, 5xx); enough in a row open the breaker."""
         with self._lock:
             self._failures += 1
-            if self._failures >= self.failures_to_open:
+            if self._failures >= self.failures_to_open or self.state == HALF_OPEN:
                 self._open()
 
     def stalled(self, seconds: float) -> None:
-        """No first token after `seconds`, past the hedge delay, and another provider won.
+        """No first token after `seconds`, past the hedge delay (another provider won, or a ping waits).
 
         For a serverless provider that is a worker booting or a queue: skip it at once rather
         than make the next clinicians wait out the hedge delay too. Elsewhere it counts as a
@@ -80,27 +92,53 @@ class ProviderHealth:
             if self._failures >= self.failures_to_open:
                 self._open()
 
+    def pinged(self, seconds: float) -> None:
+        """A probe or warm-up ping was answered after `seconds`: quick means a worker is up."""
+        with self._lock:
+            if seconds < self.cold_start:
+                self._warm_answer(seconds)
+            elif self.state == HALF_OPEN:
+                self._open()
+            self._last_active = self._clock()
+
     def _open(self) -> None:
-        self._opened = min(self._opened + 1, _MAX_COOLDOWN_FACTOR)
+        if self.state != OPEN:
+            self._opened = min(self._opened + 1, _MAX_COOLDOWN_FACTOR)
         self._open_until = self._clock() + self.cooldown * 2 ** (self._opened - 1)
         self._failures = 0
+        self.state = OPEN
+
+    def _close(self) -> None:
+        self._failures = 0
+        self._opened = 0
+        self.state = CLOSED
 
     # -- what to do -------------------------------------------------------------------------
 
     @property
     def cooling_down(self) -> bool:
         """True while the provider should be skipped (straight to the next one)."""
-        with self._lock:
-            return self._clock() < self._open_until
+        return self.state != CLOSED
 
-    def probe_due(self, every: float) -> bool:
-        """True when a cooling-down provider should be probed now (at most once per `every` seconds)."""
+    @property
+    def likely_cold(self) -> bool:
+        """A serverless provider quiet for longer than its workers stay up: a call would wait for a boot.
+
+        Before its first answer nothing is known, and the provider is given the benefit of the doubt
+        (the page's warm-up ping finds out soon enough).
+        """
+        if not self.serverless:
+            return False
         with self._lock:
-            now = self._clock()
-            if now >= self._open_until or now - self._last_probe < every:
-                return False
-            self._last_probe = now
-            return True
+            return self._last_active is not None and self._clock() - self._last_active > self.idle_timeout
+
+    def probe_due(self) -> bool:
+        """True once when the cool-down is over: the caller sends one probe (the breaker is half-open)."""
+        with self._lock:
+            if self.state == OPEN and self._clock() >= self._open_until:
+                self.state = HALF_OPEN
+                return True
+            return False
 
     def hedge_after(self) -> float:
         """Seconds to wait for a first token before a second provider starts in parallel."""

@@ -51,18 +51,17 @@ class WarmUp:
         self.touch()
         if not self.engine.settings.warm_up:
             return []
-        woken = []
+        return [p.name for p in self.engine.providers.values()
+                if p.serverless and p.configured and (kind != "image" or p.accepts_images) and self.wake_one(p)]
+
+    def wake_one(self, provider: Provider) -> bool:
+        """Ping `provider` unless it was woken within WARM_UP_SECONDS; True when a ping went out."""
         now = time.monotonic()
-        for provider in self.engine.providers.values():
-            if not (provider.serverless and provider.configured) or (kind == "image" and not provider.accepts_images):
-                continue
-            with self._lock:
-                if now - self._last_wake.get(provider.name, -1e9) < self.engine.settings.warm_up_seconds:
-                    continue
-                self._last_wake[provider.name] = now
-            if self._ping(provider, "warm-up"):
-                woken.append(provider.name)
-        return woken
+        with self._lock:
+            if now - self._last_wake.get(provider.name, -1e9) < self.engine.settings.warm_up_seconds:
+                return False
+            self._last_wake[provider.name] = now
+        return self._ping(provider, "warm-up")
 
     def touch(self) -> None:
         """Note that a session is active (keeps the optional keep-warm ping going)."""
@@ -74,8 +73,8 @@ class WarmUp:
                     self._keep_warm = runtime.spawn(self._keep_warm_loop)
 
     def probe(self, provider: Provider) -> None:
-        """Ping a provider that is cooling down, at most once per PROBE_SECONDS."""
-        if self.engine.health[provider.name].probe_due(self.engine.settings.probe_seconds):
+        """Ping a skipped provider once its cool-down is over, to learn whether it is back."""
+        if self.engine.health[provider.name].probe_due():
             self._ping(provider, "probe")
 
     def stop(self) -> None:
@@ -105,16 +104,24 @@ class WarmUp:
     async def _ping_once(self, provider: Provider, why: str) -> None:
         health = self.engine.health[provider.name]
         started = time.monotonic()
+        call = asyncio.ensure_future(provider.ping())
         try:
+            # A ping still unanswered after the hedge delay means a worker is booting: clinicians
+            # pressing the button now would only wait for it, so send them elsewhere at once.
+            done, _ = await asyncio.wait({call}, timeout=health.hedge_after())
+            if not done:
+                health.stalled(time.monotonic() - started)
             async with asyncio.timeout(PING_TIMEOUT):
-                await provider.ping()
+                await call
         except (ProviderError, TimeoutError) as exc:
             health.failure()
             log.info("%s provider=%s failed: %s", why, provider.name, type(exc).__name__)
             return
-        # Whatever it took, a worker is up now: that is what a probe wants to know.
-        health.recovered()
-        log.info("%s provider=%s answered in %.1f s", why, provider.name, time.monotonic() - started)
+        finally:
+            call.cancel()
+        elapsed = time.monotonic() - started
+        health.pinged(elapsed)
+        log.info("%s provider=%s answered in %.1f s", why, provider.name, elapsed)
 
     async def _keep_warm_loop(self) -> None:
         every = self.engine.settings.keep_warm_seconds

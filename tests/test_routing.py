@@ -136,25 +136,40 @@ def test_budget_is_never_exceeded(both, reconfigure, kind):
 
 
 def test_cold_start_sends_the_next_cases_elsewhere_until_a_probe_finds_it_back(both, reconfigure):
-    reconfigure(COLD_START_SECONDS="0.3", PROBE_SECONDS="0.1", HEALTH_COOLDOWN_SECONDS="30")
+    reconfigure(COLD_START_SECONDS="0.3", HEALTH_COOLDOWN_SECONDS="0.3")
     by_model(both, {RUNPOD_MODEL: Reply(VALID, delay=0.4)})
     first = diagnose(text="case one")
     assert first.provider == "runpod"  # slow, but it answered: a cold start
-    assert providers.get_engine().health["runpod"].cooling_down
+    health = providers.get_engine().health["runpod"]
+    assert health.cooling_down
     both.responder = None  # the worker is warm now
     second = diagnose(text="case two")
     assert second.provider == "openai" and not second.fallback  # RunPod skipped, straight to OpenAI
-    # The skip sent a light probe (one output token); once it answers, RunPod is back.
-    probe = [r for r in both.wait_for_requests(3) if r.body["max_completion_tokens"] == 1]
-    assert [r.body["model"] for r in probe] == [RUNPOD_MODEL]
+    assert models(both) == [RUNPOD_MODEL, OPENAI_MODEL]  # and no probe during the cool-down
+    time.sleep(0.35)
+    third = diagnose(text="case three")  # the cool-down is over: one probe goes out, this case still elsewhere
+    assert third.provider == "openai"
+    probes = [r for r in both.wait_for_requests(4) if r.body["max_completion_tokens"] == 1]
+    assert [r.body["model"] for r in probes] == [RUNPOD_MODEL]
     deadline = time.monotonic() + 2
-    while providers.get_engine().health["runpod"].cooling_down and time.monotonic() < deadline:
+    while health.cooling_down and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert diagnose(text="case three").provider == "runpod"
+    assert diagnose(text="case four").provider == "runpod"  # the probe answered quickly: back
+
+
+def test_a_slow_probe_keeps_the_provider_skipped_for_longer(both, reconfigure):
+    reconfigure(COLD_START_SECONDS="0.3", HEALTH_COOLDOWN_SECONDS="0.2")
+    by_model(both, {RUNPOD_MODEL: Reply(VALID, delay=0.4)})  # every RunPod call is a cold start
+    diagnose(text="case one")
+    time.sleep(0.25)
+    diagnose(text="case two")  # sends the probe, which is slow too
+    time.sleep(0.6)
+    health = providers.get_engine().health["runpod"]
+    assert health.cooling_down and not health.probe_due()  # the second cool-down is twice as long
 
 
 def test_repeated_failures_open_the_breaker(both, reconfigure):
-    reconfigure(HEALTH_FAILURES="2", LLM_MAX_RETRIES="0", PROBE_SECONDS="60")
+    reconfigure(HEALTH_FAILURES="2", LLM_MAX_RETRIES="0")
     by_model(both, {RUNPOD_MODEL: Reply.error(503)})
     diagnose(text="case one")
     diagnose(text="case two")
@@ -206,28 +221,55 @@ def test_hedge_delay_follows_recent_first_tokens():
     assert health.hedge_after() == 4.0  # never waits longer than the ceiling
 
 
-def test_breaker_cooldown_doubles_and_resets_on_success():
+def test_breaker_opens_cools_down_probes_once_and_doubles():
     now = [0.0]
     health = ProviderHealth("x", failures_to_open=2, cooldown=10, clock=lambda: now[0])
     health.failure()
     assert not health.cooling_down
     health.failure()
-    assert health.cooling_down
+    assert health.cooling_down and not health.probe_due()
     now[0] = 10.5
-    assert not health.cooling_down
-    health.failure(), health.failure()
+    assert health.probe_due() and not health.probe_due()  # one probe per cool-down
+    assert health.cooling_down  # half-open: still skipped until the probe answers
+    health.pinged(30)  # slow: a worker had to boot
+    assert health.cooling_down
     now[0] = 25
-    assert health.cooling_down  # second opening: 20 s
+    assert not health.probe_due()  # second opening: 20 s
+    now[0] = 31
+    assert health.probe_due()
+    health.pinged(0.4)
+    assert not health.cooling_down
     health.success()
-    assert health.cooling_down  # an answer after a cold start does not end the skip
-    health.recovered()
     assert not health.cooling_down
 
 
-def test_a_serverless_provider_that_stalls_past_the_hedge_is_skipped_next_time(both, reconfigure):
-    reconfigure(HEDGE_AFTER_SECONDS="0.2", PROBE_SECONDS="60")
-    by_model(both, {RUNPOD_MODEL: Reply(VALID, delay=3)})
-    assert diagnose(text="case one").provider == "openai"
-    assert providers.get_engine().health["runpod"].cooling_down
-    assert diagnose(text="case two").provider == "openai"
-    assert models(both).count(RUNPOD_MODEL) == 2  # case one, and one probe; case two went straight to OpenAI
+def test_cold_start_opens_the_breaker_and_a_warm_answer_closes_it():
+    health = ProviderHealth("x", cold_start=10)
+    health.first_token(45)
+    assert health.cooling_down
+    health.first_token(0.6)
+    assert not health.cooling_down
+
+
+def test_a_quiet_serverless_provider_is_woken_while_another_answers(both, reconfigure):
+    reconfigure(SERVERLESS_IDLE_SECONDS="0.2", WARM_UP_SECONDS="0")
+    assert diagnose(text="case one").provider == "runpod"
+    time.sleep(0.3)  # longer than RunPod keeps an idle worker
+    second = diagnose(text="case two")
+    assert second.provider == "openai" and not second.fallback
+    ping = [r for r in both.wait_for_requests(3) if r.body["max_completion_tokens"] == 1]
+    assert [r.body["model"] for r in ping] == [RUNPOD_MODEL]
+
+
+def test_serverless_idle_timeout_is_learned_from_quick_answers_after_quiet_spells():
+    now = [0.0]
+    health = ProviderHealth("x", serverless=True, idle_timeout=5, clock=lambda: now[0])
+    assert not health.likely_cold  # nothing known yet
+    health.first_token(0.5)
+    now[0] = 3
+    assert not health.likely_cold
+    now[0] = 60
+    assert health.likely_cold
+    health.pinged(0.4)  # quick after 60 s of quiet: workers stay up longer than 5 s here
+    now[0] = 110
+    assert not health.likely_cold and health.idle_timeout >= 59

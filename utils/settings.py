@@ -108,7 +108,7 @@ class Settings:
     health_failures: int = 3
     health_cooldown_seconds: float = 60.0
     cold_start_seconds: float = 10.0
-    probe_seconds: float = 15.0
+    serverless_idle_seconds: float = 5.0
     warm_up: bool = True
     warm_up_seconds: float = 20.0
     keep_warm_seconds: float = 0.0
@@ -166,7 +166,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathL
         health_failures=_integer(env, "HEALTH_FAILURES", 3, minimum=1),
         health_cooldown_seconds=_number(env, "HEALTH_COOLDOWN_SECONDS", 60.0),
         cold_start_seconds=_number(env, "COLD_START_SECONDS", 10.0, minimum=0.1),
-        probe_seconds=_number(env, "PROBE_SECONDS", 15.0, minimum=0.1),
+        serverless_idle_seconds=_number(env, "SERVERLESS_IDLE_SECONDS", 5.0),
         warm_up=_flag(env, "WARM_UP", True),
         warm_up_seconds=_number(env, "WARM_UP_SECONDS", 20.0),
         keep_warm_seconds=_number(env, "KEEP_WARM_SECONDS", 0.0),
