@@ -33,8 +33,11 @@ def _print_human(result) -> None:
     for s in d["similar"]:
         print(f"  similar: {s['name_ko']} ({s['name_en']}), code {s['code']}, score {s['score']:g}")
     usage = d["usage"]
-    print(f"[{d['provider']} · {d['model']} · {d['elapsed_ms'] / 1000:.2f} s · "
-          f"{usage['prompt_tokens']}+{usage['completion_tokens']} tokens{' · cached' if d['cached'] else ''}]")
+    route = " · hedged" if d["hedged"] else " · fallback" if d["fallback"] else ""
+    first = f" (first words {d['first_token_ms'] / 1000:.2f} s)" if d["first_token_ms"] is not None else ""
+    print(f"[{d['provider']} · {d['model']} · {d['elapsed_ms'] / 1000:.2f} s{first} · "
+          f"{usage['prompt_tokens']}+{usage['completion_tokens']} tokens{' · cached' if d['cached'] else ''}{route}"
+          f"{' · tried ' + ' → '.join(d['tried']) if len(d['tried']) > 1 else ''}]")
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
@@ -51,7 +54,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         result = diagnose(text=args.text, image=image, provider=args.provider, use_cache=not args.no_cache,
                           info=PatientInfo(age=args.age, sex=args.sex or "", body_site=args.site or "",
                                            duration=args.duration or ""),
-                          language=args.language)
+                          language=args.language, fallback=not args.no_fallback)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -73,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--image", help="path of a lesion photo (JPEG, PNG, WebP, HEIC)")
     d.add_argument("--provider", help="runpod, openai or local (default: from .env)")
     d.add_argument("--no-cache", action="store_true", help="ask the provider even when a cached answer exists")
+    d.add_argument("--no-fallback", action="store_true",
+                   help="this provider's answer or none: no fallback, no hedging to another provider")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.add_argument("--language", choices=["ko", "en"], default="ko", help="language of the findings")
     d.add_argument("--age", type=int)

@@ -74,3 +74,12 @@ def test_bad_setting_names_the_variable(engine_env, monkeypatch):
     monkeypatch.setenv("REQUEST_TIMEOUT", "soon")
     done = run_cli("diagnose", "--text", "papule")
     assert done.returncode == 2 and "REQUEST_TIMEOUT" in done.stderr
+
+
+def test_fallback_is_shown_and_can_be_switched_off(engine_env, monkeypatch):
+    monkeypatch.setenv("PROVIDER_FALLBACKS", "runpod,openai")
+    engine_env.responder = lambda r: Reply(status=503) if r.body["model"] == "clinic-derm-v1" else None
+    done = run_cli("diagnose", "--text", "papule")
+    assert done.returncode == 0 and "fallback" in done.stdout and "tried runpod → openai" in done.stdout
+    done = run_cli("diagnose", "--text", "papule", "--no-fallback", "--no-cache")
+    assert done.returncode == 3 and "RunPod failed on its side (HTTP 503)" in done.stderr
