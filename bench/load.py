@@ -174,11 +174,13 @@ class LiteLLMRouterProvider(Provider):
     name, title = "litellm", "LiteLLM Router"
     key_var = url_var = None
     model_var = "LITELLM"
+    MODELS = {"runpod": "clinic-derm-v1", "openai": "gpt-4o-mini"}
 
     def __init__(self, settings, sim: "SimulatorProcess | Simulator", scale: float) -> None:
         super().__init__(settings, api_key="", base_url="", model="runpod→openai")
         from litellm import Router
 
+        self.answered_by: Counter = Counter()
         timeout = 30 * scale
         self.router = Router(
             model_list=[
@@ -197,6 +199,7 @@ class LiteLLMRouterProvider(Provider):
     async def complete(self, messages, *, stream, on_text=None) -> Attempt:
         parts: list[str] = []
         usage = Usage()
+        model = None
         try:
             response = await self.router.acompletion(model="runpod", messages=messages, stream=True,
                                                      max_tokens=self.settings.max_tokens,
@@ -208,8 +211,11 @@ class LiteLLMRouterProvider(Provider):
                         on_text("".join(parts))
                 if getattr(chunk, "usage", None):
                     usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                model = getattr(chunk, "model", None) or model
         except Exception as exc:  # noqa: BLE001 - whatever LiteLLM raises is a failed case
             raise ProviderUnavailable(f"LiteLLM: {type(exc).__name__}", provider=self.name) from None
+        # Which deployment answered: the benchmark reports it as the provider.
+        self.answered_by[next((n for n, m in self.MODELS.items() if m in (model or "")), model or "?")] += 1
         return Attempt("".join(parts), usage)
 
 
@@ -339,11 +345,17 @@ def run_strategy(strategy: str, cases: list[Case], photos: list[bytes], *, scale
             for case in cases:
                 pool.submit(one, case)
         wall = time.monotonic() - t0
+        router = engine.providers.get("litellm")
+        if router is not None:  # LiteLLM picks the deployment itself: report which one answered
+            extra_providers = dict(router.answered_by)
+        else:
+            extra_providers = None
         engine.close()
         sim_stats = sim.stats()
     progress(f"  {strategy}: {len(outcomes)} cases in {wall:.0f} s wall")
     return sorted(outcomes, key=lambda o: o.number), {"wall_seconds": wall, "simulator": sim_stats,
-                                                       "pings": engine.warm_up.pings}
+                                                       "pings": engine.warm_up.pings,
+                                                       "litellm_answered_by": extra_providers}
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -409,6 +421,10 @@ def markdown(results: dict[str, dict]) -> str:
                 f"| {strategy} | {kind} | {s['cases']} | {s['success']:.1%} | {s['within_target']:.1%} | "
                 f"{_fmt(s['p50'])} | {_fmt(s['p95'])} | {_fmt(s['p99'])} | {_fmt(s['max'])} | "
                 f"{_fmt(s['ttft_p50'])} / {_fmt(s['ttft_p95'])} | {providers} | {s['hedged']} / {s['fallback']} |")
+    for strategy, result in results.items():
+        if result.get("litellm_answered_by"):
+            behind = ", ".join(f"{k} {v}" for k, v in sorted(result["litellm_answered_by"].items()))
+            lines.append(f"\n{strategy}: the Router's answers came from {behind}.")
     return "\n".join(lines)
 
 

@@ -132,16 +132,16 @@ class Provider:
             if not stream:
                 message = await self._chat().ainvoke(messages)
                 return Attempt(_text(message.content), _usage(message))
-            parts: list[str] = []
+            text = ""
             usage = Usage()
             async for chunk in self._chat().astream(messages):
                 if chunk.content:
-                    parts.append(_text(chunk.content))
+                    text += _text(chunk.content)
                     if on_text:
-                        on_text("".join(parts))
+                        on_text(text)
                 if getattr(chunk, "usage_metadata", None):
                     usage = _usage(chunk)
-            return Attempt("".join(parts), usage)
+            return Attempt(text, usage)
         except ProviderError:
             raise
         except Exception as exc:  # every SDK and transport error becomes one of ours

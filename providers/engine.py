@@ -188,7 +188,7 @@ class Engine:
 
         async def race(emit: Callable[[str], None]) -> Outcome:
             return await Race(self, chain, messages, started=started, budget=budget, deadline=deadline,
-                              emit=emit).run()
+                              kind=request.kind, emit=emit).run()
 
         outcome: Outcome = runtime.run(race, on_progress)
         attempt, provider = outcome.attempt, outcome.provider

@@ -37,7 +37,8 @@ class ProviderHealth:
         self.hedge_bounds = hedge_bounds
         self._clock = clock
         self._lock = threading.Lock()
-        self._first_tokens: deque[float] = deque(maxlen=50)
+        # Per input kind: a photo's first token comes later (upload, image encoder) than a text's.
+        self._first_tokens: dict[str, deque[float]] = {}
         self._failures = 0
         self._opened = 0  # how many times in a row the breaker opened: the cool-down doubles each time
         self._open_until = 0.0
@@ -49,10 +50,10 @@ class ProviderHealth:
 
     # -- what happened ----------------------------------------------------------------------
 
-    def first_token(self, seconds: float) -> None:
+    def first_token(self, seconds: float, kind: str = "text") -> None:
         """A call's first token came after `seconds`: a cold start opens the breaker, a quick one closes it."""
         with self._lock:
-            self._first_tokens.append(seconds)
+            self._first_tokens.setdefault(kind, deque(maxlen=50)).append(seconds)
             if seconds >= self.cold_start:
                 self._open()
             else:
@@ -140,12 +141,16 @@ class ProviderHealth:
                 return True
             return False
 
-    def hedge_after(self) -> float:
-        """Seconds to wait for a first token before a second provider starts in parallel."""
+    def hedge_after(self, kind: str = "text") -> float:
+        """Seconds to wait for a first token before a second provider starts in parallel.
+
+        A little past the 90th percentile of recent warm first tokens for this kind of input:
+        late enough that few calls are doubled, early enough that a stuck one costs little.
+        """
         with self._lock:
-            recent = [t for t in self._first_tokens if t < self.cold_start]
+            recent = [t for t in self._first_tokens.get(kind, ()) if t < self.cold_start]
         floor, ceiling = self.hedge_bounds
         if len(recent) < 5:  # too little to go on: twice the floor, 1.5 s by default
             return min(2 * floor, ceiling)
         p90 = statistics.quantiles(recent, n=10)[-1]
-        return min(max(p90 * 1.5, floor), ceiling)
+        return min(max(p90 * 1.25, floor), ceiling)

@@ -22,6 +22,8 @@ from providers.result import ParsedAnswer
 if TYPE_CHECKING:
     from providers.engine import Engine
 
+_EMIT_EVERY = 0.05  # seconds between progress updates sent to the caller
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -52,9 +54,10 @@ class Race:
     """Runs `chain` for one request; `run()` returns an `Outcome` or raises a `ProviderError`."""
 
     def __init__(self, engine: "Engine", chain: list[Provider], messages: list[dict], *, started: float,
-                 budget: float, deadline: float, emit: Callable[[str], None]) -> None:
+                 budget: float, deadline: float, kind: str, emit: Callable[[str], None]) -> None:
         """`chain` is the order to try; a provider may appear twice (a hedge against its own slow tail)."""
         self.engine = engine
+        self.kind = kind
         self.messages = messages
         self.started = started
         self.budget = budget
@@ -66,6 +69,7 @@ class Race:
         self.errors: list[ProviderError] = []
         self.incomplete: tuple[_Lane, Attempt, ParsedAnswer] | None = None
         self._nudge: asyncio.Future | None = None  # set to wake the race loop when a lane was added
+        self._last_emit = 0.0
 
     # -- lanes ------------------------------------------------------------------------------
 
@@ -81,11 +85,14 @@ class Race:
         def on_text(text: str) -> None:
             if lane.first_token is None:
                 lane.first_token = time.monotonic()
-                self.engine.health[lane.provider.name].first_token(lane.first_token - lane.started)
+                self.engine.health[lane.provider.name].first_token(lane.first_token - lane.started, self.kind)
             lane.text = text
             if self.leader is None or self.leader.done:
                 self.leader = lane
-            if self.leader is lane:
+            now = time.monotonic()
+            # Twenty updates a second is all a reader sees; each one wakes the caller's thread.
+            if self.leader is lane and now - self._last_emit >= _EMIT_EVERY:
+                self._last_emit = now
                 self.emit(text)
 
         def on_retry() -> None:
@@ -100,7 +107,7 @@ class Race:
 
     def _hedge_after(self, lane: _Lane) -> float:
         setting = self.engine.settings.hedge_after_seconds
-        return setting if setting is not None else self.engine.health[lane.provider.name].hedge_after()
+        return setting if setting is not None else self.engine.health[lane.provider.name].hedge_after(self.kind)
 
     def _hedge_due(self, now: float) -> float | None:
         """Start a hedge now if one is due; return when the next one could be due (or None)."""

@@ -162,6 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     server_version = "FakeLLM/1.0"
+    # Each streamed event is its own small write: with Nagle's algorithm on, delayed ACKs stall
+    # some of them by 40 ms on loopback. Real servers (uvicorn under vLLM, nginx) switch it off.
+    disable_nagle_algorithm = True
 
     def setup(self) -> None:
         super().setup()

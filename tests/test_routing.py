@@ -216,6 +216,7 @@ def test_hedge_delay_follows_recent_first_tokens():
     for seconds in (0.4, 0.5, 0.6, 0.5, 0.45, 0.55, 0.5, 0.6):
         health.first_token(seconds)
     assert 0.75 <= health.hedge_after() <= 1.0
+    assert health.hedge_after("image") == 1.5  # photos keep their own record
     for _ in range(20):
         health.first_token(3.5)
     assert health.hedge_after() == 4.0  # never waits longer than the ceiling
