@@ -44,8 +44,8 @@ if assess or rerun:
     request = engine.make_request(text, image, chosen, use_cache=not rerun,
                                   info=PatientInfo(age=age, sex=sex, body_site=site, duration=duration),
                                   language=lang())
-    provider_title = engine.providers.get(request.provider or engine.default_provider(request.kind))
-    with right, st.spinner(t("action.working", provider=getattr(provider_title, "title", "AI")), show_time=True):
+    asked = engine.providers.get(request.provider or engine.default_provider(request.kind))
+    with right, st.spinner(t("action.working", provider=asked.title if asked else "AI"), show_time=True):
         try:
             st.session_state.result = engine.diagnose(
                 request, on_progress=lambda raw: card.render_findings_stream(live, partial_summary(raw)))

@@ -6,14 +6,17 @@ import asyncio
 import hashlib
 import logging
 import random
+import sqlite3
+import threading
 import time
 from dataclasses import replace
 from typing import Callable
 
 from providers import runtime
 from providers.base import Attempt, Provider
-from providers.health import ProviderHealth
 from providers.errors import InputError, ProviderError, ProviderNotConfigured, ProviderTimeout
+from providers.health import ProviderHealth
+from providers.jobs import Jobs
 from providers.parser import parse_answer
 from providers.prompt import PROMPT_VERSION, build_messages
 from providers.registry import build_providers
@@ -22,8 +25,10 @@ from providers.result import Diagnosis, ParsedAnswer, Usage
 from providers.routing import Outcome, Race
 from providers.warmup import WarmUp
 from utils.cache import AnswerCache, cache_key
+from utils.history import History, thumbnail
 from utils.images import ImageRejected, ShrunkImage, shrink_image
 from utils.settings import Settings
+from utils.store import Store, dumps
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +51,26 @@ class Engine:
                                             idle_timeout=settings.serverless_idle_seconds)
                        for name, p in self.providers.items()}
         self.warm_up = WarmUp(self)
+        self.store = Store(settings.data_dir / "app.db")
+        self._jobs: Jobs | None = None
+        self._jobs_lock = threading.Lock()
+        self.history = (History(self.store, keep_images=settings.history_keep_images,
+                                retention_days=settings.history_retention_days)
+                        if settings.history_enabled else None)
+
+    @property
+    def jobs(self) -> "Jobs":
+        """The background job runner, started on first use (it marks a previous run's jobs interrupted)."""
+        with self._jobs_lock:
+            if self._jobs is None:
+                self._jobs = Jobs(self, workers=self.settings.job_workers)
+            return self._jobs
 
     def close(self) -> None:
         """Close every provider's connections; the engine must not be used afterwards."""
         self.warm_up.stop()
+        if self._jobs is not None:
+            self._jobs.shutdown()
 
         async def close_all():
             for provider in self.providers.values():
@@ -144,21 +165,21 @@ class Engine:
         names = list(self.providers) if order is None else list(order)
         others = [self.providers[n] for n in names if n in self.providers and n != primary.name]
         usable = [primary] + [p for p in others if p.configured and (request.image is None or p.accepts_images)]
-        ready, later = [], []
-        for provider in usable:
+        # A scale-to-zero worker that has gone quiet would only make this case wait for a boot.
+        skip = {p.name for p in usable
+                if self.health[p.name].cooling_down or (self.health[p.name].likely_cold and len(usable) > 1)}
+        ready = [p for p in usable if p.name not in skip]
+        hosted_again = [p for p in ready if not p.serverless][:1]
+        return ready + hosted_again + [p for p in usable if p.name in skip]
+
+    def _look_after_skipped(self, chain: list[Provider]) -> None:
+        """Probe providers whose cool-down is over; wake quiet serverless ones for the next clinician."""
+        for provider in dict.fromkeys(chain):
             health = self.health[provider.name]
             if health.cooling_down:
-                later.append(provider)
                 self.warm_up.probe(provider)
-            elif health.likely_cold and len(usable) > 1:
-                # A scale-to-zero worker that has gone quiet: wake it for the next clinician, ask another now.
-                later.append(provider)
-                if self.settings.warm_up:
-                    self.warm_up.wake_one(provider)
-            else:
-                ready.append(provider)
-        hosted_again = [p for p in ready if not p.serverless][:1]
-        return ready + hosted_again + later
+            elif health.likely_cold and provider is not chain[0] and self.settings.warm_up:
+                self.warm_up.wake_one(provider)
 
     # -- assessing --------------------------------------------------------------------------
 
@@ -174,12 +195,17 @@ class Engine:
         self._validate(request)
         chain = self.chain(request)
         self.warm_up.touch()
+        keys = {p.name: self.cache_key(request, p) for p in dict.fromkeys(chain)}
+        if self.settings.demo_mode:
+            return self._replay(request, keys, started)
         if request.use_cache:
-            for provider in dict.fromkeys(chain):
-                if hit := self.cache.get(self.cache_key(request, provider)):
-                    return self._result(request, provider, hit["raw"], Usage(*hit["usage"]), started,
-                                        cached=True)
+            for name, key in keys.items():
+                if hit := self.cache.get(key):
+                    result = self._result(request, self.providers[name], hit["raw"], Usage(*hit["usage"]), started,
+                                          cached=True)
+                    return self._recorded(request, result, key)
 
+        self._look_after_skipped(chain)
         budget = self.budget(request.kind)
         # Stop a hair early: cancelling calls and handing the result back takes a few milliseconds,
         # and the clinician must have the answer (or the message) by the budget, not after it.
@@ -190,19 +216,83 @@ class Engine:
             return await Race(self, chain, messages, started=started, budget=budget, deadline=deadline,
                               kind=request.kind, emit=emit).run()
 
-        outcome: Outcome = runtime.run(race, on_progress)
+        try:
+            outcome: Outcome = runtime.run(race, on_progress)
+        except ProviderError as exc:
+            self._record_failure(request, exc, started)
+            raise
         attempt, provider = outcome.attempt, outcome.provider
         result = replace(self._result(request, provider, attempt.raw, attempt.usage, started, cached=False,
                                       answer=outcome.answer),
                          first_token_ms=None if outcome.first_token_s is None else outcome.first_token_s * 1000,
                          hedged=outcome.hedged, fallback=outcome.fallback, tried=outcome.tried)
         if result.complete:
-            self.cache.set(self.cache_key(request, provider),
+            self.cache.set(keys[provider.name],
                            {"raw": attempt.raw, "usage": [attempt.usage.prompt_tokens, attempt.usage.completion_tokens]})
         log.info("assessment kind=%s provider=%s tried=%s hedged=%s fallback=%s complete=%s elapsed_ms=%.0f",
                  request.kind, provider.name, ",".join(outcome.tried), outcome.hedged, outcome.fallback,
                  result.complete, result.elapsed_ms)
+        return self._recorded(request, result, keys[provider.name])
+
+    def _replay(self, request: DiagnosisRequest, keys: dict[str, str], started: float) -> Diagnosis:
+        """Demo mode: the pinned answer to this case, from the store; no provider is asked."""
+        pinned = self.history.pinned_answer(keys.values()) if self.history else None
+        if pinned is None:
+            raise InputError("Demo mode replays pinned cases only, and this case is not one of them: "
+                             "choose a pinned case, or set DEMO_MODE=false to ask a provider.")
+        provider = self.providers.get(pinned["provider"]) or next(iter(self.providers.values()))
+        usage = Usage(pinned["prompt_tokens"], pinned["completion_tokens"])
+        result = replace(self._result(request, provider, pinned["raw"], usage, started, cached=True),
+                         model=pinned["model"], replayed=True, assessment_id=pinned["id"])
         return result
+
+    # -- history ----------------------------------------------------------------------------
+
+    def _recorded(self, request: DiagnosisRequest, result: Diagnosis, key: str | None) -> Diagnosis:
+        answer = result.answer
+        row = self._row(request, result.elapsed_ms)
+        row.update(
+            provider=result.provider, model=result.model, complete=int(answer.complete),
+            label_code=answer.label.lesion.code if answer.label else None,
+            label_score=answer.label.score if answer.label else None,
+            risk=result.risk_flag.value if result.risk_flag else None, summary=answer.summary,
+            similar=dumps([s.to_dict() for s in answer.similar]), raw=result.raw,
+            first_token_ms=result.first_token_ms, prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens, cached=int(result.cached),
+            fallback=int(result.fallback), hedged=int(result.hedged), tried=",".join(result.tried), cache_key=key)
+        assessment_id = self._write(row)
+        return replace(result, assessment_id=assessment_id) if assessment_id else result
+
+    def _record_failure(self, request: DiagnosisRequest, exc: ProviderError, started: float) -> None:
+        row = self._row(request, (time.monotonic() - started) * 1000)
+        row.update(provider=exc.provider or None, error=type(exc).__name__)
+        self._write(row)
+
+    def _row(self, request: DiagnosisRequest, latency_ms: float) -> dict:
+        row = {"user": request.user, "source": request.source, "qa_case": request.qa_case, "kind": request.kind,
+               "language": request.language, "text": request.text, "info": dumps(request.info.canonical()),
+               "latency_ms": latency_ms}
+        if request.image is not None and self.settings.history_keep_images:
+            row["thumbnail"] = thumbnail(request.image.jpeg)
+        return row
+
+    def _write(self, row: dict) -> str | None:
+        if self.history is None:
+            return None
+        try:
+            return self.history.record(row)
+        except (sqlite3.Error, OSError) as exc:  # the clinician still gets the answer
+            log.warning("history write failed, assessment not recorded: %s", type(exc).__name__)
+            return None
+
+    def forget(self, assessment_id: str) -> bool:
+        """Delete everything about one case: its history row, its reviews and its cached answer."""
+        if self.history is None:
+            return False
+        row = self.history.delete(assessment_id)
+        if row and row["cache_key"]:
+            self.cache.delete(row["cache_key"])
+        return row is not None
 
     def _result(self, request: DiagnosisRequest, provider: Provider, raw: str, usage: Usage, started: float,
                 *, cached: bool, answer: ParsedAnswer | None = None) -> Diagnosis:

@@ -62,6 +62,8 @@ def engine_env(fake_llm, monkeypatch, tmp_path):
         "DATA_DIR": str(tmp_path / "data"), "LLM_RETRY_BASE_DELAY": "0.01",
         # One provider at a time unless a test turns fallback and hedging on (tests/test_routing.py).
         "PROVIDER_FALLBACKS": "none", "HEDGE_AFTER_SECONDS": "off", "WARM_UP": "false",
+        # The tests were written RunPod-first (the app's text default is OpenAI, see settings.py).
+        "SKIN_DIAGNOSIS_PROVIDER": "runpod",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)

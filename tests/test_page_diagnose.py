@@ -185,3 +185,14 @@ def test_time_budget_message_keeps_the_case_for_a_rerun(engine_env, reconfigure)
     assert at.text_area(key="symptoms").value == "rapidly growing nodule"
     at = _assess(at)
     assert not any("time budget" in e.value for e in at.error) and "기저세포암" in _texts(at)
+
+
+def test_camera_photo_at_the_bedside(engine_env, fake_llm):
+    at = _app()
+    at.toggle(key="use_camera").set_value(True).run()
+    at.camera_input(key="photo_camera").set_value(("shot.jpg", _jpeg((1280, 960)), "image/jpeg")).run()
+    assert not at.exception
+    assert any("1280×960" in img.proto.imgs[0].caption for img in at.image)
+    at = _assess(at)
+    assert "기저세포암" in _texts(at)
+    assert any(part.get("type") == "image_url" for part in fake_llm.requests[-1].body["messages"][1]["content"])

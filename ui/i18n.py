@@ -80,3 +80,9 @@ def t(key: str, **values) -> str:
     """The string `key` in the chosen language, formatted with `values`."""
     text = STRINGS[key][lang()]
     return text.format(**values) if values else text
+
+
+def tr(ko: str, en: str, **values) -> str:
+    """An inline string in both languages, for words only one page uses: tr("기록", "History")."""
+    text = ko if lang() == "ko" else en
+    return text.format(**values) if values else text

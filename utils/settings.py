@@ -86,7 +86,8 @@ class Settings:
     local_api_key: str = field(default="", repr=False)
     local_accepts_images: bool = True
 
-    text_provider: str = "runpod"
+    # Text to the fast hosted model, photos to the clinic's fine-tuned vision model (see README).
+    text_provider: str = "openai"
     image_provider: str = "runpod"
 
     request_timeout: float = 30.0
@@ -123,6 +124,12 @@ class Settings:
     cache_ttl_seconds: float = 1800.0
     cache_enabled: bool = True
 
+    history_enabled: bool = True
+    history_keep_images: bool = False
+    history_retention_days: float = 365.0
+    job_workers: int = 4
+    demo_mode: bool = False
+
 
 def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
     """Build `Settings` from `env` (default: `.env` overlaid by the process environment).
@@ -148,7 +155,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathL
         local_model=_text(env, "LOCAL_MODEL"),
         local_api_key=_text(env, "LOCAL_API_KEY"),
         local_accepts_images=_flag(env, "LOCAL_ACCEPTS_IMAGES", True),
-        text_provider=_text(env, "SKIN_DIAGNOSIS_PROVIDER", "runpod").lower(),
+        text_provider=_text(env, "SKIN_DIAGNOSIS_PROVIDER", "openai").lower(),
         image_provider=_text(env, "SKIN_DIAGNOSIS_IMAGE_PROVIDER", "runpod").lower(),
         request_timeout=_number(env, "REQUEST_TIMEOUT", 30.0, minimum=0.1),
         max_tokens=_integer(env, "MAX_TOKENS", 700, minimum=64),
@@ -178,6 +185,11 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathL
         data_dir=Path(_text(env, "DATA_DIR", ".data")),
         cache_ttl_seconds=_number(env, "CACHE_TTL_SECONDS", 1800.0),
         cache_enabled=_flag(env, "CACHE_ENABLED", True),
+        history_enabled=_flag(env, "HISTORY_ENABLED", True),
+        history_keep_images=_flag(env, "HISTORY_KEEP_IMAGES", False),
+        history_retention_days=_number(env, "HISTORY_RETENTION_DAYS", 365.0, minimum=0.01),
+        job_workers=_integer(env, "JOB_WORKERS", 4, minimum=1, maximum=64),
+        demo_mode=_flag(env, "DEMO_MODE", False),
     )
 
 
