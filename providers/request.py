@@ -40,6 +40,9 @@ class DiagnosisRequest:
     provider: str | None = None
     use_cache: bool = True
     fallback: bool = True  # False when a reviewer wants this provider's own answer, or none
+    source: str = "page"   # where it came from, for the history: page, job, cli, qa, batch, bench
+    user: str | None = None
+    qa_case: str | None = None  # groups the answers of one QA comparison
 
     @property
     def kind(self) -> str:

@@ -56,6 +56,8 @@ class Diagnosis:
     hedged: bool = False
     fallback: bool = False
     tried: tuple[str, ...] = ()
+    replayed: bool = False  # demo mode: a pinned answer, not a provider's
+    assessment_id: str | None = None  # its row in the history
     image: ShrunkImage | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -76,6 +78,20 @@ class Diagnosis:
             if risk in risks:
                 return risk
         return None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Diagnosis":
+        """Rebuild a result from `to_dict()` output (a stored job); the answer is parsed again from `raw`."""
+        from providers.parser import parse_answer  # the parser imports this module
+
+        usage = data.get("usage") or {}
+        return cls(answer=parse_answer(data.get("raw", "")), provider=data["provider"], model=data["model"],
+                   raw=data.get("raw", ""), elapsed_ms=data.get("elapsed_ms", 0.0),
+                   usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+                   cached=data.get("cached", False), first_token_ms=data.get("first_token_ms"),
+                   hedged=data.get("hedged", False), fallback=data.get("fallback", False),
+                   tried=tuple(data.get("tried", ())), replayed=data.get("replayed", False),
+                   assessment_id=data.get("assessment_id"))
 
     def to_dict(self) -> dict:
         """The documented JSON shape shared by the command line and any caller."""

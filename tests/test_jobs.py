@@ -1,0 +1,77 @@
+"""Background jobs: submitted, run in a bounded pool, kept in the store across restarts."""
+
+from __future__ import annotations
+
+import time
+
+import providers
+from providers.jobs import DONE, FAILED, INTERRUPTED, QUEUED
+from tests.corpus import plain_jpeg
+from tests.fake_llm import Reply
+
+
+def wait_for(jobs, job_id, seconds=10):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = jobs.get(job_id)
+        if job.finished:
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} still {jobs.get(job_id).status}")
+
+
+def test_a_job_runs_in_the_background_and_keeps_its_result(engine_env):
+    engine = providers.get_engine()
+    job_id = engine.jobs.submit(engine.make_request("pearly papule", plain_jpeg(), language="en"))
+    job = wait_for(engine.jobs, job_id)
+    assert job.status == DONE and job.kind == "image" and job.elapsed_ms > 0
+    assert job.result.label.lesion.code == 1 and job.result.provider == "runpod"
+    assert engine.history.get(job.result.assessment_id)["source"] == "job"
+    # A new process (a reload, a new tab, a restart) reads the same job back from the store.
+    providers.reset_engine()
+    again = providers.get_engine().jobs.get(job_id)
+    assert again.status == DONE and again.result.raw == job.result.raw
+
+
+def test_a_failed_job_says_why(engine_env):
+    engine_env.script(Reply.error(401))
+    engine = providers.get_engine()
+    job = wait_for(engine.jobs, engine.jobs.submit(engine.make_request("papule")))
+    assert job.status == FAILED and "RUNPOD_API_KEY" in job.error and job.result is None
+
+
+def test_several_jobs_run_at_once(engine_env, reconfigure):
+    reconfigure(JOB_WORKERS="4")
+    engine_env.default = Reply(engine_env.default.content, delay=0.5)
+    engine = providers.get_engine()
+    started = time.monotonic()
+    ids = [engine.jobs.submit(engine.make_request(f"case {n}")) for n in range(4)]
+    assert all(wait_for(engine.jobs, i).status == DONE for i in ids)
+    assert time.monotonic() - started < 1.9  # four half-second calls side by side, not one after another
+
+
+def test_jobs_left_running_by_a_restart_are_interrupted_and_can_run_again(engine_env):
+    engine = providers.get_engine()
+    engine_env.default = Reply(hang=True)
+    job_id = engine.jobs.submit(engine.make_request("nodule", plain_jpeg()))
+    engine_env.wait_for_requests(1)
+    assert engine.jobs.get(job_id).status in (QUEUED, "running")
+    providers.reset_engine()  # the app restarts
+    engine_env.default = Reply(engine_env.default.content)
+    from tests.answers import VALID
+    engine_env.default = Reply(VALID)
+    jobs = providers.get_engine().jobs
+    interrupted = jobs.get(job_id)
+    assert interrupted.status == INTERRUPTED and "restarted" in interrupted.error
+    again = wait_for(jobs, jobs.rerun(job_id))
+    assert again.status == DONE and again.kind == "image" and again.text == "nodule"
+
+
+def test_jobs_list_newest_first_and_per_user(engine_env):
+    engine = providers.get_engine()
+    from dataclasses import replace
+    first = engine.jobs.submit(replace(engine.make_request("one"), user="kim"))
+    second = engine.jobs.submit(replace(engine.make_request("two"), user="lee"))
+    wait_for(engine.jobs, first), wait_for(engine.jobs, second)
+    assert [j.id for j in engine.jobs.list()] == [second, first]
+    assert [j.id for j in engine.jobs.list(user="kim")] == [first]

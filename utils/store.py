@@ -1,0 +1,159 @@
+"""The app's store: one SQLite file under DATA_DIR, changed only by numbered migrations.
+
+History, background jobs, QA reviews and pinned demo cases live here. SQLite in WAL
+mode lets the page threads read while a job thread writes; every connection is short
+and per call, so the store is safe to share between threads and processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
+
+# Append only: a migration that has shipped is never edited, the next number fixes it.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: history, jobs, reviews
+    """
+    CREATE TABLE assessments (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        user TEXT,
+        source TEXT NOT NULL DEFAULT 'page',      -- page, job, cli, qa, batch
+        qa_case TEXT,                              -- groups the answers of one QA comparison
+        kind TEXT NOT NULL,                        -- text or image
+        language TEXT NOT NULL,
+        text TEXT NOT NULL DEFAULT '',
+        info TEXT NOT NULL DEFAULT '{}',
+        thumbnail BLOB,                            -- only with HISTORY_KEEP_IMAGES
+        provider TEXT,
+        model TEXT,
+        complete INTEGER NOT NULL DEFAULT 0,
+        label_code INTEGER,
+        label_score REAL,
+        risk TEXT,                                 -- the card's flag: malignant, premalignant or NULL
+        summary TEXT NOT NULL DEFAULT '',
+        similar TEXT NOT NULL DEFAULT '[]',
+        raw TEXT NOT NULL DEFAULT '',
+        error TEXT,                                -- the error class when no answer came
+        latency_ms REAL,
+        first_token_ms REAL,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        cached INTEGER NOT NULL DEFAULT 0,
+        fallback INTEGER NOT NULL DEFAULT 0,
+        hedged INTEGER NOT NULL DEFAULT 0,
+        tried TEXT NOT NULL DEFAULT '',
+        cache_key TEXT,
+        pinned INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX assessments_created ON assessments (created_at);
+    CREATE INDEX assessments_cache_key ON assessments (cache_key);
+    CREATE INDEX assessments_qa_case ON assessments (qa_case);
+
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        user TEXT,
+        status TEXT NOT NULL,                      -- queued, running, done, failed, interrupted
+        kind TEXT NOT NULL,
+        provider TEXT,
+        request TEXT NOT NULL,                     -- JSON: text, info, language, provider, use_cache
+        image BLOB,                                -- the shrunk photo, so the job can run again
+        assessment_id TEXT REFERENCES assessments (id) ON DELETE SET NULL,
+        result TEXT,                               -- JSON: the result's to_dict(), so jobs work without history
+        error TEXT,
+        elapsed_ms REAL
+    );
+    CREATE INDEX jobs_created ON jobs (created_at);
+
+    CREATE TABLE reviews (
+        id TEXT PRIMARY KEY,
+        assessment_id TEXT NOT NULL REFERENCES assessments (id) ON DELETE CASCADE,
+        created_at REAL NOT NULL,
+        reviewer TEXT,
+        verdict TEXT NOT NULL CHECK (verdict IN ('correct', 'incorrect')),
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX reviews_assessment ON reviews (assessment_id);
+    """,
+)
+
+
+def new_id() -> str:
+    """A random, unguessable identifier for a row (job IDs are shown to clinicians)."""
+    return uuid.uuid4().hex[:16]
+
+
+class Store:
+    """The SQLite database at `path`; migrated on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._migrated = False
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection in a transaction: committed when the block ends, rolled back on an error."""
+        self._migrate_once()
+        conn = self._open()
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=10)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 10000")
+        return conn
+
+    def _migrate_once(self) -> None:
+        if self._migrated:
+            return
+        with self._lock:
+            if self._migrated:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fresh = not self.path.exists()
+            conn = self._open()
+            try:
+                if fresh:  # patient data: readable by the app's user only
+                    os.chmod(self.path, 0o600)
+                conn.execute("PRAGMA journal_mode = WAL")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                    conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+                    log.info("store migrated to version %d", number)
+            finally:
+                conn.close()
+            self._migrated = True
+
+    @property
+    def version(self) -> int:
+        """The schema version the database is at."""
+        with self.connect() as conn:
+            return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def now() -> float:
+    """Wall-clock seconds since the epoch: what rows are stamped with."""
+    return time.time()
+
+
+def dumps(value: Any) -> str:
+    """JSON for a column, Korean kept readable."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
