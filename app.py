@@ -1,6 +1,7 @@
 """The Streamlit entry point: page set-up, session state, language and navigation."""
 
 import logging
+from pathlib import Path
 
 import streamlit as st
 
@@ -21,7 +22,16 @@ except SettingsError as exc:  # a typo in .env must say which variable, not cras
     st.error(f"{t('error.settings')}: {exc}", icon=":material/settings:")
     st.stop()
 
+PAGES = [
+    ("pages/diagnose.py", "nav.diagnose", ":material/dermatology:"),
+    ("pages/jobs.py", "nav.jobs", ":material/work_history:"),
+    ("pages/history.py", "nav.history", ":material/history:"),
+    ("pages/qa.py", "nav.qa", ":material/fact_check:"),
+    ("pages/performance.py", "nav.performance", ":material/speed:"),
+]
+HERE = Path(__file__).parent
 page = st.navigation([
-    st.Page("pages/diagnose.py", title=t("nav.diagnose"), icon=":material/dermatology:", default=True),
+    st.Page(path, title=t(title), icon=icon, default=(i == 0))
+    for i, (path, title, icon) in enumerate(PAGES) if (HERE / path).exists()  # TEMP while pages are written
 ])
 page.run()

@@ -16,6 +16,8 @@ warm_up()
 chosen = provider_picker(engine)
 
 st.title(t("app.title"))
+if engine.settings.demo_mode:
+    st.info(t("demo.banner"), icon=":material/slideshow:")
 left, right = st.columns([1, 1], gap="large")
 
 with left:
@@ -30,20 +32,35 @@ with left:
         sex = b.selectbox(t("input.sex"), SEXES, format_func=lambda s: t(f"sex.{s}"), key="sex")
         site = a.text_input(t("input.site"), key="body_site")
         duration = b.text_input(t("input.duration"), key="duration")
-    buttons = st.columns(2)
+    buttons = st.columns(3)
     assess = buttons[0].button(t("action.assess"), type="primary", key="assess", width="stretch")
     rerun = buttons[1].button(t("action.rerun"), key="rerun_nocache", width="stretch",
                               disabled=st.session_state.result is None)
+    background = buttons[2].button(t("action.background"), key="submit_job", width="stretch",
+                                   help=t("action.background_help"))
+    if st.session_state.get("last_job"):
+        st.page_link("pages/jobs.py", label=t("action.open_job"), icon=":material/work_history:",
+                     query_params={"job": st.session_state.last_job})
 
 with right:
     if image is not None:
         show_photo(image)
     live = st.empty()
 
-if assess or rerun:
+if assess or rerun or background:
     request = engine.make_request(text, image, chosen, use_cache=not rerun,
                                   info=PatientInfo(age=age, sex=sex, body_site=site, duration=duration),
-                                  language=lang())
+                                  language=lang(), user=st.session_state.get("user"))
+
+if background:
+    try:
+        engine.validate(request)
+        st.session_state.last_job = engine.jobs.submit(request)
+        st.session_state.error = None
+        st.rerun()
+    except DiagnosisError as exc:
+        st.session_state.error = str(exc)
+elif assess or rerun:
     asked = engine.providers.get(request.provider or engine.default_provider(request.kind))
     with right, st.spinner(t("action.working", provider=asked.title if asked else "AI"), show_time=True):
         try:
@@ -60,3 +77,7 @@ with right:
     elif st.session_state.result is not None:
         result = st.session_state.result
         card.render(result, engine.providers[result.provider].title)
+        if result.assessment_id and engine.history and not result.replayed:
+            if st.button(t("action.pin"), key=f"pin_{result.assessment_id}", icon=":material/push_pin:"):
+                engine.history.pin(result.assessment_id)
+                st.success(t("action.pinned"))

@@ -90,12 +90,19 @@ class Engine:
 
     def make_request(self, text: str | None = None, image: bytes | ShrunkImage | None = None,
                      provider: str | None = None, use_cache: bool = True, *, info: PatientInfo | None = None,
-                     language: str = "ko", fallback: bool = True) -> DiagnosisRequest:
+                     language: str = "ko", fallback: bool = True, source: str = "page",
+                     user: str | None = None) -> DiagnosisRequest:
         """Build the request object; raw photo bytes are shrunk here, an already shrunk photo is kept."""
         if isinstance(image, (bytes, bytearray, memoryview)):
             image = self.prepare_image(bytes(image))
         return DiagnosisRequest(text=text or "", image=image, info=info or PatientInfo(), language=language,
-                                provider=provider or None, use_cache=use_cache, fallback=fallback)
+                                provider=provider or None, use_cache=use_cache, fallback=fallback, source=source,
+                                user=user)
+
+    def validate(self, request: DiagnosisRequest) -> None:
+        """Raise what `diagnose` would raise before asking anyone (for a job about to be queued)."""
+        self._validate(request)
+        self._provider_for(request)
 
     # -- choosing ---------------------------------------------------------------------------
 

@@ -100,3 +100,29 @@ def test_upload_assess_and_read_the_card(app_url, fake_llm, tmp_path):
 
     sent = fake_llm.requests[-1].body["messages"][1]["content"]
     assert any(part.get("type") == "image_url" for part in sent)
+
+
+def test_background_job_survives_a_reload_and_a_new_tab(app_url, fake_llm):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(app_url)
+            expect(page.get_by_role("heading", name="피부 병변 AI 평가")).to_be_visible(timeout=30_000)
+            page.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진, 6개월간 커짐")
+            page.get_by_role("button", name="백그라운드로 실행").click()
+            page.get_by_role("link", name="작업을 보냈습니다").click()
+            card = page.locator(".st-key-result_card")
+            expect(card.get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible(timeout=30_000)
+            assert "job=" in page.url
+
+            page.reload()
+            expect(page.locator(".st-key-result_card").get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible(timeout=30_000)
+
+            other = browser.new_page()  # a new tab, a new session: the job is on the server
+            other.goto(page.url)
+            expect(other.locator(".st-key-result_card").get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible(timeout=30_000)
+        finally:
+            browser.close()

@@ -84,7 +84,8 @@ def render(result: Diagnosis, provider_title: str) -> None:
         if result.first_token_ms is not None:
             parts.append(t("result.first_words", seconds=result.first_token_ms / 1000))
         parts.append(t("result.tokens", prompt=result.usage.prompt_tokens, completion=result.usage.completion_tokens))
-        parts.append(t("result.cached") if result.cached else t("result.fresh"))
+        parts.append(t("result.replayed") if result.replayed else t("result.cached") if result.cached
+                     else t("result.fresh"))
         st.caption(" · ".join(parts))
         with st.expander(t("result.raw"), expanded=not answer.complete):
             st.code(result.raw or "(empty)", language="xml", wrap_lines=True)

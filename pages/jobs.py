@@ -1,0 +1,79 @@
+"""Background jobs: what is queued, running, done or failed, and each one's result."""
+
+import time
+
+import streamlit as st
+
+from providers import get_engine
+from providers.jobs import DONE, FAILED, INTERRUPTED, RUNNING
+from ui import card
+from ui.i18n import tr
+
+engine = get_engine()
+jobs = engine.jobs
+user = st.session_state.get("user")
+
+STATUS = {"queued": ("대기", "queued", ":material/hourglass_empty:"),
+          "running": ("진행 중", "running", ":material/progress_activity:"),
+          "done": ("완료", "done", ":material/check_circle:"),
+          "failed": ("실패", "failed", ":material/error:"),
+          "interrupted": ("중단됨", "interrupted", ":material/pause_circle:")}
+
+
+def status_label(status: str) -> str:
+    ko, en, icon = STATUS[status]
+    return f"{icon} {tr(ko, en)}"
+
+
+def when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+st.title(tr("백그라운드 작업", "Background jobs"))
+st.caption(tr("작업은 서버에 저장됩니다. 새로고침하거나 새 탭을 열어도 결과가 남아 있습니다.",
+              "Jobs are kept on the server: results survive a reload, a dropped connection and a new tab."))
+
+
+@st.fragment(run_every=2)
+def job_board() -> None:
+    # Re-drawn every 2 s so queued and running jobs move on without a click.
+    listed = jobs.list(user=user)
+    if not listed:
+        st.info(tr("아직 작업이 없습니다. 평가 화면에서 '백그라운드로 실행'을 누르세요.",
+                   "No jobs yet. On the assessment page, press 'Run in background'."))
+        return
+    st.dataframe(
+        [{tr("시각", "Submitted"): when(j.created_at), tr("상태", "Status"): status_label(j.status),
+          tr("종류", "Kind"): tr("사진", "photo") if j.kind == "image" else tr("텍스트", "text"),
+          tr("내용", "Case"): (j.text[:40] + "…") if len(j.text) > 40 else j.text,
+          tr("제공자", "Provider"): j.provider or "",
+          tr("소요 시간", "Elapsed"): f"{j.elapsed_ms / 1000:.1f} s" if j.elapsed_ms else "",
+          "ID": j.id} for j in listed],
+        hide_index=True, key="jobs_table")
+
+    ids = [j.id for j in listed]
+    wanted = st.query_params.get("job")
+    if wanted in ids and st.session_state.get("jobs_pick") not in ids:
+        st.session_state.jobs_pick = wanted
+    by_id = {j.id: j for j in listed}
+    picked = st.selectbox(tr("작업 보기", "Show job"), ids, key="jobs_pick",
+                          format_func=lambda i: f"{when(by_id[i].created_at)} · {status_label(by_id[i].status)} · "
+                                                f"{by_id[i].text[:30] or tr('사진', 'photo')}")
+    st.query_params["job"] = picked  # a reload or a shared link opens the same job
+    job = by_id[picked]
+    if job.status == DONE and job.result is not None:
+        card.render(job.result, engine.providers[job.result.provider].title if job.result.provider in engine.providers
+                    else job.result.provider)
+    elif job.status in (FAILED, INTERRUPTED):
+        st.error(job.error or tr("작업이 실패했습니다.", "The job failed."), icon=":material/error:")
+        if st.button(tr("다시 실행", "Run again"), key=f"jobs_rerun_{job.id}", type="primary"):
+            st.query_params["job"] = jobs.rerun(job.id)
+            st.session_state.pop("jobs_pick", None)
+            st.rerun()
+    elif job.status == RUNNING:
+        st.info(tr("평가 중입니다…", "Assessing…"), icon=":material/progress_activity:")
+    else:
+        st.info(tr("차례를 기다리는 중입니다…", "Waiting for a free worker…"), icon=":material/hourglass_empty:")
+
+
+job_board()

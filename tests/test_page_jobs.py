@@ -1,0 +1,64 @@
+"""The Jobs page and the diagnose page's 'Run in background', through AppTest."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+import providers
+from tests.fake_llm import Reply
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def wait_done(job_id: str, seconds: float = 10) -> None:
+    jobs = providers.get_engine().jobs
+    deadline = time.monotonic() + seconds
+    while not jobs.get(job_id).finished:
+        assert time.monotonic() < deadline, "job did not finish"
+        time.sleep(0.02)
+
+
+def test_run_in_background_then_read_the_result_in_jobs(engine_env):
+    at = AppTest.from_file(APP, default_timeout=20).run()
+    at.text_area(key="symptoms").input("pearly papule beside the nose").run()
+    at.button(key="submit_job").click().run()
+    assert not at.exception and not at.error
+    job_id = at.session_state["last_job"]
+    wait_done(job_id)
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception
+    assert at.selectbox(key="jobs_pick").value == job_id
+    assert any("기저세포암 · Basal cell carcinoma" in m.value for m in at.markdown)
+    assert at.query_params["job"] in (job_id, [job_id])
+
+
+def test_background_job_with_no_input_is_refused_at_once(engine_env):
+    at = AppTest.from_file(APP, default_timeout=20).run()
+    at.button(key="submit_job").click().run()
+    assert "photo" in at.error[0].value
+    assert providers.get_engine().jobs.list() == []
+
+
+def test_failed_job_explains_and_runs_again(engine_env):
+    engine_env.script(Reply.error(503), Reply.error(503))
+    engine = providers.get_engine()
+    job_id = engine.jobs.submit(engine.make_request("ulcerated nodule"))
+    wait_done(job_id)
+    at = AppTest.from_file(APP, default_timeout=20).run()
+    at.switch_page("pages/jobs.py").run()
+    assert "HTTP 503" in at.error[0].value
+    at.button(key=f"jobs_rerun_{job_id}").click().run()
+    new_id = at.query_params["job"]
+    new_id = new_id[0] if isinstance(new_id, list) else new_id
+    assert new_id != job_id
+    wait_done(new_id)
+    assert engine.jobs.get(new_id).status == "done"
+
+
+def test_jobs_page_without_jobs(engine_env):
+    at = AppTest.from_file(APP, default_timeout=20).run()
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception and "No jobs yet" in at.info[0].value or "아직 작업이 없습니다" in at.info[0].value
