@@ -11,6 +11,14 @@ from ui.photo import photo_input, show_photo
 from ui.sidebar import provider_picker
 
 engine = get_engine()
+
+
+def use_refined() -> None:
+    # A callback: a widget's value can only be replaced before the widget is drawn again.
+    st.session_state.symptoms = st.session_state.refined.text
+    st.session_state.refined = None
+
+
 # Opening the page or adding a photo wakes a cold serverless worker while the clinician types.
 warm_up()
 chosen = provider_picker(engine)
@@ -26,6 +34,15 @@ with left:
         st.error(photo_error, icon=":material/image_not_supported:")
     text = st.text_area(t("input.text"), key="symptoms", height=120, max_chars=engine.settings.max_text_chars,
                         placeholder=t("input.text_placeholder"), help=t("input.text_help"))
+    if st.button(t("tool.refine"), key="refine", icon=":material/edit_note:", help=t("tool.refine_help")):
+        try:
+            st.session_state.refined = engine.refine(text, language=lang())
+        except DiagnosisError as exc:
+            st.session_state.refined = None
+            st.error(str(exc), icon=":material/error:")
+    if st.session_state.get("refined"):
+        st.info(f"**{t('tool.refined')}**\n\n{card.plain(st.session_state.refined.text)}", icon=":material/edit_note:")
+        st.button(t("tool.use_refined"), key="use_refined", on_click=use_refined)
     with st.expander(t("input.info")):
         a, b = st.columns(2)
         age = a.number_input(t("input.age"), min_value=0, max_value=120, value=None, step=1, key="age")
@@ -77,6 +94,15 @@ with right:
     elif st.session_state.result is not None:
         result = st.session_state.result
         card.render(result, engine.providers[result.provider].title)
+        if st.button(t("tool.explain"), key="explain", icon=":material/record_voice_over:"):
+            try:
+                st.session_state.explained = (result.assessment_id, engine.explain(result, language=lang()))
+            except DiagnosisError as exc:
+                st.error(str(exc), icon=":material/error:")
+        explained = st.session_state.get("explained")
+        if explained and explained[0] == result.assessment_id:
+            st.success(f"**{t('tool.explained')}**\n\n{card.plain(explained[1].text)}",
+                       icon=":material/record_voice_over:")
         if result.assessment_id and engine.history and not result.replayed:
             if st.button(t("action.pin"), key=f"pin_{result.assessment_id}", icon=":material/push_pin:"):
                 engine.history.pin(result.assessment_id)

@@ -18,10 +18,11 @@ from providers.errors import InputError, ProviderError, ProviderNotConfigured, P
 from providers.health import ProviderHealth
 from providers.jobs import Jobs
 from providers.parser import parse_answer
-from providers.prompt import PROMPT_VERSION, build_messages
+from providers.prompt import (HELPER_PROMPT_VERSION, PROMPT_VERSION, build_messages, explain_messages,
+                              refine_messages)
 from providers.registry import build_providers
 from providers.request import LANGUAGES, DiagnosisRequest, PatientInfo
-from providers.result import Diagnosis, ParsedAnswer, Usage
+from providers.result import Assist, Diagnosis, ParsedAnswer, TextAnswer, Usage
 from providers.routing import Outcome, Race
 from providers.warmup import WarmUp
 from utils.cache import AnswerCache, cache_key
@@ -252,6 +253,59 @@ class Engine:
         result = replace(self._result(request, provider, pinned["raw"], usage, started, cached=True),
                          model=pinned["model"], replayed=True, assessment_id=pinned["id"])
         return result
+
+    # -- helper pipelines -------------------------------------------------------------------
+
+    def refine(self, text: str, *, language: str = "ko", provider: str | None = None,
+               use_cache: bool = True) -> Assist:
+        """A patient's own words rewritten as a concise clinical description (the original 'refine')."""
+        if not text.strip():
+            raise InputError("Type the patient's description first: there is nothing to refine.")
+        if len(text) > self.settings.max_text_chars:
+            raise InputError(f"The description has {len(text):,} characters; the limit is "
+                             f"{self.settings.max_text_chars:,}. Please shorten it.")
+        return self._assist("refine", refine_messages(text, language), text.strip(), language, provider, use_cache)
+
+    def explain(self, result: Diagnosis, *, language: str = "ko", provider: str | None = None,
+                use_cache: bool = True) -> Assist:
+        """An assessment in plain language for the patient (the original 'explain')."""
+        if result.label is None:
+            raise InputError("This answer names no lesion class, so there is nothing to explain: re-run it first.")
+        label = result.label.lesion.name_ko if language == "ko" else result.label.lesion.name_en
+        risk = result.risk_flag.value if result.risk_flag else "benign"
+        messages = explain_messages(label, risk, result.answer.summary, language)
+        return self._assist("explain", messages, f"{label}|{risk}|{result.answer.summary}", language, provider,
+                            use_cache)
+
+    def _assist(self, task: str, messages: list[dict], subject: str, language: str, provider: str | None,
+                use_cache: bool) -> Assist:
+        # Same providers, cache, budget and race as an assessment; only the answer is plain text.
+        started = time.monotonic()
+        chain = self.chain(DiagnosisRequest(text=subject, language=language, provider=provider))
+        keys = {p.name: cache_key({"task": task, "prompt": HELPER_PROMPT_VERSION, "provider": p.name,
+                                   "model": p.model, "base_url": p.base_url, "language": language,
+                                   "temperature": self.settings.temperature, "input": subject})
+                for p in dict.fromkeys(chain)}
+        if use_cache:
+            for name, key in keys.items():
+                if hit := self.cache.get(key):
+                    return Assist(task, hit["raw"], name, self.providers[name].model,
+                                  (time.monotonic() - started) * 1000, Usage(*hit["usage"]), cached=True)
+        budget = self.budget("text")
+        deadline = started + budget - min(_STOP_EARLY * budget, 0.25)
+
+        async def race(emit: Callable[[str], None]) -> Outcome:
+            return await Race(self, chain, messages, started=started, budget=budget, deadline=deadline,
+                              kind="text", emit=emit, judge=lambda raw: TextAnswer(raw.strip())).run()
+
+        outcome: Outcome = runtime.run(race)
+        text = outcome.answer.text
+        if text:
+            self.cache.set(keys[outcome.provider.name],
+                           {"raw": text, "usage": [outcome.attempt.usage.prompt_tokens,
+                                                   outcome.attempt.usage.completion_tokens]})
+        return Assist(task, text, outcome.provider.name, outcome.provider.model, (time.monotonic() - started) * 1000,
+                      outcome.attempt.usage)
 
     # -- history ----------------------------------------------------------------------------
 

@@ -112,3 +112,27 @@ class Diagnosis:
                       "completion_tokens": self.usage.completion_tokens},
             "raw": self.raw,
         }
+
+
+@dataclass(frozen=True)
+class TextAnswer:
+    """A helper's plain-text answer (refine, explain), as the race judges it."""
+
+    text: str
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.text)
+
+
+@dataclass(frozen=True)
+class Assist:
+    """What a helper pipeline (refine or explain) returned, and who answered how fast."""
+
+    task: str
+    text: str
+    provider: str
+    model: str
+    elapsed_ms: float
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = False

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from providers.base import Attempt, Provider
 from providers.errors import ProviderError, ProviderTimeout
@@ -30,7 +30,7 @@ class Outcome:
     """The answer that won, who gave it, and how the race went."""
 
     attempt: Attempt
-    answer: ParsedAnswer
+    answer: ParsedAnswer  # or whatever the race's judge returned
     provider: Provider
     first_token_s: float | None
     hedged: bool
@@ -54,10 +54,16 @@ class Race:
     """Runs `chain` for one request; `run()` returns an `Outcome` or raises a `ProviderError`."""
 
     def __init__(self, engine: "Engine", chain: list[Provider], messages: list[dict], *, started: float,
-                 budget: float, deadline: float, kind: str, emit: Callable[[str], None]) -> None:
-        """`chain` is the order to try; a provider may appear twice (a hedge against its own slow tail)."""
+                 budget: float, deadline: float, kind: str, emit: Callable[[str], None],
+                 judge: Callable[[str], Any] = parse_answer) -> None:
+        """`chain` is the order to try; a provider may appear twice (a hedge against its own slow tail).
+
+        `judge` reads a raw answer into an object with `.complete`: the contract's parser for
+        assessments, something simpler for the free-text helpers.
+        """
         self.engine = engine
         self.kind = kind
+        self.judge = judge
         self.messages = messages
         self.started = started
         self.budget = budget
@@ -160,7 +166,7 @@ class Race:
         except ProviderError as exc:
             self.errors.append(exc)
             return None
-        answer = parse_answer(attempt.raw)
+        answer = self.judge(attempt.raw)
         if not answer.complete:
             if self.incomplete is None:
                 self.incomplete = (lane, attempt, answer)
