@@ -67,62 +67,66 @@ def app_url(fake_llm, tmp_path):
         log.close()
 
 
-def test_upload_assess_and_read_the_card(app_url, fake_llm, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_upload_assess_and_read_the_card(app_url, browser, fake_llm, tmp_path):
+    from playwright.sync_api import expect
 
     photo = tmp_path / "lesion.jpg"
     Image.new("RGB", (2000, 1500), (160, 100, 90)).save(photo, "JPEG", quality=90)
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(app_url)
-            expect(page.get_by_role("heading", name="피부 병변 AI 평가")).to_be_visible(timeout=30_000)
-            page.locator("input[type=file]").first.set_input_files(str(photo))
-            expect(page.get_by_text("2000×1500")).to_be_visible(timeout=20_000)
-            page.get_by_role("button", name="평가하기").click()
-            card = page.locator(".st-key-result_card")
-            expect(card).to_be_visible(timeout=30_000)
-            expect(card.get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible()
-            expect(page.get_by_text("악성 병변 가능성")).to_be_visible()
-            expect(card.get_by_text("RunPod · clinic-derm-v1", exact=False)).to_be_visible()
-            page.screenshot(path=str(tmp_path / "card.png"), full_page=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url)
+    expect(page.get_by_role("heading", name="피부 병변 AI 평가")).to_be_visible(timeout=30_000)
+    page.locator("input[type=file]").first.set_input_files(str(photo))
+    expect(page.get_by_text("2000×1500")).to_be_visible(timeout=20_000)
+    page.get_by_role("button", name="평가하기").click()
+    card = page.locator(".st-key-result_card")
+    expect(card).to_be_visible(timeout=30_000)
+    expect(card.get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible()
+    expect(page.get_by_text("악성 병변 가능성")).to_be_visible()
+    expect(card.get_by_text("RunPod · clinic-derm-v1", exact=False)).to_be_visible()
+    page.screenshot(path=str(tmp_path / "card.png"), full_page=True)
 
-            # The language switch re-draws everything in English and keeps the photo and the card.
-            page.get_by_test_id("stSidebar").get_by_text("English", exact=True).click()
-            expect(page.get_by_role("heading", name="Skin lesion AI assessment")).to_be_visible(timeout=20_000)
-            expect(card.get_by_text("Basal cell carcinoma · 기저세포암")).to_be_visible()
-            expect(page.get_by_text("Malignant class: refer for dermatology review")).to_be_visible()
-            expect(page.get_by_text("2000×1500")).to_be_visible()
-        finally:
-            browser.close()
+    # The language switch re-draws everything in English and keeps the photo and the card.
+    page.get_by_test_id("stSidebar").get_by_text("English", exact=True).click()
+    expect(page.get_by_role("heading", name="Skin lesion AI assessment")).to_be_visible(timeout=20_000)
+    expect(card.get_by_text("Basal cell carcinoma · 기저세포암")).to_be_visible()
+    expect(page.get_by_text("Malignant class: refer for dermatology review")).to_be_visible()
+    expect(page.get_by_text("2000×1500")).to_be_visible()
 
     sent = fake_llm.requests[-1].body["messages"][1]["content"]
     assert any(part.get("type") == "image_url" for part in sent)
 
 
-def test_background_job_survives_a_reload_and_a_new_tab(app_url, fake_llm):
-    from playwright.sync_api import expect, sync_playwright
+def test_background_job_survives_a_reload_and_a_new_tab(app_url, browser, fake_llm):
+    from playwright.sync_api import expect
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(app_url)
-            expect(page.get_by_role("heading", name="피부 병변 AI 평가")).to_be_visible(timeout=30_000)
-            page.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진, 6개월간 커짐")
-            page.get_by_role("button", name="백그라운드로 실행").click()
-            page.get_by_role("link", name="작업을 보냈습니다").click()
-            card = page.locator(".st-key-result_card")
-            expect(card.get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible(timeout=30_000)
-            assert "job=" in page.url
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url)
+    expect(page.get_by_role("heading", name="피부 병변 AI 평가")).to_be_visible(timeout=30_000)
+    page.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진, 6개월간 커짐")
+    page.get_by_role("button", name="백그라운드로 실행").click()
+    page.get_by_role("link", name="작업을 보냈습니다").click()
+    card = page.locator(".st-key-result_card")
+    expect(card.get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible(timeout=30_000)
+    assert "job=" in page.url
 
-            page.reload()
-            expect(page.locator(".st-key-result_card").get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible(timeout=30_000)
+    page.reload()
+    expect(page.locator(".st-key-result_card").get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible(
+        timeout=30_000)
 
-            other = browser.new_page()  # a new tab, a new session: the job is on the server
-            other.goto(page.url)
-            expect(other.locator(".st-key-result_card").get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible(timeout=30_000)
-        finally:
-            browser.close()
+    other = browser.new_page()  # a new tab, a new session: the job is on the server
+    other.goto(page.url)
+    expect(other.locator(".st-key-result_card").get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible(
+        timeout=30_000)
