@@ -2,8 +2,10 @@
 
     python cli.py diagnose --text "pearly papule on the nose" --json
     python cli.py diagnose --image lesion.jpg --provider openai
+    python cli.py batch cases.csv --images photos/ --providers runpod,openai --out qa-report
 
 Exit codes: 0 an answer, 2 bad input or settings, 3 no provider could answer.
+`batch`: 0 the batch ran (some rows may have failed), 2 bad input, 3 every call failed.
 """
 
 from __future__ import annotations
@@ -68,6 +70,54 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Run a CSV of cases on each chosen provider and write results.csv and report.html."""
+    from tqdm import tqdm
+
+    from providers import get_engine
+    from providers.batch import BatchInputError, check_providers, photos_from_dir, read_cases, run_batch
+    from utils.qa_report import write_report
+
+    try:
+        data = Path(args.cases).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.cases}: {exc.strerror}", file=sys.stderr)
+        return EXIT_INPUT
+    engine = get_engine()
+    names = args.providers.split(",") if args.providers else [n for n, p in engine.providers.items() if p.configured]
+    try:
+        chosen = check_providers(engine, names)
+        photos = photos_from_dir(args.images) if args.images else {}
+        cases = read_cases(data, photos)
+        with tqdm(total=len(cases) * len(chosen), unit="call", file=sys.stderr, desc="batch") as bar:
+            report = run_batch(engine, cases, photos, chosen, concurrency=args.concurrency,
+                               language=args.language, use_cache=not args.no_cache,
+                               on_progress=lambda done, total, row: bar.update(1))
+    except BatchInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    csv_path, html_path = write_report(report, args.out)
+    print(f"results: {csv_path}")
+    print(f"report:  {html_path}")
+    print(report.summary_line())
+    if not report.calls:
+        print("error: no row could be run; see the failures in the report.", file=sys.stderr)
+        return EXIT_INPUT
+    if report.every_call_failed:
+        print("error: every call failed; see the failures in the report.", file=sys.stderr)
+        return EXIT_PROVIDER
+    return EXIT_OK
+
+
+def _concurrency(value: str) -> int:
+    from providers.batch import MAX_CONCURRENCY
+
+    number = int(value)
+    if not 1 <= number <= MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"use 1 to {MAX_CONCURRENCY}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cli.py", description="AI skin-lesion assessment from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--site", help="body site")
     d.add_argument("--duration", help="how long the lesion has been there")
     d.set_defaults(func=cmd_diagnose)
+    b = sub.add_parser("batch", help="QA: run a CSV of cases on several providers and write a report")
+    b.add_argument("cases", help="CSV with the columns id,text,image,expected")
+    b.add_argument("--images", help="directory holding the photos the CSV names")
+    b.add_argument("--providers", help="comma-separated, e.g. runpod,openai (default: every configured one)")
+    b.add_argument("--out", required=True, help="directory for results.csv and report.html")
+    b.add_argument("--concurrency", type=_concurrency, default=4, help="calls at once (default 4)")
+    b.add_argument("--language", choices=["ko", "en"], default="ko", help="language of the findings")
+    b.add_argument("--no-cache", action="store_true", help="ask every provider even when a cached answer exists")
+    b.set_defaults(func=cmd_batch)
     return parser
 
 

@@ -1,0 +1,297 @@
+"""Batch QA: the core against the local chat-completions server, the report files, the CLI and the panel.
+
+The fake server answers by model: RunPod always says basal cell carcinoma (code 1); OpenAI says
+seborrheic keratosis (code 7) for a photo or a text marked [seb], code 1 otherwise, and fails
+(HTTP 400) on a text marked [boom]. With the cases below every figure is known exactly:
+
+    id    expected  runpod  openai
+    a     1         1 ✓     7 ✗      [seb]
+    b     7         1 ✗     7 ✓      [seb]
+    c     1         1 ✓     1 ✓
+    d     7         1 ✗     7 ✓      photo
+    e     0         1 ✗     1 ✗
+    g     —         1       fails    [boom]
+    bad   1         unknown photo: not run
+    f     99        bad expected: not run
+
+runpod 2/5 = 40.0%, openai 3/5 = 60.0%, agreement on c and e: 2/5 = 40.0%.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import cli
+import providers
+from providers.batch import (BatchInputError, find_photo, percentile, photos_from_dir, photos_from_zip, read_cases,
+                             run_batch)
+from tests.answers import xml_answer
+from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
+from tests.fake_llm import RecordedRequest, Reply
+from utils.qa_report import RESULT_COLUMNS, render_html, write_report
+
+CLI = str(Path(__file__).resolve().parent.parent / "cli.py")
+
+BCC = xml_answer(1, 80, "기저세포암", "진주양 구진.", [(11, 10, "피지샘증식증")])
+SK = xml_answer(7, 85, "지루각화증", "붙여 놓은 듯한 갈색 병변.", [(14, 9, "흑색점")])
+
+CASES = """id,text,image,expected
+a,pearly papule with a waxy look [seb],,1
+b,stuck-on brown plaque [seb],,7
+c,pearly nodule beside the nose,,1
+d,,lesion.jpg,7
+e,rough scaly patch <script>alert(1)</script>,,0
+g,no ground truth here [boom],,
+bad,papule on the back,missing.jpg,1
+f,red papule,,99
+"""
+
+
+def _has_image(request: RecordedRequest) -> bool:
+    for message in (request.body or {}).get("messages", []):
+        if isinstance(message.get("content"), list):
+            if any(part.get("type") == "image_url" for part in message["content"]):
+                return True
+    return False
+
+
+def responder(request: RecordedRequest) -> Reply:
+    """Each provider's own habit, so that accuracy, confusion and agreement are known exactly."""
+    if request.body["model"] == RUNPOD_MODEL:
+        return Reply(BCC)
+    text = request.text()
+    if "[boom]" in text:
+        return Reply.error(400)
+    return Reply(SK if "[seb]" in text or _has_image(request) else BCC)
+
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), (150, 90, 80)).save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+@pytest.fixture
+def llm(engine_env):
+    engine_env.responder = responder
+    return engine_env
+
+
+@pytest.fixture
+def photo_zip() -> bytes:
+    # Zipping a folder puts the photo under the folder's name; the CSV names only the file.
+    return _zip({"photos/lesion.jpg": _jpeg(), "__MACOSX/photos/._lesion.jpg": b"junk"})
+
+
+def test_figures_are_exact(llm, photo_zip):
+    photos = photos_from_zip(photo_zip)
+    assert list(photos) == ["photos/lesion.jpg"]
+    engine = providers.get_engine()
+    seen = []
+    report = run_batch(engine, read_cases(CASES.encode(), photos), photos, ["runpod", "openai"], concurrency=3,
+                       on_progress=lambda done, total, row: seen.append((done, total)))
+    assert seen == [(i, 16) for i in range(1, 17)]
+    assert len(report.rows) == 16 and [r.case.id for r in report.rows[:4]] == ["a", "a", "b", "b"]
+    # Six valid cases on two providers; OpenAI's 400 is not retried, and nothing falls back.
+    assert len(llm.chat_requests) == 12
+    assert sum(1 for r in llm.chat_requests if _has_image(r)) == 2
+
+    acc = {a.provider: a for a in report.accuracy()}
+    assert (acc["runpod"].correct, acc["runpod"].n, acc["runpod"].failed) == (2, 5, 2)
+    assert (acc["openai"].correct, acc["openai"].n, acc["openai"].failed) == (3, 5, 3)
+    assert acc["runpod"].model == RUNPOD_MODEL and acc["openai"].model == OPENAI_MODEL
+
+    runpod = report.confusion("runpod")
+    assert [c.code for c in runpod.expected] == [0, 1, 7] and [c.code for c in runpod.predicted] == [1]
+    assert runpod.counts == {(1, 1): 2, (7, 1): 2, (0, 1): 1}
+    openai = report.confusion("openai")
+    assert [c.code for c in openai.predicted] == [1, 7]
+    assert openai.counts == {(1, 7): 1, (7, 7): 2, (1, 1): 1, (0, 1): 1}
+
+    [pair] = report.agreement()
+    assert (pair.first, pair.second, pair.same, pair.n) == ("runpod", "openai", 2, 5)
+
+    failures = report.failures()
+    assert [(f.case_id, f.provider) for f in failures] == [("bad", None), ("f", None), ("g", "openai")]
+    assert "unknown image file 'missing.jpg'" in failures[0].message and "line 8" in failures[0].message
+    assert "bad expected value '99'" in failures[1].message
+    assert failures[2].message.startswith("ProviderRequestError")
+    assert not report.every_call_failed
+
+    latency = {s.provider: s for s in report.latency()}
+    assert latency["runpod"].n == 6 and latency["openai"].n == 5
+    assert 0 < latency["runpod"].p50 <= latency["runpod"].p95 <= latency["runpod"].p99
+
+    # History: every answer recorded as a batch answer, one qa_case per case shared by both providers.
+    with engine.store.connect() as conn:
+        rows = conn.execute("SELECT source, qa_case, provider, error FROM assessments").fetchall()
+    assert len(rows) == 12 and {r["source"] for r in rows} == {"batch"}
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["qa_case"], set()).add(r["provider"])
+    assert len(groups) == 6 and all(v == {"runpod", "openai"} for v in groups.values())
+    assert all(key.startswith(report.run_id + ":") for key in groups)
+
+
+def test_report_files(llm, photo_zip, tmp_path):
+    photos = photos_from_zip(photo_zip)
+    report = run_batch(providers.get_engine(), read_cases(CASES.encode(), photos), photos, ["runpod", "openai"])
+    csv_path, html_path = write_report(report, tmp_path / "out")
+    with csv_path.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == RESULT_COLUMNS and len(rows) == 16
+    by = {(r["id"], r["provider"]): r for r in rows}
+    assert by[("a", "runpod")] | {"latency_ms": "", "first_token_ms": ""} == {
+        "id": "a", "provider": "runpod", "model": RUNPOD_MODEL, "expected": "1", "predicted": "1",
+        "predicted_name_ko": "기저세포암", "predicted_name_en": "Basal cell carcinoma", "score": "80",
+        "risk": "malignant", "correct": "1", "complete": "1", "latency_ms": "", "first_token_ms": "",
+        "tokens": "200", "cached": "0", "error": ""}
+    assert float(by[("a", "runpod")]["latency_ms"]) > 0
+    assert by[("a", "openai")]["correct"] == "0" and by[("b", "openai")]["risk"] == "benign"
+    assert by[("g", "runpod")]["correct"] == "" and by[("g", "openai")]["error"].startswith("ProviderRequestError")
+    assert by[("bad", "openai")]["predicted"] == "" and "unknown image file" in by[("bad", "openai")]["error"]
+
+    page = html_path.read_text(encoding="utf-8")
+    assert "40.0%" in page and "60.0%" in page and "<svg" in page
+    assert "Confusion matrices" in page and "지루각화증" in page
+    assert "<script" not in page and "&lt;script&gt;" in page  # patient text is data
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
+
+
+def test_cached_rerun_and_concurrency_bound(llm):
+    slow = {"n": 0}
+
+    def counting(request):
+        slow["n"] += 1
+        return Reply(BCC, delay=0.15)
+    llm.responder = counting
+    cases = read_cases("id,text,image,expected\n" + "".join(f"c{i},papule {i},,1\n" for i in range(8)))
+    report = run_batch(providers.get_engine(), cases, {}, ["runpod"], concurrency=4)
+    assert [a.rate for a in report.accuracy()] == [1.0]
+    # At most four calls at a time: the 8 arrivals come in at least two waves.
+    arrivals = sorted(r.at for r in llm.chat_requests)
+    assert arrivals[4] - arrivals[0] >= 0.1
+    again = run_batch(providers.get_engine(), cases, {}, ["runpod"])
+    assert all(r.cached for r in again.rows) and slow["n"] == 8
+    assert again.latency()[0].n == 0 and again.latency()[0].cached == 8 and again.latency()[0].p50 is None
+    assert "—" in render_html(again)
+
+
+def test_input_errors_are_clear(engine_env, tmp_path):
+    with pytest.raises(BatchInputError, match="lacks the columns image, expected"):
+        read_cases(b"id,text\n1,papule\n")
+    with pytest.raises(BatchInputError, match="no cases"):
+        read_cases(b"id,text,image,expected\n,,,\n")
+    with pytest.raises(BatchInputError, match="not a readable ZIP"):
+        photos_from_zip(b"not a zip")
+    # Korean Excel's CSV (CP949), a BOM, a header in capitals, a class name or 7.0 for the code.
+    cases = read_cases("ID,Text,Image,Expected\nk,코 옆 구진,,지루각화증\nm,papule,,7.0\n".encode("cp949"))
+    assert [(c.id, c.expected.code, c.valid) for c in cases] == [("k", 7, True), ("m", 7, True)]
+    cases = read_cases("\ufeffid,text,image,expected\nx,,,\ny,a,,\ny,b,,\n".encode())
+    assert "empty row" in cases[0].problem and cases[1].valid and "used again (first on line 3)" in cases[2].problem
+    engine = providers.get_engine()
+    with pytest.raises(BatchInputError, match="Unknown provider 'nope'"):
+        run_batch(engine, cases, {}, ["runpod", "nope"])
+    # An unreadable photo fails its case for every provider, and nothing is sent.
+    photos = {"broken.jpg": b"not an image"}
+    report = run_batch(engine, read_cases(b"id,text,image,expected\np,,broken.jpg,\n", photos), photos,
+                       ["runpod", "openai"])
+    assert [r.rejected for r in report.rows] == [True, True] and "photo 'broken.jpg'" in report.failures()[0].message
+    assert report.calls == [] and engine_env.requests == []
+    # Photos from a directory, read when used; names found by base name when unique.
+    (tmp_path / "imgs" / "sub").mkdir(parents=True)
+    (tmp_path / "imgs" / "sub" / "A.JPG").write_bytes(b"x")
+    found = photos_from_dir(tmp_path / "imgs")
+    assert list(found) == ["sub/A.JPG"] and find_photo("a.jpg", found) == "sub/A.JPG" and found["sub/A.JPG"] == b"x"
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5 and percentile([], 95) is None
+
+
+def test_cli_end_to_end(llm, tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "lesion.jpg").write_bytes(_jpeg())
+    (tmp_path / "cases.csv").write_text(CASES, encoding="utf-8")
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, CLI, "batch", str(tmp_path / "cases.csv"), "--images",
+                           str(tmp_path / "photos"), "--providers", "runpod,openai", "--out", str(out),
+                           "--concurrency", "2"], capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert (out / "results.csv").is_file() and (out / "report.html").is_file()
+    assert str(out / "report.html") in done.stdout
+    assert "accuracy: runpod 40.0% (2/5), openai 60.0% (3/5)" in done.stdout
+    assert "16/16" in done.stderr  # the tqdm bar
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "40.0%" in page and "60.0%" in page and "<table class=cm>" in page and "expected ↓" in page
+
+
+def test_cli_exit_codes(llm, tmp_path, capsys):
+    cases = tmp_path / "cases.csv"
+    cases.write_text("id,text,image,expected\na,papule,,1\n", encoding="utf-8")
+    out = str(tmp_path / "out")
+    assert cli.main(["batch", str(tmp_path / "missing.csv"), "--out", out]) == 2
+    assert cli.main(["batch", str(cases), "--providers", "runpod,nope", "--out", out]) == 2
+    assert "Unknown provider 'nope'" in capsys.readouterr().err
+    (tmp_path / "cols.csv").write_text("id,text\na,papule\n", encoding="utf-8")
+    assert cli.main(["batch", str(tmp_path / "cols.csv"), "--out", out]) == 2
+    assert "lacks the columns image, expected" in capsys.readouterr().err
+    (tmp_path / "bad.csv").write_text("id,text,image,expected\nz,,gone.jpg,\n", encoding="utf-8")
+    assert cli.main(["batch", str(tmp_path / "bad.csv"), "--out", out]) == 2  # no row could run
+    assert "unknown image file &#x27;gone.jpg&#x27;" in Path(out, "report.html").read_text(encoding="utf-8")
+    assert llm.requests == []
+    llm.responder = lambda request: Reply.error(401)
+    assert cli.main(["batch", str(cases), "--providers", "runpod,openai", "--out", out]) == 3
+    assert "every call failed" in capsys.readouterr().err and Path(out, "report.html").is_file()
+    llm.responder = responder
+    assert cli.main(["batch", str(cases), "--providers", "runpod", "--out", out, "--no-cache"]) == 0
+    assert "runpod 100.0% (1/1)" in capsys.readouterr().out
+
+
+def _panel_script():
+    import providers
+    from ui.batch_panel import batch_panel
+    from ui.state import init_state
+
+    init_state()
+    batch_panel(providers.get_engine())
+
+
+def test_panel(llm, photo_zip):
+    at = AppTest.from_function(_panel_script, default_timeout=30).run()
+    assert not at.exception
+    assert at.button(key="batch_run").disabled  # nothing uploaded yet
+    at.file_uploader(key="batch_csv").set_value(("cases.csv", CASES.encode(), "text/csv"))
+    at.file_uploader(key="batch_zip").set_value(("photos.zip", photo_zip, "application/zip"))
+    at.run()
+    assert at.multiselect(key="batch_providers").value == ["runpod", "openai"]
+    at.button(key="batch_run").click().run()
+    assert not at.exception and not at.error
+    tables = "\n".join(df.value.to_string() for df in at.dataframe)
+    assert "40.0%" in tables and "60.0%" in tables  # accuracy, and agreement
+    assert "unknown image file 'missing.jpg'" in tables and "ProviderRequestError" in tables
+    assert "accuracy: runpod 40.0% (2/5)" in at.warning[0].value
+    assert len(llm.chat_requests) == 12
+    # Only runpod, in English: the figures change, the last report is replaced.
+    at.session_state["lang"] = "en"
+    at.multiselect(key="batch_providers").set_value(["runpod"]).run()
+    at.button(key="batch_run").click().run()
+    assert not at.exception
+    assert "Accuracy" in [s.value for s in at.subheader]
+    assert at.session_state["batch_result"]["report"].providers == ("runpod",)
+    assert b"40.0%" in at.session_state["batch_result"]["html"]

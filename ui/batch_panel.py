@@ -1,0 +1,133 @@
+"""Batch QA in the browser: a cases CSV and a ZIP of photos in, the figures and the report files out.
+
+`batch_panel(engine)` draws inside whatever container the caller opened (the QA page's tab); all
+the work is `providers.batch`, the same code the command line runs. Widget and state keys start
+with `batch_` so that the panel shares a page safely.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import streamlit as st
+
+from providers.batch import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, BatchInputError, BatchReport, BatchRow,
+                             format_rate, photos_from_zip, read_cases, run_batch)
+from ui.i18n import lang, tr
+from utils.qa_report import write_report
+
+RESULT = "batch_result"   # {"report": BatchReport, "csv": bytes, "html": bytes} of the last run
+ERROR = "batch_error"     # why the last run could not start
+
+
+def _seconds(ms: float | None) -> str:
+    return "—" if ms is None else f"{ms / 1000:.2f} s"
+
+
+def batch_panel(engine) -> None:
+    """Upload cases and photos, choose providers, run them all, and show and offer the report."""
+    st.caption(tr("CSV 열: id, text, image(사진 파일 이름, 비워도 됨), expected(정답 코드 0-14, 비워도 됨). "
+                  "각 제공자에게 대체 없이 따로 묻습니다.",
+                  "CSV columns: id, text, image (photo file name, may be empty), expected (class code 0-14, "
+                  "may be empty). Each provider is asked on its own, without fallback."))
+    csv_file = st.file_uploader(tr("사례 CSV", "Cases CSV"), type=["csv"], key="batch_csv")
+    zip_file = st.file_uploader(tr("사진 ZIP (선택)", "Photos ZIP (optional)"), type=["zip"], key="batch_zip")
+    ready = [name for name, p in engine.providers.items() if p.configured]
+    titles = {name: p.title for name, p in engine.providers.items()}
+    chosen = st.multiselect(tr("비교할 AI 제공자", "Providers to compare"), ready, default=ready,
+                            format_func=lambda n: titles.get(n, n), key="batch_providers")
+    left, right = st.columns(2)
+    concurrency = left.number_input(tr("동시 요청 수", "Calls at once"), min_value=1, max_value=MAX_CONCURRENCY,
+                                    value=DEFAULT_CONCURRENCY, step=1, key="batch_concurrency")
+    use_cache = right.checkbox(tr("캐시된 답변 사용", "Use cached answers"), value=True, key="batch_use_cache")
+    if not ready:
+        st.warning(tr("설정된 AI 제공자가 없습니다.", "No AI provider is configured."))
+    if st.button(tr("일괄 평가 실행", "Run the batch"), type="primary", key="batch_run",
+                 disabled=csv_file is None or not chosen):
+        _run(engine, csv_file.getvalue(), zip_file.getvalue() if zip_file else None, chosen, int(concurrency),
+             use_cache)
+    if st.session_state.get(ERROR):
+        st.error(st.session_state[ERROR], icon=":material/error:")
+    elif st.session_state.get(RESULT):
+        _show(st.session_state[RESULT])
+
+
+def _run(engine, csv_data: bytes, zip_data: bytes | None, chosen: list[str], concurrency: int,
+         use_cache: bool) -> None:
+    st.session_state[ERROR] = None
+    st.session_state[RESULT] = None
+    bar = st.progress(0.0, text=tr("준비 중…", "Preparing…"))
+
+    def progress(done: int, total: int, _row: BatchRow) -> None:
+        bar.progress(done / total, text=tr("{done}/{total} 완료", "{done} of {total} done", done=done, total=total))
+
+    try:
+        photos = photos_from_zip(zip_data) if zip_data else {}
+        cases = read_cases(csv_data, photos)
+        report = run_batch(engine, cases, photos, chosen, concurrency=concurrency, language=lang(),
+                           use_cache=use_cache, user=st.session_state.get("user"), on_progress=progress)
+    except BatchInputError as exc:
+        st.session_state[ERROR] = str(exc)
+        bar.empty()
+        return
+    # The files are built on disk, exactly as the command line writes them, then only their bytes are kept.
+    with tempfile.TemporaryDirectory(prefix="batch-qa-") as tmp:
+        csv_path, html_path = write_report(report, tmp)
+        st.session_state[RESULT] = {"report": report, "csv": csv_path.read_bytes(), "html": html_path.read_bytes()}
+    bar.empty()
+
+
+def _show(outcome: dict) -> None:
+    report: BatchReport = outcome["report"]
+    failures = report.failures()
+    if report.every_call_failed or not report.calls:
+        st.error(report.summary_line(), icon=":material/error:")
+    elif failures:
+        st.warning(report.summary_line(), icon=":material/warning:")
+    else:
+        st.success(report.summary_line(), icon=":material/check_circle:")
+
+    st.subheader(tr("정확도", "Accuracy"))
+    st.dataframe([{tr("제공자", "provider"): a.provider, tr("모델", "model"): a.model,
+                   tr("정확도", "accuracy"): format_rate(a.rate), tr("정답 / n", "correct / n"): f"{a.correct} / {a.n}",
+                   tr("답변", "answered"): a.answered, tr("실패", "failed"): a.failed}
+                  for a in report.accuracy()], hide_index=True, key="batch_accuracy_table")
+
+    pairs = report.agreement()
+    if pairs:
+        st.subheader(tr("제공자 간 일치율", "Agreement between providers"))
+        st.dataframe([{tr("제공자 쌍", "pair"): f"{p.first} ↔ {p.second}", tr("일치율", "agreement"): format_rate(p.rate),
+                       tr("일치 / n", "same / n"): f"{p.same} / {p.n}"} for p in pairs],
+                     hide_index=True, key="batch_agreement_table")
+
+    st.subheader(tr("응답 시간", "Latency"))
+    st.dataframe([{tr("제공자", "provider"): s.provider, "p50": _seconds(s.p50), "p95": _seconds(s.p95),
+                   "p99": _seconds(s.p99), "n": s.n, tr("캐시", "cached"): s.cached} for s in report.latency()],
+                 hide_index=True, key="batch_latency_table")
+
+    with st.expander(tr("혼동 행렬", "Confusion matrices")):
+        for name in report.providers:
+            cm = report.confusion(name)
+            st.markdown(f"**{name}**")
+            if not cm.expected:
+                st.caption(tr("정답이 있는 답변이 없습니다.", "No answered case with an expected class."))
+                continue
+            st.dataframe([{tr("정답", "expected"): f"{e.code} {e.name_ko}",
+                           **{("—" if p is None else f"{p.code} {p.name_ko}"): cm.count(e.code, p and p.code)
+                              for p in cm.predicted}} for e in cm.expected],
+                         hide_index=True, key=f"batch_confusion_{name}")
+
+    st.subheader(tr("실패 ({n})", "Failures ({n})", n=len(failures)))
+    if failures:
+        st.dataframe([{"id": f.case_id, tr("줄", "line"): f.line,
+                       tr("제공자", "provider"): f.provider or tr("전체 (실행 안 됨)", "all (not run)"),
+                       tr("내용", "message"): f.message} for f in failures],
+                     hide_index=True, key="batch_failures_table")
+    else:
+        st.caption(tr("없음", "None"))
+
+    left, right = st.columns(2)
+    left.download_button(tr("results.csv 내려받기", "Download results.csv"), outcome["csv"], file_name="results.csv",
+                         mime="text/csv", key="batch_download_csv", on_click="ignore")
+    right.download_button(tr("report.html 내려받기", "Download report.html"), outcome["html"],
+                          file_name="report.html", mime="text/html", key="batch_download_html", on_click="ignore")
