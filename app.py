@@ -1,7 +1,6 @@
 """The Streamlit entry point: page set-up, session state, language and navigation."""
 
 import logging
-from pathlib import Path
 
 import streamlit as st
 
@@ -29,9 +28,6 @@ PAGES = [
     ("pages/qa.py", "nav.qa", ":material/fact_check:"),
     ("pages/performance.py", "nav.performance", ":material/speed:"),
 ]
-HERE = Path(__file__).parent
-page = st.navigation([
-    st.Page(path, title=t(title), icon=icon, default=(i == 0))
-    for i, (path, title, icon) in enumerate(PAGES) if (HERE / path).exists()  # TEMP while pages are written
-])
+page = st.navigation([st.Page(path, title=t(title), icon=icon, default=(i == 0))
+                      for i, (path, title, icon) in enumerate(PAGES)])
 page.run()
