@@ -119,3 +119,9 @@ def test_history_off_records_nothing(engine_env, reconfigure):
     reconfigure(HISTORY_ENABLED="false")
     result = diagnose(text="papule")
     assert result.assessment_id is None and providers.get_engine().history is None
+
+
+def test_csv_export_never_carries_a_formula(engine_env):
+    diagnose(text="=HYPERLINK(\"http://x\",\"click\") on the cheek")
+    table = list(csv.DictReader(io.StringIO(to_csv(history().search()))))
+    assert table[0]["text"].startswith("'=HYPERLINK")

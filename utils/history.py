@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 from PIL import Image
 
+from utils.spreadsheet import safe_row
 from utils.store import Store, dumps, new_id, now
 
 THUMBNAIL_SIDE = 128
@@ -27,9 +28,13 @@ EXPORT_COLUMNS = (
 )
 
 
+# `Filters.risk` value for cases that were answered without a malignant or premalignant flag.
+NO_FLAG = "none"
+
+
 @dataclass(frozen=True)
 class Filters:
-    """What the history page filters by; empty fields match everything."""
+    """What the history page filters by; empty fields match everything; risk NO_FLAG: answered, no flag."""
 
     query: str = ""
     label_code: int | None = None
@@ -81,7 +86,10 @@ class History:
         if filters.query:
             where.append("(text LIKE ? OR summary LIKE ?)")
             args += [f"%{filters.query}%"] * 2
-        for column, value in (("label_code", filters.label_code), ("risk", filters.risk),
+        if filters.risk == NO_FLAG:  # answered, and the card raised no flag (a failure is not "no flag")
+            where.append("risk IS NULL AND error IS NULL")
+        for column, value in (("label_code", filters.label_code),
+                              ("risk", None if filters.risk == NO_FLAG else filters.risk),
                               ("provider", filters.provider), ("user", filters.user)):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -134,7 +142,7 @@ def to_csv(rows: list[dict]) -> str:
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "created_at": _iso(row["created_at"])})
+        writer.writerow(safe_row({**row, "created_at": _iso(row["created_at"])}))
     return out.getvalue()
 
 
@@ -159,4 +167,4 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-__all__ = ["History", "Filters", "EXPORT_COLUMNS", "thumbnail", "to_csv", "to_json", "from_export", "dumps"]
+__all__ = ["History", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "thumbnail", "to_csv", "to_json", "from_export", "dumps"]

@@ -1,0 +1,169 @@
+"""The history: every assessment, searchable and filterable; one case's card; pin, delete, export."""
+
+from datetime import date
+
+import streamlit as st
+
+from providers import get_engine
+from ui import card
+from ui.history_view import (class_codes, class_label, day_range, diagnosis_from_row, info_items, local_time,
+                             table)
+from ui.i18n import t, tr
+from utils.history import NO_FLAG, Filters, to_csv, to_json
+
+ANY = ""  # the "all" choice of every filter
+NO_SELECTION = {"selection": {"rows": [], "columns": [], "cells": []}}
+
+engine = get_engine()
+history = engine.history
+titles = {name: p.title for name, p in engine.providers.items()}
+
+st.title(tr("평가 기록", "Assessment history"))
+
+if history is None:
+    st.info(tr("기록이 꺼져 있습니다 (HISTORY_ENABLED=false). 켜면 이후의 평가가 여기에 남습니다.",
+               "The history is switched off (HISTORY_ENABLED=false); switch it on to keep assessments here."),
+            icon=":material/history_toggle_off:")
+    st.stop()
+
+# Retention runs when the page opens, once per session: often enough to honour the setting,
+# and never on the reruns every click causes.
+if "hist_purged" not in st.session_state:
+    st.session_state.hist_purged = history.purge()
+if st.session_state.hist_purged:
+    st.info(tr("보관 기간이 지난 기록 {n}건을 삭제했습니다.", "Deleted {n} assessments past the retention period.",
+               n=st.session_state.hist_purged), icon=":material/auto_delete:")
+st.caption(tr("고정하지 않은 기록은 {days:g}일 후 삭제됩니다 (HISTORY_RETENTION_DAYS).",
+              "Unpinned assessments are deleted after {days:g} days (HISTORY_RETENTION_DAYS).",
+              days=history.retention_days))
+
+if notice := st.session_state.pop("hist_notice", None):
+    st.success(notice, icon=":material/check:")
+
+if not history.search(Filters(limit=1)):
+    st.info(tr("아직 기록이 없습니다. 병변을 평가하면 여기에 남습니다.",
+               "No assessments yet. Every assessment made in the app appears here."), icon=":material/history:")
+    st.stop()
+
+
+def clear_selection() -> None:
+    """Drop the table's selection: it is a row position, which points at another case once the filters change."""
+    st.session_state.hist_table = NO_SELECTION
+
+
+def forget(assessment_id: str) -> None:
+    """Delete the case (row, reviews, cached answer) and close its detail view."""
+    engine.forget(assessment_id)
+    st.session_state.hist_table = NO_SELECTION
+    st.session_state.hist_confirm_delete = False
+    st.session_state.hist_notice = tr("이 사례의 기록, 검토와 캐시된 답변을 삭제했습니다.",
+                                      "Deleted this case's record, its reviews and its cached answer.")
+
+
+def pin(assessment_id: str, pinned: bool) -> None:
+    """Pin the case for demos, or unpin it."""
+    history.pin(assessment_id, pinned)
+    st.session_state.hist_notice = (tr("데모용으로 고정했습니다.", "Pinned for demos.") if pinned
+                                    else tr("고정을 해제했습니다.", "Unpinned."))
+
+
+# -- filters ---------------------------------------------------------------------------------
+
+query = st.text_input(tr("검색 (증상 설명 또는 소견)", "Search (description or findings)"), key="hist_query",
+                      on_change=clear_selection)
+a, b, c, d = st.columns(4)
+# Labels are worked out now, in this run's language: a format_func is also called later, outside the run.
+everything = tr("전체", "All")
+class_names = {ANY: everything, **{code: class_label(code) for code in class_codes()}}
+risk_names = {ANY: everything, "malignant": t("risk.malignant"), "premalignant": t("risk.premalignant"),
+              NO_FLAG: tr("표시 없음", "No flag")}
+provider_names = {ANY: everything, **titles}
+label_code = a.selectbox(tr("병변 분류", "Class"), list(class_names), format_func=class_names.get, key="hist_class",
+                         on_change=clear_selection)
+risk = b.selectbox(tr("위험 표시", "Risk flag"), list(risk_names), format_func=risk_names.get, key="hist_risk",
+                   on_change=clear_selection)
+provider = c.selectbox(tr("제공자", "Provider"), list(provider_names), format_func=provider_names.get,
+                       key="hist_provider", on_change=clear_selection)
+days = d.date_input(tr("기간", "Dates"), value=(), key="hist_dates", format="YYYY-MM-DD", on_change=clear_selection)
+since, until = day_range(days)
+
+filters = Filters(query=query.strip(), label_code=None if label_code == ANY else label_code,
+                  risk=risk or None, provider=provider or None, since=since, until=until)
+rows = history.search(filters)
+
+if not rows:
+    st.info(tr("조건에 맞는 기록이 없습니다.", "No assessment matches these filters."), icon=":material/search_off:")
+    st.stop()
+
+# -- table -----------------------------------------------------------------------------------
+
+col = st.column_config
+event = st.dataframe(
+    table(rows, titles), key="hist_table", on_select="rerun", selection_mode="single-row", hide_index=True,
+    placeholder="", width="stretch",
+    column_config={
+        "photo": col.ImageColumn(tr("사진", "Photo")),
+        "time": col.DatetimeColumn(tr("시각", "Time"), format="YYYY-MM-DD HH:mm"),
+        "kind": tr("종류", "Kind"), "text": tr("내용", "Case"), "class": tr("분류", "Class"),
+        "score": col.NumberColumn(tr("점수", "Score"), format="%.0f"), "risk": tr("위험", "Risk"),
+        "provider": tr("제공자", "Provider"), "latency": col.NumberColumn(tr("소요 (초)", "Latency (s)"), format="%.1f"),
+        "flags": tr("경로", "Route"), "pinned": col.CheckboxColumn(tr("고정", "Pinned")),
+        "error": tr("오류", "Error"),
+    })
+st.caption(tr("{n}건 (최신순, 최대 {limit}건). 행을 선택하면 결과 카드가 열립니다.",
+              "{n} assessments (newest first, at most {limit}). Select a row to open its card.",
+              n=len(rows), limit=filters.limit))
+
+stamp = date.today().isoformat()
+e1, e2, _ = st.columns([1, 1, 3])
+e1.download_button(tr("CSV로 내보내기", "Export CSV"), to_csv(rows), file_name=f"lesion-history-{stamp}.csv",
+                   mime="text/csv", key="hist_csv", on_click="ignore", icon=":material/download:")
+e2.download_button(tr("JSON으로 내보내기", "Export JSON"), to_json(rows), file_name=f"lesion-history-{stamp}.json",
+                   mime="application/json", key="hist_json", on_click="ignore", icon=":material/download:")
+
+# -- one case --------------------------------------------------------------------------------
+
+picked = [i for i in event.selection.rows if 0 <= i < len(rows)]
+if picked:
+    row = rows[picked[0]]
+    # The confirmation belongs to one case: ticking it for one must not arm the button for the next.
+    if st.session_state.get("hist_shown") != row["id"]:
+        st.session_state.hist_shown = row["id"]
+        st.session_state.hist_confirm_delete = False
+    st.divider()
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        if row["error"]:
+            st.error(tr("답변을 받지 못했습니다: {error}", "No answer came: {error}", error=row["error"]),
+                     icon=":material/error:")
+        else:
+            card.render(diagnosis_from_row(row), titles.get(row["provider"], row["provider"] or "?"))
+    with right:
+        st.subheader(tr("사례", "Case"))
+        st.caption(f"{local_time(row['created_at']):%Y-%m-%d %H:%M:%S} · {row['source']} · {row['language']}")
+        if row.get("thumbnail"):
+            st.image(row["thumbnail"], width=128)
+        st.markdown(card.plain(row["text"]) if row["text"] else tr("_(설명 없음)_", "_(no description)_"))
+        for label, value in info_items(row):
+            st.markdown(f"**{label}:** {card.plain(value)}")
+
+        st.markdown(f"**{tr('데모용 고정', 'Pin for demos')}**")
+        st.caption(tr("고정한 사례는 보관 기간이 지나도 삭제되지 않으며, 데모 모드(DEMO_MODE=true)에서는 AI 제공자에게 "
+                      "묻지 않고 이 답변을 그대로 재생합니다 (완전한 답변만).",
+                      "A pinned case is kept without expiry (retention never deletes it), and in demo mode "
+                      "(DEMO_MODE=true) its stored answer is replayed instead of asking a provider (complete "
+                      "answers only)."))
+        if row["pinned"]:
+            st.button(tr("고정 해제", "Unpin"), key="hist_pin", icon=":material/keep_off:",
+                      on_click=pin, args=(row["id"], False))
+        else:
+            st.button(tr("데모용으로 고정", "Pin for demo"), key="hist_pin", icon=":material/keep:",
+                      on_click=pin, args=(row["id"], True))
+
+        st.markdown(f"**{tr('삭제', 'Delete')}**")
+        sure = st.checkbox(tr("이 사례의 기록, 검토와 캐시된 답변을 영구히 삭제합니다.",
+                              "Permanently delete this case's record, its reviews and its cached answer."),
+                           key="hist_confirm_delete")
+        st.button(tr("이 사례에 관한 모든 것 삭제", "Delete everything about this case"), key="hist_delete",
+                  type="primary", icon=":material/delete_forever:", disabled=not sure,
+                  on_click=forget, args=(row["id"],))

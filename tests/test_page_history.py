@@ -1,0 +1,240 @@
+"""The history page through Streamlit's AppTest, over a history the real engine wrote against the fake server."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+import providers
+from providers import PatientInfo, ProviderAuthError, diagnose
+from tests.answers import BENIGN, VALID, xml_answer
+from tests.corpus import plain_jpeg
+from tests.fake_llm import Reply
+from utils.history import EXPORT_COLUMNS, from_export
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "history.py")
+
+# app.py does this much before running a page; the page is run on its own until app.py lists it.
+WRAPPER = f"""
+import runpy
+from ui.state import init_state
+init_state()
+runpy.run_path({PAGE!r}, run_name="__main__")
+"""
+
+PREMALIGNANT = xml_answer(0, 66, "광선각화증", "햇빛 노출 부위의 거친 인설성 홍반 반점으로 광선각화증을 시사합니다.",
+                          [(3, 14, "보웬병")])
+
+
+def history():
+    return providers.get_engine().history
+
+
+def _app(**state) -> AppTest:
+    at = AppTest.from_string(WRAPPER, default_timeout=20)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def _rows(at: AppTest) -> list[str]:
+    """The table's case column, top to bottom ([] when no table is drawn)."""
+    tables = [d for d in at.dataframe if d.key == "hist_table"]
+    return list(tables[0].value["text"]) if tables else []
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning] + [i.value for i in at.info]
+    parts += [s.value for s in at.success] + [str(p.proto.text) for p in at.progress]
+    return "\n".join(parts)
+
+
+def _select(at: AppTest, position: int) -> AppTest:
+    # What a click on a row sends; AppTest has no click for a dataframe, but its selection state is writable.
+    at.session_state["hist_table"] = {"selection": {"rows": [position], "columns": [], "cells": []}}
+    return at.run()
+
+
+@pytest.fixture
+def cases(engine_env):
+    """Four assessments, newest last: malignant, benign (OpenAI), premalignant with patient info, a failure."""
+    engine_env.script(Reply(VALID), Reply(BENIGN), Reply(PREMALIGNANT), Reply.error(401))
+    made = [
+        diagnose(text="pearly papule beside the nose"),
+        diagnose(text="waxy brown plaque on the back", provider="openai"),
+        diagnose(text="rough scaly patch on the scalp",
+                 info=PatientInfo(age=72, sex="male", body_site="scalp", duration="2 years")),
+    ]
+    with pytest.raises(ProviderAuthError):
+        diagnose(text="itchy papule on the shin")
+    return [r.assessment_id for r in made]
+
+
+def test_empty_history_says_so(engine_env):
+    at = _app()
+    assert not at.exception
+    assert "아직 기록이 없습니다" in _texts(at) and _rows(at) == []
+
+
+def test_table_lists_every_assessment(cases):
+    at = _app()
+    assert not at.exception
+    assert _rows(at) == ["itchy papule on the shin", "rough scaly patch on the scalp",
+                         "waxy brown plaque on the back", "pearly papule beside the nose"]
+    table = at.dataframe(key="hist_table").value
+    assert list(table["class"]) == ["", "광선각화증", "지루각화증", "기저세포암"]
+    assert list(table["provider"]) == ["RunPod", "RunPod", "OpenAI", "RunPod"]
+    assert list(table["risk"]) == ["", "전암성", "", "악성"]
+    assert table["error"][0] == "ProviderAuthError" and table["score"][3] == 78
+    assert "photo" not in table  # no thumbnails unless HISTORY_KEEP_IMAGES
+    assert "365일" in _texts(at)  # the retention setting is stated
+
+
+def test_search_and_each_filter_narrow_the_table(cases):
+    at = _app()
+    at.text_input(key="hist_query").input("waxy").run()
+    assert _rows(at) == ["waxy brown plaque on the back"]
+    at.text_input(key="hist_query").input("기저세포암").run()  # the findings are searched too
+    assert _rows(at) == ["pearly papule beside the nose"]
+    at.text_input(key="hist_query").input("").run()
+
+    at.selectbox(key="hist_class").set_value(0).run()
+    assert _rows(at) == ["rough scaly patch on the scalp"]
+    at.selectbox(key="hist_class").set_value("").run()
+
+    for risk, expected in (("malignant", ["pearly papule beside the nose"]),
+                           ("premalignant", ["rough scaly patch on the scalp"]),
+                           ("none", ["waxy brown plaque on the back"])):  # a failure is not "no flag"
+        at.selectbox(key="hist_risk").set_value(risk).run()
+        assert _rows(at) == expected, risk
+    at.selectbox(key="hist_risk").set_value("").run()
+
+    at.selectbox(key="hist_provider").set_value("openai").run()
+    assert _rows(at) == ["waxy brown plaque on the back"]
+    at.selectbox(key="hist_provider").set_value("").run()
+
+    yesterday = date.today() - timedelta(days=1)
+    at.date_input(key="hist_dates").set_value((yesterday - timedelta(days=7), yesterday)).run()
+    assert _rows(at) == [] and "조건에 맞는 기록이 없습니다" in _texts(at)
+    at.date_input(key="hist_dates").set_value((yesterday, date.today())).run()
+    assert len(_rows(at)) == 4
+    assert not at.exception
+
+
+def test_selecting_a_row_shows_its_card_and_case(cases):
+    at = _select(_app(), 1)
+    assert not at.exception
+    text = _texts(at)
+    assert "광선각화증 · Actinic keratosis" in text and "전암성 병변 가능성" in text
+    assert "rough scaly patch on the scalp" in text and "scalp" in text and "72" in text and "남성" in text
+    assert "RunPod · clinic-derm-v1" in text
+    # A failed case has no card, only what went wrong.
+    at = _select(at, 0)
+    assert any("ProviderAuthError" in e.value for e in at.error) and "평가 결과" not in _texts(at)
+
+
+def test_english_ui_names_classes_in_english(cases):
+    at = _select(_app(lang="en"), 3)
+    assert at.dataframe(key="hist_table").value["class"][3] == "Basal cell carcinoma"
+    assert "Basal cell carcinoma · 기저세포암" in _texts(at)
+
+
+def test_pin_marks_the_case_and_says_what_pinning_does(cases):
+    at = _select(_app(), 3)
+    assert "보관 기간이 지나도 삭제되지 않으며" in _texts(at) and "DEMO_MODE=true" in _texts(at)
+    at.button(key="hist_pin").click().run()
+    assert history().get(cases[0])["pinned"] == 1
+    assert bool(at.dataframe(key="hist_table").value["pinned"][3])
+    assert at.button(key="hist_pin").label == "고정 해제"
+    at.button(key="hist_pin").click().run()
+    assert history().get(cases[0])["pinned"] == 0
+
+
+def test_delete_needs_confirmation_and_forgets_the_cached_answer(cases, engine_env):
+    at = _select(_app(), 3)
+    assert at.button(key="hist_delete").disabled
+    at.checkbox(key="hist_confirm_delete").check().run()
+    at.button(key="hist_delete").click().run()
+    assert not at.exception
+    assert history().get(cases[0]) is None
+    assert "pearly papule beside the nose" not in _rows(at) and len(_rows(at)) == 3
+    assert "삭제했습니다" in _texts(at) and "평가 결과" not in _texts(at)  # the selection went with it
+    asked = len(engine_env.requests)
+    again = diagnose(text="pearly papule beside the nose")
+    assert not again.cached and len(engine_env.requests) == asked + 1
+
+
+def test_confirmation_does_not_carry_over_to_another_case(cases):
+    at = _select(_app(), 3)
+    at.checkbox(key="hist_confirm_delete").check().run()
+    at = _select(at, 2)
+    assert not at.checkbox(key="hist_confirm_delete").value and at.button(key="hist_delete").disabled
+
+
+def test_exports_carry_the_filtered_rows(cases, monkeypatch):
+    served: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, path_or_data, mimetype, kind, filename=None):
+        served[filename] = path_or_data
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    at = _app()
+    at.selectbox(key="hist_provider").set_value("runpod").run()
+    stamp = date.today().isoformat()
+    rows = [r for r in history().search() if r["provider"] == "runpod"]
+    assert len(rows) == 3
+
+    back = from_export(served[f"lesion-history-{stamp}.json"].decode())
+    assert [r["id"] for r in back] == [r["id"] for r in rows]
+    for item, row in zip(back, rows):
+        assert list(item) == list(EXPORT_COLUMNS)
+        assert {k: item[k] for k in ("text", "label_code", "risk", "error", "provider", "cached")} == \
+               {k: row[k] for k in ("text", "label_code", "risk", "error", "provider", "cached")}
+    table = list(csv.DictReader(io.StringIO(served[f"lesion-history-{stamp}.csv"].decode())))
+    assert [r["id"] for r in table] == [r["id"] for r in rows] and list(table[0]) == list(EXPORT_COLUMNS)
+    assert at.get("download_button")[0].proto.label == "CSV로 내보내기"
+
+
+def test_old_rows_are_purged_once_when_the_page_opens(cases):
+    with history().store.connect() as conn:
+        conn.execute("UPDATE assessments SET created_at = created_at - 400 * 86400 WHERE id = ?", (cases[0],))
+    at = _app()
+    assert history().get(cases[0]) is None
+    assert "보관 기간이 지난 기록 1건을 삭제했습니다" in _texts(at) and len(_rows(at)) == 3
+    # Not again in the same session: a case that ages now stays until the next session opens the page.
+    with history().store.connect() as conn:
+        conn.execute("UPDATE assessments SET created_at = created_at - 400 * 86400 WHERE id = ?", (cases[1],))
+    at.run()
+    assert history().get(cases[1]) is not None and len(_rows(at)) == 3
+
+
+def test_thumbnails_are_shown_when_kept(engine_env, reconfigure):
+    reconfigure(HISTORY_KEEP_IMAGES="true")
+    diagnose(image=plain_jpeg())
+    at = _app()
+    photo = at.dataframe(key="hist_table").value["photo"][0]
+    assert photo.startswith("data:image/jpeg;base64,/9j/")
+    assert _rows(at) == ["(사진만)"]
+    at = _select(at, 0)
+    assert not at.exception and len(at.image) == 1
+
+
+def test_history_switched_off_is_explained(engine_env, reconfigure):
+    reconfigure(HISTORY_ENABLED="false")
+    at = _app()
+    assert not at.exception and "HISTORY_ENABLED=false" in _texts(at)
+
+
+def test_retention_days_setting_is_shown(engine_env, reconfigure):
+    reconfigure(HISTORY_RETENTION_DAYS="30")
+    diagnose(text="papule")
+    assert "30일" in _texts(_app())

@@ -1,0 +1,138 @@
+"""What the history page shows of a stored assessment: its table row, its card, its case.
+
+Kept out of `pages/history.py` so the page stays thin (widgets in, history calls, drawing out)
+and so these conversions can be tested without Streamlit running.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date, datetime, time as day_time, timedelta
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from providers.classes import CLASSES, by_code
+from providers.result import Diagnosis
+from ui.i18n import STRINGS, lang, t, tr
+
+SHORT_TEXT = 60  # characters of the description shown in the table
+
+
+def diagnosis_from_row(row: Mapping) -> Diagnosis:
+    """Rebuild the result of one history row, for the card; the answer is parsed again from `raw`.
+
+    Goes through `Diagnosis.from_dict`, the one way a stored result comes back, so a field
+    added to the result later is handled in one place.
+    """
+    tried = tuple(name for name in (row.get("tried") or "").split(",") if name)
+    return Diagnosis.from_dict({
+        "provider": row.get("provider") or "", "model": row.get("model") or "", "raw": row.get("raw") or "",
+        "elapsed_ms": row.get("latency_ms") or 0.0, "first_token_ms": row.get("first_token_ms"),
+        "usage": {"prompt_tokens": row.get("prompt_tokens") or 0,
+                  "completion_tokens": row.get("completion_tokens") or 0},
+        "cached": bool(row.get("cached")), "hedged": bool(row.get("hedged")), "fallback": bool(row.get("fallback")),
+        "tried": tried, "assessment_id": row.get("id"),
+    })
+
+
+def class_label(code: int | None) -> str:
+    """A class's name in the UI language ('' for no class)."""
+    lesion = by_code(code) if code is not None else None
+    if lesion is None:
+        return ""
+    return lesion.name_ko if lang() == "ko" else lesion.name_en
+
+
+def class_codes() -> list[int]:
+    """The 15 class codes, in contract order, for the class filter."""
+    return [c.code for c in CLASSES]
+
+
+def risk_label(risk: str | None) -> str:
+    """The card's flag in words ('' when the case raised none)."""
+    return t(f"risk.{risk}") if risk else ""
+
+
+def flags(row: Mapping) -> str:
+    """How the answer came: from the cache, from a fallback provider, from a hedged second call."""
+    found = [word for column, word in (("cached", tr("캐시", "cached")), ("fallback", tr("대체", "fallback")),
+                                        ("hedged", tr("병렬", "hedged"))) if row.get(column)]
+    return ", ".join(found)
+
+
+def local_time(stamp: float) -> datetime:
+    """A row's time on the clinic's clock (the store keeps epoch seconds)."""
+    return datetime.fromtimestamp(stamp)
+
+
+def short_text(row: Mapping) -> str:
+    """The description cut for a table cell; a photo-only case says so."""
+    text = " ".join((row.get("text") or "").split())
+    if not text:
+        return tr("(사진만)", "(photo only)") if row.get("kind") == "image" else ""
+    return text if len(text) <= SHORT_TEXT else text[:SHORT_TEXT - 1] + "…"
+
+
+def thumbnail_url(jpeg: bytes | None) -> str | None:
+    """A data URL of a stored thumbnail, for `st.column_config.ImageColumn` (no file is served)."""
+    return f"data:image/jpeg;base64,{base64.b64encode(jpeg).decode('ascii')}" if jpeg else None
+
+
+def day_range(value: Sequence[date] | date | None) -> tuple[float | None, float | None]:
+    """`st.date_input`'s range as (since, until) epoch seconds, whole local days, `until` exclusive.
+
+    While the clinician has picked only the first day the range is open-ended.
+    """
+    if isinstance(value, date):
+        value = (value, value)
+    days = list(value or ())
+    if not days:
+        return None, None
+    since = datetime.combine(days[0], day_time.min).timestamp()
+    until = datetime.combine(days[-1] + timedelta(days=1), day_time.min).timestamp() if len(days) > 1 else None
+    return since, until
+
+
+def table(rows: list[dict], provider_titles: Mapping[str, str]) -> pd.DataFrame:
+    """The history table, one line per row in the order given; a thumbnail column only when one is stored."""
+    frame = pd.DataFrame({
+        "time": [local_time(r["created_at"]) for r in rows],
+        "kind": [tr("사진", "photo") if r["kind"] == "image" else tr("텍스트", "text") for r in rows],
+        "text": [short_text(r) for r in rows],
+        "class": [class_label(r["label_code"]) for r in rows],
+        "score": [r["label_score"] for r in rows],
+        "risk": [risk_label(r["risk"]) for r in rows],
+        "provider": [provider_titles.get(r["provider"], r["provider"] or "") for r in rows],
+        "latency": [None if r["latency_ms"] is None else round(r["latency_ms"] / 1000, 2) for r in rows],
+        "flags": [flags(r) for r in rows],
+        "pinned": [bool(r["pinned"]) for r in rows],
+        "error": [r["error"] or "" for r in rows],
+    })
+    if any(r.get("thumbnail") for r in rows):
+        frame.insert(0, "photo", [thumbnail_url(r.get("thumbnail")) for r in rows])
+    return frame
+
+
+def info_items(row: Mapping) -> list[tuple[str, str]]:
+    """The patient information given with the case, as (label, value) pairs in the UI language."""
+    try:
+        info = json.loads(row.get("info") or "{}")
+    except ValueError:  # a hand-edited store must not break the page
+        return []
+    items = []
+    if info.get("age") is not None:
+        items.append((t("input.age"), str(info["age"])))
+    if info.get("sex"):
+        key = f"sex.{info['sex']}"
+        items.append((t("input.sex"), t(key) if key in STRINGS else info["sex"]))
+    if info.get("body_site"):
+        items.append((t("input.site"), info["body_site"]))
+    if info.get("duration"):
+        items.append((t("input.duration"), info["duration"]))
+    return items
+
+
+__all__ = ["diagnosis_from_row", "class_label", "class_codes", "risk_label", "flags", "local_time", "short_text",
+           "thumbnail_url", "day_range", "table", "info_items"]
