@@ -49,12 +49,10 @@ with left:
         sex = b.selectbox(t("input.sex"), SEXES, format_func=lambda s: t(f"sex.{s}"), key="sex")
         site = a.text_input(t("input.site"), key="body_site")
         duration = b.text_input(t("input.duration"), key="duration")
-    buttons = st.columns(3)
-    assess = buttons[0].button(t("action.assess"), type="primary", key="assess", width="stretch")
-    rerun = buttons[1].button(t("action.rerun"), key="rerun_nocache", width="stretch",
-                              disabled=st.session_state.result is None)
-    background = buttons[2].button(t("action.background"), key="submit_job", width="stretch",
-                                   help=t("action.background_help"))
+    buttons = st.container(horizontal=True)
+    assess = buttons.button(t("action.assess"), type="primary", key="assess", icon=":material/send:")
+    rerun = buttons.button(t("action.rerun"), key="rerun_nocache")
+    background = buttons.button(t("action.background"), key="submit_job", help=t("action.background_help"))
     if st.session_state.get("last_job"):
         st.page_link("pages/jobs.py", label=t("action.open_job"), icon=":material/work_history:",
                      query_params={"job": st.session_state.last_job})

@@ -13,16 +13,12 @@ engine = get_engine()
 jobs = engine.jobs
 user = st.session_state.get("user")
 
-STATUS = {"queued": ("대기", "queued", ":material/hourglass_empty:"),
-          "running": ("진행 중", "running", ":material/progress_activity:"),
-          "done": ("완료", "done", ":material/check_circle:"),
-          "failed": ("실패", "failed", ":material/error:"),
-          "interrupted": ("중단됨", "interrupted", ":material/pause_circle:")}
+STATUS = {"queued": ("대기", "queued"), "running": ("진행 중", "running"), "done": ("완료", "done"),
+          "failed": ("실패", "failed"), "interrupted": ("중단됨", "interrupted")}
 
 
 def status_label(status: str) -> str:
-    ko, en, icon = STATUS[status]
-    return f"{icon} {tr(ko, en)}"
+    return tr(*STATUS[status])
 
 
 def when(stamp: float) -> str:

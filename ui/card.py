@@ -52,11 +52,9 @@ def render(result: Diagnosis, provider_title: str) -> None:
 
         if answer.label:
             st.markdown(f"### {plain(class_name(answer.label))}")
-            cols = st.columns([1, 1, 4], vertical_alignment="center")
-            with cols[0]:
-                st.badge(t("result.code", code=answer.label.lesion.code), color="gray")
-            with cols[1]:
-                _risk_badge(answer.label)
+            risk = answer.label.lesion.risk
+            st.markdown(f":gray-badge[{t('result.code', code=answer.label.lesion.code)}] "
+                        f":{_RISK_COLOUR[risk]}-badge[{t(f'risk.{risk.value}')}]")
             st.progress(answer.label.score / 100, text=t("result.score", score=answer.label.score))
         else:
             st.info(t("result.no_label"))
