@@ -26,7 +26,9 @@ SETTINGS_VARS = (
     "IMAGE_MAX_SIDE", "IMAGE_JPEG_QUALITY", "IMAGE_MAX_UPLOAD_MB", "IMAGE_MAX_PIXELS", "DATA_DIR",
     "CACHE_TTL_SECONDS", "CACHE_ENABLED", "PROVIDER_FALLBACKS", "HEDGE_AFTER_SECONDS", "HEDGE_MIN_SECONDS", "HEDGE_MAX_SECONDS", "HEALTH_FAILURES",
     "HEALTH_COOLDOWN_SECONDS", "COLD_START_SECONDS", "SERVERLESS_IDLE_SECONDS", "WARM_UP", "WARM_UP_SECONDS", "KEEP_WARM_SECONDS",
-    "KEEP_WARM_ACTIVE_SECONDS",
+    "KEEP_WARM_ACTIVE_SECONDS", "HISTORY_ENABLED", "HISTORY_KEEP_IMAGES", "HISTORY_RETENTION_DAYS", "JOB_WORKERS",
+    "DEMO_MODE", "AUTH_MODE", "LOGIN_MAX_FAILURES", "LOGIN_LOCKOUT_SECONDS", "SESSION_TIMEOUT_MINUTES", "REDIS_URL",
+    "DATA_ENCRYPTION_KEY",
 )
 SDK_VARS = (
     "OPENAI_API_BASE", "OPENAI_ORG_ID", "OPENAI_ORGANIZATION", "OPENAI_PROJECT_ID", "OPENAI_PROXY",
@@ -62,6 +64,7 @@ def engine_env(fake_llm, monkeypatch, tmp_path):
         "DATA_DIR": str(tmp_path / "data"), "LLM_RETRY_BASE_DELAY": "0.01",
         # One provider at a time unless a test turns fallback and hedging on (tests/test_routing.py).
         "PROVIDER_FALLBACKS": "none", "HEDGE_AFTER_SECONDS": "off", "WARM_UP": "false",
+        "AUTH_MODE": "off",  # sign-in has its own tests (tests/test_auth.py)
         # The tests were written RunPod-first (the app's text default is OpenAI, see settings.py).
         "SKIN_DIAGNOSIS_PROVIDER": "runpod",
     }

@@ -49,7 +49,7 @@ def app_url(fake_llm, tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNPOD_", "LOCAL_"))}
     env.update(RUNPOD_API_KEY="rpa-browser-test", RUNPOD_BASE_URL=fake_llm.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
-               DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+               DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1", AUTH_MODE="off")
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),

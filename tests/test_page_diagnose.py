@@ -42,6 +42,7 @@ def no_providers(monkeypatch, tmp_path):
                  "LOCAL_BASE_URL", "LOCAL_MODEL", "LOCAL_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AUTH_MODE", "off")
     monkeypatch.chdir(tmp_path)
     providers.reset_engine()
     yield

@@ -53,6 +53,13 @@ def _text(env: Mapping[str, str], name: str, default: str = "") -> str:
     return env.get(name, "").strip() or default
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}: fix it in .env")
+    return raw
+
+
 def _names(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -130,6 +137,13 @@ class Settings:
     job_workers: int = 4
     demo_mode: bool = False
 
+    auth_mode: str = "accounts"            # accounts (the app's own), oidc (st.login), off (development only)
+    login_max_failures: int = 5
+    login_lockout_seconds: float = 900.0
+    session_timeout_minutes: float = 30.0
+    redis_url: str = field(default="", repr=False)
+    data_encryption_key: str = field(default="", repr=False)
+
 
 def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
     """Build `Settings` from `env` (default: `.env` overlaid by the process environment).
@@ -190,6 +204,12 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathL
         history_retention_days=_number(env, "HISTORY_RETENTION_DAYS", 365.0, minimum=0.01),
         job_workers=_integer(env, "JOB_WORKERS", 4, minimum=1, maximum=64),
         demo_mode=_flag(env, "DEMO_MODE", False),
+        auth_mode=_choice(env, "AUTH_MODE", ("accounts", "oidc", "off"), "accounts"),
+        login_max_failures=_integer(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
+        login_lockout_seconds=_number(env, "LOGIN_LOCKOUT_SECONDS", 900.0),
+        session_timeout_minutes=_number(env, "SESSION_TIMEOUT_MINUTES", 30.0, minimum=0.1),
+        redis_url=_text(env, "REDIS_URL"),
+        data_encryption_key=_text(env, "DATA_ENCRYPTION_KEY"),
     )
 
 
