@@ -1,9 +1,10 @@
-"""The Streamlit entry point: page set-up, session state, language and navigation."""
+"""The Streamlit entry point: page set-up, session state, language, sign-in and navigation."""
 
 import logging
 
 import streamlit as st
 
+from ui.auth import account_sidebar, require_sign_in
 from ui.i18n import t
 from ui.sidebar import language_picker
 from ui.state import init_state
@@ -20,6 +21,10 @@ try:
 except SettingsError as exc:  # a typo in .env must say which variable, not crash the app
     st.error(f"{t('error.settings')}: {exc}", icon=":material/settings:")
     st.stop()
+
+# Nothing below (no page, no navigation) is drawn until the session is signed in (AUTH_MODE).
+require_sign_in()
+account_sidebar()
 
 PAGES = [
     ("pages/diagnose.py", "nav.diagnose", ":material/dermatology:"),

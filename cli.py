@@ -4,8 +4,12 @@
     python cli.py diagnose --image lesion.jpg --provider openai
     python cli.py batch cases.csv --images photos/ --providers runpod,openai --out qa-report
 
+    python cli.py users add dr.kim --admin --password-stdin
+    python cli.py users list
+
 Exit codes: 0 an answer, 2 bad input or settings, 3 no provider could answer.
 `batch`: 0 the batch ran (some rows may have failed), 2 bad input, 3 every call failed.
+`users`: 0 done, 2 bad input (a name, a password, an unknown or existing user).
 """
 
 from __future__ import annotations
@@ -109,6 +113,98 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _accounts():
+    from utils.accounts import accounts_for
+    from utils.settings import get_settings
+    from utils.store import Store
+
+    settings = get_settings()
+    # The store the app uses (the engine's), without starting the engine's job workers.
+    return accounts_for(Store(settings.data_dir / "app.db"), settings)
+
+
+def _read_password() -> str | None:
+    """One line from stdin; typed twice without echo when stdin is a terminal. None: nothing usable came."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != first:
+            print("error: the two passwords differ; nothing was changed.", file=sys.stderr)
+            return None
+        return first
+    line = sys.stdin.readline()
+    password = line.rstrip("\r\n")  # only the line ending: spaces may be part of a passphrase
+    if not password:
+        print("error: no password on stdin: send it as one line, e.g. from a password manager.", file=sys.stderr)
+        return None
+    return password
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    """Create an account; the password comes from stdin, never from the command line (it would show in `ps`)."""
+    from utils.accounts import AccountError
+
+    if not args.password_stdin:
+        print("error: pass --password-stdin and send the password on stdin (never as an argument).",
+              file=sys.stderr)
+        return EXIT_INPUT
+    password = _read_password()
+    if password is None:
+        return EXIT_INPUT
+    try:
+        user = _accounts().add_user(args.name, password, admin=args.admin)
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"added {user.name}{' (admin)' if user.is_admin else ''}")
+    return EXIT_OK
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    """Every account: name, admin, and whether failed sign-ins have locked it."""
+    import time
+
+    users = _accounts().list_users()
+    if not users:
+        print("no users yet: python cli.py users add NAME --admin --password-stdin", file=sys.stderr)
+        return EXIT_OK
+    now = time.time()
+    width = max(len("name"), *(len(u.name) for u in users))
+    print(f"{'name':<{width}}  admin  locked")
+    for u in users:
+        locked = (f"until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(u.locked_until))}"
+                  if u.locked(now) else "no")
+        print(f"{u.name:<{width}}  {'yes' if u.is_admin else 'no':<5}  {locked}")
+    return EXIT_OK
+
+
+def cmd_users_remove(args: argparse.Namespace) -> int:
+    """Delete an account (its assessments and jobs stay, under its name)."""
+    from utils.accounts import AccountError
+
+    try:
+        _accounts().remove_user(args.name)
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"removed {args.name.strip()}")
+    return EXIT_OK
+
+
+def cmd_users_set_admin(args: argparse.Namespace) -> int:
+    """Make an account an administrator, or (--off) an ordinary user."""
+    from utils.accounts import AccountError
+
+    try:
+        user = _accounts().set_admin(args.name, not args.off)
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"{user.name} is {'now an admin' if user.is_admin else 'no longer an admin'}")
+    return EXIT_OK
+
+
 def _concurrency(value: str) -> int:
     from providers.batch import MAX_CONCURRENCY
 
@@ -144,6 +240,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--language", choices=["ko", "en"], default="ko", help="language of the findings")
     b.add_argument("--no-cache", action="store_true", help="ask every provider even when a cached answer exists")
     b.set_defaults(func=cmd_batch)
+    u = sub.add_parser("users", help="sign-in accounts (AUTH_MODE=accounts)")
+    users = u.add_subparsers(dest="users_command", required=True)
+    add = users.add_parser("add", help="create an account")
+    add.add_argument("name", help="1-64 characters: letters, digits and . _ - @")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password (8 characters or more) as one line from stdin; prompted without "
+                          "echo on a terminal")
+    add.add_argument("--admin", action="store_true", help="an administrator sees every user's jobs and history")
+    add.set_defaults(func=cmd_users_add)
+    users.add_parser("list", help="name, admin and lock-out of every account").set_defaults(func=cmd_users_list)
+    rm = users.add_parser("remove", help="delete an account")
+    rm.add_argument("name")
+    rm.set_defaults(func=cmd_users_remove)
+    adm = users.add_parser("set-admin", help="make an account an administrator")
+    adm.add_argument("name")
+    adm.add_argument("--off", action="store_true", help="make it an ordinary user again")
+    adm.set_defaults(func=cmd_users_set_admin)
     return parser
 
 

@@ -1,4 +1,5 @@
 """Assess a lesion: a photo and/or a description in, the result card out."""
+from ui.auth import ensure_signed_in; ensure_signed_in()  # noqa: E702 -- first: no page shows before sign-in
 
 import streamlit as st
 

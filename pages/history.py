@@ -1,4 +1,5 @@
 """The history: every assessment, searchable and filterable; one case's card; pin, delete, export."""
+from ui.auth import ensure_signed_in; ensure_signed_in()  # noqa: E702 -- first: no page shows before sign-in
 
 from datetime import date
 
@@ -6,6 +7,7 @@ import streamlit as st
 
 from providers import get_engine
 from ui import card
+from ui.auth import is_admin, visible_owner
 from ui.history_view import (class_codes, class_label, day_range, diagnosis_from_row, info_items, local_time,
                              table)
 from ui.i18n import t, tr
@@ -17,6 +19,7 @@ NO_SELECTION = {"selection": {"rows": [], "columns": [], "cells": []}}
 engine = get_engine()
 history = engine.history
 titles = {name: p.title for name, p in engine.providers.items()}
+owner = visible_owner()  # a user sees their own assessments, an administrator everyone's (None)
 
 st.title(tr("평가 기록", "Assessment history"))
 
@@ -40,7 +43,7 @@ st.caption(tr("고정하지 않은 기록은 {days:g}일 후 삭제됩니다 (HI
 if notice := st.session_state.pop("hist_notice", None):
     st.success(notice, icon=":material/check:")
 
-if not history.search(Filters(limit=1)):
+if not history.search(Filters(limit=1, user=owner)):
     st.info(tr("아직 기록이 없습니다. 병변을 평가하면 여기에 남습니다.",
                "No assessments yet. Every assessment made in the app appears here."), icon=":material/history:")
     st.stop()
@@ -88,7 +91,7 @@ days = d.date_input(tr("기간", "Dates"), value=(), key="hist_dates", format="Y
 since, until = day_range(days)
 
 filters = Filters(query=query.strip(), label_code=None if label_code == ANY else label_code,
-                  risk=risk or None, provider=provider or None, since=since, until=until)
+                  risk=risk or None, provider=provider or None, since=since, until=until, user=owner)
 rows = history.search(filters)
 
 if not rows:
@@ -98,11 +101,14 @@ if not rows:
 # -- table -----------------------------------------------------------------------------------
 
 col = st.column_config
+frame = table(rows, titles)
+if is_admin():  # an administrator sees everyone's cases, so says whose each is
+    frame.insert(1 if "photo" in frame.columns else 0, "user", [r["user"] or "" for r in rows])
 event = st.dataframe(
-    table(rows, titles), key="hist_table", on_select="rerun", selection_mode="single-row", hide_index=True,
+    frame, key="hist_table", on_select="rerun", selection_mode="single-row", hide_index=True,
     placeholder="", width="stretch",
     column_config={
-        "photo": col.ImageColumn(tr("사진", "Photo")),
+        "photo": col.ImageColumn(tr("사진", "Photo")), "user": tr("사용자", "User"),
         "time": col.DatetimeColumn(tr("시각", "Time"), format="YYYY-MM-DD HH:mm"),
         "kind": tr("종류", "Kind"), "text": tr("내용", "Case"), "class": tr("분류", "Class"),
         "score": col.NumberColumn(tr("점수", "Score"), format="%.0f"), "risk": tr("위험", "Risk"),

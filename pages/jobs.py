@@ -1,4 +1,5 @@
 """Background jobs: what is queued, running, done or failed, and each one's result."""
+from ui.auth import ensure_signed_in; ensure_signed_in()  # noqa: E702 -- first: no page shows before sign-in
 
 import time
 
@@ -7,11 +8,12 @@ import streamlit as st
 from providers import get_engine
 from providers.jobs import DONE, FAILED, INTERRUPTED, RUNNING
 from ui import card
+from ui.auth import session_still_valid, visible_owner
 from ui.i18n import tr
 
 engine = get_engine()
 jobs = engine.jobs
-user = st.session_state.get("user")
+user = visible_owner()  # a user sees their own jobs, an administrator everyone's (None)
 
 STATUS = {"queued": ("대기", "queued"), "running": ("진행 중", "running"), "done": ("완료", "done"),
           "failed": ("실패", "failed"), "interrupted": ("중단됨", "interrupted")}
@@ -32,7 +34,10 @@ st.caption(tr("작업은 서버에 저장됩니다. 새로고침하거나 새 �
 
 @st.fragment(run_every=2)
 def job_board() -> None:
-    # Re-drawn every 2 s so queued and running jobs move on without a click.
+    # Re-drawn every 2 s so queued and running jobs move on without a click; a fragment re-run
+    # skips the page's gate, so an expired session is sent through it with a full re-run.
+    if not session_still_valid():
+        st.rerun(scope="app")
     listed = jobs.list(user=user)
     if not listed:
         st.info(tr("아직 작업이 없습니다. 평가 화면에서 '백그라운드로 실행'을 누르세요.",

@@ -1,4 +1,5 @@
 """Provider QA: one case put to several providers side by side, each answer reviewed; and batch QA."""
+from ui.auth import ensure_signed_in; ensure_signed_in()  # noqa: E702 -- first: no page shows before sign-in
 
 import sqlite3
 from dataclasses import replace

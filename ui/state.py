@@ -9,6 +9,10 @@ DEFAULTS = {
     "result": None,         # the last Diagnosis shown on the diagnose page
     "error": None,          # the last error message, shown until the next assessment
     "photo": None,          # (photo id, ShrunkImage or None, error message or None)
+    # Sign-in (ui/auth.py): who, whether an administrator, when the session was last used.
+    "user": None,
+    "is_admin": False,
+    "auth_last_active": None,
 }
 
 

@@ -1,8 +1,8 @@
 """The app's store: one SQLite file under DATA_DIR, changed only by numbered migrations.
 
-History, background jobs, QA reviews and pinned demo cases live here. SQLite in WAL
-mode lets the page threads read while a job thread writes; every connection is short
-and per call, so the store is safe to share between threads and processes.
+History, background jobs, QA reviews, pinned demo cases and sign-in accounts live here.
+SQLite in WAL mode lets the page threads read while a job thread writes; every connection
+is short and per call, so the store is safe to share between threads and processes.
 """
 
 from __future__ import annotations
@@ -86,6 +86,18 @@ MIGRATIONS: tuple[str, ...] = (
         note TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX reviews_assessment ON reviews (assessment_id);
+    """,
+    # 2: sign-in accounts (utils/accounts.py, AUTH_MODE=accounts)
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY COLLATE NOCASE,      -- 'Kim' and 'kim' are one account
+        password_hash TEXT NOT NULL,               -- scrypt$n$r$p$salt$hash, never the password
+        is_admin INTEGER NOT NULL DEFAULT 0,       -- sees every user's jobs and history
+        failed_count INTEGER NOT NULL DEFAULT 0,   -- failed sign-ins in a row
+        locked_until REAL,                         -- sign-in refused until then (epoch seconds)
+        created_at REAL NOT NULL,
+        last_login REAL
+    );
     """,
 )
 

@@ -1,0 +1,520 @@
+"""Sign-in: password hashing, lock-out, the `users` command, the gate in front of every page, per-user data."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import providers
+import utils.accounts as accounts_module
+from tests.conftest import PROJECT_ROOT
+from utils.accounts import (AccountLocked, Accounts, InvalidName, NoSuchUser, UserExists, WeakPassword,
+                            WrongCredentials, check_password, hash_password, needs_rehash)
+from utils.store import Store
+
+APP = str(PROJECT_ROOT / "app.py")
+CLI = str(PROJECT_ROOT / "cli.py")
+PASSWORD = "correct horse battery"
+HASH_FORMAT = re.compile(r"scrypt\$16384\$8\$1\$[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=")
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def accounts(tmp_path, clock) -> Accounts:
+    return Accounts(Store(tmp_path / "app.db"), max_failures=3, lockout_seconds=60, clock=clock)
+
+
+@pytest.fixture
+def app_accounts(reconfigure) -> Accounts:
+    """AUTH_MODE=accounts for the app, and the accounts of the store the app uses."""
+    reconfigure(AUTH_MODE="accounts")
+    engine = providers.get_engine()
+    return Accounts(engine.store, max_failures=engine.settings.login_max_failures,
+                    lockout_seconds=engine.settings.login_lockout_seconds)
+
+
+# -- hashing ---------------------------------------------------------------------------------
+
+def test_hash_is_salted_self_describing_and_checks():
+    first, second = hash_password(PASSWORD), hash_password(PASSWORD)
+    assert first != second  # a fresh 16-byte salt each time
+    for stored in (first, second):
+        assert HASH_FORMAT.fullmatch(stored), stored
+        assert PASSWORD not in stored
+        assert check_password(PASSWORD, stored)
+        assert not check_password(PASSWORD + "x", stored)
+        assert not check_password("", stored)
+        assert not needs_rehash(stored)
+
+
+def test_hash_compares_in_constant_time(monkeypatch):
+    calls = []
+    real = accounts_module.hmac.compare_digest
+    monkeypatch.setattr(accounts_module.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    assert check_password(PASSWORD, hash_password(PASSWORD))
+    assert calls == [1]
+
+
+def test_malformed_or_tampered_hashes_never_match():
+    good = hash_password(PASSWORD)
+    for bad in ("", "plain", good.replace("scrypt", "md5"), good.replace("$16384$", "$1073741824$"),
+                good.replace("$16384$", "$1000$"), good[:-4] + "!!!=", good.rsplit("$", 1)[0]):
+        assert not check_password(PASSWORD, bad)
+        assert needs_rehash(bad)
+
+
+def test_a_password_typed_with_another_keyboard_still_matches():
+    # Full-width digits (a Korean IME) and decomposed Hangul normalise to the same password.
+    stored = hash_password("비밀번호12345678")
+    assert check_password("비밀번호１２３４５６７８", stored)
+    import unicodedata
+    assert check_password(unicodedata.normalize("NFD", "비밀번호12345678"), stored)
+
+
+# -- accounts --------------------------------------------------------------------------------
+
+def test_add_list_set_admin_remove(accounts):
+    accounts.add_user("Dr.Kim", PASSWORD, admin=True)
+    accounts.add_user("nurse.lee@clinic-1_a", PASSWORD)
+    assert [(u.name, u.is_admin) for u in accounts.list_users()] == [("Dr.Kim", True),
+                                                                      ("nurse.lee@clinic-1_a", False)]
+    assert accounts.set_admin("NURSE.LEE@clinic-1_a").is_admin
+    assert not accounts.set_admin("dr.kim", False).is_admin
+    accounts.remove_user("dr.kim")
+    assert [u.name for u in accounts.list_users()] == ["nurse.lee@clinic-1_a"]
+    with pytest.raises(NoSuchUser, match="No user is named 'dr.kim'"):
+        accounts.remove_user("dr.kim")
+    with pytest.raises(NoSuchUser):
+        accounts.set_admin("ghost")
+
+
+def test_names_and_passwords_are_checked(accounts):
+    for name, reason in (("", "empty"), ("x" * 65, "at most 64"), ("dr kim", "' '"), ("김의사", "'김'"),
+                         ("a/b", "'/'"), ("a:b", "':'")):
+        with pytest.raises(InvalidName, match=reason):
+            accounts.add_user(name, PASSWORD)
+    accounts.add_user("x" * 64, PASSWORD)
+    with pytest.raises(WeakPassword, match="at least 8"):
+        accounts.add_user("short", "1234567")
+    accounts.add_user("kim", PASSWORD)
+    with pytest.raises(UserExists):
+        accounts.add_user("KIM", PASSWORD)  # names are one account whatever the case
+
+
+def test_verify_returns_the_account_under_its_own_spelling(accounts, clock):
+    accounts.add_user("Dr.Kim", PASSWORD, admin=True)
+    user = accounts.verify(" dr.kim ", PASSWORD)
+    assert (user.name, user.is_admin, user.last_login) == ("Dr.Kim", True, clock.now)
+    assert accounts.get_user("dr.kim").last_login == clock.now
+
+
+def test_lockout_after_n_failures_and_open_again_after_the_time(accounts, clock):
+    accounts.add_user("kim", PASSWORD)
+    for _ in range(2):
+        with pytest.raises(WrongCredentials, match="Wrong user name or password"):
+            accounts.verify("kim", "wrong password")
+    with pytest.raises(AccountLocked, match="locked until") as locked:
+        accounts.verify("kim", "wrong password")  # the third failure locks
+    assert locked.value.until == clock.now + 60
+    # Locked: even the right password is refused, and the message says until when.
+    clock.now += 59
+    with pytest.raises(AccountLocked) as still:
+        accounts.verify("kim", PASSWORD)
+    assert still.value.until == locked.value.until
+    assert accounts.list_users()[0].locked(clock.now)
+    clock.now += 2
+    assert accounts.verify("kim", PASSWORD).name == "kim"
+    assert not accounts.list_users()[0].locked(clock.now)
+
+
+def test_a_success_resets_the_count(accounts):
+    accounts.add_user("kim", PASSWORD)
+    for _ in range(2):
+        with pytest.raises(WrongCredentials):
+            accounts.verify("kim", "wrong password")
+    accounts.verify("kim", PASSWORD)
+    for _ in range(2):
+        with pytest.raises(WrongCredentials):  # not locked: the count started again
+            accounts.verify("kim", "wrong password")
+
+
+def test_unknown_name_gets_the_same_answer_after_the_same_work(accounts, monkeypatch):
+    accounts.add_user("kim", PASSWORD)
+    hashed = []
+    real = accounts_module._scrypt
+    monkeypatch.setattr(accounts_module, "_scrypt", lambda *a: hashed.append(1) or real(*a))
+    answers = {}
+    for name in ("kim", "nobody"):
+        hashed.clear()
+        with pytest.raises(WrongCredentials) as refused:
+            accounts.verify(name, "wrong password")
+        answers[name] = (str(refused.value), len(hashed))
+    assert answers["kim"] == answers["nobody"] == ("Wrong user name or password.", 1)
+    # An unknown name also 'locks' after the same number of failures, so counting tries tells nothing.
+    with pytest.raises(WrongCredentials):
+        accounts.verify("nobody", "wrong password")
+    hashed.clear()
+    with pytest.raises(AccountLocked):
+        accounts.verify("nobody", "wrong password")
+    assert len(hashed) == 1
+
+
+def test_a_name_that_could_not_exist_is_just_wrong(accounts):
+    with pytest.raises(WrongCredentials):
+        accounts.verify("no such/name", PASSWORD)
+
+
+def test_migration_2_adds_the_users_table(tmp_path):
+    store = Store(tmp_path / "app.db")
+    assert store.version >= 2
+    with store.connect() as conn:
+        columns = {r["name"] for r in conn.execute("PRAGMA table_info(users)")}
+    assert columns == {"name", "password_hash", "is_admin", "failed_count", "locked_until", "created_at",
+                       "last_login"}
+
+
+# -- command line ----------------------------------------------------------------------------
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, CLI, "users", *args], input=stdin, capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ))
+
+
+def test_cli_users_add_list_set_admin_remove(engine_env, tmp_path):
+    argv = ["add", "dr.kim", "--password-stdin", "--admin"]
+    done = run_cli(*argv, stdin=PASSWORD + "\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "added dr.kim (admin)"
+    assert PASSWORD not in " ".join(argv) + done.stdout + done.stderr
+    assert run_cli("add", "nurse.lee", "--password-stdin", stdin="another password\r\n").returncode == 0
+
+    listed = run_cli("list")
+    assert listed.returncode == 0
+    assert [line.split() for line in listed.stdout.splitlines()] == [
+        ["name", "admin", "locked"], ["dr.kim", "yes", "no"], ["nurse.lee", "no", "no"]]
+
+    assert run_cli("set-admin", "nurse.lee").stdout.strip() == "nurse.lee is now an admin"
+    assert run_cli("set-admin", "DR.KIM", "--off").stdout.strip() == "dr.kim is no longer an admin"
+    assert run_cli("remove", "dr.kim").returncode == 0
+    assert [line.split()[0] for line in run_cli("list").stdout.splitlines()[1:]] == ["nurse.lee"]
+
+    # The app's store holds the hash only; the line ending was not part of the password.
+    accounts = Accounts(providers.get_engine().store)
+    assert accounts.verify("nurse.lee", "another password").is_admin
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("app.db*"))
+    assert b"another password" not in raw and b"scrypt$16384$8$1$" in raw
+
+
+def test_cli_users_bad_input_exits_2_with_one_line(engine_env):
+    assert run_cli("add", "kim", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    for args, stdin, message in (
+            (("add", "kim2", "--password-stdin"), "short\n", "at least 8 characters"),
+            (("add", "KIM", "--password-stdin"), PASSWORD + "\n", "already exists"),
+            (("add", "dr kim", "--password-stdin"), PASSWORD + "\n", "letters a-z"),
+            (("add", "kim3", "--password-stdin"), "", "no password on stdin"),
+            (("add", "kim3"), PASSWORD + "\n", "--password-stdin"),
+            (("remove", "ghost"), "", "No user is named 'ghost'"),
+            (("set-admin", "ghost"), "", "No user is named 'ghost'")):
+        done = run_cli(*args, stdin=stdin)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+        assert done.stdout == "" and PASSWORD not in done.stderr
+    # There is no way to give the password as an argument.
+    done = run_cli("add", "kim4", "--password", PASSWORD)
+    assert done.returncode == 2 and "unrecognized arguments" in done.stderr
+
+
+def test_cli_users_list_shows_a_lock(engine_env):
+    run_cli("add", "kim", "--password-stdin", stdin=PASSWORD + "\n")
+    accounts = Accounts(providers.get_engine().store, max_failures=1)
+    with pytest.raises(AccountLocked):
+        accounts.verify("kim", "wrong password")
+    assert re.search(r"kim\s+no\s+until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", run_cli("list").stdout)
+
+
+# -- the gate --------------------------------------------------------------------------------
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning] + [i.value for i in at.info]
+    parts += [c.value for c in at.code]
+    return "\n".join(parts)
+
+
+def _diagnose_page_shown(at: AppTest) -> bool:
+    return any(t.key == "symptoms" for t in at.text_area)
+
+
+def _sign_in(at: AppTest, name: str, password: str) -> AppTest:
+    at.text_input(key="login_name").input(name)
+    at.text_input(key="login_password").input(password)
+    return at.button(key="login_submit").click().run()
+
+
+def _app(**state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=20)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def _signed_in_as(name: str) -> AppTest:
+    """The app for a session that signed in as `name` just now (the gate still checks the account)."""
+    return _app(user=name, auth_last_active=time.time())
+
+
+def test_no_account_yet_says_how_to_create_one_and_shows_no_page(app_accounts):
+    at = _app()
+    assert not at.exception
+    assert "cli.py users add YOUR-NAME --admin --password-stdin" in _texts(at)
+    assert not _diagnose_page_shown(at) and not at.text_input
+    # A page's own address, served without app.py (as Streamlit does before anyone signed in), is gated too.
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception and "cli.py users add" in _texts(at)
+    assert "Background jobs" not in _texts(at) and "백그라운드 작업" not in _texts(at)
+
+
+def test_wrong_password_is_refused_and_the_inputs_stay(app_accounts):
+    app_accounts.add_user("dr.kim", PASSWORD)
+    at = _app()
+    at.session_state["lang"] = "en"
+    at = _sign_in(at, "dr.kim", "wrong password")
+    assert not at.exception
+    assert at.error[0].value == "Wrong user name or password."
+    assert at.text_input(key="login_name").value == "dr.kim"
+    assert at.text_input(key="login_password").value == "wrong password"
+    assert at.session_state["user"] is None and not _diagnose_page_shown(at)
+    # An unknown name reads exactly the same.
+    at = _sign_in(at, "dr.nobody", "wrong password")
+    assert at.error[0].value == "Wrong user name or password."
+
+
+def test_right_password_opens_the_app_then_sign_out(app_accounts):
+    app_accounts.add_user("Dr.Kim", PASSWORD)
+    at = _sign_in(_app(), "dr.kim", PASSWORD)
+    assert not at.exception and _diagnose_page_shown(at)
+    assert at.session_state["user"] == "Dr.Kim" and at.session_state["is_admin"] is False
+    assert "login_password" not in at.session_state  # the typed password does not stay in the session
+    assert any("Dr.Kim" in c.value for c in at.sidebar.caption)
+    # AppTest re-runs only the page after this run, not app.py, which draws the button: click it now.
+    at.text_area(key="symptoms").input("pearly papule beside the nose")
+    at.button(key="sign_out").click().run()
+    assert not at.exception and not _diagnose_page_shown(at)
+    assert at.session_state["user"] is None
+    assert "symptoms" not in at.session_state  # the next person does not find the last one's case
+    assert "로그아웃했습니다." in _texts(at)
+    assert at.text_input(key="login_name").value == ""
+
+
+def test_a_locked_account_says_until_when(app_accounts, reconfigure):
+    reconfigure(LOGIN_MAX_FAILURES=2, LOGIN_LOCKOUT_SECONDS=600)
+    app_accounts.add_user("kim", PASSWORD)
+    at = _app()
+    at.session_state["lang"] = "en"
+    at = _sign_in(at, "kim", "wrong password")
+    at = _sign_in(at, "kim", "wrong password")
+    assert re.fullmatch(r"Too many failed sign-ins: this account is locked until \d\d:\d\d \(about 10 min\)\.",
+                        at.error[0].value)
+    at = _sign_in(at, "kim", PASSWORD)
+    assert "locked until" in at.error[0].value and not _diagnose_page_shown(at)
+
+
+def test_session_expires_after_inactivity(app_accounts, reconfigure):
+    reconfigure(AUTH_MODE="accounts", SESSION_TIMEOUT_MINUTES=0.1)  # 6 s
+    app_accounts.add_user("kim", PASSWORD)
+    at = _app(user="kim", auth_last_active=time.time() - 3)
+    assert _diagnose_page_shown(at)
+    at.session_state["auth_last_active"] = time.time() - 7
+    at.run()
+    assert not at.exception and not _diagnose_page_shown(at)
+    assert at.session_state["user"] is None
+    assert "0.1분 동안 사용하지 않아 로그아웃되었습니다" in _texts(at)
+    at = _sign_in(at, "kim", PASSWORD)
+    assert _diagnose_page_shown(at)
+
+
+def test_a_session_with_no_activity_stamp_is_not_signed_in(app_accounts):
+    app_accounts.add_user("kim", PASSWORD)
+    at = _app(user="kim")
+    assert not _diagnose_page_shown(at) and at.session_state["user"] is None
+
+
+def test_removing_an_account_ends_its_sessions_and_admin_changes_apply_at_once(app_accounts):
+    app_accounts.add_user("kim", PASSWORD)
+    at = _signed_in_as("kim")
+    assert _diagnose_page_shown(at) and at.session_state["is_admin"] is False
+    app_accounts.set_admin("kim")
+    at.run()
+    assert at.session_state["is_admin"] is True
+    app_accounts.remove_user("kim")
+    at.run()
+    assert not _diagnose_page_shown(at) and "이 계정은 삭제되었습니다." in _texts(at)
+
+
+def test_sign_in_off_warns_in_the_sidebar(engine_env):
+    at = _app()
+    assert _diagnose_page_shown(at)
+    assert any("AUTH_MODE=off" in w.value for w in at.sidebar.warning)
+
+
+def test_every_page_starts_with_the_gate():
+    for page in sorted((PROJECT_ROOT / "pages").glob("*.py")):
+        body = ast.parse(page.read_text()).body
+        first = [node for node in body[1:3]]  # after the docstring: the import, then the call
+        assert isinstance(first[0], ast.ImportFrom) and first[0].module == "ui.auth", page.name
+        call = first[1]
+        assert isinstance(call, ast.Expr) and ast.unparse(call) == "ensure_signed_in()", page.name
+
+
+# -- OpenID Connect --------------------------------------------------------------------------
+
+def test_oidc_signed_out_offers_the_provider_or_says_what_is_missing(reconfigure, monkeypatch):
+    import ui.auth
+
+    reconfigure(AUTH_MODE="oidc")
+    at = AppTest.from_file(APP, default_timeout=20)
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert not at.exception and not _diagnose_page_shown(at)
+    if not ui.auth._authlib_installed():
+        assert "Authlib" in at.error[0].value
+    monkeypatch.setattr(ui.auth, "_authlib_installed", lambda: True)
+    at.secrets = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}}
+    at.run()
+    assert "client_id, client_secret, server_metadata_url" in at.error[0].value
+    at.secrets["auth"].update(client_id="id", client_secret="secret",
+                              server_metadata_url="https://idp.example/.well-known/openid-configuration")
+    at.run()
+    assert not at.error and [b.key for b in at.button] == ["oidc_login"]
+
+
+def test_oidc_user_is_the_email_and_admins_come_from_admin_users(reconfigure, monkeypatch):
+    reconfigure(AUTH_MODE="oidc")
+    monkeypatch.setenv("ADMIN_USERS", "Boss@Clinic.org, other@clinic.org")
+    for email, verified, admin in (("boss@clinic.org", True, True), ("nurse@clinic.org", True, False),
+                                   ("boss@clinic.org", False, False)):
+        at = AppTest.from_file(APP, default_timeout=20)
+        at.user = {"is_logged_in": True, "email": email, "email_verified": verified, "name": "Someone"}
+        at.run()
+        assert not at.exception and _diagnose_page_shown(at)
+        assert at.session_state["user"] == (email if verified else "Someone")
+        assert at.session_state["is_admin"] is admin
+
+
+def test_oidc_session_expires_and_signs_out(reconfigure):
+    reconfigure(AUTH_MODE="oidc")
+    at = AppTest.from_file(APP, default_timeout=20)
+    at.user = {"is_logged_in": True, "email": "nurse@clinic.org"}
+    at.run()
+    assert _diagnose_page_shown(at)
+    at.session_state["auth_last_active"] = time.time() - 3 * 3600
+    at.run()
+    assert not _diagnose_page_shown(at) and at.user == {"is_logged_in": False}
+    at = AppTest.from_file(APP, default_timeout=20)
+    at.user = {"is_logged_in": True, "email": "nurse@clinic.org"}
+    at.run()
+    at.button(key="sign_out").click().run()
+    assert at.user == {"is_logged_in": False} and at.session_state["user"] is None
+
+
+# -- a user sees their own, an administrator everyone's ---------------------------------------
+
+def _wait(job_ids: list[str]) -> None:
+    jobs = providers.get_engine().jobs
+    deadline = time.monotonic() + 10
+    while not all(jobs.get(i).finished for i in job_ids):
+        assert time.monotonic() < deadline, "jobs did not finish"
+        time.sleep(0.02)
+
+
+def test_jobs_page_shows_a_user_their_own_and_an_admin_all(app_accounts):
+    app_accounts.add_user("kim", PASSWORD)
+    app_accounts.add_user("boss", PASSWORD, admin=True)
+    engine = providers.get_engine()
+    mine = engine.jobs.submit(engine.make_request("kim's case", user="kim"))
+    theirs = engine.jobs.submit(engine.make_request("lee's case", user="lee"))
+    _wait([mine, theirs])
+
+    def listed(at: AppTest) -> set[str]:
+        return set(at.dataframe[0].value["ID"])  # the page's one table
+
+    at = _signed_in_as("kim")
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception and listed(at) == {mine}
+    # Another user's job link does not open it.
+    at.query_params["job"] = theirs
+    at.run()
+    assert at.selectbox(key="jobs_pick").value == mine
+
+    at = _signed_in_as("boss")
+    at.switch_page("pages/jobs.py").run()
+    assert listed(at) == {mine, theirs}
+
+
+def test_history_page_shows_a_user_their_own_and_an_admin_all_with_a_user_column(app_accounts):
+    app_accounts.add_user("kim", PASSWORD)
+    app_accounts.add_user("boss", PASSWORD, admin=True)
+    history = providers.get_engine().history
+    for user, text in (("kim", "kim's case"), ("lee", "lee's case"), (None, "a CLI case")):
+        history.record({"kind": "text", "language": "ko", "text": text, "user": user, "source": "page"})
+
+    def table(at: AppTest):
+        return next(d for d in at.dataframe if d.key == "hist_table").value
+
+    at = _signed_in_as("kim")
+    at.switch_page("pages/history.py").run()
+    assert not at.exception
+    assert list(table(at)["text"]) == ["kim's case"] and "user" not in table(at).columns
+
+    at = _signed_in_as("boss")
+    at.switch_page("pages/history.py").run()
+    rows = table(at)
+    assert sorted(rows["text"]) == ["a CLI case", "kim's case", "lee's case"]
+    assert dict(zip(rows["text"], rows["user"])) == {"kim's case": "kim", "lee's case": "lee", "a CLI case": ""}
+
+
+def test_a_user_with_no_history_of_their_own_sees_none(app_accounts):
+    app_accounts.add_user("kim", PASSWORD)
+    providers.get_engine().history.record({"kind": "text", "language": "ko", "text": "lee's case", "user": "lee"})
+    at = _signed_in_as("kim")
+    at.switch_page("pages/history.py").run()
+    assert not at.exception and "아직 기록이 없습니다" in _texts(at)
+    assert not any(d.key == "hist_table" for d in at.dataframe)
+
+
+def test_assessments_and_jobs_are_recorded_under_the_signed_in_user(app_accounts, fake_llm):
+    app_accounts.add_user("kim", PASSWORD)
+    at = _sign_in(_app(), "kim", PASSWORD)
+    at.text_area(key="symptoms").input("pearly papule beside the nose").run()
+    at.button(key="assess").click().run()
+    assert not at.exception
+    at.button(key="submit_job").click().run()
+    engine = providers.get_engine()
+    _wait([at.session_state["last_job"]])
+    assert {r["user"] for r in engine.history.search()} == {"kim"}
+    assert [j.user for j in engine.jobs.list()] == ["kim"]
+    with sqlite3.connect(engine.store.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 1

@@ -1,0 +1,293 @@
+"""The sign-in gate: nothing of the app shows until the session is signed in (AUTH_MODE).
+
+- `accounts` (the default): the app's own accounts (`utils/accounts.py`, made with
+  `python cli.py users add`); a form, lock-out after failed attempts, expiry after
+  SESSION_TIMEOUT_MINUTES without activity.
+- `oidc`: Streamlit's built-in OpenID Connect sign-in (`st.login`), configured in
+  `.streamlit/secrets.toml` `[auth]`; administrators are the e-mail addresses in ADMIN_USERS.
+- `off`: no gate, for development and tests; the sidebar says so.
+
+`app.py` calls `require_sign_in()` before the navigation, and every page calls
+`ensure_signed_in()` on its first line: before anyone has signed in, Streamlit serves a page
+URL (`/jobs`) from the `pages/` folder without running `app.py`, and so does AppTest on a
+re-run. The session keeps `user`, `is_admin` and `auth_last_active`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+
+import streamlit as st
+from dotenv import dotenv_values
+
+from ui.i18n import tr
+from ui.state import init_state
+from utils.accounts import Accounts, AccountLocked, SignInError, accounts_for
+from utils.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+# Session keys that survive signing out: the language is the browser's, not the user's.
+KEEP_ON_SIGN_OUT = ("lang", "lang_picker")
+SETUP_COMMAND = ".venv/bin/python cli.py users add YOUR-NAME --admin --password-stdin"
+
+
+def require_sign_in() -> str | None:
+    """Stop this script run unless the session is signed in; returns the user (None when sign-in is off).
+
+    Checked on every run: an idle session (SESSION_TIMEOUT_MINUTES) or a removed account is
+    signed out here, with a message on the sign-in screen.
+    """
+    init_state()  # a page served without app.py reads the same keys
+    mode = get_settings().auth_mode
+    if mode == "off":
+        return st.session_state.get("user")
+    if mode == "oidc":
+        return _oidc_gate()
+    return _accounts_gate()
+
+
+def ensure_signed_in() -> None:
+    """The first line of every page: the same gate, so no page can be reached around `app.py`."""
+    require_sign_in()
+
+
+def session_still_valid() -> bool:
+    """False once the session should show the sign-in screen (for code that re-runs without the gate)."""
+    if get_settings().auth_mode == "off":
+        return True
+    return bool(st.session_state.get("user")) and not _expired()
+
+
+def visible_owner() -> str | None:
+    """Whose jobs and history this session may see: None for everyone's (an admin, or sign-in off)."""
+    if st.session_state.get("is_admin"):
+        return None
+    return st.session_state.get("user")
+
+
+def is_admin() -> bool:
+    """Whether the signed-in user is an administrator."""
+    return bool(st.session_state.get("is_admin"))
+
+
+def account_sidebar() -> None:
+    """Who is signed in and the sign-out button; with sign-in off, a warning instead."""
+    mode = get_settings().auth_mode
+    if mode == "off":
+        st.sidebar.warning(tr("로그인이 꺼져 있습니다 (AUTH_MODE=off): 이 주소를 여는 누구나 모든 기록을 봅니다. "
+                              "개발용으로만 사용하세요.",
+                              "Sign-in is off (AUTH_MODE=off): anyone who opens this address sees every record. "
+                              "For development only."), icon=":material/no_encryption:")
+        return
+    user = st.session_state.get("user")
+    if not user:
+        return
+    role = tr(" (관리자)", " (admin)") if is_admin() else ""
+    st.sidebar.caption(tr("로그인: **{user}**{role}", "Signed in as **{user}**{role}", user=user, role=role))
+    st.sidebar.button(tr("로그아웃", "Sign out"), key="sign_out", icon=":material/logout:", on_click=_sign_out,
+                      args=(mode,))
+
+
+# -- session ---------------------------------------------------------------------------------
+
+def _timeout_seconds() -> float:
+    return get_settings().session_timeout_minutes * 60
+
+
+def _expired() -> bool:
+    last = st.session_state.get("auth_last_active")
+    return last is None or time.time() - last > _timeout_seconds()
+
+
+def _clear_session() -> None:
+    # The next person at this browser must not find the last one's case, result or jobs.
+    for key in list(st.session_state.keys()):
+        if key not in KEEP_ON_SIGN_OUT:
+            del st.session_state[key]
+    init_state()
+
+
+def _start_session(user: str, admin: bool) -> None:
+    _clear_session()
+    st.session_state.user = user
+    st.session_state.is_admin = admin
+    st.session_state.auth_last_active = time.time()
+
+
+def _end_session(notice: str | None) -> None:
+    _clear_session()
+    if notice:
+        st.session_state.auth_notice = notice
+
+
+def _keep_alive(admin: bool) -> None:
+    st.session_state.is_admin = admin  # a change made with `cli.py users set-admin` applies at once
+    st.session_state.auth_last_active = time.time()
+
+
+def _expired_notice() -> str:
+    minutes = get_settings().session_timeout_minutes
+    return tr("{minutes:g}분 동안 사용하지 않아 로그아웃되었습니다. 다시 로그인하세요.",
+              "You were signed out after {minutes:g} minutes without activity. Sign in again.", minutes=minutes)
+
+
+def _sign_out(mode: str) -> None:
+    """The sign-out button's callback: runs before the next script run, so that run is already signed out."""
+    log.info("signed out: %s", st.session_state.get("user"))
+    _end_session(tr("로그아웃했습니다.", "You signed out."))
+    if mode == "oidc":
+        st.logout()
+
+
+def _show_notice() -> None:
+    if notice := st.session_state.get("auth_notice"):
+        st.info(notice, icon=":material/info:")
+
+
+# -- accounts --------------------------------------------------------------------------------
+
+def _accounts() -> Accounts:
+    from providers import get_engine  # the engine's store: the same file, migrated once per process
+
+    return accounts_for(get_engine().store, get_settings())
+
+
+def _accounts_gate() -> str:
+    accounts = _accounts()
+    user = st.session_state.get("user")
+    if user:
+        current = accounts.get_user(user)
+        if _expired():
+            log.info("session expired: %s", user)
+            _end_session(_expired_notice())
+        elif current is None:
+            _end_session(tr("이 계정은 삭제되었습니다.", "This account has been removed."))
+        else:
+            _keep_alive(current.is_admin)
+            return current.name
+    st.title(tr("로그인", "Sign in"))
+    _show_notice()
+    if not accounts.has_users():
+        _setup_message()
+    else:
+        _sign_in_form()
+    st.stop()
+    raise AssertionError("st.stop() returns only outside a script run")
+
+
+def _setup_message() -> None:
+    # Never open access because nobody can sign in yet: say how to create the first account.
+    st.warning(tr("아직 사용자 계정이 없습니다. 서버에서 앱 폴더에 들어가 첫 관리자 계정을 만드세요 "
+                  "(비밀번호를 두 번 묻습니다, 8자 이상):",
+                  "No user account exists yet. On the server, in the app's folder, create the first administrator "
+                  "(it asks for the password twice, 8 characters or more):"), icon=":material/person_add:")
+    st.code(SETUP_COMMAND, language="bash")
+    st.caption(tr("그다음 이 페이지를 새로고침하세요. 개발 중에만 AUTH_MODE=off로 로그인을 끌 수 있습니다.",
+                  "Then reload this page. Only for development, AUTH_MODE=off switches sign-in off."))
+
+
+def _sign_in_form() -> None:
+    with st.form("login_form"):
+        st.text_input(tr("사용자 이름", "User name"), key="login_name", autocomplete="username", max_chars=64)
+        st.text_input(tr("비밀번호", "Password"), type="password", key="login_password",
+                      autocomplete="current-password", max_chars=1024)
+        st.form_submit_button(tr("로그인", "Sign in"), key="login_submit", type="primary", icon=":material/login:",
+                              on_click=_submit)
+    if error := st.session_state.pop("auth_error", None):
+        st.error(error, icon=":material/lock:")
+
+
+def _submit() -> None:
+    """The form's callback: checks the name and password before the run that draws the next screen."""
+    name = (st.session_state.get("login_name") or "").strip()
+    password = st.session_state.get("login_password") or ""
+    if not name or not password:
+        st.session_state.auth_error = tr("이름과 비밀번호를 입력하세요.", "Enter your user name and password.")
+        return
+    try:
+        user = _accounts().verify(name, password)
+    except AccountLocked as exc:
+        minutes = max(1, round((exc.until - time.time()) / 60))
+        st.session_state.auth_error = tr(
+            "로그인 실패가 너무 많아 이 계정은 {until}까지 (약 {minutes}분) 잠겼습니다.",
+            "Too many failed sign-ins: this account is locked until {until} (about {minutes} min).",
+            until=time.strftime("%H:%M", time.localtime(exc.until)), minutes=minutes)
+    except SignInError:
+        st.session_state.auth_error = tr("사용자 이름 또는 비밀번호가 맞지 않습니다.", "Wrong user name or password.")
+    else:
+        _start_session(user.name, user.is_admin)  # also drops the typed password from the session
+
+
+# -- OpenID Connect --------------------------------------------------------------------------
+
+def admin_users() -> set[str]:
+    """ADMIN_USERS (environment, else `.env`): the comma-separated e-mails that are administrators in oidc mode."""
+    raw = os.environ.get("ADMIN_USERS")
+    if raw is None:
+        raw = (dotenv_values(".env").get("ADMIN_USERS") or "") if os.path.isfile(".env") else ""
+    return {part.strip().lower() for part in raw.split(",") if part.strip()}
+
+
+def _authlib_installed() -> bool:
+    return importlib.util.find_spec("authlib") is not None
+
+
+def _oidc_problem() -> str | None:
+    """What is missing before `st.login()` can work, or None."""
+    if not _authlib_installed():
+        return tr("AUTH_MODE=oidc에는 Authlib가 필요합니다: `.venv/bin/pip install \"Authlib>=1.3.2\"`",
+                  "AUTH_MODE=oidc needs Authlib: `.venv/bin/pip install \"Authlib>=1.3.2\"`")
+    try:
+        section = st.secrets.get("auth")
+    except Exception:  # no secrets.toml at all, or one that does not parse
+        section = None
+    needed = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
+    missing = [key for key in needed if not section or key not in section]
+    if missing:
+        return tr("`.streamlit/secrets.toml`의 `[auth]`에 {keys}이(가) 없습니다. "
+                  "`.streamlit/secrets.toml.example`을 참고하세요.",
+                  "`[auth]` in `.streamlit/secrets.toml` lacks {keys}; see `.streamlit/secrets.toml.example`.",
+                  keys=", ".join(missing))
+    return None
+
+
+def _oidc_gate() -> str:
+    info = st.user
+    if info.get("is_logged_in", False):
+        # Unverified addresses must not match ADMIN_USERS: some providers let anyone claim one.
+        email = str(info.get("email") or "").strip().lower() if info.get("email_verified", True) else ""
+        name = email or str(info.get("name") or "").strip()
+        if not name:
+            st.error(tr("신원 제공자가 이메일이나 이름을 보내지 않았습니다. 관리자에게 문의하세요.",
+                        "The identity provider sent neither an e-mail address nor a name; ask your administrator."),
+                     icon=":material/error:")
+            st.button(tr("로그아웃", "Sign out"), key="sign_out", on_click=_sign_out, args=("oidc",))
+            st.stop()
+        admin = bool(email) and email in admin_users()
+        if st.session_state.get("user") != name:
+            _start_session(name, admin)  # a new browser session of a signed-in identity
+            log.info("signed in: %s", name)
+            return name
+        if not _expired():
+            _keep_alive(admin)
+            return name
+        log.info("session expired: %s", name)
+        _end_session(_expired_notice())
+        st.logout()  # also forgets the identity cookie, or the next run would sign straight in again
+        st.stop()
+    st.title(tr("로그인", "Sign in"))
+    if problem := _oidc_problem():
+        st.error(problem, icon=":material/settings:")
+        st.stop()
+    _show_notice()
+    st.button(tr("기관 계정으로 로그인", "Sign in with your organisation's account"), key="oidc_login",
+              type="primary", icon=":material/login:", on_click=st.login)
+    st.stop()
+    raise AssertionError("st.stop() returns only outside a script run")
+
+
+__all__ = ["require_sign_in", "ensure_signed_in", "visible_owner", "is_admin", "account_sidebar", "admin_users"]

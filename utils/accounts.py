@@ -1,0 +1,344 @@
+"""The app's own user accounts (AUTH_MODE=accounts): names, scrypt password hashes, lock-out.
+
+No Streamlit here: the sign-in gate (`ui/auth.py`) and the command line (`cli.py users ...`)
+share this module. Accounts live in the `users` table of the app's store (migration 2).
+
+Passwords are hashed with the standard library's scrypt and a random salt, stored as a
+self-describing string `scrypt$n$r$p$salt$hash` (base64), so the cost can be raised later
+without breaking the hashes already stored. A wrong name and a wrong password get the same
+error, after the same work, so the sign-in form does not tell who has an account.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import sqlite3
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable
+
+from utils.store import Store
+
+log = logging.getLogger(__name__)
+
+SCHEME = "scrypt"
+SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 2 ** 14, 8, 1, 32  # ~16 MiB and ~60 ms per hash
+SALT_BYTES = 16
+MIN_PASSWORD_CHARS = 8
+# Far above any passphrase; only stops a pasted megabyte from being hashed on every attempt.
+MAX_PASSWORD_CHARS = 1024
+MAX_NAME_CHARS = 64
+# ASCII only: look-alike letters from other scripts would let two accounts read the same.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+
+# Bounds on parameters read back from the store: a tampered row must not cost gigabytes.
+_MAX_N, _MAX_R, _MAX_P = 2 ** 20, 32, 16
+# Unknown names remembered for the imitation lock-out (see `_PhantomFailures`).
+_MAX_PHANTOMS = 10_000
+
+
+class AccountError(ValueError):
+    """Something about an account request cannot be done; the message says what to do instead."""
+
+
+class InvalidName(AccountError):
+    """The user name has characters or a length the app does not accept."""
+
+
+class WeakPassword(AccountError):
+    """The password is too short (or absurdly long)."""
+
+
+class UserExists(AccountError):
+    """An account with this name (ignoring case) already exists."""
+
+
+class NoSuchUser(AccountError):
+    """No account has this name."""
+
+
+class SignInError(AccountError):
+    """A sign-in was refused."""
+
+
+class WrongCredentials(SignInError):
+    """The name or the password is wrong; deliberately does not say which."""
+
+    def __init__(self) -> None:
+        super().__init__("Wrong user name or password.")
+
+
+class AccountLocked(SignInError):
+    """Too many failed sign-ins: the account opens again at `until` (epoch seconds)."""
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+        opens = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until))
+        super().__init__(f"Too many failed sign-ins: this account is locked until {opens}.")
+
+
+@dataclass(frozen=True)
+class User:
+    """One account as the app sees it; the password hash never leaves this module."""
+
+    name: str
+    is_admin: bool
+    failed_count: int
+    locked_until: float | None
+    created_at: float
+    last_login: float | None
+
+    def locked(self, now: float) -> bool:
+        """Whether sign-in is refused at `now` because of earlier failures."""
+        return self.locked_until is not None and self.locked_until > now
+
+
+# -- passwords -------------------------------------------------------------------------------
+
+def _normalise(password: str) -> bytes:
+    # NFKC: the same password typed on another keyboard or IME (composed or decomposed
+    # Hangul, full-width digits) must give the same bytes, or the clinician is locked out.
+    return unicodedata.normalize("NFKC", password).encode("utf-8")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+    # OpenSSL refuses above 32 MiB by default; allow what these parameters need, and no more.
+    maxmem = 128 * r * (n + p + 2) + (1 << 20)
+    return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=maxmem)
+
+
+def check_password_rules(password: str) -> None:
+    """Raise `WeakPassword` unless `password` has 8 to 1024 characters."""
+    length = len(unicodedata.normalize("NFKC", password))
+    if length < MIN_PASSWORD_CHARS:
+        raise WeakPassword(f"The password must have at least {MIN_PASSWORD_CHARS} characters.")
+    if length > MAX_PASSWORD_CHARS:
+        raise WeakPassword(f"The password must have at most {MAX_PASSWORD_CHARS} characters.")
+
+
+def hash_password(password: str) -> str:
+    """A new salted scrypt hash of `password`: `scrypt$n$r$p$salt$hash`, salt and hash in base64."""
+    salt = secrets.token_bytes(SALT_BYTES)
+    digest = _scrypt(_normalise(password), salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN)
+    return f"{SCHEME}${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def _parse(stored: str) -> tuple[int, int, int, bytes, bytes] | None:
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != SCHEME:
+        return None
+    try:
+        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+        salt = base64.b64decode(parts[4], validate=True)
+        digest = base64.b64decode(parts[5], validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    if not (1 < n <= _MAX_N and n & (n - 1) == 0 and 0 < r <= _MAX_R and 0 < p <= _MAX_P
+            and salt and 16 <= len(digest) <= 64):
+        return None
+    return n, r, p, salt, digest
+
+
+def check_password(password: str, stored: str) -> bool:
+    """Whether `password` matches the stored hash (compared in constant time); False for a malformed hash."""
+    parsed = _parse(stored)
+    if parsed is None:
+        log.warning("a stored password hash cannot be read; that account cannot sign in")
+        return False
+    n, r, p, salt, digest = parsed
+    return hmac.compare_digest(_scrypt(_normalise(password), salt, n, r, p, len(digest)), digest)
+
+
+def needs_rehash(stored: str) -> bool:
+    """Whether a stored hash was made with other parameters than today's (it is replaced at the next sign-in)."""
+    parsed = _parse(stored)
+    return parsed is None or parsed[:3] != (SCRYPT_N, SCRYPT_R, SCRYPT_P) or len(parsed[4]) != SCRYPT_DKLEN
+
+
+# A well-formed hash no password matches (random salt and digest): checked for unknown names.
+_DUMMY_HASH = (f"{SCHEME}${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}$"
+               f"{_b64(secrets.token_bytes(SALT_BYTES))}${_b64(secrets.token_bytes(SCRYPT_DKLEN))}")
+
+
+def _burn_time(password: str) -> None:
+    # An unknown name costs one scrypt, like a known one, so timing does not tell them apart.
+    check_password(password, _DUMMY_HASH)
+
+
+# -- names -----------------------------------------------------------------------------------
+
+def check_name(name: str) -> str:
+    """`name` stripped, or `InvalidName` unless it has 1-64 of letters, digits and . _ - @."""
+    cleaned = name.strip()
+    if NAME_PATTERN.fullmatch(cleaned):
+        return cleaned
+    if not cleaned:
+        raise InvalidName("A user name cannot be empty.")
+    if len(cleaned) > MAX_NAME_CHARS:
+        raise InvalidName(f"A user name has at most {MAX_NAME_CHARS} characters; this one has {len(cleaned)}.")
+    bad = " ".join(repr(c) for c in dict.fromkeys(c for c in cleaned if not NAME_PATTERN.fullmatch(c)))
+    raise InvalidName(f"A user name may use letters a-z, digits and . _ - @ only, not {bad}.")
+
+
+# -- the users table -------------------------------------------------------------------------
+
+class _PhantomFailures:
+    """Failure counts for names that have no account, kept in memory.
+
+    A real account locks after N failures and then says so; without this, an unknown name
+    never would, and N tries would tell anyone whether a name exists.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[int, float | None]] = {}
+
+    def fail(self, key: tuple[str, str], now: float, max_failures: int, lockout: float) -> float | None:
+        """Count one failure; returns the lock's end when this one locks (or the name was locked)."""
+        with self._lock:
+            count, until = self._entries.pop(key, (0, None))
+            if until is not None and until > now:
+                self._entries[key] = (count, until)
+                return until
+            count = (0 if until is not None else count) + 1
+            until = now + lockout if count >= max_failures else None
+            self._entries[key] = (0 if until else count, until)
+            while len(self._entries) > _MAX_PHANTOMS:  # dicts keep insertion order: drop the oldest
+                self._entries.pop(next(iter(self._entries)))
+            return until
+
+
+_phantoms = _PhantomFailures()
+
+
+def _user(row) -> User:
+    return User(name=row["name"], is_admin=bool(row["is_admin"]), failed_count=row["failed_count"],
+                locked_until=row["locked_until"], created_at=row["created_at"], last_login=row["last_login"])
+
+
+class Accounts:
+    """The `users` table of `store`, with the lock-out policy (from LOGIN_MAX_FAILURES, LOGIN_LOCKOUT_SECONDS)."""
+
+    def __init__(self, store: Store, *, max_failures: int = 5, lockout_seconds: float = 900.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.max_failures = max_failures
+        self.lockout_seconds = lockout_seconds
+        self.clock = clock
+
+    def add_user(self, name: str, password: str, *, admin: bool = False) -> User:
+        """Create an account; raises `InvalidName`, `WeakPassword` or `UserExists`."""
+        name = check_name(name)
+        check_password_rules(password)
+        stamp = self.clock()
+        hashed = hash_password(password)
+        try:
+            with self.store.connect() as conn:
+                conn.execute("INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)",
+                             (name, hashed, int(admin), stamp))
+        except sqlite3.IntegrityError:  # the name is the primary key, ignoring case: 'Kim' and 'kim' are one
+            raise UserExists(f"A user named {name!r} already exists.") from None
+        log.info("account added: %s%s", name, " (admin)" if admin else "")
+        return User(name=name, is_admin=admin, failed_count=0, locked_until=None, created_at=stamp, last_login=None)
+
+    def remove_user(self, name: str) -> None:
+        """Delete an account (what it recorded stays, under its name); raises `NoSuchUser`."""
+        with self.store.connect() as conn:
+            if conn.execute("DELETE FROM users WHERE name = ?", (name.strip(),)).rowcount == 0:
+                raise NoSuchUser(f"No user is named {name.strip()!r}.")
+        log.info("account removed: %s", name.strip())
+
+    def set_admin(self, name: str, admin: bool = True) -> User:
+        """Make an account an administrator (sees everyone's jobs and history), or not; raises `NoSuchUser`."""
+        with self.store.connect() as conn:
+            if conn.execute("UPDATE users SET is_admin = ? WHERE name = ?", (int(admin), name.strip())).rowcount == 0:
+                raise NoSuchUser(f"No user is named {name.strip()!r}.")
+        log.info("account %s: admin %s", name.strip(), "on" if admin else "off")
+        found = self.get_user(name)
+        assert found is not None
+        return found
+
+    def list_users(self) -> list[User]:
+        """Every account, by name."""
+        with self.store.connect() as conn:
+            return [_user(r) for r in conn.execute("SELECT * FROM users ORDER BY name")]
+
+    def get_user(self, name: str) -> User | None:
+        """One account (name matched ignoring case), or None."""
+        with self.store.connect() as conn:
+            row = conn.execute("SELECT * FROM users WHERE name = ?", (name.strip(),)).fetchone()
+        return _user(row) if row else None
+
+    def has_users(self) -> bool:
+        """Whether any account exists (with none, the app shows how to create the first)."""
+        with self.store.connect() as conn:
+            return conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+
+    def verify(self, name: str, password: str) -> User:
+        """The account, when `password` is right and it is not locked; else `WrongCredentials` or `AccountLocked`.
+
+        Every call hashes once, whether the name exists or not. The N-th failure in a row
+        locks the account for LOGIN_LOCKOUT_SECONDS; an unknown name imitates that lock.
+        """
+        now = self.clock()
+        name = name.strip()
+        with self.store.connect() as conn:
+            row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            _burn_time(password)
+            key = (str(self.store.path), name.lower())
+            until = _phantoms.fail(key, now, self.max_failures, self.lockout_seconds)
+            raise AccountLocked(until) if until is not None else WrongCredentials()
+        user, stored = _user(row), row["password_hash"]
+        right = check_password(password, stored)  # before the lock check: a locked account costs the same
+        if user.locked(now):
+            raise AccountLocked(user.locked_until)
+        if not right:
+            raise self._failed(user.name, now)
+        with self.store.connect() as conn:
+            # Conditional: a parallel wrong attempt may have locked the account meanwhile.
+            done = conn.execute("UPDATE users SET failed_count = 0, locked_until = NULL, last_login = ? "
+                                "WHERE name = ? AND (locked_until IS NULL OR locked_until <= ?)",
+                                (now, user.name, now)).rowcount
+            if done and needs_rehash(stored):
+                conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (hash_password(password), user.name))
+        if not done:
+            current = self.get_user(user.name)
+            raise AccountLocked(current.locked_until) if current and current.locked(now) else WrongCredentials()
+        log.info("signed in: %s", user.name)
+        return User(name=user.name, is_admin=user.is_admin, failed_count=0, locked_until=None,
+                    created_at=user.created_at, last_login=now)
+
+    def _failed(self, name: str, now: float) -> SignInError:
+        with self.store.connect() as conn:
+            # One statement increments, so parallel failures are all counted.
+            count = conn.execute("UPDATE users SET failed_count = failed_count + 1 WHERE name = ? "
+                                 "RETURNING failed_count", (name,)).fetchone()[0]
+            if count < self.max_failures:
+                return WrongCredentials()
+            until = now + self.lockout_seconds
+            conn.execute("UPDATE users SET failed_count = 0, locked_until = ? WHERE name = ?", (until, name))
+        log.warning("account locked after %d failed sign-ins: %s", count, name)
+        return AccountLocked(until)
+
+
+def accounts_for(store: Store, settings) -> Accounts:
+    """The accounts of `store` with the lock-out policy of `settings` (a `utils.settings.Settings`)."""
+    return Accounts(store, max_failures=settings.login_max_failures, lockout_seconds=settings.login_lockout_seconds)
+
+
+__all__ = ["Accounts", "AccountError", "AccountLocked", "InvalidName", "NoSuchUser", "SignInError", "User",
+           "UserExists", "WeakPassword", "WrongCredentials", "accounts_for", "check_name", "check_password",
+           "check_password_rules", "hash_password", "needs_rehash"]
