@@ -26,6 +26,7 @@ from providers.result import Assist, Diagnosis, ParsedAnswer, TextAnswer, Usage
 from providers.routing import Outcome, Race
 from providers.warmup import WarmUp
 from utils.cache import AnswerCache, cache_key
+from utils.crypto import Sealer
 from utils.history import History, thumbnail
 from utils.images import ImageRejected, ShrunkImage, shrink_image
 from utils.settings import Settings
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 8.0
 _STOP_EARLY = 0.02  # of the budget, at most 0.25 s
+_MAX_INFO_CHARS = 200  # body site, duration, sex: a few words each
 
 
 class Engine:
@@ -42,9 +44,13 @@ class Engine:
 
     def __init__(self, settings: Settings, *, cache: AnswerCache | None = None) -> None:
         self.settings = settings
+        self.sealer = Sealer(settings.data_encryption_key)  # encryption at rest; a pass-through without a key
         self.providers: dict[str, Provider] = build_providers(settings)
+        if cache is None and settings.redis_url:  # more than one server: answers are shared through Redis
+            from utils.redis_cache import RedisCache
+            cache = RedisCache.from_settings(settings, sealer=getattr(self, "sealer", None))
         self.cache = cache or AnswerCache(settings.data_dir / "cache", ttl_seconds=settings.cache_ttl_seconds,
-                                          enabled=settings.cache_enabled)
+                                          enabled=settings.cache_enabled, sealer=self.sealer)
         self.health = {name: ProviderHealth(name, failures_to_open=settings.health_failures,
                                             cooldown=settings.health_cooldown_seconds,
                                             cold_start=settings.cold_start_seconds, serverless=p.serverless,
@@ -56,14 +62,25 @@ class Engine:
         self._jobs: Jobs | None = None
         self._jobs_lock = threading.Lock()
         self.history = (History(self.store, keep_images=settings.history_keep_images,
-                                retention_days=settings.history_retention_days)
+                                retention_days=settings.history_retention_days, sealer=self.sealer)
                         if settings.history_enabled else None)
+        if self.history is not None and settings.redis_url:  # and every process's figures, for the Performance page
+            from utils.redis_metrics import MeteredHistory, feed_for
+            self.history = MeteredHistory(self.history, feed_for(settings.redis_url,
+                                                                 settings.history_retention_days * 86_400))
 
     @property
     def jobs(self) -> "Jobs":
-        """The background job runner, started on first use (it marks a previous run's jobs interrupted)."""
+        """The background job runner, started on first use (it marks a previous run's jobs interrupted).
+
+        With REDIS_URL set, the jobs live in Redis and this process's workers share one queue with every other.
+        """
         with self._jobs_lock:
-            if self._jobs is None:
+            if self._jobs is None and self.settings.redis_url:
+                # One queue for every app process: a job submitted here may run, and be read, in another.
+                from providers.redis_jobs import RedisJobs
+                self._jobs = RedisJobs(self, workers=self.settings.job_workers)
+            elif self._jobs is None:
                 self._jobs = Jobs(self, workers=self.settings.job_workers)
             return self._jobs
 
@@ -138,6 +155,19 @@ class Engine:
         if len(request.text) > self.settings.max_text_chars:
             raise InputError(f"The description has {len(request.text):,} characters; the limit is "
                              f"{self.settings.max_text_chars:,}. Please shorten it.")
+        info = request.info
+        fields = (("description", request.text), ("body site", info.body_site), ("duration", info.duration),
+                  ("sex", info.sex))
+        for name, value in fields[1:]:  # the description's limit must not be side-stepped through these
+            if len(value) > _MAX_INFO_CHARS:
+                raise InputError(f"The {name} has {len(value):,} characters; the limit is {_MAX_INFO_CHARS}. "
+                                 "Please shorten it.")
+        for name, value in fields:
+            try:  # lone surrogates (invalid UTF-8 on a command line) would fail later, in the cache key or the request
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(f"The {name} contains characters that are not valid text (a broken encoding?). "
+                                 "Please type it again.") from None
         if request.language not in LANGUAGES:
             raise InputError(f"Unknown language '{request.language}': use one of {', '.join(LANGUAGES)}.")
 

@@ -1,16 +1,27 @@
-"""The answer cache on disk: explicit, versioned keys; any failure behaves as a miss."""
+"""The answer cache on disk: explicit, versioned keys; any failure behaves as a miss.
+
+Its files are readable by the app's user only, and with DATA_ENCRYPTION_KEY its values
+are stored encrypted (see utils/crypto.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
 import diskcache
 
+from utils.crypto import SealedWithAnotherKey, Sealer
+
 log = logging.getLogger(__name__)
+
+# Answers are a few KB: keep every value inside cache.db (created 0600 below) instead of letting
+# diskcache write a file per large value with its own 0644 default.
+_MIN_FILE_SIZE = 2**26
 
 # Bump when the shape of the key record or of the stored value changes.
 CACHE_KEY_VERSION = 1
@@ -29,14 +40,28 @@ _FAILURES = (OSError, sqlite3.Error, diskcache.Timeout)
 class AnswerCache:
     """A diskcache.Cache under `directory` that never lets its own failure stop an assessment."""
 
-    def __init__(self, directory: Path, *, ttl_seconds: float, enabled: bool = True) -> None:
+    def __init__(self, directory: Path, *, ttl_seconds: float, enabled: bool = True,
+                 sealer: Sealer | None = None) -> None:
+        """Open (or create) the cache under `directory`; `sealer` encrypts the values when it holds a key."""
         self.ttl_seconds = ttl_seconds
+        self.sealer = sealer or Sealer()
         self._cache: diskcache.Cache | None = None
         if not enabled:
             return
         try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._cache = diskcache.Cache(str(directory), timeout=1.0, size_limit=2**30)
+            # `mkdir(parents=True)` gives the parents the default 0755 whatever `mode` says, and the
+            # cache is usually the first thing created under DATA_DIR: make that one private too.
+            directory.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            directory.mkdir(exist_ok=True, mode=0o700)
+            # SQLite creates the database with the umask's 0644 and copies that mode to its -wal and
+            # -shm files; an empty file made first with 0600 is used as the new database instead.
+            os.close(os.open(directory / "cache.db", os.O_CREAT | os.O_WRONLY, 0o600))
+            # secure_delete: a deleted or expired answer is overwritten, not left in free pages.
+            self._cache = diskcache.Cache(str(directory), timeout=1.0, size_limit=2**30,
+                                          disk_min_file_size=_MIN_FILE_SIZE, sqlite_secure_delete=1)
+            for name in ("cache.db", "cache.db-wal", "cache.db-shm"):  # a cache made before this was private
+                if (directory / name).exists():
+                    os.chmod(directory / name, 0o600)
         except _FAILURES as exc:
             log.warning("answer cache unavailable, assessing without it: %s", type(exc).__name__)
 
@@ -54,12 +79,20 @@ class AnswerCache:
         except _FAILURES as exc:
             log.warning("answer cache read failed, treated as a miss: %s", type(exc).__name__)
             return None
+        if isinstance(value, bytes):  # sealed (encryption at rest)
+            try:
+                value = json.loads(self.sealer.open_bytes(value))
+            except (SealedWithAnotherKey, ValueError):
+                log.info("cached answer encrypted with another key, treated as a miss")
+                return None
         return value if isinstance(value, dict) else None
 
     def set(self, key: str, value: dict) -> bool:
         """Store `value` for the TTL; False (and a log line without content) when it could not be stored."""
         if self._cache is None:
             return False
+        if self.sealer.enabled:
+            value = self.sealer.seal_bytes(json.dumps(value, ensure_ascii=False).encode("utf-8"))
         try:
             return bool(self._cache.set(key, value, expire=self.ttl_seconds or None, retry=True))
         except _FAILURES as exc:
@@ -71,6 +104,18 @@ class AnswerCache:
         if self._cache is None:
             return False
         try:
-            return bool(self._cache.delete(key, retry=True))
+            deleted = bool(self._cache.delete(key, retry=True))
         except _FAILURES:
             return False
+        if deleted:
+            self._checkpoint()
+        return deleted
+
+    def _checkpoint(self) -> None:
+        # A deleted answer still sits in the write-ahead log until SQLite checkpoints it: copy the
+        # log into the database (where secure_delete zeroed the row) and truncate it.
+        try:
+            with sqlite3.connect(os.path.join(self._cache.directory, "cache.db"), timeout=1.0) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:  # busy readers: SQLite checkpoints on its own later
+            pass

@@ -1,7 +1,9 @@
 """Every assessment, recorded: what was asked, what came back, who answered, how fast.
 
 The history is the clinic's record and the performance page's data. The photo itself
-is kept only as a small thumbnail, and only when HISTORY_KEEP_IMAGES is on.
+is kept only as a small thumbnail, and only when HISTORY_KEEP_IMAGES is on. With
+DATA_ENCRYPTION_KEY the columns that carry the patient's case are stored encrypted
+(utils/crypto.py); a deleted row is overwritten, not left in the file's free pages.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from PIL import Image
 
+from utils.crypto import SealedWithAnotherKey, Sealer
 from utils.spreadsheet import safe_row
 from utils.store import Store, dumps, new_id, now
 
@@ -30,6 +34,13 @@ EXPORT_COLUMNS = (
 
 # `Filters.risk` value for cases that were answered without a malignant or premalignant flag.
 NO_FLAG = "none"
+
+# The columns that carry the patient's case: encrypted at rest when DATA_ENCRYPTION_KEY is set.
+SEALED_COLUMNS = ("text", "info", "summary", "similar", "raw", "thumbnail")
+# What a row sealed under a key this process does not hold shows instead (valid where JSON is expected).
+UNREADABLE = "(encrypted with another key: set the DATA_ENCRYPTION_KEY this case was recorded with to read it)"
+_UNREADABLE_VALUES = {"text": UNREADABLE, "info": "{}", "summary": UNREADABLE, "similar": "[]", "raw": UNREADABLE,
+                      "thumbnail": None}
 
 
 @dataclass(frozen=True)
@@ -58,16 +69,26 @@ def thumbnail(jpeg: bytes) -> bytes:
 class History:
     """The `assessments` table of the store."""
 
-    def __init__(self, store: Store, *, keep_images: bool = False, retention_days: float = 365.0) -> None:
+    def __init__(self, store: Store, *, keep_images: bool = False, retention_days: float = 365.0,
+                 sealer: Sealer | None = None) -> None:
+        """`sealer` encrypts the patient-bearing columns when it holds a key (see SEALED_COLUMNS)."""
         self.store = store
         self.keep_images = keep_images
         self.retention_days = retention_days
+        self.sealer = sealer or Sealer()
 
     def record(self, row: dict[str, Any]) -> str:
         """Insert one assessment (the engine builds `row`); returns its id."""
         row = {"id": new_id(), "created_at": now(), **row}
         if not self.keep_images:
             row.pop("thumbnail", None)
+        if self.sealer.enabled:
+            for column in SEALED_COLUMNS:
+                value = row.get(column)
+                if isinstance(value, (bytes, bytearray)):
+                    row[column] = self.sealer.seal_bytes(value)
+                elif isinstance(value, str) and value:  # '' says nothing about the patient
+                    row[column] = self.sealer.seal_text(value)
         columns = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
         with self.store.connect() as conn:
@@ -78,12 +99,36 @@ class History:
         """One assessment as a dict, or None."""
         with self.store.connect() as conn:
             found = conn.execute("SELECT * FROM assessments WHERE id = ?", (assessment_id,)).fetchone()
-        return dict(found) if found else None
+        return self._opened(found) if found else None
+
+    def _opened(self, found) -> dict:
+        """A stored row as a dict with its sealed columns decrypted.
+
+        A column sealed under another key (or with no key set) reads as UNREADABLE, and the row
+        gets `unreadable=True`: the page shows that, never a crash or a token.
+        """
+        row = dict(found)
+        for column in SEALED_COLUMNS:
+            value = row.get(column)
+            if not Sealer.is_sealed(value):
+                continue
+            try:
+                row[column] = (self.sealer.open_text(value) if isinstance(value, str)
+                               else self.sealer.open_bytes(value))
+            except SealedWithAnotherKey:
+                row[column] = _UNREADABLE_VALUES[column]
+                row["unreadable"] = True
+        return row
 
     def search(self, filters: Filters = Filters()) -> list[dict]:
-        """The newest assessments matching `filters` (text search over the description and findings)."""
+        """The newest assessments matching `filters` (text search over the description and findings).
+
+        With encryption on, SQL cannot see the text: the other filters run in SQL and the text search
+        runs here over the decrypted rows, newest first, until `limit` rows matched.
+        """
         where, args = ["1 = 1"], []
-        if filters.query:
+        in_python = bool(filters.query) and self.sealer.enabled
+        if filters.query and not in_python:
             where.append("(text LIKE ? OR summary LIKE ?)")
             args += [f"%{filters.query}%"] * 2
         if filters.risk == NO_FLAG:  # answered, and the card raised no flag (a failure is not "no flag")
@@ -100,23 +145,60 @@ class History:
         if filters.until is not None:
             where.append("created_at < ?")
             args.append(filters.until)
-        sql = (f"SELECT * FROM assessments WHERE {' AND '.join(where)} ORDER BY created_at DESC LIMIT ?")
+        sql = f"SELECT * FROM assessments WHERE {' AND '.join(where)} ORDER BY created_at DESC"
+        if not in_python:
+            with self.store.connect() as conn:
+                return [self._opened(r) for r in conn.execute(sql + " LIMIT ?", (*args, filters.limit))]
+        needle = filters.query.casefold()
+        rows: list[dict] = []
         with self.store.connect() as conn:
-            return [dict(r) for r in conn.execute(sql, (*args, filters.limit))]
+            for found in conn.execute(sql, args):
+                row = self._opened(found)
+                if needle in (row["text"] or "").casefold() or needle in (row["summary"] or "").casefold():
+                    rows.append(row)
+                    if len(rows) >= filters.limit:
+                        break
+        return rows
 
     def delete(self, assessment_id: str) -> dict | None:
-        """Delete one assessment (its reviews go with it); returns the row, whose cache key the caller drops too."""
+        """Delete one assessment (its reviews and its background job go with it); returns the row.
+
+        The caller drops the row's cached answer too (`Engine.forget`).
+        """
         with self.store.connect() as conn:
+            conn.execute("PRAGMA secure_delete = ON")  # overwrite the row, do not just unlink its page space
             found = conn.execute("SELECT * FROM assessments WHERE id = ?", (assessment_id,)).fetchone()
+            # A case run in the background also left its request, photo and result in its job's row.
+            conn.execute("DELETE FROM jobs WHERE assessment_id = ?", (assessment_id,))
             conn.execute("DELETE FROM assessments WHERE id = ?", (assessment_id,))
-        return dict(found) if found else None
+        if found:
+            self._checkpoint()
+        return self._opened(found) if found else None
 
     def purge(self, *, older_than_days: float | None = None) -> int:
-        """Delete unpinned assessments older than the retention period; returns how many."""
+        """Delete unpinned assessments (and finished jobs) older than the retention period; returns how many assessments."""
         days = self.retention_days if older_than_days is None else older_than_days
         cutoff = time.time() - days * 86400
         with self.store.connect() as conn:
-            return conn.execute("DELETE FROM assessments WHERE created_at < ? AND pinned = 0", (cutoff,)).rowcount
+            conn.execute("PRAGMA secure_delete = ON")
+            # Finished background jobs keep the request, photo and result too: they go with the same retention.
+            conn.execute("DELETE FROM jobs WHERE created_at < ? AND status NOT IN ('queued', 'running') AND "
+                         "(assessment_id IS NULL OR assessment_id NOT IN (SELECT id FROM assessments WHERE pinned = 1))",
+                         (cutoff,))
+            deleted = conn.execute("DELETE FROM assessments WHERE created_at < ? AND pinned = 0", (cutoff,)).rowcount
+        if deleted:
+            self._checkpoint()
+        return deleted
+
+    def _checkpoint(self) -> None:
+        # Deleted rows still sit in the write-ahead log until a checkpoint: copy it into the
+        # database, where secure_delete zeroed them, and truncate it. Best effort: a busy
+        # reader only postpones this to SQLite's own checkpoints.
+        try:
+            with self.store.connect() as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
 
     def pin(self, assessment_id: str, pinned: bool = True) -> None:
         """Keep (or stop keeping) an assessment's answer without expiry, for demo mode."""
@@ -130,10 +212,13 @@ class History:
             return None
         marks = ", ".join("?" for _ in keys)
         with self.store.connect() as conn:
-            found = conn.execute(
-                f"SELECT * FROM assessments WHERE pinned = 1 AND complete = 1 AND cache_key IN ({marks}) "
-                "ORDER BY created_at DESC LIMIT 1", keys).fetchone()
-        return dict(found) if found else None
+            for found in conn.execute(
+                    f"SELECT * FROM assessments WHERE pinned = 1 AND complete = 1 AND cache_key IN ({marks}) "
+                    "ORDER BY created_at DESC", keys):
+                row = self._opened(found)
+                if not row.get("unreadable"):  # a case sealed under another key cannot be replayed
+                    return row
+        return None
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -167,4 +252,4 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-__all__ = ["History", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "thumbnail", "to_csv", "to_json", "from_export", "dumps"]
+__all__ = ["History", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "SEALED_COLUMNS", "UNREADABLE", "thumbnail", "to_csv", "to_json", "from_export", "dumps"]

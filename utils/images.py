@@ -9,6 +9,7 @@ mode), which is what makes a 12 MP photo shrink in milliseconds.
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from dataclasses import dataclass, field
 
@@ -21,6 +22,17 @@ try:
     HEIF_SUPPORTED = True
 except ImportError:  # the app still works, only iPhone HEIC photos are refused
     HEIF_SUPPORTED = False
+
+
+class _NoTagValues(logging.Filter):
+    """Drops Pillow's TIFF/EXIF debug lines: they carry every tag's value, GPS position included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+# A filter on the logger itself holds whatever level an operator (or a test) turns logging to.
+logging.getLogger("PIL.TiffImagePlugin").addFilter(_NoTagValues())
 
 _SRGB = ImageCms.createProfile("sRGB")
 _GPS_IFD = 0x8825

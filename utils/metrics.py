@@ -1,8 +1,10 @@
 """How fast and how reliably the clinic gets its answers: aggregates over the recorded history.
 
 Everything is computed from the `assessments` table of the store (see utils/history.py), per
-provider and input kind, over a window [since, until). No Streamlit here: the performance page
-only draws what `for_window` returns, and the command line or a notebook can use it as well.
+provider and input kind, over a window [since, until); with REDIS_URL set, from the same
+columns of every app process's records in Redis (see utils/redis_metrics.py). No Streamlit
+here: the performance page only draws what `for_window` returns, and the command line or a
+notebook can use it as well.
 
 Percentiles are exact: linear interpolation between the two closest ranks, the definition of
 numpy's default, Excel's PERCENTILE.INC and `statistics.quantiles(method="inclusive")`. SQLite
@@ -15,9 +17,10 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from utils.store import Store
 
@@ -210,26 +213,31 @@ def bucket_seconds(span: float) -> int:
 
 # -- reading the store -------------------------------------------------------------------------
 
+_SHARED = object()  # compute's default feed: the one for REDIS_URL, if set
+
+
 def for_window(store: Store, window: str = "day", *, providers: Sequence[str] | None = None,
-               sources: Sequence[str] | None = None, now: float | None = None) -> Report:
+               sources: Sequence[str] | None = None, now: float | None = None, feed: Any = _SHARED) -> Report:
     """The report for a named window ("hour", "day", "week", "month", "all") ending now."""
     since, until = window_bounds(window, now)
-    return compute(store, since, until, providers=providers, sources=sources)
+    return compute(store, since, until, providers=providers, sources=sources, feed=feed)
 
 
 def compute(store: Store, since: float | None = None, until: float | None = None, *,
             providers: Sequence[str] | None = None, sources: Sequence[str] | None = None,
-            bucket: int | None = None) -> Report:
+            bucket: int | None = None, feed: Any = _SHARED) -> Report:
     """The report over assessments created in [since, until) (None: unbounded).
 
     `providers` and `sources` (page, job, cli, qa, batch, bench, ...) keep only those rows when
     given; every source counts otherwise. `bucket` is the chart's bucket in seconds, chosen
-    from the window's span when not given.
+    from the window's span when not given. `feed` (a `utils.redis_metrics.MetricsFeed`; by
+    default the one for REDIS_URL, None for none) supplies every app process's records
+    instead of `store`'s; when Redis does not answer, `store` is used.
     """
     providers = tuple(providers) if providers else None
     sources = tuple(sources) if sources else None
     where, args = _where(since, until, providers, sources)
-    with store.connect() as conn:
+    with _connect(store, feed, since, until) as conn:
         if bucket is None:
             bucket = bucket_seconds(_span(conn, since, until, where, args))
         counts = _counts(conn, where, args)
@@ -251,6 +259,23 @@ def compute(store: Store, since: float | None = None, until: float | None = None
                     key=lambda p: (p.start, _kind_order(p.kind)))
     return Report(since=since, until=until, bucket_seconds=int(bucket), providers=providers, sources=sources,
                   groups=tuple(groups), kinds=kinds, overall=overall, series=tuple(series))
+
+
+@contextmanager
+def _connect(store: Store, feed: Any, since: float | None, until: float | None) -> Iterator[sqlite3.Connection]:
+    """The `assessments` rows to compute over: every process's (from Redis) or this machine's own."""
+    if feed is _SHARED:
+        from utils.redis_metrics import shared_feed  # only with REDIS_URL does Redis matter here
+        feed = shared_feed()
+    shared = feed.connect(since, until) if feed is not None else None
+    if shared is None:
+        with store.connect() as conn:
+            yield conn
+        return
+    try:
+        yield shared
+    finally:
+        shared.close()
 
 
 def _where(since, until, providers, sources) -> tuple[str, list]:

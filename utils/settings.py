@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -67,6 +68,21 @@ def _names(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
     if raw in {"none", "off", "false", "0"}:
         return ()
     return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _encryption_key(env: Mapping[str, str], name: str) -> str:
+    # Checked here, not only where it is used, so the page says which variable is wrong before
+    # anything is stored. One Fernet key, or several comma-separated (the first encrypts).
+    raw = _text(env, name)
+    for part in (p.strip() for p in raw.split(",")):
+        try:
+            valid = len(base64.urlsafe_b64decode(part.encode("ascii"))) == 32 and len(part) == 44
+        except (ValueError, UnicodeError):
+            valid = False
+        if part and not valid:  # the value is a secret: never repeated in the message
+            raise SettingsError(f"{name} must be a Fernet key (44 characters); generate one with: python -c "
+                                '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"')
+    return raw
 
 
 def _seconds_or_auto(env: Mapping[str, str], name: str) -> float | None:
@@ -209,7 +225,7 @@ def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathL
         login_lockout_seconds=_number(env, "LOGIN_LOCKOUT_SECONDS", 900.0),
         session_timeout_minutes=_number(env, "SESSION_TIMEOUT_MINUTES", 30.0, minimum=0.1),
         redis_url=_text(env, "REDIS_URL"),
-        data_encryption_key=_text(env, "DATA_ENCRYPTION_KEY"),
+        data_encryption_key=_encryption_key(env, "DATA_ENCRYPTION_KEY"),
     )
 
 

@@ -1,0 +1,167 @@
+"""Performance figures of every app process, through one Redis.
+
+Each process records its assessments in its own SQLite history (the clinic's record);
+with REDIS_URL set it also pushes a compact metrics record, with no patient text, to a
+sorted set scored by time and capped in length, so the Performance page of any process
+shows every process's figures. `MetricsFeed.rows` returns rows shaped like the
+`assessments` rows `utils.metrics` reads; `MetricsFeed.connect` loads them into an
+in-memory SQLite table of that shape, so the same SQL computes the same report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from typing import Any
+
+import redis
+
+from utils.redis_client import FAILURES, Breaker, breaker, connect, key
+from utils.settings import SettingsError, get_settings
+
+log = logging.getLogger(__name__)
+
+METRICS_KEY = key("metrics", "v1")
+
+# The newest records kept; at ~120 bytes each, 200 000 records are ~25 MB of Redis memory.
+DEFAULT_CAP = 200_000
+
+# The record's fields, in the order of its compact JSON list (bump the key's version to change them).
+FIELDS = ("created_at", "kind", "provider", "source", "complete", "error", "latency_ms", "first_token_ms",
+          "cached", "fallback", "hedged")
+_FLAGS = ("complete", "cached", "fallback", "hedged")
+
+_TABLE = ("CREATE TABLE assessments (created_at REAL NOT NULL, kind TEXT NOT NULL, provider TEXT, source TEXT, "
+          "complete INTEGER NOT NULL DEFAULT 0, error TEXT, latency_ms REAL, first_token_ms REAL, "
+          "cached INTEGER NOT NULL DEFAULT 0, fallback INTEGER NOT NULL DEFAULT 0, "
+          "hedged INTEGER NOT NULL DEFAULT 0)")
+
+
+def record_of(row: dict[str, Any], at: float) -> list:
+    """The compact record of one history row: times, flags, names and the error class, no patient text."""
+
+    def ms(value):
+        return None if value is None else float(value)
+
+    # Unrounded: the same rows give the same percentiles from Redis as from SQLite.
+    return [at, row.get("kind"), row.get("provider"), row.get("source"), int(bool(row.get("complete"))),
+            row.get("error"), ms(row.get("latency_ms")), ms(row.get("first_token_ms")),
+            int(bool(row.get("cached"))), int(bool(row.get("fallback"))), int(bool(row.get("hedged")))]
+
+
+class MetricsFeed:
+    """The shared sorted set of metrics records: written by every engine, read by the Performance page."""
+
+    def __init__(self, client: redis.Redis, *, cap: int = DEFAULT_CAP, retention_seconds: float | None = None,
+                 breaker: Breaker | None = None) -> None:
+        self._redis = client
+        self.cap = cap
+        self.retention_seconds = retention_seconds
+        self._breaker = breaker or Breaker()
+
+    def push(self, row: dict[str, Any], at: float | None = None) -> bool:
+        """Add one assessment's record (trimming to the cap and retention); False when Redis did not take it."""
+        if not self._breaker.closed:
+            return False
+        at = time.time() if at is None else at
+        # The random id keeps two identical records (same millisecond, same figures) apart in the set.
+        member = json.dumps([uuid.uuid4().hex[:12], *record_of(row, at)], separators=(",", ":"))
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zadd(METRICS_KEY, {member: at})
+            pipe.zremrangebyrank(METRICS_KEY, 0, -self.cap - 1)
+            if self.retention_seconds:
+                pipe.zremrangebyscore(METRICS_KEY, "-inf", f"({at - self.retention_seconds}")
+            pipe.execute()
+            return True
+        except FAILURES as exc:
+            self._breaker.trip(exc, "metrics")
+            return False
+
+    def rows(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]] | None:
+        """Records created in [since, until) (None: unbounded) as dicts shaped like `assessments` rows.
+
+        None (not an empty list) when Redis did not answer, so the caller can fall back to its own history.
+        """
+        if not self._breaker.closed:
+            return None
+        low = "-inf" if since is None else repr(float(since))
+        high = "+inf" if until is None else f"({float(until)!r}"
+        try:
+            members = self._redis.zrangebyscore(METRICS_KEY, low, high)
+        except FAILURES as exc:
+            self._breaker.trip(exc, "metrics")
+            return None
+        found = []
+        for member in members:
+            try:
+                values = json.loads(member)[1:]
+            except ValueError:
+                continue
+            if len(values) == len(FIELDS):
+                found.append(dict(zip(FIELDS, values)))
+        return found
+
+    def connect(self, since: float | None = None, until: float | None = None) -> sqlite3.Connection | None:
+        """An in-memory SQLite database whose `assessments` table holds `rows(since, until)`; None if Redis is down.
+
+        `utils.metrics` runs its usual SQL on it: one definition of every figure for both sources.
+        """
+        rows = self.rows(since, until)
+        if rows is None:
+            return None
+        conn = sqlite3.connect(":memory:")
+        conn.row_factory = sqlite3.Row
+        conn.execute(_TABLE)
+        conn.execute("CREATE INDEX assessments_created ON assessments (created_at)")
+        marks = ", ".join(f":{name}" for name in FIELDS)
+        conn.executemany(f"INSERT INTO assessments ({', '.join(FIELDS)}) VALUES ({marks})",
+                         ({**r, **{f: r[f] or 0 for f in _FLAGS}} for r in rows if r["kind"]))
+        return conn
+
+
+def shared_feed() -> MetricsFeed | None:
+    """The feed for this process's REDIS_URL, or None when REDIS_URL is empty (or the settings are unusable)."""
+    try:
+        settings = get_settings()
+    except SettingsError:
+        return None
+    if not settings.redis_url:
+        return None
+    return feed_for(settings.redis_url, settings.history_retention_days * 86_400)
+
+
+_feeds: dict[tuple[str, float], MetricsFeed] = {}
+
+
+def feed_for(url: str, retention_seconds: float | None = None) -> MetricsFeed:
+    """One feed per URL and retention in this process, so its breaker is shared by every caller."""
+    found = _feeds.get((url, retention_seconds or 0.0))
+    if found is None:
+        found = _feeds.setdefault((url, retention_seconds or 0.0),
+                                  MetricsFeed(connect(url), retention_seconds=retention_seconds,
+                                              breaker=breaker(url)))
+    return found
+
+
+class MeteredHistory:
+    """The engine's history, whose every recorded assessment also goes to the shared metrics.
+
+    Delegates everything else to the wrapped `History`, so the pages use it unchanged; the
+    SQLite row stays the clinic's record, the metrics record is only figures.
+    """
+
+    def __init__(self, history, feed: MetricsFeed) -> None:
+        self._history = history
+        self.feed = feed
+
+    def record(self, row: dict[str, Any]) -> str:
+        """Record `row` in this machine's history, and its metrics record in Redis (which never raises)."""
+        self.feed.push(row)
+        return self._history.record(row)
+
+    def __getattr__(self, name: str):
+        return getattr(self._history, name)
