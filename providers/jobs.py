@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from providers.errors import DiagnosisError
 from providers.request import DiagnosisRequest, PatientInfo
 from providers.result import Diagnosis
+from utils.crypto import SealedWithAnotherKey
 from utils.images import ShrunkImage
 from utils.store import dumps, new_id, now
 
@@ -66,6 +67,8 @@ class Jobs:
     def __init__(self, engine: "Engine", *, workers: int) -> None:
         self.engine = engine
         self.store = engine.store
+        # The request, photo and result hold patient data: sealed like the history when a key is set.
+        self.sealer = engine.sealer
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self._lock = threading.Lock()
         self._interrupt_leftovers()
@@ -91,8 +94,9 @@ class Jobs:
             conn.execute(
                 "INSERT INTO jobs (id, created_at, updated_at, user, status, kind, provider, request, image) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, stamp, stamp, request.user, QUEUED, request.kind, request.provider, dumps(record),
-                 request.image.jpeg if request.image else None))
+                (job_id, stamp, stamp, request.user, QUEUED, request.kind, request.provider,
+                 self.sealer.seal_text(dumps(record)),
+                 self.sealer.seal_bytes(request.image.jpeg) if request.image else None))
         self._pool.submit(self._run, job_id, request)
         return job_id
 
@@ -107,11 +111,12 @@ class Jobs:
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise KeyError(job_id)
-        record = json.loads(row["request"])
+        record = json.loads(self.sealer.open_text(row["request"]))
         image = None
         if row["image"] is not None and record.get("image"):
             meta = record["image"]
-            image = ShrunkImage(jpeg=row["image"], **{**meta, "removed": tuple(meta["removed"])})
+            image = ShrunkImage(jpeg=self.sealer.open_bytes(row["image"]),
+                                **{**meta, "removed": tuple(meta["removed"])})
         info = PatientInfo(**{k: v for k, v in record["info"].items() if k in ("age", "sex", "body_site", "duration")})
         return DiagnosisRequest(text=record["text"], image=image, info=info, language=record["language"],
                                 provider=record["provider"], use_cache=record["use_cache"],
@@ -140,7 +145,8 @@ class Jobs:
                       elapsed_ms=(time.monotonic() - started) * 1000)
             return
         data = {**result.to_dict(), "assessment_id": result.assessment_id}
-        self._set(job_id, RUNNING, status=DONE, result=dumps(data), assessment_id=result.assessment_id,
+        self._set(job_id, RUNNING, status=DONE, result=self.sealer.seal_text(dumps(data)),
+                  assessment_id=result.assessment_id,
                   elapsed_ms=(time.monotonic() - started) * 1000)
 
     def get(self, job_id: str) -> Job | None:
@@ -159,13 +165,17 @@ class Jobs:
             rows = conn.execute(sql + " ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall()
         return [self._job(r) for r in rows]
 
-    @staticmethod
-    def _job(row) -> Job:
-        record = json.loads(row["request"])
-        result = Diagnosis.from_dict(json.loads(row["result"])) if row["result"] else None
+    def _job(self, row) -> Job:
+        error = row["error"]
+        try:
+            record = json.loads(self.sealer.open_text(row["request"]))
+            result = Diagnosis.from_dict(json.loads(self.sealer.open_text(row["result"]))) if row["result"] else None
+        except SealedWithAnotherKey:
+            record, result = {"text": ""}, None
+            error = "This job is encrypted with another DATA_ENCRYPTION_KEY and cannot be read here."
         return Job(id=row["id"], created_at=row["created_at"], updated_at=row["updated_at"], status=row["status"],
                    kind=row["kind"], provider=(result.provider if result else row["provider"]), text=record["text"],
-                   user=row["user"], error=row["error"], elapsed_ms=row["elapsed_ms"], result=result)
+                   user=row["user"], error=error, elapsed_ms=row["elapsed_ms"], result=result)
 
     def shutdown(self, wait: bool = False) -> None:
         """Stop taking jobs; running ones finish (or are marked interrupted at the next start)."""

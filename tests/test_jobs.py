@@ -75,3 +75,16 @@ def test_jobs_list_newest_first_and_per_user(engine_env):
     wait_for(engine.jobs, first), wait_for(engine.jobs, second)
     assert [j.id for j in engine.jobs.list()] == [second, first]
     assert [j.id for j in engine.jobs.list(user="kim")] == [first]
+
+
+def test_jobs_are_sealed_at_rest_with_a_key(engine_env, reconfigure, tmp_path):
+    from cryptography.fernet import Fernet
+
+    reconfigure(DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())
+    engine = providers.get_engine()
+    secret = "Quimby-Lovelace lesion behind the left ear"
+    job = wait_for(engine.jobs, engine.jobs.submit(engine.make_request(secret, plain_jpeg())))
+    assert job.status == DONE and job.text == secret and job.result.label is not None
+    assert engine.jobs.request_of(job.id).image is not None
+    stored = b"".join(path.read_bytes() for path in (tmp_path / "data").rglob("*") if path.is_file())
+    assert secret.encode() not in stored and "Quimby".encode() not in stored
