@@ -1,5 +1,7 @@
 """Assess a lesion: a photo and/or a description in, the result card out."""
-from ui.auth import ensure_signed_in; ensure_signed_in()  # noqa: E702 -- first: no page shows before sign-in
+# The gate comes first: Streamlit serves a page's own address without running app.py.
+from ui.auth import ensure_signed_in
+ensure_signed_in()
 
 import streamlit as st
 

@@ -1,5 +1,7 @@
 """The history: every assessment, searchable and filterable; one case's card; pin, delete, export."""
-from ui.auth import ensure_signed_in; ensure_signed_in()  # noqa: E702 -- first: no page shows before sign-in
+# The gate comes first: Streamlit serves a page's own address without running app.py.
+from ui.auth import ensure_signed_in
+ensure_signed_in()
 
 from datetime import date
 

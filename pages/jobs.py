@@ -1,5 +1,7 @@
 """Background jobs: what is queued, running, done or failed, and each one's result."""
-from ui.auth import ensure_signed_in; ensure_signed_in()  # noqa: E702 -- first: no page shows before sign-in
+# The gate comes first: Streamlit serves a page's own address without running app.py.
+from ui.auth import ensure_signed_in
+ensure_signed_in()
 
 import time
 

@@ -1,5 +1,7 @@
 """Performance: how fast and how reliably answers came, per provider and input kind, against the guide's targets."""
-from ui.auth import ensure_signed_in; ensure_signed_in()  # noqa: E702 -- first: no page shows before sign-in
+# The gate comes first: Streamlit serves a page's own address without running app.py.
+from ui.auth import ensure_signed_in
+ensure_signed_in()
 
 from datetime import datetime, timezone
 

@@ -1,5 +1,7 @@
 """Provider QA: one case put to several providers side by side, each answer reviewed; and batch QA."""
-from ui.auth import ensure_signed_in; ensure_signed_in()  # noqa: E702 -- first: no page shows before sign-in
+# The gate comes first: Streamlit serves a page's own address without running app.py.
+from ui.auth import ensure_signed_in
+ensure_signed_in()
 
 import sqlite3
 from dataclasses import replace
