@@ -64,7 +64,6 @@ import PIL
 from PIL import Image, features
 
 import providers
-import tests.fake_llm
 from tests.answers import VALID
 from tests.corpus import _grainy, _save, camera_exif, phone_jpeg, photo
 from tests.fake_llm import FakeLLM, Reply

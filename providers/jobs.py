@@ -61,6 +61,25 @@ def _image_record(image: ShrunkImage | None) -> dict | None:
             "original_format": image.original_format, "removed": list(image.removed)}
 
 
+def request_record(request: DiagnosisRequest) -> dict:
+    """What a job store keeps of a request, besides the photo's bytes (plain JSON types only)."""
+    return {"text": request.text, "info": request.info.canonical(), "language": request.language,
+            "provider": request.provider, "use_cache": request.use_cache, "fallback": request.fallback,
+            "image": _image_record(request.image)}
+
+
+def request_from_record(record: dict, jpeg: bytes | None, user: str | None) -> DiagnosisRequest:
+    """The request `request_record` and the photo's bytes describe, as the job will run it."""
+    image = None
+    if jpeg is not None and record.get("image"):
+        meta = record["image"]
+        image = ShrunkImage(jpeg=jpeg, **{**meta, "removed": tuple(meta["removed"])})
+    info = PatientInfo(**{k: v for k, v in record["info"].items() if k in ("age", "sex", "body_site", "duration")})
+    return DiagnosisRequest(text=record["text"], image=image, info=info, language=record["language"],
+                            provider=record["provider"], use_cache=record["use_cache"],
+                            fallback=record.get("fallback", True), user=user, source="job")
+
+
 class Jobs:
     """The job table and the worker pool (JOB_WORKERS threads) that runs it."""
 
@@ -86,9 +105,7 @@ class Jobs:
         """Queue `request`; returns the job's id at once."""
         request = replace(request, source="job")
         job_id = new_id()
-        record = {"text": request.text, "info": request.info.canonical(), "language": request.language,
-                  "provider": request.provider, "use_cache": request.use_cache, "fallback": request.fallback,
-                  "image": _image_record(request.image)}
+        record = request_record(request)
         stamp = now()
         with self.store.connect() as conn:
             conn.execute(
@@ -112,15 +129,8 @@ class Jobs:
         if row is None:
             raise KeyError(job_id)
         record = json.loads(self.sealer.open_text(row["request"]))
-        image = None
-        if row["image"] is not None and record.get("image"):
-            meta = record["image"]
-            image = ShrunkImage(jpeg=self.sealer.open_bytes(row["image"]),
-                                **{**meta, "removed": tuple(meta["removed"])})
-        info = PatientInfo(**{k: v for k, v in record["info"].items() if k in ("age", "sex", "body_site", "duration")})
-        return DiagnosisRequest(text=record["text"], image=image, info=info, language=record["language"],
-                                provider=record["provider"], use_cache=record["use_cache"],
-                                fallback=record.get("fallback", True), user=row["user"])
+        jpeg = self.sealer.open_bytes(row["image"]) if row["image"] is not None else None
+        return request_from_record(record, jpeg, row["user"])
 
     def _set(self, job_id: str, was: str, **fields) -> bool:
         # Only from the state this worker left it in: a restart may have marked the job interrupted meanwhile.

@@ -38,10 +38,9 @@ from typing import TYPE_CHECKING
 import redis
 
 from providers.errors import DiagnosisError
-from providers.jobs import DONE, FAILED, INTERRUPTED, QUEUED, Job, _image_record
-from providers.request import DiagnosisRequest, PatientInfo
+from providers.jobs import DONE, FAILED, INTERRUPTED, QUEUED, Job, request_from_record, request_record
+from providers.request import DiagnosisRequest
 from providers.result import Diagnosis
-from utils.images import ShrunkImage
 from utils.redis_client import FAILURES, connect, key
 from utils.store import dumps, new_id, now
 
@@ -182,9 +181,7 @@ class RedisJobs:
         """Queue `request` for any process's workers; returns the job's id at once."""
         request = replace(request, source="job")
         job_id = new_id()
-        record = {"text": request.text, "info": request.info.canonical(), "language": request.language,
-                  "provider": request.provider, "use_cache": request.use_cache, "fallback": request.fallback,
-                  "image": _image_record(request.image)}
+        record = request_record(request)
         stamp = now()
         fields: dict[str, str | bytes] = {"id": job_id, "created_at": repr(stamp), "updated_at": repr(stamp),
                                           "status": QUEUED, "kind": request.kind,
@@ -232,14 +229,7 @@ class RedisJobs:
         except ValueError:
             raise DiagnosisError("This job was stored encrypted with another DATA_ENCRYPTION_KEY: give every app "
                                  "process the same key.") from None
-        shrunk = None
-        if image is not None and record.get("image"):
-            meta = record["image"]
-            shrunk = ShrunkImage(jpeg=image, **{**meta, "removed": tuple(meta["removed"])})
-        info = PatientInfo(**{k: v for k, v in record["info"].items() if k in ("age", "sex", "body_site", "duration")})
-        return DiagnosisRequest(text=record["text"], image=shrunk, info=info, language=record["language"],
-                                provider=record["provider"], use_cache=record["use_cache"],
-                                fallback=record.get("fallback", True), user=_text(user))
+        return request_from_record(record, image, _text(user))
 
     def get(self, job_id: str) -> Job | None:
         """One job, or None."""

@@ -77,7 +77,7 @@ def test_jobs_list_newest_first_and_per_user(engine_env):
     assert [j.id for j in engine.jobs.list(user="kim")] == [first]
 
 
-def test_jobs_are_sealed_at_rest_with_a_key(engine_env, reconfigure, tmp_path):
+def test_jobs_are_sealed_at_rest_with_a_key(engine_env, reconfigure):
     from cryptography.fernet import Fernet
 
     reconfigure(DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())
@@ -86,5 +86,5 @@ def test_jobs_are_sealed_at_rest_with_a_key(engine_env, reconfigure, tmp_path):
     job = wait_for(engine.jobs, engine.jobs.submit(engine.make_request(secret, plain_jpeg())))
     assert job.status == DONE and job.text == secret and job.result.label is not None
     assert engine.jobs.request_of(job.id).image is not None
-    stored = b"".join(path.read_bytes() for path in (tmp_path / "data").rglob("*") if path.is_file())
+    stored = b"".join(path.read_bytes() for path in engine.settings.data_dir.rglob("*") if path.is_file())
     assert secret.encode() not in stored and "Quimby".encode() not in stored
