@@ -47,8 +47,8 @@ class Engine:
         self.sealer = Sealer(settings.data_encryption_key)  # encryption at rest; a pass-through without a key
         self.providers: dict[str, Provider] = build_providers(settings)
         if cache is None and settings.redis_url:  # more than one server: answers are shared through Redis
-            from utils.redis_cache import RedisCache
-            cache = RedisCache.from_settings(settings, sealer=getattr(self, "sealer", None))
+            from utils.redis_cache import RedisCache  # only imported (and redis needed) when REDIS_URL is set
+            cache = RedisCache.from_settings(settings, sealer=self.sealer)
         self.cache = cache or AnswerCache(settings.data_dir / "cache", ttl_seconds=settings.cache_ttl_seconds,
                                           enabled=settings.cache_enabled, sealer=self.sealer)
         self.health = {name: ProviderHealth(name, failures_to_open=settings.health_failures,
