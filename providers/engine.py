@@ -291,9 +291,7 @@ class Engine:
         """A patient's own words rewritten as a concise clinical description (the original 'refine')."""
         if not text.strip():
             raise InputError("Type the patient's description first: there is nothing to refine.")
-        if len(text) > self.settings.max_text_chars:
-            raise InputError(f"The description has {len(text):,} characters; the limit is "
-                             f"{self.settings.max_text_chars:,}. Please shorten it.")
+        self._validate(DiagnosisRequest(text=text, language=language))  # the same limits as an assessment's
         return self._assist("refine", refine_messages(text, language), text.strip(), language, provider, use_cache)
 
     def explain(self, result: Diagnosis, *, language: str = "ko", provider: str | None = None,
