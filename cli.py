@@ -80,7 +80,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from providers import get_engine
     from providers.batch import BatchInputError, check_providers, photos_from_dir, read_cases, run_batch
-    from utils.qa_report import write_report
+    from providers.qa_report import write_report
 
     try:
         data = Path(args.cases).read_bytes()
@@ -114,9 +114,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _accounts():
-    from utils.accounts import accounts_for
+    from storage.accounts import accounts_for
     from utils.settings import get_settings
-    from utils.store import Store
+    from storage.store import Store
 
     settings = get_settings()
     # The store the app uses (the engine's), without starting the engine's job workers.
@@ -143,7 +143,7 @@ def _read_password() -> str | None:
 
 def cmd_users_add(args: argparse.Namespace) -> int:
     """Create an account; the password comes from stdin, never from the command line (it would show in `ps`)."""
-    from utils.accounts import AccountError
+    from storage.accounts import AccountError
 
     if not args.password_stdin:
         print("error: pass --password-stdin and send the password on stdin (never as an argument).",
@@ -181,7 +181,7 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 
 def cmd_users_remove(args: argparse.Namespace) -> int:
     """Delete an account (its assessments and jobs stay, under its name)."""
-    from utils.accounts import AccountError
+    from storage.accounts import AccountError
 
     try:
         _accounts().remove_user(args.name)
@@ -194,7 +194,7 @@ def cmd_users_remove(args: argparse.Namespace) -> int:
 
 def cmd_users_set_admin(args: argparse.Namespace) -> int:
     """Make an account an administrator, or (--off) an ordinary user."""
-    from utils.accounts import AccountError
+    from storage.accounts import AccountError
 
     try:
         user = _accounts().set_admin(args.name, not args.off)

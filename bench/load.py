@@ -54,9 +54,9 @@ from PIL import Image  # noqa: E402
 from bench.simulator import Simulator  # noqa: E402
 from providers.base import Attempt, Provider  # noqa: E402
 from providers.engine import Engine  # noqa: E402
-from providers.errors import DiagnosisError, ProviderUnavailable  # noqa: E402
+from domain.errors import DiagnosisError, ProviderUnavailable  # noqa: E402
 from providers.registry import RunPodProvider  # noqa: E402
-from providers.result import Usage  # noqa: E402
+from domain.result import Usage  # noqa: E402
 from utils.settings import load_settings  # noqa: E402
 
 OUT = Path(__file__).parent / "out"

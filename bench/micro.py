@@ -23,7 +23,7 @@ median, p95 and max against a target:
 The table is printed and written, with every raw sample, to bench/out/micro.md and
 bench/out/micro.json. Benchmarks never assert: a missed target is reported, not raised.
 
-The provider is `tests.fake_llm.FakeLLM`, a real HTTP server on 127.0.0.1 speaking
+The provider is `testkit.fake_llm.FakeLLM`, a real HTTP server on 127.0.0.1 speaking
 chat completions, running in this process (as it does in the tests). It competes with
 the app for the GIL and for this machine's cores, in both halves of benchmark 4 alike;
 a remote provider would not, so the overheads here are if anything pessimistic.
@@ -64,9 +64,9 @@ import PIL
 from PIL import Image, features
 
 import providers
-from tests.answers import VALID
-from tests.corpus import _grainy, _save, camera_exif, phone_jpeg, photo
-from tests.fake_llm import FakeLLM, Reply
+from testkit.answers import VALID
+from testkit.corpus import _grainy, _save, camera_exif, phone_jpeg, photo
+from testkit.fake_llm import FakeLLM, Reply
 from utils.images import HEIF_SUPPORTED, ShrunkImage, shrink_image
 from utils.settings import load_settings
 

@@ -1,6 +1,6 @@
 """The load test for more than one server: two app processes, one Redis, twenty browser sessions.
 
-Starts one `redis-server`, a fake OpenAI-compatible provider (tests/fake_llm.py, which writes
+Starts one `redis-server`, a fake OpenAI-compatible provider (testkit/fake_llm.py, which writes
 each case's unique token into the findings it returns) and TWO `streamlit run app.py`
 processes with REDIS_URL set, each with its own DATA_DIR (as two machines would have), all
 on 127.0.0.1. Then, in headless Chromium (Debian's), 20 browser sessions, half on each
@@ -46,12 +46,12 @@ from pathlib import Path
 
 import redis
 
-from tests.answers import DISCLAIMER, xml_answer
-from tests.fake_llm import FakeLLM, RecordedRequest, Reply
-from tests.redis_server import RedisServer, free_port
-from utils.metrics import percentile
-from utils.redis_client import PREFIX
-from utils.redis_metrics import METRICS_KEY, MetricsFeed
+from testkit.answers import DISCLAIMER, xml_answer
+from testkit.fake_llm import FakeLLM, RecordedRequest, Reply
+from testkit.redis_server import RedisServer, free_port
+from storage.metrics import percentile
+from storage.redis_client import PREFIX
+from storage.redis_metrics import METRICS_KEY, MetricsFeed
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "out"
@@ -267,7 +267,7 @@ def markdown(meta: dict, plan: list[Round], done: dict, shared: dict, histories:
              f"Machine: {meta['cpu']} ({meta['cpus']} cores), {meta['platform']}, Python {meta['python']}; "
              f"Redis {meta['redis']} (Debian), headless Chromium (Debian), one browser context per session, "
              f"all on the same cores as the app processes. Provider: the fake OpenAI-compatible server "
-             f"(tests/fake_llm.py), first token after {meta['delay']:g} s, then the answer streamed in "
+             f"(testkit/fake_llm.py), first token after {meta['delay']:g} s, then the answer streamed in "
              f"8-character chunks {meta['chunk_delay'] * 1000:g} ms apart (~{meta['stream_s']:.1f} s), each "
              f"answer naming its case's token. Everything on 127.0.0.1. Total run {meta['seconds']:.0f} s.",
              "",

@@ -6,8 +6,8 @@ ensure_signed_in()
 import streamlit as st
 
 from providers import DiagnosisError, PatientInfo, get_engine, warm_up
-from providers.parser import partial_summary
-from providers.request import SEXES
+from domain.parser import partial_summary
+from domain.request import SEXES
 from ui import card
 from ui.i18n import lang, t
 from ui.photo import photo_input, show_photo

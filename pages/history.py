@@ -13,7 +13,7 @@ from ui.auth import is_admin, visible_owner
 from ui.history_view import (class_codes, class_label, day_range, diagnosis_from_row, info_items, local_time,
                              table)
 from ui.i18n import t, tr
-from utils.history import NO_FLAG, Filters, to_csv, to_json
+from storage.history import NO_FLAG, Filters, to_csv, to_json
 
 ANY = ""  # the "all" choice of every filter
 NO_SELECTION = {"selection": {"rows": [], "columns": [], "cells": []}}

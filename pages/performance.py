@@ -11,7 +11,7 @@ import streamlit as st
 
 from providers import get_engine
 from ui.i18n import tr
-from utils import metrics
+from storage import metrics
 
 engine = get_engine()
 

@@ -9,13 +9,13 @@ from dataclasses import replace
 import streamlit as st
 
 from providers import Diagnosis, DiagnosisError, Engine, get_engine, warm_up
-from providers.classes import LesionClass, Risk
+from domain.classes import LesionClass, Risk
 from providers.compare import Agreement, agreement, compare
 from ui.card import class_name, plain
 from ui.i18n import lang, t, tr
 from ui.photo import photo_input, show_photo
-from utils.reviews import VERDICTS, Reviews
-from utils.store import new_id
+from storage.reviews import VERDICTS, Reviews
+from storage.store import new_id
 
 RESULTS = "qa_results"  # session slot: {"case": qa_case id, "results": provider -> Diagnosis | DiagnosisError}
 _RISK_COLOUR = {Risk.MALIGNANT: "red", Risk.PREMALIGNANT: "orange", Risk.BENIGN: "green"}

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from providers.engine import Engine
-from providers.errors import (DiagnosisError, InputError, ProviderAuthError, ProviderError, ProviderNotConfigured,
+from domain.errors import (DiagnosisError, InputError, ProviderAuthError, ProviderError, ProviderNotConfigured,
                               ProviderRateLimited, ProviderRequestError, ProviderTimeout, ProviderUnavailable)
-from providers.request import DiagnosisRequest, PatientInfo
-from providers.result import Diagnosis
+from domain.request import DiagnosisRequest, PatientInfo
+from domain.result import Diagnosis
 from utils.images import ShrunkImage
 from utils.settings import get_settings
+
+if TYPE_CHECKING:
+    from providers.engine import Engine
 
 __all__ = [
     "diagnose", "warm_up", "get_engine", "reset_engine", "make_request", "prepare_image", "Engine", "Diagnosis",
@@ -25,15 +27,25 @@ __all__ = [
     "ProviderAuthError", "ProviderRequestError", "ProviderRateLimited", "ProviderTimeout", "ProviderUnavailable",
 ]
 
-_engine: Engine | None = None
+_engine: "Engine | None" = None
 _engine_lock = threading.Lock()
 
 
-def get_engine() -> Engine:
+def __getattr__(name: str):
+    # `Engine` pulls in langchain and the HTTP stack (~1 s); only callers that need it pay for it,
+    # so `import providers.base` or a page that only reads settings stays light.
+    if name == "Engine":
+        from providers.engine import Engine
+        return Engine
+    raise AttributeError(f"module 'providers' has no attribute {name!r}")
+
+
+def get_engine() -> "Engine":
     """The process-wide engine built from the current settings."""
     global _engine
     with _engine_lock:
         if _engine is None:
+            from providers.engine import Engine
             _engine = Engine(get_settings())
         return _engine
 

@@ -17,9 +17,9 @@ import httpx
 import openai
 from langchain_openai import ChatOpenAI
 
-from providers.errors import (ProviderAuthError, ProviderError, ProviderNotConfigured, ProviderRateLimited,
+from domain.errors import (ProviderAuthError, ProviderError, ProviderNotConfigured, ProviderRateLimited,
                               ProviderRequestError, ProviderTimeout, ProviderUnavailable)
-from providers.result import Usage
+from domain.result import Usage
 from utils.settings import Settings
 
 

@@ -28,8 +28,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-from providers.classes import CLASSES, LesionClass, by_code, by_name
-from providers.errors import DiagnosisError
+from domain.classes import CLASSES, LesionClass, by_code, by_name
+from domain.errors import DiagnosisError
 from utils.images import ShrunkImage
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from providers.classes import LesionClass
-from providers.errors import DiagnosisError
-from providers.request import DiagnosisRequest
-from providers.result import Diagnosis
-from utils.store import new_id
+from domain.classes import LesionClass
+from domain.errors import DiagnosisError
+from domain.request import DiagnosisRequest
+from domain.result import Diagnosis
+from storage.store import new_id
 
 if TYPE_CHECKING:
     from providers.engine import Engine

@@ -14,23 +14,23 @@ from typing import Callable
 
 from providers import runtime
 from providers.base import Attempt, Provider
-from providers.errors import InputError, ProviderError, ProviderNotConfigured, ProviderTimeout
+from domain.errors import InputError, ProviderError, ProviderNotConfigured, ProviderTimeout
 from providers.health import ProviderHealth
 from providers.jobs import Jobs
-from providers.parser import parse_answer
-from providers.prompt import (HELPER_PROMPT_VERSION, PROMPT_VERSION, build_messages, explain_messages,
+from domain.parser import parse_answer
+from domain.prompt import (HELPER_PROMPT_VERSION, PROMPT_VERSION, build_messages, explain_messages,
                               refine_messages)
 from providers.registry import build_providers
-from providers.request import LANGUAGES, DiagnosisRequest, PatientInfo
-from providers.result import Assist, Diagnosis, ParsedAnswer, TextAnswer, Usage
+from domain.request import LANGUAGES, DiagnosisRequest, PatientInfo
+from domain.result import Assist, Diagnosis, ParsedAnswer, TextAnswer, Usage
 from providers.routing import Outcome, Race
 from providers.warmup import WarmUp
-from utils.cache import AnswerCache, cache_key
+from storage.cache import AnswerCache, cache_key
 from utils.crypto import Sealer
-from utils.history import History, thumbnail
+from storage.history import History, thumbnail
 from utils.images import ImageRejected, ShrunkImage, shrink_image
 from utils.settings import Settings
-from utils.store import Store, dumps
+from storage.store import Store, dumps
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Engine:
         self.sealer = Sealer(settings.data_encryption_key)  # encryption at rest; a pass-through without a key
         self.providers: dict[str, Provider] = build_providers(settings)
         if cache is None and settings.redis_url:  # more than one server: answers are shared through Redis
-            from utils.redis_cache import RedisCache  # only imported (and redis needed) when REDIS_URL is set
+            from storage.redis_cache import RedisCache  # only imported (and redis needed) when REDIS_URL is set
             cache = RedisCache.from_settings(settings, sealer=self.sealer)
         self.cache = cache or AnswerCache(settings.data_dir / "cache", ttl_seconds=settings.cache_ttl_seconds,
                                           enabled=settings.cache_enabled, sealer=self.sealer)
@@ -65,7 +65,7 @@ class Engine:
                                 retention_days=settings.history_retention_days, sealer=self.sealer)
                         if settings.history_enabled else None)
         if self.history is not None and settings.redis_url:  # and every process's figures, for the Performance page
-            from utils.redis_metrics import MeteredHistory, feed_for
+            from storage.redis_metrics import MeteredHistory, feed_for
             self.history = MeteredHistory(self.history, feed_for(settings.redis_url,
                                                                  settings.history_retention_days * 86_400))
 

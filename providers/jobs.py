@@ -16,12 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from providers.errors import DiagnosisError
-from providers.request import DiagnosisRequest, PatientInfo
-from providers.result import Diagnosis
+from domain.errors import DiagnosisError
+from domain.request import DiagnosisRequest, PatientInfo
+from domain.result import Diagnosis
 from utils.crypto import SealedWithAnotherKey
 from utils.images import ShrunkImage
-from utils.store import dumps, new_id, now
+from storage.store import dumps, new_id, now
 
 if TYPE_CHECKING:
     from providers.engine import Engine

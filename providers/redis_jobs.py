@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from providers.errors import DiagnosisError
+from domain.errors import DiagnosisError
 from providers.jobs import DONE, FAILED, INTERRUPTED, QUEUED, Job, request_from_record, request_record
-from providers.request import DiagnosisRequest
-from providers.result import Diagnosis
-from utils.redis_client import FAILURES, connect, key
-from utils.store import dumps, new_id, now
+from domain.request import DiagnosisRequest
+from domain.result import Diagnosis
+from storage.redis_client import FAILURES, connect, key
+from storage.store import dumps, new_id, now
 
 if TYPE_CHECKING:
     from providers.engine import Engine

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from providers.base import Attempt, Provider
-from providers.errors import ProviderError, ProviderTimeout
-from providers.parser import parse_answer
-from providers.result import ParsedAnswer
+from domain.errors import ProviderError, ProviderTimeout
+from domain.parser import parse_answer
+from domain.result import ParsedAnswer
 
 if TYPE_CHECKING:
     from providers.engine import Engine

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from providers import runtime
 from providers.base import Provider
-from providers.errors import ProviderError
+from domain.errors import ProviderError
 
 if TYPE_CHECKING:
     from providers.engine import Engine

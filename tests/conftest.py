@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import providers
-from tests.fake_llm import FakeLLM
+from testkit.fake_llm import FakeLLM
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # engine_env changes the cwd; use this for app paths
 

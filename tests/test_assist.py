@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 import providers
 from providers import InputError, ProviderTimeout, diagnose
-from tests.fake_llm import Reply
+from testkit.fake_llm import Reply
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 REFINED = "코 옆 5 mm 크기의 진주빛 구진, 6개월에 걸쳐 서서히 커졌고 간헐적 출혈이 있음."

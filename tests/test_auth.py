@@ -15,11 +15,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import providers
-import utils.accounts as accounts_module
+import storage.accounts as accounts_module
 from tests.conftest import PROJECT_ROOT
-from utils.accounts import (AccountLocked, Accounts, InvalidName, NoSuchUser, UserExists, WeakPassword,
+from storage.accounts import (AccountLocked, Accounts, InvalidName, NoSuchUser, UserExists, WeakPassword,
                             WrongCredentials, check_password, hash_password, needs_rehash)
-from utils.store import Store
+from storage.store import Store
 
 APP = str(PROJECT_ROOT / "app.py")
 CLI = str(PROJECT_ROOT / "cli.py")

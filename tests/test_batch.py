@@ -35,10 +35,10 @@ import cli
 import providers
 from providers.batch import (BatchInputError, find_photo, percentile, photos_from_dir, photos_from_zip, read_cases,
                              run_batch)
-from tests.answers import xml_answer
+from testkit.answers import xml_answer
 from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
-from tests.fake_llm import RecordedRequest, Reply
-from utils.qa_report import RESULT_COLUMNS, render_html, write_report
+from testkit.fake_llm import RecordedRequest, Reply
+from providers.qa_report import RESULT_COLUMNS, render_html, write_report
 
 CLI = str(Path(__file__).resolve().parent.parent / "cli.py")
 

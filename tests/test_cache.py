@@ -1,4 +1,4 @@
-"""Cache keys (utils.cache.cache_key via Engine.cache_key) and the AnswerCache that never fails an assessment."""
+"""Cache keys (storage.cache.cache_key via Engine.cache_key) and the AnswerCache that never fails an assessment."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import diskcache
 import pytest
 
 import providers.engine as engine_module
-import utils.cache as cache_module
+import storage.cache as cache_module
 from providers.engine import Engine
-from providers.request import DiagnosisRequest, PatientInfo
-from utils.cache import AnswerCache, cache_key
+from domain.request import DiagnosisRequest, PatientInfo
+from storage.cache import AnswerCache, cache_key
 from utils.images import ShrunkImage
 from utils.settings import load_settings
 
@@ -75,7 +75,7 @@ def test_same_request_same_key(key_for):
 
 def test_same_key_in_a_fresh_interpreter():
     record = {"text": KOREAN_TEXT, "temperature": 0.1, "info": {"age": 54}, "image": None}
-    code = ("import json, sys; from utils.cache import cache_key; "
+    code = ("import json, sys; from storage.cache import cache_key; "
             "print(cache_key(json.loads(sys.stdin.read())))")
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps(record), capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONHASHSEED": "123"},

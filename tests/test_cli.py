@@ -11,8 +11,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.answers import VALID
-from tests.fake_llm import Reply
+from testkit.answers import VALID
+from testkit.fake_llm import Reply
 
 CLI = str(Path(__file__).resolve().parent.parent / "cli.py")
 JSON_KEYS = {"label", "summary", "similar", "complete", "provider", "model", "cached", "elapsed_ms", "first_token_ms",

@@ -24,9 +24,9 @@ from streamlit.testing.v1 import AppTest
 
 import providers
 from providers import ProviderAuthError, ProviderUnavailable, diagnose
-from tests.answers import VALID
+from testkit.answers import VALID
 from tests.conftest import PROJECT_ROOT, RUNPOD_KEY
-from tests.fake_llm import FakeLLM, Reply, closed_port_url
+from testkit.fake_llm import FakeLLM, Reply, closed_port_url
 
 APP = str(PROJECT_ROOT / "app.py")
 TEXT = "pearly papule beside the nose, growing for six months"

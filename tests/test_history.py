@@ -13,11 +13,11 @@ import pytest
 
 import providers
 from providers import InputError, ProviderAuthError, diagnose
-from tests.answers import BENIGN
-from tests.corpus import plain_jpeg
-from tests.fake_llm import Reply
-from utils.history import EXPORT_COLUMNS, Filters, from_export, to_csv, to_json
-from utils.store import MIGRATIONS, Store
+from testkit.answers import BENIGN
+from testkit.corpus import plain_jpeg
+from testkit.fake_llm import Reply
+from storage.history import EXPORT_COLUMNS, Filters, from_export, to_csv, to_json
+from storage.store import MIGRATIONS, Store
 
 
 def history():

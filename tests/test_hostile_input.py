@@ -3,7 +3,7 @@
 Decompression bombs, oversized uploads, files that are two formats at once, EXIF built to
 break parsers, oversized and instruction-bearing text, answers that break the contract,
 and a bounded fuzz of the whole `diagnose` request path. Every file is generated here or by
-tests/corpus.py; after each bad input, a normal assessment in the same engine (or page) works.
+testkit/corpus.py; after each bad input, a normal assessment in the same engine (or page) works.
 What tests/test_images.py already pins for `shrink_image` alone (20 000² PNG refused without
 decoding, byte limit, truncated and mutated files) is not repeated.
 """
@@ -28,11 +28,11 @@ from streamlit.testing.v1 import AppTest
 
 import providers
 from providers import Diagnosis, InputError, PatientInfo, diagnose
-from providers.prompt import system_prompt
-from providers.request import SEXES
-from tests import corpus
+from domain.prompt import system_prompt
+from domain.request import SEXES
+from testkit import corpus
 from tests.conftest import PROJECT_ROOT
-from tests.fake_llm import FakeLLM, Reply
+from testkit.fake_llm import FakeLLM, Reply
 from utils.settings import Settings
 
 APP = str(PROJECT_ROOT / "app.py")

@@ -6,8 +6,8 @@ import time
 
 import providers
 from providers.jobs import DONE, FAILED, INTERRUPTED, QUEUED
-from tests.corpus import plain_jpeg
-from tests.fake_llm import Reply
+from testkit.corpus import plain_jpeg
+from testkit.fake_llm import Reply
 
 
 def wait_for(jobs, job_id, seconds=10):
@@ -58,7 +58,7 @@ def test_jobs_left_running_by_a_restart_are_interrupted_and_can_run_again(engine
     assert engine.jobs.get(job_id).status in (QUEUED, "running")
     providers.reset_engine()  # the app restarts
     engine_env.default = Reply(engine_env.default.content)
-    from tests.answers import VALID
+    from testkit.answers import VALID
     engine_env.default = Reply(VALID)
     jobs = providers.get_engine().jobs
     interrupted = jobs.get(job_id)

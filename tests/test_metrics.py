@@ -16,11 +16,11 @@ from streamlit.testing.v1 import AppTest
 import providers
 from providers import ProviderTimeout, diagnose
 from tests.conftest import RUNPOD_MODEL
-from tests.corpus import plain_jpeg
-from tests.fake_llm import Reply
-from utils import metrics
-from utils.history import History
-from utils.store import Store
+from testkit.corpus import plain_jpeg
+from testkit.fake_llm import Reply
+from storage import metrics
+from storage.history import History
+from storage.store import Store
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "performance.py"
 # Until app.py registers the page, run it as a script of its own, after the state app.py sets up.

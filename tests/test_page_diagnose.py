@@ -11,7 +11,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import providers
-from tests.fake_llm import Reply
+from testkit.fake_llm import Reply
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 

@@ -13,10 +13,10 @@ from streamlit.testing.v1 import AppTest
 
 import providers
 from providers import PatientInfo, ProviderAuthError, diagnose
-from tests.answers import BENIGN, VALID, xml_answer
-from tests.corpus import plain_jpeg
-from tests.fake_llm import Reply
-from utils.history import EXPORT_COLUMNS, from_export
+from testkit.answers import BENIGN, VALID, xml_answer
+from testkit.corpus import plain_jpeg
+from testkit.fake_llm import Reply
+from storage.history import EXPORT_COLUMNS, from_export
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "history.py")
 

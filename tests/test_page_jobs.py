@@ -8,7 +8,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 import providers
-from tests.fake_llm import Reply
+from testkit.fake_llm import Reply
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 

@@ -1,4 +1,4 @@
-"""providers.parser against every deviation the answer contract lists, and then some."""
+"""domain.parser against every deviation the answer contract lists, and then some."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from providers.classes import CLASSES, by_code, by_name
-from providers.parser import parse_answer, partial_summary
-from providers.result import ParsedAnswer
+from domain.classes import CLASSES, by_code, by_name
+from domain.parser import parse_answer, partial_summary
+from domain.result import ParsedAnswer
 
 SUMMARY = "비대칭적이고 경계가 불규칙한 흑갈색 반점으로, 여러 색조가 섞여 있습니다. 직경은 7 mm 입니다."
 DISCLAIMER = "※ 이 결과는 참고용이며 최종 진단은 전문의의 진찰이 필요합니다."

@@ -27,12 +27,12 @@ from streamlit.testing.v1 import AppTest
 
 import providers
 from providers import PatientInfo, ProviderError, diagnose
-from tests import corpus
-from tests.answers import xml_answer
+from testkit import corpus
+from testkit.answers import xml_answer
 from tests.conftest import PROJECT_ROOT
-from tests.fake_llm import Reply
+from testkit.fake_llm import Reply
 from utils.crypto import SEALED_PREFIX, SealedWithAnotherKey, Sealer
-from utils.history import UNREADABLE, Filters, to_csv
+from storage.history import UNREADABLE, Filters, to_csv
 from utils.settings import SettingsError, load_settings
 
 KEY = "rpa-PRIVACY-KEY-9f8e7d6c5b4a3210"

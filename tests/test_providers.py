@@ -22,11 +22,11 @@ from PIL import Image
 
 from providers import (InputError, ProviderAuthError, ProviderError, ProviderNotConfigured, ProviderRateLimited,
                        ProviderRequestError, ProviderTimeout, ProviderUnavailable, diagnose, get_engine)
-from providers.classes import CLASSES
-from providers.result import Usage
-from tests.answers import BENIGN, REFUSAL, TRUNCATED, VALID, fenced, xml_answer
+from domain.classes import CLASSES
+from domain.result import Usage
+from testkit.answers import BENIGN, REFUSAL, TRUNCATED, VALID, fenced, xml_answer
 from tests.conftest import OPENAI_KEY, OPENAI_MODEL, PROJECT_ROOT, RUNPOD_KEY, RUNPOD_MODEL
-from tests.fake_llm import FakeLLM, Reply, closed_port_url
+from testkit.fake_llm import FakeLLM, Reply, closed_port_url
 
 TEXT = '2 cm pearly papule on the nose <rolled edge> & "telangiectasia"'
 KEYS = (RUNPOD_KEY, OPENAI_KEY)
@@ -465,7 +465,7 @@ def test_fake_stops_promptly_with_a_hanging_client():
 
 
 def test_fake_runs_standalone():
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fake_llm", "--port", "0"], cwd=PROJECT_ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "testkit.fake_llm", "--port", "0"], cwd=PROJECT_ROOT,
                             stdout=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip()

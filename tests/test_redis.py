@@ -1,6 +1,6 @@
 """More than one server: the answer cache, the jobs and the metrics shared through a real Redis.
 
-Every test runs against a real `redis-server` on a free port of 127.0.0.1 (tests/redis_server.py);
+Every test runs against a real `redis-server` on a free port of 127.0.0.1 (testkit/redis_server.py);
 the two-process tests start real Python subprocesses, each with its own engine and DATA_DIR,
 that share nothing but Redis (and the fake LLM).
 """
@@ -26,13 +26,13 @@ import providers
 from providers.jobs import DONE, INTERRUPTED, QUEUED, RUNNING
 from providers.redis_jobs import NEVER_STARTED, PROCESS_GONE, QUEUE, RedisJobs
 from tests import test_jobs, test_page_jobs
-from tests.answers import DISCLAIMER, VALID, xml_answer
-from tests.fake_llm import Reply
-from tests.redis_server import RedisServer, redis_module_server, redis_server, skip_unless_available  # noqa: F401
-from utils import metrics
-from utils.redis_cache import RedisCache
-from utils.redis_client import PREFIX, Breaker, connect
-from utils.redis_metrics import METRICS_KEY, MeteredHistory, MetricsFeed, feed_for
+from testkit.answers import DISCLAIMER, VALID, xml_answer
+from testkit.fake_llm import Reply
+from testkit.redis_server import RedisServer, redis_module_server, redis_server, skip_unless_available  # noqa: F401
+from storage import metrics
+from storage.redis_cache import RedisCache
+from storage.redis_client import PREFIX, Breaker, connect
+from storage.redis_metrics import METRICS_KEY, MeteredHistory, MetricsFeed, feed_for
 from utils.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -399,7 +399,7 @@ def test_with_an_encryption_key_redis_holds_no_patient_text_in_clear(shared, rec
     pytest.importorskip("utils.crypto")
     from cryptography.fernet import Fernet
 
-    from tests.corpus import plain_jpeg
+    from testkit.corpus import plain_jpeg
 
     fake, server = shared
     reconfigure(DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())

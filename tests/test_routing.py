@@ -14,9 +14,9 @@ import pytest
 import providers
 from providers import ProviderAuthError, ProviderTimeout, diagnose, warm_up
 from providers.health import ProviderHealth
-from tests.answers import BENIGN, TRUNCATED, VALID
+from testkit.answers import BENIGN, TRUNCATED, VALID
 from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
-from tests.fake_llm import Reply
+from testkit.fake_llm import Reply
 
 LOCAL_MODEL = "local-derm"
 
@@ -123,7 +123,7 @@ def test_budget_is_never_exceeded(both, reconfigure, kind):
     reconfigure(TEXT_BUDGET_SECONDS="0.8", IMAGE_BUDGET_SECONDS="1.2", HEDGE_AFTER_SECONDS="0.1",
                 LLM_MAX_RETRIES="3")
     both.default = Reply(VALID, hang=True)
-    from tests.corpus import phone_jpeg  # a 12 MP photo: shrinking counts against the budget too
+    from testkit.corpus import phone_jpeg  # a 12 MP photo: shrinking counts against the budget too
 
     args = {"text": "pearly papule"} if kind == "text" else {"image": phone_jpeg()}
     budget = 0.8 if kind == "text" else 1.2

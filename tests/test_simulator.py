@@ -18,7 +18,7 @@ from PIL import Image
 
 from bench.simulator import (HostedProfile, ServerlessProfile, Simulator, contract_answer, count_tokens,
                              image_size, llamacpp_profile)
-from providers.parser import parse_answer
+from domain.parser import parse_answer
 
 SCALE = 0.01
 MESSAGES = [{"role": "system", "content": "Classify the lesion into one of 15 classes."},

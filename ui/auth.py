@@ -1,6 +1,6 @@
 """The sign-in gate: nothing of the app shows until the session is signed in (AUTH_MODE).
 
-- `accounts` (the default): the app's own accounts (`utils/accounts.py`, made with
+- `accounts` (the default): the app's own accounts (`storage/accounts.py`, made with
   `python cli.py users add`); a form, lock-out after failed attempts, expiry after
   SESSION_TIMEOUT_MINUTES without activity.
 - `oidc`: Streamlit's built-in OpenID Connect sign-in (`st.login`), configured in
@@ -25,7 +25,7 @@ from dotenv import dotenv_values
 
 from ui.i18n import tr
 from ui.state import init_state
-from utils.accounts import Accounts, AccountLocked, SignInError, accounts_for
+from storage.accounts import Accounts, AccountLocked, SignInError, accounts_for
 from utils.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import streamlit as st
 from providers.batch import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, BatchInputError, BatchReport, BatchRow,
                              format_rate, photos_from_zip, read_cases, run_batch)
 from ui.i18n import lang, tr
-from utils.qa_report import write_report
+from providers.qa_report import write_report
 
 RESULT = "batch_result"   # {"report": BatchReport, "csv": bytes, "html": bytes} of the last run
 ERROR = "batch_error"     # why the last run could not start

@@ -6,8 +6,8 @@ import re
 
 import streamlit as st
 
-from providers.classes import Risk
-from providers.result import Diagnosis, ScoredClass
+from domain.classes import Risk
+from domain.result import Diagnosis, ScoredClass
 from ui.i18n import lang, t
 
 _RISK_COLOUR = {Risk.MALIGNANT: "red", Risk.PREMALIGNANT: "orange", Risk.BENIGN: "green"}

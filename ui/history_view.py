@@ -13,8 +13,8 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from providers.classes import CLASSES, by_code
-from providers.result import Diagnosis
+from domain.classes import CLASSES, by_code
+from domain.result import Diagnosis
 from ui.i18n import STRINGS, lang, t, tr
 
 SHORT_TEXT = 60  # characters of the description shown in the table

@@ -1,1 +1,1 @@
-"""Helpers the engine and the pages share: settings, image shrinking, the answer cache."""
+"""App-agnostic helpers: settings, image shrinking, encryption at rest, spreadsheet safety, statistics."""

@@ -13,7 +13,7 @@ Scripted replies are used in order, then `responder(request)` if set, else `defa
 
 Standalone, for end-to-end tests that start the app as a subprocess:
 
-    python -m tests.fake_llm --port 8765      # prints its URL, serves the default answer
+    python -m testkit.fake_llm --port 8765      # prints its URL, serves the default answer
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from tests.answers import BENIGN, VALID
+from testkit.answers import BENIGN, VALID
 
 __all__ = ["FakeLLM", "Reply", "RecordedRequest", "Headers", "closed_port_url"]
 
@@ -472,7 +472,7 @@ def closed_port_url() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fake_llm",
+    parser = argparse.ArgumentParser(prog="python -m testkit.fake_llm",
                                      description="Serve a fake OpenAI-compatible chat-completions endpoint.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")

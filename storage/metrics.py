@@ -1,8 +1,8 @@
 """How fast and how reliably the clinic gets its answers: aggregates over the recorded history.
 
-Everything is computed from the `assessments` table of the store (see utils/history.py), per
+Everything is computed from the `assessments` table of the store (see storage/history.py), per
 provider and input kind, over a window [since, until); with REDIS_URL set, from the same
-columns of every app process's records in Redis (see utils/redis_metrics.py). No Streamlit
+columns of every app process's records in Redis (see storage/redis_metrics.py). No Streamlit
 here: the performance page only draws what `for_window` returns, and the command line or a
 notebook can use it as well.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from utils.store import Store
+from storage.store import Store
 
 # The performance guide's targets (docs: performance-guide.ko.md, "성능 목표").
 TARGET_MS: dict[str, float] = {"text": 15_000.0, "image": 30_000.0}
@@ -230,7 +230,7 @@ def compute(store: Store, since: float | None = None, until: float | None = None
 
     `providers` and `sources` (page, job, cli, qa, batch, bench, ...) keep only those rows when
     given; every source counts otherwise. `bucket` is the chart's bucket in seconds, chosen
-    from the window's span when not given. `feed` (a `utils.redis_metrics.MetricsFeed`; by
+    from the window's span when not given. `feed` (a `storage.redis_metrics.MetricsFeed`; by
     default the one for REDIS_URL, None for none) supplies every app process's records
     instead of `store`'s; when Redis does not answer, `store` is used.
     """
@@ -265,7 +265,7 @@ def compute(store: Store, since: float | None = None, until: float | None = None
 def _connect(store: Store, feed: Any, since: float | None, until: float | None) -> Iterator[sqlite3.Connection]:
     """The `assessments` rows to compute over: every process's (from Redis) or this machine's own."""
     if feed is _SHARED:
-        from utils.redis_metrics import shared_feed  # only with REDIS_URL does Redis matter here
+        from storage.redis_metrics import shared_feed  # only with REDIS_URL does Redis matter here
         feed = shared_feed()
     shared = feed.connect(since, until) if feed is not None else None
     if shared is None:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from providers.batch import BatchReport, BatchRow, Confusion, format_rate
-from providers.classes import LesionClass
+from domain.classes import LesionClass
 from utils.spreadsheet import safe_row
 
 RESULT_COLUMNS = ("id", "provider", "model", "expected", "predicted", "predicted_name_ko", "predicted_name_en",

@@ -13,7 +13,7 @@ import logging
 
 import redis
 
-from utils.redis_client import FAILURES, PREFIX, Breaker, breaker, connect
+from storage.redis_client import FAILURES, PREFIX, Breaker, breaker, connect
 from utils.settings import Settings
 
 log = logging.getLogger(__name__)

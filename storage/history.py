@@ -20,7 +20,7 @@ from PIL import Image
 
 from utils.crypto import SealedWithAnotherKey, Sealer
 from utils.spreadsheet import safe_row
-from utils.store import Store, dumps, new_id, now
+from storage.store import Store, dumps, new_id, now
 
 THUMBNAIL_SIDE = 128
 

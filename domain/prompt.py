@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 from xml.sax.saxutils import escape
 
-from providers.classes import CLASSES
-from providers.request import DiagnosisRequest
+from domain.classes import CLASSES
+from domain.request import DiagnosisRequest
 
 PROMPT_VERSION = "2026-11-25.1"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Iterable
 
-from utils.store import Store, new_id, now
+from storage.store import Store, new_id, now
 
 VERDICTS = ("correct", "incorrect")
 

@@ -4,7 +4,7 @@ Each process records its assessments in its own SQLite history (the clinic's rec
 with REDIS_URL set it also pushes a compact metrics record, with no patient text, to a
 sorted set scored by time and capped in length, so the Performance page of any process
 shows every process's figures. `MetricsFeed.rows` returns rows shaped like the
-`assessments` rows `utils.metrics` reads; `MetricsFeed.connect` loads them into an
+`assessments` rows `storage.metrics` reads; `MetricsFeed.connect` loads them into an
 in-memory SQLite table of that shape, so the same SQL computes the same report.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from utils.redis_client import FAILURES, Breaker, breaker, connect, key
+from storage.redis_client import FAILURES, Breaker, breaker, connect, key
 from utils.settings import SettingsError, get_settings
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class MetricsFeed:
     def connect(self, since: float | None = None, until: float | None = None) -> sqlite3.Connection | None:
         """An in-memory SQLite database whose `assessments` table holds `rows(since, until)`; None if Redis is down.
 
-        `utils.metrics` runs its usual SQL on it: one definition of every figure for both sources.
+        `storage.metrics` runs its usual SQL on it: one definition of every figure for both sources.
         """
         rows = self.rows(since, until)
         if rows is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from providers.classes import LesionClass, Risk
+from domain.classes import LesionClass, Risk
 from utils.images import ShrunkImage
 
 # A similar class this likely is enough to raise the flag, even when it was not chosen.
@@ -82,7 +82,7 @@ class Diagnosis:
     @classmethod
     def from_dict(cls, data: dict) -> "Diagnosis":
         """Rebuild a result from `to_dict()` output (a stored job); the answer is parsed again from `raw`."""
-        from providers.parser import parse_answer  # the parser imports this module
+        from domain.parser import parse_answer  # the parser imports this module
 
         usage = data.get("usage") or {}
         return cls(answer=parse_answer(data.get("raw", "")), provider=data["provider"], model=data["model"],

@@ -87,7 +87,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX reviews_assessment ON reviews (assessment_id);
     """,
-    # 2: sign-in accounts (utils/accounts.py, AUTH_MODE=accounts)
+    # 2: sign-in accounts (storage/accounts.py, AUTH_MODE=accounts)
     """
     CREATE TABLE users (
         name TEXT PRIMARY KEY COLLATE NOCASE,      -- 'Kim' and 'kim' are one account

@@ -25,7 +25,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable
 
-from utils.store import Store
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
