@@ -65,7 +65,7 @@ from PIL import Image, features
 
 import providers
 from testkit.answers import VALID
-from testkit.corpus import _grainy, _save, camera_exif, phone_jpeg, photo
+from testkit.corpus import camera_exif, encode, grainy, phone_jpeg, photo
 from testkit.fake_llm import FakeLLM, Reply
 from utils.images import HEIF_SUPPORTED, ShrunkImage, shrink_image
 from utils.settings import load_settings
@@ -218,7 +218,7 @@ def heic_12mp(log: Callable[[str], None]) -> bytes:
             if img.format == "HEIF" and sorted(img.size) == [3024, 4032]:  # pillow-heif turns it upright
                 return data
     log("encoding the 12 MP HEIC once (x265, 10-15 s) ...")
-    data = _save(_grainy(4032, 3024), "HEIF", quality=80, exif=camera_exif(6).tobytes())
+    data = encode(grainy(4032, 3024), "HEIF", quality=80, exif=camera_exif(6).tobytes())
     HEIC_CACHE.parent.mkdir(parents=True, exist_ok=True)
     HEIC_CACHE.write_bytes(data)
     return data
@@ -230,7 +230,7 @@ def typical_jpeg() -> bytes:
     JPEG decoding time grows with the file's size (its entropy-coded data), so the heavy
     corpus photo alone would not say what a typical photo costs.
     """
-    return _save(photo(4032, 3024, grain=8), "JPEG", quality=90, exif=camera_exif(6).tobytes())
+    return encode(photo(4032, 3024, grain=8), "JPEG", quality=90, exif=camera_exif(6).tobytes())
 
 
 # -- the benchmarks ----------------------------------------------------------------------------

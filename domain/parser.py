@@ -11,7 +11,7 @@ import html
 import re
 
 from domain.classes import by_code, by_name
-from domain.result import ParsedAnswer, ScoredClass
+from domain.answer import ParsedAnswer, ScoredClass
 
 _LABEL = re.compile(r"<label\b([^>]*)>(.*?)</label\s*>", re.S | re.I)
 _SIMILAR = re.compile(r"<similar_label\b([^>]*)>(.*?)</similar_label\s*>", re.S | re.I)

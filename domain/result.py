@@ -4,41 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from domain.classes import LesionClass, Risk
+from domain.answer import ParsedAnswer, ScoredClass, TextAnswer, Usage
+from domain.classes import Risk
+from domain.parser import parse_answer
 from utils.images import ShrunkImage
+
+__all__ = ["FLAG_SIMILAR_SCORE", "Assist", "Diagnosis", "ParsedAnswer", "ScoredClass", "TextAnswer", "Usage"]
 
 # A similar class this likely is enough to raise the flag, even when it was not chosen.
 FLAG_SIMILAR_SCORE = 20.0
-
-
-@dataclass(frozen=True)
-class ScoredClass:
-    """One class of the 15 with the score (0-100) the model gave it."""
-
-    lesion: LesionClass
-    score: float
-
-    def to_dict(self) -> dict:
-        """The JSON form: code, Korean and English name, score and risk."""
-        return {"code": self.lesion.code, "name_ko": self.lesion.name_ko, "name_en": self.lesion.name_en,
-                "score": self.score, "risk": self.lesion.risk.value}
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class ParsedAnswer:
-    """What the parser could read from one raw answer."""
-
-    label: ScoredClass | None
-    summary: str
-    similar: tuple[ScoredClass, ...]
-    complete: bool
-    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,8 +56,6 @@ class Diagnosis:
     @classmethod
     def from_dict(cls, data: dict) -> "Diagnosis":
         """Rebuild a result from `to_dict()` output (a stored job); the answer is parsed again from `raw`."""
-        from domain.parser import parse_answer  # the parser imports this module
-
         usage = data.get("usage") or {}
         return cls(answer=parse_answer(data.get("raw", "")), provider=data["provider"], model=data["model"],
                    raw=data.get("raw", ""), elapsed_ms=data.get("elapsed_ms", 0.0),
@@ -112,17 +84,6 @@ class Diagnosis:
                       "completion_tokens": self.usage.completion_tokens},
             "raw": self.raw,
         }
-
-
-@dataclass(frozen=True)
-class TextAnswer:
-    """A helper's plain-text answer (refine, explain), as the race judges it."""
-
-    text: str
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.text)
 
 
 @dataclass(frozen=True)

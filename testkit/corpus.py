@@ -20,7 +20,7 @@ MARKER = (220, 30, 30)  # red block in the stored top-left corner; the rest is b
 ORIENTATION, MAKE, MODEL, DATETIME, GPS_IFD = 0x0112, 0x010F, 0x0110, 0x0132, 0x8825
 
 
-def _save(img: Image.Image, fmt: str, **params) -> bytes:
+def encode(img: Image.Image, fmt: str, **params) -> bytes:
     out = io.BytesIO()
     img.save(out, fmt, **params)
     return out.getvalue()
@@ -61,30 +61,30 @@ def camera_exif(orientation: int, *, gps: bool = True) -> Image.Exif:
 
 
 @lru_cache(maxsize=2)
-def _grainy(width: int, height: int) -> Image.Image:
+def grainy(width: int, height: int) -> Image.Image:
     return photo(width, height, grain=25)
 
 
 @lru_cache(maxsize=None)
 def phone_jpeg(orientation: int = 6, width: int = 4032, height: int = 3024, *, gps: bool = True) -> bytes:
     """A 12 MP landscape-stored JPEG whose EXIF says how to turn it; with GPS and camera tags."""
-    return _save(_grainy(width, height), "JPEG", quality=90,
+    return encode(grainy(width, height), "JPEG", quality=90,
                  exif=camera_exif(orientation, gps=gps).tobytes())
 
 
 @lru_cache(maxsize=None)
 def plain_jpeg(width: int = 800, height: int = 600, quality: int = 90) -> bytes:
-    return _save(photo(width, height), "JPEG", quality=quality)
+    return encode(photo(width, height), "JPEG", quality=quality)
 
 
 def progressive_jpeg(width: int = 800, height: int = 600) -> bytes:
-    return _save(photo(width, height), "JPEG", quality=90, progressive=True)
+    return encode(photo(width, height), "JPEG", quality=90, progressive=True)
 
 
 def mpo(width: int = 1600, height: int = 1200, orientation: int = 6) -> bytes:
     """A multi-picture JPEG (MPO) as recent phones write it: the photo plus a second, smaller image."""
     first = photo(width, height)
-    return _save(first, "MPO", save_all=True, append_images=[photo(width // 4, height // 4)],
+    return encode(first, "MPO", save_all=True, append_images=[photo(width // 4, height // 4)],
                  exif=camera_exif(orientation, gps=False).tobytes())
 
 
@@ -93,35 +93,35 @@ def jpeg_with_text_metadata(width: int = 300, height: int = 200) -> bytes:
     xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
            b'<rdf:Description dc:title="PATIENT-HONG-GILDONG" xmlns:dc="http://purl.org/dc/elements/1.1/"/>'
            b"</rdf:RDF></x:xmpmeta>")
-    return _save(photo(width, height), "JPEG", quality=90, xmp=xmp, comment=b"PATIENT-HONG-GILDONG 010-1234-5678")
+    return encode(photo(width, height), "JPEG", quality=90, xmp=xmp, comment=b"PATIENT-HONG-GILDONG 010-1234-5678")
 
 
 def png_with_text_metadata(width: int = 300, height: int = 200) -> bytes:
     info = PngImagePlugin.PngInfo()
     info.add_text("comment", "PATIENT-HONG-GILDONG")
     info.add_text("Description", "PATIENT-HONG-GILDONG")
-    return _save(photo(width, height), "PNG", pnginfo=info)
+    return encode(photo(width, height), "PNG", pnginfo=info)
 
 
 def gif_with_comment(width: int = 120, height: int = 90) -> bytes:
-    return _save(photo(width, height).convert("P"), "GIF", comment=b"PATIENT-HONG-GILDONG")
+    return encode(photo(width, height).convert("P"), "GIF", comment=b"PATIENT-HONG-GILDONG")
 
 
 def cmyk_jpeg(width: int = 400, height: int = 300, colour=(0, 255, 255, 0)) -> bytes:
     """A CMYK JPEG (print workflows, some scanners); the default ink is pure red."""
-    return _save(Image.new("CMYK", (width, height), colour), "JPEG", quality=95)
+    return encode(Image.new("CMYK", (width, height), colour), "JPEG", quality=95)
 
 
 def grey16_png(width: int = 256, height: int = 128, value: int = 32768) -> bytes:
     """A 16-bit greyscale PNG (mode I;16), flat at `value` out of 65535 (default: mid-grey)."""
-    return _save(Image.new("I;16", (width, height), value), "PNG")
+    return encode(Image.new("I;16", (width, height), value), "PNG")
 
 
 def grey16_ramp_png(width: int = 256, height: int = 16) -> bytes:
     """A 16-bit greyscale ramp from black (left) to white (right)."""
     img = Image.new("I;16", (width, height))
     img.putdata([x * 65535 // (width - 1) for _ in range(height) for x in range(width)])
-    return _save(img, "PNG")
+    return encode(img, "PNG")
 
 
 def palette_png_with_transparency(width: int = 200, height: int = 100) -> bytes:
@@ -129,31 +129,31 @@ def palette_png_with_transparency(width: int = 200, height: int = 100) -> bytes:
     img = Image.new("P", (width, height), 0)
     img.putpalette([0, 0, 0, 220, 30, 30] + [0] * (256 * 3 - 6))
     ImageDraw.Draw(img).rectangle((width // 2, 0, width, height), fill=1)
-    return _save(img, "PNG", transparency=0)
+    return encode(img, "PNG", transparency=0)
 
 
 def rgba_png(width: int = 200, height: int = 100) -> bytes:
     """Left half fully transparent black, right half opaque red."""
     img = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     ImageDraw.Draw(img).rectangle((width // 2, 0, width, height), fill=(*MARKER, 255))
-    return _save(img, "PNG")
+    return encode(img, "PNG")
 
 
 def la_png(width: int = 200, height: int = 100) -> bytes:
     """Greyscale with alpha: left half transparent black, right half opaque dark grey (60)."""
     img = Image.new("LA", (width, height), (0, 0))
     ImageDraw.Draw(img).rectangle((width // 2, 0, width, height), fill=(60, 255))
-    return _save(img, "PNG")
+    return encode(img, "PNG")
 
 
 def animated_gif(width: int = 120, height: int = 90) -> bytes:
     """Three frames: red, green, blue. The first frame is the photo."""
     frames = [Image.new("RGB", (width, height), c).convert("P") for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
-    return _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
 def webp(width: int = 640, height: int = 480) -> bytes:
-    return _save(photo(width, height), "WEBP", quality=80)
+    return encode(photo(width, height), "WEBP", quality=80)
 
 
 def heic(width: int = 640, height: int = 480, orientation: int | None = None) -> bytes:
@@ -162,7 +162,7 @@ def heic(width: int = 640, height: int = 480, orientation: int | None = None) ->
 
     pillow_heif.register_heif_opener()
     params = {"exif": camera_exif(orientation).tobytes()} if orientation else {}
-    return _save(photo(width, height), "HEIF", quality=80, **params)
+    return encode(photo(width, height), "HEIF", quality=80, **params)
 
 
 # -- colour profiles -----------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def swapped_icc() -> bytes:
 
 def jpeg_with_icc(icc: bytes, colour=(180, 80, 60), width: int = 200, height: int = 150) -> bytes:
     """A flat-coloured JPEG tagged with `icc` (so its pixels mean something other than sRGB)."""
-    return _save(Image.new("RGB", (width, height), colour), "JPEG", quality=95, icc_profile=icc)
+    return encode(Image.new("RGB", (width, height), colour), "JPEG", quality=95, icc_profile=icc)
 
 
 # -- damaged and hostile files -------------------------------------------------------------------
@@ -264,4 +264,4 @@ def odd_exif_jpeg(width: int = 400, height: int = 300) -> bytes:
     little, big = b"\x32\x01\x02\x00", b"\x01\x32\x00\x02"  # DateTime (0x0132), ASCII
     tag = little if little in raw else big
     raw = raw.replace(tag, b"\x00\x01\x02\x00" if tag == little else b"\x01\x00\x00\x02", 1)  # -> ImageWidth
-    return _save(photo(width, height), "JPEG", quality=90, exif=raw)
+    return encode(photo(width, height), "JPEG", quality=90, exif=raw)

@@ -1,0 +1,142 @@
+"""The layers hold: pages/ui/cli → providers → storage → domain → utils, with no import cycle.
+
+Every import counts, as import-linter counts them: module level, inside functions (lazy) and
+under `if TYPE_CHECKING:`. A cycle or an upward import is a knot someone new to the code has
+to untie in their head; this test keeps them from coming back.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Higher may import lower (or its own layer), never the other way.
+LAYERS = {"app": 4, "cli": 4, "pages": 4, "ui": 4, "providers": 3, "storage": 2, "domain": 1, "utils": 0}
+MAX_LINES = 450
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def app_modules() -> dict[str, Path]:
+    """Every module of the app (not tests/, bench/ or testkit/), by dotted name."""
+    files = [ROOT / "app.py", ROOT / "cli.py"]
+    for package in ("pages", "ui", "providers", "storage", "domain", "utils"):
+        files += sorted((ROOT / package).rglob("*.py"))
+    return {_module_name(f): f for f in files}
+
+
+def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The app modules `path` imports, anywhere in the file."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            # `from storage import metrics` names a module; `from providers import diagnose` names the package.
+            names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                     for alias in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in modules:  # `import a.b.c` of a package with no c module
+                name = name.rpartition(".")[0]
+            if name:
+                found.add(name)
+    return found
+
+
+def _layer(module: str) -> int:
+    return LAYERS[module.split(".")[0]]
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    modules = app_modules()
+    return {name: imports_of(path, modules) - {name} for name, path in modules.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle(graph):
+    assert _cycles(graph) == []
+
+
+def test_no_module_imports_a_layer_above_its_own(graph):
+    upward = sorted(f"{module} → {target}" for module, targets in graph.items() for target in targets
+                    if _layer(target) > _layer(module))
+    assert upward == []
+
+
+def test_nothing_imports_the_pages(graph):
+    # The UI sits on top; nothing below it may reach into pages/ or ui/ (pages are run, never imported).
+    assert not [m for m, targets in graph.items() for t in targets if t.startswith("pages")]
+
+
+def test_the_app_never_imports_the_test_fakes():
+    for path in app_modules().values():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith(("testkit", "tests", "bench")), path
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith(("testkit", "tests", "bench")) for a in node.names), path
+
+
+def test_no_app_module_is_too_long_to_read():
+    long = {name: n for name, path in app_modules().items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def test_the_walker_sees_lazy_and_type_checking_imports(tmp_path):
+    # The checks above are only as good as the walker: it must see imports that never run at import time.
+    module = tmp_path / "m.py"
+    module.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from providers.engine import Engine\n"
+                      "def f():\n    import storage.store\n    from storage import metrics\n")
+    assert imports_of(module, app_modules()) == {"providers.engine", "storage.store", "storage.metrics"}
+
+
+def test_a_cycle_is_found():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
