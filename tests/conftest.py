@@ -1,4 +1,5 @@
-"""Shared fixtures: a real fake LLM server, and an environment that points the engine at it."""
+"""Shared fixtures: every test isolated from the developer's settings, a real fake LLM server, and an
+environment that points the engine at it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 import pytest
 
 import providers
+import utils.settings
 from testkit.fake_llm import FakeLLM
+from utils.settings import ENV_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # engine_env changes the cwd; use this for app paths
 
@@ -16,20 +19,9 @@ OPENAI_KEY = "sk-test-not-real"
 RUNPOD_MODEL = "clinic-derm-v1"
 OPENAI_MODEL = "gpt-4o-mini"
 
-# Every variable utils/settings.py reads, plus the ones the OpenAI SDK and langchain-openai
-# read on their own; a developer's shell or CI must not leak any of them into a test.
-SETTINGS_VARS = (
-    "OPENAI_API_KEY", "OPENAI_MODEL", "OPENAI_BASE_URL", "RUNPOD_API_KEY", "RUNPOD_BASE_URL", "RUNPOD_MODEL_NAME",
-    "LOCAL_BASE_URL", "LOCAL_MODEL", "LOCAL_API_KEY", "LOCAL_ACCEPTS_IMAGES", "SKIN_DIAGNOSIS_PROVIDER",
-    "SKIN_DIAGNOSIS_IMAGE_PROVIDER", "REQUEST_TIMEOUT", "MAX_TOKENS", "TEMPERATURE", "LLM_MAX_RETRIES",
-    "LLM_RETRY_BASE_DELAY", "LLM_STREAM", "TEXT_BUDGET_SECONDS", "IMAGE_BUDGET_SECONDS", "MAX_TEXT_CHARS",
-    "IMAGE_MAX_SIDE", "IMAGE_JPEG_QUALITY", "IMAGE_MAX_UPLOAD_MB", "IMAGE_MAX_PIXELS", "DATA_DIR",
-    "CACHE_TTL_SECONDS", "CACHE_ENABLED", "PROVIDER_FALLBACKS", "HEDGE_AFTER_SECONDS", "HEDGE_MIN_SECONDS", "HEDGE_MAX_SECONDS", "HEALTH_FAILURES",
-    "HEALTH_COOLDOWN_SECONDS", "COLD_START_SECONDS", "SERVERLESS_IDLE_SECONDS", "WARM_UP", "WARM_UP_SECONDS", "KEEP_WARM_SECONDS",
-    "KEEP_WARM_ACTIVE_SECONDS", "HISTORY_ENABLED", "HISTORY_KEEP_IMAGES", "HISTORY_RETENTION_DAYS", "JOB_WORKERS",
-    "DEMO_MODE", "AUTH_MODE", "LOGIN_MAX_FAILURES", "LOGIN_LOCKOUT_SECONDS", "SESSION_TIMEOUT_MINUTES", "REDIS_URL",
-    "DATA_ENCRYPTION_KEY",
-)
+# Every variable the app reads (declared once, in utils/settings.py), plus the ones the OpenAI SDK,
+# langchain-openai and httpx read on their own; a developer's shell or CI must not leak any of them into a test.
+SETTINGS_VARS = ENV_NAMES
 SDK_VARS = (
     "OPENAI_API_BASE", "OPENAI_ORG_ID", "OPENAI_ORGANIZATION", "OPENAI_PROJECT_ID", "OPENAI_PROXY",
     "OPENAI_WEBHOOK_SECRET", "OPENAI_LOG", "OPENAI_BASE_URL", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT",
@@ -37,6 +29,23 @@ SDK_VARS = (
     # A proxy would send 127.0.0.1 traffic elsewhere (httpx honours these unless NO_PROXY matches).
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
 )
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(monkeypatch, tmp_path_factory):
+    """Every test starts from the app's defaults: no declared or SDK variable, no developer `.env`.
+
+    The loader's `.env` is pointed at a file that does not exist (rather than changing the
+    working directory, which tests with relative paths and `AppTest.from_file` rely on), and
+    settings and engine are re-read before and after the test. Subprocesses read `.env` from
+    their own working directory: start them in `tmp_path` (as `engine_env` does).
+    """
+    for name in {*SETTINGS_VARS, *SDK_VARS}:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(utils.settings, "ENV_FILE", tmp_path_factory.getbasetemp() / "no-env-file" / ".env")
+    providers.reset_engine()
+    yield
+    providers.reset_engine()
 
 
 @pytest.fixture
@@ -50,12 +59,11 @@ def fake_llm():
 def engine_env(fake_llm, monkeypatch, tmp_path):
     """Point RunPod and OpenAI at `fake_llm`, with test keys, a private data dir and fast retries.
 
-    The working directory is `tmp_path`, so no developer `.env` is read. Everything else
-    is the app's default; change settings with the `reconfigure` fixture (or `monkeypatch.setenv`
-    then `providers.reset_engine()`). Yields the FakeLLM.
+    The working directory is `tmp_path` (for subprocesses and relative paths; `isolated_settings`
+    already keeps the developer's variables and `.env` out). Everything else is the app's default;
+    change settings with the `reconfigure` fixture (or `monkeypatch.setenv` then
+    `providers.reset_engine()`). Yields the FakeLLM.
     """
-    for name in {*SETTINGS_VARS, *SDK_VARS}:
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     values = {

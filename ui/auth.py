@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import time
 
 import streamlit as st
-from dotenv import dotenv_values
 
 from ui.i18n import tr
 from ui.state import init_state
@@ -226,10 +224,7 @@ def _submit() -> None:
 
 def admin_users() -> set[str]:
     """ADMIN_USERS (environment, else `.env`): the comma-separated e-mails that are administrators in oidc mode."""
-    raw = os.environ.get("ADMIN_USERS")
-    if raw is None:
-        raw = (dotenv_values(".env").get("ADMIN_USERS") or "") if os.path.isfile(".env") else ""
-    return {part.strip().lower() for part in raw.split(",") if part.strip()}
+    return set(get_settings().admin_users)
 
 
 def _authlib_installed() -> bool:

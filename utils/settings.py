@@ -1,20 +1,61 @@
-"""Settings read from the environment and `.env`, with the original backend's names."""
+"""Settings read from the environment and `.env`, with the original backend's names.
+
+Each setting is declared once, as a field of `Settings`: its variable, how its value is read,
+its default and a one-line description. The loader, the README's table
+(`python -m utils.settings --markdown`) and the tests' isolation list (`ENV_NAMES`) all come
+from those declarations.
+"""
 
 from __future__ import annotations
 
+import argparse
 import base64
+import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
+from types import EllipsisType
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 from dotenv import dotenv_values
+
+# Where `load_settings` looks for `.env` unless told otherwise; read at call time, so the tests
+# can point it at a file that does not exist (tests/conftest.py).
+ENV_FILE: str | os.PathLike = ".env"
+
+Kind = Literal["text", "secret", "name", "path", "number", "integer", "flag", "choice", "names", "list",
+               "seconds_or_auto", "encryption_key"]
+_SECRET_KINDS = frozenset({"secret", "encryption_key"})
 
 
 class SettingsError(ValueError):
     """A setting in `.env` or the environment has a value the app cannot use."""
 
+
+@dataclass(frozen=True)
+class Setting:
+    """How one environment variable is read: its parser kind, bounds and README line."""
+
+    env: str
+    kind: Kind
+    doc: str
+    minimum: float = 0.0
+    maximum: float = float("inf")
+    choices: tuple[str, ...] = ()
+    unset: str = ""  # what an empty value means, for the README, when the default alone does not say it
+
+
+def setting(env: str, default: Any, doc: str, kind: Kind = "text", *, minimum: float = 0.0,
+            maximum: float = float("inf"), choices: tuple[str, ...] = (), unset: str = "") -> Any:
+    """A `Settings` field read from `env`; secrets are left out of the dataclass's repr."""
+    spec = Setting(env, kind, doc, minimum=minimum, maximum=maximum, choices=choices, unset=unset)
+    return field(default=default, repr=kind not in _SECRET_KINDS, metadata={"setting": spec})
+
+
+# -- parsers, one per kind ---------------------------------------------------------------------
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0,
             maximum: float = float("inf")) -> float:
@@ -31,10 +72,10 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     return value
 
 
-def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0,
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: float = 0,
              maximum: float = float("inf")) -> int:
     value = _number(env, name, default, minimum=minimum, maximum=maximum)
-    if value != int(value):
+    if not math.isfinite(value) or value != int(value):  # int(inf) would raise OverflowError, not say which variable
         raise SettingsError(f"{name} must be a whole number, got {env[name]!r}: fix it in .env")
     return int(value)
 
@@ -61,19 +102,24 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     return raw
 
 
-def _names(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+def _names(env: Mapping[str, str], name: str, default: tuple[str, ...] | None) -> tuple[str, ...] | None:
     raw = env.get(name, "").strip().lower()
     if not raw:
-        return None
+        return default
     if raw in {"none", "off", "false", "0"}:
         return ()
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def _encryption_key(env: Mapping[str, str], name: str) -> str:
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    parts = tuple(part.strip().lower() for part in env.get(name, "").split(",") if part.strip())
+    return parts or default
+
+
+def _encryption_key(env: Mapping[str, str], name: str, default: str) -> str:
     # Checked here, not only where it is used, so the page says which variable is wrong before
     # anything is stored. One Fernet key, or several comma-separated (the first encrypts).
-    raw = _text(env, name)
+    raw = _text(env, name, default)
     for part in (p.strip() for p in raw.split(",")):
         try:
             valid = len(base64.urlsafe_b64decode(part.encode("ascii"))) == 32 and len(part) == 44
@@ -85,151 +131,218 @@ def _encryption_key(env: Mapping[str, str], name: str) -> str:
     return raw
 
 
-def _seconds_or_auto(env: Mapping[str, str], name: str) -> float | None:
+def _seconds_or_auto(env: Mapping[str, str], name: str, default: float | None) -> float | None:
     raw = env.get(name, "").strip().lower()
-    if raw in {"", "auto"}:
+    if not raw:
+        return default
+    if raw == "auto":
         return None
     if raw in {"off", "never", "false"}:
         return 0.0
     return _number(env, name, 0.0)
 
 
+_PARSERS: dict[str, Callable[[Mapping[str, str], Setting, Any], Any]] = {
+    "text": lambda env, s, default: _text(env, s.env, default),
+    "secret": lambda env, s, default: _text(env, s.env, default),
+    "name": lambda env, s, default: _text(env, s.env, default).lower(),
+    "path": lambda env, s, default: Path(_text(env, s.env, str(default))),
+    "number": lambda env, s, default: _number(env, s.env, default, minimum=s.minimum, maximum=s.maximum),
+    "integer": lambda env, s, default: _integer(env, s.env, default, minimum=s.minimum, maximum=s.maximum),
+    "flag": lambda env, s, default: _flag(env, s.env, default),
+    "choice": lambda env, s, default: _choice(env, s.env, s.choices, default),
+    "names": lambda env, s, default: _names(env, s.env, default),
+    "list": lambda env, s, default: _list(env, s.env, default),
+    "seconds_or_auto": lambda env, s, default: _seconds_or_auto(env, s.env, default),
+    "encryption_key": lambda env, s, default: _encryption_key(env, s.env, default),
+}
+
+
+# -- the declarations --------------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the app; built once from the environment by `load_settings`."""
 
-    openai_api_key: str = field(default="", repr=False)
-    openai_model: str = "gpt-4o-mini"
-    openai_base_url: str = ""
-    runpod_api_key: str = field(default="", repr=False)
-    runpod_base_url: str = ""
-    runpod_model_name: str = ""
-    local_base_url: str = ""
-    local_model: str = ""
-    local_api_key: str = field(default="", repr=False)
-    local_accepts_images: bool = True
+    openai_api_key: str = setting("OPENAI_API_KEY", "", "OpenAI API key", "secret")
+    openai_model: str = setting("OPENAI_MODEL", "gpt-4o-mini", "OpenAI model")
+    openai_base_url: str = setting("OPENAI_BASE_URL", "", "OpenAI base URL, only for a proxy or an Azure-style "
+                                   "gateway", unset="OpenAI's own")
+    runpod_api_key: str = setting("RUNPOD_API_KEY", "", "RunPod API key (the clinic's fine-tuned model)", "secret")
+    runpod_base_url: str = setting("RUNPOD_BASE_URL", "", "RunPod endpoint: "
+                                   "`https://api.runpod.ai/v2/<ENDPOINT_ID>/openai/v1`")
+    runpod_model_name: str = setting("RUNPOD_MODEL_NAME", "", "model name the RunPod endpoint serves")
+    local_base_url: str = setting("LOCAL_BASE_URL", "", "any OpenAI-compatible server: Ollama "
+                                  "(`http://localhost:11434/v1`), vLLM, llama.cpp")
+    local_model: str = setting("LOCAL_MODEL", "", "model name on the local server")
+    local_api_key: str = setting("LOCAL_API_KEY", "", "API key of the local server, if it wants one", "secret")
+    local_accepts_images: bool = setting("LOCAL_ACCEPTS_IMAGES", True, "the local model reads photos (false for a "
+                                         "text-only model)", "flag")
 
     # Text to the fast hosted model, photos to the clinic's fine-tuned vision model (see README).
-    text_provider: str = "openai"
-    image_provider: str = "runpod"
+    text_provider: str = setting("SKIN_DIAGNOSIS_PROVIDER", "openai", "first provider for text (`runpod`, `openai` or "
+                                 "`local`); an unconfigured one gives way to the first configured", "name")
+    image_provider: str = setting("SKIN_DIAGNOSIS_IMAGE_PROVIDER", "runpod", "first provider for photos", "name")
 
-    request_timeout: float = 30.0
-    max_tokens: int = 700
-    temperature: float = 0.1
-    max_retries: int = 1
-    retry_base_delay: float = 0.5
-    stream: bool = True
-    text_budget_seconds: float = 15.0
-    image_budget_seconds: float = 30.0
-    max_text_chars: int = 4000
+    request_timeout: float = setting("REQUEST_TIMEOUT", 30.0, "seconds for one attempt", "number", minimum=0.1)
+    max_tokens: int = setting("MAX_TOKENS", 700, "answer token limit (a complete answer needs 250-400), sent as "
+                              "`max_completion_tokens` and, to RunPod and local servers, also as `max_tokens`",
+                              "integer", minimum=64)
+    temperature: float = setting("TEMPERATURE", 0.1, "sampling temperature", "number")
+    max_retries: int = setting("LLM_MAX_RETRIES", 1, "retries on timeouts, connection errors and 408/409/429/5xx "
+                               "only; `Retry-After` is honoured", "integer")
+    retry_base_delay: float = setting("LLM_RETRY_BASE_DELAY", 0.5, "seconds before the first retry (doubling)",
+                                      "number")
+    stream: bool = setting("LLM_STREAM", True, "stream answers, so findings appear as they are written (false for "
+                           "a server whose streaming is broken)", "flag")
+    text_budget_seconds: float = setting("TEXT_BUDGET_SECONDS", 15.0, "seconds for a whole text assessment, retries "
+                                         "and backoff included", "number", minimum=0.1)
+    image_budget_seconds: float = setting("IMAGE_BUDGET_SECONDS", 30.0, "seconds for a whole photo assessment, "
+                                          "retries and backoff included", "number", minimum=0.1)
+    max_text_chars: int = setting("MAX_TEXT_CHARS", 4000, "longest description accepted, in characters", "integer",
+                                  minimum=100)
 
     # None: every other configured provider, in registry order; (): no fallback.
-    provider_fallbacks: tuple[str, ...] | None = None
+    provider_fallbacks: tuple[str, ...] | None = setting(
+        "PROVIDER_FALLBACKS", None, "order to fall back in, e.g. `runpod,openai`; `none` turns fallback off", "names",
+        unset="every other configured provider")
     # None: derived from each provider's recent first-token times; 0: never hedge.
-    hedge_after_seconds: float | None = None
-    hedge_min_seconds: float = 0.75
-    hedge_max_seconds: float = 4.0
-    health_failures: int = 3
-    health_cooldown_seconds: float = 60.0
-    cold_start_seconds: float = 10.0
-    serverless_idle_seconds: float = 5.0
-    warm_up: bool = True
-    warm_up_seconds: float = 20.0
-    keep_warm_seconds: float = 0.0
-    keep_warm_active_seconds: float = 600.0
+    hedge_after_seconds: float | None = setting(
+        "HEDGE_AFTER_SECONDS", None, "no first token by then: the next provider starts in parallel; `off` never",
+        "seconds_or_auto", unset="`auto`: 1.25 × the provider's recent p90 first-token time")
+    hedge_min_seconds: float = setting("HEDGE_MIN_SECONDS", 0.75, "lower bound of the automatic hedge delay",
+                                       "number")
+    hedge_max_seconds: float = setting("HEDGE_MAX_SECONDS", 4.0, "upper bound of the automatic hedge delay", "number")
+    health_failures: int = setting("HEALTH_FAILURES", 3, "failures in a row before a provider is skipped for a "
+                                   "cool-down", "integer", minimum=1)
+    health_cooldown_seconds: float = setting("HEALTH_COOLDOWN_SECONDS", 60.0, "first cool-down; doubles each time "
+                                             "the provider is skipped again, up to 8×", "number")
+    cold_start_seconds: float = setting("COLD_START_SECONDS", 10.0, "a first token this late means a worker had to "
+                                        "boot: skip the provider for a cool-down", "number", minimum=0.1)
+    serverless_idle_seconds: float = setting("SERVERLESS_IDLE_SECONDS", 5.0, "your RunPod endpoint's idle timeout "
+                                             "(learned upwards when workers stay up longer)", "number")
+    warm_up: bool = setting("WARM_UP", True, "wake RunPod when a clinician opens the page", "flag")
+    warm_up_seconds: float = setting("WARM_UP_SECONDS", 20.0, "at most one wake-up ping per provider this often",
+                                     "number")
+    keep_warm_seconds: float = setting("KEEP_WARM_SECONDS", 0.0, "ping RunPod this often while sessions are active "
+                                       "(**costs worker time**; 0 = off)", "number")
+    keep_warm_active_seconds: float = setting("KEEP_WARM_ACTIVE_SECONDS", 600.0, "a session counts as active this "
+                                              "long after its last use", "number")
 
-    image_max_side: int = 512
-    image_jpeg_quality: int = 70
-    image_max_upload_mb: float = 25.0
-    image_max_pixels: int = 100_000_000
+    image_max_side: int = setting("IMAGE_MAX_SIDE", 512, "longest side of the photo sent, in pixels", "integer",
+                                  minimum=64)
+    image_jpeg_quality: int = setting("IMAGE_JPEG_QUALITY", 70, "JPEG quality of the photo sent", "integer",
+                                      minimum=10, maximum=95)
+    image_max_upload_mb: float = setting("IMAGE_MAX_UPLOAD_MB", 25.0, "largest photo accepted, in MB", "number",
+                                         minimum=0.1)
+    image_max_pixels: int = setting("IMAGE_MAX_PIXELS", 100_000_000, "most pixels a photo may have "
+                                    "(decompression-bomb guard)", "integer", minimum=1_000_000)
 
-    data_dir: Path = Path(".data")
-    cache_ttl_seconds: float = 1800.0
-    cache_enabled: bool = True
+    data_dir: Path = setting("DATA_DIR", Path(".data"), "where the history, the accounts and the answer cache live",
+                             "path")
+    cache_ttl_seconds: float = setting("CACHE_TTL_SECONDS", 1800.0, "how long an answer is reused", "number")
+    cache_enabled: bool = setting("CACHE_ENABLED", True, "reuse answers to identical requests", "flag")
+    history_enabled: bool = setting("HISTORY_ENABLED", True, "record every assessment", "flag")
+    history_keep_images: bool = setting("HISTORY_KEEP_IMAGES", False, "keep a 128 px thumbnail of each photo in the "
+                                        "history", "flag")
+    history_retention_days: float = setting("HISTORY_RETENTION_DAYS", 365.0, "purge assessments after this many "
+                                            "days (pinned cases stay)", "number", minimum=0.01)
+    job_workers: int = setting("JOB_WORKERS", 4, "background jobs run at once", "integer", minimum=1, maximum=64)
+    demo_mode: bool = setting("DEMO_MODE", False, "answer pinned cases from the store, ask no provider "
+                              "(presentations without a network)", "flag")
 
-    history_enabled: bool = True
-    history_keep_images: bool = False
-    history_retention_days: float = 365.0
-    job_workers: int = 4
-    demo_mode: bool = False
+    auth_mode: str = setting("AUTH_MODE", "accounts", "`accounts` (the app's own), `oidc` (Streamlit's "
+                             "`st.login`), `off` (development only)", "choice", choices=("accounts", "oidc", "off"))
+    login_max_failures: int = setting("LOGIN_MAX_FAILURES", 5, "wrong passwords in a row that lock an account",
+                                      "integer", minimum=1)
+    login_lockout_seconds: float = setting("LOGIN_LOCKOUT_SECONDS", 900.0, "how long a locked account stays locked",
+                                           "number")
+    session_timeout_minutes: float = setting("SESSION_TIMEOUT_MINUTES", 30.0, "idle minutes before a session is "
+                                             "signed out", "number", minimum=0.1)
+    admin_users: tuple[str, ...] = setting("ADMIN_USERS", (), "e-mail addresses of the administrators when "
+                                           "`AUTH_MODE=oidc`", "list", unset="none")
+    redis_url: str = setting("REDIS_URL", "", "share the cache, jobs and metrics between app processes (see *More "
+                             "than one server*)", "secret", unset="off")
+    data_encryption_key: str = setting("DATA_ENCRYPTION_KEY", "", "Fernet key(s) sealing patient data at rest "
+                                       "(see *Privacy*); `NEW,OLD` to rotate", "encryption_key", unset="off")
 
-    auth_mode: str = "accounts"            # accounts (the app's own), oidc (st.login), off (development only)
-    login_max_failures: int = 5
-    login_lockout_seconds: float = 900.0
-    session_timeout_minutes: float = 30.0
-    redis_url: str = field(default="", repr=False)
-    data_encryption_key: str = field(default="", repr=False)
+
+def declarations() -> tuple[tuple[dataclasses.Field[Any], Setting], ...]:
+    """Every field of `Settings` with its declaration, in declaration order."""
+    return tuple((f, f.metadata["setting"]) for f in dataclasses.fields(Settings))
 
 
-def load_settings(env: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
-    """Build `Settings` from `env` (default: `.env` overlaid by the process environment).
+ENV_NAMES: tuple[str, ...] = tuple(spec.env for _, spec in declarations())
 
+
+def load_settings(env: Mapping[str, str] | None = None,
+                  env_file: str | os.PathLike | None | EllipsisType = ...) -> Settings:
+    """Build `Settings` from `env` (default: `env_file` overlaid by the process environment).
+
+    `env_file` defaults to `ENV_FILE` (`.env` in the working directory); None reads no file.
     Variables set in the process environment win over `.env`, so an operator can
     override one value without editing the file. Raises `SettingsError` with the
     variable's name when a value cannot be used.
     """
     if env is None:
+        path = ENV_FILE if env_file is ... else env_file
         merged: dict[str, str] = {}
-        if env_file and Path(env_file).is_file():
-            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        if path and Path(path).is_file():
+            merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
         merged.update(os.environ)
         env = merged
-    return Settings(
-        openai_api_key=_text(env, "OPENAI_API_KEY"),
-        openai_model=_text(env, "OPENAI_MODEL", "gpt-4o-mini"),
-        openai_base_url=_text(env, "OPENAI_BASE_URL"),
-        runpod_api_key=_text(env, "RUNPOD_API_KEY"),
-        runpod_base_url=_text(env, "RUNPOD_BASE_URL"),
-        runpod_model_name=_text(env, "RUNPOD_MODEL_NAME"),
-        local_base_url=_text(env, "LOCAL_BASE_URL"),
-        local_model=_text(env, "LOCAL_MODEL"),
-        local_api_key=_text(env, "LOCAL_API_KEY"),
-        local_accepts_images=_flag(env, "LOCAL_ACCEPTS_IMAGES", True),
-        text_provider=_text(env, "SKIN_DIAGNOSIS_PROVIDER", "openai").lower(),
-        image_provider=_text(env, "SKIN_DIAGNOSIS_IMAGE_PROVIDER", "runpod").lower(),
-        request_timeout=_number(env, "REQUEST_TIMEOUT", 30.0, minimum=0.1),
-        max_tokens=_integer(env, "MAX_TOKENS", 700, minimum=64),
-        temperature=_number(env, "TEMPERATURE", 0.1),
-        max_retries=_integer(env, "LLM_MAX_RETRIES", 1),
-        retry_base_delay=_number(env, "LLM_RETRY_BASE_DELAY", 0.5),
-        stream=_flag(env, "LLM_STREAM", True),
-        text_budget_seconds=_number(env, "TEXT_BUDGET_SECONDS", 15.0, minimum=0.1),
-        image_budget_seconds=_number(env, "IMAGE_BUDGET_SECONDS", 30.0, minimum=0.1),
-        max_text_chars=_integer(env, "MAX_TEXT_CHARS", 4000, minimum=100),
-        provider_fallbacks=_names(env, "PROVIDER_FALLBACKS"),
-        hedge_after_seconds=_seconds_or_auto(env, "HEDGE_AFTER_SECONDS"),
-        hedge_min_seconds=_number(env, "HEDGE_MIN_SECONDS", 0.75),
-        hedge_max_seconds=_number(env, "HEDGE_MAX_SECONDS", 4.0),
-        health_failures=_integer(env, "HEALTH_FAILURES", 3, minimum=1),
-        health_cooldown_seconds=_number(env, "HEALTH_COOLDOWN_SECONDS", 60.0),
-        cold_start_seconds=_number(env, "COLD_START_SECONDS", 10.0, minimum=0.1),
-        serverless_idle_seconds=_number(env, "SERVERLESS_IDLE_SECONDS", 5.0),
-        warm_up=_flag(env, "WARM_UP", True),
-        warm_up_seconds=_number(env, "WARM_UP_SECONDS", 20.0),
-        keep_warm_seconds=_number(env, "KEEP_WARM_SECONDS", 0.0),
-        keep_warm_active_seconds=_number(env, "KEEP_WARM_ACTIVE_SECONDS", 600.0),
-        image_max_side=_integer(env, "IMAGE_MAX_SIDE", 512, minimum=64),
-        image_jpeg_quality=_integer(env, "IMAGE_JPEG_QUALITY", 70, minimum=10, maximum=95),
-        image_max_upload_mb=_number(env, "IMAGE_MAX_UPLOAD_MB", 25.0, minimum=0.1),
-        image_max_pixels=_integer(env, "IMAGE_MAX_PIXELS", 100_000_000, minimum=1_000_000),
-        data_dir=Path(_text(env, "DATA_DIR", ".data")),
-        cache_ttl_seconds=_number(env, "CACHE_TTL_SECONDS", 1800.0),
-        cache_enabled=_flag(env, "CACHE_ENABLED", True),
-        history_enabled=_flag(env, "HISTORY_ENABLED", True),
-        history_keep_images=_flag(env, "HISTORY_KEEP_IMAGES", False),
-        history_retention_days=_number(env, "HISTORY_RETENTION_DAYS", 365.0, minimum=0.01),
-        job_workers=_integer(env, "JOB_WORKERS", 4, minimum=1, maximum=64),
-        demo_mode=_flag(env, "DEMO_MODE", False),
-        auth_mode=_choice(env, "AUTH_MODE", ("accounts", "oidc", "off"), "accounts"),
-        login_max_failures=_integer(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
-        login_lockout_seconds=_number(env, "LOGIN_LOCKOUT_SECONDS", 900.0),
-        session_timeout_minutes=_number(env, "SESSION_TIMEOUT_MINUTES", 30.0, minimum=0.1),
-        redis_url=_text(env, "REDIS_URL"),
-        data_encryption_key=_encryption_key(env, "DATA_ENCRYPTION_KEY"),
-    )
+    return Settings(**{f.name: _PARSERS[spec.kind](env, spec, f.default) for f, spec in declarations()})
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once; `get_settings.cache_clear()` re-reads them."""
     return load_settings()
+
+
+# -- the README's table ------------------------------------------------------------------------
+
+def _figure(value: float) -> str:
+    """A number as the README writes it: 0.75, 30, 100 000 000."""
+    if value == int(value) and abs(value) >= 100_000:
+        return f"{int(value):,}".replace(",", " ")
+    return f"{value:g}"
+
+
+def _accepts(spec: Setting) -> str:
+    low = _figure(spec.minimum)
+    bounds = f"{low}–{_figure(spec.maximum)}" if spec.maximum != float("inf") else f"≥ {low}"
+    return {
+        "text": "text", "secret": "text (secret)", "name": "provider name", "path": "folder",
+        "number": f"number {bounds}", "integer": f"whole number {bounds}", "flag": "true/false",
+        "choice": ", ".join(f"`{c}`" for c in spec.choices),
+        "names": "provider names, comma-separated, or `none`", "list": "comma-separated",
+        "seconds_or_auto": "seconds, `auto` or `off`", "encryption_key": "Fernet key(s), comma-separated (secret)",
+    }[spec.kind]
+
+
+def _shown(default: Any, spec: Setting) -> str:
+    if spec.unset and default in (None, "", ()):
+        return spec.unset
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, (int, float)):
+        return _figure(default)
+    return f"`{default}`" if str(default) else "—"
+
+
+def markdown_table() -> str:
+    """The README's table of variables (between its `settings:start` and `settings:end` markers)."""
+    rows = ["| variable | meaning | accepts | default |", "|---|---|---|---|"]
+    rows += [f"| `{spec.env}` | {spec.doc} | {_accepts(spec)} | {_shown(f.default, spec)} |"
+             for f, spec in declarations()]
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m utils.settings", description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", action="store_true", help="print the README's table of variables")
+    if parser.parse_args().markdown:
+        print(markdown_table(), end="")
+    else:
+        print(load_settings())
