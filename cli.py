@@ -79,7 +79,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from providers import get_engine
-    from providers.batch import BatchInputError, check_providers, photos_from_dir, read_cases, run_batch
+    from providers.batch import check_providers, run_batch
+    from providers.batch_input import BatchInputError, photos_from_dir, read_cases
     from providers.qa_report import write_report
 
     try:

@@ -58,6 +58,7 @@ from domain.errors import DiagnosisError, ProviderUnavailable  # noqa: E402
 from providers.registry import RunPodProvider  # noqa: E402
 from domain.result import Usage  # noqa: E402
 from utils.settings import load_settings  # noqa: E402
+from utils.stats import percentile  # noqa: E402
 
 OUT = Path(__file__).parent / "out"
 TARGETS = {"text": 15.0, "image": 30.0}  # the performance guide's targets, seconds
@@ -356,18 +357,6 @@ def run_strategy(strategy: str, cases: list[Case], photos: list[bytes], *, scale
     return sorted(outcomes, key=lambda o: o.number), {"wall_seconds": wall, "simulator": sim_stats,
                                                        "pings": engine.warm_up.pings,
                                                        "litellm_answered_by": extra_providers}
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-th percentile (0-100) by linear interpolation; None for no values."""
-    if not values:
-        return None
-    values = sorted(values)
-    k = (len(values) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    if values[hi] == float("inf"):  # a failed case: never answered
-        return values[hi] if k > lo else values[lo]
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def summarize(outcomes: list[Outcome]) -> dict:

@@ -45,7 +45,6 @@ import contextlib
 import io
 import itertools
 import json
-import math
 import os
 import platform
 import socket
@@ -69,6 +68,7 @@ from testkit.corpus import camera_exif, encode, grainy, phone_jpeg, photo
 from testkit.fake_llm import FakeLLM, Reply
 from utils.images import HEIF_SUPPORTED, ShrunkImage, shrink_image
 from utils.settings import load_settings
+from utils.stats import percentile
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 # The 12 MP HEIC takes x265 10-15 s to encode on two cores; it is kept here between runs.
@@ -79,12 +79,6 @@ RUNPOD_KEY = "rpa-bench-key-not-real"
 
 
 # -- measuring ---------------------------------------------------------------------------------
-
-def percentile(samples: list[float], q: float) -> float:
-    """Nearest-rank percentile: with few samples it is an observed value, never an interpolation."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
 
 def timed(fn: Callable[[], object], *, warmup: int, reps: int) -> list[float]:
     """Milliseconds of `reps` calls of `fn`, after `warmup` untimed calls.

@@ -49,9 +49,9 @@ import redis
 from testkit.answers import DISCLAIMER, xml_answer
 from testkit.fake_llm import FakeLLM, RecordedRequest, Reply
 from testkit.redis_server import RedisServer, free_port
-from storage.metrics import percentile
 from storage.redis_client import PREFIX
 from storage.redis_metrics import METRICS_KEY, MetricsFeed
+from utils.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "out"

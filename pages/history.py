@@ -13,6 +13,7 @@ from ui.auth import is_admin, visible_owner
 from ui.history_view import (class_codes, class_label, day_range, diagnosis_from_row, info_items, local_time,
                              table)
 from ui.i18n import t, tr
+from ui.labels import provider_titles
 from storage.history import NO_FLAG, Filters, to_csv, to_json
 
 ANY = ""  # the "all" choice of every filter
@@ -20,7 +21,7 @@ NO_SELECTION = {"selection": {"rows": [], "columns": [], "cells": []}}
 
 engine = get_engine()
 history = engine.history
-titles = {name: p.title for name, p in engine.providers.items()}
+titles = provider_titles(engine)
 owner = visible_owner()  # a user sees their own assessments, an administrator everyone's (None)
 
 st.title(tr("평가 기록", "Assessment history"))

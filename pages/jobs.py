@@ -12,6 +12,7 @@ from providers.jobs import DONE, FAILED, INTERRUPTED, RUNNING
 from ui import card
 from ui.auth import session_still_valid, visible_owner
 from ui.i18n import tr
+from ui.labels import provider_title
 
 engine = get_engine()
 jobs = engine.jobs
@@ -65,8 +66,7 @@ def job_board() -> None:
     st.query_params["job"] = picked  # a reload or a shared link opens the same job
     job = by_id[picked]
     if job.status == DONE and job.result is not None:
-        card.render(job.result, engine.providers[job.result.provider].title if job.result.provider in engine.providers
-                    else job.result.provider)
+        card.render(job.result, provider_title(engine, job.result.provider))
     elif job.status in (FAILED, INTERRUPTED):
         st.error(job.error or tr("작업이 실패했습니다.", "The job failed."), icon=":material/error:")
         if st.button(tr("다시 실행", "Run again"), key=f"jobs_rerun_{job.id}", type="primary"):

@@ -11,6 +11,7 @@ import streamlit as st
 
 from providers import get_engine
 from ui.i18n import tr
+from ui.labels import provider_titles
 from storage import metrics
 
 engine = get_engine()
@@ -24,7 +25,7 @@ WINDOW_NAMES = {
     "all": tr("전체 기간", "All time"),
 }
 KIND_NAMES = {"text": tr("텍스트", "Text"), "image": tr("사진", "Photo")}
-PROVIDER_NAMES = {name: p.title for name, p in engine.providers.items()}
+PROVIDER_NAMES = provider_titles(engine)
 
 st.title(tr("성능", "Performance"))
 st.caption(tr("기록된 모든 평가(실패 포함)의 응답 시간과 성공률입니다. 목표: 텍스트 {text:g}초, 사진 {image:g}초, 성공률 {success:.0%} 이상.",

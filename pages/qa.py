@@ -9,26 +9,20 @@ from dataclasses import replace
 import streamlit as st
 
 from providers import Diagnosis, DiagnosisError, Engine, get_engine, warm_up
-from domain.classes import LesionClass, Risk
-from providers.compare import Agreement, agreement, compare
+from domain.classes import LesionClass
+from providers.compare import CaseAgreement, agreement, compare
 from ui.card import class_name, plain
 from ui.i18n import lang, t, tr
+from ui.labels import RISK_COLOUR, lesion_name, provider_title
 from ui.photo import photo_input, show_photo
 from storage.reviews import VERDICTS, Reviews
 from storage.store import new_id
 
 RESULTS = "qa_results"  # session slot: {"case": qa_case id, "results": provider -> Diagnosis | DiagnosisError}
-_RISK_COLOUR = {Risk.MALIGNANT: "red", Risk.PREMALIGNANT: "orange", Risk.BENIGN: "green"}
-
-
-def _title(engine: Engine, name: str) -> str:
-    provider = engine.providers.get(name)
-    return provider.title if provider else name
 
 
 def _lesion(lesion: LesionClass) -> str:
-    name = lesion.name_ko if lang() == "ko" else lesion.name_en
-    return f"{name} ({lesion.code})"
+    return f"{lesion_name(lesion)} ({lesion.code})"
 
 
 def _verdict(verdict: str) -> str:
@@ -45,8 +39,8 @@ def _run(engine: Engine, text: str, image, chosen: list[str], fresh: bool) -> No
     st.session_state[RESULTS] = {"case": request.qa_case, "results": results}
 
 
-def _agreement_marker(engine: Engine, verdict: Agreement) -> None:
-    missing = ", ".join(_title(engine, n) for n in verdict.unusable)
+def _agreement_marker(engine: Engine, verdict: CaseAgreement) -> None:
+    missing = ", ".join(provider_title(engine, n) for n in verdict.unusable)
     if verdict.agree:
         if missing:
             st.success(tr("답변한 제공자가 일치합니다: {name} (사용할 수 있는 답변 없음: {missing})",
@@ -56,7 +50,7 @@ def _agreement_marker(engine: Engine, verdict: Agreement) -> None:
             st.success(tr("모든 제공자가 일치합니다: {name}", "All providers agree: {name}",
                           name=_lesion(verdict.lesion)), icon=":material/check_circle:")
     elif verdict.agree is False:
-        chosen = " · ".join(f"{_title(engine, n)}: {_lesion(c)}" for n, c in verdict.classes.items())
+        chosen = " · ".join(f"{provider_title(engine, n)}: {_lesion(c)}" for n, c in verdict.classes.items())
         if missing:
             chosen += tr(" (사용할 수 있는 답변 없음: {missing})", " (no usable answer from {missing})", missing=missing)
         st.warning(tr("제공자 간 불일치: {chosen}", "Providers disagree: {chosen}", chosen=chosen),
@@ -65,7 +59,7 @@ def _agreement_marker(engine: Engine, verdict: Agreement) -> None:
         only = next(iter(verdict.classes))
         st.info(tr("{provider}만 사용할 수 있는 답변을 주었습니다. 비교할 대상이 없습니다.",
                    "Only {provider} gave a usable answer: there is nothing to compare it with.",
-                   provider=_title(engine, only)), icon=":material/info:")
+                   provider=provider_title(engine, only)), icon=":material/info:")
     else:
         st.error(tr("사용할 수 있는 답변을 준 제공자가 없습니다.", "No provider gave a usable answer."),
                  icon=":material/error:")
@@ -78,7 +72,7 @@ def _answer(result: Diagnosis) -> None:
         code, risk = st.columns(2)
         code.badge(t("result.code", code=answer.label.lesion.code), color="gray")
         with risk:
-            st.badge(t(f"risk.{answer.label.lesion.risk.value}"), color=_RISK_COLOUR[answer.label.lesion.risk])
+            st.badge(t(f"risk.{answer.label.lesion.risk.value}"), color=RISK_COLOUR[answer.label.lesion.risk])
         st.progress(answer.label.score / 100, text=t("result.score", score=answer.label.score))
         flag = result.risk_flag
         if flag is not None and flag is not answer.label.lesion.risk:
@@ -151,7 +145,7 @@ def _results(engine: Engine, state: dict) -> None:
     st.caption(tr("QA 사례 {case}", "QA case {case}", case=state["case"]))
     for column, (name, result) in zip(st.columns(len(results)), results.items()):
         with column, st.container(border=True, key=f"qa_answer_{name}"):
-            st.subheader(_title(engine, name))
+            st.subheader(provider_title(engine, name))
             if isinstance(result, DiagnosisError):
                 st.error(str(result), icon=":material/error:")
                 continue

@@ -145,7 +145,7 @@ class Provider:
         except ProviderError:
             raise
         except Exception as exc:  # every SDK and transport error becomes one of ours
-            raise self.explain(exc) from None
+            raise self.error_from(exc) from None
 
     async def ping(self) -> None:
         """The smallest possible request (one output token): wakes a cold worker, proves the provider is up.
@@ -159,9 +159,9 @@ class Provider:
         except ProviderError:
             raise
         except Exception as exc:
-            raise self.explain(exc) from None
+            raise self.error_from(exc) from None
 
-    def explain(self, exc: BaseException) -> ProviderError:
+    def error_from(self, exc: BaseException) -> ProviderError:
         """Turn an SDK or transport exception into our error with a message that says what to do."""
         t, p = self.title, self.name
         if isinstance(exc, openai.APITimeoutError) or isinstance(exc, (httpx.TimeoutException, TimeoutError)):

@@ -53,8 +53,8 @@ def compare(engine: "Engine", request: DiagnosisRequest, providers: list[str]) -
 
 
 @dataclass(frozen=True)
-class Agreement:
-    """Whether the providers that gave a usable answer chose the same class."""
+class CaseAgreement:
+    """Whether the providers that gave a usable answer to one case chose the same class."""
 
     agree: bool | None                  # None: fewer than two usable answers, nothing to compare
     classes: dict[str, LesionClass]     # provider -> its chosen class, for usable answers only
@@ -66,7 +66,7 @@ class Agreement:
         return next(iter(self.classes.values())) if self.agree else None
 
 
-def agreement(results: dict[str, Diagnosis | DiagnosisError]) -> Agreement:
+def agreement(results: dict[str, Diagnosis | DiagnosisError]) -> CaseAgreement:
     """Compare the chosen classes of `compare()`'s results.
 
     Only complete answers count: the app tells clinicians not to rely on an incomplete one,
@@ -82,4 +82,4 @@ def agreement(results: dict[str, Diagnosis | DiagnosisError]) -> Agreement:
             unusable.append(name)
     codes = {lesion.code for lesion in classes.values()}
     agree = None if len(classes) < 2 else len(codes) == 1
-    return Agreement(agree=agree, classes=classes, unusable=tuple(unusable))
+    return CaseAgreement(agree=agree, classes=classes, unusable=tuple(unusable))

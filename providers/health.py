@@ -12,10 +12,11 @@ endpoint that scales to zero costs one probe per cool-down, not one per clinicia
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections import deque
+
+from utils.stats import percentile
 
 _MAX_COOLDOWN_FACTOR = 8
 
@@ -152,5 +153,5 @@ class ProviderHealth:
         floor, ceiling = self.hedge_bounds
         if len(recent) < 5:  # too little to go on: twice the floor, 1.5 s by default
             return min(2 * floor, ceiling)
-        p90 = statistics.quantiles(recent, n=10)[-1]
+        p90 = percentile(recent, 90)
         return min(max(p90 * 1.25, floor), ceiling)

@@ -12,7 +12,7 @@ import io
 import time
 from pathlib import Path
 
-from providers.batch import BatchReport, BatchRow, Confusion, format_rate
+from providers.batch_metrics import BatchReport, BatchRow, Confusion, format_rate
 from domain.classes import LesionClass
 from utils.spreadsheet import safe_row
 

@@ -6,8 +6,8 @@ columns of every app process's records in Redis (see storage/redis_metrics.py). 
 here: the performance page only draws what `for_window` returns, and the command line or a
 notebook can use it as well.
 
-Percentiles are exact: linear interpolation between the two closest ranks, the definition of
-numpy's default, Excel's PERCENTILE.INC and `statistics.quantiles(method="inclusive")`. SQLite
+Percentiles are exact: linear interpolation between the two closest ranks (utils/stats.py), the
+definition of numpy's default, Excel's PERCENTILE.INC and `statistics.quantiles(method="inclusive")`. SQLite
 selects the window (by the created_at index) and counts; the percentiles come from one narrow
 read of the window's times, sorted once per measure.
 """
@@ -23,6 +23,7 @@ from operator import itemgetter
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from storage.store import Store
+from utils.stats import percentile_of_sorted
 
 # The performance guide's targets (docs: performance-guide.ko.md, "성능 목표").
 TARGET_MS: dict[str, float] = {"text": 15_000.0, "image": 30_000.0}
@@ -170,27 +171,6 @@ class Report:
 
 # -- pure helpers ------------------------------------------------------------------------------
 
-def percentile(values: Iterable[float], percent: int) -> float | None:
-    """The `percent`-th percentile (0-100, an integer) of `values`, or None for no values.
-
-    Linear interpolation between the closest ranks. The rank is found with integer arithmetic,
-    so that no rounding of (n - 1) * 0.95 can pick the wrong neighbours.
-    """
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    return _interpolate(len(ordered), ordered, percent)
-
-
-def _interpolate(n: int, ascending: Sequence[float], percent: int) -> float:
-    lo, rest = divmod((n - 1) * percent, 100)
-    low = ascending[lo]
-    if rest == 0:
-        return low
-    # Multiply before dividing: for whole-millisecond values the result is then exact.
-    return low + (ascending[lo + 1] - low) * rest / 100
-
-
 def window_bounds(window: str, now: float | None = None) -> tuple[float | None, float]:
     """[since, until) for a window name from `WINDOWS`, ending now; since is None for "all"."""
     if window not in WINDOWS:
@@ -254,7 +234,7 @@ def compute(store: Store, since: float | None = None, until: float | None = None
              for kind in sorted({g.kind for g in groups}, key=_kind_order)}
     overall = stats(None, None, _sum(groups), "all", ())
     # The engine records a latency for every assessment, failures included, so these are all rows.
-    series = sorted((SeriesPoint(start=float(start), kind=kind, count=len(v), p95_ms=_interpolate(len(v), v, 95))
+    series = sorted((SeriesPoint(start=float(start), kind=kind, count=len(v), p95_ms=percentile_of_sorted(v, 95))
                      for (kind, start), v in values["latency_ms"]["series"].items()),
                     key=lambda p: (p.start, _kind_order(p.kind)))
     return Report(since=since, until=until, bucket_seconds=int(bucket), providers=providers, sources=sources,
@@ -356,8 +336,7 @@ def _values(conn: sqlite3.Connection, where: str, args: list, bucket: int) -> di
 def _percentiles(ascending: Sequence[float] | None) -> Percentiles:
     if not ascending:
         return Percentiles()
-    n = len(ascending)
-    return Percentiles(n, *(_interpolate(n, ascending, p) for p in PERCENTS))
+    return Percentiles(len(ascending), *(percentile_of_sorted(ascending, p) for p in PERCENTS))
 
 
 def _sum(groups: Iterable[Stats]) -> dict[str, int]:
@@ -374,4 +353,4 @@ def _kind_order(kind: str | None) -> tuple[int, str]:
 
 
 __all__ = ["TARGET_MS", "SUCCESS_TARGET", "WINDOWS", "KINDS", "Percentiles", "Stats", "SeriesPoint", "Report",
-           "percentile", "window_bounds", "bucket_seconds", "for_window", "compute"]
+           "window_bounds", "bucket_seconds", "for_window", "compute"]

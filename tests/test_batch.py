@@ -33,8 +33,8 @@ from streamlit.testing.v1 import AppTest
 
 import cli
 import providers
-from providers.batch import (BatchInputError, find_photo, percentile, photos_from_dir, photos_from_zip, read_cases,
-                             run_batch)
+from providers.batch import run_batch
+from providers.batch_input import BatchInputError, find_photo, photos_from_dir, photos_from_zip, read_cases
 from testkit.answers import xml_answer
 from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
 from testkit.fake_llm import RecordedRequest, Reply
@@ -221,7 +221,6 @@ def test_input_errors_are_clear(engine_env, tmp_path):
     (tmp_path / "imgs" / "sub" / "A.JPG").write_bytes(b"x")
     found = photos_from_dir(tmp_path / "imgs")
     assert list(found) == ["sub/A.JPG"] and find_photo("a.jpg", found) == "sub/A.JPG" and found["sub/A.JPG"] == b"x"
-    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5 and percentile([], 95) is None
 
 
 def test_cli_end_to_end(llm, tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import statistics
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from testkit.fake_llm import Reply
 from storage import metrics
 from storage.history import History
 from storage.store import Store
+from utils.stats import percentile
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "performance.py"
 # Until app.py registers the page, run it as a script of its own, after the state app.py sets up.
@@ -45,27 +45,6 @@ def add(store: Store, created_at: float, *, kind: str = "text", provider: str | 
     History(store).record({"created_at": created_at, "kind": kind, "language": "ko", "provider": provider,
                            "latency_ms": latency_ms, "first_token_ms": first_token_ms,
                            "complete": 0 if error else complete, "error": error, "source": source, **flags})
-
-
-# -- the percentile definition -------------------------------------------------------------------
-
-def test_percentile_interpolates_between_closest_ranks():
-    values = [1000.0 * i for i in range(1, 21)]  # 1 s .. 20 s
-    assert metrics.percentile(values, 50) == 10_500.0
-    assert metrics.percentile(values, 95) == 19_050.0
-    assert metrics.percentile(values, 99) == 19_810.0
-    assert metrics.percentile(reversed(values), 0) == 1000.0 and metrics.percentile(values, 100) == 20_000.0
-    assert metrics.percentile([7.0], 99) == 7.0
-    assert metrics.percentile([], 50) is None
-
-
-def test_percentile_matches_the_inclusive_method_of_the_standard_library():
-    rng = random.Random(7)
-    for n in (2, 3, 10, 101, 257):
-        values = [rng.uniform(100, 40_000) for _ in range(n)]
-        cuts = statistics.quantiles(values, n=100, method="inclusive")  # cuts[k - 1] is the k-th percentile
-        for p in metrics.PERCENTS:
-            assert metrics.percentile(values, p) == pytest.approx(cuts[p - 1], rel=1e-12)
 
 
 # -- synthetic history: exact numbers --------------------------------------------------------------
@@ -107,7 +86,7 @@ def test_exact_figures_per_provider_and_kind(store):
     text = report.kind("text")
     assert text.provider is None and text.count == 24 and text.complete == 22 and text.cached == 1
     text_latencies = [1000.0 * i for i in range(1, 21)] + [14_800.0, 900.0, 3004.0, 4.0]
-    assert text.latency_ms.p95 == metrics.percentile(text_latencies, 95)
+    assert text.latency_ms.p95 == percentile(text_latencies, 95)
     assert report.overall.count == 27 and report.overall.complete == 24 and report.overall.within_target == 18
     assert report.overall.success_rate == 24 / 27
 
@@ -165,7 +144,7 @@ def test_sql_percentiles_agree_with_the_definition_on_random_data(store):
         values = [ms for provider, kind, ms in rows if (provider, kind) == (g.provider, g.kind)]
         assert g.count == len(values)
         for p in metrics.PERCENTS:
-            assert getattr(g.latency_ms, f"p{p}") == metrics.percentile(values, p)
+            assert getattr(g.latency_ms, f"p{p}") == percentile(values, p)
 
 
 def test_table_rows_are_ready_to_show(store):
@@ -213,7 +192,7 @@ def test_figures_from_the_engines_own_records(engine_env, reconfigure, fake_llm)
         for measure in ("latency_ms", "first_token_ms"):
             values = [r[measure] for r in rows if (r["kind"], r["provider"]) == (g.kind, g.provider)
                       and r[measure] is not None]
-            assert getattr(g, measure) == metrics.Percentiles(len(values), *(metrics.percentile(values, p)
+            assert getattr(g, measure) == metrics.Percentiles(len(values), *(percentile(values, p)
                                                                              for p in metrics.PERCENTS))
     timeout = next(r for r in rows if r["error"])
     assert timeout["error"] == "ProviderTimeout" and timeout["latency_ms"] <= 300 + 50  # about its 0.3 s budget

@@ -1,8 +1,8 @@
 """Batch QA in the browser: a cases CSV and a ZIP of photos in, the figures and the report files out.
 
 `batch_panel(engine)` draws inside whatever container the caller opened (the QA page's tab); all
-the work is `providers.batch`, the same code the command line runs. Widget and state keys start
-with `batch_` so that the panel shares a page safely.
+the work is `providers.batch` with its `batch_input` and `batch_metrics`, the same code the command line
+runs. Widget and state keys start with `batch_` so that the panel shares a page safely.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import tempfile
 
 import streamlit as st
 
-from providers.batch import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, BatchInputError, BatchReport, BatchRow,
-                             format_rate, photos_from_zip, read_cases, run_batch)
+from providers.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, run_batch
+from providers.batch_input import BatchInputError, photos_from_zip, read_cases
+from providers.batch_metrics import BatchReport, BatchRow, format_rate
 from ui.i18n import lang, tr
+from ui.labels import provider_titles
 from providers.qa_report import write_report
 
 RESULT = "batch_result"   # {"report": BatchReport, "csv": bytes, "html": bytes} of the last run
@@ -33,7 +35,7 @@ def batch_panel(engine) -> None:
     csv_file = st.file_uploader(tr("사례 CSV", "Cases CSV"), type=["csv"], key="batch_csv")
     zip_file = st.file_uploader(tr("사진 ZIP (선택)", "Photos ZIP (optional)"), type=["zip"], key="batch_zip")
     ready = [name for name, p in engine.providers.items() if p.configured]
-    titles = {name: p.title for name, p in engine.providers.items()}
+    titles = provider_titles(engine)
     chosen = st.multiselect(tr("비교할 AI 제공자", "Providers to compare"), ready, default=ready,
                             format_func=lambda n: titles.get(n, n), key="batch_providers")
     left, right = st.columns(2)

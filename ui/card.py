@@ -8,9 +8,9 @@ import streamlit as st
 
 from domain.classes import Risk
 from domain.result import Diagnosis, ScoredClass
-from ui.i18n import lang, t
+from ui.i18n import t
+from ui.labels import RISK_COLOUR, lesion_names
 
-_RISK_COLOUR = {Risk.MALIGNANT: "red", Risk.PREMALIGNANT: "orange", Risk.BENIGN: "green"}
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
 
 
@@ -21,13 +21,11 @@ def plain(text: str) -> str:
 
 def class_name(item: ScoredClass) -> str:
     """The class name in the UI language first, the other one after it."""
-    first, second = ((item.lesion.name_ko, item.lesion.name_en) if lang() == "ko"
-                     else (item.lesion.name_en, item.lesion.name_ko))
-    return f"{first} · {second}"
+    return " · ".join(lesion_names(item.lesion))
 
 
 def _risk_badge(item: ScoredClass) -> None:
-    st.badge(t(f"risk.{item.lesion.risk.value}"), color=_RISK_COLOUR[item.lesion.risk])
+    st.badge(t(f"risk.{item.lesion.risk.value}"), color=RISK_COLOUR[item.lesion.risk])
 
 
 def render_findings_stream(placeholder, summary: str) -> None:
@@ -54,7 +52,7 @@ def render(result: Diagnosis, provider_title: str) -> None:
             st.markdown(f"### {plain(class_name(answer.label))}")
             risk = answer.label.lesion.risk
             st.markdown(f":gray-badge[{t('result.code', code=answer.label.lesion.code)}] "
-                        f":{_RISK_COLOUR[risk]}-badge[{t(f'risk.{risk.value}')}]")
+                        f":{RISK_COLOUR[risk]}-badge[{t(f'risk.{risk.value}')}]")
             st.progress(answer.label.score / 100, text=t("result.score", score=answer.label.score))
         else:
             st.info(t("result.no_label"))

@@ -15,7 +15,8 @@ import pandas as pd
 
 from domain.classes import CLASSES, by_code
 from domain.result import Diagnosis
-from ui.i18n import STRINGS, lang, t, tr
+from ui.i18n import STRINGS, t, tr
+from ui.labels import lesion_name
 
 SHORT_TEXT = 60  # characters of the description shown in the table
 
@@ -42,7 +43,7 @@ def class_label(code: int | None) -> str:
     lesion = by_code(code) if code is not None else None
     if lesion is None:
         return ""
-    return lesion.name_ko if lang() == "ko" else lesion.name_en
+    return lesion_name(lesion)
 
 
 def class_codes() -> list[int]:

@@ -6,6 +6,7 @@ import streamlit as st
 
 from providers import Engine
 from ui.i18n import LANGUAGE_NAMES, t
+from ui.labels import provider_titles
 
 AUTO = ""
 
@@ -29,7 +30,7 @@ def provider_picker(engine: Engine) -> str | None:
     """Automatic (the .env defaults per input kind) or one configured provider; None means automatic."""
     providers = engine.providers
     ready = [name for name, p in providers.items() if p.configured]
-    title = {name: p.title for name, p in providers.items()}
+    title = provider_titles(engine)
     auto = t("sidebar.auto", image=title.get(engine.default_provider("image"), "?"),
              text=title.get(engine.default_provider("text"), "?"))
     choice = st.sidebar.selectbox(t("sidebar.provider"), [AUTO, *ready],
