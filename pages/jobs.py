@@ -8,7 +8,8 @@ import time
 import streamlit as st
 
 from providers import get_engine
-from providers.jobs import DONE, FAILED, INTERRUPTED, RUNNING
+from domain.errors import DiagnosisError
+from domain.jobs import DONE, FAILED, INTERRUPTED, RUNNING
 from ui import card
 from ui.auth import session_still_valid, visible_owner
 from ui.i18n import tr
@@ -67,12 +68,18 @@ def job_board() -> None:
     job = by_id[picked]
     if job.status == DONE and job.result is not None:
         card.render(job.result, provider_title(engine, job.result.provider))
-    elif job.status in (FAILED, INTERRUPTED):
+    elif job.status in (FAILED, INTERRUPTED) or job.unreadable:
         st.error(job.error or tr("작업이 실패했습니다.", "The job failed."), icon=":material/error:")
         if st.button(tr("다시 실행", "Run again"), key=f"jobs_rerun_{job.id}", type="primary"):
-            st.query_params["job"] = jobs.rerun(job.id)
-            st.session_state.pop("jobs_pick", None)
-            st.rerun()
+            try:
+                st.query_params["job"] = jobs.rerun(job.id)
+                st.session_state.pop("jobs_pick", None)
+                st.rerun()
+            except DiagnosisError as exc:  # e.g. sealed under another key: kept past the board's next re-draw
+                st.session_state.jobs_refused = (job.id, str(exc))
+        refused = st.session_state.get("jobs_refused")
+        if refused and refused[0] == job.id:
+            st.warning(refused[1], icon=":material/warning:")
     elif job.status == RUNNING:
         st.info(tr("평가 중입니다…", "Assessing…"), icon=":material/progress_activity:")
     else:

@@ -16,7 +16,7 @@ from providers import runtime
 from providers.base import Attempt, Provider
 from domain.errors import InputError, ProviderError, ProviderNotConfigured, ProviderTimeout
 from providers.health import ProviderHealth
-from providers.jobs import Jobs
+from providers.jobs import JobRunner
 from domain.parser import parse_answer
 from domain.prompt import (HELPER_PROMPT_VERSION, PROMPT_VERSION, build_messages, explain_messages,
                               refine_messages)
@@ -25,9 +25,10 @@ from domain.request import LANGUAGES, DiagnosisRequest, PatientInfo
 from domain.result import Assist, Diagnosis, ParsedAnswer, TextAnswer, Usage
 from providers.routing import Outcome, Race
 from providers.warmup import WarmUp
-from storage.cache import AnswerCache, cache_key
+from storage.cache import AnswerCache, DiskAnswerCache, cache_key
 from utils.crypto import Sealer
 from storage.history import History, thumbnail
+from storage.jobs import SqliteJobStore
 from utils.images import ImageRejected, ShrunkImage, shrink_image
 from utils.settings import Settings
 from storage.store import Store, dumps
@@ -47,10 +48,11 @@ class Engine:
         self.sealer = Sealer(settings.data_encryption_key)  # encryption at rest; a pass-through without a key
         self.providers: dict[str, Provider] = build_providers(settings)
         if cache is None and settings.redis_url:  # more than one server: answers are shared through Redis
-            from storage.redis_cache import RedisCache  # only imported (and redis needed) when REDIS_URL is set
-            cache = RedisCache.from_settings(settings, sealer=self.sealer)
-        self.cache = cache or AnswerCache(settings.data_dir / "cache", ttl_seconds=settings.cache_ttl_seconds,
-                                          enabled=settings.cache_enabled, sealer=self.sealer)
+            from storage.redis_cache import RedisAnswerCache  # only imported (and redis needed) with REDIS_URL
+            cache = RedisAnswerCache.from_settings(settings, sealer=self.sealer)
+        self.cache: AnswerCache = cache or DiskAnswerCache(
+            settings.data_dir / "cache", ttl_seconds=settings.cache_ttl_seconds, enabled=settings.cache_enabled,
+            sealer=self.sealer)
         self.health = {name: ProviderHealth(name, failures_to_open=settings.health_failures,
                                             cooldown=settings.health_cooldown_seconds,
                                             cold_start=settings.cold_start_seconds, serverless=p.serverless,
@@ -59,29 +61,32 @@ class Engine:
                        for name, p in self.providers.items()}
         self.warm_up = WarmUp(self)
         self.store = Store(settings.data_dir / "app.db")
-        self._jobs: Jobs | None = None
+        self._jobs: JobRunner | None = None
         self._jobs_lock = threading.Lock()
+        metrics = None
+        if settings.history_enabled and settings.redis_url:  # and every process's figures, for the Performance page
+            from storage.redis_metrics import feed_for
+            metrics = feed_for(settings.redis_url, settings.history_retention_days * 86_400)
         self.history = (History(self.store, keep_images=settings.history_keep_images,
-                                retention_days=settings.history_retention_days, sealer=self.sealer)
+                                retention_days=settings.history_retention_days, sealer=self.sealer, metrics=metrics)
                         if settings.history_enabled else None)
-        if self.history is not None and settings.redis_url:  # and every process's figures, for the Performance page
-            from storage.redis_metrics import MeteredHistory, feed_for
-            self.history = MeteredHistory(self.history, feed_for(settings.redis_url,
-                                                                 settings.history_retention_days * 86_400))
 
     @property
-    def jobs(self) -> "Jobs":
+    def jobs(self) -> JobRunner:
         """The background job runner, started on first use (it marks a previous run's jobs interrupted).
 
         With REDIS_URL set, the jobs live in Redis and this process's workers share one queue with every other.
         """
         with self._jobs_lock:
-            if self._jobs is None and self.settings.redis_url:
-                # One queue for every app process: a job submitted here may run, and be read, in another.
-                from providers.redis_jobs import RedisJobs
-                self._jobs = RedisJobs(self, workers=self.settings.job_workers)
-            elif self._jobs is None:
-                self._jobs = Jobs(self, workers=self.settings.job_workers)
+            if self._jobs is None:
+                s = self.settings
+                if s.redis_url:  # one queue for every process: a job submitted here may run, and be read, in another
+                    from storage.redis_jobs import RedisJobStore
+                    store = RedisJobStore.from_url(s.redis_url, sealer=self.sealer,
+                                                   retention_seconds=s.history_retention_days * 86_400)
+                else:
+                    store = SqliteJobStore(self.store, sealer=self.sealer)
+                self._jobs = JobRunner(store, self.diagnose, workers=s.job_workers)
             return self._jobs
 
     def close(self) -> None:
@@ -89,6 +94,7 @@ class Engine:
         self.warm_up.stop()
         if self._jobs is not None:
             self._jobs.shutdown()
+        self.cache.close()
 
         async def close_all():
             for provider in self.providers.values():

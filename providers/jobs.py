@@ -1,192 +1,130 @@
 """Background jobs: submit an assessment, keep working, pick the result up later.
 
-Every job is a row in the store before it runs, so a reload, a dropped connection or
-a new browser tab finds it again; a bounded pool runs several at once. When the app
-restarts, jobs that were queued or running are marked interrupted (with one-click
-re-run in the page), never silently lost.
+`JobRunner` is the one runner over either job store (storage/jobs.py: the contract and SQLite;
+storage/redis_jobs.py: Redis). Every job is recorded in the store before it runs, so a reload,
+a dropped connection or a new browser tab finds it again.
+
+How jobs run: the store keeps the line of waiting jobs and hands out the next one
+(`next_job`); the runner's `workers` threads loop over it, claim a job (queued → running),
+assess it with the `diagnose` callable it was given, and finish it (running → done or
+failed). With SQLite the line is in this process's memory, so this process runs its own
+jobs; with Redis it is one shared queue (BLPOP), so every process's workers pull from it
+and a job submitted in process A may run in B. A store that needs periodic care while jobs
+run (Redis: refresh this process's leases, find dead processes' jobs) says how often
+(`upkeep_seconds`), and a keeper thread calls its `upkeep`.
+
+When the app restarts, jobs that were queued or running are marked interrupted (with
+one-click re-run in the page), never silently lost.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import Callable
 
 from domain.errors import DiagnosisError
-from domain.request import DiagnosisRequest, PatientInfo
+from domain.jobs import DONE, FAILED, Job, JobStoreUnavailable
+from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
-from utils.crypto import SealedWithAnotherKey
-from utils.images import ShrunkImage
-from storage.store import dumps, new_id, now
-
-if TYPE_CHECKING:
-    from providers.engine import Engine
+from storage.jobs import JobStore
 
 log = logging.getLogger(__name__)
 
-QUEUED, RUNNING, DONE, FAILED, INTERRUPTED = "queued", "running", "done", "failed", "interrupted"
+RETRY_SECONDS = 1.0  # how long a worker waits after the store did not answer
 
 
-@dataclass(frozen=True)
-class Job:
-    """One background assessment as the Jobs list shows it."""
+class JobRunner:
+    """Submits jobs to `store` and runs them with `workers` threads (0: submit and read only)."""
 
-    id: str
-    created_at: float
-    updated_at: float
-    status: str
-    kind: str
-    provider: str | None
-    text: str
-    user: str | None
-    error: str | None
-    elapsed_ms: float | None
-    result: Diagnosis | None
+    def __init__(self, store: JobStore, diagnose: Callable[[DiagnosisRequest], Diagnosis], *, workers: int) -> None:
+        """`diagnose` assesses one request (the engine's `diagnose`); it raises `DiagnosisError` on purpose."""
+        self.store = store
+        self.diagnose = diagnose
+        self._stop = threading.Event()
+        store.recover()  # before any worker takes a job: what is left now belongs to a process that is gone
+        self._threads = [threading.Thread(target=self._work, name=f"job-{n}", daemon=True) for n in range(workers)]
+        if workers and store.upkeep_seconds:
+            self._threads.append(threading.Thread(target=self._keep, name="job-keeper", daemon=True))
+        for thread in self._threads:
+            thread.start()
 
-    @property
-    def finished(self) -> bool:
-        """True once the job will not change by itself any more."""
-        return self.status in (DONE, FAILED, INTERRUPTED)
-
-
-def _image_record(image: ShrunkImage | None) -> dict | None:
-    if image is None:
-        return None
-    return {"width": image.width, "height": image.height, "original_width": image.original_width,
-            "original_height": image.original_height, "original_bytes": image.original_bytes,
-            "original_format": image.original_format, "removed": list(image.removed)}
-
-
-def request_record(request: DiagnosisRequest) -> dict:
-    """What a job store keeps of a request, besides the photo's bytes (plain JSON types only)."""
-    return {"text": request.text, "info": request.info.canonical(), "language": request.language,
-            "provider": request.provider, "use_cache": request.use_cache, "fallback": request.fallback,
-            "image": _image_record(request.image)}
-
-
-def request_from_record(record: dict, jpeg: bytes | None, user: str | None) -> DiagnosisRequest:
-    """The request `request_record` and the photo's bytes describe, as the job will run it."""
-    image = None
-    if jpeg is not None and record.get("image"):
-        meta = record["image"]
-        image = ShrunkImage(jpeg=jpeg, **{**meta, "removed": tuple(meta["removed"])})
-    info = PatientInfo(**{k: v for k, v in record["info"].items() if k in ("age", "sex", "body_site", "duration")})
-    return DiagnosisRequest(text=record["text"], image=image, info=info, language=record["language"],
-                            provider=record["provider"], use_cache=record["use_cache"],
-                            fallback=record.get("fallback", True), user=user, source="job")
-
-
-class Jobs:
-    """The job table and the worker pool (JOB_WORKERS threads) that runs it."""
-
-    def __init__(self, engine: "Engine", *, workers: int) -> None:
-        self.engine = engine
-        self.store = engine.store
-        # The request, photo and result hold patient data: sealed like the history when a key is set.
-        self.sealer = engine.sealer
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
-        self._lock = threading.Lock()
-        self._interrupt_leftovers()
-
-    def _interrupt_leftovers(self) -> None:
-        # Whatever was queued or running belongs to a process that is gone.
-        with self.store.connect() as conn:
-            count = conn.execute("UPDATE jobs SET status = ?, updated_at = ?, error = ? WHERE status IN (?, ?)",
-                                 (INTERRUPTED, now(), "The app restarted while this job was waiting or running.",
-                                  QUEUED, RUNNING)).rowcount
-        if count:
-            log.info("%d unfinished jobs marked interrupted", count)
+    # -- the page's API -----------------------------------------------------------------------
 
     def submit(self, request: DiagnosisRequest) -> str:
-        """Queue `request`; returns the job's id at once."""
-        request = replace(request, source="job")
-        job_id = new_id()
-        record = request_record(request)
-        stamp = now()
-        with self.store.connect() as conn:
-            conn.execute(
-                "INSERT INTO jobs (id, created_at, updated_at, user, status, kind, provider, request, image) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, stamp, stamp, request.user, QUEUED, request.kind, request.provider,
-                 self.sealer.seal_text(dumps(record)),
-                 self.sealer.seal_bytes(request.image.jpeg) if request.image else None))
-        self._pool.submit(self._run, job_id, request)
-        return job_id
+        """Queue `request`; returns the job's id at once (`JobStoreUnavailable` when the store does not answer)."""
+        return self.store.add(replace(request, source="job"))
 
     def rerun(self, job_id: str) -> str:
-        """Submit a finished job's request again (without the cache); returns the new job's id."""
-        request = self.request_of(job_id)
-        return self.submit(replace(request, use_cache=False))
+        """Submit a finished job's request again (without the cache); returns the new job's id.
+
+        Raises `JobUnreadable` (a `DiagnosisError` saying what to do) for a job sealed under another key.
+        """
+        return self.submit(replace(self.request_of(job_id), use_cache=False))
 
     def request_of(self, job_id: str) -> DiagnosisRequest:
-        """The request a job was submitted with, rebuilt from the store."""
-        with self.store.connect() as conn:
-            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise KeyError(job_id)
-        record = json.loads(self.sealer.open_text(row["request"]))
-        jpeg = self.sealer.open_bytes(row["image"]) if row["image"] is not None else None
-        return request_from_record(record, jpeg, row["user"])
-
-    def _set(self, job_id: str, was: str, **fields) -> bool:
-        # Only from the state this worker left it in: a restart may have marked the job interrupted meanwhile.
-        fields["updated_at"] = now()
-        assignments = ", ".join(f"{k} = ?" for k in fields)
-        with self.store.connect() as conn:
-            return conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ? AND status = ?",
-                                (*fields.values(), job_id, was)).rowcount == 1
-
-    def _run(self, job_id: str, request: DiagnosisRequest) -> None:
-        started = time.monotonic()
-        if not self._set(job_id, QUEUED, status=RUNNING):
-            return  # no longer queued (interrupted by a restart)
-        try:
-            result = self.engine.diagnose(request)
-        except DiagnosisError as exc:
-            self._set(job_id, RUNNING, status=FAILED, error=str(exc), elapsed_ms=(time.monotonic() - started) * 1000)
-            return
-        except Exception as exc:  # a job thread must never die silently: the row says what happened
-            log.exception("job %s crashed", job_id)
-            self._set(job_id, RUNNING, status=FAILED, error=f"Unexpected error ({type(exc).__name__}).",
-                      elapsed_ms=(time.monotonic() - started) * 1000)
-            return
-        data = {**result.to_dict(), "assessment_id": result.assessment_id}
-        self._set(job_id, RUNNING, status=DONE, result=self.sealer.seal_text(dumps(data)),
-                  assessment_id=result.assessment_id,
-                  elapsed_ms=(time.monotonic() - started) * 1000)
+        """The request a job was submitted with, rebuilt from the store; KeyError when there is no such job."""
+        return self.store.request_of(job_id)
 
     def get(self, job_id: str) -> Job | None:
         """One job, or None."""
-        with self.store.connect() as conn:
-            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return self._job(row) if row else None
+        return self.store.get(job_id)
 
     def list(self, *, user: str | None = None, limit: int = 200) -> list[Job]:
         """The newest jobs first (one user's, when given)."""
-        sql, args = "SELECT * FROM jobs", []
-        if user is not None:
-            sql += " WHERE user = ?"
-            args.append(user)
-        with self.store.connect() as conn:
-            rows = conn.execute(sql + " ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall()
-        return [self._job(r) for r in rows]
-
-    def _job(self, row) -> Job:
-        error = row["error"]
-        try:
-            record = json.loads(self.sealer.open_text(row["request"]))
-            result = Diagnosis.from_dict(json.loads(self.sealer.open_text(row["result"]))) if row["result"] else None
-        except SealedWithAnotherKey:
-            record, result = {"text": ""}, None
-            error = "This job is encrypted with another DATA_ENCRYPTION_KEY and cannot be read here."
-        return Job(id=row["id"], created_at=row["created_at"], updated_at=row["updated_at"], status=row["status"],
-                   kind=row["kind"], provider=(result.provider if result else row["provider"]), text=record["text"],
-                   user=row["user"], error=error, elapsed_ms=row["elapsed_ms"], result=result)
+        return self.store.list(user=user, limit=limit)
 
     def shutdown(self, wait: bool = False) -> None:
-        """Stop taking jobs; running ones finish (or are marked interrupted at the next start)."""
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        """Stop taking jobs; with `wait`, let running ones finish first; then the store closes (see its `close`).
+
+        A job cut short shows as interrupted, with *Run again*: at once with Redis, at the next start with SQLite.
+        """
+        self._stop.set()
+        if wait:
+            for thread in self._threads:
+                thread.join()
+        self.store.close()
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job_id = self.store.next_job()
+                if job_id is None:
+                    continue
+                if self._stop.is_set():  # shutting down: the job goes back in line, unrun
+                    self.store.release(job_id)
+                    return
+                self._run(job_id)
+            except JobStoreUnavailable:  # logged by the store; a Redis lease then expires and a keeper steps in
+                self._stop.wait(RETRY_SECONDS)
+            except Exception:  # a worker thread must never die: the next job still needs it
+                log.exception("jobs: worker error")
+
+    def _run(self, job_id: str) -> None:
+        started = time.monotonic()
+        if not self.store.claim(job_id):
+            return  # no longer queued (interrupted by a restart, or expired)
+        status, result, error = FAILED, None, None
+        try:
+            result = self.diagnose(self.store.request_of(job_id))
+            status = DONE
+        except DiagnosisError as exc:  # the provider's, the input's, or an unreadable job's own message
+            error = str(exc)
+        except Exception as exc:  # the job says what happened; the worker lives on
+            log.exception("job %s crashed", job_id)
+            error = f"Unexpected error ({type(exc).__name__})."
+        self.store.finish(job_id, status, result=result, error=error,
+                          elapsed_ms=(time.monotonic() - started) * 1000)
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.store.upkeep_seconds):
+            try:
+                self.store.upkeep()
+            except JobStoreUnavailable:
+                pass  # logged by the store; the next round tries again
+            except Exception:
+                log.exception("jobs: keeper error")

@@ -1,7 +1,10 @@
-"""The answer cache on disk: explicit, versioned keys; any failure behaves as a miss.
+"""The answer cache: its contract (`AnswerCache`), its versioned keys, and its disk implementation.
 
-Its files are readable by the app's user only, and with DATA_ENCRYPTION_KEY its values
-are stored encrypted (see utils/crypto.py).
+Two caches keep answers under `cache_key` digests: `DiskAnswerCache` (here, one process's
+diskcache under DATA_DIR) and `storage.redis_cache.RedisAnswerCache` (REDIS_URL, shared by
+every app process). Any failure of either behaves as a miss. The disk cache's files are
+readable by the app's user only, and with DATA_ENCRYPTION_KEY its values are stored
+encrypted (see utils/crypto.py).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import os
 import sqlite3
 from pathlib import Path
+from typing import Protocol
 
 import diskcache
 
@@ -37,8 +41,28 @@ def cache_key(record: dict) -> str:
 _FAILURES = (OSError, sqlite3.Error, diskcache.Timeout)
 
 
-class AnswerCache:
-    """A diskcache.Cache under `directory` that never lets its own failure stop an assessment."""
+class AnswerCache(Protocol):
+    """What the engine needs of an answer cache; a failure is never raised: reads miss, writes say False."""
+
+    @property
+    def available(self) -> bool:
+        """False when the cache is switched off (or, on disk, could not be opened)."""
+
+    def get(self, key: str) -> dict | None:
+        """The stored value, or None on a miss or any error."""
+
+    def set(self, key: str, value: dict) -> bool:
+        """Store `value` for the cache's TTL (0: no expiry); False when it could not be stored."""
+
+    def delete(self, key: str) -> bool:
+        """Remove one entry; False when absent or on error."""
+
+    def close(self) -> None:
+        """Let go of the cache; every call afterwards misses."""
+
+
+class DiskAnswerCache:
+    """The `AnswerCache` of one process: a diskcache.Cache under `directory`, never failing an assessment."""
 
     def __init__(self, directory: Path, *, ttl_seconds: float, enabled: bool = True,
                  sealer: Sealer | None = None) -> None:
@@ -72,10 +96,11 @@ class AnswerCache:
 
     def get(self, key: str) -> dict | None:
         """The stored value, or None on a miss or any cache error."""
-        if self._cache is None:
+        cache = self._cache  # a local: `close` may run meanwhile on another thread
+        if cache is None:
             return None
         try:
-            value = self._cache.get(key, default=None, retry=True)
+            value = cache.get(key, default=None, retry=True)
         except _FAILURES as exc:
             log.warning("answer cache read failed, treated as a miss: %s", type(exc).__name__)
             return None
@@ -89,33 +114,45 @@ class AnswerCache:
 
     def set(self, key: str, value: dict) -> bool:
         """Store `value` for the TTL; False (and a log line without content) when it could not be stored."""
-        if self._cache is None:
+        cache = self._cache
+        if cache is None:
             return False
         if self.sealer.enabled:
             value = self.sealer.seal_bytes(json.dumps(value, ensure_ascii=False).encode("utf-8"))
         try:
-            return bool(self._cache.set(key, value, expire=self.ttl_seconds or None, retry=True))
+            return bool(cache.set(key, value, expire=self.ttl_seconds or None, retry=True))
         except _FAILURES as exc:
             log.warning("answer cache write failed, answer not cached: %s", type(exc).__name__)
             return False
 
     def delete(self, key: str) -> bool:
         """Remove one entry; False when absent or on error."""
-        if self._cache is None:
+        cache = self._cache
+        if cache is None:
             return False
         try:
-            deleted = bool(self._cache.delete(key, retry=True))
+            deleted = bool(cache.delete(key, retry=True))
         except _FAILURES:
             return False
         if deleted:
-            self._checkpoint()
+            self._checkpoint(cache.directory)
         return deleted
 
-    def _checkpoint(self) -> None:
+    def close(self) -> None:
+        """Close this thread's connection to the cache; every call afterwards misses."""
+        cache, self._cache = self._cache, None
+        if cache is not None:
+            try:
+                cache.close()
+            except _FAILURES:
+                pass
+
+    @staticmethod
+    def _checkpoint(directory: str) -> None:
         # A deleted answer still sits in the write-ahead log until SQLite checkpoints it: copy the
         # log into the database (where secure_delete zeroed the row) and truncate it.
         try:
-            with sqlite3.connect(os.path.join(self._cache.directory, "cache.db"), timeout=1.0) as conn:
+            with sqlite3.connect(os.path.join(directory, "cache.db"), timeout=1.0) as conn:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error:  # busy readers: SQLite checkpoints on its own later
             pass

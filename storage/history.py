@@ -4,6 +4,8 @@ The history is the clinic's record and the performance page's data. The photo it
 is kept only as a small thumbnail, and only when HISTORY_KEEP_IMAGES is on. With
 DATA_ENCRYPTION_KEY the columns that carry the patient's case are stored encrypted
 (utils/crypto.py); a deleted row is overwritten, not left in the file's free pages.
+With REDIS_URL, each recorded row's figures also go to a `MetricsSink` (every process's
+metrics in Redis, storage/redis_metrics.py), so the Performance page can show them all.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from PIL import Image
 
@@ -66,20 +68,31 @@ def thumbnail(jpeg: bytes) -> bytes:
         return out.getvalue()
 
 
+class MetricsSink(Protocol):
+    """Somewhere else a recorded assessment's figures go: times, flags, names and the error class, no patient text."""
+
+    def push(self, row: dict[str, Any], at: float | None = None) -> bool:
+        """Keep the figures of `row` (an `assessments` row) as of `at`; False when not kept. Never raises."""
+
+
 class History:
-    """The `assessments` table of the store."""
+    """The `assessments` table of the store (and, when given, the figures of each row in a `MetricsSink`)."""
 
     def __init__(self, store: Store, *, keep_images: bool = False, retention_days: float = 365.0,
-                 sealer: Sealer | None = None) -> None:
-        """`sealer` encrypts the patient-bearing columns when it holds a key (see SEALED_COLUMNS)."""
+                 sealer: Sealer | None = None, metrics: MetricsSink | None = None) -> None:
+        """`sealer` encrypts the patient-bearing columns when it holds a key (see SEALED_COLUMNS); `metrics`
+        also gets every recorded row's figures."""
         self.store = store
         self.keep_images = keep_images
         self.retention_days = retention_days
         self.sealer = sealer or Sealer()
+        self.metrics = metrics
 
     def record(self, row: dict[str, Any]) -> str:
-        """Insert one assessment (the engine builds `row`); returns its id."""
+        """Insert one assessment (the engine builds `row`), and push its figures to `metrics`; returns its id."""
         row = {"id": new_id(), "created_at": now(), **row}
+        if self.metrics is not None:  # first: a history that fails to write still counts in every process's figures
+            self.metrics.push(row, at=row["created_at"])
         if not self.keep_images:
             row.pop("thumbnail", None)
         if self.sealer.enabled:
@@ -252,4 +265,4 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-__all__ = ["History", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "SEALED_COLUMNS", "UNREADABLE", "thumbnail", "to_csv", "to_json", "from_export", "dumps"]
+__all__ = ["History", "MetricsSink", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "SEALED_COLUMNS", "UNREADABLE", "thumbnail", "to_csv", "to_json", "from_export", "dumps"]

@@ -1,4 +1,4 @@
-"""The answer cache in Redis, for more than one app process: the same interface as `AnswerCache`.
+"""The answer cache in Redis, for more than one app process: the `storage.cache.AnswerCache` contract.
 
 Keys are the existing versioned `cache_key` digests under the app's prefix
 (`skinai:answer:v1:<sha256>`), values JSON (encrypted with DATA_ENCRYPTION_KEY, as on
@@ -19,8 +19,8 @@ from utils.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class RedisCache:
-    """Answers shared by every app process through one Redis; never lets Redis stop an assessment."""
+class RedisAnswerCache:
+    """The `AnswerCache` shared by every app process through one Redis; never lets Redis stop an assessment."""
 
     def __init__(self, client: redis.Redis | None, *, ttl_seconds: float, enabled: bool = True,
                  breaker: Breaker | None = None, sealer=None) -> None:
@@ -31,7 +31,7 @@ class RedisCache:
         self.sealer = sealer
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, sealer=None) -> "RedisCache":
+    def from_settings(cls, settings: Settings, *, sealer=None) -> "RedisAnswerCache":
         """The cache for REDIS_URL, CACHE_TTL_SECONDS and CACHE_ENABLED (values sealed by `sealer`, if given)."""
         return cls(connect(settings.redis_url), ttl_seconds=settings.cache_ttl_seconds,
                    enabled=settings.cache_enabled, breaker=breaker(settings.redis_url), sealer=sealer)
@@ -40,6 +40,10 @@ class RedisCache:
     def available(self) -> bool:
         """False when the cache is switched off (a Redis that is down shows as misses, not here)."""
         return self._redis is not None
+
+    def close(self) -> None:
+        """Stop using Redis; every call afterwards misses. The connection pool is the process's, shared: it stays."""
+        self._redis = None
 
     def _usable(self) -> redis.Redis | None:
         return self._redis if self._redis is not None and self._breaker.closed else None
@@ -75,7 +79,7 @@ class RedisCache:
             data = self.sealer.seal_bytes(data)
         expire_ms = int(self.ttl_seconds * 1000)
         try:
-            # TTL 0 means no expiry, as in AnswerCache.
+            # TTL 0 means no expiry, as on disk.
             return bool(client.set(PREFIX + key, data, px=expire_ms if expire_ms > 0 else None))
         except FAILURES as exc:
             self._breaker.trip(exc, "answer cache")

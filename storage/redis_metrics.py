@@ -3,9 +3,11 @@
 Each process records its assessments in its own SQLite history (the clinic's record);
 with REDIS_URL set it also pushes a compact metrics record, with no patient text, to a
 sorted set scored by time and capped in length, so the Performance page of any process
-shows every process's figures. `MetricsFeed.rows` returns rows shaped like the
-`assessments` rows `storage.metrics` reads; `MetricsFeed.connect` loads them into an
-in-memory SQLite table of that shape, so the same SQL computes the same report.
+shows every process's figures. `MetricsFeed` is the `storage.history.MetricsSink` the
+history pushes each recorded row to (`History(..., metrics=feed_for(url))`).
+`MetricsFeed.rows` returns rows shaped like the `assessments` rows `storage.metrics`
+reads; `MetricsFeed.connect` loads them into an in-memory SQLite table of that shape, so
+the same SQL computes the same report.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def record_of(row: dict[str, Any], at: float) -> list:
 
 
 class MetricsFeed:
-    """The shared sorted set of metrics records: written by every engine, read by the Performance page."""
+    """The shared sorted set of metrics records: written by every engine's history (a `MetricsSink`), read by
+    the Performance page."""
 
     def __init__(self, client: redis.Redis, *, cap: int = DEFAULT_CAP, retention_seconds: float | None = None,
                  breaker: Breaker | None = None) -> None:
@@ -145,23 +148,3 @@ def feed_for(url: str, retention_seconds: float | None = None) -> MetricsFeed:
                                   MetricsFeed(connect(url), retention_seconds=retention_seconds,
                                               breaker=breaker(url)))
     return found
-
-
-class MeteredHistory:
-    """The engine's history, whose every recorded assessment also goes to the shared metrics.
-
-    Delegates everything else to the wrapped `History`, so the pages use it unchanged; the
-    SQLite row stays the clinic's record, the metrics record is only figures.
-    """
-
-    def __init__(self, history, feed: MetricsFeed) -> None:
-        self._history = history
-        self.feed = feed
-
-    def record(self, row: dict[str, Any]) -> str:
-        """Record `row` in this machine's history, and its metrics record in Redis (which never raises)."""
-        self.feed.push(row)
-        return self._history.record(row)
-
-    def __getattr__(self, name: str):
-        return getattr(self._history, name)

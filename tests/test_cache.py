@@ -1,4 +1,4 @@
-"""Cache keys (storage.cache.cache_key via Engine.cache_key) and the AnswerCache that never fails an assessment."""
+"""Cache keys (storage.cache.cache_key via Engine.cache_key) and the DiskAnswerCache that never fails an assessment."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import providers.engine as engine_module
 import storage.cache as cache_module
 from providers.engine import Engine
 from domain.request import DiagnosisRequest, PatientInfo
-from storage.cache import AnswerCache, cache_key
+from storage.cache import DiskAnswerCache, cache_key
 from utils.images import ShrunkImage
 from utils.settings import load_settings
 
@@ -164,25 +164,25 @@ def test_key_reveals_no_patient_text(key_for, text):
     assert key.isascii()
 
 
-# -- AnswerCache ---------------------------------------------------------------------------------
+# -- DiskAnswerCache -----------------------------------------------------------------------------
 
 VALUE = {"raw": "<root><label id_code=\"1\" score=\"78\">기저세포암</label></root>", "usage": [812, 143]}
 
 
 def test_round_trip(tmp_path):
-    cache = AnswerCache(tmp_path / "cache", ttl_seconds=60)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
     assert cache.available
     key = cache_key({"text": KOREAN_TEXT})
     assert cache.get(key) is None
     assert cache.set(key, VALUE) is True
     assert cache.get(key) == VALUE
-    reopened = AnswerCache(tmp_path / "cache", ttl_seconds=60)  # survives a restart
+    reopened = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)  # survives a restart
     assert reopened.get(key) == VALUE
     assert reopened.delete(key) is True and reopened.get(key) is None and reopened.delete(key) is False
 
 
 def test_entries_expire_after_the_ttl(tmp_path):
-    cache = AnswerCache(tmp_path / "cache", ttl_seconds=0.3)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=0.3)
     assert cache.set("k", VALUE)
     assert cache.get("k") == VALUE
     time.sleep(0.45)
@@ -190,19 +190,19 @@ def test_entries_expire_after_the_ttl(tmp_path):
 
 
 def test_zero_ttl_means_no_expiry(tmp_path):
-    cache = AnswerCache(tmp_path / "cache", ttl_seconds=0)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=0)
     assert cache.set("k", VALUE)
     assert cache._cache.expire() == 0 and cache.get("k") == VALUE  # expire() culls nothing
 
 
 def test_a_stored_non_dict_reads_as_a_miss(tmp_path):
-    cache = AnswerCache(tmp_path / "cache", ttl_seconds=60)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
     cache._cache.set("k", "not a dict")
     assert cache.get("k") is None
 
 
 def test_disabled_cache_is_all_misses(tmp_path):
-    cache = AnswerCache(tmp_path / "cache", ttl_seconds=60, enabled=False)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, enabled=False)
     assert not cache.available
     assert cache.set("k", VALUE) is False and cache.get("k") is None and cache.delete("k") is False
     assert not (tmp_path / "cache").exists()
@@ -217,7 +217,7 @@ def test_a_file_where_the_directory_should_be(tmp_path, caplog):
     blocker = tmp_path / "cache"
     blocker.write_text("not a directory")
     with caplog.at_level(logging.WARNING):
-        cache = AnswerCache(blocker, ttl_seconds=60)
+        cache = DiskAnswerCache(blocker, ttl_seconds=60)
     assert not cache.available
     assert cache.get("k") is None and cache.set("k", VALUE) is False and cache.delete("k") is False
     assert "answer cache unavailable" in caplog.text
@@ -227,7 +227,7 @@ def test_a_corrupt_database_is_a_miss(tmp_path):
     directory = tmp_path / "cache"
     directory.mkdir()
     (directory / "cache.db").write_bytes(b"this is not an SQLite database" * 100)
-    cache = AnswerCache(directory, ttl_seconds=60)
+    cache = DiskAnswerCache(directory, ttl_seconds=60)
     assert cache.get("k") is None and cache.set("k", VALUE) is False
 
 
@@ -237,7 +237,7 @@ def test_read_only_directory_is_a_miss(tmp_path):
     directory.mkdir()
     directory.chmod(0o500)
     try:
-        cache = AnswerCache(directory, ttl_seconds=60)
+        cache = DiskAnswerCache(directory, ttl_seconds=60)
         assert cache.get("k") is None and cache.set("k", VALUE) is False
     finally:
         directory.chmod(0o700)
@@ -251,7 +251,7 @@ def test_read_only_directory_is_a_miss(tmp_path):
                                    diskcache.Timeout("timed out")],
                          ids=["locked", "readonly", "malformed", "disk-full", "permission", "timeout"])
 def test_a_failing_store_behaves_as_a_miss(tmp_path, monkeypatch, caplog, error):
-    cache = AnswerCache(tmp_path / "cache", ttl_seconds=60)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
     key = cache_key({"text": KOREAN_TEXT})
     assert cache.set(key, VALUE)
 
@@ -274,5 +274,5 @@ def test_a_failure_on_opening_is_a_miss(tmp_path, monkeypatch):
         raise sqlite3.OperationalError("unable to open database file")
 
     monkeypatch.setattr(diskcache, "Cache", fail)
-    cache = AnswerCache(tmp_path / "cache", ttl_seconds=60)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
     assert not cache.available and cache.get("k") is None and cache.set("k", VALUE) is False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import providers
-from providers.jobs import DONE, FAILED, INTERRUPTED, QUEUED
+from domain.jobs import DONE, FAILED, INTERRUPTED, QUEUED
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
 

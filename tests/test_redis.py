@@ -23,16 +23,17 @@ import pytest
 import redis
 
 import providers
-from providers.jobs import DONE, INTERRUPTED, QUEUED, RUNNING
-from providers.redis_jobs import NEVER_STARTED, PROCESS_GONE, QUEUE, RedisJobs
+from domain.jobs import DONE, INTERRUPTED, QUEUED, RUNNING
+from providers.jobs import JobRunner
 from tests import test_jobs, test_page_jobs
 from testkit.answers import DISCLAIMER, VALID, xml_answer
 from testkit.fake_llm import Reply
 from testkit.redis_server import RedisServer, redis_module_server, redis_server, skip_unless_available  # noqa: F401
 from storage import metrics
-from storage.redis_cache import RedisCache
+from storage.redis_cache import RedisAnswerCache
 from storage.redis_client import PREFIX, Breaker, connect
-from storage.redis_metrics import METRICS_KEY, MeteredHistory, MetricsFeed, feed_for
+from storage.redis_jobs import NEVER_STARTED, PROCESS_GONE, QUEUE, RedisJobStore
+from storage.redis_metrics import METRICS_KEY, MetricsFeed, feed_for
 from utils.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,11 @@ def make_engine(data_dir: Path, **env: str) -> providers.Engine:
     return providers.Engine(load_settings({**os.environ, "DATA_DIR": str(data_dir), **env}, env_file=None))
 
 
+def redis_store(engine: providers.Engine, **timing: float) -> RedisJobStore:
+    """The engine's Redis job store, with test timings (`lease_seconds`, `poll_seconds`)."""
+    return RedisJobStore.from_url(engine.settings.redis_url, sealer=engine.sealer, retention_seconds=3600, **timing)
+
+
 def wait_until(check, seconds: float = 15.0, every: float = 0.05):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -79,7 +85,7 @@ def wait_until(check, seconds: float = 15.0, every: float = 0.05):
 
 def test_cache_round_trip_ttl_and_versioned_keys(redis_server):
     client = connect(redis_server.url)
-    cache = RedisCache(client, ttl_seconds=0.4)
+    cache = RedisAnswerCache(client, ttl_seconds=0.4)
     key = "answer:v1:" + "a" * 64
     assert cache.available and cache.get(key) is None
     assert cache.set(key, {"raw": "<root/>", "usage": [120, 80]})
@@ -89,10 +95,10 @@ def test_cache_round_trip_ttl_and_versioned_keys(redis_server):
     time.sleep(0.5)
     assert cache.get(key) is None  # expired
 
-    forever = RedisCache(client, ttl_seconds=0)
+    forever = RedisAnswerCache(client, ttl_seconds=0)
     assert forever.set(key, {"raw": "x", "usage": [0, 0]}) and client.pttl(PREFIX + key) == -1
     assert forever.delete(key) and not forever.delete(key) and forever.get(key) is None
-    assert not RedisCache(client, ttl_seconds=1, enabled=False).available
+    assert not RedisAnswerCache(client, ttl_seconds=1, enabled=False).available
 
 
 def test_two_engines_share_answers(shared, tmp_path):
@@ -153,7 +159,8 @@ def test_a_redis_that_hangs_costs_one_short_timeout_not_a_stall(engine_env, tmp_
 CHILD = r"""
 import json, sys
 from providers import get_engine
-from providers.redis_jobs import RedisJobs
+from providers.jobs import JobRunner
+from storage.redis_jobs import RedisJobStore
 
 engine = get_engine()
 jobs = None
@@ -168,8 +175,10 @@ for line in sys.stdin:
     command = json.loads(line)
     op = command["op"]
     if op == "jobs":
-        jobs = RedisJobs(engine, workers=command["workers"], lease_seconds=command["lease"], poll_seconds=0.2)
-        reply(owner=jobs.owner)
+        store = RedisJobStore.from_url(engine.settings.redis_url, sealer=engine.sealer, retention_seconds=3600,
+                                       lease_seconds=command["lease"], poll_seconds=0.2)
+        jobs = JobRunner(store, engine.diagnose, workers=command["workers"])
+        reply(owner=store.owner)
     elif op == "submit":
         reply(id=jobs.submit(engine.make_request(command["text"], user=command.get("user"))))
     elif op == "get":
@@ -259,7 +268,8 @@ def test_a_job_submitted_to_one_process_runs_in_another_and_reads_from_both(chil
 def test_a_dead_process_job_is_interrupted_and_a_live_process_job_is_not(shared, children):
     fake, server = shared
     engine = providers.get_engine()
-    jobs = RedisJobs(engine, workers=0, lease_seconds=2.0)  # this test process only submits and reads
+    store = redis_store(engine, lease_seconds=2.0)
+    jobs = JobRunner(store, engine.diagnose, workers=0)  # this test process only submits and reads
     b = children("b")
     b.ask("jobs", workers=1, lease=2.0)
     stuck = jobs.submit(engine.make_request("HANG nodule"))
@@ -272,7 +282,7 @@ def test_a_dead_process_job_is_interrupted_and_a_live_process_job_is_not(shared,
     wait_until(lambda: jobs.get(slow).status == RUNNING)
     seen = set()
     while not jobs.get(slow).finished:
-        jobs.reap()  # another process looking for dead processes' jobs must leave C's alone
+        store.reap()  # another process looking for dead processes' jobs must leave C's alone
         seen.add(jobs.get(slow).status)
         time.sleep(0.1)
     assert jobs.get(slow).status == DONE and INTERRUPTED not in seen
@@ -287,13 +297,14 @@ def test_a_dead_process_job_is_interrupted_and_a_live_process_job_is_not(shared,
 
 def test_a_job_taken_from_the_queue_by_a_process_that_died_is_interrupted(shared):
     engine = providers.get_engine()
-    jobs = RedisJobs(engine, workers=0)
+    store = redis_store(engine)
+    jobs = JobRunner(store, engine.diagnose, workers=0)
     client = redis.Redis.from_url(shared[1].url)
     lost = jobs.submit(engine.make_request("papule"))
     waiting = jobs.submit(engine.make_request("plaque"))
     assert client.lpop(QUEUE).decode() == lost  # a worker's BLPOP, then its process died before the claim
-    assert jobs.reap() == 0  # one look could fall between a live worker's BLPOP and its claim
-    assert jobs.reap() == 1
+    assert store.reap() == 0  # one look could fall between a live worker's BLPOP and its claim
+    assert store.reap() == 1
     assert jobs.get(lost).status == INTERRUPTED and jobs.get(lost).error == NEVER_STARTED
     assert jobs.get(waiting).status == QUEUED  # still in the queue: some process will run it
 
@@ -304,7 +315,7 @@ def test_the_jobs_contract_holds_with_redis(name, shared, reconfigure):
     """Every test of the SQLite jobs, again with REDIS_URL set: the pages see the same behaviour."""
     fake, _ = shared
     fake.responder = None
-    assert isinstance(providers.get_engine().jobs, RedisJobs)
+    assert isinstance(providers.get_engine().jobs.store, RedisJobStore)
     test = getattr(test_jobs, name)
     available = {"engine_env": fake, "reconfigure": reconfigure}
     test(**{p: available[p] for p in inspect.signature(test).parameters})
@@ -326,7 +337,7 @@ def test_metrics_of_both_engines_are_aggregated(shared, tmp_path):
     fake, server = shared
     a, b = make_engine(tmp_path / "a"), make_engine(tmp_path / "b")
     try:
-        assert isinstance(a.history, MeteredHistory)
+        assert isinstance(a.history.metrics, MetricsFeed)
         for n in range(2):
             a.diagnose(a.make_request(f"papule TOKEN-a{n}"))
         for n in range(3):

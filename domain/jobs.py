@@ -1,0 +1,92 @@
+"""A background job as every job store and page sees it: its states, its record and its errors.
+
+One definition for both stores (SQLite in `storage/jobs.py`, Redis in `storage/redis_jobs.py`):
+what a job is, what of its request a store keeps (plain JSON types only; the photo's bytes
+apart), and the messages a clinician reads, so a job reads and fails the same in both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.errors import DiagnosisError
+from domain.request import DiagnosisRequest, PatientInfo
+from domain.result import Diagnosis
+from utils.images import ShrunkImage
+
+QUEUED, RUNNING, DONE, FAILED, INTERRUPTED = "queued", "running", "done", "failed", "interrupted"
+
+# What a restart leaves of a job that was waiting or running (both stores).
+RESTARTED = "The app restarted while this job was waiting or running."
+
+# What a job sealed under a DATA_ENCRYPTION_KEY this process lacks shows, and what running it again raises.
+UNREADABLE = ("This job is encrypted with another DATA_ENCRYPTION_KEY and cannot be read here: set the key it was "
+              "stored with (DATA_ENCRYPTION_KEY takes several keys, comma-separated), or submit the case again.")
+
+
+class JobUnreadable(DiagnosisError):
+    """A job's request or result was sealed under a DATA_ENCRYPTION_KEY this process does not hold."""
+
+    def __init__(self) -> None:
+        super().__init__(UNREADABLE)
+
+
+class JobStoreUnavailable(DiagnosisError):
+    """The store that holds the jobs (Redis, with REDIS_URL set) did not answer."""
+
+    def __init__(self) -> None:
+        super().__init__("Background jobs are unavailable: the shared job store (Redis, REDIS_URL) does not answer. "
+                         "Assess the case directly, or try again in a moment.")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One background assessment as the Jobs list shows it.
+
+    `unreadable`: sealed under another key; `text` is then empty, `result` None and `error` says why.
+    """
+
+    id: str
+    created_at: float
+    updated_at: float
+    status: str
+    kind: str
+    provider: str | None
+    text: str
+    user: str | None
+    error: str | None
+    elapsed_ms: float | None
+    result: Diagnosis | None
+    unreadable: bool = False
+
+    @property
+    def finished(self) -> bool:
+        """True once the job will not change by itself any more."""
+        return self.status in (DONE, FAILED, INTERRUPTED)
+
+
+def _image_record(image: ShrunkImage | None) -> dict | None:
+    if image is None:
+        return None
+    return {"width": image.width, "height": image.height, "original_width": image.original_width,
+            "original_height": image.original_height, "original_bytes": image.original_bytes,
+            "original_format": image.original_format, "removed": list(image.removed)}
+
+
+def request_record(request: DiagnosisRequest) -> dict:
+    """What a job store keeps of a request, besides the photo's bytes (plain JSON types only)."""
+    return {"text": request.text, "info": request.info.canonical(), "language": request.language,
+            "provider": request.provider, "use_cache": request.use_cache, "fallback": request.fallback,
+            "image": _image_record(request.image)}
+
+
+def request_from_record(record: dict, jpeg: bytes | None, user: str | None) -> DiagnosisRequest:
+    """The request `request_record` and the photo's bytes describe, as the job will run it."""
+    image = None
+    if jpeg is not None and record.get("image"):
+        meta = record["image"]
+        image = ShrunkImage(jpeg=jpeg, **{**meta, "removed": tuple(meta["removed"])})
+    info = PatientInfo(**{k: v for k, v in record["info"].items() if k in ("age", "sex", "body_site", "duration")})
+    return DiagnosisRequest(text=record["text"], image=image, info=info, language=record["language"],
+                            provider=record["provider"], use_cache=record["use_cache"],
+                            fallback=record.get("fallback", True), user=user, source="job")
