@@ -25,6 +25,7 @@ import redis
 import providers
 from providers.jobs import DONE, INTERRUPTED, QUEUED, RUNNING
 from providers.redis_jobs import NEVER_STARTED, PROCESS_GONE, QUEUE, RedisJobs
+from providers.wiring import build_engine
 from tests import test_jobs, test_page_jobs
 from testkit.answers import DISCLAIMER, VALID, xml_answer
 from testkit.fake_llm import Reply
@@ -62,7 +63,7 @@ def shared(engine_env, redis_server, monkeypatch):
 
 def make_engine(data_dir: Path, **env: str) -> providers.Engine:
     """An engine with the current environment plus `env`, and its own DATA_DIR (another machine)."""
-    return providers.Engine(load_settings({**os.environ, "DATA_DIR": str(data_dir), **env}, env_file=None))
+    return build_engine(load_settings({**os.environ, "DATA_DIR": str(data_dir), **env}, env_file=None))
 
 
 def wait_until(check, seconds: float = 15.0, every: float = 0.05):
