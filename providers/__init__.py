@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "diagnose", "warm_up", "get_engine", "get_store", "reset_engine", "make_request", "prepare_image", "Engine",
-    "Diagnosis",
-    "DiagnosisRequest", "PatientInfo", "DiagnosisError", "InputError", "ProviderError", "ProviderNotConfigured",
-    "ProviderAuthError", "ProviderRequestError", "ProviderRateLimited", "ProviderTimeout", "ProviderUnavailable",
+    "Diagnosis", "DiagnosisRequest", "PatientInfo", "DiagnosisError", "InputError", "ProviderError",
+    "ProviderNotConfigured", "ProviderAuthError", "ProviderRequestError", "ProviderRateLimited", "ProviderTimeout",
+    "ProviderUnavailable",
 ]
 
 _engine: "Engine | None" = None

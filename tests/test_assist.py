@@ -8,8 +8,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import providers
+from domain.request import DiagnosisRequest
 from providers import InputError, ProviderTimeout, diagnose
+from providers.cache_keys import answer_key, assist_key
+from providers.registry import build_providers
 from testkit.fake_llm import Reply
+from utils.settings import load_settings
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 REFINED = "코 옆 5 mm 크기의 진주빛 구진, 6개월에 걸쳐 서서히 커졌고 간헐적 출혈이 있음."
@@ -58,3 +62,12 @@ def test_refine_and_explain_on_the_page(engine_env):
     engine_env.script(Reply("기저세포암 가능성이 높습니다. 피부과 진료를 받으세요."))
     at.button(key="explain").click().run()
     assert any("피부과 진료를 받으세요" in s.value for s in at.success)
+
+
+def test_helper_keys_name_the_task_and_never_meet_an_assessments_key():
+    settings = load_settings(env={"OPENAI_API_KEY": "sk-test"}, env_file=None)
+    openai = build_providers(settings)["openai"]
+    refine, explain = (assist_key(task, "itchy red patch", "en", openai, settings) for task in ("refine", "explain"))
+    assessment = answer_key(DiagnosisRequest(text="itchy red patch", language="en"), openai, settings)
+    assert len({refine, explain, assessment}) == 3
+    assert refine == assist_key("refine", "itchy red patch", "en", openai, settings)
