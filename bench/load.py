@@ -53,6 +53,7 @@ from PIL import Image  # noqa: E402
 
 from bench.simulator import Simulator  # noqa: E402
 from providers.base import Attempt, Provider  # noqa: E402
+from providers import wiring  # noqa: E402
 from providers.engine import Engine  # noqa: E402
 from domain.errors import DiagnosisError, ProviderUnavailable  # noqa: E402
 from providers.registry import RunPodProvider  # noqa: E402
@@ -253,7 +254,7 @@ def build_engine(strategy: str, sim: "SimulatorProcess | Simulator", scale: floa
                               ("HEDGE_MIN_SECONDS", 0.75), ("HEDGE_MAX_SECONDS", 4)):
             env[name] = _scaled(default, scale)
     settings = load_settings(env=env)
-    engine = Engine(settings)
+    engine = wiring.build_engine(settings)
     if strategy == "original":
         engine.providers["runpod"] = OriginalRunPod.from_settings(settings)
     elif strategy == "guide":

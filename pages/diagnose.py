@@ -39,7 +39,7 @@ with left:
                         placeholder=t("input.text_placeholder"), help=t("input.text_help"))
     if st.button(t("tool.refine"), key="refine", icon=":material/edit_note:", help=t("tool.refine_help")):
         try:
-            st.session_state.refined = engine.refine(text, language=lang())
+            st.session_state.refined = engine.assist.refine(text, language=lang())
         except DiagnosisError as exc:
             st.session_state.refined = None
             st.error(str(exc), icon=":material/error:")
@@ -97,7 +97,7 @@ with right:
         card.render(result, engine.providers[result.provider].title)
         if st.button(t("tool.explain"), key="explain", icon=":material/record_voice_over:"):
             try:
-                st.session_state.explained = (result.assessment_id, engine.explain(result, language=lang()))
+                st.session_state.explained = (result.assessment_id, engine.assist.explain(result, language=lang()))
             except DiagnosisError as exc:
                 st.error(str(exc), icon=":material/error:")
         explained = st.session_state.get("explained")

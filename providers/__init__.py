@@ -15,6 +15,7 @@ from domain.errors import (DiagnosisError, InputError, ProviderAuthError, Provid
                               ProviderRateLimited, ProviderRequestError, ProviderTimeout, ProviderUnavailable)
 from domain.request import DiagnosisRequest, PatientInfo
 from domain.result import Diagnosis
+from storage.store import Store
 from utils.images import ShrunkImage
 from utils.settings import get_settings
 
@@ -22,12 +23,14 @@ if TYPE_CHECKING:
     from providers.engine import Engine
 
 __all__ = [
-    "diagnose", "warm_up", "get_engine", "reset_engine", "make_request", "prepare_image", "Engine", "Diagnosis",
-    "DiagnosisRequest", "PatientInfo", "DiagnosisError", "InputError", "ProviderError", "ProviderNotConfigured",
-    "ProviderAuthError", "ProviderRequestError", "ProviderRateLimited", "ProviderTimeout", "ProviderUnavailable",
+    "diagnose", "warm_up", "get_engine", "get_store", "reset_engine", "make_request", "prepare_image", "Engine",
+    "Diagnosis", "DiagnosisRequest", "PatientInfo", "DiagnosisError", "InputError", "ProviderError",
+    "ProviderNotConfigured", "ProviderAuthError", "ProviderRequestError", "ProviderRateLimited", "ProviderTimeout",
+    "ProviderUnavailable",
 ]
 
 _engine: "Engine | None" = None
+_store: Store | None = None
 _engine_lock = threading.Lock()
 
 
@@ -45,19 +48,38 @@ def get_engine() -> "Engine":
     global _engine
     with _engine_lock:
         if _engine is None:
-            from providers.engine import Engine
-            _engine = Engine(get_settings())
+            from providers.wiring import build_engine
+            _engine = build_engine(get_settings(), store=_open_store())
         return _engine
 
 
+def get_store() -> Store:
+    """The process-wide store (history, jobs, accounts), the engine's own, without building the engine.
+
+    Sign-in needs only the accounts: it should not pay for providers, caches and job workers.
+    """
+    with _engine_lock:
+        return _open_store()
+
+
+def _open_store() -> Store:
+    # Called with the lock held. One Store per process, so the file is migrated once per process.
+    global _store
+    if _store is None:
+        from providers.wiring import open_store
+        _store = open_store(get_settings())
+    return _store
+
+
 def reset_engine() -> None:
-    """Forget the engine and re-read settings on next use (after `.env` changed, and in tests)."""
-    global _engine
+    """Forget the engine and the store, and re-read settings on next use (after `.env` changed, and in tests)."""
+    global _engine, _store
     with _engine_lock:
         get_settings.cache_clear()
         if _engine is not None:
             _engine.close()
         _engine = None
+        _store = None
 
 
 def prepare_image(data: bytes) -> ShrunkImage:

@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Awaitable, Callable
 
-from providers.base import Attempt, Provider
 from domain.errors import ProviderError, ProviderTimeout
 from domain.parser import parse_answer
 from domain.result import ParsedAnswer
+from providers.base import Attempt, Provider
+from providers.health import ProviderHealth
 
-if TYPE_CHECKING:
-    from providers.engine import Engine
+# Calls one provider, retrying inside the deadline (`RetryPolicy.attempts`):
+# (provider, messages, deadline, budget, on_text, on_retry) -> the provider's answer.
+AttemptFn = Callable[[Provider, list[dict], float, float, Callable[[str], None], Callable[[], None]],
+                     Awaitable[Attempt]]
 
 _EMIT_EVERY = 0.05  # seconds between progress updates sent to the caller
 
@@ -53,15 +56,20 @@ class _Lane:
 class Race:
     """Runs `chain` for one request; `run()` returns an `Outcome` or raises a `ProviderError`."""
 
-    def __init__(self, engine: "Engine", chain: list[Provider], messages: list[dict], *, started: float,
+    def __init__(self, chain: list[Provider], messages: list[dict], *, attempt: AttemptFn,
+                 health_of: Callable[[str], ProviderHealth], hedge_after: float | None, started: float,
                  budget: float, deadline: float, kind: str, emit: Callable[[str], None],
                  judge: Callable[[str], Any] = parse_answer) -> None:
         """`chain` is the order to try; a provider may appear twice (a hedge against its own slow tail).
 
+        `attempt` calls one provider (with its retries); `health_of(name)` is a provider's health record;
+        `hedge_after` is HEDGE_AFTER_SECONDS (None: learned per provider, 0: never hedge).
         `judge` reads a raw answer into an object with `.complete`: the contract's parser for
         assessments, something simpler for the free-text helpers.
         """
-        self.engine = engine
+        self.attempt = attempt
+        self.health_of = health_of
+        self.hedge_after = hedge_after
         self.kind = kind
         self.judge = judge
         self.messages = messages
@@ -91,7 +99,7 @@ class Race:
         def on_text(text: str) -> None:
             if lane.first_token is None:
                 lane.first_token = time.monotonic()
-                self.engine.health[lane.provider.name].first_token(lane.first_token - lane.started, self.kind)
+                self.health_of(lane.provider.name).first_token(lane.first_token - lane.started, self.kind)
             lane.text = text
             if self.leader is None or self.leader.done:
                 self.leader = lane
@@ -108,16 +116,16 @@ class Race:
                 if self._start_next("fallback") and self._nudge is not None and not self._nudge.done():
                     self._nudge.set_result(None)
 
-        return await self.engine.attempts(lane.provider, self.messages, self.deadline, self.budget,
-                                          on_text, on_retry)
+        return await self.attempt(lane.provider, self.messages, self.deadline, self.budget, on_text, on_retry)
 
     def _hedge_after(self, lane: _Lane) -> float:
-        setting = self.engine.settings.hedge_after_seconds
-        return setting if setting is not None else self.engine.health[lane.provider.name].hedge_after(self.kind)
+        if self.hedge_after is not None:
+            return self.hedge_after
+        return self.health_of(lane.provider.name).hedge_after(self.kind)
 
     def _hedge_due(self, now: float) -> float | None:
         """Start a hedge now if one is due; return when the next one could be due (or None)."""
-        if self.engine.settings.hedge_after_seconds == 0:
+        if self.hedge_after == 0:
             return None
         soonest = None
         for lane in self.lanes:
@@ -160,7 +168,7 @@ class Race:
 
     def _finish(self, lane: _Lane) -> Outcome | None:
         lane.done = True
-        health = self.engine.health[lane.provider.name]
+        health = self.health_of(lane.provider.name)
         try:
             attempt = lane.task.result()
         except ProviderError as exc:
@@ -205,4 +213,4 @@ class Race:
                 lane.task.cancel()
                 waited = now - lane.started
                 if lane.first_token is None and lane.spawned_next and waited >= self._hedge_after(lane):
-                    self.engine.health[lane.provider.name].stalled(waited)
+                    self.health_of(lane.provider.name).stalled(waited)

@@ -15,14 +15,13 @@ import logging
 import threading
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import Callable, Iterable
 
+from domain.errors import ProviderError
 from providers import runtime
 from providers.base import Provider
-from domain.errors import ProviderError
-
-if TYPE_CHECKING:
-    from providers.engine import Engine
+from providers.health import ProviderHealth
+from utils.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,15 @@ PING_TIMEOUT = 300.0
 class WarmUp:
     """The engine's warm-up, probe and keep-warm pings; each provider has at most one ping in flight."""
 
-    def __init__(self, engine: "Engine") -> None:
-        self.engine = engine
+    def __init__(self, providers: Callable[[], Iterable[Provider]], health_of: Callable[[str], ProviderHealth],
+                 settings: Settings) -> None:
+        """`providers()` lists the providers of the moment (asked at each wake, so a replaced set is seen).
+
+        `health_of(name)` is a provider's health record; `settings` gives WARM_UP, WARM_UP_SECONDS and KEEP_WARM_*.
+        """
+        self.providers = providers
+        self.health_of = health_of
+        self.settings = settings
         self._lock = threading.Lock()
         self._last_wake: dict[str, float] = {}
         self._in_flight: dict[str, Future] = {}
@@ -49,23 +55,23 @@ class WarmUp:
         provider every WARM_UP_SECONDS.
         """
         self.touch()
-        if not self.engine.settings.warm_up:
+        if not self.settings.warm_up:
             return []
-        return [p.name for p in self.engine.providers.values()
+        return [p.name for p in self.providers()
                 if p.serverless and p.configured and (kind != "image" or p.accepts_images) and self.wake_one(p)]
 
     def wake_one(self, provider: Provider) -> bool:
         """Ping `provider` unless it was woken within WARM_UP_SECONDS; True when a ping went out."""
         now = time.monotonic()
         with self._lock:
-            if now - self._last_wake.get(provider.name, -1e9) < self.engine.settings.warm_up_seconds:
+            if now - self._last_wake.get(provider.name, -1e9) < self.settings.warm_up_seconds:
                 return False
             self._last_wake[provider.name] = now
         return self._ping(provider, "warm-up")
 
     def touch(self) -> None:
         """Note that a session is active (keeps the optional keep-warm ping going)."""
-        s = self.engine.settings
+        s = self.settings
         self._active_until = time.monotonic() + s.keep_warm_active_seconds
         if s.keep_warm_seconds > 0 and self._keep_warm is None:
             with self._lock:
@@ -74,7 +80,7 @@ class WarmUp:
 
     def probe(self, provider: Provider) -> None:
         """Ping a skipped provider once its cool-down is over, to learn whether it is back."""
-        if self.engine.health[provider.name].probe_due():
+        if self.health_of(provider.name).probe_due():
             self._ping(provider, "probe")
 
     def stop(self) -> None:
@@ -102,7 +108,7 @@ class WarmUp:
                 del self._in_flight[name]
 
     async def _ping_once(self, provider: Provider, why: str) -> None:
-        health = self.engine.health[provider.name]
+        health = self.health_of(provider.name)
         started = time.monotonic()
         call = asyncio.ensure_future(provider.ping())
         try:
@@ -124,10 +130,10 @@ class WarmUp:
         log.info("%s provider=%s answered in %.1f s", why, provider.name, elapsed)
 
     async def _keep_warm_loop(self) -> None:
-        every = self.engine.settings.keep_warm_seconds
+        every = self.settings.keep_warm_seconds
         while True:
             await asyncio.sleep(every)
             if time.monotonic() < self._active_until:
-                for provider in self.engine.providers.values():
+                for provider in self.providers():
                     if provider.serverless and provider.configured:
                         self._ping(provider, "keep-warm")

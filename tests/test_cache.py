@@ -1,4 +1,4 @@
-"""Cache keys (storage.cache.cache_key via Engine.cache_key) and the DiskAnswerCache that never fails an assessment."""
+"""Cache keys (storage.cache.cache_key via providers.cache_keys) and the DiskAnswerCache that never fails an assessment."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from pathlib import Path
 import diskcache
 import pytest
 
-import providers.engine as engine_module
+import providers.cache_keys as keys_module
 import storage.cache as cache_module
-from providers.engine import Engine
 from domain.request import DiagnosisRequest, PatientInfo
+from providers.cache_keys import answer_key
+from providers.registry import build_providers
+from providers.wiring import build_engine
 from storage.cache import DiskAnswerCache, cache_key
 from utils.images import ShrunkImage
 from utils.settings import load_settings
@@ -49,16 +51,11 @@ BASE_REQUEST = DiagnosisRequest(text=KOREAN_TEXT, image=_image(), language="ko",
 
 @pytest.fixture
 def key_for(tmp_path):
-    """key_for(request=BASE_REQUEST, provider="runpod", **env overrides) -> the engine's cache key."""
-    engines: dict[tuple, Engine] = {}
+    """key_for(request=BASE_REQUEST, provider="runpod", **env overrides) -> the assessment's cache key."""
 
     def make(request: DiagnosisRequest = BASE_REQUEST, provider: str = "runpod", **env) -> str:
-        merged = {**BASE_ENV, "DATA_DIR": str(tmp_path / "data"), **env}
-        frozen = tuple(sorted(merged.items()))
-        if frozen not in engines:
-            engines[frozen] = Engine(load_settings(env=merged))
-        engine = engines[frozen]
-        return engine.cache_key(request, engine.providers[provider])
+        settings = load_settings(env={**BASE_ENV, "DATA_DIR": str(tmp_path / "data"), **env})
+        return answer_key(request, build_providers(settings)[provider], settings)
 
     return make
 
@@ -124,7 +121,7 @@ def test_provider_changes_the_key(key_for):
 
 def test_prompt_version_changes_the_key(key_for, monkeypatch):
     before = key_for()
-    monkeypatch.setattr(engine_module, "PROMPT_VERSION", engine_module.PROMPT_VERSION + "-next")
+    monkeypatch.setattr(keys_module, "PROMPT_VERSION", keys_module.PROMPT_VERSION + "-next")
     assert key_for() != before
 
 
@@ -209,7 +206,7 @@ def test_disabled_cache_is_all_misses(tmp_path):
 
 
 def test_engine_honours_cache_enabled_false(tmp_path):
-    engine = Engine(load_settings(env={**BASE_ENV, "DATA_DIR": str(tmp_path), "CACHE_ENABLED": "false"}))
+    engine = build_engine(load_settings(env={**BASE_ENV, "DATA_DIR": str(tmp_path), "CACHE_ENABLED": "false"}))
     assert not engine.cache.available and engine.cache.get("k") is None
 
 

@@ -354,7 +354,7 @@ def test_instructions_in_the_patient_text_reach_the_model_only_as_escaped_data(e
 
 
 def test_instructions_in_the_text_to_refine_are_escaped_too(engine_env):
-    providers.get_engine().refine(INJECTION, language="en")
+    providers.get_engine().assist.refine(INJECTION, language="en")
     system, user = engine_env.chat_requests[-1].body["messages"]
     assert "Ignore previous" not in system["content"]
     assert user["content"] == f"<description>{escape(INJECTION.strip())}</description>"

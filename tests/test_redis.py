@@ -25,6 +25,7 @@ import redis
 import providers
 from domain.jobs import DONE, INTERRUPTED, QUEUED, RUNNING
 from providers.jobs import JobRunner
+from providers.wiring import build_engine
 from tests import test_jobs, test_page_jobs
 from testkit.answers import DISCLAIMER, VALID, xml_answer
 from testkit.fake_llm import Reply
@@ -63,7 +64,7 @@ def shared(engine_env, redis_server, monkeypatch):
 
 def make_engine(data_dir: Path, **env: str) -> providers.Engine:
     """An engine with the current environment plus `env`, and its own DATA_DIR (another machine)."""
-    return providers.Engine(load_settings({**os.environ, "DATA_DIR": str(data_dir), **env}, env_file=None))
+    return build_engine(load_settings({**os.environ, "DATA_DIR": str(data_dir), **env}, env_file=None))
 
 
 def redis_store(engine: providers.Engine, **timing: float) -> RedisJobStore:

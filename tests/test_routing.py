@@ -7,16 +7,23 @@ time are the time budget itself, which the engine must never exceed.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from types import SimpleNamespace
 
 import pytest
 
 import providers
-from providers import ProviderAuthError, ProviderTimeout, diagnose, warm_up
+from domain.result import Usage
+from providers import ProviderAuthError, ProviderTimeout, ProviderUnavailable, diagnose, warm_up
+from providers.base import Attempt
 from providers.health import ProviderHealth
+from providers.retry import RetryPolicy
+from providers.routing import Race
 from testkit.answers import BENIGN, TRUNCATED, VALID
 from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
 from testkit.fake_llm import Reply
+from utils.settings import load_settings
 
 LOCAL_MODEL = "local-derm"
 
@@ -274,3 +281,31 @@ def test_serverless_idle_timeout_is_learned_from_quick_answers_after_quiet_spell
     health.pinged(0.4)  # quick after 60 s of quiet: workers stay up longer than 5 s here
     now[0] = 110
     assert not health.likely_cold and health.idle_timeout >= 59
+
+
+def test_a_race_needs_no_engine_only_a_way_to_call_each_provider():
+    first, second = SimpleNamespace(name="a", title="A"), SimpleNamespace(name="b", title="B")
+    health = {"a": ProviderHealth("a"), "b": ProviderHealth("b")}
+    asked = []
+
+    async def attempt(provider, messages, deadline, budget, on_text, on_retry):
+        asked.append(provider.name)
+        if provider is first:
+            raise ProviderUnavailable("A is down.", provider="a")
+        on_text(VALID)
+        return Attempt(VALID, Usage(10, 20))
+
+    now = time.monotonic()
+    race = Race([first, second], [], attempt=attempt, health_of=health.__getitem__, hedge_after=0, started=now,
+                budget=5, deadline=now + 5, kind="text", emit=lambda _text: None)
+    outcome = asyncio.run(race.run())
+    assert outcome.provider is second and outcome.answer.complete and outcome.attempt.usage == Usage(10, 20)
+    assert outcome.fallback and not outcome.hedged and outcome.tried == ("a", "b") == tuple(asked)
+
+
+def test_backoff_honours_retry_after_else_grows_with_jitter_up_to_a_ceiling():
+    policy = RetryPolicy(load_settings(env={"LLM_RETRY_BASE_DELAY": "1"}, env_file=None), health_of={}.__getitem__)
+    assert policy.backoff(0, retry_after=2.5) == 2.5
+    assert 0.75 <= policy.backoff(0, None) <= 1.0
+    assert 1.5 <= policy.backoff(1, None) <= 2.0
+    assert 6.0 <= policy.backoff(10, None) <= 8.0

@@ -149,9 +149,9 @@ def _show_notice() -> None:
 # -- accounts --------------------------------------------------------------------------------
 
 def _accounts() -> Accounts:
-    from providers import get_engine  # the engine's store: the same file, migrated once per process
+    from providers import get_store  # the engine's store, without building the engine: migrated once per process
 
-    return accounts_for(get_engine().store, get_settings())
+    return accounts_for(get_store(), get_settings())
 
 
 def _accounts_gate() -> str:

@@ -1,0 +1,86 @@
+"""Building the engine and its backends from settings: the one place that knows which backend goes where.
+
+Without REDIS_URL everything is local (the answer cache on disk, jobs in SQLite); with it, answers,
+jobs and the performance figures are shared through Redis with every other app process.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from domain.request import DiagnosisRequest
+from domain.result import Diagnosis
+from providers.health import ProviderHealth
+from providers.jobs import JobRunner
+from storage.cache import AnswerCache, DiskAnswerCache
+from storage.history import History
+from storage.jobs import SqliteJobStore
+from storage.store import Store
+from utils.crypto import Sealer
+from utils.settings import Settings
+
+if TYPE_CHECKING:
+    from providers.base import Provider
+    from providers.engine import Engine
+
+
+def open_store(settings: Settings) -> Store:
+    """The app's SQLite store under DATA_DIR (migrated on first use); cheap, opens no connection."""
+    return Store(settings.data_dir / "app.db")
+
+
+def build_engine(settings: Settings, *, store: Store | None = None) -> Engine:
+    """An engine with every backend `settings` asks for; `store` shares an already open store."""
+    # The providers pull in langchain and the HTTP stack (~1 s): sign-in, which needs only
+    # `open_store`, does not pay for them.
+    from providers.engine import Engine
+    from providers.registry import build_providers
+
+    sealer = Sealer(settings.data_encryption_key)  # encryption at rest; a pass-through without a key
+    providers = build_providers(settings)
+    store = store or open_store(settings)
+    return Engine(settings, sealer=sealer, providers=providers, health=_health(settings, providers),
+                  cache=_answer_cache(settings, sealer), store=store, history=_history(settings, store, sealer),
+                  jobs=_jobs_factory(settings, store, sealer))
+
+
+def _health(settings: Settings, providers: dict[str, Provider]) -> dict[str, ProviderHealth]:
+    return {name: ProviderHealth(name, failures_to_open=settings.health_failures,
+                                 cooldown=settings.health_cooldown_seconds, cold_start=settings.cold_start_seconds,
+                                 serverless=p.serverless,
+                                 hedge_bounds=(settings.hedge_min_seconds, settings.hedge_max_seconds),
+                                 idle_timeout=settings.serverless_idle_seconds)
+            for name, p in providers.items()}
+
+
+def _answer_cache(settings: Settings, sealer: Sealer) -> AnswerCache:
+    if settings.redis_url:  # more than one server: answers are shared through Redis
+        from storage.redis_cache import RedisAnswerCache  # only imported (and redis needed) when REDIS_URL is set
+        return RedisAnswerCache.from_settings(settings, sealer=sealer)
+    return DiskAnswerCache(settings.data_dir / "cache", ttl_seconds=settings.cache_ttl_seconds,
+                           enabled=settings.cache_enabled, sealer=sealer)
+
+
+def _history(settings: Settings, store: Store, sealer: Sealer) -> History | None:
+    if not settings.history_enabled:
+        return None
+    metrics = None
+    if settings.redis_url:  # every process's figures, for the Performance page
+        from storage.redis_metrics import feed_for
+        metrics = feed_for(settings.redis_url, settings.history_retention_days * 86_400)
+    return History(store, keep_images=settings.history_keep_images, retention_days=settings.history_retention_days,
+                   sealer=sealer, metrics=metrics)
+
+
+def _jobs_factory(settings: Settings, store: Store,
+                  sealer: Sealer) -> Callable[[Callable[[DiagnosisRequest], Diagnosis]], JobRunner]:
+    """How the engine makes its job runner on first use (starting one marks a previous run's jobs interrupted)."""
+    def make(diagnose: Callable[[DiagnosisRequest], Diagnosis]) -> JobRunner:
+        if settings.redis_url:
+            # One queue for every app process: a job submitted here may run, and be read, in another.
+            from storage.redis_jobs import RedisJobStore
+            job_store = RedisJobStore.from_url(settings.redis_url, sealer=sealer,
+                                               retention_seconds=settings.history_retention_days * 86_400)
+            return JobRunner(job_store, diagnose, workers=settings.job_workers)
+        return JobRunner(SqliteJobStore(store, sealer=sealer), diagnose, workers=settings.job_workers)
+    return make
