@@ -116,8 +116,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def _accounts():
     from storage.accounts import accounts_for
-    from utils.settings import get_settings
     from storage.store import Store
+    from utils.settings import get_settings
 
     settings = get_settings()
     # The store the app uses (the engine's), without starting the engine's job workers.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import html
 import re
 
-from domain.classes import by_code, by_name
 from domain.answer import ParsedAnswer, ScoredClass
+from domain.classes import by_code, by_name
 
 _LABEL = re.compile(r"<label\b([^>]*)>(.*?)</label\s*>", re.S | re.I)
 _SIMILAR = re.compile(r"<similar_label\b([^>]*)>(.*?)</similar_label\s*>", re.S | re.I)

@@ -54,7 +54,7 @@ class Diagnosis:
         return None
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Diagnosis":
+    def from_dict(cls, data: dict) -> Diagnosis:
         """Rebuild a result from `to_dict()` output (a stored job); the answer is parsed again from `raw`."""
         usage = data.get("usage") or {}
         return cls(answer=parse_answer(data.get("raw", "")), provider=data["provider"], model=data["model"],

@@ -1,13 +1,14 @@
 """Assess a lesion: a photo and/or a description in, the result card out."""
 # The gate comes first: Streamlit serves a page's own address without running app.py.
 from ui.auth import ensure_signed_in
+
 ensure_signed_in()
 
 import streamlit as st
 
-from providers import DiagnosisError, PatientInfo, get_engine, warm_up
 from domain.parser import partial_summary
 from domain.request import SEXES
+from providers import DiagnosisError, PatientInfo, get_engine, warm_up
 from ui import card
 from ui.i18n import lang, t
 from ui.photo import photo_input, show_photo

@@ -1,6 +1,7 @@
 """The history: every assessment, searchable and filterable; one case's card; pin, delete, export."""
 # The gate comes first: Streamlit serves a page's own address without running app.py.
 from ui.auth import ensure_signed_in
+
 ensure_signed_in()
 
 from datetime import date
@@ -8,13 +9,12 @@ from datetime import date
 import streamlit as st
 
 from providers import get_engine
+from storage.history import NO_FLAG, Filters, to_csv, to_json
 from ui import card
 from ui.auth import is_admin, visible_owner
-from ui.history_view import (class_codes, class_label, day_range, diagnosis_from_row, info_items, local_time,
-                             table)
+from ui.history_view import class_codes, class_label, day_range, diagnosis_from_row, info_items, local_time, table
 from ui.i18n import t, tr
 from ui.labels import provider_titles
-from storage.history import NO_FLAG, Filters, to_csv, to_json
 
 ANY = ""  # the "all" choice of every filter
 NO_SELECTION = {"selection": {"rows": [], "columns": [], "cells": []}}

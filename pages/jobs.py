@@ -1,15 +1,16 @@
 """Background jobs: what is queued, running, done or failed, and each one's result."""
 # The gate comes first: Streamlit serves a page's own address without running app.py.
 from ui.auth import ensure_signed_in
+
 ensure_signed_in()
 
 import time
 
 import streamlit as st
 
-from providers import get_engine
 from domain.errors import DiagnosisError
 from domain.jobs import DONE, FAILED, INTERRUPTED, RUNNING
+from providers import get_engine
 from ui import card
 from ui.auth import session_still_valid, visible_owner
 from ui.i18n import tr

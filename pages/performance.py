@@ -1,18 +1,19 @@
 """Performance: how fast and how reliably answers came, per provider and input kind, against the guide's targets."""
 # The gate comes first: Streamlit serves a page's own address without running app.py.
 from ui.auth import ensure_signed_in
+
 ensure_signed_in()
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from providers import get_engine
+from storage import metrics
 from ui.i18n import tr
 from ui.labels import provider_titles
-from storage import metrics
 
 engine = get_engine()
 
@@ -127,7 +128,7 @@ st.dataframe(
 # -- over time ---------------------------------------------------------------------------------
 st.subheader(tr("p95 응답 시간 추이", "p95 response time over time"))
 points = pd.DataFrame(columns=["time", "kind", "p95", "count"], data=[
-    {"time": datetime.fromtimestamp(p.start, timezone.utc), "kind": KIND_NAMES.get(p.kind, p.kind),
+    {"time": datetime.fromtimestamp(p.start, UTC), "kind": KIND_NAMES.get(p.kind, p.kind),
      "p95": p.p95_ms / 1000, "count": p.count}
     for p in report.series])
 targets = pd.DataFrame([{"kind": KIND_NAMES[k], "target": ms / 1000,

@@ -1,6 +1,7 @@
 """Provider QA: one case put to several providers side by side, each answer reviewed; and batch QA."""
 # The gate comes first: Streamlit serves a page's own address without running app.py.
 from ui.auth import ensure_signed_in
+
 ensure_signed_in()
 
 import sqlite3
@@ -8,15 +9,15 @@ from dataclasses import replace
 
 import streamlit as st
 
-from providers import Diagnosis, DiagnosisError, Engine, get_engine, warm_up
 from domain.classes import LesionClass
+from providers import Diagnosis, DiagnosisError, Engine, get_engine, warm_up
 from providers.compare import CaseAgreement, agreement, compare
+from storage.reviews import VERDICTS, Reviews
+from storage.store import new_id
 from ui.card import class_name, plain
 from ui.i18n import lang, t, tr
 from ui.labels import RISK_COLOUR, lesion_name, provider_title
 from ui.photo import photo_input, show_photo
-from storage.reviews import VERDICTS, Reviews
-from storage.store import new_id
 
 RESULTS = "qa_results"  # session slot: {"case": qa_case id, "results": provider -> Diagnosis | DiagnosisError}
 

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from domain.errors import (DiagnosisError, InputError, ProviderAuthError, ProviderError, ProviderNotConfigured,
-                              ProviderRateLimited, ProviderRequestError, ProviderTimeout, ProviderUnavailable)
+from domain.errors import (
+    DiagnosisError,
+    InputError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderRateLimited,
+    ProviderRequestError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 from domain.request import DiagnosisRequest, PatientInfo
 from domain.result import Diagnosis
 from storage.store import Store
@@ -29,7 +39,7 @@ __all__ = [
     "ProviderUnavailable",
 ]
 
-_engine: "Engine | None" = None
+_engine: Engine | None = None
 _store: Store | None = None
 _engine_lock = threading.Lock()
 
@@ -43,7 +53,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'providers' has no attribute {name!r}")
 
 
-def get_engine() -> "Engine":
+def get_engine() -> Engine:
     """The process-wide engine built from the current settings."""
     global _engine
     with _engine_lock:

@@ -6,8 +6,9 @@ how a raw answer is judged; the path from the chain to an answer is this one for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from domain.parser import parse_answer
 from domain.result import Usage

@@ -6,7 +6,7 @@ Same providers, cache, budget and race as an assessment (`Answerer`); only the a
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from domain.errors import InputError
 from domain.prompt import explain_messages, refine_messages

@@ -9,16 +9,24 @@ from __future__ import annotations
 import datetime
 import email.utils
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 import openai
 from langchain_openai import ChatOpenAI
 
-from domain.errors import (ProviderAuthError, ProviderError, ProviderNotConfigured, ProviderRateLimited,
-                              ProviderRequestError, ProviderTimeout, ProviderUnavailable)
+from domain.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderRateLimited,
+    ProviderRequestError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 from domain.result import Usage
 from utils.settings import Settings
 
@@ -58,7 +66,7 @@ class Provider:
         self._llm: ChatOpenAI | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Provider":
+    def from_settings(cls, settings: Settings) -> Provider:
         """Build the provider from `settings`; a missing value leaves it unconfigured, never raises."""
         raise NotImplementedError
 
@@ -226,7 +234,7 @@ def retry_after(response: httpx.Response | None) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed.tzinfo is None:  # "-0000" means UTC, not the local time zone
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        parsed = parsed.replace(tzinfo=datetime.UTC)
     return max(0.0, parsed.timestamp() - time.time())
 
 

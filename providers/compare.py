@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from providers.engine import Engine
 
 
-def compare(engine: "Engine", request: DiagnosisRequest, providers: list[str]) -> dict[str, Diagnosis | DiagnosisError]:
+def compare(engine: Engine, request: DiagnosisRequest, providers: list[str]) -> dict[str, Diagnosis | DiagnosisError]:
     """Ask each of `providers` for its own answer to `request`, all at once.
 
     Every call goes to that provider only (`fallback=False`: an answer from another provider

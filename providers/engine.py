@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from domain.errors import InputError, ProviderError, ProviderNotConfigured
 from domain.parser import parse_answer

@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from domain.errors import DiagnosisError
 from domain.jobs import DONE, FAILED, Job, JobStoreUnavailable

@@ -12,8 +12,8 @@ import io
 import time
 from pathlib import Path
 
-from providers.batch_metrics import BatchReport, BatchRow, Confusion, format_rate
 from domain.classes import LesionClass
+from providers.batch_metrics import BatchReport, BatchRow, Confusion, format_rate
 from utils.spreadsheet import safe_row
 
 RESULT_COLUMNS = ("id", "provider", "model", "expected", "predicted", "predicted_name_ko", "predicted_name_en",

@@ -13,7 +13,7 @@ class OpenAIProvider(Provider):
     sends_max_tokens = False
 
     @classmethod
-    def from_settings(cls, s: Settings) -> "OpenAIProvider":
+    def from_settings(cls, s: Settings) -> OpenAIProvider:
         return cls(s, api_key=s.openai_api_key, base_url=s.openai_base_url, model=s.openai_model)
 
 
@@ -23,7 +23,7 @@ class RunPodProvider(Provider):
     serverless = True
 
     @classmethod
-    def from_settings(cls, s: Settings) -> "RunPodProvider":
+    def from_settings(cls, s: Settings) -> RunPodProvider:
         return cls(s, api_key=s.runpod_api_key, base_url=s.runpod_base_url, model=s.runpod_model_name)
 
 
@@ -33,7 +33,7 @@ class LocalProvider(Provider):
     key_required = False  # Ollama, vLLM and llama.cpp run without a key by default
 
     @classmethod
-    def from_settings(cls, s: Settings) -> "LocalProvider":
+    def from_settings(cls, s: Settings) -> LocalProvider:
         return cls(s, api_key=s.local_api_key, base_url=s.local_base_url, model=s.local_model,
                    accepts_images=s.local_accepts_images)
 

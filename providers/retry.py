@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from domain.errors import ProviderError, ProviderTimeout
 from providers.base import Attempt, Provider

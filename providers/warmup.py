@@ -14,8 +14,8 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from typing import Callable, Iterable
 
 from domain.errors import ProviderError
 from providers import runtime

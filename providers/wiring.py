@@ -6,7 +6,8 @@ jobs and the performance figures are shared through Redis with every other app p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis

@@ -22,8 +22,8 @@ import sqlite3
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from storage.store import Store
 

@@ -15,14 +15,15 @@ import io
 import json
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 from PIL import Image
 
+from storage.store import Store, dumps, new_id, now
 from utils.crypto import SealedWithAnotherKey, Sealer
 from utils.spreadsheet import safe_row
-from storage.store import Store, dumps, new_id, now
 
 THUMBNAIL_SIDE = 128
 

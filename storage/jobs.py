@@ -20,10 +20,20 @@ from __future__ import annotations
 import json
 import logging
 import queue
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from domain.jobs import (INTERRUPTED, QUEUED, RESTARTED, RUNNING, UNREADABLE, Job, JobUnreadable,
-                         request_from_record, request_record)
+from domain.jobs import (
+    INTERRUPTED,
+    QUEUED,
+    RESTARTED,
+    RUNNING,
+    UNREADABLE,
+    Job,
+    JobUnreadable,
+    request_from_record,
+    request_record,
+)
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
 from storage.store import Store, dumps, new_id, now

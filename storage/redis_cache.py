@@ -31,7 +31,7 @@ class RedisAnswerCache:
         self.sealer = sealer
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, sealer=None) -> "RedisAnswerCache":
+    def from_settings(cls, settings: Settings, *, sealer=None) -> RedisAnswerCache:
         """The cache for REDIS_URL, CACHE_TTL_SECONDS and CACHE_ENABLED (values sealed by `sealer`, if given)."""
         return cls(connect(settings.redis_url), ttl_seconds=settings.cache_ttl_seconds,
                    enabled=settings.cache_enabled, breaker=breaker(settings.redis_url), sealer=sealer)

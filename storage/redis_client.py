@@ -48,7 +48,7 @@ def connect(url: str, timeout: float = FAST_TIMEOUT) -> redis.Redis:
 
 
 @lru_cache(maxsize=16)
-def breaker(url: str) -> "Breaker":
+def breaker(url: str) -> Breaker:
     """The process's breaker for `url`: the cache and the metrics stop calling a dead Redis together."""
     return Breaker()
 

@@ -155,7 +155,7 @@ class RedisJobStore:
 
     @classmethod
     def from_url(cls, url: str, *, retention_seconds: float, sealer: Sealer | None = None,
-                 lease_seconds: float = LEASE_SECONDS, poll_seconds: float = POLL_SECONDS) -> "RedisJobStore":
+                 lease_seconds: float = LEASE_SECONDS, poll_seconds: float = POLL_SECONDS) -> RedisJobStore:
         """The store for REDIS_URL `url`, with the process's shared connection pools."""
         return cls(connect(url, PAGE_TIMEOUT), blocking=connect(url, poll_seconds + PAGE_TIMEOUT),
                    retention_seconds=retention_seconds, sealer=sealer, lease_seconds=lease_seconds,

@@ -8,7 +8,7 @@ which is how a case's reviews are found together.
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterable
+from collections.abc import Iterable
 
 from storage.store import Store, new_id, now
 

@@ -21,9 +21,9 @@ import time
 
 import streamlit as st
 
+from storage.accounts import AccountLocked, Accounts, SignInError, accounts_for
 from ui.i18n import tr
 from ui.state import init_state
-from storage.accounts import Accounts, AccountLocked, SignInError, accounts_for
 from utils.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ import streamlit as st
 from providers.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, run_batch
 from providers.batch_input import BatchInputError, photos_from_zip, read_cases
 from providers.batch_metrics import BatchReport, BatchRow, format_rate
+from providers.qa_report import write_report
 from ui.i18n import lang, tr
 from ui.labels import provider_titles
-from providers.qa_report import write_report
 
 RESULT = "batch_result"   # {"report": BatchReport, "csv": bytes, "html": bytes} of the last run
 ERROR = "batch_error"     # why the last run could not start

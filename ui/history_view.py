@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import date, datetime, time as day_time, timedelta
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
+from datetime import time as day_time
 
 import pandas as pd
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from providers import Engine, InputError
-from utils.images import ShrunkImage
 from ui.i18n import t
+from utils.images import ShrunkImage
 
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif"]
 

@@ -13,11 +13,11 @@ import base64
 import dataclasses
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import EllipsisType
-from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from dotenv import dotenv_values
