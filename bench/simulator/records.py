@@ -36,6 +36,7 @@ class RequestRecord:
 
     @property
     def done(self) -> bool:
+        """Whether the request has ended (answered, refused, or given up on)."""
         return self.duration is not None
 
 
