@@ -35,12 +35,9 @@ import json
 import os
 import platform
 import random
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -51,7 +48,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM must no
 
 from PIL import Image  # noqa: E402
 
-from bench.simulator import Simulator  # noqa: E402
+from bench.simulator import Simulator, SimulatorProcess  # noqa: E402
 from providers.base import Attempt, Provider  # noqa: E402
 from providers import wiring  # noqa: E402
 from providers.engine import Engine  # noqa: E402
@@ -127,38 +124,6 @@ def make_photos(count: int = 4, seed: int = 7) -> list[bytes]:
         img.save(out, "JPEG", quality=92)
         photos.append(out.getvalue())
     return photos
-
-
-class SimulatorProcess:
-    """`bench.simulator` in a process of its own, so that the clients measured and the simulated
-    providers do not share one interpreter lock (sharing it adds the server's work to every
-    client timing, then multiplies it by 1/scale)."""
-
-    def __init__(self, *, scale: float, seed: int) -> None:
-        self.scale, self.seed = scale, seed
-        self.urls: dict[str, str] = {}
-
-    def __enter__(self) -> "SimulatorProcess":
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.simulator", "--scale", str(self.scale),
-                                      "--seed", str(self.seed)], cwd=Path(__file__).parent.parent,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        for line in self.proc.stdout:
-            name, url = line.split()
-            self.urls[name] = url
-            if name == "stats":
-                return self
-        raise RuntimeError("the simulator did not start")
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-    def url(self, name: str) -> str:
-        return self.urls[name]
-
-    def stats(self) -> dict:
-        with urllib.request.urlopen(self.urls["stats"], timeout=10) as response:
-            return json.load(response)
 
 
 # -- strategies -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The load test for more than one server: two app processes, one Redis, twenty browser sessions.
 
-Starts one `redis-server`, a fake OpenAI-compatible provider (testkit/fake_llm.py, which writes
+Starts one `redis-server`, a fake OpenAI-compatible provider (testkit/fake_llm, which writes
 each case's unique token into the findings it returns) and TWO `streamlit run app.py`
 processes with REDIS_URL set, each with its own DATA_DIR (as two machines would have), all
 on 127.0.0.1. Then, in headless Chromium (Debian's), 20 browser sessions, half on each

@@ -1,0 +1,43 @@
+"""`python -m bench.simulator`: serve the default providers, print their URLs, run until Ctrl-C.
+
+The first lines printed are `<provider> <base URL>`, then `stats <URL>`: `SimulatorProcess`
+reads them to learn where the simulator listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from bench.simulator.profiles import default_profiles
+from bench.simulator.server import Simulator
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until interrupted; then print the stats as JSON on stderr."""
+    parser = argparse.ArgumentParser(prog="python -m bench.simulator",
+                                     description="Serve simulated RunPod, OpenAI and llama.cpp providers.")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="wall seconds per simulated second, e.g. 0.1 (default 1: real time)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    args = parser.parse_args(argv)
+    sim = Simulator(default_profiles(), scale=args.scale, seed=args.seed, host=args.host, port=args.port)
+    for name, url in sim.start().items():
+        print(f"{name:8} {url}", flush=True)
+    print(f"{'stats':8} http://{args.host}:{sim.port}/_stats", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+        print(json.dumps(sim.stats(), indent=2, ensure_ascii=False), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
