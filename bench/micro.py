@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import itertools
 import json
 import os
@@ -50,181 +49,30 @@ import platform
 import socket
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import httpx
 import PIL
-from PIL import Image, features
+from PIL import features
 
 import providers
+from bench.environment import RUNPOD_KEY, engine_pointed_at
+from bench.measuring import Row, timed
+from bench.photos import heic_12mp, typical_jpeg
 from testkit.answers import VALID
-from testkit.corpus import camera_exif, encode, grainy, phone_jpeg, photo
+from testkit.corpus import phone_jpeg
 from testkit.fake_llm import FakeLLM, Reply
 from utils.images import HEIF_SUPPORTED, ShrunkImage, shrink_image
-from utils.settings import load_settings
-from utils.stats import percentile
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
-# The 12 MP HEIC takes x265 10-15 s to encode on two cores; it is kept here between runs.
-HEIC_CACHE = OUT_DIR / "cache" / "phone-4032x3024-grain25-q80-orient6-gps.v1.heic"
-
-RUNPOD_MODEL = "clinic-derm-v1"
-RUNPOD_KEY = "rpa-bench-key-not-real"
-
-
-# -- measuring ---------------------------------------------------------------------------------
-
-def timed(fn: Callable[[], object], *, warmup: int, reps: int) -> list[float]:
-    """Milliseconds of `reps` calls of `fn`, after `warmup` untimed calls.
-
-    The warm-up runs pay for what only the first call pays in the app too (codec tables,
-    lazy HTTP clients, the first connection), which a per-call figure should not include.
-    """
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
-
-
-@dataclass
-class Row:
-    """One line of the table: a name, a target on the median (or none), and the samples."""
-
-    name: str
-    unit: str                       # "ms", "s" or "×"
-    samples: list[float]
-    limit: float | None = None      # the median must be at most this; None: for information
-    note: str = ""
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def p95(self) -> float:
-        return percentile(self.samples, 95)
-
-    @property
-    def max(self) -> float:
-        return max(self.samples)
-
-    @property
-    def passed(self) -> bool | None:
-        return None if self.limit is None else self.median <= self.limit
-
-    @property
-    def target(self) -> str:
-        return "—" if self.limit is None else f"median ≤ {self.limit:g} {self.unit}".replace(" ×", "×")
-
-    def fmt(self, value: float) -> str:
-        digits = 2 if self.unit in ("s", "×") or abs(value) < 10 else 1
-        return f"{value:.{digits}f}{'×' if self.unit == '×' else ' ' + self.unit}"
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "unit": self.unit, "target": self.target, "limit": self.limit,
-                "median": self.median, "p95": self.p95, "max": self.max, "n": len(self.samples),
-                "pass": self.passed, "note": self.note, "samples": self.samples}
-
-
-# -- the environment the engine runs in ----------------------------------------------------------
-
-class _NameRecorder(dict):
-    """An empty environment that remembers every name `load_settings` looks up.
-
-    Asking the settings loader itself which variables it reads keeps this benchmark right
-    when settings are added, without a copy of the list to keep in step.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: set[str] = set()
-
-    def get(self, key, default=None):
-        self.names.add(key)
-        return default
-
-
-def _settings_names() -> set[str]:
-    recorder = _NameRecorder()
-    load_settings(env=recorder, env_file=None)
-    return recorder.names
-
-
-def _foreign(name: str) -> bool:
-    """Variables the OpenAI SDK, langchain or httpx read on their own (keys, gateways, tracing, proxies)."""
-    return (name.startswith(("OPENAI_", "AZURE_OPENAI_", "LANGCHAIN_", "LANGSMITH_"))
-            or name.lower() in {"http_proxy", "https_proxy", "all_proxy"})
-
-
-@contextlib.contextmanager
-def engine_pointed_at(url: str) -> Iterator[Path]:
-    """Point the process-wide engine at `url` as RunPod, alone, with a private data dir; yields that dir.
-
-    As tests/conftest.py does: no fallback, no hedging, no warm-up pings (each would add a
-    request the benchmark does not mean to time), and the working directory is a fresh
-    temporary one so a developer's `.env` is not read. Everything is restored afterwards.
-    """
-    saved_env, saved_cwd = dict(os.environ), os.getcwd()
-    with tempfile.TemporaryDirectory(prefix="bench-micro-") as tmp:
-        try:
-            for name in _settings_names() | {n for n in os.environ if _foreign(n)}:
-                os.environ.pop(name, None)
-            os.environ.update({
-                "RUNPOD_API_KEY": RUNPOD_KEY, "RUNPOD_BASE_URL": url, "RUNPOD_MODEL_NAME": RUNPOD_MODEL,
-                "DATA_DIR": str(Path(tmp) / "data"),
-                "PROVIDER_FALLBACKS": "none", "HEDGE_AFTER_SECONDS": "off", "WARM_UP": "false",
-                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-            })
-            os.chdir(tmp)
-            providers.reset_engine()
-            yield Path(tmp)
-        finally:
-            providers.reset_engine()
-            os.chdir(saved_cwd)
-            os.environ.clear()
-            os.environ.update(saved_env)
 
 
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-
-
-# -- the photos --------------------------------------------------------------------------------
-
-def heic_12mp(log: Callable[[str], None]) -> bytes:
-    """A 12 MP HEIC as an iPhone writes it (EXIF orientation 6, GPS), from the same grainy pixels as the JPEG.
-
-    Encoding takes x265 10-15 s, so the file is kept in bench/out/cache (git-ignored) and
-    reused while it still opens as a 4032×3024 HEIF.
-    """
-    with contextlib.suppress(OSError, ValueError, SyntaxError):
-        data = HEIC_CACHE.read_bytes()
-        with Image.open(io.BytesIO(data)) as img:
-            if img.format == "HEIF" and sorted(img.size) == [3024, 4032]:  # pillow-heif turns it upright
-                return data
-    log("encoding the 12 MP HEIC once (x265, 10-15 s) ...")
-    data = encode(grainy(4032, 3024), "HEIF", quality=80, exif=camera_exif(6).tobytes())
-    HEIC_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    HEIC_CACHE.write_bytes(data)
-    return data
-
-
-def typical_jpeg() -> bytes:
-    """A 12 MP phone JPEG of a more common size (about 3.6 MB rather than the test corpus's 5.9 MB).
-
-    JPEG decoding time grows with the file's size (its entropy-coded data), so the heavy
-    corpus photo alone would not say what a typical photo costs.
-    """
-    return encode(photo(4032, 3024, grain=8), "JPEG", quality=90, exif=camera_exif(6).tobytes())
 
 
 # -- the benchmarks ----------------------------------------------------------------------------

@@ -136,19 +136,10 @@ def support_modules() -> dict[str, Path]:
     return {_module_name(f): f for f in files}
 
 
-# Support modules still over the limit, each with why. The test fails once one of them is short enough, so the
-# entry goes with the split instead of lingering as a licence for the next long file.
-SUPPORT_STILL_TOO_LONG = {
-    "bench.micro": "510 lines; its split was not part of the change that added this test",
-}
-
-
 def test_no_bench_or_testkit_module_is_too_long_to_read():
     # The benchmarks and fakes are read as often as the app (to trust a number, or a test that uses them).
     lengths = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in support_modules().items()}
-    long = {name for name, n in lengths.items() if n > MAX_LINES}
-    # Equality, not a subset: a listed module that got short enough must leave the list.
-    assert long == set(SUPPORT_STILL_TOO_LONG), {name: lengths.get(name) for name in long ^ set(SUPPORT_STILL_TOO_LONG)}
+    assert {name: n for name, n in lengths.items() if n > MAX_LINES} == {}
 
 
 def test_the_walker_sees_lazy_and_type_checking_imports(tmp_path):
