@@ -115,7 +115,8 @@ event = st.dataframe(
         "time": col.DatetimeColumn(tr("시각", "Time"), format="YYYY-MM-DD HH:mm"),
         "kind": tr("종류", "Kind"), "text": tr("내용", "Case"), "class": tr("분류", "Class"),
         "score": col.NumberColumn(tr("점수", "Score"), format="%.0f"), "risk": tr("위험", "Risk"),
-        "provider": tr("제공자", "Provider"), "latency": col.NumberColumn(tr("소요 (초)", "Latency (s)"), format="%.1f"),
+        "provider": tr("제공자", "Provider"),
+        "latency": col.NumberColumn(tr("소요 (초)", "Latency (s)"), format="%.1f"),
         "flags": tr("경로", "Route"), "pinned": col.CheckboxColumn(tr("고정", "Pinned")),
         "error": tr("오류", "Error"),
     })

@@ -29,7 +29,8 @@ KIND_NAMES = {"text": tr("텍스트", "Text"), "image": tr("사진", "Photo")}
 PROVIDER_NAMES = provider_titles(engine)
 
 st.title(tr("성능", "Performance"))
-st.caption(tr("기록된 모든 평가(실패 포함)의 응답 시간과 성공률입니다. 목표: 텍스트 {text:g}초, 사진 {image:g}초, 성공률 {success:.0%} 이상.",
+st.caption(tr("기록된 모든 평가(실패 포함)의 응답 시간과 성공률입니다. "
+              "목표: 텍스트 {text:g}초, 사진 {image:g}초, 성공률 {success:.0%} 이상.",
               "Response times and success of every recorded assessment, failures included. "
               "Targets: text {text:g} s, photos {image:g} s, success {success:.0%} or more.",
               text=metrics.TARGET_MS["text"] / 1000, image=metrics.TARGET_MS["image"] / 1000,
@@ -39,7 +40,8 @@ left, right = st.columns([3, 2])
 window = left.segmented_control(tr("기간", "Period"), list(metrics.WINDOWS), key="perf_window", default="day",
                                 required=True, format_func=WINDOW_NAMES.get)
 chosen = right.multiselect(tr("제공자", "Providers"), list(PROVIDER_NAMES), key="perf_providers",
-                           format_func=lambda n: PROVIDER_NAMES.get(n, n), placeholder=tr("모든 제공자", "All providers"))
+                           format_func=lambda n: PROVIDER_NAMES.get(n, n),
+                           placeholder=tr("모든 제공자", "All providers"))
 
 report = metrics.for_window(engine.store, window or "day", providers=chosen)
 

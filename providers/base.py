@@ -124,8 +124,8 @@ class Provider:
                 extra_body=extra,
                 # Our own async client is used; no socket options on the unused sync one (and no warning).
                 http_socket_options=(),
-                http_async_client=httpx.AsyncClient(timeout=s.request_timeout,
-                                                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=16)),
+                http_async_client=httpx.AsyncClient(
+                    timeout=s.request_timeout, limits=httpx.Limits(max_connections=64, max_keepalive_connections=16)),
             )
         return self._llm
 
@@ -172,7 +172,7 @@ class Provider:
     def error_from(self, exc: BaseException) -> ProviderError:
         """Turn an SDK or transport exception into our error with a message that says what to do."""
         t, p = self.title, self.name
-        if isinstance(exc, openai.APITimeoutError) or isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException, TimeoutError)):
             return ProviderTimeout(f"{t} did not answer in time.", provider=p, retryable=True)
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code

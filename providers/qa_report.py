@@ -151,7 +151,8 @@ def _confusion_section(report: BatchReport) -> str:
     parts = ["<h2>Confusion matrices</h2><p class=muted>Rows: expected class; columns: the provider's class. "
              "Only classes that occur are shown; the diagonal (outlined) is correct.</p>"]
     for name in report.providers:
-        parts.append(f"<h3>{_e(name)} · {_e(report.models.get(name, ''))}</h3>{_confusion_table(report.confusion(name))}")
+        parts.append(f"<h3>{_e(name)} · {_e(report.models.get(name, ''))}</h3>"
+                     f"{_confusion_table(report.confusion(name))}")
     return "".join(parts)
 
 

@@ -25,6 +25,7 @@ One Redis (not a cluster) is assumed: the scripts touch several keys.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -223,21 +224,19 @@ class RedisJobStore:
         except FAILURES as exc:
             raise _unavailable("list", exc) from None
         found, expired = [], []
-        for job_id, values in zip(ids, rows):
+        for job_id, values in zip(ids, rows, strict=True):
             job = self._job(values)
             if job is None:
                 expired.append(job_id)
             else:
                 found.append(job)
         if expired:  # their hashes expired with the retention: drop them from the listing too
-            try:
+            with contextlib.suppress(*FAILURES):
                 self._redis.zrem(listing, *expired)
-            except FAILURES:
-                pass
         return found
 
     def _job(self, values: list[bytes | None]) -> Job | None:
-        row: dict[str, Any] = dict(zip(_LIST_FIELDS, values))
+        row: dict[str, Any] = dict(zip(_LIST_FIELDS, values, strict=True))
         if row["status"] is None or row["request"] is None:
             return None  # expired with the retention
         for name in ("id", "status", "kind", "provider", "user", "error"):
@@ -370,7 +369,7 @@ class RedisJobStore:
             ordered = sorted(queued)
             for job_id in ordered:
                 pipe.lpos(QUEUE, job_id)
-            missing = {job_id for job_id, pos in zip(ordered, pipe.execute()) if pos is None}
+            missing = {job_id for job_id, pos in zip(ordered, pipe.execute(), strict=True) if pos is None}
         for job_id in missing & self._suspects:
             count += self._reap_queued(keys=[_job_key(job_id), QUEUE, QUEUED_SET], args=[job_id, stamp, NEVER_STARTED])
         self._suspects = missing

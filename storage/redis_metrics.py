@@ -105,7 +105,7 @@ class MetricsFeed:
             except ValueError:
                 continue
             if len(values) == len(FIELDS):
-                found.append(dict(zip(FIELDS, values)))
+                found.append(dict(zip(FIELDS, values, strict=True)))
         return found
 
     def connect(self, since: float | None = None, until: float | None = None) -> sqlite3.Connection | None:

@@ -98,7 +98,8 @@ def _show(outcome: dict) -> None:
     pairs = report.agreement()
     if pairs:
         st.subheader(tr("제공자 간 일치율", "Agreement between providers"))
-        st.dataframe([{tr("제공자 쌍", "pair"): f"{p.first} ↔ {p.second}", tr("일치율", "agreement"): format_rate(p.rate),
+        st.dataframe([{tr("제공자 쌍", "pair"): f"{p.first} ↔ {p.second}",
+                       tr("일치율", "agreement"): format_rate(p.rate),
                        tr("일치 / n", "same / n"): f"{p.same} / {p.n}"} for p in pairs],
                      hide_index=True, key="batch_agreement_table")
 
