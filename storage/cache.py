@@ -118,10 +118,11 @@ class DiskAnswerCache:
         cache = self._cache
         if cache is None:
             return False
+        stored: dict | bytes = value
         if self.sealer.enabled:
-            value = self.sealer.seal_bytes(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+            stored = self.sealer.seal_bytes(json.dumps(value, ensure_ascii=False).encode("utf-8"))
         try:
-            return bool(cache.set(key, value, expire=self.ttl_seconds or None, retry=True))
+            return bool(cache.set(key, stored, expire=self.ttl_seconds or None, retry=True))
         except _FAILURES as exc:
             log.warning("answer cache write failed, answer not cached: %s", type(exc).__name__)
             return False

@@ -124,7 +124,7 @@ class History:
         row = dict(found)
         for column in SEALED_COLUMNS:
             value = row.get(column)
-            if not Sealer.is_sealed(value):
+            if not isinstance(value, (str, bytes)) or not Sealer.is_sealed(value):  # SQLite: TEXT or BLOB
                 continue
             try:
                 row[column] = (self.sealer.open_text(value) if isinstance(value, str)
@@ -140,7 +140,8 @@ class History:
         With encryption on, SQL cannot see the text: the other filters run in SQL and the text search
         runs here over the decrypted rows, newest first, until `limit` rows matched.
         """
-        where, args = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        args: list[object] = []
         in_python = bool(filters.query) and self.sealer.enabled
         if filters.query and not in_python:
             where.append("(text LIKE ? OR summary LIKE ?)")
