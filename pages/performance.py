@@ -5,6 +5,7 @@ from ui.auth import ensure_signed_in
 ensure_signed_in()
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import altair as alt
 import pandas as pd
@@ -14,6 +15,9 @@ from providers import get_engine
 from storage import metrics
 from ui.i18n import tr
 from ui.labels import provider_titles
+
+if TYPE_CHECKING:  # what st.column_config's columns return; Streamlit does not re-export the type
+    from streamlit.elements.lib.column_types import ColumnConfig
 
 engine = get_engine()
 
@@ -38,7 +42,7 @@ st.caption(tr("기록된 모든 평가(실패 포함)의 응답 시간과 성공
 
 left, right = st.columns([3, 2])
 window = left.segmented_control(tr("기간", "Period"), list(metrics.WINDOWS), key="perf_window", default="day",
-                                required=True, format_func=WINDOW_NAMES.get)
+                                required=True, format_func=lambda w: WINDOW_NAMES[w])
 chosen = right.multiselect(tr("제공자", "Providers"), list(PROVIDER_NAMES), key="perf_providers",
                            format_func=lambda n: PROVIDER_NAMES.get(n, n),
                            placeholder=tr("모든 제공자", "All providers"))
@@ -71,11 +75,11 @@ def _duration(seconds: int) -> str:
     return tr("{n:g}일", "{n:g} d", n=seconds / 86400)
 
 
-def _percent(label: str) -> st.column_config.NumberColumn:
+def _percent(label: str) -> ColumnConfig:
     return st.column_config.NumberColumn(label, format="percent")
 
 
-def _second_col(label: str) -> st.column_config.NumberColumn:
+def _second_col(label: str) -> ColumnConfig:
     return st.column_config.NumberColumn(label, format="%.2f s")
 
 
