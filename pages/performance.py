@@ -16,7 +16,9 @@ from storage import metrics
 from ui.i18n import tr
 from ui.labels import provider_titles
 
-if TYPE_CHECKING:  # what st.column_config's columns return; Streamlit does not re-export the type
+# What st.column_config's columns return; Streamlit does not re-export the type. A page has no
+# `from __future__ import annotations` (the sign-in gate comes first), so annotations name it in quotes.
+if TYPE_CHECKING:
     from streamlit.elements.lib.column_types import ColumnConfig
 
 engine = get_engine()
@@ -75,11 +77,11 @@ def _duration(seconds: int) -> str:
     return tr("{n:g}일", "{n:g} d", n=seconds / 86400)
 
 
-def _percent(label: str) -> ColumnConfig:
+def _percent(label: str) -> "ColumnConfig":
     return st.column_config.NumberColumn(label, format="percent")
 
 
-def _second_col(label: str) -> ColumnConfig:
+def _second_col(label: str) -> "ColumnConfig":
     return st.column_config.NumberColumn(label, format="%.2f s")
 
 
