@@ -94,7 +94,7 @@ provider = c.selectbox(tr("제공자", "Provider"), list(provider_names), format
 days = d.date_input(tr("기간", "Dates"), value=[], key="hist_dates", format="YYYY-MM-DD", on_change=clear_selection)
 since, until = day_range(days)
 
-filters = Filters(query=query.strip(), label_code=label_code if isinstance(label_code, int) else None,  # ANY: None
+filters = Filters(query=query.strip(), label_code=label_code if isinstance(label_code, int) else None,  # ANY: all
                   risk=risk or None, provider=provider or None, since=since, until=until, user=owner)
 rows = history.search(filters)
 

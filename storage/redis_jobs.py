@@ -175,8 +175,8 @@ class RedisJobStore:
         """Record `request` as a queued job and push it on the shared queue; returns the job's id."""
         job_id, stamp = new_id(), now()
         fields: dict[FieldT, EncodableT] = {"id": job_id, "created_at": repr(stamp), "updated_at": repr(stamp),
-                                          "status": QUEUED, "kind": request.kind,
-                                          "request": self.codec.seal_request(request)}
+                                            "status": QUEUED, "kind": request.kind,
+                                            "request": self.codec.seal_request(request)}
         if request.provider:
             fields["provider"] = request.provider
         if request.user is not None:
