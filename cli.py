@@ -26,7 +26,8 @@ def _print_human(result) -> None:
     d = result.to_dict()
     label = d["label"]
     if label:
-        print(f"{label['name_ko']} ({label['name_en']}), code {label['code']}, score {label['score']:g}, {label['risk']}")
+        print(f"{label['name_ko']} ({label['name_en']}), code {label['code']}, "
+              f"score {label['score']:g}, {label['risk']}")
     else:
         print("No lesion class could be read from the answer.")
     if not d["complete"]:
@@ -47,6 +48,7 @@ def _print_human(result) -> None:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
+    """Assess one lesion from a description and/or a photo; print it (or JSON) and return the exit code."""
     from providers import InputError, PatientInfo, ProviderError, diagnose
 
     image = None
@@ -216,6 +218,7 @@ def _concurrency(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command, each bound to its handler through `func`."""
     parser = argparse.ArgumentParser(prog="cli.py", description="AI skin-lesion assessment from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("diagnose", help="assess one lesion from a description and/or a photo")
@@ -262,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command `argv` names and return its exit code (settings errors are input errors)."""
     args = build_parser().parse_args(argv)
     from utils.settings import SettingsError
 

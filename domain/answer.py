@@ -47,4 +47,5 @@ class TextAnswer:
 
     @property
     def complete(self) -> bool:
+        """True when the helper said anything: an empty text counts as an incomplete answer."""
         return bool(self.text)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Risk(str, Enum):
+class Risk(StrEnum):
+    """How dangerous a lesion class is; the card flags malignant and premalignant ones."""
+
     MALIGNANT = "malignant"
     PREMALIGNANT = "premalignant"
     BENIGN = "benign"
@@ -15,6 +17,8 @@ class Risk(str, Enum):
 
 @dataclass(frozen=True)
 class LesionClass:
+    """One of the 15 classes: its contract code, Korean and English names, and its risk."""
+
     code: int
     name_ko: str
     name_en: str

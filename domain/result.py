@@ -36,10 +36,12 @@ class Diagnosis:
 
     @property
     def label(self) -> ScoredClass | None:
+        """The chosen class and its score, or None when the answer named none."""
         return self.answer.label
 
     @property
     def complete(self) -> bool:
+        """True when the answer holds every part the contract asks for."""
         return self.answer.complete
 
     @property

@@ -18,7 +18,10 @@ engine = get_engine()
 
 
 def use_refined() -> None:
-    # A callback: a widget's value can only be replaced before the widget is drawn again.
+    """Put the refined description in the symptoms box and drop the suggestion.
+
+    A button callback, because a widget's value can only be replaced before the widget is drawn again.
+    """
     st.session_state.symptoms = st.session_state.refined.text
     st.session_state.refined = None
 
@@ -105,7 +108,7 @@ with right:
         if explained and explained[0] == result.assessment_id:
             st.success(f"**{t('tool.explained')}**\n\n{card.plain(explained[1].text)}",
                        icon=":material/record_voice_over:")
-        if result.assessment_id and engine.history and not result.replayed:
-            if st.button(t("action.pin"), key=f"pin_{result.assessment_id}", icon=":material/push_pin:"):
-                engine.history.pin(result.assessment_id)
-                st.success(t("action.pinned"))
+        if (result.assessment_id and engine.history and not result.replayed
+                and st.button(t("action.pin"), key=f"pin_{result.assessment_id}", icon=":material/push_pin:")):
+            engine.history.pin(result.assessment_id)
+            st.success(t("action.pinned"))

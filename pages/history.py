@@ -17,20 +17,21 @@ from ui.i18n import t, tr
 from ui.labels import provider_titles
 
 ANY = ""  # the "all" choice of every filter
-NO_SELECTION = {"selection": {"rows": [], "columns": [], "cells": []}}
+NO_SELECTION: dict[str, dict[str, list]] = {"selection": {"rows": [], "columns": [], "cells": []}}
 
 engine = get_engine()
-history = engine.history
+kept = engine.history
 titles = provider_titles(engine)
 owner = visible_owner()  # a user sees their own assessments, an administrator everyone's (None)
 
 st.title(tr("평가 기록", "Assessment history"))
 
-if history is None:
+if kept is None:
     st.info(tr("기록이 꺼져 있습니다 (HISTORY_ENABLED=false). 켜면 이후의 평가가 여기에 남습니다.",
                "The history is switched off (HISTORY_ENABLED=false); switch it on to keep assessments here."),
             icon=":material/history_toggle_off:")
     st.stop()
+history = kept  # never None from here on, in the functions below too
 
 # Retention runs when the page opens, once per session: often enough to honour the setting,
 # and never on the reruns every click causes.
@@ -80,20 +81,20 @@ query = st.text_input(tr("검색 (증상 설명 또는 소견)", "Search (descri
 a, b, c, d = st.columns(4)
 # Labels are worked out now, in this run's language: a format_func is also called later, outside the run.
 everything = tr("전체", "All")
-class_names = {ANY: everything, **{code: class_label(code) for code in class_codes()}}
+class_names: dict[int | str, str] = {ANY: everything, **{code: class_label(code) for code in class_codes()}}
 risk_names = {ANY: everything, "malignant": t("risk.malignant"), "premalignant": t("risk.premalignant"),
               NO_FLAG: tr("표시 없음", "No flag")}
 provider_names = {ANY: everything, **titles}
-label_code = a.selectbox(tr("병변 분류", "Class"), list(class_names), format_func=class_names.get, key="hist_class",
-                         on_change=clear_selection)
-risk = b.selectbox(tr("위험 표시", "Risk flag"), list(risk_names), format_func=risk_names.get, key="hist_risk",
-                   on_change=clear_selection)
-provider = c.selectbox(tr("제공자", "Provider"), list(provider_names), format_func=provider_names.get,
+label_code = a.selectbox(tr("병변 분류", "Class"), list(class_names), format_func=lambda o: class_names[o],
+                         key="hist_class", on_change=clear_selection)
+risk = b.selectbox(tr("위험 표시", "Risk flag"), list(risk_names), format_func=lambda o: risk_names[o],
+                   key="hist_risk", on_change=clear_selection)
+provider = c.selectbox(tr("제공자", "Provider"), list(provider_names), format_func=lambda o: provider_names[o],
                        key="hist_provider", on_change=clear_selection)
-days = d.date_input(tr("기간", "Dates"), value=(), key="hist_dates", format="YYYY-MM-DD", on_change=clear_selection)
+days = d.date_input(tr("기간", "Dates"), value=[], key="hist_dates", format="YYYY-MM-DD", on_change=clear_selection)
 since, until = day_range(days)
 
-filters = Filters(query=query.strip(), label_code=None if label_code == ANY else label_code,
+filters = Filters(query=query.strip(), label_code=label_code if isinstance(label_code, int) else None,  # ANY: all
                   risk=risk or None, provider=provider or None, since=since, until=until, user=owner)
 rows = history.search(filters)
 
@@ -115,7 +116,8 @@ event = st.dataframe(
         "time": col.DatetimeColumn(tr("시각", "Time"), format="YYYY-MM-DD HH:mm"),
         "kind": tr("종류", "Kind"), "text": tr("내용", "Case"), "class": tr("분류", "Class"),
         "score": col.NumberColumn(tr("점수", "Score"), format="%.0f"), "risk": tr("위험", "Risk"),
-        "provider": tr("제공자", "Provider"), "latency": col.NumberColumn(tr("소요 (초)", "Latency (s)"), format="%.1f"),
+        "provider": tr("제공자", "Provider"),
+        "latency": col.NumberColumn(tr("소요 (초)", "Latency (s)"), format="%.1f"),
         "flags": tr("경로", "Route"), "pinned": col.CheckboxColumn(tr("고정", "Pinned")),
         "error": tr("오류", "Error"),
     })

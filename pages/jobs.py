@@ -25,10 +25,12 @@ STATUS = {"queued": ("대기", "queued"), "running": ("진행 중", "running"), 
 
 
 def status_label(status: str) -> str:
+    """A job's status in the reader's language."""
     return tr(*STATUS[status])
 
 
 def when(stamp: float) -> str:
+    """A Unix time as local date and time to the second, for the job table."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
@@ -39,8 +41,8 @@ st.caption(tr("작업은 서버에 저장됩니다. 새로고침하거나 새 �
 
 @st.fragment(run_every=2)
 def job_board() -> None:
-    # Re-drawn every 2 s so queued and running jobs move on without a click; a fragment re-run
-    # skips the page's gate, so an expired session is sent through it with a full re-run.
+    """The list of jobs with their progress and results, re-drawn every 2 s so it moves on without a click."""
+    # A fragment re-run skips the page's gate, so an expired session is sent through it with a full re-run.
     if not session_still_valid():
         st.rerun(scope="app")
     listed = jobs.list(user=user)

@@ -5,6 +5,7 @@ from ui.auth import ensure_signed_in
 ensure_signed_in()
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import altair as alt
 import pandas as pd
@@ -14,6 +15,11 @@ from providers import get_engine
 from storage import metrics
 from ui.i18n import tr
 from ui.labels import provider_titles
+
+# What st.column_config's columns return; Streamlit does not re-export the type. A page has no
+# `from __future__ import annotations` (the sign-in gate comes first), so annotations name it in quotes.
+if TYPE_CHECKING:
+    from streamlit.elements.lib.column_types import ColumnConfig
 
 engine = get_engine()
 
@@ -29,7 +35,8 @@ KIND_NAMES = {"text": tr("텍스트", "Text"), "image": tr("사진", "Photo")}
 PROVIDER_NAMES = provider_titles(engine)
 
 st.title(tr("성능", "Performance"))
-st.caption(tr("기록된 모든 평가(실패 포함)의 응답 시간과 성공률입니다. 목표: 텍스트 {text:g}초, 사진 {image:g}초, 성공률 {success:.0%} 이상.",
+st.caption(tr("기록된 모든 평가(실패 포함)의 응답 시간과 성공률입니다. "
+              "목표: 텍스트 {text:g}초, 사진 {image:g}초, 성공률 {success:.0%} 이상.",
               "Response times and success of every recorded assessment, failures included. "
               "Targets: text {text:g} s, photos {image:g} s, success {success:.0%} or more.",
               text=metrics.TARGET_MS["text"] / 1000, image=metrics.TARGET_MS["image"] / 1000,
@@ -37,9 +44,10 @@ st.caption(tr("기록된 모든 평가(실패 포함)의 응답 시간과 성공
 
 left, right = st.columns([3, 2])
 window = left.segmented_control(tr("기간", "Period"), list(metrics.WINDOWS), key="perf_window", default="day",
-                                required=True, format_func=WINDOW_NAMES.get)
+                                required=True, format_func=lambda w: WINDOW_NAMES[w])
 chosen = right.multiselect(tr("제공자", "Providers"), list(PROVIDER_NAMES), key="perf_providers",
-                           format_func=lambda n: PROVIDER_NAMES.get(n, n), placeholder=tr("모든 제공자", "All providers"))
+                           format_func=lambda n: PROVIDER_NAMES.get(n, n),
+                           placeholder=tr("모든 제공자", "All providers"))
 
 report = metrics.for_window(engine.store, window or "day", providers=chosen)
 
@@ -69,11 +77,11 @@ def _duration(seconds: int) -> str:
     return tr("{n:g}일", "{n:g} d", n=seconds / 86400)
 
 
-def _percent(label: str) -> st.column_config.NumberColumn:
+def _percent(label: str) -> "ColumnConfig":
     return st.column_config.NumberColumn(label, format="percent")
 
 
-def _second_col(label: str) -> st.column_config.NumberColumn:
+def _second_col(label: str) -> "ColumnConfig":
     return st.column_config.NumberColumn(label, format="%.2f s")
 
 

@@ -42,18 +42,20 @@ def _run(engine: Engine, text: str, image, chosen: list[str], fresh: bool) -> No
 
 def _agreement_marker(engine: Engine, verdict: CaseAgreement) -> None:
     missing = ", ".join(provider_title(engine, n) for n in verdict.unusable)
-    if verdict.agree:
+    agreed = verdict.lesion  # set exactly when they agree
+    if agreed is not None:
         if missing:
             st.success(tr("답변한 제공자가 일치합니다: {name} (사용할 수 있는 답변 없음: {missing})",
                           "The providers that answered agree: {name} (no usable answer from {missing})",
-                          name=_lesion(verdict.lesion), missing=missing), icon=":material/check_circle:")
+                          name=_lesion(agreed), missing=missing), icon=":material/check_circle:")
         else:
             st.success(tr("모든 제공자가 일치합니다: {name}", "All providers agree: {name}",
-                          name=_lesion(verdict.lesion)), icon=":material/check_circle:")
+                          name=_lesion(agreed)), icon=":material/check_circle:")
     elif verdict.agree is False:
         chosen = " · ".join(f"{provider_title(engine, n)}: {_lesion(c)}" for n, c in verdict.classes.items())
         if missing:
-            chosen += tr(" (사용할 수 있는 답변 없음: {missing})", " (no usable answer from {missing})", missing=missing)
+            chosen += tr(" (사용할 수 있는 답변 없음: {missing})", " (no usable answer from {missing})",
+                         missing=missing)
         st.warning(tr("제공자 간 불일치: {chosen}", "Providers disagree: {chosen}", chosen=chosen),
                    icon=":material/compare_arrows:")
     elif verdict.classes:
@@ -144,7 +146,7 @@ def _results(engine: Engine, state: dict) -> None:
     results = state["results"]
     _agreement_marker(engine, agreement(results))
     st.caption(tr("QA 사례 {case}", "QA case {case}", case=state["case"]))
-    for column, (name, result) in zip(st.columns(len(results)), results.items()):
+    for column, (name, result) in zip(st.columns(len(results)), results.items(), strict=True):
         with column, st.container(border=True, key=f"qa_answer_{name}"):
             st.subheader(provider_title(engine, name))
             if isinstance(result, DiagnosisError):

@@ -9,14 +9,15 @@ from __future__ import annotations
 import datetime
 import email.utils
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 import openai
 from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 
 from domain.errors import (
     ProviderAuthError,
@@ -114,18 +115,18 @@ class Provider:
             extra = {"max_tokens": s.max_tokens} if self.sends_max_tokens else None
             self._llm = ChatOpenAI(
                 model=self.model,
-                api_key=self.api_key or "not-needed",
+                api_key=SecretStr(self.api_key or "not-needed"),
                 base_url=self.base_url or None,
                 temperature=s.temperature,
-                max_tokens=s.max_tokens,
+                max_completion_tokens=s.max_tokens,  # the `max_tokens` field, by its alias
                 timeout=s.request_timeout,
                 max_retries=self.sdk_max_retries,
                 stream_usage=True,
                 extra_body=extra,
                 # Our own async client is used; no socket options on the unused sync one (and no warning).
                 http_socket_options=(),
-                http_async_client=httpx.AsyncClient(timeout=s.request_timeout,
-                                                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=16)),
+                http_async_client=httpx.AsyncClient(
+                    timeout=s.request_timeout, limits=httpx.Limits(max_connections=64, max_keepalive_connections=16)),
             )
         return self._llm
 
@@ -172,7 +173,7 @@ class Provider:
     def error_from(self, exc: BaseException) -> ProviderError:
         """Turn an SDK or transport exception into our error with a message that says what to do."""
         t, p = self.title, self.name
-        if isinstance(exc, openai.APITimeoutError) or isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException, TimeoutError)):
             return ProviderTimeout(f"{t} did not answer in time.", provider=p, retryable=True)
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
@@ -204,15 +205,22 @@ class Provider:
 def _connection_dropped(exc: BaseException) -> bool:
     # The SDK wraps a stream cut mid-answer as a connection error; the server *was* reached.
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, (httpx.RemoteProtocolError, httpx.ReadError)):
             return True
-        exc = exc.__cause__ or exc.__context__
+        link = link.__cause__ or link.__context__
     return False
 
 
-def retry_after(response: httpx.Response | None) -> float | None:
+class _WithHeaders(Protocol):
+    # An HTTP response of httpx or of httpx2 (the openai SDK's errors carry the latter): only the headers are read.
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def retry_after(response: _WithHeaders | None) -> float | None:
     """Seconds the server asked us to wait (Retry-After, in seconds or as a date; retry-after-ms)."""
     if response is None:
         return None

@@ -86,19 +86,19 @@ def run_batch(engine, cases: Sequence[BatchCase], photos: Mapping[str, bytes] | 
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch")
     try:
         # Shrink each photo once, in the pool too: every provider is sent the same JPEG.
-        shrinking = {i: pool.submit(_prepare, engine, case, photos)
+        shrinking = {i: pool.submit(_prepare, engine, case, case.photo_key, photos)
                      for i, case in enumerate(report.cases) if case.valid and case.photo_key}
         images: dict[int, ShrunkImage | None] = {}
         checked = list(report.cases)
-        for i, future in shrinking.items():
-            images[i], problem = future.result()
+        for i, shrunk in shrinking.items():
+            images[i], problem = shrunk.result()
             if problem:
                 checked[i] = replace(checked[i], problem=problem)
         report.cases = tuple(checked)
         pending: dict[Future, int] = {}
         for i, case in enumerate(report.cases):
             for name in chosen:
-                if not case.valid:
+                if case.problem is not None:  # an invalid row: reported, never sent
                     finished(i, BatchRow(case=case, provider=name, model=report.models[name], error=case.problem,
                                          rejected=True))
                     continue
@@ -117,10 +117,11 @@ def run_batch(engine, cases: Sequence[BatchCase], photos: Mapping[str, bytes] | 
     return report
 
 
-def _prepare(engine, case: BatchCase, photos: Mapping[str, bytes]) -> tuple[ShrunkImage | None, str | None]:
+def _prepare(engine, case: BatchCase, photo_key: str,
+             photos: Mapping[str, bytes]) -> tuple[ShrunkImage | None, str | None]:
     where = f"line {case.line} (id {case.id})"
     try:
-        data = photos[case.photo_key]
+        data = photos[photo_key]
     except (KeyError, OSError) as exc:
         return None, f"{where}: cannot read photo '{case.image}' ({type(exc).__name__})"
     try:

@@ -162,7 +162,7 @@ class BatchReport:
         """
         counts: dict[tuple[int, int | None], int] = {}
         for r in self.rows_for(provider):
-            if r.correct is None:
+            if r.case.expected is None or not r.answered:  # not scored (`correct` is None)
                 continue
             key = (r.case.expected.code, r.predicted.code if r.predicted else None)
             counts[key] = counts.get(key, 0) + 1
@@ -187,9 +187,9 @@ class BatchReport:
         """p50/p95/p99 per provider over fresh answers: a cache hit takes milliseconds and says nothing."""
         out = []
         for name in self.providers:
-            answered = [r for r in self.rows_for(name) if r.answered and r.latency_ms is not None]
-            fresh = [r.latency_ms for r in answered if not r.cached]
-            out.append(Latency(name, n=len(fresh), cached=len(answered) - len(fresh), p50=percentile(fresh, 50),
+            timed = [(r.latency_ms, r.cached) for r in self.rows_for(name) if r.answered and r.latency_ms is not None]
+            fresh = [ms for ms, cached in timed if not cached]
+            out.append(Latency(name, n=len(fresh), cached=len(timed) - len(fresh), p50=percentile(fresh, 50),
                                p95=percentile(fresh, 95), p99=percentile(fresh, 99)))
         return out
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 
-from utils.stats import percentile
+from utils.stats import percentile_of_sorted
 
 _MAX_COOLDOWN_FACTOR = 8
 
@@ -153,5 +153,5 @@ class ProviderHealth:
         floor, ceiling = self.hedge_bounds
         if len(recent) < 5:  # too little to go on: twice the floor, 1.5 s by default
             return min(2 * floor, ceiling)
-        p90 = percentile(recent, 90)
+        p90 = percentile_of_sorted(sorted(recent), 90)
         return min(max(p90 * 1.25, floor), ceiling)

@@ -151,7 +151,8 @@ def _confusion_section(report: BatchReport) -> str:
     parts = ["<h2>Confusion matrices</h2><p class=muted>Rows: expected class; columns: the provider's class. "
              "Only classes that occur are shown; the diagonal (outlined) is correct.</p>"]
     for name in report.providers:
-        parts.append(f"<h3>{_e(name)} · {_e(report.models.get(name, ''))}</h3>{_confusion_table(report.confusion(name))}")
+        parts.append(f"<h3>{_e(name)} · {_e(report.models.get(name, ''))}</h3>"
+                     f"{_confusion_table(report.confusion(name))}")
     return "".join(parts)
 
 
@@ -207,13 +208,13 @@ def _cases_section(report: BatchReport) -> str:
         text = case.text if len(case.text) <= TEXT_EXCERPT else case.text[:TEXT_EXCERPT] + "…"
         cells = []
         for name in report.providers:
-            row = by_case.get(case.line, {}).get(name)
-            if row is None or row.error:
+            call = by_case.get(case.line, {}).get(name)
+            if call is None or call.error:
                 cells.append("<td class=bad>failed</td>")
                 continue
-            mark = {True: " <span class=ok>✓</span>", False: " <span class=bad>✗</span>"}.get(row.correct, "")
-            score = "" if row.score is None else f" ({row.score:g})"
-            cells.append(f"<td>{_e(_class_name(row.predicted))}{_e(score)}{mark}</td>")
+            mark = {True: " <span class=ok>✓</span>", False: " <span class=bad>✗</span>", None: ""}[call.correct]
+            score = "" if call.score is None else f" ({call.score:g})"
+            cells.append(f"<td>{_e(_class_name(call.predicted))}{_e(score)}{mark}</td>")
         expected = "" if case.expected is None else _class_name(case.expected)
         body.append(f"<tr><td>{_e(case.id)}</td><td>{_e(text)}</td><td>{_e(case.image)}</td><td>{_e(expected)}</td>"
                     f"{''.join(cells)}</tr>")

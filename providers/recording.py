@@ -57,10 +57,11 @@ class Recorder:
             self.cache.delete(row["cache_key"])
         return row is not None
 
-    def _row(self, request: DiagnosisRequest, latency_ms: float) -> dict:
-        row = {"user": request.user, "source": request.source, "qa_case": request.qa_case, "kind": request.kind,
-               "language": request.language, "text": request.text, "info": dumps(request.info.canonical()),
-               "latency_ms": latency_ms}
+    def _row(self, request: DiagnosisRequest, latency_ms: float) -> dict[str, object]:
+        row: dict[str, object] = {
+            "user": request.user, "source": request.source, "qa_case": request.qa_case, "kind": request.kind,
+            "language": request.language, "text": request.text, "info": dumps(request.info.canonical()),
+            "latency_ms": latency_ms}
         if request.image is not None and self.keep_images:
             row["thumbnail"] = thumbnail(request.image.jpeg)
         return row

@@ -47,7 +47,7 @@ class _Lane:
     provider: Provider
     started: float
     reason: str  # "primary", "fallback" or "hedge"
-    task: asyncio.Task | None = None
+    task: asyncio.Task[Attempt] = field(init=False)  # set as soon as the lane exists: the task needs the lane
     first_token: float | None = None
     spawned_next: bool = False
     done: bool = False
@@ -143,6 +143,7 @@ class Race:
     # -- the race ---------------------------------------------------------------------------
 
     async def run(self) -> Outcome:
+        """Race the chain: the first complete answer wins, else the first incomplete one, else a `ProviderError`."""
         self._start_next("primary")
         try:
             while True:
@@ -156,8 +157,8 @@ class Race:
                         return self._give_up()
                     continue
                 wake_at = min(self.deadline, next_hedge) if next_hedge else self.deadline
-                self._nudge = asyncio.get_running_loop().create_future()
-                await asyncio.wait([*running, self._nudge], timeout=max(wake_at - time.monotonic(), 0),
+                self._nudge = nudge = asyncio.get_running_loop().create_future()
+                await asyncio.wait([*running, nudge], timeout=max(wake_at - time.monotonic(), 0),
                                    return_when=asyncio.FIRST_COMPLETED)
                 for lane in list(self.lanes):
                     if not lane.done and lane.task.done():
@@ -210,7 +211,7 @@ class Race:
     def _cancel_all(self) -> None:
         now = time.monotonic()
         for lane in self.lanes:
-            if lane.task is not None and not lane.task.done():
+            if not lane.task.done():
                 lane.task.cancel()
                 waited = now - lane.started
                 if lane.first_token is None and lane.spawned_next and waited >= self._hedge_after(lane):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any
 
@@ -29,7 +29,7 @@ def _get_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def run(make: Callable[[Callable[[Any], None]], Awaitable[Any]],
+def run(make: Callable[[Callable[[Any], None]], Coroutine[Any, Any, Any]],
         on_progress: Callable[[Any], None] | None = None) -> Any:
     """Run `make(emit)` on the loop and wait for its result in the calling thread.
 
@@ -59,6 +59,6 @@ def run(make: Callable[[Callable[[Any], None]], Awaitable[Any]],
         future.cancel()
 
 
-def spawn(make: Callable[[], Awaitable[Any]]) -> Future:
+def spawn(make: Callable[[], Coroutine[Any, Any, Any]]) -> Future:
     """Start `make()` on the loop without waiting for it (warm-ups, probes, keep-warm pings)."""
     return asyncio.run_coroutine_threadsafe(make(), _get_loop())

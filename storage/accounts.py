@@ -98,7 +98,11 @@ class User:
 
     def locked(self, now: float) -> bool:
         """Whether sign-in is refused at `now` because of earlier failures."""
-        return self.locked_until is not None and self.locked_until > now
+        return self.lock_ends(now) is not None
+
+    def lock_ends(self, now: float) -> float | None:
+        """When the lock-out that refuses sign-in at `now` ends; None when the account is open."""
+        return self.locked_until if self.locked_until is not None and self.locked_until > now else None
 
 
 # -- passwords -------------------------------------------------------------------------------
@@ -303,8 +307,8 @@ class Accounts:
             raise AccountLocked(until) if until is not None else WrongCredentials()
         user, stored = _user(row), row["password_hash"]
         right = check_password(password, stored)  # before the lock check: a locked account costs the same
-        if user.locked(now):
-            raise AccountLocked(user.locked_until)
+        if (until := user.lock_ends(now)) is not None:
+            raise AccountLocked(until)
         if not right:
             raise self._failed(user.name, now)
         with self.store.connect() as conn:
@@ -316,7 +320,8 @@ class Accounts:
                 conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (hash_password(password), user.name))
         if not done:
             current = self.get_user(user.name)
-            raise AccountLocked(current.locked_until) if current and current.locked(now) else WrongCredentials()
+            until = current.lock_ends(now) if current else None
+            raise AccountLocked(until) if until is not None else WrongCredentials()
         log.info("signed in: %s", user.name)
         return User(name=user.name, is_admin=user.is_admin, failed_count=0, locked_until=None,
                     created_at=user.created_at, last_login=now)

@@ -9,6 +9,7 @@ encrypted (see utils/crypto.py).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -35,7 +36,7 @@ def cache_key(record: dict) -> str:
     """SHA-256 over the canonical JSON of `record`; the key reveals nothing of its content."""
     canonical = json.dumps({"v": CACHE_KEY_VERSION, **record}, sort_keys=True, ensure_ascii=False,
                            separators=(",", ":"))
-    return "answer:v%d:%s" % (CACHE_KEY_VERSION, hashlib.sha256(canonical.encode("utf-8")).hexdigest())
+    return f"answer:v{CACHE_KEY_VERSION}:{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}"
 
 
 _FAILURES = (OSError, sqlite3.Error, diskcache.Timeout)
@@ -117,10 +118,11 @@ class DiskAnswerCache:
         cache = self._cache
         if cache is None:
             return False
+        stored: dict | bytes = value
         if self.sealer.enabled:
-            value = self.sealer.seal_bytes(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+            stored = self.sealer.seal_bytes(json.dumps(value, ensure_ascii=False).encode("utf-8"))
         try:
-            return bool(cache.set(key, value, expire=self.ttl_seconds or None, retry=True))
+            return bool(cache.set(key, stored, expire=self.ttl_seconds or None, retry=True))
         except _FAILURES as exc:
             log.warning("answer cache write failed, answer not cached: %s", type(exc).__name__)
             return False
@@ -142,10 +144,8 @@ class DiskAnswerCache:
         """Close this thread's connection to the cache; every call afterwards misses."""
         cache, self._cache = self._cache, None
         if cache is not None:
-            try:
+            with contextlib.suppress(*_FAILURES):
                 cache.close()
-            except _FAILURES:
-                pass
 
     @staticmethod
     def _checkpoint(directory: str) -> None:

@@ -124,7 +124,7 @@ class History:
         row = dict(found)
         for column in SEALED_COLUMNS:
             value = row.get(column)
-            if not Sealer.is_sealed(value):
+            if not isinstance(value, (str, bytes)) or not Sealer.is_sealed(value):  # SQLite: TEXT or BLOB
                 continue
             try:
                 row[column] = (self.sealer.open_text(value) if isinstance(value, str)
@@ -140,7 +140,8 @@ class History:
         With encryption on, SQL cannot see the text: the other filters run in SQL and the text search
         runs here over the decrypted rows, newest first, until `limit` rows matched.
         """
-        where, args = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        args: list[object] = []
         in_python = bool(filters.query) and self.sealer.enabled
         if filters.query and not in_python:
             where.append("(text LIKE ? OR summary LIKE ?)")
@@ -190,14 +191,18 @@ class History:
         return self._opened(found) if found else None
 
     def purge(self, *, older_than_days: float | None = None) -> int:
-        """Delete unpinned assessments (and finished jobs) older than the retention period; returns how many assessments."""
+        """Delete unpinned assessments (and finished jobs) older than the retention period.
+
+        Returns how many assessments went.
+        """
         days = self.retention_days if older_than_days is None else older_than_days
         cutoff = time.time() - days * 86400
         with self.store.connect() as conn:
             conn.execute("PRAGMA secure_delete = ON")
             # Finished background jobs keep the request, photo and result too: they go with the same retention.
             conn.execute("DELETE FROM jobs WHERE created_at < ? AND status NOT IN ('queued', 'running') AND "
-                         "(assessment_id IS NULL OR assessment_id NOT IN (SELECT id FROM assessments WHERE pinned = 1))",
+                         "(assessment_id IS NULL OR "
+                         "assessment_id NOT IN (SELECT id FROM assessments WHERE pinned = 1))",
                          (cutoff,))
             deleted = conn.execute("DELETE FROM assessments WHERE created_at < ? AND pinned = 0", (cutoff,)).rowcount
         if deleted:
@@ -266,4 +271,5 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-__all__ = ["History", "MetricsSink", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "SEALED_COLUMNS", "UNREADABLE", "thumbnail", "to_csv", "to_json", "from_export", "dumps"]
+__all__ = ["History", "MetricsSink", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "SEALED_COLUMNS", "UNREADABLE",
+           "thumbnail", "to_csv", "to_json", "from_export", "dumps"]

@@ -50,8 +50,9 @@ class JobStore(Protocol):
     Reading and writing may raise `domain.jobs.JobStoreUnavailable` when the store does not answer.
     """
 
-    upkeep_seconds: float | None
-    """How often a process that runs jobs must call `upkeep`; None: never."""
+    @property
+    def upkeep_seconds(self) -> float | None:
+        """How often a process that runs jobs must call `upkeep`; None: never."""
 
     def add(self, request: DiagnosisRequest) -> str:
         """Record `request` as a queued job and put it in line to run; returns the job's id."""
@@ -113,7 +114,7 @@ class JobCodec:
         # Plain values (stored before a key was set) pass through; SQLite hands TEXT columns back as str.
         return self.sealer.open_bytes(stored.encode("utf-8") if isinstance(stored, str) else stored)
 
-    def open_request(self, stored: str | bytes, photo: bytes | None, user: str | None) -> DiagnosisRequest:
+    def open_request(self, stored: str | bytes, photo: str | bytes | None, user: str | None) -> DiagnosisRequest:
         """The request `seal_request` and `seal_photo` stored; raises `JobUnreadable` under another key."""
         try:
             record = json.loads(self._open(stored))

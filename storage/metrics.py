@@ -224,7 +224,7 @@ def compute(store: Store, since: float | None = None, until: float | None = None
         counts = _counts(conn, where, args)
         values = _values(conn, where, args, bucket)
 
-    def stats(kind, provider, counts, grouping, key) -> Stats:
+    def stats(kind: str | None, provider: str | None, counts: dict[str, int], grouping: str, key: tuple) -> Stats:
         return Stats(kind=kind, provider=provider, **counts,
                      latency_ms=_percentiles(values["latency_ms"][grouping].get(key)),
                      first_token_ms=_percentiles(values["first_token_ms"][grouping].get(key)))
@@ -232,7 +232,7 @@ def compute(store: Store, since: float | None = None, until: float | None = None
     groups = [stats(kind, provider, c, "pair", (provider, kind)) for (provider, kind), c in counts.items()]
     groups.sort(key=lambda g: (_kind_order(g.kind), -g.count, g.provider is None, g.provider or ""))
     kinds = {kind: stats(kind, None, _sum(g for g in groups if g.kind == kind), "kind", (kind,))
-             for kind in sorted({g.kind for g in groups}, key=_kind_order)}
+             for kind in sorted({kind for _, kind in counts}, key=_kind_order)}
     overall = stats(None, None, _sum(groups), "all", ())
     # The engine records a latency for every assessment, failures included, so these are all rows.
     series = sorted((SeriesPoint(start=float(start), kind=kind, count=len(v), p95_ms=percentile_of_sorted(v, 95))
@@ -299,7 +299,8 @@ _COUNTS = {
 }
 
 
-def _counts(conn: sqlite3.Connection, where: str, args: list) -> dict[tuple, dict[str, int]]:
+def _counts(conn: sqlite3.Connection, where: str, args: list) -> dict[tuple[str | None, str], dict[str, int]]:
+    # Keyed by (provider, kind): a failure may name no provider; every row has a kind.
     columns = ", ".join(f"{sql} AS {name}" for name, sql in _COUNTS.items())
     rows = conn.execute(f"SELECT provider, kind, {columns} FROM assessments WHERE {where} GROUP BY provider, kind",
                         args).fetchall()
@@ -320,7 +321,7 @@ def _values(conn: sqlite3.Connection, where: str, args: list, bucket: int) -> di
     # `bucket` is a whole number of seconds (an int), so inlining it into the SQL is safe.
     rows = cursor.execute(f"SELECT provider, kind, CAST(created_at / {int(bucket)} AS INTEGER) * {int(bucket)}, "
                           f"latency_ms, first_token_ms FROM assessments WHERE {where}", args).fetchall()
-    found = {}
+    found: dict[str, dict[str, dict]] = {}
     for measure, column in (("latency_ms", 3), ("first_token_ms", 4)):
         ordered = sorted((r for r in rows if r[column] is not None), key=itemgetter(column))
         pair, kind, series = defaultdict(list), defaultdict(list), defaultdict(list)

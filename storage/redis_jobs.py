@@ -25,15 +25,18 @@ One Redis (not a cluster) is assumed: the scripts touch several keys.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import socket
 import threading
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from domain.jobs import INTERRUPTED, QUEUED, RESTARTED, Job, JobStoreUnavailable
 from domain.request import DiagnosisRequest
@@ -119,8 +122,13 @@ def _user_key(user: str) -> str:
     return key("jobs", "v1", "user", hashlib.sha256(user.encode("utf-8")).hexdigest()[:32])
 
 
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("utf-8")
+def _str(value: bytes | str) -> str:
+    # This store's clients return bytes (see `connect`); redis-py's types also allow a decoding client's str.
+    return value if isinstance(value, str) else value.decode("utf-8")
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return None if value is None else _str(value)
 
 
 def _unavailable(what: str, exc: BaseException) -> JobStoreUnavailable:
@@ -166,15 +174,15 @@ class RedisJobStore:
     def add(self, request: DiagnosisRequest) -> str:
         """Record `request` as a queued job and push it on the shared queue; returns the job's id."""
         job_id, stamp = new_id(), now()
-        fields: dict[str, str | bytes] = {"id": job_id, "created_at": repr(stamp), "updated_at": repr(stamp),
-                                          "status": QUEUED, "kind": request.kind,
-                                          "request": self.codec.seal_request(request)}
+        fields: dict[FieldT, EncodableT] = {"id": job_id, "created_at": repr(stamp), "updated_at": repr(stamp),
+                                            "status": QUEUED, "kind": request.kind,
+                                            "request": self.codec.seal_request(request)}
         if request.provider:
             fields["provider"] = request.provider
         if request.user is not None:
             fields["user"] = request.user
-        if request.image is not None:
-            fields["image"] = self.codec.seal_photo(request)
+        if (photo := self.codec.seal_photo(request)) is not None:
+            fields["image"] = photo
         expire = max(int(self.retention_seconds), 1)
         try:
             pipe = self._redis.pipeline(transaction=True)
@@ -215,7 +223,8 @@ class RedisJobStore:
         """The newest jobs first (one user's, when given)."""
         listing = ALL if user is None else _user_key(user)
         try:
-            ids = self._redis.zrevrange(listing, 0, limit - 1)
+            # Members only (no scores), as bytes: redis-py's return type covers every option of the call.
+            ids = cast("list[bytes]", self._redis.zrevrange(listing, 0, limit - 1))
             pipe = self._redis.pipeline(transaction=False)
             for job_id in ids:
                 pipe.hmget(_job_key(job_id.decode()), _LIST_FIELDS)
@@ -223,21 +232,19 @@ class RedisJobStore:
         except FAILURES as exc:
             raise _unavailable("list", exc) from None
         found, expired = [], []
-        for job_id, values in zip(ids, rows):
+        for job_id, values in zip(ids, rows, strict=True):
             job = self._job(values)
             if job is None:
                 expired.append(job_id)
             else:
                 found.append(job)
         if expired:  # their hashes expired with the retention: drop them from the listing too
-            try:
+            with contextlib.suppress(*FAILURES):
                 self._redis.zrem(listing, *expired)
-            except FAILURES:
-                pass
         return found
 
-    def _job(self, values: list[bytes | None]) -> Job | None:
-        row: dict[str, Any] = dict(zip(_LIST_FIELDS, values))
+    def _job(self, values: Sequence[bytes | str | None]) -> Job | None:
+        row: dict[str, Any] = dict(zip(_LIST_FIELDS, values, strict=True))
         if row["status"] is None or row["request"] is None:
             return None  # expired with the retention
         for name in ("id", "status", "kind", "provider", "user", "error"):
@@ -262,7 +269,7 @@ class RedisJobStore:
             popped = self._blocking.blpop([QUEUE], timeout=self.poll_seconds)
         except FAILURES as exc:
             raise _unavailable("queue", exc) from None
-        return None if popped is None else popped[1].decode()
+        return None if popped is None else _str(popped[1])
 
     def release(self, job_id: str) -> None:
         """Hand the job back to the other processes, first in line."""
@@ -360,17 +367,17 @@ class RedisJobStore:
         stamp = repr(now())
         count = 0
         for raw in self._redis.smembers(RUNNING_SET):
-            job_id = raw.decode()
+            job_id = _str(raw)
             count += self._reap_running(keys=[_job_key(job_id), _lease_key(job_id), RUNNING_SET],
                                         args=[job_id, stamp, PROCESS_GONE])
-        queued = {raw.decode() for raw in self._redis.smembers(QUEUED_SET)}
+        queued = {_str(raw) for raw in self._redis.smembers(QUEUED_SET)}
         missing = set()
         if queued:
             pipe = self._redis.pipeline(transaction=False)
             ordered = sorted(queued)
             for job_id in ordered:
                 pipe.lpos(QUEUE, job_id)
-            missing = {job_id for job_id, pos in zip(ordered, pipe.execute()) if pos is None}
+            missing = {job_id for job_id, pos in zip(ordered, pipe.execute(), strict=True) if pos is None}
         for job_id in missing & self._suspects:
             count += self._reap_queued(keys=[_job_key(job_id), QUEUE, QUEUED_SET], args=[job_id, stamp, NEVER_STARTED])
         self._suspects = missing

@@ -17,7 +17,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -94,7 +94,8 @@ class MetricsFeed:
         low = "-inf" if since is None else repr(float(since))
         high = "+inf" if until is None else f"({float(until)!r}"
         try:
-            members = self._redis.zrangebyscore(METRICS_KEY, low, high)
+            # Members only (no scores), as bytes: redis-py's return type covers every option of the call.
+            members = cast("list[bytes]", self._redis.zrangebyscore(METRICS_KEY, low, high))
         except FAILURES as exc:
             self._breaker.trip(exc, "metrics")
             return None
@@ -105,7 +106,7 @@ class MetricsFeed:
             except ValueError:
                 continue
             if len(values) == len(FIELDS):
-                found.append(dict(zip(FIELDS, values)))
+                found.append(dict(zip(FIELDS, values, strict=True)))
         return found
 
     def connect(self, since: float | None = None, until: float | None = None) -> sqlite3.Connection | None:

@@ -29,7 +29,8 @@ class Reviews:
         """
         if verdict not in VERDICTS:
             raise ValueError(f"Unknown verdict '{verdict}': use one of {', '.join(VERDICTS)}.")
-        row = {"id": new_id(), "assessment_id": assessment_id, "created_at": now(), "reviewer": reviewer,
+        review_id = new_id()
+        row = {"id": review_id, "assessment_id": assessment_id, "created_at": now(), "reviewer": reviewer,
                "verdict": verdict, "note": (note or "").strip()}
         try:
             with self.store.connect() as conn:
@@ -37,7 +38,7 @@ class Reviews:
                              "VALUES (:id, :assessment_id, :created_at, :reviewer, :verdict, :note)", row)
         except sqlite3.IntegrityError:  # the foreign key: deleted, or never recorded (history off)
             raise ValueError(f"Assessment {assessment_id} is not in the history: it cannot be reviewed.") from None
-        return row["id"]
+        return review_id
 
     def for_assessment(self, assessment_id: str) -> list[dict]:
         """The reviews of one assessment, newest first."""

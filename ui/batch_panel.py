@@ -45,7 +45,7 @@ def batch_panel(engine) -> None:
     if not ready:
         st.warning(tr("설정된 AI 제공자가 없습니다.", "No AI provider is configured."))
     if st.button(tr("일괄 평가 실행", "Run the batch"), type="primary", key="batch_run",
-                 disabled=csv_file is None or not chosen):
+                 disabled=csv_file is None or not chosen) and csv_file is not None:
         _run(engine, csv_file.getvalue(), zip_file.getvalue() if zip_file else None, chosen, int(concurrency),
              use_cache)
     if st.session_state.get(ERROR):
@@ -98,7 +98,8 @@ def _show(outcome: dict) -> None:
     pairs = report.agreement()
     if pairs:
         st.subheader(tr("제공자 간 일치율", "Agreement between providers"))
-        st.dataframe([{tr("제공자 쌍", "pair"): f"{p.first} ↔ {p.second}", tr("일치율", "agreement"): format_rate(p.rate),
+        st.dataframe([{tr("제공자 쌍", "pair"): f"{p.first} ↔ {p.second}",
+                       tr("일치율", "agreement"): format_rate(p.rate),
                        tr("일치 / n", "same / n"): f"{p.same} / {p.n}"} for p in pairs],
                      hide_index=True, key="batch_agreement_table")
 
@@ -115,8 +116,9 @@ def _show(outcome: dict) -> None:
                 st.caption(tr("정답이 있는 답변이 없습니다.", "No answered case with an expected class."))
                 continue
             st.dataframe([{tr("정답", "expected"): f"{e.code} {e.name_ko}",
-                           **{("—" if p is None else f"{p.code} {p.name_ko}"): cm.count(e.code, p and p.code)
-                              for p in cm.predicted}} for e in cm.expected],
+                           **{("—" if p is None else f"{p.code} {p.name_ko}"):
+                              cm.count(e.code, None if p is None else p.code) for p in cm.predicted}}
+                          for e in cm.expected],
                          hide_index=True, key=f"batch_confusion_{name}")
 
     st.subheader(tr("실패 ({n})", "Failures ({n})", n=len(failures)))

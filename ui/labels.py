@@ -5,7 +5,7 @@ One place for each, so that every page and the card say the same thing the same 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from domain.classes import LesionClass, Risk
 from ui.i18n import lang
@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from providers import Engine
 
 # Streamlit's colour names, for `st.badge(color=...)` and Markdown's `:red-badge[...]`.
-RISK_COLOUR: dict[Risk, str] = {Risk.MALIGNANT: "red", Risk.PREMALIGNANT: "orange", Risk.BENIGN: "green"}
+BadgeColour = Literal["red", "orange", "green"]
+RISK_COLOUR: dict[Risk, BadgeColour] = {Risk.MALIGNANT: "red", Risk.PREMALIGNANT: "orange", Risk.BENIGN: "green"}
 
 
 def provider_titles(engine: Engine) -> dict[str, str]:

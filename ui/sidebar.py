@@ -21,7 +21,8 @@ def language_picker() -> None:
     The choice is copied to the plain key `lang`: Streamlit forgets a widget's state on any
     run that does not draw it, and every page must keep the language.
     """
-    st.sidebar.segmented_control(t("sidebar.language"), list(LANGUAGE_NAMES), format_func=LANGUAGE_NAMES.get,
+    st.sidebar.segmented_control(t("sidebar.language"), list(LANGUAGE_NAMES),
+                                 format_func=lambda code: LANGUAGE_NAMES[code],
                                  default=st.session_state.lang, key="lang_picker", required=True,
                                  on_change=_keep_language)
 

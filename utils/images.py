@@ -120,7 +120,8 @@ def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
         return img
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        return ImageCms.profileToProfile(img, source, _SRGB, outputMode="RGB")
+        converted = ImageCms.profileToProfile(img, source, _SRGB, outputMode="RGB")
+        return img if converted is None else converted  # None only for an in-place conversion
     except (ImageCms.PyCMSError, OSError, ValueError):
         return img
 
@@ -140,7 +141,7 @@ def shrink_image(data: bytes, *, max_side: int = 512, quality: int = 70,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             fmt = img.format or "unknown"
             if img.width * img.height > max_pixels:
                 raise ImageRejected(f"The photo has {img.width}×{img.height} pixels, more than the "

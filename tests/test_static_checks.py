@@ -1,0 +1,38 @@
+"""The app's packages stay lint-clean (ruff) and type-clean (mypy), with the rules in pyproject.toml.
+
+Both tools run as CI runs them, from the project root, so a finding fails the suite with the
+tools' own report in the failure message.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_PACKAGES = ["app.py", "cli.py", "pages", "ui", "providers", "storage", "domain", "utils"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def _report(done: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {done.returncode}\n{done.stdout}{done.stderr}"
+
+
+def test_ruff_finds_nothing_in_the_app():
+    done = _run("ruff", "check", "--no-cache", *APP_PACKAGES)
+    assert done.returncode == 0, _report(done)
+    assert "All checks passed!" in done.stdout, _report(done)
+
+
+def test_mypy_finds_nothing_in_the_app():
+    # mypy checks what pyproject.toml names: that must be the whole app, or a package would go unchecked.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert sorted(config["tool"]["mypy"]["files"]) == sorted(APP_PACKAGES)
+    done = _run("mypy")
+    assert done.returncode == 0, _report(done)
+    assert "Success: no issues found" in done.stdout, _report(done)
