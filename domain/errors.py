@@ -18,6 +18,10 @@ class InputError(DiagnosisError):
 class ProviderError(DiagnosisError):
     """A provider could not give an answer."""
 
+    # True when the provider refused the request itself (key, model, URL, body): asking it again, even as a
+    # hedge or a fallback lane in the same race, would only be refused again and billed or logged twice.
+    refusal = False
+
     def __init__(self, message: str, *, provider: str = "", retryable: bool = False,
                  retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -29,13 +33,19 @@ class ProviderError(DiagnosisError):
 class ProviderNotConfigured(ProviderError):
     """The provider lacks a setting (API key, base URL or model) in `.env`."""
 
+    refusal = True
+
 
 class ProviderAuthError(ProviderError):
     """The provider rejected the API key (HTTP 401 or 403)."""
 
+    refusal = True
+
 
 class ProviderRequestError(ProviderError):
     """The provider refused the request itself (HTTP 400 or 404: wrong model or URL)."""
+
+    refusal = True
 
 
 class ProviderRateLimited(ProviderError):

@@ -175,6 +175,8 @@ class Race:
             attempt = lane.task.result()
         except ProviderError as exc:
             self.errors.append(exc)
+            if exc.refusal:
+                self._drop(lane.provider)
             return None
         answer = self.judge(attempt.raw)
         if not answer.complete:
@@ -183,6 +185,14 @@ class Race:
             return None
         health.success()
         return self._outcome(lane, attempt, answer)
+
+    def _drop(self, provider: Provider) -> None:
+        """A provider that refused the request takes no further part: no pending lane, no lane still running."""
+        self.pending = [p for p in self.pending if p.name != provider.name]
+        for other in self.lanes:
+            if other.provider.name == provider.name and not other.done:
+                other.done = True
+                other.task.cancel()
 
     def _outcome(self, lane: _Lane, attempt: Attempt, answer: ParsedAnswer) -> Outcome:
         first = min((x.first_token for x in self.lanes if x.first_token is not None), default=None)
@@ -196,10 +206,10 @@ class Race:
         if self.incomplete is not None:
             return self._outcome(*self.incomplete)
         first = self.errors[0]
-        if len(self.errors) == 1:
+        messages = list(dict.fromkeys(str(e) for e in self.errors))  # one message per distinct failure
+        if len(messages) == 1:
             raise first
-        others = " ".join(str(e) for e in self.errors[1:])
-        raise type(first)(f"{first} Also: {others}", provider=first.provider)
+        raise type(first)(f"{first} Also: {' '.join(messages[1:])}", provider=first.provider)
 
     def _out_of_time(self) -> Outcome:
         if self.incomplete is not None:

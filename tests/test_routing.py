@@ -309,3 +309,30 @@ def test_backoff_honours_retry_after_else_grows_with_jitter_up_to_a_ceiling():
     assert 0.75 <= policy.backoff(0, None) <= 1.0
     assert 1.5 <= policy.backoff(1, None) <= 2.0
     assert 6.0 <= policy.backoff(10, None) <= 8.0
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_a_refusal_ends_that_providers_part_in_the_race(engine_env, reconfigure, status):
+    # OpenAI is listed twice (a hedge against its own slow tail); a refused request must not be sent again as the
+    # second lane's "fallback", and the clinician reads the reason once.
+    reconfigure(SKIN_DIAGNOSIS_PROVIDER="openai", PROVIDER_FALLBACKS="openai", HEDGE_AFTER_SECONDS="0.2")
+    engine_env.script(Reply.error(status), Reply(VALID))
+    with pytest.raises(providers.ProviderError) as caught:
+        diagnose(text="pearly papule")
+    assert caught.value.refusal
+    assert models(engine_env) == [OPENAI_MODEL]
+    assert "Also" not in str(caught.value)
+
+
+def test_a_refusal_still_falls_back_to_another_provider(both):
+    by_model(both, {RUNPOD_MODEL: Reply.error(400)})
+    result = diagnose(text="pearly papule")
+    assert result.provider == "openai" and models(both) == [RUNPOD_MODEL, OPENAI_MODEL]
+
+
+def test_a_server_error_is_still_worth_a_second_lane_to_the_same_provider(engine_env, reconfigure):
+    reconfigure(SKIN_DIAGNOSIS_PROVIDER="openai", PROVIDER_FALLBACKS="openai", HEDGE_AFTER_SECONDS="0.2",
+                LLM_MAX_RETRIES="0")
+    engine_env.script(Reply.error(500), Reply(VALID))
+    result = diagnose(text="pearly papule")
+    assert result.complete and models(engine_env) == [OPENAI_MODEL, OPENAI_MODEL]
