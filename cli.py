@@ -127,7 +127,7 @@ def _accounts():
 
 
 def _read_password() -> str | None:
-    """One line from stdin; typed twice without echo when stdin is a terminal. None: nothing usable came."""
+    """The password: typed twice without echo on a terminal, else one line, all of stdin. None: nothing usable came."""
     if sys.stdin.isatty():
         import getpass
 
@@ -136,8 +136,25 @@ def _read_password() -> str | None:
             print("error: the two passwords differ; nothing was changed.", file=sys.stderr)
             return None
         return first
-    line = sys.stdin.readline()
-    password = line.rstrip("\r\n")  # only the line ending: spaces may be part of a passphrase
+    from storage.accounts import MAX_PASSWORD_CHARS
+
+    limit = 4 * MAX_PASSWORD_CHARS + 2  # the longest password in UTF-8, and a line ending
+    data = sys.stdin.buffer.read(limit + 1)  # to the end, so a second line is seen rather than silently cut
+    if len(data) > limit:
+        print(f"error: the password on stdin is longer than {MAX_PASSWORD_CHARS} characters.", file=sys.stderr)
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        print("error: the password on stdin is not UTF-8 text: send it as UTF-8, e.g. from a password manager.",
+              file=sys.stderr)
+        return None
+    # Only one line ending (as `echo` adds) is dropped: spaces may be part of a passphrase.
+    password = text.removesuffix("\n").removesuffix("\r")
+    if "\n" in password or "\r" in password:
+        print("error: the password on stdin has more than one line: send the password alone, as one line.",
+              file=sys.stderr)
+        return None
     if not password:
         print("error: no password on stdin: send it as one line, e.g. from a password manager.", file=sys.stderr)
         return None

@@ -1,7 +1,9 @@
-"""The app's own user accounts (AUTH_MODE=accounts): names, scrypt password hashes, lock-out.
+"""The app's own user accounts (AUTH_MODE=accounts): names, scrypt password hashes, sign-in.
 
 No Streamlit here: the sign-in gate (`ui/auth.py`) and the command line (`cli.py users ...`)
 share this module. Accounts live in the `users` table of the app's store (migration 2).
+Failed sign-ins slow down the client address they come from; an account is locked only when
+failures against it come from many addresses (`storage/sign_in_throttle.py` explains why).
 
 Passwords are hashed with the standard library's scrypt and a random salt, stored as a
 self-describing string `scrypt$n$r$p$salt$hash` (base64), so the cost can be raised later
@@ -16,15 +18,16 @@ import binascii
 import hashlib
 import hmac
 import logging
+import math
 import re
 import secrets
 import sqlite3
-import threading
 import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from storage.sign_in_throttle import LOCAL, SignInThrottle
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,8 +44,6 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 # Bounds on parameters read back from the store: a tampered row must not cost gigabytes.
 _MAX_N, _MAX_R, _MAX_P = 2 ** 20, 32, 16
-# Unknown names remembered for the imitation lock-out (see `_PhantomFailures`).
-_MAX_PHANTOMS = 10_000
 
 
 class AccountError(ValueError):
@@ -70,19 +71,33 @@ class SignInError(AccountError):
 
 
 class WrongCredentials(SignInError):
-    """The name or the password is wrong; deliberately does not say which."""
+    """The name or the password is wrong; deliberately does not say which.
 
-    def __init__(self) -> None:
+    `retry_at`: when the client's address may try again (epoch seconds), if it must wait now.
+    """
+
+    def __init__(self, retry_at: float | None = None) -> None:
+        self.retry_at = retry_at
         super().__init__("Wrong user name or password.")
 
 
 class AccountLocked(SignInError):
-    """Too many failed sign-ins: the account opens again at `until` (epoch seconds)."""
+    """Failed sign-ins from many addresses: the account opens again at `until` (epoch seconds)."""
 
     def __init__(self, until: float) -> None:
         self.until = until
         opens = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until))
         super().__init__(f"Too many failed sign-ins: this account is locked until {opens}.")
+
+
+class TooManyAttempts(SignInError):
+    """The client's address failed too often: its next attempt is allowed at `until`, `wait_seconds` from now."""
+
+    def __init__(self, until: float, now: float) -> None:
+        self.until = until
+        self.wait_seconds = max(0.0, until - now)
+        super().__init__(f"Too many failed sign-ins from this address: wait {math.ceil(self.wait_seconds)} s, "
+                         "then try again.")
 
 
 @dataclass(frozen=True)
@@ -198,49 +213,27 @@ def check_name(name: str) -> str:
 
 # -- the users table -------------------------------------------------------------------------
 
-class _PhantomFailures:
-    """Failure counts for names that have no account, kept in memory.
-
-    A real account locks after N failures and then says so; without this, an unknown name
-    never would, and N tries would tell anyone whether a name exists.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str], tuple[int, float | None]] = {}
-
-    def fail(self, key: tuple[str, str], now: float, max_failures: int, lockout: float) -> float | None:
-        """Count one failure; returns the lock's end when this one locks (or the name was locked)."""
-        with self._lock:
-            count, until = self._entries.pop(key, (0, None))
-            if until is not None and until > now:
-                self._entries[key] = (count, until)
-                return until
-            count = (0 if until is not None else count) + 1
-            until = now + lockout if count >= max_failures else None
-            self._entries[key] = (0 if until else count, until)
-            while len(self._entries) > _MAX_PHANTOMS:  # dicts keep insertion order: drop the oldest
-                self._entries.pop(next(iter(self._entries)))
-            return until
-
-
-_phantoms = _PhantomFailures()
-
-
 def _user(row) -> User:
     return User(name=row["name"], is_admin=bool(row["is_admin"]), failed_count=row["failed_count"],
                 locked_until=row["locked_until"], created_at=row["created_at"], last_login=row["last_login"])
 
 
 class Accounts:
-    """The `users` table of `store`, with the lock-out policy (from LOGIN_MAX_FAILURES, LOGIN_LOCKOUT_SECONDS)."""
+    """The `users` table of `store`, with the sign-in throttle of `storage/sign_in_throttle.py`.
+
+    `max_failures` (LOGIN_MAX_FAILURES): free failures per client address before it must wait;
+    `lockout_seconds` (LOGIN_LOCKOUT_SECONDS): the longest wait, and how long a lock lasts;
+    `lock_addresses` (LOGIN_LOCK_ADDRESSES): addresses whose failures lock an account.
+    """
 
     def __init__(self, store: Store, *, max_failures: int = 5, lockout_seconds: float = 900.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 lock_addresses: int = 5, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.max_failures = max_failures
         self.lockout_seconds = lockout_seconds
         self.clock = clock
+        self.throttle = SignInThrottle(store, free_failures=max_failures, max_wait_seconds=lockout_seconds,
+                                       lock_addresses=lock_addresses, clock=clock)
 
     def add_user(self, name: str, password: str, *, admin: bool = False) -> User:
         """Create an account; raises `InvalidName`, `WeakPassword` or `UserExists`."""
@@ -290,27 +283,34 @@ class Accounts:
         with self.store.connect() as conn:
             return conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
 
-    def verify(self, name: str, password: str) -> User:
-        """The account, when `password` is right and it is not locked; else `WrongCredentials` or `AccountLocked`.
+    def verify(self, name: str, password: str, address: str | None = None) -> User:
+        """The account, when `password` is right; else `WrongCredentials`, `AccountLocked` or `TooManyAttempts`.
 
-        Every call hashes once, whether the name exists or not. The N-th failure in a row
-        locks the account for LOGIN_LOCKOUT_SECONDS; an unknown name imitates that lock.
+        `address` is the client's (None: this machine). An address that failed too often gets
+        `TooManyAttempts` before any password is checked; otherwise every call hashes once, whether
+        the name exists or not. Failures from LOGIN_LOCK_ADDRESSES addresses since the account's
+        last sign-in lock it for LOGIN_LOCKOUT_SECONDS; an unknown name imitates that lock.
         """
         now = self.clock()
         name = name.strip()
+        key = self.throttle.name_key(name)
+        if (opens := self.throttle.attempt(address, key)) is not None:
+            log.info("sign-in refused, the address must wait %.0f s: name %s from %s", opens - now, key,
+                     address or LOCAL)
+            raise TooManyAttempts(opens, now)
         with self.store.connect() as conn:
             row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
         if row is None:
             _burn_time(password)
-            key = (str(self.store.path), name.lower())
-            until = _phantoms.fail(key, now, self.max_failures, self.lockout_seconds)
-            raise AccountLocked(until) if until is not None else WrongCredentials()
+            raise self._failed(None, key, address, now)
         user, stored = _user(row), row["password_hash"]
         right = check_password(password, stored)  # before the lock check: a locked account costs the same
         if (until := user.lock_ends(now)) is not None:
+            if not right:
+                log.warning("failed sign-in (account locked): name %s from %s", key, address or LOCAL)
             raise AccountLocked(until)
         if not right:
-            raise self._failed(user.name, now)
+            raise self._failed(user, key, address, now)
         with self.store.connect() as conn:
             # Conditional: a parallel wrong attempt may have locked the account meanwhile.
             done = conn.execute("UPDATE users SET failed_count = 0, locked_until = NULL, last_login = ? "
@@ -322,28 +322,43 @@ class Accounts:
             current = self.get_user(user.name)
             until = current.lock_ends(now) if current else None
             raise AccountLocked(until) if until is not None else WrongCredentials()
+        self.throttle.succeeded(address, key)
         log.info("signed in: %s", user.name)
         return User(name=user.name, is_admin=user.is_admin, failed_count=0, locked_until=None,
                     created_at=user.created_at, last_login=now)
 
-    def _failed(self, name: str, now: float) -> SignInError:
+    def _failed(self, user: User | None, key: str, address: str | None, now: float) -> SignInError:
+        """Record a wrong password for `user` (None: no such account); lock it on failures from many addresses."""
+        # The name in clear could be a password typed into the wrong field: only its keyed hash is logged.
+        log.warning("failed sign-in: name %s from %s", key, address or LOCAL)
+        if user is None:
+            if (until := self.throttle.phantom_lock(key)) is not None:
+                return AccountLocked(until)
+            if self.throttle.is_evidence(key, None):
+                until = now + self.lockout_seconds
+                self.throttle.lock_phantom(key, until)
+                return AccountLocked(until)
+            return WrongCredentials(self.throttle.next_attempt_at(address))
         with self.store.connect() as conn:
             # One statement increments, so parallel failures are all counted.
             count = conn.execute("UPDATE users SET failed_count = failed_count + 1 WHERE name = ? "
-                                 "RETURNING failed_count", (name,)).fetchone()[0]
-            if count < self.max_failures:
-                return WrongCredentials()
-            until = now + self.lockout_seconds
-            conn.execute("UPDATE users SET failed_count = 0, locked_until = ? WHERE name = ?", (until, name))
-        log.warning("account locked after %d failed sign-ins: %s", count, name)
+                                 "RETURNING failed_count", (user.name,)).fetchone()[0]
+        if not self.throttle.is_evidence(key, user.last_login):
+            return WrongCredentials(self.throttle.next_attempt_at(address))
+        until = now + self.lockout_seconds
+        with self.store.connect() as conn:
+            conn.execute("UPDATE users SET failed_count = 0, locked_until = ? WHERE name = ?", (until, user.name))
+        log.warning("account locked after failed sign-ins from %d addresses (%d in a row): name %s",
+                    self.throttle.spread(key, user.last_login), count, key)
         return AccountLocked(until)
 
 
 def accounts_for(store: Store, settings) -> Accounts:
-    """The accounts of `store` with the lock-out policy of `settings` (a `utils.settings.Settings`)."""
-    return Accounts(store, max_failures=settings.login_max_failures, lockout_seconds=settings.login_lockout_seconds)
+    """The accounts of `store` with the sign-in policy of `settings` (a `utils.settings.Settings`)."""
+    return Accounts(store, max_failures=settings.login_max_failures, lockout_seconds=settings.login_lockout_seconds,
+                    lock_addresses=settings.login_lock_addresses)
 
 
-__all__ = ["Accounts", "AccountError", "AccountLocked", "InvalidName", "NoSuchUser", "SignInError", "User",
-           "UserExists", "WeakPassword", "WrongCredentials", "accounts_for", "check_name", "check_password",
+__all__ = ["Accounts", "AccountError", "AccountLocked", "InvalidName", "NoSuchUser", "SignInError", "TooManyAttempts",
+           "User", "UserExists", "WeakPassword", "WrongCredentials", "accounts_for", "check_name", "check_password",
            "check_password_rules", "hash_password", "needs_rehash"]

@@ -100,6 +100,27 @@ MIGRATIONS: tuple[str, ...] = (
         last_login REAL
     );
     """,
+    # 3: sign-in throttling per client address; locks only on failures from many addresses (storage/sign_in_throttle.py)
+    """
+    CREATE TABLE install_keys (
+        purpose TEXT PRIMARY KEY,
+        key BLOB NOT NULL                          -- random, made here once per install
+    );
+    INSERT INTO install_keys (purpose, key) VALUES ('sign_in_names', randomblob(32));
+    CREATE TABLE sign_in_failures (
+        address TEXT NOT NULL,                     -- the client's address (IPv6: its /64), or 'local'
+        name_key TEXT NOT NULL,                    -- keyed hash of the name typed, never the name
+        failures INTEGER NOT NULL,
+        last_at REAL NOT NULL,                     -- the latest attempt (epoch seconds)
+        PRIMARY KEY (address, name_key)
+    );
+    CREATE INDEX sign_in_failures_name ON sign_in_failures (name_key, last_at);
+    CREATE INDEX sign_in_failures_last ON sign_in_failures (last_at);
+    CREATE TABLE sign_in_locks (                   -- imitation locks of names with no account
+        name_key TEXT PRIMARY KEY,
+        locked_until REAL NOT NULL
+    );
+    """,
 )
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ast
+import hashlib
+import logging
 import os
 import re
 import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,8 +20,10 @@ from streamlit.testing.v1 import AppTest
 import providers
 import storage.accounts as accounts_module
 from tests.conftest import PROJECT_ROOT
-from storage.accounts import (AccountLocked, Accounts, InvalidName, NoSuchUser, UserExists, WeakPassword,
-                            WrongCredentials, check_password, hash_password, needs_rehash)
+from storage.accounts import (AccountLocked, Accounts, InvalidName, NoSuchUser, SignInError, TooManyAttempts,
+                              UserExists, WeakPassword, WrongCredentials, accounts_for, check_password, hash_password,
+                              needs_rehash)
+from storage.sign_in_throttle import LOCAL, address_bucket
 from storage.store import Store
 
 APP = str(PROJECT_ROOT / "app.py")
@@ -44,7 +49,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def accounts(tmp_path, clock) -> Accounts:
-    return Accounts(Store(tmp_path / "app.db"), max_failures=3, lockout_seconds=60, clock=clock)
+    return Accounts(Store(tmp_path / "app.db"), max_failures=3, lockout_seconds=60, lock_addresses=3, clock=clock)
 
 
 @pytest.fixture
@@ -52,8 +57,7 @@ def app_accounts(reconfigure) -> Accounts:
     """AUTH_MODE=accounts for the app, and the accounts of the store the app uses."""
     reconfigure(AUTH_MODE="accounts")
     engine = providers.get_engine()
-    return Accounts(engine.store, max_failures=engine.settings.login_max_failures,
-                    lockout_seconds=engine.settings.login_lockout_seconds)
+    return accounts_for(engine.store, engine.settings)
 
 
 # -- hashing ---------------------------------------------------------------------------------
@@ -131,34 +135,103 @@ def test_verify_returns_the_account_under_its_own_spelling(accounts, clock):
     assert accounts.get_user("dr.kim").last_login == clock.now
 
 
-def test_lockout_after_n_failures_and_open_again_after_the_time(accounts, clock):
+STRANGER, CLINIC, WARD = "203.0.113.7", "198.51.100.20", "192.0.2.33"
+
+
+def _refused(accounts: Accounts, name: str, password: str, address: str | None) -> SignInError:
+    with pytest.raises(SignInError) as refused:
+        accounts.verify(name, password, address)
+    return refused.value
+
+
+def test_failures_from_one_address_make_it_wait_longer_and_longer(accounts, clock, monkeypatch):
     accounts.add_user("kim", PASSWORD)
-    for _ in range(2):
-        with pytest.raises(WrongCredentials, match="Wrong user name or password"):
-            accounts.verify("kim", "wrong password")
-    with pytest.raises(AccountLocked, match="locked until") as locked:
-        accounts.verify("kim", "wrong password")  # the third failure locks
-    assert locked.value.until == clock.now + 60
-    # Locked: even the right password is refused, and the message says until when.
+    hashed = []
+    real = accounts_module._scrypt
+    monkeypatch.setattr(accounts_module, "_scrypt", lambda *a: hashed.append(1) or real(*a))
+    for _ in range(2):  # LOGIN_MAX_FAILURES=3 free failures
+        assert _refused(accounts, "kim", "wrong password", STRANGER).retry_at is None
+    third = _refused(accounts, "kim", "wrong password", STRANGER)
+    assert isinstance(third, WrongCredentials) and third.retry_at == clock.now + 2  # the form says so already
+    waits = []
+    for _ in range(8):
+        hashed.clear()
+        early = _refused(accounts, "kim", PASSWORD, STRANGER)  # even the right password: no check while waiting
+        assert isinstance(early, TooManyAttempts) and not hashed
+        assert str(early) == (f"Too many failed sign-ins from this address: wait {early.wait_seconds:.0f} s, "
+                              "then try again.")
+        waits.append(early.wait_seconds)
+        clock.now += early.wait_seconds
+        assert isinstance(_refused(accounts, "kim", "wrong password", STRANGER), WrongCredentials)
+    assert waits == [2, 4, 8, 16, 32, 60, 60, 60]  # doubling, capped at LOGIN_LOCKOUT_SECONDS
+    # A refused attempt was not counted, and the account was never locked.
+    assert not accounts.get_user("kim").locked(clock.now)
+    # Forgotten after a day without attempts.
+    clock.now += 86_400
+    assert _refused(accounts, "kim", "wrong password", STRANGER).retry_at is None
+
+
+def test_a_stranger_at_one_address_locks_nobody_out(accounts, clock):
+    accounts.add_user("kim", PASSWORD)
+    accounts.add_user("boss", PASSWORD, admin=True)
+    for _ in range(40):  # hours of guessing, as fast as the throttle lets one address
+        for name in ("kim", "boss"):
+            refused = _refused(accounts, name, "wrong password", STRANGER)
+            assert not isinstance(refused, AccountLocked) and not accounts.get_user(name).locked(clock.now)
+            if isinstance(refused, TooManyAttempts):
+                clock.now += refused.wait_seconds
+    # The clinicians sign in at once from their own addresses.
+    assert accounts.verify("kim", PASSWORD, CLINIC).name == "kim"
+    assert accounts.verify("boss", PASSWORD, WARD).is_admin
+
+
+def test_failures_from_many_addresses_lock_the_account_until_the_time(accounts, clock):
+    accounts.add_user("kim", PASSWORD)
+    for address in (STRANGER, CLINIC):
+        assert isinstance(_refused(accounts, "kim", "wrong password", address), WrongCredentials)
+    locked = _refused(accounts, "kim", "wrong password", WARD)  # LOGIN_LOCK_ADDRESSES=3
+    assert isinstance(locked, AccountLocked) and locked.until == clock.now + 60
+    assert "locked until" in str(locked)
     clock.now += 59
-    with pytest.raises(AccountLocked) as still:
-        accounts.verify("kim", PASSWORD)
-    assert still.value.until == locked.value.until
+    still = _refused(accounts, "kim", PASSWORD, "192.0.2.99")  # even the right password, from anywhere
+    assert isinstance(still, AccountLocked) and still.until == locked.until
     assert accounts.list_users()[0].locked(clock.now)
+    # Still under attack when the lock ends: the next failure locks again (one guess per lock-out).
     clock.now += 2
-    assert accounts.verify("kim", PASSWORD).name == "kim"
-    assert not accounts.list_users()[0].locked(clock.now)
+    assert isinstance(_refused(accounts, "kim", "wrong password", "192.0.2.100"), AccountLocked)
+    clock.now += 61
+    assert accounts.verify("kim", PASSWORD, CLINIC).name == "kim"
+    # A sign-in starts the evidence again.
+    assert isinstance(_refused(accounts, "kim", "wrong password", WARD), WrongCredentials)
 
 
-def test_a_success_resets_the_count(accounts):
+def test_a_success_refunds_only_what_the_address_spent_on_that_name(accounts):
     accounts.add_user("kim", PASSWORD)
+    accounts.add_user("lee", PASSWORD)
+    for _ in range(2):  # a clinician's own typos
+        _refused(accounts, "kim", "wrong password", CLINIC)
+    accounts.verify("kim", PASSWORD, CLINIC)
+    for _ in range(2):  # the budget is whole again
+        assert _refused(accounts, "lee", "wrong password", CLINIC).retry_at is None
+    # Kim's own sign-in does not refund the guesses at Lee's account: the next one must wait.
+    accounts.verify("kim", PASSWORD, CLINIC)
+    assert _refused(accounts, "lee", "wrong password", CLINIC).retry_at is not None
+
+
+def test_parallel_attempts_cannot_slip_past_the_wait(accounts):
+    accounts.add_user("kim", PASSWORD)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(lambda _: type(_refused(accounts, "kim", "wrong password", STRANGER)), range(8)))
+    assert outcomes.count(WrongCredentials) == 3 and outcomes.count(TooManyAttempts) == 5
+
+
+def test_the_throttle_is_shared_by_every_process_using_the_store(tmp_path, clock):
+    first = Accounts(Store(tmp_path / "app.db"), max_failures=2, clock=clock)
+    first.add_user("kim", PASSWORD)
     for _ in range(2):
-        with pytest.raises(WrongCredentials):
-            accounts.verify("kim", "wrong password")
-    accounts.verify("kim", PASSWORD)
-    for _ in range(2):
-        with pytest.raises(WrongCredentials):  # not locked: the count started again
-            accounts.verify("kim", "wrong password")
+        _refused(first, "kim", "wrong password", STRANGER)
+    second = Accounts(Store(tmp_path / "app.db"), max_failures=2, clock=clock)  # as another process opens it
+    assert isinstance(_refused(second, "kim", PASSWORD, STRANGER), TooManyAttempts)
 
 
 def test_unknown_name_gets_the_same_answer_after_the_same_work(accounts, monkeypatch):
@@ -166,20 +239,53 @@ def test_unknown_name_gets_the_same_answer_after_the_same_work(accounts, monkeyp
     hashed = []
     real = accounts_module._scrypt
     monkeypatch.setattr(accounts_module, "_scrypt", lambda *a: hashed.append(1) or real(*a))
-    answers = {}
-    for name in ("kim", "nobody"):
-        hashed.clear()
-        with pytest.raises(WrongCredentials) as refused:
-            accounts.verify(name, "wrong password")
-        answers[name] = (str(refused.value), len(hashed))
-    assert answers["kim"] == answers["nobody"] == ("Wrong user name or password.", 1)
-    # An unknown name also 'locks' after the same number of failures, so counting tries tells nothing.
-    with pytest.raises(WrongCredentials):
-        accounts.verify("nobody", "wrong password")
-    hashed.clear()
-    with pytest.raises(AccountLocked):
-        accounts.verify("nobody", "wrong password")
-    assert len(hashed) == 1
+    answers: dict[str, list] = {"kim": [], "nobody": []}
+    for address in (STRANGER, CLINIC, WARD, "192.0.2.99"):
+        for name in answers:
+            hashed.clear()
+            refused = _refused(accounts, name, "wrong password", address)
+            answers[name].append((type(refused), len(hashed)))
+    # Wrong, wrong, then locked by the third address, for a name with an account and one without alike.
+    expected = [(WrongCredentials, 1), (WrongCredentials, 1), (AccountLocked, 1), (AccountLocked, 1)]
+    assert answers["kim"] == answers["nobody"] == expected
+    assert str(_refused(accounts, "nobody", "x" * 8, "192.0.2.100")) == str(_refused(accounts, "kim", "x" * 8,
+                                                                                        "192.0.2.101"))
+
+
+def test_failed_sign_ins_are_logged_with_a_keyed_hash_and_the_address(accounts, tmp_path, caplog):
+    accounts.add_user("dr.kim", PASSWORD)
+    caplog.set_level(logging.INFO, logger="storage")
+    for name, address in (("dr.kim", STRANGER), ("Dr.Kim", "2001:db8:1:2::7"), (PASSWORD, None)):
+        _refused(accounts, name, "hunter2 wrong", address)
+    failed = [r for r in caplog.records if r.levelno == logging.WARNING]
+    lines = [r.getMessage() for r in failed]
+    assert len(lines) == 3 and all(line.startswith("failed sign-in: name ") for line in lines), lines
+    key = accounts.throttle.name_key("dr.kim")
+    assert re.fullmatch(r"[0-9a-f]{16}", key)
+    assert lines[:2] == [f"failed sign-in: name {key} from {STRANGER}",
+                         f"failed sign-in: name {key} from 2001:db8:1:2::7"]
+    assert lines[2].endswith(" from local")
+    text = "\n".join(lines)
+    for secret in ("dr.kim", "Dr.Kim", "hunter2", PASSWORD, "correct horse"):
+        assert secret.lower() not in text.lower()
+    # Keyed per install: another store hashes the same name differently, so a list of names cannot be tried.
+    other = Accounts(Store(tmp_path / "other" / "app.db"))
+    assert other.throttle.name_key("dr.kim") != key
+    assert key != hashlib.sha256(b"dr.kim").hexdigest()[:16]
+    # Nor is the name stored in clear (a password typed as the name would be).
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("app.db*"))
+    assert PASSWORD.encode() not in raw
+
+
+def test_address_buckets():
+    assert address_bucket("203.0.113.7") == "203.0.113.7"
+    assert address_bucket(" 203.0.113.7:51234 ") == "203.0.113.7"
+    assert address_bucket("::ffff:203.0.113.7") == "203.0.113.7"
+    # One subscriber usually holds a whole IPv6 /64: counted as one address.
+    assert address_bucket("2001:db8:1:2::7") == address_bucket("[2001:db8:1:2:ffff::1]:443") == "2001:db8:1:2::/64"
+    assert address_bucket("2001:db8:1:3::7") != address_bucket("2001:db8:1:2::7")
+    for nothing in (None, "", "unknown", "<script>", "999.1.1.1"):
+        assert address_bucket(nothing) == LOCAL
 
 
 def test_a_name_that_could_not_exist_is_just_wrong(accounts):
@@ -194,6 +300,18 @@ def test_migration_2_adds_the_users_table(tmp_path):
         columns = {r["name"] for r in conn.execute("PRAGMA table_info(users)")}
     assert columns == {"name", "password_hash", "is_admin", "failed_count", "locked_until", "created_at",
                        "last_login"}
+
+
+def test_migration_3_adds_the_throttle_and_a_key_per_install(tmp_path):
+    keys = []
+    for folder in ("one", "two"):
+        store = Store(tmp_path / folder / "app.db")
+        assert store.version >= 3
+        with store.connect() as conn:
+            tables = {r["name"] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            keys.append(conn.execute("SELECT key FROM install_keys WHERE purpose = 'sign_in_names'").fetchone()[0])
+        assert {"install_keys", "sign_in_failures", "sign_in_locks"} <= tables
+    assert len(keys[0]) == len(keys[1]) == 32 and keys[0] != keys[1]
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -249,10 +367,35 @@ def test_cli_users_bad_input_exits_2_with_one_line(engine_env):
 
 def test_cli_users_list_shows_a_lock(engine_env):
     run_cli("add", "kim", "--password-stdin", stdin=PASSWORD + "\n")
-    accounts = Accounts(providers.get_engine().store, max_failures=1)
+    accounts = Accounts(providers.get_engine().store, lock_addresses=2)
+    with pytest.raises(WrongCredentials):
+        accounts.verify("kim", "wrong password", STRANGER)
     with pytest.raises(AccountLocked):
-        accounts.verify("kim", "wrong password")
+        accounts.verify("kim", "wrong password", CLINIC)
     assert re.search(r"kim\s+no\s+until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", run_cli("list").stdout)
+
+
+def run_cli_bytes(*args: str, stdin: bytes) -> tuple[int, str, str]:
+    done = subprocess.run([sys.executable, CLI, "users", *args], input=stdin, capture_output=True, timeout=60,
+                          env=dict(os.environ))
+    return done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+
+
+def test_cli_refuses_a_password_of_more_than_one_line_or_not_utf8(engine_env):
+    for stdin, message in ((b"first line\nsecond line\n", "more than one line"),
+                           (b"first line\n\n", "more than one line"),
+                           (b"first line\rsecond line", "more than one line"),
+                           (b"\xffpass\xfeword\n", "not UTF-8"),
+                           (b"x" * 5000, "longer than 1024 characters")):
+        code, out, err = run_cli_bytes("add", "kim", "--password-stdin", stdin=stdin)
+        assert code == 2, err
+        assert out == "" and err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+        assert "Traceback" not in err and "first line" not in err and "second" not in err
+    assert "kim" not in run_cli("list").stdout  # nothing was created
+    # One trailing line ending, as `echo` or a here-string adds, is not part of the password; spaces are.
+    code, _, err = run_cli_bytes("add", "kim", "--password-stdin", stdin="  비밀 번호 long  \n".encode())
+    assert code == 0, err
+    assert Accounts(providers.get_engine().store).verify("kim", "  비밀 번호 long  ").name == "kim"
 
 
 # -- the gate --------------------------------------------------------------------------------
@@ -329,17 +472,107 @@ def test_right_password_opens_the_app_then_sign_out(app_accounts):
     assert at.text_input(key="login_name").value == ""
 
 
-def test_a_locked_account_says_until_when(app_accounts, reconfigure):
-    reconfigure(LOGIN_MAX_FAILURES=2, LOGIN_LOCKOUT_SECONDS=600)
+@pytest.fixture
+def address(monkeypatch) -> dict[str, str | None]:
+    """The client address the sign-in form sees (AppTest cannot set `st.context.ip_address`); change ["now"]."""
+    import ui.auth
+
+    current: dict[str, str | None] = {"now": None}
+    monkeypatch.setattr(ui.auth, "client_address", lambda: current["now"])
+    return current
+
+
+def test_a_locked_account_says_until_when(app_accounts, reconfigure, address):
+    reconfigure(LOGIN_LOCK_ADDRESSES=2, LOGIN_LOCKOUT_SECONDS=600)
     app_accounts.add_user("kim", PASSWORD)
     at = _app()
     at.session_state["lang"] = "en"
+    address["now"] = STRANGER
     at = _sign_in(at, "kim", "wrong password")
+    assert at.error[0].value == "Wrong user name or password."
+    address["now"] = "192.0.2.99"  # a second address: evidence of a spread guess
     at = _sign_in(at, "kim", "wrong password")
     assert re.fullmatch(r"Too many failed sign-ins: this account is locked until \d\d:\d\d \(about 10 min\)\.",
                         at.error[0].value)
+    address["now"] = CLINIC
     at = _sign_in(at, "kim", PASSWORD)
     assert "locked until" in at.error[0].value and not _diagnose_page_shown(at)
+
+
+def test_a_strangers_failures_from_one_address_do_not_lock_the_account(app_accounts, reconfigure, address, caplog):
+    reconfigure(LOGIN_MAX_FAILURES=2)
+    app_accounts.add_user("dr.kim", PASSWORD)
+    caplog.set_level(logging.WARNING, logger="storage")
+    stranger = _app()
+    stranger.session_state["lang"] = "en"
+    address["now"] = STRANGER
+    stranger = _sign_in(stranger, "dr.kim", "guess one")
+    assert stranger.error[0].value == "Wrong user name or password."
+    stranger = _sign_in(stranger, "dr.kim", "guess two")
+    assert stranger.error[0].value == "Wrong user name or password. Wait 2 s before the next attempt."
+    for _ in range(3):  # hammering: refused without a check, and the inputs stay
+        stranger = _sign_in(stranger, "dr.kim", "guess three")
+        assert re.fullmatch(r"Too many failed sign-ins from this address: wait [12] s, then try again\.",
+                            stranger.error[0].value)
+        assert stranger.text_input(key="login_password").value == "guess three"
+    assert not _diagnose_page_shown(stranger) and not app_accounts.get_user("dr.kim").locked(time.time())
+    # The clinician, at another address, signs in at once.
+    address["now"] = CLINIC
+    clinician = _sign_in(_app(), "dr.kim", PASSWORD)
+    assert not clinician.exception and _diagnose_page_shown(clinician)
+    assert clinician.session_state["user"] == "dr.kim"
+    # The log says who failed from where, with the name only as its keyed hash.
+    lines = [r.getMessage() for r in caplog.records if r.name == "storage.accounts" and r.levelno == logging.WARNING]
+    key = app_accounts.throttle.name_key("dr.kim")
+    assert lines == [f"failed sign-in: name {key} from {STRANGER}"] * 2
+    assert "dr.kim" not in caplog.text and "guess" not in caplog.text
+
+
+def test_the_form_says_how_long_to_wait_and_the_wait_grows(app_accounts, reconfigure):
+    reconfigure(LOGIN_MAX_FAILURES=1)
+    app_accounts.add_user("kim", PASSWORD)
+    at = _app()  # no address: this machine, as AppTest connects
+    at.session_state["lang"] = "en"
+    for wait in (2, 4):
+        at = _sign_in(at, "kim", "wrong password")
+        assert at.error[0].value == f"Wrong user name or password. Wait {wait} s before the next attempt."
+        at = _sign_in(at, "kim", PASSWORD)  # too early: not even the right password is checked
+        shown = int(re.fullmatch(r"Too many failed sign-ins from this address: wait (\d) s, then try again\.",
+                                 at.error[0].value).group(1))
+        assert wait - 1 <= shown <= wait and not _diagnose_page_shown(at)
+        time.sleep(wait + 0.05)
+    at = _sign_in(at, "kim", PASSWORD)
+    assert _diagnose_page_shown(at)
+
+
+def test_client_address_trusts_x_forwarded_for_only_behind_declared_proxies(reconfigure, monkeypatch):
+    import streamlit as st
+
+    import ui.auth
+
+    class Headers:
+        def get_all(self, key: str) -> list[str]:
+            assert key.lower() == "x-forwarded-for"
+            return ["198.51.100.1, 10.0.0.9", "203.0.113.7"]  # the client wrote the first, the proxies the rest
+
+    class Context:
+        headers = Headers()
+        ip_address = "10.0.0.2"  # the proxy's own address
+
+    monkeypatch.setattr(st, "context", Context())
+    reconfigure(AUTH_MODE="accounts")
+    assert ui.auth.client_address() == "10.0.0.2"  # default: no header is believed
+    reconfigure(TRUSTED_PROXY_HOPS=1)
+    assert ui.auth.client_address() == "203.0.113.7"
+    reconfigure(TRUSTED_PROXY_HOPS=2)
+    assert ui.auth.client_address() == "10.0.0.9"
+    reconfigure(TRUSTED_PROXY_HOPS=4)  # fewer entries than proxies: the header did not come through them all
+    assert ui.auth.client_address() == "10.0.0.2"
+    Context.ip_address = None  # Streamlit hides a loopback peer
+    assert ui.auth.client_address() is None
+    assert ui.auth.forwarded_client(["not an address"], 1) is None
+    assert ui.auth.forwarded_client([], 1) is None
+    assert ui.auth.forwarded_client(["203.0.113.7"], 0) is None
 
 
 def test_session_expires_after_inactivity(app_accounts, reconfigure):

@@ -1,8 +1,12 @@
 """The sign-in gate: nothing of the app shows until the session is signed in (AUTH_MODE).
 
 - `accounts` (the default): the app's own accounts (`storage/accounts.py`, made with
-  `python cli.py users add`); a form, lock-out after failed attempts, expiry after
-  SESSION_TIMEOUT_MINUTES without activity.
+  `python cli.py users add`); a form, growing waits for a client address that keeps failing
+  and locks only on failures from many addresses (`storage/sign_in_throttle.py`), expiry after
+  SESSION_TIMEOUT_MINUTES without activity. The client's address is the connection's
+  (`st.context.ip_address`), or with TRUSTED_PROXY_HOPS=N the N-th from the right of
+  X-Forwarded-For (each trusted proxy appends the address it was reached from; what a client
+  writes there itself lies further left and is never read).
 - `oidc`: Streamlit's built-in OpenID Connect sign-in (`st.login`), configured in
   `.streamlit/secrets.toml` `[auth]`; administrators are the e-mail addresses in ADMIN_USERS.
 - `off`: no gate, for development and tests; the sidebar says so.
@@ -17,11 +21,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import time
 
 import streamlit as st
 
-from storage.accounts import AccountLocked, Accounts, SignInError, accounts_for
+from storage.accounts import AccountLocked, Accounts, TooManyAttempts, WrongCredentials, accounts_for
+from storage.sign_in_throttle import normalise_address
 from ui.i18n import tr
 from ui.state import init_state
 from utils.settings import get_settings
@@ -199,6 +205,34 @@ def _sign_in_form() -> None:
         st.error(error, icon=":material/lock:")
 
 
+def forwarded_client(forwarded_for: list[str], hops: int) -> str | None:
+    """The client's address from X-Forwarded-For behind `hops` trusted proxies; None if the header cannot say.
+
+    `forwarded_for` holds every X-Forwarded-For header of the request, in order. Fewer entries
+    than proxies means the header did not come through them all: it is not believed.
+    """
+    entries = [part.strip() for value in forwarded_for for part in value.split(",") if part.strip()]
+    if hops < 1 or len(entries) < hops:
+        return None
+    return normalise_address(entries[-hops])
+
+
+def client_address() -> str | None:
+    """This session's client address (None: this machine); X-Forwarded-For only with TRUSTED_PROXY_HOPS."""
+    hops = get_settings().trusted_proxy_hops
+    if hops:
+        forwarded = forwarded_client(st.context.headers.get_all("X-Forwarded-For"), hops)
+        if forwarded is not None:
+            return forwarded
+    return normalise_address(st.context.ip_address)
+
+
+def _wait_text(seconds: float) -> str:
+    if seconds < 120:
+        return tr("{n}초", "{n} s", n=max(1, math.ceil(seconds)))
+    return tr("약 {n}분", "about {n} min", n=math.ceil(seconds / 60))
+
+
 def _submit() -> None:
     """The form's callback: checks the name and password before the run that draws the next screen."""
     name = (st.session_state.get("login_name") or "").strip()
@@ -207,15 +241,24 @@ def _submit() -> None:
         st.session_state.auth_error = tr("이름과 비밀번호를 입력하세요.", "Enter your user name and password.")
         return
     try:
-        user = _accounts().verify(name, password)
+        user = _accounts().verify(name, password, client_address())
+    except TooManyAttempts as exc:
+        st.session_state.auth_error = tr(
+            "이 주소에서 로그인 실패가 너무 많습니다. {wait} 기다린 뒤 다시 시도하세요.",
+            "Too many failed sign-ins from this address: wait {wait}, then try again.",
+            wait=_wait_text(exc.wait_seconds))
     except AccountLocked as exc:
         minutes = max(1, round((exc.until - time.time()) / 60))
         st.session_state.auth_error = tr(
             "로그인 실패가 너무 많아 이 계정은 {until}까지 (약 {minutes}분) 잠겼습니다.",
             "Too many failed sign-ins: this account is locked until {until} (about {minutes} min).",
             until=time.strftime("%H:%M", time.localtime(exc.until)), minutes=minutes)
-    except SignInError:
-        st.session_state.auth_error = tr("사용자 이름 또는 비밀번호가 맞지 않습니다.", "Wrong user name or password.")
+    except WrongCredentials as exc:
+        wrong = tr("사용자 이름 또는 비밀번호가 맞지 않습니다.", "Wrong user name or password.")
+        if exc.retry_at is not None:
+            wrong += " " + tr("다음 시도까지 {wait} 기다리세요.", "Wait {wait} before the next attempt.",
+                              wait=_wait_text(exc.retry_at - time.time()))
+        st.session_state.auth_error = wrong
     else:
         _start_session(user.name, user.is_admin)  # also drops the typed password from the session
 
@@ -285,4 +328,5 @@ def _oidc_gate() -> str:
     raise AssertionError("st.stop() returns only outside a script run")
 
 
-__all__ = ["require_sign_in", "ensure_signed_in", "visible_owner", "is_admin", "account_sidebar", "admin_users"]
+__all__ = ["require_sign_in", "ensure_signed_in", "visible_owner", "is_admin", "account_sidebar", "admin_users",
+           "client_address", "forwarded_client"]

@@ -253,10 +253,16 @@ class Settings:
 
     auth_mode: str = setting("AUTH_MODE", "accounts", "`accounts` (the app's own), `oidc` (Streamlit's "
                              "`st.login`), `off` (development only)", "choice", choices=("accounts", "oidc", "off"))
-    login_max_failures: int = setting("LOGIN_MAX_FAILURES", 5, "wrong passwords in a row that lock an account",
-                                      "integer", minimum=1)
-    login_lockout_seconds: float = setting("LOGIN_LOCKOUT_SECONDS", 900.0, "how long a locked account stays locked",
-                                           "number")
+    login_max_failures: int = setting("LOGIN_MAX_FAILURES", 5, "failed sign-ins from one client address before "
+                                      "each further attempt from it must wait (2 s, doubling)", "integer", minimum=1)
+    login_lockout_seconds: float = setting("LOGIN_LOCKOUT_SECONDS", 900.0, "the longest wait between attempts from "
+                                           "one address, and how long a locked account stays locked", "number")
+    login_lock_addresses: int = setting("LOGIN_LOCK_ADDRESSES", 5, "client addresses whose failed sign-ins at one "
+                                        "account (since its last sign-in, within a day) lock it; one address alone "
+                                        "only slows itself", "integer", minimum=2)
+    trusted_proxy_hops: int = setting("TRUSTED_PROXY_HOPS", 0, "reverse proxies in front of the app that append "
+                                      "`X-Forwarded-For`; 0 trusts no header (the connection's address counts)",
+                                      "integer", minimum=0, maximum=10)
     session_timeout_minutes: float = setting("SESSION_TIMEOUT_MINUTES", 30.0, "idle minutes before a session is "
                                              "signed out", "number", minimum=0.1)
     admin_users: tuple[str, ...] = setting("ADMIN_USERS", (), "e-mail addresses of the administrators when "

@@ -1,0 +1,173 @@
+"""Sign-in throttling: failures slow down the client address they come from; only many addresses lock an account.
+
+A lock-out counted per account alone lets anyone who reaches the form lock every clinician and
+administrator out with a few wrong passwords each. The policy here (state in migration 3 of the
+store, so every process sharing the file sees the same counts):
+
+- **Per client address** (an IPv4 address; an IPv6 address by its /64, which one subscriber
+  usually holds whole). The first LOGIN_MAX_FAILURES failures are free; after them each further
+  attempt must come 2, 4, 8 ... seconds after the address's previous one, at most
+  LOGIN_LOCKOUT_SECONDS. An attempt made too early is refused without checking the password and
+  is not counted. Every attempt is counted *before* its password is checked (so a burst of
+  parallel attempts cannot all slip through), and a successful sign-in refunds what that address
+  spent on that one name: a clinician's own typos, never failures against other names, so an
+  account holder cannot reset their budget to guess colleagues' passwords.
+- **Per account**: locked for LOGIN_LOCKOUT_SECONDS only on evidence of a distributed guess:
+  failures against it, since its last sign-in, from LOGIN_LOCK_ADDRESSES different addresses. A
+  stranger at one address slows only that address and locks nobody out. A guess spread over many
+  addresses gets less than LOGIN_LOCK_ADDRESSES times one address's throttled budget before the
+  lock, and after it one guess per lock-out (the next failure locks again). Names without an
+  account are "locked" the same way, so a lock does not tell who has an account.
+- Counts are forgotten after a day without attempts (twice LOGIN_LOCKOUT_SECONDS if that is longer).
+
+Behind a reverse proxy every client has the proxy's address unless the app is told to trust
+X-Forwarded-For (TRUSTED_PROXY_HOPS, read by `ui/auth.py`): then one stranger slows everyone's
+sign-in, though still locks no account.
+
+Names are stored and logged only as `name_key`: HMAC-SHA256 under a random per-install key
+(made by the migration, kept in the store), 16 hex digits. A password typed into the name field
+is never kept or logged in clear, and a reader of the logs who does not hold the store cannot
+test a list of likely names against them (whoever holds the store, and so the key, can).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import threading
+import time
+from collections.abc import Callable
+
+from storage.store import Store
+
+LOCAL = "local"  # no address known: the same machine (Streamlit hides loopback) or a caller that gave none
+DAY_SECONDS = 86_400.0
+_MAX_DOUBLINGS = 40  # 2**40 s is far above any cap; bounds the float before min()
+
+_keys: dict[str, bytes] = {}
+_keys_lock = threading.Lock()
+
+
+def normalise_address(text: str | None) -> str | None:
+    """`text` as a canonical IP address ("203.0.113.7", "2001:db8::1"), without port or brackets; None if not one."""
+    if not text:
+        return None
+    value = text.strip()
+    if value.startswith("[") and "]" in value:  # [2001:db8::1]:443
+        value = value[1:value.index("]")]
+    elif value.count(":") == 1:  # 203.0.113.7:443, as some load balancers send it
+        value = value.split(":", 1)[0]
+    value = value.split("%", 1)[0]  # an IPv6 zone (fe80::1%eth0) names an interface, not a client
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def address_bucket(address: str | None) -> str:
+    """The key one client's failures are counted under: the IPv4 address, the IPv6 /64, or `local`."""
+    canonical = normalise_address(address)
+    if canonical is None:
+        return LOCAL
+    ip = ipaddress.ip_address(canonical)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return canonical
+
+
+class SignInThrottle:
+    """The address throttle and the evidence for account locks, kept in `store` (see the module docstring)."""
+
+    def __init__(self, store: Store, *, free_failures: int = 5, max_wait_seconds: float = 900.0,
+                 lock_addresses: int = 5, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.free_failures = free_failures
+        self.max_wait_seconds = max_wait_seconds
+        self.lock_addresses = lock_addresses
+        self.clock = clock
+        self.memory_seconds = max(DAY_SECONDS, 2 * max_wait_seconds)
+
+    def name_key(self, name: str) -> str:
+        """The keyed hash a name is stored and logged under (the same for 'Kim' and ' kim ')."""
+        digest = hmac.new(self._install_key(), name.strip().lower().encode("utf-8"), hashlib.sha256)
+        return digest.hexdigest()[:16]
+
+    def _install_key(self) -> bytes:
+        path = str(self.store.path)
+        with _keys_lock:
+            if path not in _keys:
+                with self.store.connect() as conn:
+                    row = conn.execute("SELECT key FROM install_keys WHERE purpose = 'sign_in_names'").fetchone()
+                _keys[path] = bytes(row["key"])
+            return _keys[path]
+
+    def delay(self, spent: int) -> float:
+        """Seconds the next attempt must wait after the previous one, once an address has `spent` attempts."""
+        if spent < self.free_failures:
+            return 0.0
+        return min(self.max_wait_seconds, 2.0 ** min(spent - self.free_failures + 1, _MAX_DOUBLINGS))
+
+    def _open_at(self, conn, bucket: str, now: float) -> float | None:
+        spent, last = conn.execute("SELECT COALESCE(SUM(failures), 0), MAX(last_at) FROM sign_in_failures "
+                                   "WHERE address = ? AND last_at > ?", (bucket, now - self.memory_seconds)).fetchone()
+        if last is None:
+            return None
+        opens = last + self.delay(spent)
+        return opens if opens > now else None
+
+    def attempt(self, address: str | None, name_key: str) -> float | None:
+        """Count an attempt from `address` at `name_key`; when the address must wait, count nothing and say until when.
+
+        Counted before the password is checked; `succeeded` refunds it.
+        """
+        bucket, now = address_bucket(address), self.clock()
+        with self.store.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")  # the check and the count are one step for every process
+            if (opens := self._open_at(conn, bucket, now)) is not None:
+                return opens
+            conn.execute("DELETE FROM sign_in_failures WHERE last_at <= ?", (now - self.memory_seconds,))
+            conn.execute("INSERT INTO sign_in_failures (address, name_key, failures, last_at) VALUES (?, ?, 1, ?) "
+                         "ON CONFLICT (address, name_key) DO UPDATE SET failures = failures + 1, "
+                         "last_at = excluded.last_at", (bucket, name_key, now))
+        return None
+
+    def next_attempt_at(self, address: str | None) -> float | None:
+        """When `address` may try again, if it must wait; None when it may try at once."""
+        with self.store.connect() as conn:
+            return self._open_at(conn, address_bucket(address), self.clock())
+
+    def succeeded(self, address: str | None, name_key: str) -> None:
+        """A right password for `name_key` from `address`: refund what the address spent on that name."""
+        with self.store.connect() as conn:
+            conn.execute("DELETE FROM sign_in_failures WHERE address = ? AND name_key = ?",
+                         (address_bucket(address), name_key))
+
+    def spread(self, name_key: str, since: float | None) -> int:
+        """How many addresses failed at `name_key` after `since` (and within the memory)."""
+        floor = max(self.clock() - self.memory_seconds, since or 0.0)
+        with self.store.connect() as conn:
+            return conn.execute("SELECT COUNT(*) FROM sign_in_failures WHERE name_key = ? AND last_at > ?",
+                                (name_key, floor)).fetchone()[0]
+
+    def is_evidence(self, name_key: str, since: float | None) -> bool:
+        """Whether failures at `name_key` since `since` came from enough addresses to lock it."""
+        return self.spread(name_key, since) >= self.lock_addresses
+
+    def phantom_lock(self, name_key: str) -> float | None:
+        """The end of the imitation lock of a name with no account, if one holds now."""
+        with self.store.connect() as conn:
+            row = conn.execute("SELECT locked_until FROM sign_in_locks WHERE name_key = ?", (name_key,)).fetchone()
+        return row[0] if row and row[0] > self.clock() else None
+
+    def lock_phantom(self, name_key: str, until: float) -> None:
+        """Lock a name with no account until `until`, as an account would be."""
+        with self.store.connect() as conn:
+            conn.execute("DELETE FROM sign_in_locks WHERE locked_until <= ?", (self.clock(),))
+            conn.execute("INSERT OR REPLACE INTO sign_in_locks (name_key, locked_until) VALUES (?, ?)",
+                         (name_key, until))
+
+
+__all__ = ["LOCAL", "SignInThrottle", "address_bucket", "normalise_address"]
