@@ -33,7 +33,9 @@ class FileRefused(ValueError):
 
 
 def megabytes(n: int) -> str:
-    """A size for a message: '25 MB', '3,221.2 MB', '0.4 MB'."""
+    """A size for a message: '25 MB', '3,221.2 MB', '0.4 MB', '999 bytes'."""
+    if n < 100_000:
+        return f"{n:,} bytes"
     mb = n / 1_000_000
     return f"{mb:,.0f} MB" if mb == int(mb) else f"{mb:,.1f} MB"
 
