@@ -3,12 +3,14 @@
     python cli.py diagnose --text "pearly papule on the nose" --json
     python cli.py diagnose --image lesion.jpg --provider openai
     python cli.py batch cases.csv --images photos/ --providers runpod,openai --out qa-report
+    python cli.py batch cases.csv --images photos/ --providers runpod,openai --out qa-report --resume
 
     python cli.py users add dr.kim --admin --password-stdin
     python cli.py users list
 
-Exit codes: 0 an answer, 2 bad input or settings, 3 no provider could answer.
-`batch`: 0 the batch ran (some rows may have failed), 2 bad input, 3 every call failed.
+Exit codes: 0 an answer, 2 bad input or settings, 3 no provider could answer, 130 interrupted.
+`batch`: 0 the batch ran (some rows may have failed), 2 bad input (checked before any call), 3 every call failed;
+interrupted, results.csv keeps the rows that finished and `--resume` finishes the batch.
 `users`: 0 done, 2 bad input (a name, a password, an unknown or existing user).
 """
 
@@ -17,9 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-EXIT_OK, EXIT_INPUT, EXIT_PROVIDER = 0, 2, 3
+EXIT_OK, EXIT_INPUT, EXIT_PROVIDER, EXIT_INTERRUPTED = 0, 2, 3, 130
+MIN_AGE, MAX_AGE = 0, 120  # as the diagnose page's age field
 
 
 def _print_human(result) -> None:
@@ -50,11 +52,20 @@ def _print_human(result) -> None:
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """Assess one lesion from a description and/or a photo; print it (or JSON) and return the exit code."""
     from providers import InputError, PatientInfo, ProviderError, diagnose
+    from providers.batch_input import photo_limit
+    from utils.files import FileRefused, read_regular_file
 
+    if args.age is not None and not MIN_AGE <= args.age <= MAX_AGE:
+        print(f"error: --age must be a whole number of years from {MIN_AGE} to {MAX_AGE}, got {args.age}.",
+              file=sys.stderr)
+        return EXIT_INPUT
     image = None
     if args.image:
-        try:
-            image = Path(args.image).read_bytes()
+        try:  # a device, a FIFO or a huge file is refused before anything is read
+            image = read_regular_file(args.image, photo_limit(), what="photo")
+        except FileRefused as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INPUT
         except OSError as exc:
             print(f"error: cannot read {args.image}: {exc.strerror}", file=sys.stderr)
             return EXIT_INPUT
@@ -77,16 +88,25 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    """Run a CSV of cases on each chosen provider and write results.csv and report.html."""
+    """Run a CSV of cases on each chosen provider and write results.csv (as rows finish) and report.html.
+
+    Everything that can be checked is checked before the first paid call: the cases file (a regular
+    file, at most `--max-cases` cases), the photos folder, the providers and the output folder.
+    """
     from tqdm import tqdm
 
     from providers import get_engine
     from providers.batch import check_providers, run_batch
-    from providers.batch_input import BatchInputError, photos_from_dir, read_cases
-    from providers.qa_report import write_report
+    from providers.batch_input import BatchInputError, cases_file_limit, max_cases, photos_from_dir, read_cases
+    from providers.qa_report import RESULTS_FILE, ResultsLog, check_out_dir, read_results, write_report
+    from utils.files import FileRefused, read_regular_file
 
+    limit = args.max_cases or max_cases()
     try:
-        data = Path(args.cases).read_bytes()
+        data = read_regular_file(args.cases, cases_file_limit(limit), what="cases")
+    except FileRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     except OSError as exc:
         print(f"error: cannot read {args.cases}: {exc.strerror}", file=sys.stderr)
         return EXIT_INPUT
@@ -95,15 +115,32 @@ def cmd_batch(args: argparse.Namespace) -> int:
     try:
         chosen = check_providers(engine, names)
         photos = photos_from_dir(args.images) if args.images else {}
-        cases = read_cases(data, photos)
-        with tqdm(total=len(cases) * len(chosen), unit="call", file=sys.stderr, desc="batch") as bar:
-            report = run_batch(engine, cases, photos, chosen, concurrency=args.concurrency,
-                               language=args.language, use_cache=not args.no_cache,
-                               on_progress=lambda done, total, row: bar.update(1))
-    except BatchInputError as exc:
+        cases = read_cases(data, photos, limit=limit)
+        out = check_out_dir(args.out)
+        done = read_results(out / RESULTS_FILE, cases, chosen) if args.resume else {}
+    except (BatchInputError, FileRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    csv_path, html_path = write_report(report, args.out)
+    if args.resume:
+        print(f"resuming: {len(done)} row{'s' * (len(done) != 1)} already in {out / RESULTS_FILE} "
+              f"{'are' if len(done) != 1 else 'is'} skipped", file=sys.stderr)
+    try:
+        with ResultsLog(out, kept=list(done.values())) as results, \
+                tqdm(total=len(cases) * len(chosen) - len(done), unit="call", file=sys.stderr, desc="batch") as bar:
+            def progress(_done: int, _total: int, row) -> None:
+                results.append(row)  # before the bar moves: a row on screen is a row on disk
+                bar.update(1)
+
+            report = run_batch(engine, cases, photos, chosen, concurrency=args.concurrency, language=args.language,
+                               use_cache=not args.no_cache, done=done, on_progress=progress)
+    except (FileRefused, OSError) as exc:
+        print(f"error: cannot write {out / RESULTS_FILE}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print(f"interrupted: the rows that finished are in {out / RESULTS_FILE}; run the same command with "
+              "--resume to finish the batch.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    csv_path, html_path = write_report(report, out)
     print(f"results: {csv_path}")
     print(f"report:  {html_path}")
     print(report.summary_line())
@@ -234,6 +271,13 @@ def _concurrency(value: str) -> int:
     return number
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("use a whole number of 1 or more")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command, each bound to its handler through `func`."""
     parser = argparse.ArgumentParser(prog="cli.py", description="AI skin-lesion assessment from the command line.")
@@ -247,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="this provider's answer or none: no fallback, no hedging to another provider")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.add_argument("--language", choices=["ko", "en"], default="ko", help="language of the findings")
-    d.add_argument("--age", type=int)
+    d.add_argument("--age", type=int, help=f"in years, {MIN_AGE}-{MAX_AGE}")
     d.add_argument("--sex", choices=["female", "male", "other"])
     d.add_argument("--site", help="body site")
     d.add_argument("--duration", help="how long the lesion has been there")
@@ -260,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--concurrency", type=_concurrency, default=4, help="calls at once (default 4)")
     b.add_argument("--language", choices=["ko", "en"], default="ko", help="language of the findings")
     b.add_argument("--no-cache", action="store_true", help="ask every provider even when a cached answer exists")
+    b.add_argument("--max-cases", type=_positive, metavar="N",
+                   help="allow up to N cases in this run (default: BATCH_MAX_CASES, 2000)")
+    b.add_argument("--resume", action="store_true",
+                   help="skip the case and provider pairs already in --out's results.csv (an interrupted run)")
     b.set_defaults(func=cmd_batch)
     u = sub.add_parser("users", help="sign-in accounts (AUTH_MODE=accounts)")
     users = u.add_subparsers(dest="users_command", required=True)
@@ -292,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

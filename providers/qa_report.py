@@ -1,7 +1,14 @@
 """The batch QA report: `results.csv` (one row per case and provider) and a self-contained `report.html`.
 
+    done = read_results(out_dir / RESULTS_FILE, cases, providers)   # an interrupted run's rows, to resume it
+    with ResultsLog(out_dir, kept=list(done.values())) as log:       # results.csv as rows finish
+        log.append(row)
+    write_report(report, out_dir)                     # both files, whole, at the end
+
 The HTML works offline and without JavaScript: inline CSS, charts as inline SVG drawn here,
 every piece of text escaped (case ids, descriptions and error messages are data, not markup).
+Every file is written without following a symlink, readable by its owner only (0600), and
+replaced whole (utils/files.py).
 """
 
 from __future__ import annotations
@@ -9,15 +16,27 @@ from __future__ import annotations
 import csv
 import html
 import io
+import logging
 import time
+from collections.abc import Collection, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
 
-from domain.classes import LesionClass
+from domain.classes import LesionClass, by_code
+from providers.batch_input import BatchCase, BatchInputError
 from providers.batch_metrics import BatchReport, BatchRow, Confusion, format_rate
+from utils.files import FileRefused, check_output_dir, open_append, read_regular_file, write_atomic
 from utils.spreadsheet import safe_row
+
+log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ("id", "provider", "model", "expected", "predicted", "predicted_name_ko", "predicted_name_en",
                   "score", "risk", "correct", "complete", "latency_ms", "first_token_ms", "tokens", "cached", "error")
+RESULTS_FILE, REPORT_FILE = "results.csv", "report.html"
+# A row takes about 300 bytes and an error message at most a few KB: far above any honest results.csv.
+RESULTS_MAX_BYTES = 200_000_000
+BOM = "\ufeff"  # with it, Excel (what reviewers open the file in) reads the Korean class names as UTF-8
 
 TEXT_EXCERPT = 120
 
@@ -45,25 +64,142 @@ def result_record(row: BatchRow) -> dict[str, str]:
     }
 
 
-def results_csv(report: BatchReport) -> str:
-    """The text of results.csv."""
+def _csv_lines(rows: Sequence[BatchRow], *, header: bool) -> str:
     out = io.StringIO(newline="")
     writer = csv.DictWriter(out, fieldnames=RESULT_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    for row in report.rows:
+    if header:
+        writer.writeheader()
+    for row in rows:
         writer.writerow(safe_row(result_record(row)))
     return out.getvalue()
 
 
+def results_csv(report: BatchReport) -> str:
+    """The text of results.csv."""
+    return _csv_lines(report.rows, header=True)
+
+
 def write_report(report: BatchReport, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write results.csv and report.html into `out_dir` (created if needed); returns their paths."""
+    """Write results.csv and report.html into `out_dir` (created if needed); returns their paths.
+
+    Each file replaces the old one whole (a symlink in its place is replaced, never followed).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    csv_path, html_path = out / "results.csv", out / "report.html"
-    # With a BOM, Excel (what reviewers open it in) reads the Korean class names as UTF-8.
-    csv_path.write_text(results_csv(report), encoding="utf-8-sig", newline="")
-    html_path.write_text(render_html(report), encoding="utf-8")
+    csv_path = write_atomic(out / RESULTS_FILE, (BOM + results_csv(report)).encode("utf-8"))
+    html_path = write_atomic(out / REPORT_FILE, render_html(report).encode("utf-8"))
     return csv_path, html_path
+
+
+def check_out_dir(out_dir: str | Path) -> Path:
+    """The output folder, created and proven writable before any paid call; raises `FileRefused` otherwise.
+
+    A folder sitting where results.csv or report.html go would only fail after the whole batch ran.
+    """
+    out = check_output_dir(out_dir)
+    for name in (RESULTS_FILE, REPORT_FILE):
+        if (out / name).is_dir() and not (out / name).is_symlink():
+            raise FileRefused(f"{out / name} is a folder: remove it, or choose another output folder.")
+    return out
+
+
+class ResultsLog:
+    """results.csv written as rows finish: the header once, then each row appended and flushed.
+
+    A batch killed half-way keeps every row it paid for. When resuming, the rows of the earlier
+    run (`kept`, as `read_results` gives them) are written back first, which also drops a last line
+    that the interruption cut in half. `write_report` later replaces the file with all rows in order.
+    """
+
+    def __init__(self, out_dir: str | Path, *, kept: Sequence[BatchRow] = ()) -> None:
+        self.path = Path(out_dir) / RESULTS_FILE
+        write_atomic(self.path, (BOM + _csv_lines(kept, header=True)).encode("utf-8"))
+        self._file: BinaryIO | None = open_append(self.path)
+
+    def append(self, row: BatchRow) -> None:
+        """Add one row and push it to the disk's cache, so a crash right after still keeps it."""
+        if self._file is None:
+            raise ValueError("the results log is closed")
+        self._file.write(_csv_lines([row], header=False).encode("utf-8"))
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file (the rows are already written)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> ResultsLog:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+
+def _plain(cell: str) -> str:
+    """A cell as it was before `safe_row` protected it from spreadsheets."""
+    return cell[1:] if cell.startswith("'") and cell[1:2] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+def _float(cell: str) -> float | None:
+    return float(cell) if cell else None
+
+
+def _row(record: dict[str, str], case: BatchCase) -> BatchRow:
+    flag = {"": None, "0": False, "1": True}
+    return BatchRow(case=case, provider=record["provider"], model=record["model"],
+                    predicted=by_code(int(record["predicted"])) if record["predicted"] else None,
+                    score=_float(record["score"]), risk=record["risk"], complete=flag[record["complete"]],
+                    latency_ms=_float(record["latency_ms"]), first_token_ms=_float(record["first_token_ms"]),
+                    tokens=int(record["tokens"]) if record["tokens"] else None,
+                    cached=flag[record["cached"]], error=record["error"])
+
+
+def read_results(path: str | Path, cases: Sequence[BatchCase],
+                 providers: Collection[str]) -> dict[tuple[str, str], BatchRow]:
+    """The rows an earlier run of these cases already wrote to results.csv, by (case id, provider).
+
+    Only calls count: a row that was refused without a call (a bad row, an unreadable photo) is
+    checked again. A last line cut by an interruption is left out. Raises `BatchInputError` when
+    the file is not a results.csv, or holds cases or providers this run does not have (it belongs
+    to another batch: resuming would lose its rows).
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return {}
+    try:
+        text = read_regular_file(path, RESULTS_MAX_BYTES, what="results", follow_links=False).decode("utf-8-sig")
+    except (FileRefused, UnicodeDecodeError) as exc:
+        raise BatchInputError(f"Cannot resume from {path}: {exc}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if tuple(reader.fieldnames or ()) != RESULT_COLUMNS:
+        raise BatchInputError(f"{path} is not a results.csv this tool wrote (its header differs): choose another "
+                              "output folder, or run without --resume.")
+    by_id = {case.id: case for case in cases if case.valid}
+    ids = {case.id for case in cases}
+    rows: dict[tuple[str, str], BatchRow] = {}
+    try:
+        for raw in reader:
+            record = {k: _plain(v) for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
+            if len(record) != len(RESULT_COLUMNS):
+                log.warning("results.csv line %d is incomplete (an interrupted write): left out", reader.line_num)
+                continue
+            if record["provider"] not in providers or record["id"] not in ids:
+                other = f"provider '{record['provider']}'" if record["provider"] not in providers \
+                    else f"case '{record['id']}'"
+                raise BatchInputError(f"{path} holds rows of another batch ({other} is not in this one): resume "
+                                      "with the same cases and providers, or choose another output folder.")
+            if record["id"] not in by_id or record["error"].startswith("line "):
+                continue  # refused before any call (its message starts with the CSV line): checked again now
+            try:
+                rows[(record["id"], record["provider"])] = _row(record, by_id[record["id"]])
+            except (ValueError, KeyError):
+                log.warning("results.csv line %d cannot be read back: that call is made again", reader.line_num)
+    except csv.Error:
+        log.warning("results.csv is cut short at line %d (an interrupted write): the rest is asked again",
+                    reader.line_num)
+    return rows
 
 
 # -- HTML -------------------------------------------------------------------------------------

@@ -294,3 +294,100 @@ def test_panel(llm, photo_zip):
     assert "Accuracy" in [s.value for s in at.subheader]
     assert at.session_state["batch_result"]["report"].providers == ("runpod",)
     assert b"40.0%" in at.session_state["batch_result"]["html"]
+
+
+# -- bounded batches: the case limit, the count of calls, results kept as rows finish, --resume -----------------
+
+def test_count_calls_is_what_the_batch_pays_for(llm, photo_zip):
+    from providers.batch import count_calls
+
+    photos = photos_from_zip(photo_zip)
+    cases = read_cases(CASES.encode(), photos)
+    assert count_calls(cases, ["runpod", "openai"]) == 12  # six valid cases × two providers; bad rows are free
+    assert count_calls(cases, ["runpod", " runpod", ""]) == 6
+    assert count_calls(cases, ["runpod", "openai"], done={("a", "runpod"), ("b", "openai")}) == 10
+    run_batch(providers.get_engine(), cases, photos, ["runpod", "openai"])
+    assert len(llm.chat_requests) == 12
+
+
+def test_the_case_limit_is_checked_before_any_call(llm, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BATCH_MAX_CASES", "3")
+    providers.reset_engine()
+    body = "id,text,image,expected\n" + "".join(f"c{i},papule {i},,1\n" for i in range(4)) + ",,,\n" * 50
+    with pytest.raises(BatchInputError) as caught:  # what the Batch tab calls, with the setting's limit
+        read_cases(body.encode())
+    assert str(caught.value) == ("The cases file has 4 cases; the limit is 3 (BATCH_MAX_CASES). Split it into "
+                                 "smaller batches, or raise the limit (command line: --max-cases 4).")
+    cases = tmp_path / "cases.csv"
+    cases.write_text(body, encoding="utf-8")
+    out = tmp_path / "out"
+    assert cli.main(["batch", str(cases), "--providers", "runpod", "--out", str(out)]) == 2
+    assert "has 4 cases; the limit is 3" in capsys.readouterr().err and llm.requests == []
+    assert not out.exists()  # refused before anything was written either
+    assert cli.main(["batch", str(cases), "--providers", "runpod", "--out", str(out), "--max-cases", "4"]) == 0
+    assert len(llm.chat_requests) == 4
+    assert cli.main(["batch", str(cases), "--providers", "runpod", "--out", str(out), "--max-cases", "2"]) == 2
+    # A file far bigger than its cases can be is refused without being parsed.
+    with pytest.raises(BatchInputError, match="more than 3 cases can need"):
+        read_cases(b"id,text,image,expected\n" + b" " * 2_000_000)
+
+
+def _data_rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return [r for r in csv.DictReader(f) if r.get("error") is not None]
+
+
+def test_interrupted_batch_keeps_every_row_it_paid_for_and_resume_finishes_it(llm, tmp_path):
+    import signal
+    import time
+
+    llm.responder = lambda request: Reply(BCC, delay=0.3)
+    cases = tmp_path / "cases.csv"
+    cases.write_text("id,text,image,expected\n" + "".join(f"c{i},papule number {i},,1\n" for i in range(8)),
+                     encoding="utf-8")
+    out = tmp_path / "out"
+    command = [sys.executable, CLI, "batch", str(cases), "--providers", "runpod", "--out", str(out),
+               "--concurrency", "1"]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    deadline = time.monotonic() + 30
+    while len(_data_rows(out / "results.csv")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # rows appear in results.csv one by one, while the batch runs
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 130, err
+    assert "interrupted: the rows that finished are in" in err and "--resume" in err
+    kept = _data_rows(out / "results.csv")
+    assert 2 <= len(kept) < 8
+    # The call in flight when Ctrl-C came was paid for: its row was waited for and kept too.
+    assert len(kept) == len(llm.chat_requests)
+    assert os.stat(out / "results.csv").st_mode & 0o777 == 0o600
+    paid = len(llm.chat_requests)
+
+    done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert f"resuming: {len(kept)} rows already in {out / 'results.csv'} are skipped" in done.stderr
+    assert len(llm.chat_requests) == 8 == paid + (8 - len(kept))  # each case asked exactly once overall
+    rows = _data_rows(out / "results.csv")
+    assert [r["id"] for r in rows] == [f"c{i}" for i in range(8)] and all(r["predicted"] == "1" for r in rows)
+    assert "runpod 100.0% (8/8)" in done.stdout
+    assert "8 cases" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_resume_refuses_the_results_of_another_batch(llm, tmp_path, capsys):
+    out = tmp_path / "out"
+    first = tmp_path / "first.csv"
+    first.write_text("id,text,image,expected\nx,papule,,1\n", encoding="utf-8")
+    assert cli.main(["batch", str(first), "--providers", "runpod", "--out", str(out)]) == 0
+    other = tmp_path / "other.csv"
+    other.write_text("id,text,image,expected\ny,papule,,1\n", encoding="utf-8")
+    before = (out / "results.csv").read_bytes()
+    assert cli.main(["batch", str(other), "--providers", "runpod", "--out", str(out), "--resume"]) == 2
+    assert "holds rows of another batch (case 'x' is not in this one)" in capsys.readouterr().err
+    assert (out / "results.csv").read_bytes() == before and len(llm.chat_requests) == 1
+    assert cli.main(["batch", str(first), "--providers", "openai", "--out", str(out), "--resume"]) == 2
+    assert "provider 'runpod' is not in this one" in capsys.readouterr().err
+    # The same batch again: nothing left to ask.
+    assert cli.main(["batch", str(first), "--providers", "runpod", "--out", str(out), "--resume"]) == 0
+    assert "resuming: 1 row already in" in capsys.readouterr().err and len(llm.chat_requests) == 1

@@ -492,3 +492,270 @@ def test_any_text_and_information_gives_an_answer_or_an_input_error(engine_env, 
         event("answered from the cache" if result.cached else "answered")
         assert isinstance(result, Diagnosis) and result.complete
         assert result.provider == "runpod"
+
+
+# -- batch QA and the command line: ZIP bombs, devices as photos, planted links, --out (issue 9) ----------------
+
+import os  # noqa: E402 - this section's own imports, kept with it
+import stat  # noqa: E402
+import tracemalloc  # noqa: E402
+import warnings  # noqa: E402
+
+import cli  # noqa: E402
+from providers.batch import run_batch  # noqa: E402
+from providers.batch_input import BatchInputError, PhotoRefused, photos_from_dir, photos_from_zip  # noqa: E402
+from providers.batch_input import read_cases  # noqa: E402
+
+
+def _one_entry_zip(name: str, raw: bytes, *, method: int, crc: int, size: int) -> bytes:
+    """A ZIP of one entry whose data is `raw` as stored (method 0) or deflated (8), declaring `size` unpacked."""
+    encoded = name.encode()
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(raw), size, len(encoded), 0)
+    central = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 0x21, crc, len(raw), size,
+                          len(encoded), 0, 0, 0, 0, 0, 0) + encoded
+    offset = len(local) + len(encoded) + len(raw)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central), offset, 0)
+    return local + encoded + raw + central + end
+
+
+def zip_bomb(megabytes: int = 950, *, declared: int | None = None) -> bytes:
+    """`megabytes` MB of zeros deflated into about a thousandth of that, built in a fraction of a second.
+
+    After a full flush the compressor starts afresh, so each further megabyte of zeros deflates to the
+    same bytes: the stream is one block repeated. `declared` makes the archive lie about the size.
+    """
+    block = bytes(1 << 20)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = deflate.compress(block) + deflate.flush(zlib.Z_FULL_FLUSH)
+    again = deflate.compress(block) + deflate.flush(zlib.Z_FULL_FLUSH)
+    raw = first + again * (megabytes - 1) + deflate.flush()
+    crc = 0
+    for _ in range(megabytes):
+        crc = zlib.crc32(block, crc)
+    size = megabytes << 20
+    return _one_entry_zip("photos/bomb.jpg", raw, method=8, crc=crc, size=size if declared is None else declared)
+
+
+def _zip_of(files: dict[str, bytes], method: int = zipfile.ZIP_STORED) -> bytes:
+    out = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(out, "w", method) as archive:
+        warnings.simplefilter("ignore")  # zipfile warns about a duplicate name, and writes it all the same
+        for name, data in files.items() if isinstance(files, dict) else files:
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+class _Peak:
+    """The most Python memory allocated at once inside the block (tracemalloc), and how long it took."""
+
+    def __enter__(self) -> _Peak:
+        tracemalloc.start()
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.started
+        self.bytes = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+
+def test_zip_bomb_is_refused_from_its_directory_before_anything_is_inflated():
+    bomb = zip_bomb(950)
+    assert len(bomb) < 1_100_000  # a one-megabyte upload that would take 950 MB once unpacked
+    with _Peak() as peak, pytest.raises(BatchInputError) as caught:
+        photos_from_zip(bomb)
+    assert peak.bytes < 20_000_000 and peak.seconds < 2.0  # unpacked, it would take 950 MB and seconds
+    assert str(caught.value) == ("The photo archive cannot be used: 'photos/bomb.jpg' would unpack 1.0 MB into "
+                                 "996.1 MB, far more than photos ever compress. Zip the photo files themselves and "
+                                 "try again.")
+
+
+def test_zip_entry_inflating_past_what_it_declares_is_cut_off_and_fails_only_its_cases(engine_env):
+    # The directory claims 2 MB (a harmless 2:1 ratio); the data inflates to 950 MB. Headers lie.
+    liar = zip_bomb(950, declared=2_000_000)
+    good = corpus.plain_jpeg(640, 480)
+    archive = _zip_of({"photos/ok.jpg": good})
+    with zipfile.ZipFile(io.BytesIO(liar)) as a:
+        assert a.infolist()[0].file_size == 2_000_000
+    photos = photos_from_zip(liar)  # nothing refused up front: the lie only shows while inflating
+    with _Peak() as peak, pytest.raises(PhotoRefused, match="cannot be unpacked from the archive"):
+        photos["photos/bomb.jpg"]
+    assert peak.bytes < 20_000_000 and peak.seconds < 2.0
+    # Through a batch: the forged photo fails its case, the other photo is answered.
+    both = {"photos/ok.jpg": photos_from_zip(archive)["photos/ok.jpg"]} | {"photos/bomb.jpg": b""}
+
+    class Mixed(dict):
+        def __getitem__(self, name):
+            return photos[name] if name == "photos/bomb.jpg" else super().__getitem__(name)
+    mixed = Mixed(both)
+    cases = read_cases(b"id,text,image,expected\nforged,,bomb.jpg,\nfine,,ok.jpg,\n", mixed)
+    report = run_batch(providers.get_engine(), cases, mixed, ["runpod"])
+    by_id = {r.case.id: r for r in report.rows}
+    assert by_id["forged"].rejected and "photo 'bomb.jpg': it cannot be unpacked" in by_id["forged"].error
+    assert by_id["fine"].answered and len(engine_env.chat_requests) == 1
+
+
+def test_zip_photo_over_the_upload_limit_fails_only_its_case_without_being_inflated(engine_env, monkeypatch):
+    monkeypatch.setenv("IMAGE_MAX_UPLOAD_MB", "1")
+    providers.reset_engine()
+    archive = _zip_of({"big.jpg": corpus.plain_jpeg(64, 48) + os.urandom(1_500_000), "ok.jpg": corpus.plain_jpeg()},
+                      zipfile.ZIP_DEFLATED)
+    photos = photos_from_zip(archive)
+    with _Peak() as peak, pytest.raises(PhotoRefused) as caught:
+        photos["big.jpg"]
+    assert peak.bytes < 500_000  # refused from the directory: not one byte inflated
+    assert str(caught.value) == "it unpacks to 1.5 MB; the largest photo accepted is 1 MB"
+    report = run_batch(providers.get_engine(), read_cases(b"id,text,image,expected\nb,,big.jpg,\no,,ok.jpg,\n",
+                                                          photos), photos, ["runpod"])
+    assert [(r.case.id, r.answered) for r in report.rows] == [("b", False), ("o", True)]
+    assert report.failures()[0].message == ("line 2 (id b): photo 'big.jpg': it unpacks to 1.5 MB; the largest "
+                                            "photo accepted is 1 MB")
+
+
+def test_zip_photos_are_read_one_at_a_time_as_their_cases_run(engine_env):
+    noise = Image.frombytes("RGB", (800, 800), os.urandom(800 * 800 * 3))
+    out = io.BytesIO()
+    noise.save(out, "JPEG", quality=95)
+    photo = out.getvalue()
+    assert len(photo) > 700_000
+    archive = _zip_of({f"p{i}.jpg": photo for i in range(40)})
+    photos = photos_from_zip(archive)
+    cases = read_cases(("id,text,image,expected\n" + "".join(f"c{i},,p{i}.jpg,\n" for i in range(40))).encode(),
+                       photos)
+    engine = providers.get_engine()
+    engine.prepare_image(corpus.plain_jpeg())  # the first decode's one-off allocations are not the batch's
+    with _Peak() as peak:
+        report = run_batch(engine, cases, photos, ["runpod"], concurrency=2)
+    assert all(r.answered for r in report.rows) and len(report.rows) == 40
+    # Unpacked up front, the 40 photos (30 MB) would all be held at once; two workers hold two, plus the
+    # engine's own working memory (its HTTP client, the history), a few MB whatever the batch's size.
+    assert peak.bytes < 40 * len(photo) / 3, f"{peak.bytes:,} bytes at once for 40 photos of {len(photo):,}"
+
+
+def test_zip_with_two_files_of_one_name_is_refused_and_names_it():
+    archive = _zip_of([("photos/a.jpg", b"first"), ("photos/b.jpg", b"other"), ("photos/a.jpg", b"second")])
+    with pytest.raises(BatchInputError) as caught:
+        photos_from_zip(archive)
+    assert str(caught.value) == ("The photo archive holds two files named 'photos/a.jpg': rename or remove one and "
+                                 "zip the photos again.")
+
+
+def test_zip_listing_too_many_files_is_refused_before_its_directory_is_parsed(monkeypatch):
+    archive = _zip_of({f"{i}.jpg": b"" for i in range(10_001)})
+    monkeypatch.setattr(zipfile, "ZipFile", lambda *a, **k: pytest.fail("the directory was parsed"))
+    with pytest.raises(BatchInputError, match="lists 10,001 files; the limit is 10,000"):
+        photos_from_zip(archive)
+
+
+def test_photo_folder_refuses_links_out_of_it_and_devices_in_it(engine_env, tmp_path):
+    secret = tmp_path / "outside" / "notes.jpg"
+    secret.parent.mkdir()
+    secret.write_bytes(corpus.plain_jpeg(320, 240) + SECRET)
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "real.jpg").write_bytes(corpus.plain_jpeg(640, 480))
+    (folder / "sub" / "inside.jpg").symlink_to(folder / "real.jpg")  # a link within the folder is fine
+    (folder / "escape.jpg").symlink_to(secret)
+    (folder / "zero.jpg").symlink_to("/dev/zero")
+    os.mkfifo(folder / "pipe.jpg")
+    photos = photos_from_dir(folder)
+    assert sorted(photos.refused) == ["escape.jpg", "zero.jpg"]
+    csv_text = "id,text,image,expected\nr,,real.jpg,\ni,,inside.jpg,\ne,,escape.jpg,\nz,,zero.jpg,\np,,pipe.jpg,\n"
+    started = time.monotonic()
+    report = run_batch(providers.get_engine(), read_cases(csv_text.encode(), photos), photos, ["runpod"])
+    assert time.monotonic() - started < 10  # the FIFO did not block, /dev/zero was not read
+    problems = {f.case_id: f.message for f in report.failures()}
+    assert sorted(problems) == ["e", "p", "z"]
+    assert problems["e"] == (f"line 4 (id e): photo 'escape.jpg': it is a link to {secret}, outside the photo "
+                             "folder: copy the photo into the folder")
+    assert "it is a link to /dev/zero, outside the photo folder" in problems["z"]
+    assert f"{folder / 'pipe.jpg'} is a FIFO (named pipe), not a file" in problems["p"]
+    assert len(engine_env.chat_requests) == 2
+    assert not any(SECRET in sent_photo_bytes(r) for r in engine_env.chat_requests)
+
+
+def sent_photo_bytes(request) -> bytes:
+    for message in request.body.get("messages", []):
+        for part in message.get("content") if isinstance(message.get("content"), list) else []:
+            if part.get("type") == "image_url":
+                return base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
+    return b""
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "sparse-3GB", "folder"])
+def test_cli_diagnose_refuses_what_is_not_a_photo_file_before_reading_it(engine_env, tmp_path, capsys, kind):
+    path = {"device": "/dev/zero", "fifo": tmp_path / "pipe", "sparse-3GB": tmp_path / "huge.jpg",
+            "folder": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)  # no writer: reading would hang forever
+    if kind == "sparse-3GB":
+        with open(path, "wb") as f:
+            f.truncate(3_000_000_000)
+    started = time.monotonic()
+    assert cli.main(["diagnose", "--image", str(path)]) == 2
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {path} is ")
+    assert ("3,000 MB; the largest photo accepted is 25 MB" if kind == "sparse-3GB" else "not a file") in err
+    assert engine_env.requests == []
+
+
+@pytest.mark.parametrize("age", ["-5", "151", "1000000000000"])
+def test_cli_refuses_an_impossible_age(engine_env, capsys, age):
+    assert cli.main(["diagnose", "--text", "papule", "--age", age]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --age must be a whole number of years from 0 to 120, got {age}.\n"
+    assert engine_env.requests == []
+
+
+@pytest.mark.parametrize("what", ["fifo", "device", "huge"])
+def test_cli_batch_refuses_a_cases_file_that_is_not_a_file_or_too_big(engine_env, tmp_path, capsys, what):
+    path = {"fifo": tmp_path / "cases.csv", "device": "/dev/zero", "huge": tmp_path / "cases.csv"}[what]
+    if what == "fifo":
+        os.mkfifo(path)
+    if what == "huge":
+        with open(path, "wb") as f:
+            f.write(b"id,text,image,expected\n")
+            f.truncate(200_000_000)
+    started = time.monotonic()
+    assert cli.main(["batch", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and (("the largest cases accepted is 33.8 MB" in err) if what == "huge"
+                                     else "not a file: give the path of a cases file." in err)
+    assert engine_env.requests == [] and not (tmp_path / "out").exists()
+
+
+def test_cli_batch_out_with_planted_links_writes_its_own_files_and_leaves_the_targets_alone(engine_env, tmp_path):
+    cases = tmp_path / "cases.csv"
+    cases.write_text("id,text,image,expected\na,pearly papule,,1\n", encoding="utf-8")
+    victims = {name: tmp_path / f"victim-{name}" for name in ("report.html", "results.csv")}
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, victim in victims.items():
+        victim.write_text("precious")
+        (out / name).symlink_to(victim)
+    assert cli.main(["batch", str(cases), "--providers", "runpod", "--out", str(out)]) == 0
+    assert all(v.read_text() == "precious" for v in victims.values())
+    for name in victims:
+        info = os.lstat(out / name)
+        assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600, name
+    assert "pearly" not in (out / "results.csv").read_text(encoding="utf-8-sig")  # rows, not descriptions
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "results.csv"]  # no temporary file left
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "a folder named report.html"])
+def test_cli_batch_checks_out_before_the_first_call(engine_env, tmp_path, capsys, where):
+    cases = tmp_path / "cases.csv"
+    cases.write_text("id,text,image,expected\na,papule,,1\n", encoding="utf-8")
+    (tmp_path / "taken").write_text("x")
+    out = {"a file": tmp_path / "taken", "under a file": tmp_path / "taken" / "out",
+           "a folder named report.html": tmp_path / "out"}[where]
+    if where == "a folder named report.html":
+        (out / "report.html").mkdir(parents=True)
+    assert cli.main(["batch", str(cases), "--providers", "runpod", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {out}")
+    assert {"a file": "exists and is not a folder", "under a file": "cannot be created (Not a directory)",
+            "a folder named report.html": "report.html is a folder"}[where] in err
+    assert engine_env.requests == []  # nothing paid for a batch whose results could not be written
