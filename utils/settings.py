@@ -248,6 +248,8 @@ class Settings:
     history_retention_days: float = setting("HISTORY_RETENTION_DAYS", 365.0, "purge assessments after this many "
                                             "days (pinned cases stay)", "number", minimum=0.01)
     job_workers: int = setting("JOB_WORKERS", 4, "background jobs run at once", "integer", minimum=1, maximum=64)
+    batch_max_cases: int = setting("BATCH_MAX_CASES", 2000, "most cases one batch may hold (`cli.py batch "
+                                   "--max-cases N` raises it for one run)", "integer", minimum=1)
     demo_mode: bool = setting("DEMO_MODE", False, "answer pinned cases from the store, ask no provider "
                               "(presentations without a network)", "flag")
 
