@@ -4,6 +4,7 @@ import logging
 
 import streamlit as st
 
+from ui import plain
 from ui.auth import account_sidebar, require_sign_in
 from ui.i18n import t
 from ui.sidebar import language_picker
@@ -19,7 +20,7 @@ language_picker()
 try:
     get_settings()
 except SettingsError as exc:  # a typo in .env must say which variable, not crash the app
-    st.error(f"{t('error.settings')}: {exc}", icon=":material/settings:")
+    plain.alert("error", str(exc), title=t("error.settings"), icon=":material/settings:")  # quotes .env values
     st.stop()
 
 # Nothing below (no page, no navigation) is drawn until the session is signed in (AUTH_MODE).

@@ -9,7 +9,7 @@ import streamlit as st
 from domain.parser import partial_summary
 from domain.request import SEXES
 from providers import DiagnosisError, PatientInfo, get_engine, warm_up
-from ui import card
+from ui import card, plain
 from ui.i18n import lang, t
 from ui.photo import photo_input, show_photo
 from ui.sidebar import provider_picker
@@ -38,7 +38,7 @@ left, right = st.columns([1, 1], gap="large")
 with left:
     image, photo_error = photo_input(engine)
     if photo_error:
-        st.error(photo_error, icon=":material/image_not_supported:")
+        plain.alert("error", photo_error, icon=":material/image_not_supported:")
     text = st.text_area(t("input.text"), key="symptoms", height=120, max_chars=engine.settings.max_text_chars,
                         placeholder=t("input.text_placeholder"), help=t("input.text_help"))
     if st.button(t("tool.refine"), key="refine", icon=":material/edit_note:", help=t("tool.refine_help")):
@@ -46,9 +46,9 @@ with left:
             st.session_state.refined = engine.assist.refine(text, language=lang())
         except DiagnosisError as exc:
             st.session_state.refined = None
-            st.error(str(exc), icon=":material/error:")
+            plain.alert("error", str(exc), icon=":material/error:")
     if st.session_state.get("refined"):
-        st.info(f"**{t('tool.refined')}**\n\n{card.plain(st.session_state.refined.text)}", icon=":material/edit_note:")
+        plain.alert("info", st.session_state.refined.text, title=t("tool.refined"), icon=":material/edit_note:")
         st.button(t("tool.use_refined"), key="use_refined", on_click=use_refined)
     with st.expander(t("input.info")):
         a, b = st.columns(2)
@@ -95,7 +95,7 @@ elif assess or rerun:
 
 with right:
     if st.session_state.error:
-        st.error(f"{st.session_state.error}\n\n{t('error.kept')}", icon=":material/error:")
+        plain.alert("error", f"{st.session_state.error}\n\n{t('error.kept')}", icon=":material/error:")
     elif st.session_state.result is not None:
         result = st.session_state.result
         card.render(result, engine.providers[result.provider].title)
@@ -103,11 +103,10 @@ with right:
             try:
                 st.session_state.explained = (result.assessment_id, engine.assist.explain(result, language=lang()))
             except DiagnosisError as exc:
-                st.error(str(exc), icon=":material/error:")
+                plain.alert("error", str(exc), icon=":material/error:")
         explained = st.session_state.get("explained")
         if explained and explained[0] == result.assessment_id:
-            st.success(f"**{t('tool.explained')}**\n\n{card.plain(explained[1].text)}",
-                       icon=":material/record_voice_over:")
+            plain.alert("success", explained[1].text, title=t("tool.explained"), icon=":material/record_voice_over:")
         if (result.assessment_id and engine.history and not result.replayed
                 and st.button(t("action.pin"), key=f"pin_{result.assessment_id}", icon=":material/push_pin:")):
             engine.history.pin(result.assessment_id)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from providers import get_engine
 from storage.history import NO_FLAG, Filters, to_csv, to_json
-from ui import card
+from ui import card, plain
 from ui.auth import is_admin, visible_owner
 from ui.history_view import class_codes, class_label, day_range, diagnosis_from_row, info_items, local_time, table
 from ui.i18n import t, tr
@@ -145,8 +145,8 @@ if picked:
     left, right = st.columns([3, 2], gap="large")
     with left:
         if row["error"]:
-            st.error(tr("답변을 받지 못했습니다: {error}", "No answer came: {error}", error=row["error"]),
-                     icon=":material/error:")
+            plain.alert("error", row["error"], title=tr("답변을 받지 못했습니다", "No answer came"),
+                        icon=":material/error:")
         else:
             card.render(diagnosis_from_row(row), titles.get(row["provider"], row["provider"] or "?"))
     with right:
@@ -154,9 +154,10 @@ if picked:
         st.caption(f"{local_time(row['created_at']):%Y-%m-%d %H:%M:%S} · {row['source']} · {row['language']}")
         if row.get("thumbnail"):
             st.image(row["thumbnail"], width=128)
-        st.markdown(card.plain(row["text"]) if row["text"] else tr("_(설명 없음)_", "_(no description)_"))
+        # The description and the details are what the clinician typed: shown as written.
+        plain.text(row["text"] or tr("(설명 없음)", "(no description)"))
         for label, value in info_items(row):
-            st.markdown(f"**{label}:** {card.plain(value)}")
+            plain.text(f"{label}: {value}")
 
         st.markdown(f"**{tr('데모용 고정', 'Pin for demos')}**")
         st.caption(tr("고정한 사례는 보관 기간이 지나도 삭제되지 않으며, 데모 모드(DEMO_MODE=true)에서는 AI 제공자에게 "

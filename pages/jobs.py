@@ -11,7 +11,7 @@ import streamlit as st
 from domain.errors import DiagnosisError
 from domain.jobs import DONE, FAILED, INTERRUPTED, RUNNING
 from providers import get_engine
-from ui import card
+from ui import card, plain
 from ui.auth import session_still_valid, visible_owner
 from ui.i18n import tr
 from ui.labels import provider_title
@@ -72,7 +72,7 @@ def job_board() -> None:
     if job.status == DONE and job.result is not None:
         card.render(job.result, provider_title(engine, job.result.provider))
     elif job.status in (FAILED, INTERRUPTED) or job.unreadable:
-        st.error(job.error or tr("작업이 실패했습니다.", "The job failed."), icon=":material/error:")
+        plain.alert("error", job.error or tr("작업이 실패했습니다.", "The job failed."), icon=":material/error:")
         if st.button(tr("다시 실행", "Run again"), key=f"jobs_rerun_{job.id}", type="primary"):
             try:
                 st.query_params["job"] = jobs.rerun(job.id)
@@ -82,7 +82,7 @@ def job_board() -> None:
                 st.session_state.jobs_refused = (job.id, str(exc))
         refused = st.session_state.get("jobs_refused")
         if refused and refused[0] == job.id:
-            st.warning(refused[1], icon=":material/warning:")
+            plain.alert("warning", refused[1], icon=":material/warning:")
     elif job.status == RUNNING:
         st.info(tr("평가 중입니다…", "Assessing…"), icon=":material/progress_activity:")
     else:

@@ -14,7 +14,8 @@ from providers import Diagnosis, DiagnosisError, Engine, get_engine, warm_up
 from providers.compare import CaseAgreement, agreement, compare
 from storage.reviews import VERDICTS, Reviews
 from storage.store import new_id
-from ui.card import class_name, plain
+from ui import plain
+from ui.card import class_name
 from ui.i18n import lang, t, tr
 from ui.labels import RISK_COLOUR, lesion_name, provider_title
 from ui.photo import photo_input, show_photo
@@ -71,7 +72,7 @@ def _agreement_marker(engine: Engine, verdict: CaseAgreement) -> None:
 def _answer(result: Diagnosis) -> None:
     answer = result.answer
     if answer.label:
-        st.markdown(f"**{plain(class_name(answer.label))}**")
+        st.markdown(f"**{class_name(answer.label)}**")  # the contract's class names, never the model's
         code, risk = st.columns(2)
         code.badge(t("result.code", code=answer.label.lesion.code), color="gray")
         with risk:
@@ -88,7 +89,7 @@ def _answer(result: Diagnosis) -> None:
         st.warning(t("result.incomplete", problems="; ".join(answer.problems) or "?"), icon=":material/error:")
     if answer.summary:
         st.markdown(f"**{t('result.findings')}**")
-        st.markdown(plain(answer.summary))
+        plain.text(answer.summary)  # the model's words: never Markdown, links or emoji
     first = "—" if result.first_token_ms is None else f"{result.first_token_ms / 1000:.2f} s"
     parts = [result.model, tr("소요 {s:.2f}초", "latency {s:.2f} s", s=result.elapsed_ms / 1000),
              tr("첫 토큰 {first}", "first token {first}", first=first),
@@ -132,14 +133,14 @@ def _review_form(engine: Engine, result: Diagnosis) -> None:
     st.button(tr("리뷰 저장", "Save review"), key=f"qa_save_{aid}", on_click=_save_review, args=(engine, aid),
               icon=":material/rate_review:")
     if message := st.session_state.pop(f"qa_review_msg_{aid}", None):
-        st.warning(message)
+        plain.alert("warning", message, icon=":material/warning:")
     for review in Reviews(engine.store).for_assessment(aid):
         line = tr("리뷰: {verdict}", "Reviewed: {verdict}", verdict=_verdict(review["verdict"]))
         if review["note"]:
-            line += f" — {plain(review['note'])}"
+            line += f" — {review['note']}"
         if review["reviewer"]:
-            line += f" ({plain(review['reviewer'])})"
-        st.markdown(line)
+            line += f" ({review['reviewer']})"
+        plain.text(line)  # the note and the name are what someone typed
 
 
 def _results(engine: Engine, state: dict) -> None:
@@ -150,7 +151,7 @@ def _results(engine: Engine, state: dict) -> None:
         with column, st.container(border=True, key=f"qa_answer_{name}"):
             st.subheader(provider_title(engine, name))
             if isinstance(result, DiagnosisError):
-                st.error(str(result), icon=":material/error:")
+                plain.alert("error", str(result), icon=":material/error:")
                 continue
             _answer(result)
             st.divider()
@@ -166,7 +167,7 @@ def _compare_tab(engine: Engine) -> None:
     with left:
         image, photo_error = photo_input(engine, key_prefix="qa_photo")
         if photo_error:
-            st.error(photo_error, icon=":material/image_not_supported:")
+            plain.alert("error", photo_error, icon=":material/image_not_supported:")
         text = st.text_area(t("input.text"), key="qa_text", height=120, max_chars=engine.settings.max_text_chars,
                             placeholder=t("input.text_placeholder"), help=t("input.text_help"))
         chosen = st.multiselect(tr("비교할 제공자", "Providers to compare"), list(ready), default=list(ready),

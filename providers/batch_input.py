@@ -52,6 +52,16 @@ class BatchInputError(ValueError):
     """The batch cannot start: unreadable CSV, missing columns, unknown or unconfigured provider."""
 
 
+class TooManyCases(BatchInputError):
+    """The cases file holds more cases than one batch may (`BATCH_MAX_CASES`); says how many of each."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"The cases file has {count:,} cases; the limit is {limit:,} (BATCH_MAX_CASES). "
+                         f"Split it into smaller batches, or raise the limit (command line: --max-cases {count}).")
+        self.count = count
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class BatchCase:
     """One row of the cases CSV, checked; `problem` says why it cannot run (it is then reported as a failure)."""
@@ -343,8 +353,7 @@ def read_cases(data: bytes | str, photos: Mapping[str, bytes] | None = None, *,
     except csv.Error as exc:
         raise BatchInputError(f"The cases file is not valid CSV at line {reader.line_num}: {exc}.") from None
     if count > limit:
-        raise BatchInputError(f"The cases file has {count:,} cases; the limit is {limit:,} (BATCH_MAX_CASES). "
-                              f"Split it into smaller batches, or raise the limit (command line: --max-cases {count}).")
+        raise TooManyCases(count, limit)
     if not cases:
         raise BatchInputError("The cases file has a header but no cases.")
     return cases

@@ -13,6 +13,7 @@ from providers import InputError, ProviderTimeout, diagnose
 from providers.cache_keys import answer_key, assist_key
 from providers.registry import build_providers
 from testkit.fake_llm import Reply
+from tests.page_text import alerts
 from utils.settings import load_settings
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -55,13 +56,13 @@ def test_refine_and_explain_on_the_page(engine_env):
     at.text_area(key="symptoms").input("코 옆에 뭐가 났는데 점점 커져요").run()
     engine_env.script(Reply(REFINED))
     at.button(key="refine").click().run()
-    assert any(REFINED.split(",")[0] in i.value for i in at.info)
+    assert any(REFINED.split(",")[0] in i for i in alerts(at, "info"))
     at.button(key="use_refined").click().run()
     assert at.text_area(key="symptoms").value == REFINED
     at.button(key="assess").click().run()
     engine_env.script(Reply("기저세포암 가능성이 높습니다. 피부과 진료를 받으세요."))
     at.button(key="explain").click().run()
-    assert any("피부과 진료를 받으세요" in s.value for s in at.success)
+    assert any("피부과 진료를 받으세요" in s for s in alerts(at, "success"))
 
 
 def test_helper_keys_name_the_task_and_never_meet_an_assessments_key():

@@ -279,6 +279,7 @@ def test_panel(llm, photo_zip):
     at.file_uploader(key="batch_zip").set_value(("photos.zip", photo_zip, "application/zip"))
     at.run()
     assert at.multiselect(key="batch_providers").value == ["runpod", "openai"]
+    at.checkbox(key="batch_confirm").check().run()  # 8 cases × 2 providers: confirmed before any call
     at.button(key="batch_run").click().run()
     assert not at.exception and not at.error
     tables = "\n".join(df.value.to_string() for df in at.dataframe)
@@ -289,6 +290,7 @@ def test_panel(llm, photo_zip):
     # Only runpod, in English: the figures change, the last report is replaced.
     at.session_state["lang"] = "en"
     at.multiselect(key="batch_providers").set_value(["runpod"]).run()
+    at.checkbox(key="batch_confirm").check().run()  # other providers, another number of calls: asked again
     at.button(key="batch_run").click().run()
     assert not at.exception
     assert "Accuracy" in [s.value for s in at.subheader]

@@ -34,6 +34,7 @@ from storage.redis_jobs import RedisJobStore
 from storage.redis_metrics import MetricsFeed
 from storage.store import Store
 from testkit.answers import VALID
+from tests.page_text import alerts
 from tests.test_page_jobs import APP, wait_done
 from testkit.redis_server import redis_module_server, redis_server  # noqa: F401
 from utils.crypto import Sealer
@@ -306,9 +307,9 @@ def test_the_jobs_page_shows_a_job_sealed_under_another_key_and_why_it_cannot_ru
     reconfigure(DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())  # the app now runs with another key
     at = AppTest.from_file(APP, default_timeout=20).run()
     at.switch_page("pages/jobs.py").run()
-    assert not at.exception and at.error[0].value == UNREADABLE
+    assert not at.exception and alerts(at, "error") == [UNREADABLE]
     at.button(key=f"jobs_rerun_{job_id}").click().run()
-    assert not at.exception and at.warning[0].value == UNREADABLE
+    assert not at.exception and alerts(at, "warning") == [UNREADABLE]
     assert [j.id for j in providers.get_engine().jobs.list()] == [job_id]  # nothing new was queued
 
 

@@ -26,6 +26,7 @@ import providers
 from providers import ProviderAuthError, ProviderUnavailable, diagnose
 from testkit.answers import VALID
 from tests.conftest import PROJECT_ROOT, RUNPOD_KEY
+from tests.page_text import alerts
 from testkit.fake_llm import FakeLLM, Reply, closed_port_url
 
 APP = str(PROJECT_ROOT / "app.py")
@@ -245,7 +246,7 @@ def _assess(at: AppTest) -> AppTest:
 
 
 def _texts(at: AppTest) -> str:
-    return "\n".join([m.value for m in at.markdown] + [e.value for e in at.error] + [w.value for w in at.warning])
+    return "\n".join([m.value for m in at.markdown] + alerts(at, "error") + alerts(at, "warning"))
 
 
 def _fill(at: AppTest) -> AppTest:
@@ -315,7 +316,7 @@ def test_page_keeps_the_case_after_a_fault_and_one_click_reruns_it(engine_env, r
         expected, revive = FAULTS[fault](engine_env, reconfigure, stack)
         at = _assess(_fill(_app()))
         assert not at.exception
-        errors = [e.value for e in at.error]
+        errors = alerts(at, "error")
         assert any(expected in e for e in errors), errors
         assert not any(RUNPOD_KEY in e or TEXT in e for e in errors)
         _kept(at)
@@ -323,8 +324,8 @@ def test_page_keeps_the_case_after_a_fault_and_one_click_reruns_it(engine_env, r
             revive()
         at = _assess(at)  # one click
         assert not at.exception
-        assert "기저세포암" in _texts(at), [e.value for e in at.error]
-        assert not any(expected in e.value for e in at.error)
+        assert "기저세포암" in _texts(at), alerts(at, "error")
+        assert not any(expected in e for e in alerts(at, "error"))
         _kept(at)
 
 

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
+import stat
 import struct
 import time
 import tomllib
+import tracemalloc
+import warnings
 import zipfile
 import zlib
 from xml.sax.saxutils import escape
@@ -26,13 +30,17 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 from streamlit.testing.v1 import AppTest
 
+import cli
 import providers
-from providers import Diagnosis, InputError, PatientInfo, diagnose
 from domain.prompt import system_prompt
 from domain.request import SEXES
+from providers import Diagnosis, InputError, PatientInfo, diagnose
+from providers.batch import run_batch
+from providers.batch_input import BatchInputError, PhotoRefused, photos_from_dir, photos_from_zip, read_cases
 from testkit import corpus
-from tests.conftest import PROJECT_ROOT
 from testkit.fake_llm import FakeLLM, Reply
+from tests.conftest import PROJECT_ROOT
+from tests.page_text import alerts
 from utils.settings import Settings
 
 APP = str(PROJECT_ROOT / "app.py")
@@ -401,7 +409,7 @@ def test_page_answers_a_hostile_upload_and_keeps_serving(engine_env, upload, exp
     at.text_area(key="symptoms").input("itchy papule on the forearm").run()
     at.file_uploader(key="photo_upload").set_value(("lesion.jpg", upload(), "image/jpeg")).run()
     assert not at.exception
-    assert any(expected in e.value for e in at.error), [e.value for e in at.error]
+    assert any(expected in e for e in alerts(at, "error")), alerts(at, "error")
     assert at.text_area(key="symptoms").value == "itchy papule on the forearm"
     assert engine_env.chat_requests == []
     # The clinician picks the right photo: the case is assessed with it, one click.
@@ -441,7 +449,7 @@ def test_page_refuses_oversized_patient_information_with_the_limit_and_keeps_ser
     at.text_input(key="body_site").set_value("forearm " * 12_500).run()
     at = _assess(at)
     assert not at.exception
-    assert "The body site has 100,000 characters; the limit is 200" in at.error[0].value
+    assert "The body site has 100,000 characters; the limit is 200" in alerts(at, "error")[0]
     assert at.text_area(key="symptoms").value == "itchy papule"
     assert engine_env.chat_requests == []
     at.text_input(key="body_site").set_value("left forearm").run()
@@ -495,16 +503,6 @@ def test_any_text_and_information_gives_an_answer_or_an_input_error(engine_env, 
 
 
 # -- batch QA and the command line: ZIP bombs, devices as photos, planted links, --out (issue 9) ----------------
-
-import os  # noqa: E402 - this section's own imports, kept with it
-import stat  # noqa: E402
-import tracemalloc  # noqa: E402
-import warnings  # noqa: E402
-
-import cli  # noqa: E402
-from providers.batch import run_batch  # noqa: E402
-from providers.batch_input import BatchInputError, PhotoRefused, photos_from_dir, photos_from_zip  # noqa: E402
-from providers.batch_input import read_cases  # noqa: E402
 
 
 def _one_entry_zip(name: str, raw: bytes, *, method: int, crc: int, size: int) -> bytes:
@@ -759,3 +757,176 @@ def test_cli_batch_checks_out_before_the_first_call(engine_env, tmp_path, capsys
     assert {"a file": "exists and is not a folder", "under a file": "cannot be created (Not a directory)",
             "a folder named report.html": "report.html is a folder"}[where] in err
     assert engine_env.requests == []  # nothing paid for a batch whose results could not be written
+
+
+# -- model, user and provider text on screen (issue 9, items 3, 4 and 6: the Streamlit UI) ----------------------
+#
+# Streamlit draws Markdown even from escaped text: autolinks for http://, www. and e-mail addresses (with stray
+# backslashes inside), emoji and icon shortcodes. So every text the app did not write goes through `ui.plain`
+# (st.text, or an escaped st.html alert) and never reaches st.markdown, st.caption, st.error and their siblings.
+# tests/test_browser.py looks at the page itself: no link, no image, exactly these characters.
+
+from testkit.answers import xml_answer  # noqa: E402
+from tests.page_text import plain_alerts  # noqa: E402
+from ui.plain import alert_html  # noqa: E402
+
+HOSTILE = ("See http://2130706433:8799/phish or www.example.com, write to help@example.com :smile: :material/home: "
+           "**bold** [x](http://evil.test/x) <b>html</b> ![t](http://evil.test/t.png) :red[red] a.b.c 1. done")
+HOSTILE_SHORT = "www.example.com :smile: http://2130706433:8799/x"  # fits the patient-information fields
+# What a planted text would become if it reached Markdown: each fragment would be a link, an emoji or an icon.
+LIVE = ("2130706433", "www.example.com", "help@example.com", ":smile:", ":material/home:", "evil.test")
+HOSTILE_ANSWER = xml_answer(1, 78, "기저세포암", escape(HOSTILE), [(11, 12, "피지샘증식증")])
+
+
+def _as_markdown(at: AppTest) -> list[str]:
+    """Every string this run handed Streamlit as Markdown (where links, emoji and icons are made)."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
+    parts += [a.value for kind in (at.error, at.warning, at.info, at.success) for a in kind]
+    parts += [t.value for t in at.toast] + [str(p.proto.text) for p in at.progress]
+    return parts
+
+
+def _nothing_live(at: AppTest) -> None:
+    for text in _as_markdown(at):
+        assert not any(fragment in text for fragment in LIVE), text
+
+
+def test_card_shows_the_models_findings_exactly_and_never_as_markdown(engine_env):
+    engine_env.default = Reply(HOSTILE_ANSWER)
+    at = _app()
+    at.text_area(key="symptoms").input("pearly papule").run()
+    at = _assess(at)
+    assert not at.exception
+    assert HOSTILE in [t.value for t in at.text]
+    _nothing_live(at)
+
+
+def test_streaming_findings_are_plain_text_too():
+    def stream():
+        import streamlit
+
+        from ui import card
+        card.render_findings_stream(streamlit.empty(), "See www.example.com :smile: **bold** a.b.")
+
+    at = AppTest.from_function(stream).run()
+    assert [t.value for t in at.text] == ["See www.example.com :smile: **bold** a.b."]
+    _nothing_live(at)
+
+
+def test_refined_and_explained_texts_are_shown_exactly(engine_env):
+    # The assessment prompt names the contract's XML; the helpers' prompts ask for plain text.
+    engine_env.responder = lambda r: HOSTILE_ANSWER if "id_code" in r.body["messages"][0]["content"] else HOSTILE
+    at = _app()
+    at.text_area(key="symptoms").input("코 옆에 뭐가 났는데 점점 커져요").run()
+    at = at.button(key="refine").click().run()
+    assert plain_alerts(at, "info") == ["다듬은 서술\n\n" + HOSTILE]
+    at = _assess(at)
+    at = at.button(key="explain").click().run()
+    assert not at.exception
+    assert plain_alerts(at, "success") == ["환자용 설명\n\n" + HOSTILE]
+    _nothing_live(at)
+
+
+def test_history_shows_the_typed_case_and_the_findings_exactly(engine_env):
+    from tests.test_page_history import _app as history_page
+    from tests.test_page_history import _select
+
+    engine_env.default = Reply(HOSTILE_ANSWER)
+    diagnose(text=HOSTILE, info=PatientInfo(body_site=HOSTILE_SHORT, duration="2 years"))
+    at = _select(history_page(), 0)
+    assert not at.exception
+    shown = [t.value for t in at.text]
+    assert shown.count(HOSTILE) == 2  # the description as typed, the findings as written
+    assert f"부위: {HOSTILE_SHORT}" in shown
+    _nothing_live(at)
+
+
+def test_jobs_page_shows_a_jobs_findings_exactly(engine_env):
+    from tests.test_page_jobs import APP as JOBS_APP
+    from tests.test_page_jobs import wait_done
+
+    engine_env.default = Reply(HOSTILE_ANSWER)
+    engine = providers.get_engine()
+    wait_done(engine.jobs.submit(engine.make_request("pearly papule")))
+    at = AppTest.from_file(JOBS_APP, default_timeout=20).run()
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception and HOSTILE in [t.value for t in at.text]
+    _nothing_live(at)
+
+
+def test_qa_page_shows_answers_and_review_notes_exactly(engine_env):
+    from tests.test_qa import SCRIPT
+
+    engine_env.default = Reply(HOSTILE_ANSWER)
+    at = AppTest.from_string(SCRIPT, default_timeout=30).run()
+    at.session_state["user"] = "dr.kim"
+    at.text_area(key="qa_text").input("pearly papule").run()
+    at = at.button(key="qa_run").click().run()
+    assert [t.value for t in at.text].count(HOSTILE) == 2  # one answer per provider
+    aid = at.session_state["qa_results"]["results"]["runpod"].assessment_id
+    at.radio(key=f"qa_verdict_{aid}").set_value("correct").run()
+    at.text_input(key=f"qa_note_{aid}").input(HOSTILE_SHORT).run()
+    at = at.button(key=f"qa_save_{aid}").click().run()
+    assert not at.exception
+    assert f"리뷰: 맞음 — {HOSTILE_SHORT} (dr.kim)" in [t.value for t in at.text]
+    _nothing_live(at)
+
+
+def _batch_panel():
+    import providers
+    from ui.batch_panel import batch_panel
+    from ui.state import init_state
+
+    init_state()
+    batch_panel(providers.get_engine())
+
+
+def test_batch_tab_quotes_a_hostile_csv_header_as_plain_text(engine_env):
+    header = "![x](http://evil.test/track.png),text,image,expected"
+    at = AppTest.from_function(_batch_panel, default_timeout=30).run()
+    at.file_uploader(key="batch_csv").set_value(("cases.csv", f"{header}\nnote,a,,1\n".encode(), "text/csv")).run()
+    assert not at.exception
+    (message,) = plain_alerts(at, "error")
+    assert "lacks the column id" in message and "(found: ![x](http://evil.test/track.png), text" in message
+    assert at.button(key="batch_run").disabled and engine_env.chat_requests == []
+    assert not any("evil.test" in text for text in _as_markdown(at))
+
+
+def test_batch_tab_runs_only_after_the_number_of_calls_is_confirmed(engine_env):
+    cases = "id,text,image,expected\n" + "".join(f"c{i},pearly papule {i},,1\n" for i in range(3))
+    at = AppTest.from_function(_batch_panel, default_timeout=30).run()
+    at.file_uploader(key="batch_csv").set_value(("cases.csv", cases.encode(), "text/csv")).run()
+    box = at.checkbox(key="batch_confirm")
+    assert "6 calls (3 cases × 2 providers)" in box.label or "6건의 호출" in box.label
+    assert not box.value and at.button(key="batch_run").disabled
+    at.checkbox(key="batch_confirm").check().run()
+    at.multiselect(key="batch_providers").set_value(["runpod"]).run()  # another count: asked again
+    assert not at.checkbox(key="batch_confirm").value and at.button(key="batch_run").disabled
+    assert engine_env.chat_requests == []
+    at.checkbox(key="batch_confirm").check().run()
+    at = at.button(key="batch_run").click().run()
+    assert not at.exception and len(engine_env.chat_requests) == 3
+    # The box is cleared by the run: the same files again are confirmed again.
+    assert not at.checkbox(key="batch_confirm").value and at.button(key="batch_run").disabled
+
+
+def test_batch_tab_refuses_more_cases_than_batch_max_cases_in_one_line(engine_env, reconfigure):
+    reconfigure(BATCH_MAX_CASES="2")
+    cases = "id,text,image,expected\n" + "".join(f"c{i},pearly papule {i},,1\n" for i in range(3))
+    at = AppTest.from_function(_batch_panel, default_timeout=30).run()
+    at.session_state["lang"] = "en"
+    at.file_uploader(key="batch_csv").set_value(("cases.csv", cases.encode(), "text/csv")).run()
+    assert not at.exception
+    (message,) = [e.value for e in at.error]
+    assert message == ("The file holds 3 cases; a batch may hold at most 2 (BATCH_MAX_CASES): split the file.")
+    assert "batch_confirm" not in [c.key for c in at.checkbox]
+    assert at.button(key="batch_run").disabled and engine_env.chat_requests == []
+
+
+def test_a_plain_alert_carries_no_markup_of_the_message():
+    page = alert_html("error", '<img src=x onerror="alert(1)"> & "quoted" </div>', icon=":material/error:",
+                      title="<b>t</b>")
+    assert "<img" not in page and "<b>" not in page and "onerror=\"" not in page
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &quot;quoted&quot; &lt;/div&gt;" in page
+    # An icon that is not a Material name is text as well.
+    assert "<script>" not in alert_html("info", "x", icon="<script>")

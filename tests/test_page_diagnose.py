@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 import providers
 from testkit.fake_llm import Reply
+from tests.page_text import alerts, shown
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -31,9 +32,7 @@ def _assess(at: AppTest) -> AppTest:
 
 
 def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
-    parts += [e.value for e in at.error] + [w.value for w in at.warning] + [str(p.proto.text) for p in at.progress]
-    return "\n".join(parts)
+    return shown(at)
 
 
 @pytest.fixture
@@ -58,7 +57,7 @@ def test_starts_without_any_key_and_says_what_to_set(no_providers):
     at.text_area(key="symptoms").input("작은 갈색 구진").run()
     at = _assess(at)
     assert not at.exception
-    assert "is not configured" in at.error[0].value
+    assert "is not configured" in alerts(at, "error")[0]
     assert at.text_area(key="symptoms").value == "작은 갈색 구진"
 
 
@@ -97,7 +96,7 @@ def test_unreadable_photo_gets_a_message_and_nothing_is_lost(engine_env, fake_ll
     at.text_area(key="symptoms").input("scaly patch").run()
     at.file_uploader(key="photo_upload").set_value(("scan.jpg", b"%PDF-1.7\n%binary", "image/jpeg")).run()
     assert not at.exception
-    assert any("not a photo" in e.value for e in at.error)
+    assert any("not a photo" in e for e in alerts(at, "error"))
     assert at.text_area(key="symptoms").value == "scaly patch"
     assert fake_llm.requests == []
 
@@ -105,7 +104,8 @@ def test_unreadable_photo_gets_a_message_and_nothing_is_lost(engine_env, fake_ll
 def test_neither_photo_nor_text_is_explained(engine_env, fake_llm):
     at = _assess(_app())
     assert not at.exception
-    assert "photo" in at.error[0].value and "text" in at.error[0].value
+    message = alerts(at, "error")[0]
+    assert "photo" in message and "text" in message
     assert fake_llm.requests == []
 
 
@@ -116,12 +116,12 @@ def test_provider_error_keeps_inputs_and_rerun_works(engine_env, fake_llm):
     at.text_input(key="body_site").input("left forearm").run()
     at = _assess(at)
     assert not at.exception
-    message = at.error[0].value
+    message = alerts(at, "error")[0]
     assert "RUNPOD_API_KEY" in message and "rpa-test" not in message
     assert at.text_area(key="symptoms").value == "itchy papule"
     assert at.text_input(key="body_site").value == "left forearm"
     at = _assess(at)
-    assert "기저세포암" in _texts(at) and not at.error[1:]
+    assert "기저세포암" in _texts(at) and alerts(at, "error") == [at.error[0].value]  # only the malignant flag
 
 
 def test_english_ui_asks_for_english_findings(engine_env, fake_llm):
@@ -182,10 +182,11 @@ def test_time_budget_message_keeps_the_case_for_a_rerun(engine_env, reconfigure)
     at = _app()
     at.text_area(key="symptoms").input("rapidly growing nodule").run()
     at = _assess(at)
-    assert "0.5 s time budget" in at.error[0].value and "입력한 내용은 그대로" in at.error[0].value
+    message = alerts(at, "error")[0]
+    assert "0.5 s time budget" in message and "입력한 내용은 그대로" in message
     assert at.text_area(key="symptoms").value == "rapidly growing nodule"
     at = _assess(at)
-    assert not any("time budget" in e.value for e in at.error) and "기저세포암" in _texts(at)
+    assert not any("time budget" in e for e in alerts(at, "error")) and "기저세포암" in _texts(at)
 
 
 def test_camera_photo_at_the_bedside(engine_env, fake_llm):

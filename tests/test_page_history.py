@@ -17,6 +17,7 @@ from testkit.answers import BENIGN, VALID, xml_answer
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
 from storage.history import EXPORT_COLUMNS, from_export
+from tests.page_text import alerts, shown
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "history.py")
 
@@ -50,10 +51,7 @@ def _rows(at: AppTest) -> list[str]:
 
 
 def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
-    parts += [e.value for e in at.error] + [w.value for w in at.warning] + [i.value for i in at.info]
-    parts += [s.value for s in at.success] + [str(p.proto.text) for p in at.progress]
-    return "\n".join(parts)
+    return shown(at)
 
 
 def _select(at: AppTest, position: int) -> AppTest:
@@ -137,7 +135,7 @@ def test_selecting_a_row_shows_its_card_and_case(cases):
     assert "RunPod · clinic-derm-v1" in text
     # A failed case has no card, only what went wrong.
     at = _select(at, 0)
-    assert any("ProviderAuthError" in e.value for e in at.error) and "평가 결과" not in _texts(at)
+    assert any("ProviderAuthError" in e for e in alerts(at, "error")) and "평가 결과" not in _texts(at)
 
 
 def test_english_ui_names_classes_in_english(cases):

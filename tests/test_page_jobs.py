@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 import providers
 from testkit.fake_llm import Reply
+from tests.page_text import alerts
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -38,7 +39,7 @@ def test_run_in_background_then_read_the_result_in_jobs(engine_env):
 def test_background_job_with_no_input_is_refused_at_once(engine_env):
     at = AppTest.from_file(APP, default_timeout=20).run()
     at.button(key="submit_job").click().run()
-    assert "photo" in at.error[0].value
+    assert "photo" in alerts(at, "error")[0]
     assert providers.get_engine().jobs.list() == []
 
 
@@ -49,7 +50,7 @@ def test_failed_job_explains_and_runs_again(engine_env):
     wait_done(job_id)
     at = AppTest.from_file(APP, default_timeout=20).run()
     at.switch_page("pages/jobs.py").run()
-    assert "HTTP 503" in at.error[0].value
+    assert "HTTP 503" in alerts(at, "error")[0]
     at.button(key=f"jobs_rerun_{job_id}").click().run()
     new_id = at.query_params["job"]
     new_id = new_id[0] if isinstance(new_id, list) else new_id

@@ -30,6 +30,7 @@ from providers import PatientInfo, ProviderError, diagnose
 from testkit import corpus
 from testkit.answers import xml_answer
 from tests.conftest import PROJECT_ROOT
+from tests.page_text import alerts
 from testkit.fake_llm import Reply
 from utils.crypto import SEALED_PREFIX, SealedWithAnotherKey, Sealer
 from storage.history import UNREADABLE, Filters, to_csv
@@ -123,7 +124,7 @@ def test_errors_on_the_page_carry_no_key_and_no_patient_text(private_env, reconf
         set_up()
         at = at.button(key="rerun_nocache").click().run()
         assert not at.exception, name
-        shown += [e.value for e in at.error]
+        shown += alerts(at, "error")
         fake.responder = None
     assert any("RUNPOD_API_KEY" in e for e in shown) and any("HTTP 500" in e for e in shown)
     for message in shown:

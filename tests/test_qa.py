@@ -16,6 +16,7 @@ from providers import Diagnosis, ProviderAuthError
 from providers.compare import agreement, compare
 from testkit.answers import BENIGN, TRUNCATED, VALID
 from tests.conftest import OPENAI_MODEL, PROJECT_ROOT, RUNPOD_MODEL
+from tests.page_text import alerts, shown as page_words
 from testkit.fake_llm import Reply
 from storage.reviews import Reviews
 from storage.store import new_id
@@ -164,9 +165,7 @@ def _compare(at: AppTest, text: str) -> AppTest:
 
 
 def _shown(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
-    parts += [str(p.proto.text) for p in at.progress]
-    return "\n".join(parts)
+    return page_words(at)
 
 
 def test_page_compares_shows_agreement_and_saves_a_review(engine_env):
@@ -185,12 +184,12 @@ def test_page_compares_shows_agreement_and_saves_a_review(engine_env):
     aid = state["results"]["runpod"].assessment_id
     # Saving without a verdict says so and stores nothing.
     at = at.button(key=f"qa_save_{aid}").click().run()
-    assert any("판정" in w.value for w in at.warning)
+    assert any("판정" in w for w in alerts(at, "warning"))
     at.radio(key=f"qa_verdict_{aid}").set_value("incorrect").run()
     at.text_input(key=f"qa_note_{aid}").input("SK에 더 가까움").run()
     at = at.button(key=f"qa_save_{aid}").click().run()
     assert not at.exception
-    assert "리뷰: 틀림 — SK에 더 가까움 (dr\\.kim)" in _shown(at)
+    assert "리뷰: 틀림 — SK에 더 가까움 (dr.kim)" in _shown(at)  # as typed: no stray backslash
     assert at.text_input(key=f"qa_note_{aid}").value == ""  # ready for the next review
     (saved,) = Reviews(providers.get_engine().store).for_case(state["case"])
     assert (saved["assessment_id"], saved["verdict"], saved["reviewer"]) == (aid, "incorrect", "dr.kim")
@@ -209,7 +208,8 @@ def test_page_shows_disagreement_and_an_error_beside_an_answer(engine_env, recon
     assert at.warning[0].value.startswith("Providers disagree: OpenAI: Basal cell carcinoma (1) · "
                                           "Local server: Seborrheic keratosis (7)")
     assert "no usable answer from RunPod" in at.warning[0].value
-    assert "RUNPOD_API_KEY" in at.error[0].value and "rpa-test" not in at.error[0].value
+    (message,) = alerts(at, "error")
+    assert "RUNPOD_API_KEY" in message and "rpa-test" not in message
     shown = _shown(at)
     assert "Basal cell carcinoma · 기저세포암" in shown and "Seborrheic keratosis · 지루각화증" in shown
     # No review form for the provider that did not answer: there is nothing to review.

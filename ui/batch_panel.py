@@ -3,6 +3,10 @@
 `batch_panel(engine)` draws inside whatever container the caller opened (the QA page's tab); all
 the work is `providers.batch` with its `batch_input` and `batch_metrics`, the same code the command line
 runs. Widget and state keys start with `batch_` so that the panel shares a page safely.
+
+Every call may be paid for, so nothing starts until the reader has ticked a box that names the number of calls
+(cases × providers) for exactly the files and providers chosen; a cases file above BATCH_MAX_CASES is refused.
+Messages that quote the files (a CSV header, a file name) are shown as plain text (`ui.plain`).
 """
 
 from __future__ import annotations
@@ -12,14 +16,19 @@ import tempfile
 import streamlit as st
 
 from providers.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, run_batch
-from providers.batch_input import BatchInputError, photos_from_zip, read_cases
+from providers.batch_input import BatchInputError, TooManyCases, photos_from_zip, read_cases
 from providers.batch_metrics import BatchReport, BatchRow, format_rate
 from providers.qa_report import write_report
+from ui import plain
 from ui.i18n import lang, tr
 from ui.labels import provider_titles
 
 RESULT = "batch_result"   # {"report": BatchReport, "csv": bytes, "html": bytes} of the last run
 ERROR = "batch_error"     # why the last run could not start
+CASES = "batch_cases"     # (upload id, number of cases or None, why the file cannot be read or None)
+CONFIRM = "batch_confirm"          # the checkbox that names the number of calls
+CONFIRMED_FOR = "batch_confirm_for"  # the number of calls the checkbox was last drawn for
+START = "batch_start"     # the number of calls the run button was pressed for, with the box ticked
 
 
 def _seconds(ms: float | None) -> str:
@@ -44,14 +53,66 @@ def batch_panel(engine) -> None:
     use_cache = right.checkbox(tr("캐시된 답변 사용", "Use cached answers"), value=True, key="batch_use_cache")
     if not ready:
         st.warning(tr("설정된 AI 제공자가 없습니다.", "No AI provider is configured."))
-    if st.button(tr("일괄 평가 실행", "Run the batch"), type="primary", key="batch_run",
-                 disabled=csv_file is None or not chosen) and csv_file is not None:
+    calls = _confirmation(csv_file, len(chosen), engine.settings.batch_max_cases)
+    st.button(tr("일괄 평가 실행", "Run the batch"), type="primary", key="batch_run",
+              disabled=not calls or not st.session_state.get(CONFIRM), on_click=_start, args=(calls,))
+    # Only a press made with the box ticked for this very number of calls starts anything.
+    if calls and st.session_state.pop(START, None) == calls and csv_file is not None:
         _run(engine, csv_file.getvalue(), zip_file.getvalue() if zip_file else None, chosen, int(concurrency),
              use_cache)
     if st.session_state.get(ERROR):
-        st.error(st.session_state[ERROR], icon=":material/error:")
+        plain.alert("error", st.session_state[ERROR], icon=":material/error:")
     elif st.session_state.get(RESULT):
         _show(st.session_state[RESULT])
+
+
+def _count_cases(csv_file) -> tuple[int | None, str | None]:
+    """The cases in the uploaded file, or why it cannot be read; worked out once per upload, not per click."""
+    known = st.session_state.get(CASES)
+    if known and known[0] == csv_file.file_id:
+        return known[1], known[2]
+    try:
+        count, problem = len(read_cases(csv_file.getvalue())), None
+    except TooManyCases as exc:  # the page says so in the clinician's language (see `_confirmation`)
+        count, problem = exc.count, None
+    except BatchInputError as exc:
+        count, problem = None, str(exc)
+    st.session_state[CASES] = (csv_file.file_id, count, problem)
+    st.session_state[ERROR] = None  # the last run's complaint was about other files
+    return count, problem
+
+
+def _confirmation(csv_file, providers: int, limit: int) -> int:
+    """Say what the run would cost and draw the box that confirms it; the number of calls, 0 when none may start."""
+    if csv_file is None or not providers:
+        return 0
+    count, problem = _count_cases(csv_file)
+    if problem is not None or count is None:
+        plain.alert("error", problem or "?", icon=":material/error:")  # it quotes the file: a header, a name
+        return 0
+    if count > limit:
+        st.error(tr("사례가 {count:,}개입니다. 한 번에 최대 {limit:,}개까지 실행합니다 (BATCH_MAX_CASES): "
+                    "파일을 나누세요.",
+                    "The file holds {count:,} cases; a batch may hold at most {limit:,} (BATCH_MAX_CASES): "
+                    "split the file.", count=count, limit=limit), icon=":material/block:")
+        return 0
+    calls = count * providers
+    if st.session_state.get(CONFIRMED_FOR) != calls:
+        st.session_state[CONFIRM] = False  # ticked for another file or other providers: ask again
+        st.session_state[CONFIRMED_FOR] = calls
+    st.checkbox(tr("{calls:,}건의 호출을 확인합니다 (사례 {count:,}개 × 제공자 {providers}개)",
+                   "Confirm {calls:,} calls ({count:,} cases × {providers} providers)",
+                   calls=calls, count=count, providers=providers), key=CONFIRM,
+                help=tr("호출마다 비용이 들 수 있습니다. 실행할 수 없는 행과 캐시된 답변은 보내지 않습니다.",
+                        "Each call may be paid for. Rows that cannot run and cached answers are not sent."))
+    return calls
+
+
+def _start(calls: int) -> None:
+    """The run button's callback: remember the confirmed number of calls, and untick the box for the next run."""
+    if st.session_state.get(CONFIRM):
+        st.session_state[START] = calls
+    st.session_state[CONFIRM] = False
 
 
 def _run(engine, csv_data: bytes, zip_data: bytes | None, chosen: list[str], concurrency: int,

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
 from domain.classes import Risk
 from domain.result import Diagnosis, ScoredClass
 from ui.i18n import t
 from ui.labels import RISK_COLOUR, lesion_names
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
-
-
-def plain(text: str) -> str:
-    """Escape Markdown so that model text is shown as written, never as formatting or links."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+from ui.plain import text as plain_text
 
 
 def class_name(item: ScoredClass) -> str:
@@ -32,7 +24,7 @@ def render_findings_stream(placeholder, summary: str) -> None:
     """Draw the findings as they stream in, before the card is complete."""
     with placeholder.container(border=True):
         st.caption(t("result.streaming"))
-        st.markdown(plain(summary) if summary else "…")
+        plain_text(summary or "…")
 
 
 def render(result: Diagnosis, provider_title: str) -> None:
@@ -49,7 +41,7 @@ def render(result: Diagnosis, provider_title: str) -> None:
             st.warning(t("result.premalignant"), icon=":material/priority_high:")
 
         if answer.label:
-            st.markdown(f"### {plain(class_name(answer.label))}")
+            st.markdown(f"### {class_name(answer.label)}")  # the contract's class names, never the model's
             risk = answer.label.lesion.risk
             st.markdown(f":gray-badge[{t('result.code', code=answer.label.lesion.code)}] "
                         f":{RISK_COLOUR[risk]}-badge[{t(f'risk.{risk.value}')}]")
@@ -59,7 +51,7 @@ def render(result: Diagnosis, provider_title: str) -> None:
 
         if answer.summary:
             st.markdown(f"**{t('result.findings')}**")
-            st.markdown(plain(answer.summary))
+            plain_text(answer.summary)  # the model's words: never Markdown, links or emoji
 
         st.markdown(f"**{t('result.similar')}**")
         if not answer.similar:
@@ -67,7 +59,7 @@ def render(result: Diagnosis, provider_title: str) -> None:
         for item in answer.similar:
             left, right = st.columns([3, 1], vertical_alignment="center")
             with left:
-                st.progress(item.score / 100, text=f"{plain(class_name(item))} — {item.score:.0f}")
+                st.progress(item.score / 100, text=f"{class_name(item)} — {item.score:.0f}")
             with right:
                 _risk_badge(item)
 

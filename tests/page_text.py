@@ -1,0 +1,46 @@
+"""What an AppTest run shows as words, `ui.plain`'s plain-text alerts and texts included, for the page tests.
+
+`ui.plain.alert` draws through `st.html`, so its messages are not among `at.error` and its siblings; these
+helpers read them back (unescaped: exactly the characters the page shows) next to Streamlit's own alerts.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from streamlit.testing.v1 import AppTest
+
+_KIND = re.compile(r'class="plain-alert" data-kind="(\w+)"')
+_TITLE = re.compile(r"<strong[^>]*>(.*?)</strong>", re.S)
+_BODY = re.compile(r'<span class="plain-text">(.*?)</span>', re.S)
+
+
+def plain_alerts(at: AppTest, kind: str | None = None) -> list[str]:
+    """The text of every `ui.plain.alert` of `kind` (all kinds for None): its title, a blank line, its body."""
+    found = []
+    for element in at.html:
+        markup = element.value
+        which = _KIND.search(markup)
+        body = _BODY.search(markup)
+        if which is None or body is None or (kind is not None and which.group(1) != kind):
+            continue
+        title = _TITLE.search(markup)
+        parts = [html.unescape(title.group(1))] if title else []
+        found.append("\n\n".join([*parts, html.unescape(body.group(1))]))
+    return found
+
+
+def alerts(at: AppTest, kind: str) -> list[str]:
+    """Streamlit's own alerts of `kind` ("error", "warning", "info", "success"), then the plain-text ones."""
+    native = {"error": at.error, "warning": at.warning, "info": at.info, "success": at.success}[kind]
+    return [a.value for a in native] + plain_alerts(at, kind)
+
+
+def shown(at: AppTest) -> str:
+    """Every word on the page: Markdown, captions, headings, plain texts, alerts and progress labels."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
+    parts += [t.value for t in at.text] + [str(p.proto.text) for p in at.progress]
+    for kind in ("error", "warning", "info", "success"):
+        parts += alerts(at, kind)
+    return "\n".join(parts)
