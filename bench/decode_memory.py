@@ -146,7 +146,7 @@ def run(rev: str | None, options: dict, cap_gb: float, log) -> list[dict]:
 
 def markdown(rows: list[dict], label: str) -> str:
     """The table for bench/RESULTS.md."""
-    lines = [f"{label}", "", "| photo | at once | peak RSS MB | added MB | wall s | outcome |", "|---|---|---|---|---|---|"]
+    lines = [label, "", "| photo | at once | peak RSS MB | added MB | wall s | outcome |", "|---|---|---|---|---|---|"]
     for row in rows:
         if "error" in row:
             lines.append(f"| {row['photo']} | {row['copies']} | – | – | – | child failed: {row['error']} |")

@@ -492,3 +492,82 @@ def test_any_text_and_information_gives_an_answer_or_an_input_error(engine_env, 
         event("answered from the cache" if result.cached else "answered")
         assert isinstance(result, Diagnosis) and result.complete
         assert result.provider == "runpod"
+
+
+# -- photos: allowed formats and the memory decoding takes (issue 9, items 7 and 10) ----------------
+
+def _eps() -> bytes:
+    return b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 48\n0 0 moveto 64 48 lineto stroke\nshowpage\n%%EOF\n"
+
+
+@pytest.mark.parametrize(("make", "named"), [
+    (_eps, "a PostScript (EPS) file"),
+    (lambda: gif() + zip_archive("Evil.class"), "a GIF image"),  # GIFAR: a GIF that is also a Java archive
+    (lambda: corpus.encode(corpus.photo(64, 48), "TIFF"), "a TIFF image"),
+], ids=["eps", "gifar", "tiff"])
+def test_a_format_off_the_allow_list_never_reaches_a_decoder(engine_env, monkeypatch, make, named):
+    from PIL import EpsImagePlugin, GifImagePlugin, TiffImagePlugin
+
+    def never(*args, **kwargs):
+        pytest.fail("a refused format reached its decoder (EPS would run Ghostscript)")
+
+    for plugin in (EpsImagePlugin.EpsImageFile, GifImagePlugin.GifImageFile, TiffImagePlugin.TiffImageFile):
+        monkeypatch.setattr(plugin, "_open", never)
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", never)
+    with pytest.raises(InputError) as caught:
+        diagnose(image=make(), text="itchy papule")
+    assert str(caught.value) == (f"This file is {named}, not a photo the app can read (JPEG, PNG, WebP, HEIC). "
+                                 "Please save the photo as JPEG and choose it again.")
+    assert engine_env.chat_requests == []
+    monkeypatch.undo()
+    works_normally(engine_env)
+
+
+def test_an_88_megapixel_png_is_refused_by_default_naming_its_size_and_the_limit(engine_env, monkeypatch):
+    data = corpus.huge_png(10800, 8150)
+    assert len(data) < 400_000  # the issue's file: 343 KB that took 1.2 GB to decode
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda *a, **k: pytest.fail("the pixels were decoded"))
+    with pytest.raises(InputError) as caught:
+        diagnose(image=data, text="itchy papule")
+    monkeypatch.undo()
+    assert str(caught.value) == ("The photo is 10800×8150 pixels (88 megapixels), too many pixels for the limit of 50 "
+                                 "megapixels. Please send a smaller photo: the phone camera's standard size, or "
+                                 "resized in any photo editor.")
+    works_normally(engine_env)
+
+
+def test_image_decode_concurrency_bounds_the_engines_decodes(engine_env, reconfigure, monkeypatch):
+    import threading
+
+    from utils.images import DECODES
+
+    reconfigure(IMAGE_DECODE_CONCURRENCY="1")
+    engine = providers.get_engine()
+    inside = threading.Condition()
+    state = {"now": 0, "most": 0, "open": False}
+    real_load = ImageFile.ImageFile.load
+
+    def held_load(self, *args, **kwargs):
+        with inside:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            inside.notify_all()
+            inside.wait_for(lambda: state["open"], timeout=30)
+        try:
+            return real_load(self, *args, **kwargs)
+        finally:
+            with inside:
+                state["now"] -= 1
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", held_load)
+    photo, shrunk = png(), []
+    threads = [threading.Thread(target=lambda: shrunk.append(engine.prepare_image(photo))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    with inside:
+        assert inside.wait_for(lambda: state["now"] == 1 and DECODES.waiting == 2, timeout=30), state
+        state["open"] = True
+        inside.notify_all()
+    for thread in threads:
+        thread.join(30)
+    assert len(shrunk) == 3 and state["most"] == 1

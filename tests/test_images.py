@@ -9,7 +9,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import EpsImagePlugin, GifImagePlugin, Image, ImageCms, ImageFile, JpegImagePlugin, TiffImagePlugin
+from PIL import EpsImagePlugin, GifImagePlugin, Image, ImageCms, ImageFile, JpegImagePlugin, TiffImagePlugin, features
 
 import utils.images
 from testkit import corpus
@@ -384,6 +384,18 @@ def test_formats_off_the_allow_list_are_refused_by_name_before_decoding(monkeypa
     assert message.endswith("Please save the photo as JPEG and choose it again.")
 
 
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow has no AVIF encoder")
+def test_avif_is_refused_by_name():
+    message = rejected(corpus.encode(corpus.photo(64, 48), "AVIF"))
+    assert message.startswith("This file is an AVIF image, not a photo the app can read")
+
+
+def test_a_photo_past_pillows_own_limit_is_refused_with_its_megapixels():
+    # Over twice Image.MAX_IMAGE_PIXELS, Image.open itself refuses; the message still names the size.
+    message = rejected(corpus.huge_png(20000, 20000))
+    assert message.startswith("The photo is 400 megapixels, too many pixels for the limit of 50 megapixels.")
+
+
 def test_allowed_formats_are_exactly_jpeg_png_webp_and_heif():
     assert set(utils.images.ALLOWED_FORMATS) <= {"JPEG", "PNG", "WEBP", "HEIF"}
     assert {"JPEG", "PNG", "WEBP"} <= set(utils.images.ALLOWED_FORMATS)
@@ -435,7 +447,8 @@ def test_a_failed_decode_gives_its_slot_back():
 
 
 @pytest.mark.parametrize("make", [
-    lambda: corpus.encode(Image.new("RGBA", (3000, 2000), (200, 40, 40, 255)), "PNG", icc_profile=corpus.display_p3_icc()),
+    lambda: corpus.encode(Image.new("RGBA", (3000, 2000), (200, 40, 40, 255)), "PNG",
+                          icc_profile=corpus.display_p3_icc()),
     lambda: corpus.encode(Image.new("I;16", (3000, 2000), 30000), "PNG"),
     lambda: corpus.webp(3000, 2000),
 ])
@@ -511,3 +524,10 @@ def test_mutated_files_give_an_image_or_a_clear_rejection(data):
         assert_readable(str(exc))
     else:
         assert_clean_output(shrunk, max_side=64)
+
+
+def test_the_settings_defaults_are_the_shrinkers_defaults():
+    from utils.settings import Settings
+
+    assert Settings().image_max_pixels == utils.images.DEFAULT_MAX_PIXELS == 50_000_000
+    assert Settings().image_decode_concurrency == utils.images.DEFAULT_DECODE_CONCURRENCY

@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
@@ -199,13 +200,14 @@ class DecodeGate:
 DECODES = DecodeGate()
 
 
-def _refuse_other_formats(data: bytes) -> None:
+def _refuse_other_formats(data: bytes) -> NoReturn:
     """Name a format that is not on the allow-list (GIF, TIFF, EPS...) from its first bytes."""
     head = data[:16]
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS and not HEIF_SUPPORTED:
         raise ImageRejected("This server cannot read HEIC photos. Please send the photo as JPEG (on an iPhone: "
                             "Settings, Camera, Formats, Most Compatible).")
-    for magic, name in _NAMED_OTHERS:
+    others = _NAMED_OTHERS + ((head[:4] + b"ftypavif", "an AVIF image"), (head[:4] + b"ftypavis", "an AVIF image"))
+    for magic, name in others:
         if head.startswith(magic):
             raise ImageRejected(f"This file is {name}, not a photo the app can read (JPEG, PNG, WebP, HEIC). "
                                 "Please save the photo as JPEG and choose it again.")
@@ -295,8 +297,8 @@ def shrink_image(data: bytes, *, max_side: int = 512, quality: int = 70, max_byt
         raise
     except Image.DecompressionBombError as exc:  # over twice Pillow's limit: refused by Image.open itself
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        raise _too_many_pixels(f"{_megapixels(int(found[1]))} megapixels" if found else "too many pixels",
-                               max_pixels) from None
+        pixels = int(found[1]) if found else 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise _too_many_pixels(f"{'' if found else 'over '}{_megapixels(pixels)} megapixels", max_pixels) from None
     except (OSError, SyntaxError, ValueError, EOFError):
         raise ImageRejected("The photo file is damaged or incomplete. Please take or upload it again.") from None
     # Draft mode decodes at 1/2, 1/4 or 1/8 scale: report the photo's true size, upright.
