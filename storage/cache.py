@@ -15,11 +15,13 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Protocol
 
 import diskcache
 
+from storage.data_dir import private_dir
 from utils.crypto import SealedWithAnotherKey, Sealer
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,13 @@ def cache_key(record: dict) -> str:
 
 
 _FAILURES = (OSError, sqlite3.Error, diskcache.Timeout)
+
+# How long a read or write waits for SQLite's lock while another writer (a thread, the CLI, a second
+# process) holds it. Then it gives up: a read is a miss, a write is skipped, as diskcache's own
+# FanoutCache does (10 ms, no retry). With `retry=True` diskcache would instead loop on BEGIN
+# IMMEDIATE for as long as the lock is held, after the race and outside the assessment's budget.
+_LOCK_WAIT_SECONDS = 0.05
+_DELETE_PATIENCE_SECONDS = 2.0
 
 
 class AnswerCache(Protocol):
@@ -74,15 +83,15 @@ class DiskAnswerCache:
         if not enabled:
             return
         try:
-            # `mkdir(parents=True)` gives the parents the default 0755 whatever `mode` says, and the
-            # cache is usually the first thing created under DATA_DIR: make that one private too.
-            directory.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            directory.mkdir(exist_ok=True, mode=0o700)
+            # The cache is usually the first thing created under DATA_DIR: both folders private (0700),
+            # an existing one that others may write to tightened, or the cache goes unused.
+            private_dir(directory.parent)
+            private_dir(directory)
             # SQLite creates the database with the umask's 0644 and copies that mode to its -wal and
             # -shm files; an empty file made first with 0600 is used as the new database instead.
             os.close(os.open(directory / "cache.db", os.O_CREAT | os.O_WRONLY, 0o600))
             # secure_delete: a deleted or expired answer is overwritten, not left in free pages.
-            self._cache = diskcache.Cache(str(directory), timeout=1.0, size_limit=2**30,
+            self._cache = diskcache.Cache(str(directory), timeout=_LOCK_WAIT_SECONDS, size_limit=2**30,
                                           disk_min_file_size=_MIN_FILE_SIZE, sqlite_secure_delete=1)
             for name in ("cache.db", "cache.db-wal", "cache.db-shm"):  # a cache made before this was private
                 if (directory / name).exists():
@@ -101,7 +110,7 @@ class DiskAnswerCache:
         if cache is None:
             return None
         try:
-            value = cache.get(key, default=None, retry=True)
+            value = cache.get(key, default=None, retry=False)
         except _FAILURES as exc:
             log.warning("answer cache read failed, treated as a miss: %s", type(exc).__name__)
             return None
@@ -122,20 +131,29 @@ class DiskAnswerCache:
         if self.sealer.enabled:
             stored = self.sealer.seal_bytes(json.dumps(value, ensure_ascii=False).encode("utf-8"))
         try:
-            return bool(cache.set(key, stored, expire=self.ttl_seconds or None, retry=True))
+            return bool(cache.set(key, stored, expire=self.ttl_seconds or None, retry=False))
         except _FAILURES as exc:
             log.warning("answer cache write failed, answer not cached: %s", type(exc).__name__)
             return False
 
     def delete(self, key: str) -> bool:
-        """Remove one entry; False when absent or on error."""
+        """Remove one entry; False when absent, on error, or when the lock stayed taken for a few seconds."""
         cache = self._cache
         if cache is None:
             return False
-        try:
-            deleted = bool(cache.delete(key, retry=True))
-        except _FAILURES:
-            return False
+        # Deleting is a clinician's request (a history entry removed), not part of an assessment: worth
+        # a few short tries, but never an unbounded wait.
+        give_up = time.monotonic() + _DELETE_PATIENCE_SECONDS
+        while True:
+            try:
+                deleted = bool(cache.delete(key, retry=False))
+                break
+            except diskcache.Timeout:
+                if time.monotonic() >= give_up:
+                    log.warning("answer cache busy, entry not deleted: it expires with CACHE_TTL_SECONDS")
+                    return False
+            except _FAILURES:
+                return False
         if deleted:
             self._checkpoint(cache.directory)
         return deleted

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from storage.data_dir import private_dir
+
 log = logging.getLogger(__name__)
 
 # Append only: a migration that has shipped is never edited, the next number fixes it.
@@ -161,7 +163,7 @@ class Store:
         with self._lock:
             if self._migrated:
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self.path.parent)  # DATA_DIR: created 0700, or tightened if others may write to it
             fresh = not self.path.exists()
             conn = self._open()
             try:

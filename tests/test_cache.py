@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -16,13 +17,16 @@ from pathlib import Path
 import diskcache
 import pytest
 
+import providers
 import providers.cache_keys as keys_module
 import storage.cache as cache_module
+import storage.data_dir as data_dir_module
 from domain.request import DiagnosisRequest, PatientInfo
 from providers.cache_keys import answer_key
 from providers.registry import build_providers
 from providers.wiring import build_engine
 from storage.cache import DiskAnswerCache, cache_key
+from storage.data_dir import DataDirUnsafe, private_dir
 from utils.images import ShrunkImage
 from utils.settings import load_settings
 
@@ -273,3 +277,111 @@ def test_a_failure_on_opening_is_a_miss(tmp_path, monkeypatch):
     monkeypatch.setattr(diskcache, "Cache", fail)
     cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
     assert not cache.available and cache.get("k") is None and cache.set("k", VALUE) is False
+
+
+# -- a lock held by another writer (issue 9, item 8) -----------------------------------------------
+
+def _hold_lock(directory: Path) -> sqlite3.Connection:
+    """Another writer's transaction on the cache's database; ROLLBACK and close it to let go."""
+    conn = sqlite3.connect(directory / "cache.db", timeout=1.0, isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    return conn
+
+
+def test_a_held_lock_skips_the_write_at_once_and_reads_still_answer(tmp_path, caplog):
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
+    stored, other = cache_key({"text": "stored"}), cache_key({"text": "other"})
+    assert cache.set(stored, VALUE)
+    holder = _hold_lock(tmp_path / "cache")
+    try:
+        with caplog.at_level(logging.WARNING):
+            started = time.monotonic()
+            assert cache.set(other, VALUE) is False  # skipped, not waited for
+            assert time.monotonic() - started < 1.0  # was: waiting as long as the lock is held
+        assert cache.get(stored) == VALUE  # the write-ahead log lets readers past a writer
+        assert cache.get(other) is None
+        assert "answer not cached: Timeout" in caplog.text
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert cache.set(other, VALUE) and cache.get(other) == VALUE
+
+
+def test_a_delete_under_a_held_lock_tries_for_a_while_then_gives_up(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(cache_module, "_DELETE_PATIENCE_SECONDS", 0.3)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
+    key = cache_key({"text": "to delete"})
+    assert cache.set(key, VALUE)
+    holder = _hold_lock(tmp_path / "cache")
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert cache.delete(key) is False
+        assert "entry not deleted: it expires with CACHE_TTL_SECONDS" in caplog.text
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert cache.delete(key) is True and cache.get(key) is None
+
+
+def test_no_call_asks_diskcache_to_retry(tmp_path, monkeypatch):
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
+    assert cache._cache.timeout <= 0.1
+    calls = []
+    for method in ("get", "set", "delete"):
+        real = getattr(cache._cache, method)
+
+        def spy(*args, _real=real, _name=method, **kwargs):
+            calls.append((_name, kwargs.get("retry")))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(cache._cache, method, spy)
+    key = cache_key({"text": "x"})
+    cache.set(key, VALUE), cache.get(key), cache.delete(key)
+    assert calls == [("set", False), ("get", False), ("delete", False)]
+
+
+# -- DATA_DIR kept private (issue 9, item 10) -----------------------------------------------------
+
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757, 0o1777])
+def test_a_data_folder_others_may_write_to_is_made_private(tmp_path, caplog, mode):
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(mode)
+    with caplog.at_level(logging.WARNING):
+        cache = DiskAnswerCache(data / "cache", ttl_seconds=60)
+    assert cache.available and cache.set(cache_key({"text": "x"}), VALUE)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "cache").stat().st_mode) == 0o700
+    assert f"could be written by other users (mode {mode:o}); made private (700)" in caplog.text
+
+
+def test_a_readable_data_folder_is_left_as_the_operator_set_it(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o750)  # a backup group may read; nobody else may write
+    assert DiskAnswerCache(data / "cache", ttl_seconds=60).available
+    assert stat.S_IMODE(data.stat().st_mode) == 0o750
+
+
+def test_a_data_folder_that_cannot_be_made_private_is_refused_with_the_fix(engine_env, tmp_path, monkeypatch,
+                                                                           caplog):
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o777)
+
+    def not_the_owner(path, mode):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(data_dir_module.os, "chmod", not_the_owner)  # as for a folder another user owns
+    providers.reset_engine()
+    with caplog.at_level(logging.WARNING):
+        result = providers.diagnose(text="pearly papule beside the nose")
+    assert result.complete  # the clinician still gets the answer ...
+    assert result.assessment_id is None  # ... but nothing is stored in the open folder
+    assert not providers.get_engine().cache.available
+    assert list(data.iterdir()) == []
+    assert (f"The data folder {data} can be written by other users (mode 777) and the app cannot make it private "
+            f"(PermissionError): run `chmod 700 {data}` as its owner, or set DATA_DIR to a folder of the app's own."
+            ) in caplog.text
+    with pytest.raises(DataDirUnsafe):
+        private_dir(data)

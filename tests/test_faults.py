@@ -16,6 +16,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -345,3 +346,49 @@ def test_page_assesses_while_the_cache_or_history_disk_fails(engine_env, monkeyp
     _kept(at)
     at = _assess(at)
     assert not at.exception and "기저세포암" in _texts(at)
+
+
+# -- a held lock on the answer cache (issue 9, item 8) ------------------------------------------------
+
+@contextlib.contextmanager
+def cache_lock_held(engine, seconds: float):
+    """Another writer (a CLI batch, a second process) holds the cache's SQLite write lock for up to `seconds`."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(engine.cache._cache.directory + "/cache.db", timeout=1.0, isolation_level=None)
+        try:
+            conn.execute("BEGIN EXCLUSIVE")
+            locked.set()
+            release.wait(seconds)
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert locked.wait(10), "the lock could not be taken"
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(seconds + 5)
+
+
+def test_a_held_cache_lock_skips_the_write_and_the_assessment_ends_within_its_budget(engine_env, reconfigure,
+                                                                                    caplog):
+    reconfigure(TEXT_BUDGET_SECONDS="3")
+    engine = providers.get_engine()
+    assert diagnose(text="warm-up, so that the cache is open").complete
+    with cache_lock_held(engine, seconds=8), caplog.at_level(logging.WARNING):
+        started = time.monotonic()
+        result = diagnose(text=TEXT)
+        elapsed = time.monotonic() - started
+    assert result.complete and not result.cached
+    # Before the fix diskcache kept retrying for as long as the lock was held (8 s), after the answer came.
+    assert elapsed < 3 + 1, f"the assessment was held {elapsed:.1f} s by the cache's lock"
+    assert "answer cache write failed, answer not cached: Timeout" in caplog.text
+    again = diagnose(text=TEXT)  # the lock is gone: nothing was stored, so the provider is asked again
+    assert again.complete and not again.cached
+    assert len(engine_env.chat_requests) == 3
+    assert diagnose(text=TEXT).cached  # and the cache works again

@@ -142,11 +142,11 @@ def png(width: int = 200, height: int = 150) -> bytes:
     return out.getvalue()
 
 
-# Polyglots: each file decodes as the image it starts with; the rest rides along.
+# Polyglots: each file decodes as the image it starts with; the rest rides along. (The classic GIFAR,
+# GIF + JAR, is refused as a GIF: see the allowed formats at the end of this file.)
 POLYGLOTS = {
     "jpeg+zip": lambda: corpus.plain_jpeg(800, 600) + zip_archive(),
     "jpeg+pdf": lambda: corpus.plain_jpeg(800, 600) + corpus.pdf_named_jpg() + SECRET,
-    "gifar": lambda: gif() + zip_archive("Evil.class"),  # GIF + JAR: the classic GIFAR
     "png+zip": lambda: png() + zip_archive(),
     "jpeg-with-html-comment": lambda: _jpeg_with_comment(b"<html><script>" + SECRET + b"</script></html>"),
 }
@@ -265,7 +265,7 @@ def test_polyglot_is_treated_as_its_image_and_the_rest_is_never_sent(engine_env,
     assert SECRET in data
     result = diagnose(image=data)
     assert result.complete
-    assert result.image.original_format in ("JPEG", "GIF", "PNG")
+    assert result.image.original_format in ("JPEG", "PNG")
     jpeg = sent_photo(engine_env)
     assert jpeg == result.image.jpeg  # what the clinician sees is exactly what was sent
     assert_only_pixels_sent(jpeg)
@@ -930,3 +930,82 @@ def test_a_plain_alert_carries_no_markup_of_the_message():
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &quot;quoted&quot; &lt;/div&gt;" in page
     # An icon that is not a Material name is text as well.
     assert "<script>" not in alert_html("info", "x", icon="<script>")
+
+
+# -- photos: allowed formats and the memory decoding takes (issue 9, items 7 and 10) ----------------
+
+def _eps() -> bytes:
+    return b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 48\n0 0 moveto 64 48 lineto stroke\nshowpage\n%%EOF\n"
+
+
+@pytest.mark.parametrize(("make", "named"), [
+    (_eps, "a PostScript (EPS) file"),
+    (lambda: gif() + zip_archive("Evil.class"), "a GIF image"),  # GIFAR: a GIF that is also a Java archive
+    (lambda: corpus.encode(corpus.photo(64, 48), "TIFF"), "a TIFF image"),
+], ids=["eps", "gifar", "tiff"])
+def test_a_format_off_the_allow_list_never_reaches_a_decoder(engine_env, monkeypatch, make, named):
+    from PIL import EpsImagePlugin, GifImagePlugin, TiffImagePlugin
+
+    def never(*args, **kwargs):
+        pytest.fail("a refused format reached its decoder (EPS would run Ghostscript)")
+
+    for plugin in (EpsImagePlugin.EpsImageFile, GifImagePlugin.GifImageFile, TiffImagePlugin.TiffImageFile):
+        monkeypatch.setattr(plugin, "_open", never)
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", never)
+    with pytest.raises(InputError) as caught:
+        diagnose(image=make(), text="itchy papule")
+    assert str(caught.value) == (f"This file is {named}, not a photo the app can read (JPEG, PNG, WebP, HEIC). "
+                                 "Please save the photo as JPEG and choose it again.")
+    assert engine_env.chat_requests == []
+    monkeypatch.undo()
+    works_normally(engine_env)
+
+
+def test_an_88_megapixel_png_is_refused_by_default_naming_its_size_and_the_limit(engine_env, monkeypatch):
+    data = corpus.huge_png(10800, 8150)
+    assert len(data) < 400_000  # the issue's file: 343 KB that took 1.2 GB to decode
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda *a, **k: pytest.fail("the pixels were decoded"))
+    with pytest.raises(InputError) as caught:
+        diagnose(image=data, text="itchy papule")
+    monkeypatch.undo()
+    assert str(caught.value) == ("The photo is 10800×8150 pixels (88 megapixels), too many pixels for the limit of 50 "
+                                 "megapixels. Please send a smaller photo: the phone camera's standard size, or "
+                                 "resized in any photo editor.")
+    works_normally(engine_env)
+
+
+def test_image_decode_concurrency_bounds_the_engines_decodes(engine_env, reconfigure, monkeypatch):
+    import threading
+
+    from utils.images import DECODES
+
+    reconfigure(IMAGE_DECODE_CONCURRENCY="1")
+    engine = providers.get_engine()
+    inside = threading.Condition()
+    state = {"now": 0, "most": 0, "open": False}
+    real_load = ImageFile.ImageFile.load
+
+    def held_load(self, *args, **kwargs):
+        with inside:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            inside.notify_all()
+            inside.wait_for(lambda: state["open"], timeout=30)
+        try:
+            return real_load(self, *args, **kwargs)
+        finally:
+            with inside:
+                state["now"] -= 1
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", held_load)
+    photo, shrunk = png(), []
+    threads = [threading.Thread(target=lambda: shrunk.append(engine.prepare_image(photo))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    with inside:
+        assert inside.wait_for(lambda: state["now"] == 1 and DECODES.waiting == 2, timeout=30), state
+        state["open"] = True
+        inside.notify_all()
+    for thread in threads:
+        thread.join(30)
+    assert len(shrunk) == 3 and state["most"] == 1

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageCms, ImageFile, JpegImagePlugin
+from PIL import EpsImagePlugin, GifImagePlugin, Image, ImageCms, ImageFile, JpegImagePlugin, TiffImagePlugin, features
 
+import utils.images
 from testkit import corpus
-from utils.images import ImageRejected, ShrunkImage, shrink_image
+from utils.images import DECODES, ImageRejected, ShrunkImage, shrink_image
 
 RED, WHITE = corpus.MARKER, (255, 255, 255)
 
@@ -216,13 +218,6 @@ def test_grey_with_alpha():
     assert near(img.getpixel((180, 50)), (60, 60, 60), 6)
 
 
-def test_animated_gif_uses_the_first_frame():
-    shrunk = shrink_image(corpus.animated_gif())
-    img = assert_clean_output(shrunk)
-    assert shrunk.original_format == "GIF"
-    assert near(img.getpixel((60, 45)), (255, 0, 0), 8), img.getpixel((60, 45))
-
-
 def test_display_p3_photo_is_converted_to_srgb_and_untagged():
     icc = corpus.display_p3_icc()
     img = assert_clean_output(shrink_image(corpus.jpeg_with_icc(icc, colour=(180, 80, 60))))
@@ -246,7 +241,6 @@ def test_odd_icc_profile_is_honoured_before_it_is_dropped():
 @pytest.mark.parametrize(("make", "named"), [
     (corpus.jpeg_with_text_metadata, {"XMP", "comment"}),
     (corpus.png_with_text_metadata, {"comment"}),
-    (corpus.gif_with_comment, {"comment"}),
 ])
 def test_xmp_and_comments_are_dropped(make, named):
     shrunk = shrink_image(make())
@@ -344,7 +338,146 @@ def test_more_pixels_than_allowed_names_the_size(monkeypatch):
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     message = rejected(data, max_pixels=10_000_000)
-    assert "5000×4000 pixels" in message and "10 megapixels" in message
+    assert "5000×4000 pixels (20 megapixels)" in message and "the limit of 10 megapixels" in message
+    assert "Please send a smaller photo" in message
+
+
+def test_the_default_limit_is_fifty_megapixels_and_the_message_says_what_to_do():
+    # What phones write is under it (48 MP at most in their standard modes); an 88 MP PNG is not.
+    message = rejected(corpus.huge_png(10800, 8150))
+    assert message.startswith("The photo is 10800×8150 pixels (88 megapixels), too many pixels for the limit of 50 "
+                              "megapixels.")
+    assert message.endswith("Please send a smaller photo: the phone camera's standard size, or resized in any "
+                            "photo editor.")
+    assert_clean_output(shrink_image(corpus.huge_png(8000, 6000), max_side=64))  # 48 MP still goes through
+
+
+# -- formats: an allow-list, checked before any decoder runs ---------------------------------------
+
+def _eps() -> bytes:
+    return b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\n%%EOF\n"
+
+
+def _tiff() -> bytes:
+    return corpus.encode(corpus.photo(64, 48), "TIFF")
+
+
+def _bmp() -> bytes:
+    return corpus.encode(corpus.photo(64, 48), "BMP")
+
+
+@pytest.mark.parametrize(("make", "named"), [
+    (corpus.animated_gif, "a GIF image"), (corpus.gif_with_comment, "a GIF image"), (_tiff, "a TIFF image"),
+    (_bmp, "a BMP image"), (_eps, "a PostScript (EPS) file"), (corpus.pdf_named_jpg, "a PDF"),
+])
+def test_formats_off_the_allow_list_are_refused_by_name_before_decoding(monkeypatch, make, named):
+    data = make()
+
+    def never(self, *args, **kwargs):
+        raise AssertionError("a refused format reached its decoder")
+
+    for plugin in (EpsImagePlugin.EpsImageFile, GifImagePlugin.GifImageFile, TiffImagePlugin.TiffImageFile):
+        monkeypatch.setattr(plugin, "_open", never)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", never)
+    message = rejected(data)
+    assert message.startswith(f"This file is {named}, not a photo the app can read (JPEG, PNG, WebP, HEIC).")
+    assert message.endswith("Please save the photo as JPEG and choose it again.")
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow has no AVIF encoder")
+def test_avif_is_refused_by_name():
+    message = rejected(corpus.encode(corpus.photo(64, 48), "AVIF"))
+    assert message.startswith("This file is an AVIF image, not a photo the app can read")
+
+
+def test_a_photo_past_pillows_own_limit_is_refused_with_its_megapixels():
+    # Over twice Image.MAX_IMAGE_PIXELS, Image.open itself refuses; the message still names the size.
+    message = rejected(corpus.huge_png(20000, 20000))
+    assert message.startswith("The photo is 400 megapixels, too many pixels for the limit of 50 megapixels.")
+
+
+def test_allowed_formats_are_exactly_jpeg_png_webp_and_heif():
+    assert set(utils.images.ALLOWED_FORMATS) <= {"JPEG", "PNG", "WEBP", "HEIF"}
+    assert {"JPEG", "PNG", "WEBP"} <= set(utils.images.ALLOWED_FORMATS)
+
+
+# -- memory: decodes at once, and no full-size copy after decoding ---------------------------------
+
+def test_at_most_concurrency_decodes_run_at_once(monkeypatch):
+    """Six photos at once with concurrency 2: two decode, four wait at the gate (observed, not timed)."""
+    inside = threading.Condition()
+    state = {"now": 0, "most": 0, "open": False}
+    real_load = ImageFile.ImageFile.load
+
+    def held_load(self, *args, **kwargs):
+        with inside:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            inside.notify_all()
+            inside.wait_for(lambda: state["open"], timeout=30)
+        try:
+            return real_load(self, *args, **kwargs)
+        finally:
+            with inside:
+                state["now"] -= 1
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", held_load)
+    data, results = corpus.plain_jpeg(640, 480), []
+    threads = [threading.Thread(target=lambda: results.append(shrink_image(data, concurrency=2))) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    with inside:
+        assert inside.wait_for(lambda: state["now"] == 2 and DECODES.waiting == 4, timeout=30), (state, DECODES.waiting)
+        assert state["now"] == 2  # the four others are blocked at the gate, not decoding
+        state["open"] = True
+        inside.notify_all()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 6 and state["most"] == 2
+    assert DECODES.active == 0 and DECODES.waiting == 0
+    for shrunk in results:
+        assert_clean_output(shrunk)
+
+
+def test_a_failed_decode_gives_its_slot_back():
+    for _ in range(3):
+        rejected(corpus.truncated(corpus.rgba_png(), 0.6), concurrency=1)
+    assert DECODES.active == 0
+    assert_clean_output(shrink_image(corpus.plain_jpeg(), concurrency=1))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: corpus.encode(Image.new("RGBA", (3000, 2000), (200, 40, 40, 255)), "PNG",
+                          icc_profile=corpus.display_p3_icc()),
+    lambda: corpus.encode(Image.new("I;16", (3000, 2000), 30000), "PNG"),
+    lambda: corpus.webp(3000, 2000),
+])
+def test_colour_and_orientation_work_on_the_shrunk_pixels_only(monkeypatch, make):
+    """A PNG or WebP is decoded whole; every copy after that (mode, colour profile, turn) is at most max_side.
+
+    (A palette PNG is the exception: its indices cannot be averaged, so it is widened to RGB first.)
+    """
+    seen = []
+    for name in ("_to_rgb", "_to_srgb", "_upright"):
+        real = getattr(utils.images, name)
+
+        def spy(img, *args, _real=real):
+            seen.append(img.size)
+            return _real(img, *args)
+
+        monkeypatch.setattr(utils.images, name, spy)
+    shrunk = shrink_image(make())
+    assert_clean_output(shrunk)
+    assert max(shrunk.original_width, shrunk.original_height) == 3000
+    assert seen and all(max(size) <= 512 for size in seen), seen
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5000), st.integers(1, 5000), st.sampled_from([64, 100, 512, 1024]))
+def test_fitted_size_is_what_pillows_thumbnail_gives(width, height, max_side):
+    img = Image.new("1", (width, height))
+    img.thumbnail((max_side, max_side))
+    assert utils.images._fitted((width, height), max_side) == img.size
 
 
 def test_over_the_byte_limit_is_refused_before_decoding():
@@ -391,3 +524,10 @@ def test_mutated_files_give_an_image_or_a_clear_rejection(data):
         assert_readable(str(exc))
     else:
         assert_clean_output(shrunk, max_side=64)
+
+
+def test_the_settings_defaults_are_the_shrinkers_defaults():
+    from utils.settings import Settings
+
+    assert Settings().image_max_pixels == utils.images.DEFAULT_MAX_PIXELS == 50_000_000
+    assert Settings().image_decode_concurrency == utils.images.DEFAULT_DECODE_CONCURRENCY

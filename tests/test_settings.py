@@ -195,7 +195,7 @@ def test_the_table_has_one_line_per_variable_with_its_default():
     row = dict(zip(ENV_NAMES, rows))
     assert row["MAX_TOKENS"].endswith("| whole number ≥ 64 | 700 |")
     assert row["IMAGE_JPEG_QUALITY"].endswith("| whole number 10–95 | 70 |")
-    assert row["IMAGE_MAX_PIXELS"].endswith("| whole number ≥ 1 000 000 | 100 000 000 |")
+    assert row["IMAGE_MAX_PIXELS"].endswith("| whole number ≥ 1 000 000 | 50 000 000 |")
     assert row["AUTH_MODE"].endswith("| `accounts`, `oidc`, `off` | `accounts` |")
     assert row["HISTORY_KEEP_IMAGES"].endswith("| true/false | false |")
     assert all(spec.unset for f, spec in declarations() if f.default is None)  # never "None" in the README

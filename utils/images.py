@@ -2,16 +2,28 @@
 
 Orientation from EXIF is applied to the pixels, then every piece of metadata
 (EXIF, GPS, XMP, comments, colour profile) is left behind: the JPEG written
-here holds pixels only. JPEG input is decoded at reduced size (Pillow's draft
-mode), which is what makes a 12 MP photo shrink in milliseconds.
+here holds pixels only.
+
+Only JPEG, PNG, WebP and HEIC/HEIF are opened: anything else (GIF, TIFF, EPS, which Pillow
+would hand to Ghostscript) is refused before a decoder sees it. Memory is what decoding
+costs, so it is kept down three ways: JPEG is decoded at reduced size (Pillow's draft mode,
+which also makes a 12 MP photo shrink in milliseconds); other formats, which Pillow can
+only decode whole, are shrunk in their own pixel mode right after decoding, before any
+full-size copy is made for colour or orientation; and at most `concurrency` photos are
+decoded at once in the process (`DECODES`).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import re
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
@@ -37,6 +49,21 @@ logging.getLogger("PIL.TiffImagePlugin").addFilter(_NoTagValues())
 _SRGB = ImageCms.createProfile("sRGB")
 _GPS_IFD = 0x8825
 _ORIENTATION = 0x0112
+
+# Pillow's names for the formats a clinician's camera writes, the only openers tried. A phone's MPO (a
+# JPEG with extra images) comes through the JPEG opener; HEIF exists only when pillow_heif is installed.
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF") if HEIF_SUPPORTED else ("JPEG", "PNG", "WEBP")
+# The IMAGE_DECODE_CONCURRENCY default (utils/settings.py): decoding is CPU-bound, two at once keep two
+# cores busy while bounding memory to two photos' worth.
+DEFAULT_DECODE_CONCURRENCY = 2
+DEFAULT_MAX_PIXELS = 50_000_000
+
+# Leading bytes of formats that are refused, only to name them in the message: nothing is decoded.
+_NAMED_OTHERS = ((b"GIF87a", "a GIF image"), (b"GIF89a", "a GIF image"), (b"II*\0", "a TIFF image"),
+                 (b"MM\0*", "a TIFF image"), (b"BM", "a BMP image"), (b"%!PS", "a PostScript (EPS) file"),
+                 (b"\xc5\xd0\xd3\xc6", "a PostScript (EPS) file"), (b"%PDF", "a PDF"),
+                 (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"), (b"\xff\x4f\xff\x51", "a JPEG 2000 image"))
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 
 
 class ImageRejected(ValueError):
@@ -88,13 +115,13 @@ _TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: 
           8: Image.Transpose.ROTATE_90}
 
 
-def _upright(img: Image.Image) -> Image.Image:
-    """Turn the pixels as the EXIF orientation says.
+def _upright(img: Image.Image, orientation: int) -> Image.Image:
+    """Turn the pixels as the EXIF `orientation` says.
 
     Not `ImageOps.exif_transpose`: it re-encodes the EXIF it keeps and raises (struct.error,
     AttributeError) on odd tags some phones write (Pillow #6799, #8965); the EXIF is dropped here anyway.
     """
-    turn = _TURNS.get(img.getexif().get(_ORIENTATION, 1))
+    turn = _TURNS.get(orientation)
     return img.transpose(turn) if turn else img
 
 
@@ -126,12 +153,116 @@ def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
         return img
 
 
-def shrink_image(data: bytes, *, max_side: int = 512, quality: int = 70,
-                 max_bytes: int = 25_000_000, max_pixels: int = 100_000_000) -> ShrunkImage:
+class DecodeGate:
+    """At most `limit` photos are decoded at once in this process; the others wait their turn.
+
+    Decoding a PNG or WebP takes its whole pixel array (4 bytes a pixel, 8 with transparency), so
+    the number of decodes at once is what bounds the memory photos can take. The limit is given
+    with each call (from IMAGE_DECODE_CONCURRENCY) rather than fixed here, so one process-wide gate
+    serves every engine; `active` and `waiting` are there to be observed.
+    """
+
+    def __init__(self) -> None:
+        """An open gate: nothing decoding, nobody waiting."""
+        self._turn = threading.Condition()
+        self._active = 0
+        self._waiting = 0
+
+    @property
+    def active(self) -> int:
+        """Decodes running now."""
+        return self._active
+
+    @property
+    def waiting(self) -> int:
+        """Decodes waiting for a slot."""
+        return self._waiting
+
+    @contextmanager
+    def slot(self, limit: int) -> Iterator[None]:
+        """Hold one of `limit` slots (at least one) for the block, waiting until one is free."""
+        limit = max(1, limit)
+        with self._turn:
+            self._waiting += 1
+            try:
+                self._turn.wait_for(lambda: self._active < limit)
+            finally:
+                self._waiting -= 1
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._active -= 1
+                self._turn.notify_all()
+
+
+DECODES = DecodeGate()
+
+
+def _refuse_other_formats(data: bytes) -> NoReturn:
+    """Name a format that is not on the allow-list (GIF, TIFF, EPS...) from its first bytes."""
+    head = data[:16]
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS and not HEIF_SUPPORTED:
+        raise ImageRejected("This server cannot read HEIC photos. Please send the photo as JPEG (on an iPhone: "
+                            "Settings, Camera, Formats, Most Compatible).")
+    others = _NAMED_OTHERS + ((head[:4] + b"ftypavif", "an AVIF image"), (head[:4] + b"ftypavis", "an AVIF image"))
+    for magic, name in others:
+        if head.startswith(magic):
+            raise ImageRejected(f"This file is {name}, not a photo the app can read (JPEG, PNG, WebP, HEIC). "
+                                "Please save the photo as JPEG and choose it again.")
+    raise ImageRejected("This file is not a photo the app can read (JPEG, PNG, WebP, HEIC). "
+                        "Please choose the photo itself.")
+
+
+def _too_many_pixels(found: str, max_pixels: int) -> ImageRejected:
+    return ImageRejected(f"The photo is {found}, too many pixels for the limit of {_megapixels(max_pixels)} "
+                         "megapixels. Please send a smaller photo: the phone camera's standard size, or resized in "
+                         "any photo editor.")
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:.0f}" if pixels >= 10_000_000 else f"{pixels / 1_000_000:.1f}".rstrip("0").rstrip(".")
+
+
+def _fitted(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """`size` fitted within max_side×max_side, never enlarged; rounded as `Image.thumbnail` rounds."""
+    width, height = size
+    if width <= max_side and height <= max_side:
+        return size
+    aspect = width / height
+    if width >= height:  # whichever of floor and ceil keeps the aspect closer, as Pillow's thumbnail does
+        return max_side, max(1, min(int(max_side / aspect), int(max_side / aspect) + 1,
+                                    key=lambda n: abs(aspect - max_side / n) if n else float("inf")))
+    return max(1, min(int(max_side * aspect), int(max_side * aspect) + 1,
+                      key=lambda n: abs(aspect - n / max_side))), max_side
+
+
+def _shrunk(img: Image.Image, max_side: int) -> Image.Image:
+    """The decoded pixels fitted within `max_side`, in their own mode, so no later step works at full size."""
+    if img.mode == "1":  # resizing keeps 1-bit images 1-bit (nearest neighbour): widen to grey first
+        img = img.convert("L")
+    elif img.mode in ("P", "PA"):  # palette indices cannot be averaged
+        img = _to_rgb(img)
+    size = _fitted(img.size, max_side)
+    if size == img.size:
+        return img
+    if img.mode.startswith("I;16"):
+        # `Image.reduce` does not take 16-bit modes; a box filter to twice the size is the same first step.
+        gap = (min(img.width, size[0] * 2), min(img.height, size[1] * 2))
+        return img.resize(gap, Image.Resampling.BOX).resize(size, Image.Resampling.LANCZOS)
+    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
+def shrink_image(data: bytes, *, max_side: int = 512, quality: int = 70, max_bytes: int = 25_000_000,
+                 max_pixels: int = DEFAULT_MAX_PIXELS,
+                 concurrency: int = DEFAULT_DECODE_CONCURRENCY) -> ShrunkImage:
     """Decode `data`, fix orientation, drop metadata, fit within `max_side` and encode as JPEG.
 
-    Raises `ImageRejected` with a message for the clinician when the file is empty,
-    too large, not an image, truncated, or has more than `max_pixels` pixels.
+    Raises `ImageRejected` with a message for the clinician when the file is empty, too large,
+    not a JPEG, PNG, WebP or HEIC photo, truncated, or has more than `max_pixels` pixels; all of
+    these are found before any pixel is decoded except truncation. The decoding itself waits
+    for one of `concurrency` slots of the process-wide `DECODES` gate.
     """
     if not data:
         raise ImageRejected("The photo file is empty (0 bytes). Please choose the photo again.")
@@ -139,43 +270,39 @@ def shrink_image(data: bytes, *, max_side: int = 512, quality: int = 70,
         raise ImageRejected(f"The photo is {_size(len(data))}; the limit is {_size(max_bytes)}. "
                             "Please send a smaller photo.")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img: Image.Image = Image.open(io.BytesIO(data))
-            fmt = img.format or "unknown"
-            if img.width * img.height > max_pixels:
-                raise ImageRejected(f"The photo has {img.width}×{img.height} pixels, more than the "
-                                    f"{max_pixels // 1_000_000} megapixels allowed. Please send a smaller photo.")
-            removed = _found_metadata(img)
+        try:
+            with warnings.catch_warnings():
+                # The check below is the guard, and names the size; Pillow's warning (over 89 MP) would not.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img: Image.Image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        except UnidentifiedImageError:
+            _refuse_other_formats(data)
+        fmt = img.format or "unknown"
+        width, height = img.size
+        if width * height > max_pixels:
+            raise _too_many_pixels(f"{width}×{height} pixels ({_megapixels(width * height)} megapixels)", max_pixels)
+        with DECODES.slot(concurrency):
+            removed = _found_metadata(img)  # PNG may decode here to find EXIF: inside the gate
             icc = img.info.get("icc_profile")
-            img.seek(0)  # animated GIF/WebP: the first frame is the photo
+            orientation = img.getexif().get(_ORIENTATION, 1)
+            img.seek(0)  # animated WebP: the first frame is the photo
             if fmt in ("JPEG", "MPO"):  # phones write MPO (a JPEG with extra images) too
                 img.draft("RGB", (max_side, max_side))
-            img = _upright(img)
-            original_w, original_h = _oriented_size(data, img)
+            img = _upright(_shrunk(img, max_side), orientation)
             img = _to_srgb(_to_rgb(img), icc)
-            img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
             img.info.clear()  # Pillow's JPEG writer copies a "comment" left in info into the output
             out = io.BytesIO()
             img.save(out, "JPEG", quality=quality, optimize=True)
     except ImageRejected:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected("The photo has too many pixels to be opened safely. Please send a smaller photo.") from None
-    except UnidentifiedImageError:
-        raise ImageRejected("This file is not a photo the app can read (JPEG, PNG, WebP, HEIC). "
-                            "Please choose the photo itself.") from None
+    except Image.DecompressionBombError as exc:  # over twice Pillow's limit: refused by Image.open itself
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = int(found[1]) if found else 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise _too_many_pixels(f"{'' if found else 'over '}{_megapixels(pixels)} megapixels", max_pixels) from None
     except (OSError, SyntaxError, ValueError, EOFError):
         raise ImageRejected("The photo file is damaged or incomplete. Please take or upload it again.") from None
+    # Draft mode decodes at 1/2, 1/4 or 1/8 scale: report the photo's true size, upright.
+    original_w, original_h = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
     return ShrunkImage(jpeg=out.getvalue(), width=img.width, height=img.height,
                        original_width=original_w, original_height=original_h,
                        original_bytes=len(data), original_format=fmt, removed=removed)
-
-
-def _oriented_size(data: bytes, transposed: Image.Image) -> tuple[int, int]:
-    # Draft mode decodes at 1/2, 1/4 or 1/8 scale; report the photo's true size, upright.
-    with Image.open(io.BytesIO(data)) as header:
-        w, h = header.size
-    if (transposed.width > transposed.height) != (w > h) and w != h:
-        return h, w
-    return w, h

@@ -235,8 +235,12 @@ class Settings:
                                       minimum=10, maximum=95)
     image_max_upload_mb: float = setting("IMAGE_MAX_UPLOAD_MB", 25.0, "largest photo accepted, in MB", "number",
                                          minimum=0.1)
-    image_max_pixels: int = setting("IMAGE_MAX_PIXELS", 100_000_000, "most pixels a photo may have "
-                                    "(decompression-bomb guard)", "integer", minimum=1_000_000)
+    image_max_pixels: int = setting("IMAGE_MAX_PIXELS", 50_000_000, "most pixels a photo may have; phones write "
+                                    "12-48 MP, a larger photo is refused with its size before decoding",
+                                    "integer", minimum=1_000_000)
+    image_decode_concurrency: int = setting("IMAGE_DECODE_CONCURRENCY", 2, "photos decoded at once per app process; "
+                                            "a PNG or WebP takes 4-8 bytes a pixel while it is decoded (up to "
+                                            "400 MB at 50 MP), a JPEG far less", "integer", minimum=1, maximum=64)
 
     data_dir: Path = setting("DATA_DIR", Path(".data"), "where the history, the accounts and the answer cache live",
                              "path")
