@@ -62,7 +62,8 @@ class Filters:
 
 def thumbnail(jpeg: bytes) -> bytes:
     """A small JPEG of the (already shrunk and stripped) photo, for the history list."""
-    with Image.open(io.BytesIO(jpeg)) as img:
+    # Only ever the app's own re-encoded JPEG: no other decoder is offered the bytes.
+    with Image.open(io.BytesIO(jpeg), formats=["JPEG"]) as img:
         img.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
         out = io.BytesIO()
         img.convert("RGB").save(out, "JPEG", quality=70)
