@@ -1,39 +1,13 @@
-"""The Streamlit entry point: page set-up, session state, language, sign-in and navigation."""
+"""The one server: the Streamlit UI (`main.py`) and, beside it, the HTTP routes of `web/`.
 
-import logging
+    streamlit run app.py
+
+Streamlit finds `app` (an `st.App`, a Starlette application) and serves it: the pages, the
+original backend's HTTP API and the operators' endpoints, in one process on one engine.
+"""
 
 import streamlit as st
 
-from ui import plain
-from ui.auth import account_sidebar, require_sign_in
-from ui.i18n import t
-from ui.sidebar import language_picker
-from ui.state import init_state
-from utils.settings import SettingsError, get_settings
+from web.routes import routes
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-st.set_page_config(page_title="Lesion assessment", page_icon=":material/dermatology:", layout="wide")
-init_state()
-language_picker()
-
-try:
-    get_settings()
-except SettingsError as exc:  # a typo in .env must say which variable, not crash the app
-    plain.alert("error", str(exc), title=t("error.settings"), icon=":material/settings:")  # quotes .env values
-    st.stop()
-
-# Nothing below (no page, no navigation) is drawn until the session is signed in (AUTH_MODE).
-require_sign_in()
-account_sidebar()
-
-PAGES = [
-    ("pages/diagnose.py", "nav.diagnose", ":material/dermatology:"),
-    ("pages/jobs.py", "nav.jobs", ":material/work_history:"),
-    ("pages/history.py", "nav.history", ":material/history:"),
-    ("pages/qa.py", "nav.qa", ":material/fact_check:"),
-    ("pages/performance.py", "nav.performance", ":material/speed:"),
-]
-page = st.navigation([st.Page(path, title=t(title), icon=icon, default=(i == 0))
-                      for i, (path, title, icon) in enumerate(PAGES)])
-page.run()
+app = st.App("main.py", routes=routes())

@@ -16,7 +16,7 @@ from testkit.fake_llm import Reply
 from tests.page_text import alerts
 from utils.settings import load_settings
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "main.py")
 REFINED = "코 옆 5 mm 크기의 진주빛 구진, 6개월에 걸쳐 서서히 커졌고 간헐적 출혈이 있음."
 
 

@@ -26,7 +26,7 @@ from storage.accounts import (AccountLocked, Accounts, InvalidName, NoSuchUser, 
 from storage.sign_in_throttle import LOCAL, address_bucket
 from storage.store import Store
 
-APP = str(PROJECT_ROOT / "app.py")
+APP = str(PROJECT_ROOT / "main.py")
 CLI = str(PROJECT_ROOT / "cli.py")
 PASSWORD = "correct horse battery"
 HASH_FORMAT = re.compile(r"scrypt\$16384\$8\$1\$[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=")

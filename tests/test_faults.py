@@ -30,7 +30,7 @@ from tests.conftest import PROJECT_ROOT, RUNPOD_KEY
 from tests.page_text import alerts
 from testkit.fake_llm import FakeLLM, Reply, closed_port_url
 
-APP = str(PROJECT_ROOT / "app.py")
+APP = str(PROJECT_ROOT / "main.py")
 TEXT = "pearly papule beside the nose, growing for six months"
 
 

@@ -43,7 +43,7 @@ from tests.conftest import PROJECT_ROOT
 from tests.page_text import alerts
 from utils.settings import Settings
 
-APP = str(PROJECT_ROOT / "app.py")
+APP = str(PROJECT_ROOT / "main.py")
 SECRET = b"POLYGLOT-PAYLOAD-7f3a"  # what a hidden archive or document carries; must never be sent
 
 

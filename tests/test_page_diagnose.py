@@ -14,7 +14,7 @@ import providers
 from testkit.fake_llm import Reply
 from tests.page_text import alerts, shown
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "main.py")
 
 
 def _jpeg(size=(1600, 1200)) -> bytes:

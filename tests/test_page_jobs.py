@@ -11,7 +11,7 @@ import providers
 from testkit.fake_llm import Reply
 from tests.page_text import alerts
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "main.py")
 
 
 def wait_done(job_id: str, seconds: float = 10) -> None:

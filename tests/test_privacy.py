@@ -116,7 +116,7 @@ def test_nothing_secret_reaches_logs_stderr_errors_or_cache_keys(private_env, re
 
 def test_errors_on_the_page_carry_no_key_and_no_patient_text(private_env, reconfigure):
     fake = private_env
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=30).run()
+    at = AppTest.from_file(str(PROJECT_ROOT / "main.py"), default_timeout=30).run()
     at.text_area(key="symptoms").input(PATIENT).run()
     at.text_input(key="body_site").input(SITE).run()
     shown = []

@@ -1,0 +1,12 @@
+"""Every HTTP route the app serves beside the Streamlit UI, in one list for `app.py`."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from web import ops
+
+
+def routes() -> list[BaseRoute]:
+    """The API's, the sign-in session's and the operators' routes."""
+    return [*ops.routes()]
