@@ -16,6 +16,7 @@ import os
 import re
 import stat
 import struct
+import threading
 import time
 import tomllib
 import tracemalloc
@@ -38,9 +39,11 @@ from providers import Diagnosis, InputError, PatientInfo, diagnose
 from providers.batch import run_batch
 from providers.batch_input import BatchInputError, PhotoRefused, photos_from_dir, photos_from_zip, read_cases
 from testkit import corpus
+from testkit.decodes import HeldDecodes
 from testkit.fake_llm import FakeLLM, Reply
 from tests.conftest import PROJECT_ROOT
 from tests.page_text import alerts
+from utils.images import DECODES
 from utils.settings import Settings
 
 APP = str(PROJECT_ROOT / "main.py")
@@ -975,37 +978,15 @@ def test_an_88_megapixel_png_is_refused_by_default_naming_its_size_and_the_limit
 
 
 def test_image_decode_concurrency_bounds_the_engines_decodes(engine_env, reconfigure, monkeypatch):
-    import threading
-
-    from utils.images import DECODES
-
     reconfigure(IMAGE_DECODE_CONCURRENCY="1")
     engine = providers.get_engine()
-    inside = threading.Condition()
-    state = {"now": 0, "most": 0, "open": False}
-    real_load = ImageFile.ImageFile.load
-
-    def held_load(self, *args, **kwargs):
-        with inside:
-            state["now"] += 1
-            state["most"] = max(state["most"], state["now"])
-            inside.notify_all()
-            inside.wait_for(lambda: state["open"], timeout=30)
-        try:
-            return real_load(self, *args, **kwargs)
-        finally:
-            with inside:
-                state["now"] -= 1
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", held_load)
+    held = HeldDecodes(monkeypatch)
     photo, shrunk = png(), []
     threads = [threading.Thread(target=lambda: shrunk.append(engine.prepare_image(photo))) for _ in range(3)]
     for thread in threads:
         thread.start()
-    with inside:
-        assert inside.wait_for(lambda: state["now"] == 1 and DECODES.waiting == 2, timeout=30), state
-        state["open"] = True
-        inside.notify_all()
+    assert held.wait_until(lambda: held.now == 1 and DECODES.waiting == 2), (held.now, DECODES.waiting)
+    held.release()
     for thread in threads:
         thread.join(30)
-    assert len(shrunk) == 3 and state["most"] == 1
+    assert len(shrunk) == 3 and held.most == 1

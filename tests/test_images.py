@@ -13,6 +13,7 @@ from PIL import EpsImagePlugin, GifImagePlugin, Image, ImageCms, ImageFile, Jpeg
 
 import utils.images
 from testkit import corpus
+from testkit.decodes import HeldDecodes
 from utils.images import DECODES, ImageRejected, ShrunkImage, shrink_image
 
 RED, WHITE = corpus.MARKER, (255, 255, 255)
@@ -405,35 +406,17 @@ def test_allowed_formats_are_exactly_jpeg_png_webp_and_heif():
 
 def test_at_most_concurrency_decodes_run_at_once(monkeypatch):
     """Six photos at once with concurrency 2: two decode, four wait at the gate (observed, not timed)."""
-    inside = threading.Condition()
-    state = {"now": 0, "most": 0, "open": False}
-    real_load = ImageFile.ImageFile.load
-
-    def held_load(self, *args, **kwargs):
-        with inside:
-            state["now"] += 1
-            state["most"] = max(state["most"], state["now"])
-            inside.notify_all()
-            inside.wait_for(lambda: state["open"], timeout=30)
-        try:
-            return real_load(self, *args, **kwargs)
-        finally:
-            with inside:
-                state["now"] -= 1
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", held_load)
+    held = HeldDecodes(monkeypatch)
     data, results = corpus.plain_jpeg(640, 480), []
     threads = [threading.Thread(target=lambda: results.append(shrink_image(data, concurrency=2))) for _ in range(6)]
     for thread in threads:
         thread.start()
-    with inside:
-        assert inside.wait_for(lambda: state["now"] == 2 and DECODES.waiting == 4, timeout=30), (state, DECODES.waiting)
-        assert state["now"] == 2  # the four others are blocked at the gate, not decoding
-        state["open"] = True
-        inside.notify_all()
+    assert held.wait_until(lambda: held.now == 2 and DECODES.waiting == 4), (held.now, DECODES.waiting)
+    assert held.now == 2  # the four others are blocked at the gate, not decoding
+    held.release()
     for thread in threads:
         thread.join(30)
-    assert len(results) == 6 and state["most"] == 2
+    assert len(results) == 6 and held.most == 2
     assert DECODES.active == 0 and DECODES.waiting == 0
     for shrunk in results:
         assert_clean_output(shrunk)
