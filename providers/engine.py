@@ -24,7 +24,7 @@ from providers.base import Provider
 from providers.cache_keys import answer_key
 from providers.health import ProviderHealth
 from providers.jobs import JobRunner
-from providers.recording import Recorder
+from providers.recording import AssessmentObserver, Recorder
 from providers.retry import RetryPolicy
 from providers.warmup import WarmUp
 from storage.cache import AnswerCache
@@ -44,11 +44,13 @@ class Engine:
 
     def __init__(self, settings: Settings, *, sealer: Sealer, providers: dict[str, Provider],
                  health: dict[str, ProviderHealth], cache: AnswerCache, store: Store, history: History | None,
-                 jobs: Callable[[Callable[[DiagnosisRequest], Diagnosis]], JobRunner]) -> None:
+                 jobs: Callable[[Callable[[DiagnosisRequest], Diagnosis]], JobRunner],
+                 observer: AssessmentObserver | None = None) -> None:
         """Use `providers.wiring.build_engine(settings)`, which builds these backends from the settings.
 
         `health` has one record per provider; `history` is None when HISTORY_ENABLED=false;
-        `jobs(diagnose)` makes the background job runner, which runs `diagnose`, on first use.
+        `jobs(diagnose)` makes the background job runner, which runs `diagnose`, on first use;
+        `observer` is told of every assessment, answered or failed (the Prometheus metrics).
         """
         self.settings = settings
         self.sealer = sealer  # encryption at rest (a pass-through without a key); the job runner reads it too
@@ -64,7 +66,8 @@ class Engine:
         self.warm_up = WarmUp(lambda: self.providers.values(), self._health_of, settings)
         self.answerer = Answerer(cache=cache, attempt=RetryPolicy(settings, self._health_of).attempts,
                                  health_of=self._health_of, warm_up=self.warm_up, settings=settings)
-        self.recorder = Recorder(history, cache, keep_images=settings.history_keep_images)
+        self.observer = observer
+        self.recorder = Recorder(history, cache, keep_images=settings.history_keep_images, observer=observer)
         self.assist = Assistant(self.answerer, chain=self.chain, validate=self.validate, settings=settings)
 
     def _health_of(self, name: str) -> ProviderHealth:
@@ -240,8 +243,9 @@ class Engine:
                              "choose a pinned case, or set DEMO_MODE=false to ask a provider.")
         provider = self.providers.get(pinned["provider"]) or next(iter(self.providers.values()))
         usage = Usage(pinned["prompt_tokens"], pinned["completion_tokens"])
-        return replace(self._result(request, provider, pinned["raw"], usage, started, cached=True),
-                       model=pinned["model"], replayed=True, assessment_id=pinned["id"])
+        result = replace(self._result(request, provider, pinned["raw"], usage, started, cached=True),
+                         model=pinned["model"], replayed=True, assessment_id=pinned["id"])
+        return self.recorder.replayed(request, result)
 
     def _result(self, request: DiagnosisRequest, provider: Provider, raw: str, usage: Usage, started: float,
                 *, cached: bool, answer: ParsedAnswer | None = None) -> Diagnosis:

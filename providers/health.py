@@ -134,6 +134,11 @@ class ProviderHealth:
         with self._lock:
             return self._last_active is not None and self._clock() - self._last_active > self.idle_timeout
 
+    def cooldown_left(self) -> float:
+        """Seconds until an open breaker's cool-down is over (0 when closed, half-open, or its probe is due)."""
+        with self._lock:
+            return max(0.0, self._open_until - self._clock()) if self.state == OPEN else 0.0
+
     def probe_due(self) -> bool:
         """True once when the cool-down is over: the caller sends one probe (the breaker is half-open)."""
         with self._lock:

@@ -1,4 +1,5 @@
-"""Every assessment, and every one that failed, as a row in the history; and deleting a case again."""
+"""Every assessment, and every one that failed, as a row in the history and one `observe` for the metrics;
+and deleting a case again."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import sqlite3
 import time
 from dataclasses import replace
+from typing import Protocol
 
 from domain.errors import ProviderError
 from domain.request import DiagnosisRequest
@@ -17,14 +19,26 @@ from storage.store import dumps
 log = logging.getLogger(__name__)
 
 
-class Recorder:
-    """Writes results to `history` (None: HISTORY_ENABLED=false, nothing is kept); a failed write never fails a case."""
+class AssessmentObserver(Protocol):
+    """Told of every assessment the engine finishes, from any source (the metrics: providers/prometheus_metrics.py)."""
 
-    def __init__(self, history: History | None, cache: AnswerCache, *, keep_images: bool) -> None:
+    def observe(self, request: DiagnosisRequest, result: Diagnosis | None, error: BaseException | None,
+                elapsed: float) -> None:
+        """`result` when it was answered (from a provider, the cache or a demo replay), else the `error` it
+        failed with; `elapsed` is its end-to-end time in seconds. Must be quick and must not raise."""
+
+
+class Recorder:
+    """Writes results to `history` (None: HISTORY_ENABLED=false, nothing is kept) and tells `observer`;
+    a failed write or a failing observer never fails a case."""
+
+    def __init__(self, history: History | None, cache: AnswerCache, *, keep_images: bool,
+                 observer: AssessmentObserver | None = None) -> None:
         """`cache` holds the answers that `forget` deletes too; `keep_images` is HISTORY_KEEP_IMAGES."""
         self.history = history
         self.cache = cache
         self.keep_images = keep_images
+        self.observer = observer
 
     def recorded(self, request: DiagnosisRequest, result: Diagnosis, key: str | None) -> Diagnosis:
         """Record `result` (its answer cached under `key`); returns it with its `assessment_id` when one was written."""
@@ -40,13 +54,30 @@ class Recorder:
             completion_tokens=result.usage.completion_tokens, cached=int(result.cached),
             fallback=int(result.fallback), hedged=int(result.hedged), tried=",".join(result.tried), cache_key=key)
         assessment_id = self._write(row)
+        self._observe(request, result, None, result.elapsed_ms / 1000)
         return replace(result, assessment_id=assessment_id) if assessment_id else result
+
+    def replayed(self, request: DiagnosisRequest, result: Diagnosis) -> Diagnosis:
+        """A demo-mode replay of a pinned case: counted, not recorded again (the pinned row is its record)."""
+        self._observe(request, result, None, result.elapsed_ms / 1000)
+        return result
 
     def failure(self, request: DiagnosisRequest, exc: ProviderError, started: float) -> None:
         """Record that no provider answered `request` (started at `started`, a `time.monotonic()` value)."""
-        row = self._row(request, (time.monotonic() - started) * 1000)
+        elapsed = time.monotonic() - started
+        row = self._row(request, elapsed * 1000)
         row.update(provider=exc.provider or None, error=type(exc).__name__)
         self._write(row)
+        self._observe(request, None, exc, elapsed)
+
+    def _observe(self, request: DiagnosisRequest, result: Diagnosis | None, error: BaseException | None,
+                 elapsed: float) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer.observe(request, result, error, elapsed)
+        except Exception as exc:  # figures are a by-product: the clinician still gets the answer
+            log.warning("assessment metrics not updated: %s", type(exc).__name__)
 
     def forget(self, assessment_id: str) -> bool:
         """Delete everything about one case: its history row, its reviews and its cached answer."""

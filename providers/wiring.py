@@ -13,9 +13,10 @@ from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
 from providers.health import ProviderHealth
 from providers.jobs import JobRunner
+from providers.prometheus_metrics import PrometheusMetrics
 from storage.cache import AnswerCache, DiskAnswerCache
 from storage.history import History
-from storage.jobs import SqliteJobStore
+from storage.jobs import JobStore, SqliteJobStore
 from storage.store import Store
 from utils.crypto import Sealer
 from utils.settings import Settings
@@ -40,9 +41,18 @@ def build_engine(settings: Settings, *, store: Store | None = None) -> Engine:
     sealer = Sealer(settings.data_encryption_key)  # encryption at rest; a pass-through without a key
     providers = build_providers(settings)
     store = store or open_store(settings)
-    return Engine(settings, sealer=sealer, providers=providers, health=_health(settings, providers),
-                  cache=_answer_cache(settings, sealer), store=store, history=_history(settings, store, sealer),
-                  jobs=_jobs_factory(settings, store, sealer))
+    job_store = _job_store(settings, store, sealer)
+
+    def circuits() -> dict[str, str]:
+        # Read through the engine at each scrape (it is bound below): a benchmark may swap its providers.
+        return {name: engine.health[name].state for name, p in engine.providers.items()
+                if p.configured and name in engine.health}
+
+    metrics = PrometheusMetrics(circuits=circuits, job_counts=job_store.counts)
+    engine = Engine(settings, sealer=sealer, providers=providers, health=_health(settings, providers),
+                    cache=_answer_cache(settings, sealer), store=store, history=_history(settings, store, sealer),
+                    jobs=_jobs_factory(settings, job_store), observer=metrics)
+    return engine
 
 
 def _health(settings: Settings, providers: dict[str, Provider]) -> dict[str, ProviderHealth]:
@@ -73,15 +83,20 @@ def _history(settings: Settings, store: Store, sealer: Sealer) -> History | None
                    sealer=sealer, metrics=metrics)
 
 
-def _jobs_factory(settings: Settings, store: Store,
-                  sealer: Sealer) -> Callable[[Callable[[DiagnosisRequest], Diagnosis]], JobRunner]:
+def _job_store(settings: Settings, store: Store, sealer: Sealer) -> JobStore:
+    """Where jobs are kept; built at once (it opens no connection) so the metrics can count its jobs before the
+    runner starts."""
+    if settings.redis_url:
+        # One queue for every app process: a job submitted here may run, and be read, in another.
+        from storage.redis_jobs import RedisJobStore
+        return RedisJobStore.from_url(settings.redis_url, sealer=sealer,
+                                      retention_seconds=settings.history_retention_days * 86_400)
+    return SqliteJobStore(store, sealer=sealer)
+
+
+def _jobs_factory(settings: Settings,
+                  job_store: JobStore) -> Callable[[Callable[[DiagnosisRequest], Diagnosis]], JobRunner]:
     """How the engine makes its job runner on first use (starting one marks a previous run's jobs interrupted)."""
     def make(diagnose: Callable[[DiagnosisRequest], Diagnosis]) -> JobRunner:
-        if settings.redis_url:
-            # One queue for every app process: a job submitted here may run, and be read, in another.
-            from storage.redis_jobs import RedisJobStore
-            job_store = RedisJobStore.from_url(settings.redis_url, sealer=sealer,
-                                               retention_seconds=settings.history_retention_days * 86_400)
-            return JobRunner(job_store, diagnose, workers=settings.job_workers)
-        return JobRunner(SqliteJobStore(store, sealer=sealer), diagnose, workers=settings.job_workers)
+        return JobRunner(job_store, diagnose, workers=settings.job_workers)
     return make

@@ -67,6 +67,9 @@ class JobStore(Protocol):
         """The request a job was submitted with; KeyError when there is no such job, `JobUnreadable` when sealed
         under another key."""
 
+    def counts(self) -> dict[str, int]:
+        """How many jobs are queued and how many running right now: {"queued": n, "running": m} (the metrics)."""
+
     def recover(self) -> int:
         """At start: mark interrupted the jobs a process that is gone left queued or running; returns how many."""
 
@@ -188,6 +191,15 @@ class SqliteJobStore:
         if row is None:
             raise KeyError(job_id)
         return self.codec.open_request(row["request"], row["image"], row["user"])
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs of the table are queued and how many running (a scan of the `status` column, which comes
+        before the large ones: jobs are purged with the history's retention)."""
+        with self.store.connect() as conn:
+            rows = conn.execute("SELECT status, COUNT(*) AS n FROM jobs WHERE status IN (?, ?) GROUP BY status",
+                                (QUEUED, RUNNING)).fetchall()
+        found = {row["status"]: row["n"] for row in rows}
+        return {QUEUED: found.get(QUEUED, 0), RUNNING: found.get(RUNNING, 0)}
 
     def recover(self) -> int:
         """Mark interrupted every job left queued or running: it belongs to a process that is gone."""

@@ -38,7 +38,7 @@ from typing import Any, cast
 import redis
 from redis.typing import EncodableT, FieldT
 
-from domain.jobs import INTERRUPTED, QUEUED, RESTARTED, Job, JobStoreUnavailable
+from domain.jobs import INTERRUPTED, QUEUED, RESTARTED, RUNNING, Job, JobStoreUnavailable
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
 from storage.jobs import POLL_SECONDS, JobCodec
@@ -252,6 +252,17 @@ class RedisJobStore:
         for name in ("created_at", "updated_at", "elapsed_ms"):
             row[name] = None if row[name] is None else float(row[name])
         return self.codec.job(row)
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are queued and how many running, on every process: the sizes of the two state sets."""
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.scard(QUEUED_SET)
+            pipe.scard(RUNNING_SET)
+            queued, running = pipe.execute()
+        except FAILURES as exc:
+            raise _unavailable("count", exc) from None
+        return {QUEUED: int(queued), RUNNING: int(running)}
 
     # -- the workers' side --------------------------------------------------------------------
 

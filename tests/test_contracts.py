@@ -423,3 +423,19 @@ def test_a_metrics_sink_that_is_down_never_stops_the_history(tmp_path):
     history = History(Store(tmp_path / "app.db"), metrics=down)
     assessment_id = history.record({"kind": "text", "language": "ko", "text": SECRET, "latency_ms": 5.0})
     assert history.get(assessment_id)["text"] == SECRET
+
+
+# -- job counts (the metrics' gauges) -------------------------------------------------------------
+
+def test_job_counts_are_queued_and_running_ones_seen_from_any_process(job_stores):
+    store, other = job_stores(), job_stores()  # two processes of one deployment
+    assert other.counts() == {"queued": 0, "running": 0}
+    first, second, third = store.add(request("one")), store.add(request("two")), store.add(request("three"))
+    assert other.counts() == {"queued": 3, "running": 0}
+    assert store.next_job() == first and store.claim(first)
+    assert other.counts() == {"queued": 2, "running": 1}
+    assert store.next_job() == second and store.claim(second)
+    assert store.finish(first, DONE, result=diagnosis()) and store.finish(second, FAILED, error="no answer")
+    assert other.counts() == {"queued": 1, "running": 0}  # done and failed jobs are not counted
+    assert store.next_job() == third and store.claim(third)
+    assert other.counts() == {"queued": 0, "running": 1}

@@ -24,7 +24,8 @@ from utils.settings import (ENV_NAMES, Kind, Settings, SettingsError, declaratio
 README = PROJECT_ROOT / "README.md"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
 TABLE = re.compile(r"<!-- settings:start -->\n(.*?)<!-- settings:end -->", re.S)
-SECRETS = {"openai_api_key", "runpod_api_key", "local_api_key", "redis_url", "data_encryption_key"}
+SECRETS = {"openai_api_key", "runpod_api_key", "local_api_key", "redis_url", "data_encryption_key",
+           "metrics_token"}
 
 
 # -- the declarations ------------------------------------------------------------------------

@@ -276,6 +276,8 @@ class Settings:
                                            "`AUTH_MODE=oidc`", "list", unset="none")
     redis_url: str = setting("REDIS_URL", "", "share the cache, jobs and metrics between app processes (see *More "
                              "than one server*)", "secret", unset="off")
+    metrics_token: str = setting("METRICS_TOKEN", "", "when set, `GET /metrics` wants `Authorization: Bearer` and "
+                                 "this token (see *Health and metrics*)", "secret", unset="open")
     data_encryption_key: str = setting("DATA_ENCRYPTION_KEY", "", "Fernet key(s) sealing patient data at rest "
                                        "(see *Privacy*); `NEW,OLD` to rotate", "encryption_key", unset="off")
 

@@ -1,0 +1,137 @@
+"""Readiness: can this process serve assessments now? The checks behind `GET /readyz`.
+
+Three checks, run side by side, each in a worker thread (they block) and each given `CHECK_SECONDS`:
+
+- the store takes a write (a table created in a transaction that is rolled back: nothing is kept);
+- at least one configured provider is usable: its circuit is closed or half-open, or its cool-down is
+  over (the next assessment probes it), so readiness comes back on its own after a cool-down even when
+  the load balancer sends nothing meanwhile; in DEMO_MODE no provider is asked and none is needed;
+- Redis answers PING, when REDIS_URL is set.
+
+A check that does not answer in time fails; the same check is not started again while its previous
+thread still runs, so a store or a Redis that hangs costs one thread, not one per probe. Details name
+providers, circuit states and error classes only: never a path, a URL, a key or an error's text.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+import providers
+from storage.redis_client import FAILURES, connect
+from utils.settings import Settings
+
+CHECK_SECONDS = 2.0   # each check's bound: a load balancer probes every few seconds
+REDIS_SECONDS = 1.0   # PING's socket timeouts, inside the check's bound
+STORE_BUSY_MS = 1000  # how long the store's write lock is waited for, inside the check's bound
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's verdict, as `GET /readyz` lists it."""
+
+    name: str
+    ok: bool
+    detail: str
+    states: list[dict[str, Any]] | None = None  # the providers check: each configured provider's circuit
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form; the providers check lists each provider under `providers`."""
+        found: dict[str, Any] = {"name": self.name, "ok": self.ok, "detail": self.detail}
+        if self.states is not None:
+            found["providers"] = self.states
+        return found
+
+
+def store_writable() -> Check:
+    """The app's store accepts a write: a throw-away table, in a transaction rolled back."""
+    try:
+        with providers.get_store().connect() as conn:
+            conn.execute(f"PRAGMA busy_timeout = {STORE_BUSY_MS}")
+            conn.execute("BEGIN IMMEDIATE")  # the write lock, as an assessment's history row needs it
+            conn.execute("CREATE TABLE readiness_probe (x INTEGER)")
+            conn.execute("INSERT INTO readiness_probe VALUES (1)")
+            conn.rollback()
+    except Exception as exc:  # sqlite3.Error, OSError (DATA_DIR unusable), anything: the store cannot take a case
+        return Check("store", False, f"not writable ({type(exc).__name__})")
+    return Check("store", True, "writable")
+
+
+def providers_usable(settings: Settings) -> Check:
+    """Each configured provider's circuit; ready when one is usable (or in DEMO_MODE, where none is asked)."""
+    engine = providers.get_engine()
+    states = []
+    for name, provider in engine.providers.items():
+        health = engine.health.get(name)
+        if not provider.configured or health is None:
+            continue
+        wait = health.cooldown_left()
+        states.append({"name": name, "circuit": health.state, "usable": wait == 0,
+                       "retry_in_seconds": round(wait, 1)})
+    usable = sum(1 for s in states if s["usable"])
+    if settings.demo_mode:
+        return Check("providers", True, "demo mode: pinned answers, no provider is asked", states)
+    if not states:
+        return Check("providers", False, "no provider is configured (see the README's settings)", states)
+    if not usable:
+        return Check("providers", False, "every configured provider is cooling down after failures", states)
+    return Check("providers", True, f"{usable} of {len(states)} configured providers usable", states)
+
+
+def redis_reachable(settings: Settings) -> Check:
+    """Redis answers PING within `REDIS_SECONDS`, when REDIS_URL is set."""
+    if not settings.redis_url:
+        return Check("redis", True, "not used (REDIS_URL is not set)")
+    try:
+        connect(settings.redis_url, REDIS_SECONDS).ping()
+    except (*FAILURES, ValueError) as exc:  # ValueError: a URL redis-py cannot read; never repeated (password)
+        return Check("redis", False, f"no answer ({type(exc).__name__})")
+    return Check("redis", True, "answers")
+
+
+_busy = {name: threading.Lock() for name in ("store", "providers", "redis")}
+
+
+async def bounded(name: str, check: Callable[[], Check], seconds: float | None = None) -> Check:
+    """Run `check` in a worker thread and wait at most `seconds` (default `CHECK_SECONDS`); one thread per check
+    name at a time."""
+    seconds = CHECK_SECONDS if seconds is None else seconds
+
+    def run() -> Check:
+        # Taken in the worker itself, so a call cancelled before its thread started leaves nothing held.
+        if not _busy[name].acquire(blocking=False):
+            return Check(name, False, "the previous check has not finished yet")
+        try:
+            return check()
+        except Exception as exc:  # a readiness probe answers, whatever broke
+            return Check(name, False, f"failed ({type(exc).__name__})")
+        finally:
+            _busy[name].release()
+
+    with anyio.move_on_after(seconds):
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    return Check(name, False, f"no answer within {seconds:g} s")
+
+
+async def readiness(settings: Settings) -> list[Check]:
+    """Every check's verdict, the checks run side by side (the whole takes at most `CHECK_SECONDS`)."""
+    checks: dict[str, Callable[[], Check]] = {
+        "store": store_writable,
+        "providers": lambda: providers_usable(settings),
+        "redis": lambda: redis_reachable(settings),
+    }
+    verdicts: dict[str, Check] = {}
+
+    async def one(name: str) -> None:
+        verdicts[name] = await bounded(name, checks[name])
+
+    async with anyio.create_task_group() as group:
+        for name in checks:
+            group.start_soon(one, name)
+    return [verdicts[name] for name in checks]
