@@ -1,0 +1,155 @@
+"""The HTTP API under load: 50 clients at once against one app server and a simulated hosted provider.
+
+    .venv/bin/python -m bench.api_load                  # 50 clients × 4 assessments each (~1-2 min)
+    .venv/bin/python -m bench.api_load --clients 10 --requests 2
+
+What runs: `python -m bench.simulator` in its own process (the hosted profile: first tokens
+lognormal around 0.5 s, 80 tokens/s, 2 % slow tails of 5-20 s, 0.5 % 5xx, 0.3 % hangs, 500
+requests a minute), one `streamlit run app.py` pointed at it as OpenAI (fallback and hedging
+as the app's defaults), an account and a bearer token made with `cli.py`, and N asyncio
+clients, each posting its own cases to `POST /api/v1/diagnose/skin-lesion` one after the
+other. Every description is unique, so no answer comes from the cache.
+
+Reported: end-to-end latency (p50, p95, max) as the client sees it, answers per second, and
+every status code with its count (a 503 is the app saying no provider answered within the
+budget; a 429 its own rate limit, which this benchmark raises out of the way). Written to
+bench/out/api_load.md and .json; copy the table into bench/RESULTS.md. Nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from bench.simulator import SimulatorProcess
+from testkit.redis_server import free_port
+from utils.stats import percentile
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT_DIR = Path(__file__).resolve().parent / "out"
+
+
+def app_env(data_dir: Path, provider_url: str, clients: int) -> dict[str, str]:
+    """The app's environment: the simulated provider as OpenAI, its own data, limits out of the measurement's way."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OPENAI_", "RUNPOD_", "LOCAL_", "SKIN_DIAGNOSIS_"))
+           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    env.update(OPENAI_API_KEY="sk-bench-not-real", OPENAI_BASE_URL=provider_url, OPENAI_MODEL="gpt-4o-mini",
+               SKIN_DIAGNOSIS_PROVIDER="openai", WARM_UP="false", DATA_DIR=str(data_dir), AUTH_MODE="accounts",
+               API_RATE_PER_MINUTE="100000", API_MAX_CONCURRENT=str(max(clients, 1)),
+               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", PYTHONUNBUFFERED="1")
+    return env
+
+
+def make_token(env: dict[str, str], cwd: Path) -> str:
+    """A user and a bearer token made with the command line, as an operator would."""
+    subprocess.run([sys.executable, str(ROOT / "cli.py"), "users", "add", "bench", "--password-stdin"],
+                   input="bench-password-not-real\n", text=True, env=env, cwd=cwd, check=True, capture_output=True)
+    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "tokens", "add", "bench", "--name", "load"],
+                          text=True, env=env, cwd=cwd, check=True, capture_output=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def start_app(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on a free port; returns the process and its base URL once /healthz answers."""
+    port = free_port()
+    log = open(cwd / "server.log", "w")  # noqa: SIM115 - handed to the child, closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none"],
+        cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    proc.terminate()
+    raise RuntimeError("the app did not come up within 60 s (see server.log)")
+
+
+async def client(http: httpx.AsyncClient, url: str, token: str, index: int, requests: int,
+                 samples: list[float], statuses: Counter) -> None:
+    """One clinic system posting its cases one after the other."""
+    for n in range(requests):
+        body = {"lesion_description": f"환자 {index}-{n}: 코 옆 2 cm 진주빛 구진, 중앙 궤양, 6개월간 천천히 커짐",
+                "additional_info": "65세 남성, 야외 작업"}
+        started = time.perf_counter()
+        try:
+            response = await http.post(f"{url}/api/v1/diagnose/skin-lesion", json=body,
+                                       headers={"Authorization": f"Bearer {token}"})
+            statuses[str(response.status_code)] += 1
+        except httpx.HTTPError as exc:
+            statuses[type(exc).__name__] += 1
+        samples.append(time.perf_counter() - started)
+
+
+async def load(url: str, token: str, clients: int, requests: int) -> dict:
+    """Run every client at once; the figures of the whole run."""
+    samples: list[float] = []
+    statuses: Counter = Counter()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        await asyncio.gather(*(client(http, url, token, i, requests, samples, statuses) for i in range(clients)))
+    wall = time.perf_counter() - started
+    return {"clients": clients, "requests": len(samples), "wall_s": wall,
+            "answers_per_s": statuses.get("200", 0) / wall if wall else 0.0,
+            "p50_s": percentile(samples, 50), "p95_s": percentile(samples, 95), "max_s": max(samples, default=None),
+            "statuses": dict(sorted(statuses.items()))}
+
+
+def markdown(result: dict) -> str:
+    """The result as the table bench/RESULTS.md keeps."""
+    seconds = [f"{result[k]:.2f} s" if result[k] is not None else "—" for k in ("p50_s", "p95_s", "max_s")]
+    statuses = ", ".join(f"{code}: {n}" for code, n in result["statuses"].items())
+    return ("| clients | requests | p50 | p95 | max | answers/s | statuses |\n|---|---|---|---|---|---|---|\n"
+            f"| {result['clients']} | {result['requests']} | {' | '.join(seconds)} | "
+            f"{result['answers_per_s']:.1f} | {statuses} |\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the simulator and the app, run the clients, print and write the figures."""
+    parser = argparse.ArgumentParser(prog="python -m bench.api_load", description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=4, help="assessments per client, one after the other")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp, SimulatorProcess(scale=1.0, seed=args.seed) as sim:
+        work = Path(tmp)
+        env = app_env(work / "data", sim.url("openai"), args.clients)
+        token = make_token(env, work)
+        proc, url = start_app(env, work)
+        try:
+            result = asyncio.run(load(url, token, args.clients, args.requests))
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    table = markdown(result)
+    print(table)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "api_load.md").write_text(table, encoding="utf-8")
+    (OUT_DIR / "api_load.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
