@@ -58,9 +58,9 @@ def diagnosis_body(result: Diagnosis, *, kind: str, created_at: float, image: Sh
         "complete": answer.complete, "cached": result.cached,
         "risk_flag": result.risk_flag.value if result.risk_flag else None,
     }
-    if image is not None:
-        metadata["image_info"] = _image_info(image)
-        metadata["image_size_kb"] = round(image.original_bytes / 1024, 1)
+    if kind == "image":  # null for a stored case: the history keeps no photo sizes
+        metadata["image_info"] = _image_info(image) if image is not None else None
+        metadata["image_size_kb"] = round(image.original_bytes / 1024, 1) if image is not None else None
     metadata.update(extra_metadata or {})
     return {
         "id": result.assessment_id or f"skin_diagnosis_{secrets.token_hex(4)}",
