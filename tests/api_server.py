@@ -129,23 +129,22 @@ def api_server(tmp: Path, **settings: str) -> Iterator[ApiServer]:
            "AUTH_MODE": "accounts", "PROVIDER_FALLBACKS": "none", "HEDGE_AFTER_SECONDS": "off", "WARM_UP": "false",
            "LLM_MAX_RETRIES": "0", "HEALTH_FAILURES": "100", "TEXT_BUDGET_SECONDS": "10", **settings}
     log_path = tmp / "streamlit.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(url + "/healthz", proc, log_path)
-        yield ApiServer(url, data_dir, fake, log_path)
-    finally:
-        proc.terminate()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        fake.stop()
+            _wait(url + "/healthz", proc, log_path)
+            yield ApiServer(url, data_dir, fake, log_path)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            fake.stop()
 
 
 def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float = 60) -> None:

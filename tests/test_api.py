@@ -257,7 +257,8 @@ def test_an_async_job_from_202_to_done_is_the_users_job(server):
         assert done["result"]["diagnosis"] == "기저세포암" and done["result"]["assessment"]["complete"] is True
         xml = c.get(accepted["status_url"], params={"response_format": "xml"})
         assert ElementTree.fromstring(xml.content).findtext("status") == "done"
-        photo_job = c.post("/api/v1/diagnose/skin-lesion-async", files={"image": ("l.jpg", photo("JPEG"), "image/jpeg")})
+        photo_job = c.post("/api/v1/diagnose/skin-lesion-async",
+                           files={"image": ("l.jpg", photo("JPEG"), "image/jpeg")})
         assert photo_job.status_code == 202
         photo_done, _ = _wait_job(c, photo_job.json()["status_url"])
         assert photo_done["result"]["metadata"]["image_analyzed"] is True
@@ -347,7 +348,8 @@ def test_analyses_are_scoped_like_the_history_page(server):
 # -- CORS -------------------------------------------------------------------------------------------
 
 def test_cors_allows_only_the_listed_origin(server):
-    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    preflight = {"Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"}
     with server.client() as c:
         ok = c.options("/api/v1/diagnose/skin-lesion", headers={"Origin": ORIGIN, **preflight})
         assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == ORIGIN
@@ -416,3 +418,55 @@ def test_over_the_concurrency_bound_a_request_waits_then_gets_503():
     assert busy.status_code == 503 and busy.json()["error"] == "busy" and int(busy.headers["retry-after"]) >= 1
     assert after.status_code == 200
 
+
+
+def test_token_store_rules(tmp_path):
+    from storage.store import Store
+    from storage.tokens import EXPIRED, REVOKED, UNKNOWN, TokenRejected
+
+    now = [1_000_000.0]
+    tokens = SqliteTokenStore(Store(tmp_path / "app.db"), clock=lambda: now[0])
+    with pytest.raises(ValueError, match="label"):
+        tokens.add("kim", name="x" * 81)
+    with pytest.raises(ValueError, match="lifetime"):
+        tokens.add("kim", expires_days=0)
+    record, token = tokens.add("kim", name="  emr   gateway ", expires_days=2)
+    assert record.name == "emr gateway"
+    assert tokens.check(token).last_used_at is None
+    now[0] += 30
+    assert tokens.list()[0].last_used_at == 1_000_000.0  # touched on the first use
+    tokens.check(token)
+    assert tokens.list()[0].last_used_at == 1_000_000.0  # not again within a minute
+    with pytest.raises(TokenRejected) as long_one:
+        tokens.check("skai_" + "a" * 500)
+    assert long_one.value.reason == UNKNOWN
+    now[0] += 3 * 86400
+    with pytest.raises(TokenRejected) as late:
+        tokens.check(token)
+    assert late.value.reason == EXPIRED
+    first = tokens.revoke(record.id)
+    now[0] += 10
+    assert tokens.revoke(record.id).revoked_at == first.revoked_at  # revoking twice keeps the first time
+    with pytest.raises(TokenRejected) as gone:
+        tokens.check(token)
+    assert gone.value.reason == REVOKED
+    assert tokens.revoke("no-such-id") is None
+
+
+def test_rate_limiter_refills_and_says_how_long_to_wait():
+    from web.api.errors import ApiError
+    from web.api.limits import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(lambda: 6, clock=lambda: now[0])  # one request every 10 s, bursts of 6
+    for _ in range(6):
+        limiter.take("t1")
+    with pytest.raises(ApiError) as refused:
+        limiter.take("t1")
+    assert refused.value.status == 429 and refused.value.headers["Retry-After"] == "10"
+    limiter.take("t2")  # another token has its own bucket
+    now[0] += 10
+    limiter.take("t1")
+    unlimited = RateLimiter(lambda: 0, clock=lambda: now[0])  # 0: no limit
+    for _ in range(1000):
+        unlimited.take("t1")

@@ -142,7 +142,8 @@ def test_diagnose_async_then_the_job(client, openapi):
 
 
 def test_refine(client, openapi):
-    r = client.post("/api/v1/utterance/refine", json={"text": "얼굴에 점이 생겼는데 점점 커지고 가려워요", "language": "ko"})
+    r = client.post("/api/v1/utterance/refine", json={"text": "얼굴에 점이 생겼는데 점점 커지고 가려워요",
+                                                      "language": "ko"})
     body = r.json()
     assert set(body) >= {"refined_text", "style", "model", "created_at"}
     assert isinstance(body["refined_text"], str) and body["refined_text"] and body["style"] == "doctor-visit"
@@ -165,7 +166,8 @@ def test_explain_and_explain_image(client, openapi):
 
 
 def test_analyses_list_get_search_delete(client, openapi):
-    made = client.post("/api/v1/diagnose/skin-lesion", json={"lesion_description": "목록 확인용 사례: 팔의 결절"}).json()
+    made = client.post("/api/v1/diagnose/skin-lesion",
+                       json={"lesion_description": "목록 확인용 사례: 팔의 결절"}).json()
     page = client.get("/api/v1/analyses", params={"page": 1, "page_size": 10, "response_format": "json"}).json()
     _conforms(openapi, page, "AnalysisPage")
     assert page["page"] == 1 and page["page_size"] == 10 and made["id"] in [i["id"] for i in page["items"]]
