@@ -262,6 +262,84 @@ def cmd_users_set_admin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _tokens():
+    from storage.store import Store
+    from storage.tokens import SqliteTokenStore
+    from utils.settings import get_settings
+
+    return SqliteTokenStore(Store(get_settings().data_dir / "app.db"))
+
+
+def cmd_tokens_add(args: argparse.Namespace) -> int:
+    """Make an API token for a user; the token is printed alone on the last line, this once (only a hash is kept)."""
+    from storage.accounts import AccountError, check_name
+    from utils.settings import get_settings
+
+    try:
+        name = check_name(args.user)
+        if get_settings().auth_mode == "accounts":  # a token acts as an account: it must exist
+            user = _accounts().get_user(name)
+            if user is None:
+                print(f"error: no user is named {name!r}: create it first (python cli.py users add {name} "
+                      "--password-stdin).", file=sys.stderr)
+                return EXIT_INPUT
+            name = user.name
+        record, token = _tokens().add(name, name=args.name or "", expires_days=args.expires_days)
+    except (AccountError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    until = "never expires" if record.expires_at is None else f"expires {_when(record.expires_at)}"
+    print(f"token {record.id} for {record.user} ({until}); copy it now, it is not shown again:")
+    print(token)
+    return EXIT_OK
+
+
+def _when(stamp: float | None) -> str:
+    import time
+
+    return "-" if stamp is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+
+
+def cmd_tokens_list(args: argparse.Namespace) -> int:
+    """Every API token: id, user, label, state, when made, expires and was last used (never the token)."""
+    import time
+
+    tokens = _tokens().list()
+    if not tokens:
+        print("no API tokens yet: python cli.py tokens add USER", file=sys.stderr)
+        return EXIT_OK
+    now = time.time()
+    print(f"{'id':<16}  {'user':<20}  {'state':<7}  {'created':<16}  {'expires':<16}  {'last used':<16}  label")
+    for t in tokens:
+        print(f"{t.id:<16}  {t.user:<20}  {t.state(now):<7}  {_when(t.created_at):<16}  {_when(t.expires_at):<16}  "
+              f"{_when(t.last_used_at):<16}  {t.name}")
+    return EXIT_OK
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    """Revoke an API token for good: its next request gets 401."""
+    record = _tokens().revoke(args.id)
+    if record is None:
+        print(f"error: no API token has the id {args.id.strip()!r}: see python cli.py tokens list.", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"revoked token {record.id} of {record.user}")
+    return EXIT_OK
+
+
+def _add_tokens_parser(sub) -> None:
+    t = sub.add_parser("tokens", help="bearer tokens of the HTTP API (/api/v1)")
+    tokens = t.add_subparsers(dest="tokens_command", required=True)
+    add = tokens.add_parser("add", help="make a token acting as USER; printed once, on the last line")
+    add.add_argument("user", help="the account the token acts as")
+    add.add_argument("--name", help="a label: which system holds the token")
+    add.add_argument("--expires-days", type=_positive, metavar="N", help="expire after N days (default: never)")
+    add.set_defaults(func=cmd_tokens_add)
+    tokens.add_parser("list", help="every token, without the token itself").set_defaults(func=cmd_tokens_list)
+    rv = tokens.add_parser("revoke", help="revoke a token for good")
+    rv.add_argument("id", help="the token's id, from tokens list")
+    rv.set_defaults(func=cmd_tokens_revoke)
+
+
 def _concurrency(value: str) -> int:
     from providers.batch import MAX_CONCURRENCY
 
@@ -326,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     adm.add_argument("name")
     adm.add_argument("--off", action="store_true", help="make it an ordinary user again")
     adm.set_defaults(func=cmd_users_set_admin)
+    _add_tokens_parser(sub)
     return parser
 
 

@@ -123,6 +123,20 @@ MIGRATIONS: tuple[str, ...] = (
         locked_until REAL NOT NULL
     );
     """,
+    # next: bearer tokens of the HTTP API (storage/tokens.py); only a hash of each token is kept
+    """
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,                       -- shown by `cli.py tokens list`, used to revoke
+        token_hash TEXT NOT NULL UNIQUE,           -- SHA-256 of the token, hex; never the token
+        user TEXT NOT NULL,                        -- the token acts as this user
+        name TEXT NOT NULL DEFAULT '',             -- a label: which system holds it
+        created_at REAL NOT NULL,
+        expires_at REAL,                           -- NULL: never
+        revoked_at REAL,
+        last_used_at REAL
+    );
+    CREATE INDEX api_tokens_user ON api_tokens (user);
+    """,
 )
 
 

@@ -258,6 +258,16 @@ class Settings:
     demo_mode: bool = setting("DEMO_MODE", False, "answer pinned cases from the store, ask no provider "
                               "(presentations without a network)", "flag")
 
+    # The HTTP API (web/api/): the original backend's endpoints, with bearer tokens (`cli.py tokens add`).
+    api_rate_per_minute: int = setting("API_RATE_PER_MINUTE", 60, "API requests one token may make a minute, per "
+                                       "app process; more get 429 with `Retry-After` (0 = no limit)", "integer")
+    api_max_concurrent: int = setting("API_MAX_CONCURRENT", 8, "API assessments (and refine/explain) run at once per "
+                                      "app process; more wait up to 5 s, then get 503 with `Retry-After`", "integer",
+                                      minimum=1, maximum=256)
+    allowed_origins: tuple[str, ...] = setting("ALLOWED_ORIGINS", (), "web origins whose pages may call the API "
+                                               "from a browser (CORS), e.g. `https://emr.example.org`", "list",
+                                               unset="none: no CORS headers")
+
     auth_mode: str = setting("AUTH_MODE", "accounts", "`accounts` (the app's own), `oidc` (Streamlit's "
                              "`st.login`), `off` (development only)", "choice", choices=("accounts", "oidc", "off"))
     login_max_failures: int = setting("LOGIN_MAX_FAILURES", 5, "failed sign-ins from one client address before "

@@ -5,8 +5,9 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from web import ops
+from web.api import routes as api
 
 
 def routes() -> list[BaseRoute]:
     """The API's, the sign-in session's and the operators' routes."""
-    return [*ops.routes()]
+    return [*ops.routes(), *api.routes()]

@@ -1,0 +1,87 @@
+"""Who is calling: `Authorization: Bearer <token>`, checked against the store, and the token's rate.
+
+A token acts as its user. Whose cases that user may see follows the History page:
+- AUTH_MODE=accounts: the user must still have an account (a removed user's tokens stop
+  working, and so do tokens older than an account later made again under the same name);
+  an administrator sees everyone's cases, anyone else their own;
+- AUTH_MODE=oidc: the administrators are ADMIN_USERS (there is no account list to check);
+- AUTH_MODE=off: every page shows everything to anyone, and so does the API (a token is still needed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+import providers
+from storage.accounts import accounts_for
+from storage.tokens import MISSING, SqliteTokenStore, TokenRejected
+from utils.settings import get_settings
+from web.api.errors import ApiError
+from web.api.limits import RateLimiter
+
+# Per process, in memory (see limits.py).
+RATE = RateLimiter(lambda: get_settings().api_rate_per_minute)
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="api"'}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The user a request acts as, whether they see everyone's cases, and the token it came with."""
+
+    user: str
+    admin: bool
+    token_id: str
+
+    @property
+    def owner(self) -> str | None:
+        """Whose cases and jobs this caller sees: None for everyone's (an administrator)."""
+        return None if self.admin else self.user
+
+    def may_see(self, owner: str | None) -> bool:
+        """Whether a case or job recorded under `owner` is this caller's to read or delete."""
+        return self.admin or (owner or "").casefold() == self.user.casefold()
+
+
+def _unauthorized(detail: str) -> ApiError:
+    return ApiError(401, "unauthorized", detail, headers=_CHALLENGE)
+
+
+def bearer(header: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header; `ApiError` 401 when there is none."""
+    scheme, _, value = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise _unauthorized(str(TokenRejected(MISSING)))
+    return value.strip()
+
+
+def identify(token: str) -> Caller:
+    """The caller a token stands for (blocking: reads the store); `ApiError` 401 when it stands for none."""
+    settings = get_settings()
+    store = providers.get_store()
+    try:
+        record = SqliteTokenStore(store).check(token)
+    except TokenRejected as exc:
+        raise _unauthorized(str(exc)) from None
+    if settings.auth_mode == "off":
+        return Caller(record.user, True, record.id)
+    if settings.auth_mode == "oidc":
+        return Caller(record.user, record.user.casefold() in settings.admin_users, record.id)
+    user = accounts_for(store, settings).get_user(record.user)
+    if user is None or user.created_at > record.created_at:
+        raise _unauthorized("This API token's user no longer has an account: ask an administrator for a token of "
+                            "a current user (python cli.py tokens add USER).")
+    return Caller(user.name, user.is_admin, record.id)
+
+
+async def caller_of(request: Request) -> Caller:
+    """The caller of `request`, counted against its token's rate (401 or 429 as `ApiError`)."""
+    caller = await run_in_threadpool(identify, bearer(request.headers.get("authorization")))
+    RATE.take(caller.token_id)
+    return caller
+
+
+__all__ = ["Caller", "RATE", "bearer", "caller_of", "identify"]
