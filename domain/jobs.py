@@ -77,7 +77,7 @@ def request_record(request: DiagnosisRequest) -> dict:
     """What a job store keeps of a request, besides the photo's bytes (plain JSON types only)."""
     return {"text": request.text, "info": request.info.canonical(), "language": request.language,
             "provider": request.provider, "use_cache": request.use_cache, "fallback": request.fallback,
-            "image": _image_record(request.image)}
+            "source": request.source, "image": _image_record(request.image)}
 
 
 def request_from_record(record: dict, jpeg: bytes | None, user: str | None) -> DiagnosisRequest:
@@ -89,4 +89,5 @@ def request_from_record(record: dict, jpeg: bytes | None, user: str | None) -> D
     info = PatientInfo(**{k: v for k, v in record["info"].items() if k in ("age", "sex", "body_site", "duration")})
     return DiagnosisRequest(text=record["text"], image=image, info=info, language=record["language"],
                             provider=record["provider"], use_cache=record["use_cache"],
-                            fallback=record.get("fallback", True), user=user, source="job")
+                            fallback=record.get("fallback", True), user=user,
+                            source=record.get("source", "job"))  # records from before `source` was kept

@@ -55,7 +55,8 @@ class JobRunner:
 
     def submit(self, request: DiagnosisRequest) -> str:
         """Queue `request`; returns the job's id at once (`JobStoreUnavailable` when the store does not answer)."""
-        return self.store.add(replace(request, source="job"))
+        # A job from the page is recorded as `job`; one from elsewhere (the API's async endpoint) keeps its origin.
+        return self.store.add(replace(request, source="job" if request.source == "page" else request.source))
 
     def rerun(self, job_id: str) -> str:
         """Submit a finished job's request again (without the cache); returns the new job's id.

@@ -33,6 +33,12 @@ def test_a_job_runs_in_the_background_and_keeps_its_result(engine_env):
     assert again.status == DONE and again.result.raw == job.result.raw
 
 
+def test_a_job_from_the_api_is_recorded_as_the_apis(engine_env):
+    engine = providers.get_engine()
+    job = wait_for(engine.jobs, engine.jobs.submit(engine.make_request("pearly papule", source="api")))
+    assert engine.history.get(job.result.assessment_id)["source"] == "api"
+
+
 def test_a_failed_job_says_why(engine_env):
     engine_env.script(Reply.error(401))
     engine = providers.get_engine()
