@@ -1,14 +1,16 @@
 """The HTTP API under load: 50 clients at once against one app server and a simulated hosted provider.
 
-    .venv/bin/python -m bench.api_load                  # 50 clients × 4 assessments each (~1-2 min)
+    .venv/bin/python -m bench.api_load                  # 50 clients × 4 assessments each, two tiers (~2 min)
     .venv/bin/python -m bench.api_load --clients 10 --requests 2
 
 What runs: `python -m bench.simulator` in its own process (the hosted profile: first tokens
-lognormal around 0.5 s, 80 tokens/s, 2 % slow tails of 5-20 s, 0.5 % 5xx, 0.3 % hangs, 500
-requests a minute), one `streamlit run app.py` pointed at it as OpenAI (fallback and hedging
-as the app's defaults), an account and a bearer token made with `cli.py`, and N asyncio
-clients, each posting its own cases to `POST /api/v1/diagnose/skin-lesion` one after the
-other. Every description is unique, so no answer comes from the cache.
+lognormal around 0.5 s, 80 tokens/s, 2 % slow tails of 5-20 s, 0.5 % 5xx, 0.3 % hangs), once
+with OpenAI's tier-1 rate limit (500 requests a minute, a bucket of one second's worth: what a
+new clinic account has) and once with 10,000 a minute (a paid tier: what is left is the app);
+one `streamlit run app.py` pointed at it as OpenAI (fallback and hedging as the app's
+defaults); an account and a bearer token made with `cli.py`; and N asyncio clients, each
+posting its own cases to `POST /api/v1/diagnose/skin-lesion` one after the other. Every
+description is unique, so no answer comes from the cache.
 
 Reported: end-to-end latency (p50, p95, max) as the client sees it, answers per second, and
 every status code with its count (a 503 is the app saying no provider answered within the
@@ -94,7 +96,10 @@ async def client(http: httpx.AsyncClient, url: str, token: str, index: int, requ
         try:
             response = await http.post(f"{url}/api/v1/diagnose/skin-lesion", json=body,
                                        headers={"Authorization": f"Bearer {token}"})
-            statuses[str(response.status_code)] += 1
+            code = str(response.status_code)
+            if response.status_code != 200:  # the API's own error word (never patient text): why it refused
+                code += f" {response.json().get('error', '?')}"
+            statuses[code] += 1
         except httpx.HTTPError as exc:
             statuses[type(exc).__name__] += 1
         samples.append(time.perf_counter() - started)
@@ -115,13 +120,34 @@ async def load(url: str, token: str, clients: int, requests: int) -> dict:
             "statuses": dict(sorted(statuses.items()))}
 
 
-def markdown(result: dict) -> str:
-    """The result as the table bench/RESULTS.md keeps."""
-    seconds = [f"{result[k]:.2f} s" if result[k] is not None else "—" for k in ("p50_s", "p95_s", "max_s")]
-    statuses = ", ".join(f"{code}: {n}" for code, n in result["statuses"].items())
-    return ("| clients | requests | p50 | p95 | max | answers/s | statuses |\n|---|---|---|---|---|---|---|\n"
-            f"| {result['clients']} | {result['requests']} | {' | '.join(seconds)} | "
-            f"{result['answers_per_s']:.1f} | {statuses} |\n")
+def markdown(results: list[dict]) -> str:
+    """The results as the table bench/RESULTS.md keeps, one row per provider rate limit."""
+    lines = ["| provider limit | clients | requests | p50 | p95 | max | answers/s | API statuses | provider statuses |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        seconds = [f"{r[k]:.2f} s" if r[k] is not None else "—" for k in ("p50_s", "p95_s", "max_s")]
+        api = ", ".join(f"{code}: {n}" for code, n in r["statuses"].items())
+        upstream = ", ".join(f"{code}: {n}" for code, n in sorted(r["provider_statuses"].items()))
+        lines.append(f"| {r['rpm']:,.0f}/min | {r['clients']} | {r['requests']} | {' | '.join(seconds)} | "
+                     f"{r['answers_per_s']:.1f} | {api} | {upstream} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_once(clients: int, requests: int, seed: int, rpm: float) -> dict:
+    """One simulator at `rpm`, one app server, every client at once; the figures, with the provider's own statuses."""
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp, \
+            SimulatorProcess(scale=1.0, seed=seed, args=("--hosted-rpm", str(rpm))) as sim:
+        work = Path(tmp)
+        env = app_env(work / "data", sim.url("openai"), clients)
+        token = make_token(env, work)
+        proc, url = start_app(env, work)
+        try:
+            result = asyncio.run(load(url, token, clients, requests))
+        finally:
+            proc.terminate()
+            proc.wait(15)
+        upstream = sim.stats()["providers"]["openai"]
+    return {**result, "rpm": rpm, "provider_statuses": upstream.get("statuses", {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,24 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=4, help="assessments per client, one after the other")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rpm", type=float, nargs="+", default=[500, 10_000],
+                        help="the hosted provider's rate limits to run at, requests a minute")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp, SimulatorProcess(scale=1.0, seed=args.seed) as sim:
-        work = Path(tmp)
-        env = app_env(work / "data", sim.url("openai"), args.clients)
-        token = make_token(env, work)
-        proc, url = start_app(env, work)
-        try:
-            result = asyncio.run(load(url, token, args.clients, args.requests))
-        finally:
-            proc.terminate()
-            proc.wait(15)
-    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
-    table = markdown(result)
+    results = [run_once(args.clients, args.requests, args.seed, rpm) for rpm in args.rpm]
+    meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "date": datetime.now(UTC).isoformat(timespec="seconds")}
+    table = markdown(results)
     print(table)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "api_load.md").write_text(table, encoding="utf-8")
-    (OUT_DIR / "api_load.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    (OUT_DIR / "api_load.json").write_text(json.dumps({**meta, "runs": results}, indent=2), encoding="utf-8")
     return 0
 
 

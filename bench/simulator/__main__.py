@@ -7,6 +7,7 @@ reads them to learn where the simulator listens.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -24,8 +25,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    parser.add_argument("--hosted-rpm", type=float, default=None,
+                        help="the hosted (openai) profile's rate limit in requests a minute (default: its tier-1 500)")
     args = parser.parse_args(argv)
-    sim = Simulator(default_profiles(), scale=args.scale, seed=args.seed, host=args.host, port=args.port)
+    profiles = default_profiles()
+    if args.hosted_rpm is not None:
+        profiles["openai"] = dataclasses.replace(profiles["openai"], rate_limit_rpm=args.hosted_rpm)
+    sim = Simulator(profiles, scale=args.scale, seed=args.seed, host=args.host, port=args.port)
     for name, url in sim.start().items():
         print(f"{name:8} {url}", flush=True)
     print(f"{'stats':8} http://{args.host}:{sim.port}/_stats", flush=True)

@@ -16,13 +16,14 @@ class SimulatorProcess:
     providers do not share one interpreter lock (sharing it adds the server's work to every
     client timing, then multiplies it by 1/scale)."""
 
-    def __init__(self, *, scale: float, seed: int) -> None:
-        self.scale, self.seed = scale, seed
+    def __init__(self, *, scale: float, seed: int, args: tuple[str, ...] = ()) -> None:
+        """`args` go to `python -m bench.simulator` as they are (e.g. `("--hosted-rpm", "10000")`)."""
+        self.scale, self.seed, self.args = scale, seed, args
         self.urls: dict[str, str] = {}
 
     def __enter__(self) -> "SimulatorProcess":
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.simulator", "--scale", str(self.scale),
-                                      "--seed", str(self.seed)], cwd=ROOT,
+                                      "--seed", str(self.seed), *self.args], cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         for line in self.proc.stdout:
             name, url = line.split()
