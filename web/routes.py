@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from web import ops
+from web import ops, sessions
 
 
 def routes() -> list[BaseRoute]:
     """The API's, the sign-in session's and the operators' routes."""
-    return [*ops.routes()]
+    return [*ops.routes(),
+            *sessions.routes()]
