@@ -146,9 +146,15 @@ def _start_session(user: str, admin: bool, key: str) -> None:
     st.session_state.auth_session = key
 
 
+def _cookie(name: str) -> str | None:
+    """A cookie of the request that opened this tab's connection (none under AppTest)."""
+    value = st.context.cookies.get(name)
+    return value if isinstance(value, str) and value else None
+
+
 def _cookie_key() -> str | None:
     """The key of the session this browser's cookie names (as the page was loaded), or None."""
-    secret = st.context.cookies.get(COOKIE_NAME)
+    secret = _cookie(COOKIE_NAME)
     return session_key(secret) if secret else None
 
 
@@ -160,7 +166,8 @@ def _end_session(notice: str | None) -> None:
     st.session_state.auth_dead_cookie = _cookie_key()
 
 
-def _keep_alive(admin: bool) -> None:
+def _keep_alive(user: str, admin: bool) -> None:
+    st.session_state.user = user
     st.session_state.is_admin = admin  # a change made with `cli.py users set-admin` applies at once
 
 
@@ -188,6 +195,8 @@ def _current_session() -> Session | None:
         log.info("session ended (%s): %s", found.value, st.session_state.get("user"))
         _end_session(_ended_notice(found))
         return None
+    if st.session_state.get("user"):
+        _end_session(None)  # a name without a server session opens nothing
     key = _cookie_key()
     if key is None or key == st.session_state.get("auth_dead_cookie"):
         return None
@@ -248,7 +257,7 @@ def _accounts_gate() -> str:
             _sessions().revoke(session.key)
             _end_session(tr("이 계정은 삭제되었습니다.", "This account has been removed."))
         else:
-            _keep_alive(current.is_admin)
+            _keep_alive(current.name, current.is_admin)
             if grant := st.session_state.pop("auth_grant", None):
                 _go(GRANT_PATH, grant=grant, next=_here())  # the cookie, so a reload stays signed in
             return current.name
@@ -309,7 +318,8 @@ def client_address() -> str | None:
 
 
 def _agent() -> str:
-    return str(st.context.headers.get("User-Agent") or "")
+    agent = st.context.headers.get("User-Agent")
+    return agent if isinstance(agent, str) else ""
 
 
 def _wait_text(seconds: float) -> str:
@@ -386,8 +396,7 @@ def _oidc_key() -> str:
 
     Without the cookie in sight (AppTest), a key of this tab's own.
     """
-    cookie = st.context.cookies.get("_streamlit_user")
-    if cookie:
+    if cookie := _cookie("_streamlit_user"):
         return session_key("oidc:" + cookie)
     return st.session_state.get("auth_session") or session_key(new_secret())
 
@@ -416,7 +425,7 @@ def _oidc_gate() -> str:
             _start_session(name, admin, key)  # a new browser session of a signed-in identity
             log.info("signed in: %s", name)
             return name
-        _keep_alive(admin)
+        _keep_alive(name, admin)
         return name
     st.title(tr("로그인", "Sign in"))
     if problem := _oidc_problem():
