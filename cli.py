@@ -7,11 +7,14 @@
 
     python cli.py users add dr.kim --admin --password-stdin
     python cli.py users list
+    python cli.py sessions list --user dr.kim
+    python cli.py sessions revoke 3f9a1c2b   (or --user dr.kim)
 
 Exit codes: 0 an answer, 2 bad input or settings, 3 no provider could answer, 130 interrupted.
 `batch`: 0 the batch ran (some rows may have failed), 2 bad input (checked before any call), 3 every call failed;
 interrupted, results.csv keeps the rows that finished and `--resume` finishes the batch.
 `users`: 0 done, 2 bad input (a name, a password, an unknown or existing user).
+`sessions`: 0 done, 2 bad input (no such session, an ambiguous id, neither an id nor --user).
 """
 
 from __future__ import annotations
@@ -245,7 +248,80 @@ def cmd_users_remove(args: argparse.Namespace) -> int:
     except AccountError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    print(f"removed {args.name.strip()}")
+    print(f"removed {args.name.strip()}; every session of the account has ended")
+    return EXIT_OK
+
+
+def cmd_users_set_password(args: argparse.Namespace) -> int:
+    """Give an account a new password (from stdin) and end its sessions; also opens a locked account."""
+    from storage.accounts import AccountError
+
+    if not args.password_stdin:
+        print("error: pass --password-stdin and send the password on stdin (never as an argument).",
+              file=sys.stderr)
+        return EXIT_INPUT
+    password = _read_password()
+    if password is None:
+        return EXIT_INPUT
+    try:
+        user = _accounts().set_password(args.name, password)
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"new password for {user.name}; every session of the account has ended")
+    return EXIT_OK
+
+
+def _sessions():
+    from storage.sessions import sessions_for
+    from storage.store import Store
+    from utils.settings import get_settings
+
+    settings = get_settings()
+    return sessions_for(Store(settings.data_dir / "app.db"), settings)
+
+
+def cmd_sessions_list(args: argparse.Namespace) -> int:
+    """Every live sign-in session (of --user): id prefix, user, started, last seen, address, browser."""
+    import time
+
+    def when(stamp: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+
+    live = _sessions().live(args.user)
+    if not live:
+        print("no live sessions" + (f" of {args.user.strip()}" if args.user else ""), file=sys.stderr)
+        return EXIT_OK
+    width = max(len("user"), *(len(s.user) for s in live))
+    print(f"{'id':<12}  {'user':<{width}}  {'started':<16}  {'last seen':<16}  {'address':<15}  browser")
+    for s in live:
+        agent = s.agent if len(s.agent) <= 60 else s.agent[:59] + "…"
+        print(f"{s.key[:12]}  {s.user:<{width}}  {when(s.created_at)}  {when(s.last_seen)}  "
+              f"{s.address or 'local':<15}  {agent}")
+    return EXIT_OK
+
+
+def cmd_sessions_revoke(args: argparse.Namespace) -> int:
+    """End one session (by the id `sessions list` shows) or every session of --user, at their next click."""
+    from storage.sessions import AmbiguousPrefix
+
+    sessions = _sessions()
+    if args.user:
+        count = sessions.revoke_user(args.user)
+        print(f"ended {count} session{'s' * (count != 1)} of {args.user.strip()}")
+        return EXIT_OK
+    if not args.id:
+        print("error: give a session id (from `cli.py sessions list`) or --user NAME.", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        ended = sessions.revoke_prefix(args.id)
+    except AmbiguousPrefix as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    if not ended:
+        print(f"error: no live session has the id {args.id.strip()!r}; see `cli.py sessions list`.", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"ended session {ended[0].key[:12]} of {ended[0].user}")
     return EXIT_OK
 
 
@@ -326,7 +402,26 @@ def build_parser() -> argparse.ArgumentParser:
     adm.add_argument("name")
     adm.add_argument("--off", action="store_true", help="make it an ordinary user again")
     adm.set_defaults(func=cmd_users_set_admin)
+    pw = users.add_parser("set-password", help="give an account a new password; ends its sessions")
+    pw.add_argument("name")
+    pw.add_argument("--password-stdin", action="store_true",
+                    help="read the new password as one line from stdin; prompted without echo on a terminal")
+    pw.set_defaults(func=cmd_users_set_password)
+    _add_sessions_parser(sub)
     return parser
+
+
+def _add_sessions_parser(sub) -> None:
+    """The `sessions list|revoke` sub-commands."""
+    s = sub.add_parser("sessions", help="sign-in sessions: who is signed in where; end a session")
+    sessions = s.add_subparsers(dest="sessions_command", required=True)
+    ls = sessions.add_parser("list", help="every live session: id, user, started, last seen, address, browser")
+    ls.add_argument("--user", help="only this user's")
+    ls.set_defaults(func=cmd_sessions_list)
+    rv = sessions.add_parser("revoke", help="end a session (signed out at its next click)")
+    rv.add_argument("id", nargs="?", help="the id (or its start) that `sessions list` shows")
+    rv.add_argument("--user", help="end every session of this user instead")
+    rv.set_defaults(func=cmd_sessions_revoke)
 
 
 def main(argv: list[str] | None = None) -> int:
