@@ -13,9 +13,19 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 import providers
-from storage.accounts import Accounts, AccountLocked, NoSuchUser, WeakPassword, WrongCredentials
-from storage.sessions import (COOKIE_NAME, GRANT_PATH, GRANT_SECONDS, SIGNED_OUT_PATH, AmbiguousPrefix, Ended, Session,
-                              SqliteSessionStore, session_key, sessions_for)
+from storage.accounts import AccountLocked, Accounts, NoSuchUser, WeakPassword, WrongCredentials
+from storage.sessions import (
+    COOKIE_NAME,
+    GRANT_PATH,
+    GRANT_SECONDS,
+    SIGNED_OUT_PATH,
+    AmbiguousPrefix,
+    Ended,
+    Session,
+    SqliteSessionStore,
+    session_key,
+    sessions_for,
+)
 from storage.store import Store
 from tests.conftest import PROJECT_ROOT
 from web.routes import routes
