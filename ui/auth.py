@@ -18,10 +18,10 @@
   absolute limits hold across reloads and tabs; at either, `st.logout()`.
 - `off`: no gate, for development and tests; the sidebar says so.
 
-`app.py` calls `require_sign_in()` before the navigation, and every page calls
-`ensure_signed_in()` on its first line: before anyone has signed in, Streamlit serves a page
-URL (`/jobs`) from the `pages/` folder without running `app.py`, and so does AppTest on a
-re-run. The session keeps `user`, `is_admin` and `auth_session` (the server session's key, never
+`main.py` calls `require_sign_in()` before the navigation, and every page calls
+`ensure_signed_in()` on its first line: AppTest runs a page of the `pages/` folder without
+`main.py` on a re-run (the server does not: `app.py` turns Streamlit's old pages-folder mode off,
+so a link to `/jobs` runs `main.py`, gate and navigation included). The session keeps `user`, `is_admin` and `auth_session` (the server session's key, never
 its id); the typed password is dropped from it as soon as it is checked.
 """
 
