@@ -178,11 +178,15 @@ class SqliteSessionStore:
 
     def track(self, key: str, user: str, *, address: str | None, agent: str) -> Session | Ended:
         """A session keyed by a credential held elsewhere (Streamlit's OIDC cookie): recorded at first sight."""
+        found = self.check(key)
+        if found is not Ended.UNKNOWN:
+            return found  # the usual case, a read: this runs on every page re-run
         now = self.clock()
         with self.store.connect() as conn:
             conn.execute("INSERT OR IGNORE INTO sessions (key, user, created_at, last_seen, address, agent) "
                          "VALUES (?, ?, ?, ?, ?, ?)",
                          (key, user, now, now, normalise_address(address), agent[:MAX_AGENT_CHARS]))
+        log.info("session started: %s (session %s)", user, key[:12])
         return self.check(key)
 
     def check(self, key: str, *, touch: bool = True) -> Session | Ended:

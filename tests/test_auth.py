@@ -474,12 +474,19 @@ def test_right_password_opens_the_app_then_sign_out(app_accounts):
     assert not at.exception and _diagnose_page_shown(at)
     assert at.session_state["user"] == "Dr.Kim" and at.session_state["is_admin"] is False
     assert "login_password" not in at.session_state  # the typed password does not stay in the session
+    # A server session, and the browser is sent once to the route that puts it in an HttpOnly cookie.
+    key = at.session_state["auth_session"]
+    assert [s.user for s in _app_sessions().live()] == ["Dr.Kim"] and _app_sessions().live()[0].key == key
+    assert any(m.value.startswith('<meta http-equiv="refresh" content="0; url=/auth/session?grant=')
+               for m in at.markdown)
+    assert "auth_grant" not in at.session_state
     assert any("Dr.Kim" in c.value for c in at.sidebar.caption)
     # AppTest re-runs only the page after this run, not app.py, which draws the button: click it now.
     at.text_area(key="symptoms").input("pearly papule beside the nose")
     at.button(key="sign_out").click().run()
     assert not at.exception and not _diagnose_page_shown(at)
     assert at.session_state["user"] is None
+    assert _app_sessions().check(key) == Ended.REVOKED  # every tab of the browser meets the form at its next click
     assert "symptoms" not in at.session_state  # the next person does not find the last one's case
     assert "로그아웃했습니다." in _texts(at)
     assert at.text_input(key="login_name").value == ""
@@ -707,8 +714,29 @@ def test_oidc_session_expires_and_signs_out(reconfigure):
     at = AppTest.from_file(APP, default_timeout=20)
     at.user = {"is_logged_in": True, "email": "nurse@clinic.org"}
     at.run()
+    key = at.session_state["auth_session"]
     at.button(key="sign_out").click().run()
     assert at.user == {"is_logged_in": False} and at.session_state["user"] is None
+    assert _app_sessions().check(key) == Ended.REVOKED
+
+
+def test_oidc_sessions_reach_the_absolute_limit_and_end_from_the_command_line(reconfigure):
+    reconfigure(AUTH_MODE="oidc", SESSION_MAX_HOURS=1)
+    at = AppTest.from_file(APP, default_timeout=20)
+    at.user = {"is_logged_in": True, "email": "nurse@clinic.org"}
+    at.run()
+    key = at.session_state["auth_session"]
+    with sqlite3.connect(providers.get_engine().store.path) as conn:  # busy, but signed in over an hour ago
+        conn.execute("UPDATE sessions SET created_at = created_at - 3601 WHERE key = ?", (key,))
+    at.run()
+    assert not _diagnose_page_shown(at) and at.user == {"is_logged_in": False}
+    at = AppTest.from_file(APP, default_timeout=20)
+    at.user = {"is_logged_in": True, "email": "nurse@clinic.org"}
+    at.run()
+    assert _diagnose_page_shown(at)
+    assert _app_sessions().revoke_user("nurse@clinic.org") == 1  # `cli.py sessions revoke --user`
+    at.run()
+    assert not _diagnose_page_shown(at) and at.user == {"is_logged_in": False}
 
 
 # -- a user sees their own, an administrator everyone's ---------------------------------------

@@ -21,8 +21,9 @@
 `main.py` calls `require_sign_in()` before the navigation, and every page calls
 `ensure_signed_in()` on its first line: AppTest runs a page of the `pages/` folder without
 `main.py` on a re-run (the server does not: `app.py` turns Streamlit's old pages-folder mode off,
-so a link to `/jobs` runs `main.py`, gate and navigation included). The session keeps `user`, `is_admin` and `auth_session` (the server session's key, never
-its id); the typed password is dropped from it as soon as it is checked.
+so a link to `/jobs` runs `main.py`, gate and navigation included). The session keeps `user`,
+`is_admin` and `auth_session` (the server session's key, never its id); the typed password is
+dropped from it as soon as it is checked.
 """
 
 from __future__ import annotations
@@ -394,10 +395,12 @@ def _oidc_problem() -> str | None:
 def _oidc_key() -> str:
     """The session key of this OIDC sign-in: a hash of Streamlit's identity cookie (new at each sign-in).
 
-    Without the cookie in sight (AppTest), a key of this tab's own.
+    A large identity cookie comes in chunks (`_streamlit_user`, `_streamlit_user__1`, ...): all are hashed,
+    as the sign-in's time may sit in a later one. Without the cookie in sight (AppTest), a key of this tab's own.
     """
-    if cookie := _cookie("_streamlit_user"):
-        return session_key("oidc:" + cookie)
+    names = ["_streamlit_user", *(f"_streamlit_user__{n}" for n in range(1, 20))]
+    if chunks := [chunk for name in names if (chunk := _cookie(name))]:
+        return session_key("oidc:" + "|".join(chunks))
     return st.session_state.get("auth_session") or session_key(new_secret())
 
 
