@@ -7,11 +7,14 @@
 
     python cli.py users add dr.kim --admin --password-stdin
     python cli.py users list
+    python cli.py sessions list --user dr.kim
+    python cli.py sessions revoke 3f9a1c2b   (or --user dr.kim)
 
 Exit codes: 0 an answer, 2 bad input or settings, 3 no provider could answer, 130 interrupted.
 `batch`: 0 the batch ran (some rows may have failed), 2 bad input (checked before any call), 3 every call failed;
 interrupted, results.csv keeps the rows that finished and `--resume` finishes the batch.
 `users`: 0 done, 2 bad input (a name, a password, an unknown or existing user).
+`sessions`: 0 done, 2 bad input (no such session, an ambiguous id, neither an id nor --user).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import argparse
 import json
 import sys
 
-EXIT_OK, EXIT_INPUT, EXIT_PROVIDER, EXIT_INTERRUPTED = 0, 2, 3, 130
+from commands import accounts
+from commands.exits import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER, positive
+
 MIN_AGE, MAX_AGE = 0, 120  # as the diagnose page's age field
 
 
@@ -153,206 +158,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _accounts():
-    from storage.accounts import accounts_for
-    from storage.store import Store
-    from utils.settings import get_settings
-
-    settings = get_settings()
-    # The store the app uses (the engine's), without starting the engine's job workers.
-    return accounts_for(Store(settings.data_dir / "app.db"), settings)
-
-
-def _read_password() -> str | None:
-    """The password: typed twice without echo on a terminal, else one line, all of stdin. None: nothing usable came."""
-    if sys.stdin.isatty():
-        import getpass
-
-        first = getpass.getpass("Password: ")
-        if getpass.getpass("Password again: ") != first:
-            print("error: the two passwords differ; nothing was changed.", file=sys.stderr)
-            return None
-        return first
-    from storage.accounts import MAX_PASSWORD_CHARS
-
-    limit = 4 * MAX_PASSWORD_CHARS + 2  # the longest password in UTF-8, and a line ending
-    data = sys.stdin.buffer.read(limit + 1)  # to the end, so a second line is seen rather than silently cut
-    if len(data) > limit:
-        print(f"error: the password on stdin is longer than {MAX_PASSWORD_CHARS} characters.", file=sys.stderr)
-        return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        print("error: the password on stdin is not UTF-8 text: send it as UTF-8, e.g. from a password manager.",
-              file=sys.stderr)
-        return None
-    # Only one line ending (as `echo` adds) is dropped: spaces may be part of a passphrase.
-    password = text.removesuffix("\n").removesuffix("\r")
-    if "\n" in password or "\r" in password:
-        print("error: the password on stdin has more than one line: send the password alone, as one line.",
-              file=sys.stderr)
-        return None
-    if not password:
-        print("error: no password on stdin: send it as one line, e.g. from a password manager.", file=sys.stderr)
-        return None
-    return password
-
-
-def cmd_users_add(args: argparse.Namespace) -> int:
-    """Create an account; the password comes from stdin, never from the command line (it would show in `ps`)."""
-    from storage.accounts import AccountError
-
-    if not args.password_stdin:
-        print("error: pass --password-stdin and send the password on stdin (never as an argument).",
-              file=sys.stderr)
-        return EXIT_INPUT
-    password = _read_password()
-    if password is None:
-        return EXIT_INPUT
-    try:
-        user = _accounts().add_user(args.name, password, admin=args.admin)
-    except AccountError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    print(f"added {user.name}{' (admin)' if user.is_admin else ''}")
-    return EXIT_OK
-
-
-def cmd_users_list(args: argparse.Namespace) -> int:
-    """Every account: name, admin, and whether failed sign-ins have locked it."""
-    import time
-
-    users = _accounts().list_users()
-    if not users:
-        print("no users yet: python cli.py users add NAME --admin --password-stdin", file=sys.stderr)
-        return EXIT_OK
-    now = time.time()
-    width = max(len("name"), *(len(u.name) for u in users))
-    print(f"{'name':<{width}}  admin  locked")
-    for u in users:
-        locked = (f"until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(u.locked_until))}"
-                  if u.locked(now) else "no")
-        print(f"{u.name:<{width}}  {'yes' if u.is_admin else 'no':<5}  {locked}")
-    return EXIT_OK
-
-
-def cmd_users_remove(args: argparse.Namespace) -> int:
-    """Delete an account (its assessments and jobs stay, under its name)."""
-    from storage.accounts import AccountError
-
-    try:
-        _accounts().remove_user(args.name)
-    except AccountError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    print(f"removed {args.name.strip()}")
-    return EXIT_OK
-
-
-def cmd_users_set_admin(args: argparse.Namespace) -> int:
-    """Make an account an administrator, or (--off) an ordinary user."""
-    from storage.accounts import AccountError
-
-    try:
-        user = _accounts().set_admin(args.name, not args.off)
-    except AccountError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    print(f"{user.name} is {'now an admin' if user.is_admin else 'no longer an admin'}")
-    return EXIT_OK
-
-
-def _tokens():
-    from storage.store import Store
-    from storage.tokens import SqliteTokenStore
-    from utils.settings import get_settings
-
-    return SqliteTokenStore(Store(get_settings().data_dir / "app.db"))
-
-
-def cmd_tokens_add(args: argparse.Namespace) -> int:
-    """Make an API token for a user; the token is printed alone on the last line, this once (only a hash is kept)."""
-    from storage.accounts import AccountError, check_name
-    from utils.settings import get_settings
-
-    try:
-        name = check_name(args.user)
-        if get_settings().auth_mode == "accounts":  # a token acts as an account: it must exist
-            user = _accounts().get_user(name)
-            if user is None:
-                print(f"error: no user is named {name!r}: create it first (python cli.py users add {name} "
-                      "--password-stdin).", file=sys.stderr)
-                return EXIT_INPUT
-            name = user.name
-        record, token = _tokens().add(name, name=args.name or "", expires_days=args.expires_days)
-    except (AccountError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    until = "never expires" if record.expires_at is None else f"expires {_when(record.expires_at)}"
-    print(f"token {record.id} for {record.user} ({until}); copy it now, it is not shown again:")
-    print(token)
-    return EXIT_OK
-
-
-def _when(stamp: float | None) -> str:
-    import time
-
-    return "-" if stamp is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
-
-
-def cmd_tokens_list(args: argparse.Namespace) -> int:
-    """Every API token: id, user, label, state, when made, expires and was last used (never the token)."""
-    import time
-
-    tokens = _tokens().list()
-    if not tokens:
-        print("no API tokens yet: python cli.py tokens add USER", file=sys.stderr)
-        return EXIT_OK
-    now = time.time()
-    print(f"{'id':<16}  {'user':<20}  {'state':<7}  {'created':<16}  {'expires':<16}  {'last used':<16}  label")
-    for t in tokens:
-        print(f"{t.id:<16}  {t.user:<20}  {t.state(now):<7}  {_when(t.created_at):<16}  {_when(t.expires_at):<16}  "
-              f"{_when(t.last_used_at):<16}  {t.name}")
-    return EXIT_OK
-
-
-def cmd_tokens_revoke(args: argparse.Namespace) -> int:
-    """Revoke an API token for good: its next request gets 401."""
-    record = _tokens().revoke(args.id)
-    if record is None:
-        print(f"error: no API token has the id {args.id.strip()!r}: see python cli.py tokens list.", file=sys.stderr)
-        return EXIT_INPUT
-    print(f"revoked token {record.id} of {record.user}")
-    return EXIT_OK
-
-
-def _add_tokens_parser(sub) -> None:
-    t = sub.add_parser("tokens", help="bearer tokens of the HTTP API (/api/v1)")
-    tokens = t.add_subparsers(dest="tokens_command", required=True)
-    add = tokens.add_parser("add", help="make a token acting as USER; printed once, on the last line")
-    add.add_argument("user", help="the account the token acts as")
-    add.add_argument("--name", help="a label: which system holds the token")
-    add.add_argument("--expires-days", type=_positive, metavar="N", help="expire after N days (default: never)")
-    add.set_defaults(func=cmd_tokens_add)
-    tokens.add_parser("list", help="every token, without the token itself").set_defaults(func=cmd_tokens_list)
-    rv = tokens.add_parser("revoke", help="revoke a token for good")
-    rv.add_argument("id", help="the token's id, from tokens list")
-    rv.set_defaults(func=cmd_tokens_revoke)
-
-
 def _concurrency(value: str) -> int:
     from providers.batch import MAX_CONCURRENCY
 
     number = int(value)
     if not 1 <= number <= MAX_CONCURRENCY:
         raise argparse.ArgumentTypeError(f"use 1 to {MAX_CONCURRENCY}")
-    return number
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("use a whole number of 1 or more")
     return number
 
 
@@ -382,29 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--concurrency", type=_concurrency, default=4, help="calls at once (default 4)")
     b.add_argument("--language", choices=["ko", "en"], default="ko", help="language of the findings")
     b.add_argument("--no-cache", action="store_true", help="ask every provider even when a cached answer exists")
-    b.add_argument("--max-cases", type=_positive, metavar="N",
+    b.add_argument("--max-cases", type=positive, metavar="N",
                    help="allow up to N cases in this run (default: BATCH_MAX_CASES, 2000)")
     b.add_argument("--resume", action="store_true",
                    help="skip the case and provider pairs already in --out's results.csv (an interrupted run)")
     b.set_defaults(func=cmd_batch)
-    u = sub.add_parser("users", help="sign-in accounts (AUTH_MODE=accounts)")
-    users = u.add_subparsers(dest="users_command", required=True)
-    add = users.add_parser("add", help="create an account")
-    add.add_argument("name", help="1-64 characters: letters, digits and . _ - @")
-    add.add_argument("--password-stdin", action="store_true",
-                     help="read the password (8 characters or more) as one line from stdin; prompted without "
-                          "echo on a terminal")
-    add.add_argument("--admin", action="store_true", help="an administrator sees every user's jobs and history")
-    add.set_defaults(func=cmd_users_add)
-    users.add_parser("list", help="name, admin and lock-out of every account").set_defaults(func=cmd_users_list)
-    rm = users.add_parser("remove", help="delete an account")
-    rm.add_argument("name")
-    rm.set_defaults(func=cmd_users_remove)
-    adm = users.add_parser("set-admin", help="make an account an administrator")
-    adm.add_argument("name")
-    adm.add_argument("--off", action="store_true", help="make it an ordinary user again")
-    adm.set_defaults(func=cmd_users_set_admin)
-    _add_tokens_parser(sub)
+    accounts.add_parsers(sub)
     return parser
 
 

@@ -27,6 +27,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from storage.sessions import SessionStore, SqliteSessionStore, sessions_for
 from storage.sign_in_throttle import LOCAL, SignInThrottle
 from storage.store import Store
 
@@ -223,12 +224,15 @@ class Accounts:
 
     `max_failures` (LOGIN_MAX_FAILURES): free failures per client address before it must wait;
     `lockout_seconds` (LOGIN_LOCKOUT_SECONDS): the longest wait, and how long a lock lasts;
-    `lock_addresses` (LOGIN_LOCK_ADDRESSES): addresses whose failures lock an account.
+    `lock_addresses` (LOGIN_LOCK_ADDRESSES): addresses whose failures lock an account;
+    `sessions`: the sign-in sessions a removed account or a new password ends (default: those of `store`).
     """
 
     def __init__(self, store: Store, *, max_failures: int = 5, lockout_seconds: float = 900.0,
-                 lock_addresses: int = 5, clock: Callable[[], float] = time.time) -> None:
+                 lock_addresses: int = 5, clock: Callable[[], float] = time.time,
+                 sessions: SessionStore | None = None) -> None:
         self.store = store
+        self.sessions: SessionStore = sessions if sessions is not None else SqliteSessionStore(store, clock=clock)
         self.max_failures = max_failures
         self.lockout_seconds = lockout_seconds
         self.clock = clock
@@ -251,11 +255,30 @@ class Accounts:
         return User(name=name, is_admin=admin, failed_count=0, locked_until=None, created_at=stamp, last_login=None)
 
     def remove_user(self, name: str) -> None:
-        """Delete an account (what it recorded stays, under its name); raises `NoSuchUser`."""
+        """Delete an account and end its sessions (what it recorded stays, under its name); raises `NoSuchUser`."""
         with self.store.connect() as conn:
             if conn.execute("DELETE FROM users WHERE name = ?", (name.strip(),)).rowcount == 0:
                 raise NoSuchUser(f"No user is named {name.strip()!r}.")
         log.info("account removed: %s", name.strip())
+        self.sessions.revoke_user(name)  # every browser signed in as it is signed out at its next click
+
+    def set_password(self, name: str, password: str) -> User:
+        """Give an account a new password and end its sessions (whoever knew the old one is signed out).
+
+        Also opens a locked account: whoever sets the password has the right to. Raises `NoSuchUser`
+        or `WeakPassword`.
+        """
+        check_password_rules(password)
+        hashed = hash_password(password)
+        with self.store.connect() as conn:
+            if conn.execute("UPDATE users SET password_hash = ?, failed_count = 0, locked_until = NULL "
+                            "WHERE name = ?", (hashed, name.strip())).rowcount == 0:
+                raise NoSuchUser(f"No user is named {name.strip()!r}.")
+        log.info("password changed: %s", name.strip())
+        self.sessions.revoke_user(name)
+        found = self.get_user(name)
+        assert found is not None
+        return found
 
     def set_admin(self, name: str, admin: bool = True) -> User:
         """Make an account an administrator (sees everyone's jobs and history), or not; raises `NoSuchUser`."""
@@ -356,7 +379,7 @@ class Accounts:
 def accounts_for(store: Store, settings) -> Accounts:
     """The accounts of `store` with the sign-in policy of `settings` (a `utils.settings.Settings`)."""
     return Accounts(store, max_failures=settings.login_max_failures, lockout_seconds=settings.login_lockout_seconds,
-                    lock_addresses=settings.login_lock_addresses)
+                    lock_addresses=settings.login_lock_addresses, sessions=sessions_for(store, settings))
 
 
 __all__ = ["Accounts", "AccountError", "AccountLocked", "InvalidName", "NoSuchUser", "SignInError", "TooManyAttempts",

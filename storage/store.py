@@ -1,6 +1,6 @@
 """The app's store: one SQLite file under DATA_DIR, changed only by numbered migrations.
 
-History, background jobs, QA reviews, pinned demo cases and sign-in accounts live here.
+History, background jobs, QA reviews, pinned demo cases, sign-in accounts and sessions live here.
 SQLite in WAL mode lets the page threads read while a job thread writes; every connection
 is short and per call, so the store is safe to share between threads and processes.
 """
@@ -123,7 +123,23 @@ MIGRATIONS: tuple[str, ...] = (
         locked_until REAL NOT NULL
     );
     """,
-    # next: bearer tokens of the HTTP API (storage/tokens.py); only a hash of each token is kept
+    # sign-in sessions behind the session cookie, and OIDC sign-ins' first and last use (storage/sessions.py)
+    """
+    CREATE TABLE sessions (
+        key TEXT PRIMARY KEY,                      -- SHA-256 of the session id; the id is only in the cookie
+        user TEXT NOT NULL COLLATE NOCASE,
+        created_at REAL NOT NULL,
+        last_seen REAL NOT NULL,                   -- written at most once a minute
+        address TEXT,                              -- the client's address at sign-in
+        agent TEXT NOT NULL DEFAULT '',            -- the browser's User-Agent at sign-in
+        grant_key TEXT UNIQUE,                     -- SHA-256 of the one-use sign-in grant, until traded
+        grant_until REAL,
+        ended TEXT                                 -- NULL while live; revoked, idle or lifetime
+    );
+    CREATE INDEX sessions_user ON sessions (user, ended);
+    CREATE INDEX sessions_created ON sessions (created_at);
+    """,
+    # bearer tokens of the HTTP API (storage/tokens.py); only a hash of each token is kept
     """
     CREATE TABLE api_tokens (
         id TEXT PRIMARY KEY,                       -- shown by `cli.py tokens list`, used to revoke

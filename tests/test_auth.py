@@ -23,6 +23,7 @@ from tests.conftest import PROJECT_ROOT
 from storage.accounts import (AccountLocked, Accounts, InvalidName, NoSuchUser, SignInError, TooManyAttempts,
                               UserExists, WeakPassword, WrongCredentials, accounts_for, check_password, hash_password,
                               needs_rehash)
+from storage.sessions import Ended, sessions_for
 from storage.sign_in_throttle import LOCAL, address_bucket
 from storage.store import Store
 
@@ -424,9 +425,21 @@ def _app(**state) -> AppTest:
     return at.run()
 
 
+def _app_sessions():
+    engine = providers.get_engine()
+    return sessions_for(engine.store, engine.settings)
+
+
 def _signed_in_as(name: str) -> AppTest:
-    """The app for a session that signed in as `name` just now (the gate still checks the account)."""
-    return _app(user=name, auth_last_active=time.time())
+    """The app for a tab that signed in as `name` just now (the gate still checks the session and the account)."""
+    return _app(auth_session=_app_sessions().start(name, address=None, agent="AppTest").key)
+
+
+def _age(key: str, seconds: float) -> None:
+    """Move session `key`'s start and last use `seconds` into the past."""
+    with sqlite3.connect(providers.get_engine().store.path) as conn:
+        conn.execute("UPDATE sessions SET created_at = created_at - ?, last_seen = last_seen - ? WHERE key = ?",
+                     (seconds, seconds, key))
 
 
 def test_no_account_yet_says_how_to_create_one_and_shows_no_page(app_accounts):
@@ -461,12 +474,19 @@ def test_right_password_opens_the_app_then_sign_out(app_accounts):
     assert not at.exception and _diagnose_page_shown(at)
     assert at.session_state["user"] == "Dr.Kim" and at.session_state["is_admin"] is False
     assert "login_password" not in at.session_state  # the typed password does not stay in the session
+    # A server session, and the browser is sent once to the route that puts it in an HttpOnly cookie.
+    key = at.session_state["auth_session"]
+    assert [s.user for s in _app_sessions().live()] == ["Dr.Kim"] and _app_sessions().live()[0].key == key
+    assert any(m.value.startswith('<meta http-equiv="refresh" content="0; url=/auth/session?grant=')
+               for m in at.markdown)
+    assert "auth_grant" not in at.session_state
     assert any("Dr.Kim" in c.value for c in at.sidebar.caption)
     # AppTest re-runs only the page after this run, not app.py, which draws the button: click it now.
     at.text_area(key="symptoms").input("pearly papule beside the nose")
     at.button(key="sign_out").click().run()
     assert not at.exception and not _diagnose_page_shown(at)
     assert at.session_state["user"] is None
+    assert _app_sessions().check(key) == Ended.REVOKED  # every tab of the browser meets the form at its next click
     assert "symptoms" not in at.session_state  # the next person does not find the last one's case
     assert "로그아웃했습니다." in _texts(at)
     assert at.text_input(key="login_name").value == ""
@@ -578,9 +598,12 @@ def test_client_address_trusts_x_forwarded_for_only_behind_declared_proxies(reco
 def test_session_expires_after_inactivity(app_accounts, reconfigure):
     reconfigure(AUTH_MODE="accounts", SESSION_TIMEOUT_MINUTES=0.1)  # 6 s
     app_accounts.add_user("kim", PASSWORD)
-    at = _app(user="kim", auth_last_active=time.time() - 3)
+    at = _signed_in_as("kim")
+    key = at.session_state["auth_session"]
+    _age(key, 3)
+    at.run()
     assert _diagnose_page_shown(at)
-    at.session_state["auth_last_active"] = time.time() - 7
+    _age(key, 7)
     at.run()
     assert not at.exception and not _diagnose_page_shown(at)
     assert at.session_state["user"] is None
@@ -589,9 +612,28 @@ def test_session_expires_after_inactivity(app_accounts, reconfigure):
     assert _diagnose_page_shown(at)
 
 
-def test_a_session_with_no_activity_stamp_is_not_signed_in(app_accounts):
+def test_a_session_ends_at_its_absolute_limit_however_busy(app_accounts, reconfigure):
+    reconfigure(AUTH_MODE="accounts", SESSION_MAX_HOURS=1)
+    app_accounts.add_user("kim", PASSWORD)
+    at = _signed_in_as("kim")
+    key = at.session_state["auth_session"]
+    path = providers.get_engine().store.path
+    with sqlite3.connect(path) as conn:  # busy all along: used a moment ago
+        conn.execute("UPDATE sessions SET created_at = created_at - 3590 WHERE key = ?", (key,))
+    at.run()
+    assert _diagnose_page_shown(at)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE sessions SET created_at = created_at - 20 WHERE key = ?", (key,))
+    at.run()
+    assert not _diagnose_page_shown(at) and at.session_state["user"] is None
+    assert "로그인한 지 1시간이 지나 세션이 끝났습니다" in _texts(at)
+
+
+def test_a_name_without_a_server_session_is_not_signed_in(app_accounts):
     app_accounts.add_user("kim", PASSWORD)
     at = _app(user="kim")
+    assert not _diagnose_page_shown(at) and at.session_state["user"] is None
+    at = _app(user="kim", auth_session="0" * 64)  # a key the server never issued
     assert not _diagnose_page_shown(at) and at.session_state["user"] is None
 
 
@@ -602,9 +644,12 @@ def test_removing_an_account_ends_its_sessions_and_admin_changes_apply_at_once(a
     app_accounts.set_admin("kim")
     at.run()
     assert at.session_state["is_admin"] is True
+    key = at.session_state["auth_session"]
     app_accounts.remove_user("kim")
+    assert _app_sessions().live() == []  # every session of the account ended with it
     at.run()
-    assert not _diagnose_page_shown(at) and "이 계정은 삭제되었습니다." in _texts(at)
+    assert not _diagnose_page_shown(at) and at.session_state["user"] is None
+    assert _app_sessions().check(key) == Ended.REVOKED
 
 
 def test_sign_in_off_warns_in_the_sidebar(engine_env):
@@ -663,14 +708,35 @@ def test_oidc_session_expires_and_signs_out(reconfigure):
     at.user = {"is_logged_in": True, "email": "nurse@clinic.org"}
     at.run()
     assert _diagnose_page_shown(at)
-    at.session_state["auth_last_active"] = time.time() - 3 * 3600
+    _age(at.session_state["auth_session"], 3 * 3600)  # the server's record of this sign-in, not the tab's
     at.run()
     assert not _diagnose_page_shown(at) and at.user == {"is_logged_in": False}
     at = AppTest.from_file(APP, default_timeout=20)
     at.user = {"is_logged_in": True, "email": "nurse@clinic.org"}
     at.run()
+    key = at.session_state["auth_session"]
     at.button(key="sign_out").click().run()
     assert at.user == {"is_logged_in": False} and at.session_state["user"] is None
+    assert _app_sessions().check(key) == Ended.REVOKED
+
+
+def test_oidc_sessions_reach_the_absolute_limit_and_end_from_the_command_line(reconfigure):
+    reconfigure(AUTH_MODE="oidc", SESSION_MAX_HOURS=1)
+    at = AppTest.from_file(APP, default_timeout=20)
+    at.user = {"is_logged_in": True, "email": "nurse@clinic.org"}
+    at.run()
+    key = at.session_state["auth_session"]
+    with sqlite3.connect(providers.get_engine().store.path) as conn:  # busy, but signed in over an hour ago
+        conn.execute("UPDATE sessions SET created_at = created_at - 3601 WHERE key = ?", (key,))
+    at.run()
+    assert not _diagnose_page_shown(at) and at.user == {"is_logged_in": False}
+    at = AppTest.from_file(APP, default_timeout=20)
+    at.user = {"is_logged_in": True, "email": "nurse@clinic.org"}
+    at.run()
+    assert _diagnose_page_shown(at)
+    assert _app_sessions().revoke_user("nurse@clinic.org") == 1  # `cli.py sessions revoke --user`
+    at.run()
+    assert not _diagnose_page_shown(at) and at.user == {"is_logged_in": False}
 
 
 # -- a user sees their own, an administrator everyone's ---------------------------------------

@@ -2,31 +2,53 @@
 
 - `accounts` (the default): the app's own accounts (`storage/accounts.py`, made with
   `python cli.py users add`); a form, growing waits for a client address that keeps failing
-  and locks only on failures from many addresses (`storage/sign_in_throttle.py`), expiry after
-  SESSION_TIMEOUT_MINUTES without activity. The client's address is the connection's
+  and locks only on failures from many addresses (`storage/sign_in_throttle.py`). A right
+  password starts a server session (`storage/sessions.py`) and sends the browser once through
+  `/auth/session` (`web/sessions.py`), which sets the HttpOnly session cookie: a reload, a new tab
+  or a link then opens the app directly. Every script run checks the session on the server (the
+  tab's own, else the cookie's), so a sign-out in one tab, `cli.py sessions revoke` or a removed
+  account ends every tab at its next click; it also ends after SESSION_TIMEOUT_MINUTES idle and
+  SESSION_MAX_HOURS after sign-in. The client's address is the connection's
   (`st.context.ip_address`), or with TRUSTED_PROXY_HOPS=N the N-th from the right of
   X-Forwarded-For (each trusted proxy appends the address it was reached from; what a client
   writes there itself lies further left and is never read).
 - `oidc`: Streamlit's built-in OpenID Connect sign-in (`st.login`), configured in
   `.streamlit/secrets.toml` `[auth]`; administrators are the e-mail addresses in ADMIN_USERS.
+  Streamlit's cookie is tracked in the same session store (by its hash), so the same idle and
+  absolute limits hold across reloads and tabs; at either, `st.logout()`.
 - `off`: no gate, for development and tests; the sidebar says so.
 
-`app.py` calls `require_sign_in()` before the navigation, and every page calls
-`ensure_signed_in()` on its first line: before anyone has signed in, Streamlit serves a page
-URL (`/jobs`) from the `pages/` folder without running `app.py`, and so does AppTest on a
-re-run. The session keeps `user`, `is_admin` and `auth_last_active`.
+`main.py` calls `require_sign_in()` before the navigation, and every page calls
+`ensure_signed_in()` on its first line: AppTest runs a page of the `pages/` folder without
+`main.py` on a re-run (the server does not: `app.py` turns Streamlit's old pages-folder mode off,
+so a link to `/jobs` runs `main.py`, gate and navigation included). The session keeps `user`,
+`is_admin` and `auth_session` (the server session's key, never its id); the typed password is
+dropped from it as soon as it is checked.
 """
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import logging
 import math
 import time
+from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
 from storage.accounts import AccountLocked, Accounts, TooManyAttempts, WrongCredentials, accounts_for
+from storage.sessions import (
+    COOKIE_NAME,
+    GRANT_PATH,
+    SIGNED_OUT_PATH,
+    Ended,
+    Session,
+    SessionStore,
+    new_secret,
+    session_key,
+    sessions_for,
+)
 from storage.sign_in_throttle import normalise_address
 from ui.i18n import tr
 from ui.state import init_state
@@ -60,10 +82,16 @@ def ensure_signed_in() -> None:
 
 
 def session_still_valid() -> bool:
-    """False once the session should show the sign-in screen (for code that re-runs without the gate)."""
+    """False once the session should show the sign-in screen (for code that re-runs without the gate).
+
+    Does not count as activity: a page's timed refresh must not keep an unattended session alive.
+    """
     if get_settings().auth_mode == "off":
         return True
-    return bool(st.session_state.get("user")) and not _expired()
+    key = st.session_state.get("auth_session")
+    if not (key and st.session_state.get("user")):
+        return False
+    return isinstance(_sessions().check(key, touch=False), Session)
 
 
 def visible_owner() -> str | None:
@@ -98,13 +126,10 @@ def account_sidebar() -> None:
 
 # -- session ---------------------------------------------------------------------------------
 
-def _timeout_seconds() -> float:
-    return get_settings().session_timeout_minutes * 60
+def _sessions() -> SessionStore:
+    from providers import get_store  # the engine's store, without building the engine: migrated once per process
 
-
-def _expired() -> bool:
-    last = st.session_state.get("auth_last_active")
-    return last is None or time.time() - last > _timeout_seconds()
+    return sessions_for(get_store(), get_settings())
 
 
 def _clear_session() -> None:
@@ -115,36 +140,101 @@ def _clear_session() -> None:
     init_state()
 
 
-def _start_session(user: str, admin: bool) -> None:
+def _start_session(user: str, admin: bool, key: str) -> None:
     _clear_session()
     st.session_state.user = user
     st.session_state.is_admin = admin
-    st.session_state.auth_last_active = time.time()
+    st.session_state.auth_session = key
+
+
+def _cookie(name: str) -> str | None:
+    """A cookie of the request that opened this tab's connection (none under AppTest)."""
+    value = st.context.cookies.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _cookie_key() -> str | None:
+    """The key of the session this browser's cookie names (as the page was loaded), or None."""
+    secret = _cookie(COOKIE_NAME)
+    return session_key(secret) if secret else None
 
 
 def _end_session(notice: str | None) -> None:
     _clear_session()
     if notice:
         st.session_state.auth_notice = notice
+    # The page's cookie names an ended session from now on: not checked again, nor announced twice.
+    st.session_state.auth_dead_cookie = _cookie_key()
 
 
-def _keep_alive(admin: bool) -> None:
+def _keep_alive(user: str, admin: bool) -> None:
+    st.session_state.user = user
     st.session_state.is_admin = admin  # a change made with `cli.py users set-admin` applies at once
-    st.session_state.auth_last_active = time.time()
 
 
-def _expired_notice() -> str:
-    minutes = get_settings().session_timeout_minutes
-    return tr("{minutes:g}분 동안 사용하지 않아 로그아웃되었습니다. 다시 로그인하세요.",
-              "You were signed out after {minutes:g} minutes without activity. Sign in again.", minutes=minutes)
+def _ended_notice(reason: Ended) -> str:
+    settings = get_settings()
+    if reason is Ended.IDLE:
+        return tr("{minutes:g}분 동안 사용하지 않아 로그아웃되었습니다. 다시 로그인하세요.",
+                  "You were signed out after {minutes:g} minutes without activity. Sign in again.",
+                  minutes=settings.session_timeout_minutes)
+    if reason is Ended.LIFETIME:
+        return tr("로그인한 지 {hours:g}시간이 지나 세션이 끝났습니다. 다시 로그인하세요.",
+                  "Your session ended {hours:g} hours after sign-in. Sign in again.", hours=settings.session_max_hours)
+    return tr("세션이 끝났습니다 (다른 탭에서 로그아웃했거나 관리자가 끝냈습니다). 다시 로그인하세요.",
+              "Your session has ended (signed out in another tab, or by an administrator). Sign in again.")
+
+
+def _current_session() -> Session | None:
+    """The live server session of this tab (its own, else the cookie's), or None with the reason on screen."""
+    sessions = _sessions()
+    key = st.session_state.get("auth_session")
+    if key:  # signed in in this tab: newer than the cookie the page was loaded with
+        found = sessions.check(key)
+        if isinstance(found, Session):
+            return found
+        log.info("session ended (%s): %s", found.value, st.session_state.get("user"))
+        _end_session(_ended_notice(found))
+        return None
+    if st.session_state.get("user"):
+        _end_session(None)  # a name without a server session opens nothing
+    key = _cookie_key()
+    if key is None or key == st.session_state.get("auth_dead_cookie"):
+        return None
+    found = sessions.check(key)
+    if isinstance(found, Ended):
+        _end_session(_ended_notice(found) if found is not Ended.UNKNOWN else None)
+        return None
+    _start_session(found.user, False, key)  # a reload, a new tab or a link of a signed-in browser
+    return found
+
+
+def _go(path: str, **query: str) -> None:
+    """Send the browser to `path` on this site: a meta refresh, which needs no JavaScript of the app's own."""
+    target = html.escape(f"{path}?{urlencode(query)}", quote=True)
+    st.markdown(f'<meta http-equiv="refresh" content="0; url={target}">', unsafe_allow_html=True)
+
+
+def _here() -> str:
+    """This tab's path and query, where the browser returns after the cookie is set."""
+    path = urlsplit(st.context.url or "").path or "/"
+    query = st.query_params.to_dict()
+    return f"{path}?{urlencode(query)}" if query else path
 
 
 def _sign_out(mode: str) -> None:
-    """The sign-out button's callback: runs before the next script run, so that run is already signed out."""
+    """The sign-out button's callback: runs before the next script run, so that run is already signed out.
+
+    Ends the server session, so every tab of this browser shows the sign-in form at its next click.
+    """
     log.info("signed out: %s", st.session_state.get("user"))
+    if key := st.session_state.get("auth_session"):
+        _sessions().revoke(key)
     _end_session(tr("로그아웃했습니다.", "You signed out."))
     if mode == "oidc":
         st.logout()
+    elif _cookie_key() is not None:
+        st.session_state.auth_forget_cookie = True
 
 
 def _show_notice() -> None:
@@ -162,17 +252,18 @@ def _accounts() -> Accounts:
 
 def _accounts_gate() -> str:
     accounts = _accounts()
-    user = st.session_state.get("user")
-    if user:
-        current = accounts.get_user(user)
-        if _expired():
-            log.info("session expired: %s", user)
-            _end_session(_expired_notice())
-        elif current is None:
+    if (session := _current_session()) is not None:
+        current = accounts.get_user(session.user)
+        if current is None:
+            _sessions().revoke(session.key)
             _end_session(tr("이 계정은 삭제되었습니다.", "This account has been removed."))
         else:
-            _keep_alive(current.is_admin)
+            _keep_alive(current.name, current.is_admin)
+            if grant := st.session_state.pop("auth_grant", None):
+                _go(GRANT_PATH, grant=grant, next=_here())  # the cookie, so a reload stays signed in
             return current.name
+    if st.session_state.pop("auth_forget_cookie", False):
+        _go(SIGNED_OUT_PATH, next=_here())
     st.title(tr("로그인", "Sign in"))
     _show_notice()
     if not accounts.has_users():
@@ -227,6 +318,11 @@ def client_address() -> str | None:
     return normalise_address(st.context.ip_address)
 
 
+def _agent() -> str:
+    agent = st.context.headers.get("User-Agent")
+    return agent if isinstance(agent, str) else ""
+
+
 def _wait_text(seconds: float) -> str:
     if seconds < 120:
         return tr("{n}초", "{n} s", n=max(1, math.ceil(seconds)))
@@ -260,7 +356,10 @@ def _submit() -> None:
                               wait=_wait_text(exc.retry_at - time.time()))
         st.session_state.auth_error = wrong
     else:
-        _start_session(user.name, user.is_admin)  # also drops the typed password from the session
+        sessions = _sessions()
+        session = sessions.start(user.name, address=client_address(), agent=_agent())
+        _start_session(user.name, user.is_admin, session.key)  # also drops the typed password from the session
+        st.session_state.auth_grant = sessions.grant(session.key)
 
 
 # -- OpenID Connect --------------------------------------------------------------------------
@@ -293,6 +392,18 @@ def _oidc_problem() -> str | None:
     return None
 
 
+def _oidc_key() -> str:
+    """The session key of this OIDC sign-in: a hash of Streamlit's identity cookie (new at each sign-in).
+
+    A large identity cookie comes in chunks (`_streamlit_user`, `_streamlit_user__1`, ...): all are hashed,
+    as the sign-in's time may sit in a later one. Without the cookie in sight (AppTest), a key of this tab's own.
+    """
+    names = ["_streamlit_user", *(f"_streamlit_user__{n}" for n in range(1, 20))]
+    if chunks := [chunk for name in names if (chunk := _cookie(name))]:
+        return session_key("oidc:" + "|".join(chunks))
+    return st.session_state.get("auth_session") or session_key(new_secret())
+
+
 def _oidc_gate() -> str:
     info = st.user
     if info.get("is_logged_in", False):
@@ -306,17 +417,19 @@ def _oidc_gate() -> str:
             st.button(tr("로그아웃", "Sign out"), key="sign_out", on_click=_sign_out, args=("oidc",))
             st.stop()
         admin = bool(email) and email in admin_users()
-        if st.session_state.get("user") != name:
-            _start_session(name, admin)  # a new browser session of a signed-in identity
+        key = _oidc_key()
+        found = _sessions().track(key, name, address=client_address(), agent=_agent())
+        if isinstance(found, Ended):
+            log.info("session ended (%s): %s", found.value, name)
+            _end_session(_ended_notice(found))
+            st.logout()  # also forgets the identity cookie, or the next run would sign straight in again
+            st.stop()
+        if st.session_state.get("user") != name or st.session_state.get("auth_session") != key:
+            _start_session(name, admin, key)  # a new browser session of a signed-in identity
             log.info("signed in: %s", name)
             return name
-        if not _expired():
-            _keep_alive(admin)
-            return name
-        log.info("session expired: %s", name)
-        _end_session(_expired_notice())
-        st.logout()  # also forgets the identity cookie, or the next run would sign straight in again
-        st.stop()
+        _keep_alive(name, admin)
+        return name
     st.title(tr("로그인", "Sign in"))
     if problem := _oidc_problem():
         st.error(problem, icon=":material/settings:")

@@ -9,10 +9,10 @@ DEFAULTS = {
     "result": None,         # the last Diagnosis shown on the diagnose page
     "error": None,          # the last error message, shown until the next assessment
     "photo": None,          # (photo id, ShrunkImage or None, error message or None)
-    # Sign-in (ui/auth.py): who, whether an administrator, when the session was last used.
+    # Sign-in (ui/auth.py): who, whether an administrator, the server session's key (storage/sessions.py).
     "user": None,
     "is_admin": False,
-    "auth_last_active": None,
+    "auth_session": None,
 }
 
 

@@ -282,6 +282,8 @@ class Settings:
                                       "integer", minimum=0, maximum=10)
     session_timeout_minutes: float = setting("SESSION_TIMEOUT_MINUTES", 30.0, "idle minutes before a session is "
                                              "signed out", "number", minimum=0.1)
+    session_max_hours: float = setting("SESSION_MAX_HOURS", 12.0, "hours after sign-in when a session ends however "
+                                       "busy (one shift); sign in again", "number", minimum=0.1, maximum=720)
     admin_users: tuple[str, ...] = setting("ADMIN_USERS", (), "e-mail addresses of the administrators when "
                                            "`AUTH_MODE=oidc`", "list", unset="none")
     redis_url: str = setting("REDIS_URL", "", "share the cache, jobs and metrics between app processes (see *More "

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from web import ops
+from web import ops, sessions
 from web.api import routes as api
 
 
 def routes() -> list[BaseRoute]:
     """The API's, the sign-in session's and the operators' routes."""
-    return [*ops.routes(), *api.routes()]
+    return [*ops.routes(), *sessions.routes(), *api.routes()]

@@ -1,0 +1,1 @@
+"""The command line's sub-commands beyond assessing: accounts, sessions and API tokens (`cli.py` is the entry)."""
