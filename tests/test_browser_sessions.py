@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.sessions import COOKIE_NAME
+from storage.sessions import COOKIE_NAME, SIGNED_OUT_PATH
 from testkit.fake_llm import FakeLLM
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, _wait_http
 
@@ -133,9 +133,10 @@ def test_sign_out_in_one_tab_ends_the_other(server, browser):
     second.goto(server + "/history")
     expect(second.get_by_role("heading", name="평가 기록")).to_be_visible(timeout=30_000)
 
-    first.get_by_test_id("stSidebar").get_by_role("button", name="로그아웃").click()
-    expect(first.get_by_role("heading", name="로그인")).to_be_visible(timeout=30_000)
-    first.wait_for_url(server + "/", timeout=10_000)  # back from forgetting the cookie
+    # The sign-in form shows at once; the trip to forget the cookie follows it, so wait for that response
+    # itself (the tab is on "/" before and after it: its URL cannot tell).
+    with first.expect_response(lambda r: SIGNED_OUT_PATH in r.url, timeout=30_000):
+        first.get_by_test_id("stSidebar").get_by_role("button", name="로그아웃").click()
     expect(first.get_by_role("heading", name="로그인")).to_be_visible(timeout=30_000)
     assert [c for c in context.cookies() if c["name"] == COOKIE_NAME] == []
 

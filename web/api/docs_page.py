@@ -16,7 +16,7 @@ from web.api.openapi import LEFT_OUT, OPERATIONS, PREFIX, SCHEMAS, VERSION, docu
 
 _STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #1d2330; }
-table { border-collapse: collapse; width: 100%; margin: 1em 0; }
+table { border-collapse: collapse; width: 100%; margin: 1em 0; display: block; overflow-x: auto; }
 th, td { text-align: left; vertical-align: top; padding: .35em .6em; border-bottom: 1px solid #dde1e8; }
 code, pre { font: 13px/1.45 ui-monospace, monospace; background: #f3f5f8; }
 pre { padding: .8em; overflow-x: auto; }
