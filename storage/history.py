@@ -182,7 +182,8 @@ class History:
         `limit` rows matched.
         """
         where, args, needle = self._where(filters)
-        sql = f"SELECT * FROM assessments WHERE {' AND '.join(where)} ORDER BY created_at DESC"
+        # The id breaks ties as in `scan`: the page and the command line list the same rows in the same order.
+        sql = f"SELECT * FROM assessments WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC"
         if not needle:
             with self.store.connect() as conn:
                 return [self._opened(r) for r in conn.execute(sql + " LIMIT ?", (*args, filters.limit))]
