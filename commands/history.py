@@ -15,6 +15,7 @@ Exit codes: 0 exported, 2 bad input (a date, an output path, the history switche
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sqlite3
 import sys
@@ -135,6 +136,11 @@ def _to_stdout(pieces: Iterable[str]) -> int:
         else:
             _write(pieces, stream)
             stream.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): end quietly, as other tools do, with stdout pointed at /dev/null
+        # so that Python's flush at exit does not fail on the closed pipe either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except sqlite3.Error as exc:
         print(f"\nerror: cannot read the history ({type(exc).__name__}: {exc}): check DATA_DIR; the output above "
               "is incomplete.", file=sys.stderr)
