@@ -14,13 +14,15 @@ import csv
 import io
 import json
 import sqlite3
+import textwrap
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from PIL import Image
 
+from domain.classes import by_code
 from storage.store import Store, dumps, new_id, now
 from utils.crypto import SealedWithAnotherKey, Sealer
 from utils.spreadsheet import safe_row
@@ -33,6 +35,16 @@ EXPORT_COLUMNS = (
     "label_code", "label_score", "risk", "summary", "similar", "error", "latency_ms", "first_token_ms",
     "prompt_tokens", "completion_tokens", "cached", "fallback", "hedged", "tried", "pinned",
 )
+# The keys of one JSON export record, in order: the documented record first (label as an object, `created`
+# ISO 8601 UTC, `elapsed_ms`), then every other export column as the CSV has it, then whether the row was
+# sealed under another key (its patient columns then read as UNREADABLE).
+JSON_FIELDS = (
+    "id", "created", "user", "source", "kind", "text", "provider", "model", "label", "risk", "elapsed_ms",
+    *(c for c in EXPORT_COLUMNS if c not in {"id", "user", "source", "kind", "text", "provider", "model", "risk"}),
+    "unreadable",
+)
+# Rows per query when a whole history is read (`History.scan`): memory holds one page, not the history.
+SCAN_PAGE = 500
 
 
 # `Filters.risk` value for cases that were answered without a malignant or premalignant flag.
@@ -135,11 +147,11 @@ class History:
                 row["unreadable"] = True
         return row
 
-    def search(self, filters: Filters = Filters()) -> list[dict]:
-        """The newest assessments matching `filters` (text search over the description and findings).
+    def _where(self, filters: Filters) -> tuple[list[str], list[object], str]:
+        """The SQL conditions and arguments of `filters`, and the text to look for in Python ('' when none).
 
-        With encryption on, SQL cannot see the text: the other filters run in SQL and the text search
-        runs here over the decrypted rows, newest first, until `limit` rows matched.
+        With encryption on, SQL cannot see the text: the text search is left to the caller, over the
+        decrypted rows.
         """
         where: list[str] = ["1 = 1"]
         args: list[object] = []
@@ -161,20 +173,55 @@ class History:
         if filters.until is not None:
             where.append("created_at < ?")
             args.append(filters.until)
-        sql = f"SELECT * FROM assessments WHERE {' AND '.join(where)} ORDER BY created_at DESC"
-        if not in_python:
+        return where, args, filters.query.casefold() if in_python else ""
+
+    def search(self, filters: Filters = Filters()) -> list[dict]:
+        """The newest assessments matching `filters` (text search over the description and findings).
+
+        With encryption on, the text search runs here over the decrypted rows, newest first, until
+        `limit` rows matched.
+        """
+        where, args, needle = self._where(filters)
+        # The id breaks ties as in `scan`: the page and the command line list the same rows in the same order.
+        sql = f"SELECT * FROM assessments WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC"
+        if not needle:
             with self.store.connect() as conn:
                 return [self._opened(r) for r in conn.execute(sql + " LIMIT ?", (*args, filters.limit))]
-        needle = filters.query.casefold()
         rows: list[dict] = []
         with self.store.connect() as conn:
             for found in conn.execute(sql, args):
                 row = self._opened(found)
-                if needle in (row["text"] or "").casefold() or needle in (row["summary"] or "").casefold():
+                if _mentions(row, needle):
                     rows.append(row)
                     if len(rows) >= filters.limit:
                         break
         return rows
+
+    def scan(self, filters: Filters = Filters(), *, page_size: int = SCAN_PAGE) -> Iterator[dict]:
+        """Every assessment matching `filters` (`limit` aside), newest first, read `page_size` rows per query.
+
+        Each page is its own short query that resumes after the last row of the one before (by
+        created time, then id): memory holds one page however long the history, and no read stays
+        open while the caller writes the rows out, so recording is never held up by an export.
+        """
+        where, args, needle = self._where(filters)
+        after: tuple[float, str] | None = None
+        while True:
+            clause, values = list(where), list(args)
+            if after is not None:
+                clause.append("(created_at < ? OR (created_at = ? AND id < ?))")
+                values += [after[0], after[0], after[1]]
+            with self.store.connect() as conn:
+                found = conn.execute(f"SELECT * FROM assessments WHERE {' AND '.join(clause)} "
+                                     "ORDER BY created_at DESC, id DESC LIMIT ?", (*values, page_size)).fetchall()
+            if not found:
+                return
+            after = (found[-1]["created_at"], found[-1]["id"])
+            for row in map(self._opened, found):
+                if not needle or _mentions(row, needle):
+                    yield row
+            if len(found) < page_size:
+                return
 
     def delete(self, assessment_id: str) -> dict | None:
         """Delete one assessment (its reviews and its background job go with it); returns the row.
@@ -241,26 +288,69 @@ class History:
         return None
 
 
-def to_csv(rows: list[dict]) -> str:
-    """The export as CSV text (UTF-8 with a BOM-free header; times as ISO 8601 UTC)."""
+def _mentions(row: dict, needle: str) -> bool:
+    """Whether the (decrypted) description or findings of `row` contain `needle` (already casefolded)."""
+    return needle in (row["text"] or "").casefold() or needle in (row["summary"] or "").casefold()
+
+
+def csv_lines(rows: Iterable[dict]) -> Iterator[str]:
+    """The CSV export, a line at a time: the header, then one formula-safe line per row (times ISO 8601 UTC)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+
+    def taken() -> str:
+        text = out.getvalue()
+        out.seek(0)
+        out.truncate()
+        return text
+
     writer.writeheader()
+    yield taken()
     for row in rows:
         writer.writerow(safe_row({**row, "created_at": _iso(row["created_at"])}))
-    return out.getvalue()
+        yield taken()
 
 
-def to_json(rows: list[dict]) -> str:
-    """The export as a JSON array, nested fields decoded."""
-    items = []
+def to_csv(rows: Iterable[dict]) -> str:
+    """The export as CSV text (UTF-8 with a BOM-free header; times as ISO 8601 UTC)."""
+    return "".join(csv_lines(rows))
+
+
+def export_record(row: dict) -> dict:
+    """One assessment as a JSON export record, keys in JSON_FIELDS order.
+
+    `label` is {code, name_ko, name_en, score} or None, `created` (and `created_at`) ISO 8601 UTC,
+    `elapsed_ms` the latency; the nested fields are decoded. A row sealed under another key has
+    `unreadable` true and its patient columns read UNREADABLE, as the History page shows it.
+    """
+    code = row.get("label_code")
+    lesion = by_code(code) if code is not None else None
+    latency = row.get("latency_ms")
+    made = {
+        "created": _iso(row["created_at"]), "created_at": _iso(row["created_at"]),
+        "label": None if code is None else {"code": code, "name_ko": lesion.name_ko if lesion else None,
+                                             "name_en": lesion.name_en if lesion else None,
+                                             "score": row.get("label_score")},
+        "elapsed_ms": None if latency is None else round(latency, 1),
+        "info": json.loads(row.get("info") or "{}"), "similar": json.loads(row.get("similar") or "[]"),
+        "unreadable": bool(row.get("unreadable")),
+    }
+    return {key: made[key] if key in made else row.get(key) for key in JSON_FIELDS}
+
+
+def json_chunks(rows: Iterable[dict]) -> Iterator[str]:
+    """The JSON export, a record at a time: together, one JSON array of `export_record`s."""
+    opened = False
     for row in rows:
-        item = {k: row.get(k) for k in EXPORT_COLUMNS}
-        item["created_at"] = _iso(row["created_at"])
-        item["info"] = json.loads(row.get("info") or "{}")
-        item["similar"] = json.loads(row.get("similar") or "[]")
-        items.append(item)
-    return json.dumps(items, ensure_ascii=False, indent=1)
+        yield ",\n" if opened else "[\n"
+        opened = True
+        yield textwrap.indent(json.dumps(export_record(row), ensure_ascii=False, indent=1), " ")
+    yield "\n]" if opened else "[]"
+
+
+def to_json(rows: Iterable[dict]) -> str:
+    """The export as a JSON array of `export_record`s (the History page's download)."""
+    return "".join(json_chunks(rows))
 
 
 def from_export(text: str) -> list[dict]:
@@ -272,5 +362,6 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-__all__ = ["History", "MetricsSink", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "SEALED_COLUMNS", "UNREADABLE",
-           "thumbnail", "to_csv", "to_json", "from_export", "dumps"]
+__all__ = ["History", "MetricsSink", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "JSON_FIELDS", "SCAN_PAGE",
+           "SEALED_COLUMNS", "UNREADABLE", "thumbnail", "csv_lines", "to_csv", "export_record", "json_chunks",
+           "to_json", "from_export", "dumps"]

@@ -15,7 +15,7 @@ from providers import InputError, ProviderAuthError, diagnose
 from testkit.answers import BENIGN
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
-from storage.history import EXPORT_COLUMNS, Filters, from_export, to_csv, to_json
+from storage.history import EXPORT_COLUMNS, JSON_FIELDS, Filters, from_export, to_csv, to_json
 from storage.store import MIGRATIONS, Store
 
 
@@ -69,7 +69,7 @@ def test_export_round_trip(engine_env):
     rows = history().search()
     back = from_export(to_json(rows))
     assert [r["text"] for r in back] == [r["text"] for r in rows]
-    assert back[0]["similar"][0]["name_ko"] == "피지샘증식증" and list(back[0]) == list(EXPORT_COLUMNS)
+    assert back[0]["similar"][0]["name_ko"] == "피지샘증식증" and list(back[0]) == list(JSON_FIELDS)
     table = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert [r["text"] for r in table] == [r["text"] for r in rows] and set(table[0]) == set(EXPORT_COLUMNS)
     assert "raw" not in table[0] and "thumbnail" not in table[0]

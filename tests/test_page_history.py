@@ -16,7 +16,8 @@ from providers import PatientInfo, ProviderAuthError, diagnose
 from testkit.answers import BENIGN, VALID, xml_answer
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
-from storage.history import EXPORT_COLUMNS, from_export
+from domain.classes import by_code
+from storage.history import EXPORT_COLUMNS, JSON_FIELDS, from_export
 from tests.page_text import alerts, shown
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "history.py")
@@ -194,7 +195,10 @@ def test_exports_carry_the_filtered_rows(cases, monkeypatch):
     back = from_export(served[f"lesion-history-{stamp}.json"].decode())
     assert [r["id"] for r in back] == [r["id"] for r in rows]
     for item, row in zip(back, rows):
-        assert list(item) == list(EXPORT_COLUMNS)
+        assert list(item) == list(JSON_FIELDS)  # the same records as `cli.py history export --format json`
+        lesion = by_code(row["label_code"]) if row["label_code"] is not None else None
+        assert item["label"] == (lesion and {"code": lesion.code, "name_ko": lesion.name_ko,
+                                             "name_en": lesion.name_en, "score": row["label_score"]})
         assert {k: item[k] for k in ("text", "label_code", "risk", "error", "provider", "cached")} == \
                {k: row[k] for k in ("text", "label_code", "risk", "error", "provider", "cached")}
     table = list(csv.DictReader(io.StringIO(served[f"lesion-history-{stamp}.csv"].decode())))

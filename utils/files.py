@@ -3,6 +3,7 @@
     data = read_regular_file(path, limit)         # a device, a FIFO, a folder or a file over `limit`: refused
     check_output_dir(out)                          # before any paid work: a file, an uncreatable or read-only path
     write_atomic(out / "report.html", data)        # temporary file + rename: never half a file, never via a link
+    with atomic_file(out / "export.json") as f:    # the same, written as it goes (a long export)
     with open_append(out / "results.csv") as f:    # append to a regular file only, never through a link
 
 `/dev/zero` would fill memory, a FIFO would block forever, and a symlink planted in an output folder
@@ -16,7 +17,8 @@ import errno
 import os
 import stat
 import tempfile
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -114,19 +116,21 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     return folder
 
 
-def write_atomic(path: str | os.PathLike, data: bytes, *, mode: int = PRIVATE) -> Path:
-    """Write `data` to `path` whole or not at all, with permissions `mode`.
+@contextmanager
+def atomic_file(path: str | os.PathLike, *, mode: int = PRIVATE) -> Iterator[BinaryIO]:
+    """A new file, open for writing, that replaces `path` whole when the block ends, with permissions `mode`.
 
-    The bytes go to a new temporary file in the same folder, which then replaces `path` by a
-    rename: a reader never sees half a file, and a symlink at `path` is replaced, never followed
-    (the file it points to is left alone).
+    The bytes go to a temporary file in the same folder (created on entry: a folder that is missing
+    or not writable raises `OSError` before anything is written), which then replaces `path` by a
+    rename: a reader never sees half a file, a block that raises leaves `path` as it was, and a
+    symlink at `path` is replaced, never followed (the file it points to is left alone).
     """
     target = Path(path)
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, target)
@@ -134,7 +138,13 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, mode: int = PRIVATE) -
         with suppress(OSError):
             os.unlink(temporary)
         raise
-    return target
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, *, mode: int = PRIVATE) -> Path:
+    """Write `data` to `path` whole or not at all, with permissions `mode` (see `atomic_file`)."""
+    with atomic_file(path, mode=mode) as f:
+        f.write(data)
+    return Path(path)
 
 
 def open_append(path: str | os.PathLike, *, mode: int = PRIVATE) -> BinaryIO:

@@ -1,0 +1,163 @@
+"""`cli.py history export`: what the History page exports, from the command line, for audits and backups.
+
+    python cli.py history export --format json --out history.json
+    python cli.py history export --format csv --since 2025-01-01 --user dr.kim > dr-kim.csv
+
+The records are the page's (storage/history.py `export_record`, `EXPORT_COLUMNS`), newest first,
+read a page of rows at a time and written as they come, so a long history never sits in memory
+whole. `--out` is written atomically (the file appears complete, or not at all), private (0600).
+Unlike the page, every user's assessments are exported (an administrator's tool on the server),
+and nothing is deleted: the retention purge stays the page's.
+
+Exit codes: 0 exported, 2 bad input (a date, an output path, the history switched off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sqlite3
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from commands.exits import EXIT_INPUT, EXIT_OK
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_since(text: str) -> float:
+    """The UTC timestamp `--since` means: YYYY-MM-DD is that day's start in UTC; an ISO 8601 time without an
+    offset is UTC. Raises ValueError for anything else."""
+    text = text.strip()
+    if _DAY.fullmatch(text):
+        return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC).timestamp()
+    if "T" not in text and " " not in text:  # fromisoformat also takes compact days (20250301): not a time here
+        raise ValueError(text)
+    moment = datetime.fromisoformat(text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _history():
+    """The app's history (the engine's store and key), without starting the engine or its job workers."""
+    from storage.history import History
+    from storage.store import Store
+    from utils.crypto import Sealer
+    from utils.settings import get_settings
+
+    settings = get_settings()
+    return History(Store(settings.data_dir / "app.db"), retention_days=settings.history_retention_days,
+                   sealer=Sealer(settings.data_encryption_key))
+
+
+def _chunks(fmt: str, filters, tally: list[int]) -> Iterator[str]:
+    """The export in `fmt`, a piece at a time, counting the rows into `tally[0]`; the history is opened only
+    when the first piece is asked for."""
+    from storage.history import csv_lines, json_chunks
+
+    def counted(rows: Iterable[dict]) -> Iterator[dict]:
+        for row in rows:
+            tally[0] += 1
+            yield row
+
+    rows = counted(_history().scan(filters))
+    if fmt == "csv":
+        yield from csv_lines(rows)
+    else:
+        yield from json_chunks(rows)
+        yield "\n"  # a text file ends with a line end (the page's download is the same array without it)
+
+
+def _write(pieces: Iterable[str], out: BinaryIO) -> None:
+    for piece in pieces:
+        out.write(piece.encode("utf-8"))
+
+
+def cmd_history_export(args: argparse.Namespace) -> int:
+    """Export the history (filtered by --since and --user) as JSON or CSV to --out or stdout."""
+    from storage.history import Filters
+    from utils.files import atomic_file
+    from utils.settings import get_settings
+
+    if not get_settings().history_enabled:
+        print("error: history is off (HISTORY_ENABLED=false): no assessment is recorded, so there is nothing to "
+              "export.", file=sys.stderr)
+        return EXIT_INPUT
+    since = None
+    if args.since is not None:
+        try:
+            since = parse_since(args.since)
+        except ValueError:
+            print(f"error: --since {args.since[:40]!r} is not a date: give YYYY-MM-DD (a UTC day) or an ISO 8601 "
+                  "time such as 2025-03-01T09:00:00+09:00.", file=sys.stderr)
+            return EXIT_INPUT
+    user = None
+    if args.user is not None:
+        user = args.user.strip()
+        if not user:
+            print("error: --user is empty: give the name of the account whose assessments to export.",
+                  file=sys.stderr)
+            return EXIT_INPUT
+    filters = Filters(since=since, user=user)
+    tally = [0]
+    if args.out is None:
+        return _to_stdout(_chunks(args.format, filters, tally))
+    target = Path(args.out)
+    if target.is_dir():
+        print(f"error: {target} is a folder: give the path of a file to write the export to.", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        # The temporary file is made first: a path that cannot be written is refused before the history is read.
+        with atomic_file(target) as out:
+            _write(_chunks(args.format, filters, tally), out)
+    except OSError as exc:
+        print(f"error: cannot write {target} ({exc.strerror or type(exc).__name__}): choose a file in a folder "
+              "you can write to; nothing was written.", file=sys.stderr)
+        return EXIT_INPUT
+    except sqlite3.Error as exc:
+        print(f"error: cannot read the history ({type(exc).__name__}: {exc}): check DATA_DIR and try again; "
+              f"{target} was not written.", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"exported {tally[0]} assessment{'s' * (tally[0] != 1)} to {target}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _to_stdout(pieces: Iterable[str]) -> int:
+    """Write the export to stdout as UTF-8 whatever the terminal's locale (text as is to a text-only stdout)."""
+    sys.stdout.flush()
+    stream = getattr(sys.stdout, "buffer", None)
+    try:
+        if stream is None:  # e.g. a test's capture
+            for piece in pieces:
+                sys.stdout.write(piece)
+        else:
+            _write(pieces, stream)
+            stream.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): end quietly, as other tools do, with stdout pointed at /dev/null
+        # so that Python's flush at exit does not fail on the closed pipe either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except sqlite3.Error as exc:
+        print(f"\nerror: cannot read the history ({type(exc).__name__}: {exc}): check DATA_DIR; the output above "
+              "is incomplete.", file=sys.stderr)
+        return EXIT_INPUT
+    return EXIT_OK
+
+
+def add_parsers(sub) -> None:
+    """The `history export` sub-command, bound to its handler through `func`."""
+    h = sub.add_parser("history", help="the assessment history: export it for audits and backups")
+    history = h.add_subparsers(dest="history_command", required=True)
+    ex = history.add_parser("export", help="what the History page exports, for every user (newest first)")
+    ex.add_argument("--format", choices=["json", "csv"], required=True,
+                    help="json: a list of records (label as an object); csv: the page's CSV, formula-safe")
+    ex.add_argument("--out", metavar="FILE", help="write here, private (0600) and whole or not at all "
+                                                  "(default: stdout)")
+    ex.add_argument("--since", metavar="DATE",
+                    help="only assessments from then on: YYYY-MM-DD (UTC start of day) or an ISO 8601 time")
+    ex.add_argument("--user", metavar="NAME", help="only this user's assessments")
+    ex.set_defaults(func=cmd_history_export)
