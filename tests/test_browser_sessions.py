@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.sessions import COOKIE_NAME, SIGNED_OUT_PATH
+from storage.sessions import COOKIE_NAME, GRANT_PATH, SIGNED_OUT_PATH
 from testkit.fake_llm import FakeLLM
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, _wait_http
 
@@ -69,7 +69,10 @@ def sign_in(page) -> None:
     expect(page.get_by_role("heading", name="로그인")).to_be_visible(timeout=30_000)
     page.get_by_role("textbox", name="사용자 이름").fill("dr.kim")
     page.get_by_role("textbox", name="비밀번호").fill(PASSWORD)
-    page.get_by_role("button", name="로그인").click()
+    # The page may draw the app before the browser follows it to the grant route that sets the cookie:
+    # wait for that route's answer itself, so the cookie is there when the test looks.
+    with page.expect_response(lambda r: GRANT_PATH in r.url, timeout=30_000):
+        page.get_by_role("button", name="로그인").click()
 
 
 def session_cookie(context) -> dict:
