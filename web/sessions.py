@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Route
@@ -88,7 +89,8 @@ async def start_session(request: Request) -> RedirectResponse:
     if not same_origin(request):
         log.warning("sign-in grant refused: the request did not come from this site")
         return _redirect(target)
-    traded = _sessions().redeem(grant) if grant else None
+    # SQLite work off the event loop: a busy store must not stall every other request of the server.
+    traded = await run_in_threadpool(_sessions().redeem, grant) if grant else None
     if traded is None:
         return _redirect(target)  # used, late or made up: the page shows the sign-in form
     secret, session = traded
@@ -102,7 +104,8 @@ async def signed_out(request: Request) -> RedirectResponse:
     """Forget this browser's session cookie if its session has ended; otherwise change nothing."""
     response = _redirect(safe_next(request.query_params.get("next")))
     secret = request.cookies.get(COOKIE_NAME)
-    if secret and not isinstance(_sessions().check(session_key(secret), touch=False), Session):
+    if secret and not isinstance(await run_in_threadpool(_sessions().check, session_key(secret), touch=False),
+                                 Session):
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax", secure=is_https(request))
     return response
 
