@@ -57,15 +57,20 @@ def _read_password() -> str | None:
     return password
 
 
+def _password_from(args: argparse.Namespace) -> str | None:
+    """The password for `users add` and `set-password`, from stdin only (an argument shows in `ps`); None: said why."""
+    if not args.password_stdin:
+        print("error: pass --password-stdin and send the password on stdin (never as an argument).",
+              file=sys.stderr)
+        return None
+    return _read_password()
+
+
 def cmd_users_add(args: argparse.Namespace) -> int:
     """Create an account; the password comes from stdin, never from the command line (it would show in `ps`)."""
     from storage.accounts import AccountError
 
-    if not args.password_stdin:
-        print("error: pass --password-stdin and send the password on stdin (never as an argument).",
-              file=sys.stderr)
-        return EXIT_INPUT
-    password = _read_password()
+    password = _password_from(args)
     if password is None:
         return EXIT_INPUT
     try:
@@ -112,11 +117,7 @@ def cmd_users_set_password(args: argparse.Namespace) -> int:
     """Give an account a new password (from stdin) and end its sessions; also opens a locked account."""
     from storage.accounts import AccountError
 
-    if not args.password_stdin:
-        print("error: pass --password-stdin and send the password on stdin (never as an argument).",
-              file=sys.stderr)
-        return EXIT_INPUT
-    password = _read_password()
+    password = _password_from(args)
     if password is None:
         return EXIT_INPUT
     try:

@@ -9,10 +9,10 @@ from datetime import date
 import streamlit as st
 
 from providers import get_engine
-from storage.history import NO_FLAG, Filters, to_csv, to_json
+from storage.history import NO_FLAG, Filters, diagnosis_from_row, to_csv, to_json
 from ui import card, plain
 from ui.auth import is_admin, visible_owner
-from ui.history_view import class_codes, class_label, day_range, diagnosis_from_row, info_items, local_time, table
+from ui.history_view import class_codes, class_label, day_range, info_items, local_time, table
 from ui.i18n import t, tr
 from ui.labels import provider_titles
 

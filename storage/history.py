@@ -16,13 +16,14 @@ import json
 import sqlite3
 import textwrap
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from PIL import Image
 
 from domain.classes import by_code
+from domain.result import Diagnosis
 from storage.store import Store, dumps, new_id, now
 from utils.crypto import SealedWithAnotherKey, Sealer
 from utils.spreadsheet import safe_row
@@ -365,3 +366,20 @@ def _iso(timestamp: float) -> str:
 __all__ = ["History", "MetricsSink", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "JSON_FIELDS", "SCAN_PAGE",
            "SEALED_COLUMNS", "UNREADABLE", "thumbnail", "csv_lines", "to_csv", "export_record", "json_chunks",
            "to_json", "from_export", "dumps"]
+
+
+def diagnosis_from_row(row: Mapping) -> Diagnosis:
+    """Rebuild the result of one history row, for the card; the answer is parsed again from `raw`.
+
+    Goes through `Diagnosis.from_dict`, the one way a stored result comes back, so a field
+    added to the result later is handled in one place.
+    """
+    tried = tuple(name for name in (row.get("tried") or "").split(",") if name)
+    return Diagnosis.from_dict({
+        "provider": row.get("provider") or "", "model": row.get("model") or "", "raw": row.get("raw") or "",
+        "elapsed_ms": row.get("latency_ms") or 0.0, "first_token_ms": row.get("first_token_ms"),
+        "usage": {"prompt_tokens": row.get("prompt_tokens") or 0,
+                  "completion_tokens": row.get("completion_tokens") or 0},
+        "cached": bool(row.get("cached")), "hedged": bool(row.get("hedged")), "fallback": bool(row.get("fallback")),
+        "tried": tried, "assessment_id": row.get("id"),
+    })

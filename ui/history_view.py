@@ -15,28 +15,10 @@ from datetime import time as day_time
 import pandas as pd
 
 from domain.classes import CLASSES, by_code
-from domain.result import Diagnosis
 from ui.i18n import STRINGS, t, tr
 from ui.labels import lesion_name
 
 SHORT_TEXT = 60  # characters of the description shown in the table
-
-
-def diagnosis_from_row(row: Mapping) -> Diagnosis:
-    """Rebuild the result of one history row, for the card; the answer is parsed again from `raw`.
-
-    Goes through `Diagnosis.from_dict`, the one way a stored result comes back, so a field
-    added to the result later is handled in one place.
-    """
-    tried = tuple(name for name in (row.get("tried") or "").split(",") if name)
-    return Diagnosis.from_dict({
-        "provider": row.get("provider") or "", "model": row.get("model") or "", "raw": row.get("raw") or "",
-        "elapsed_ms": row.get("latency_ms") or 0.0, "first_token_ms": row.get("first_token_ms"),
-        "usage": {"prompt_tokens": row.get("prompt_tokens") or 0,
-                  "completion_tokens": row.get("completion_tokens") or 0},
-        "cached": bool(row.get("cached")), "hedged": bool(row.get("hedged")), "fallback": bool(row.get("fallback")),
-        "tried": tried, "assessment_id": row.get("id"),
-    })
 
 
 def class_label(code: int | None) -> str:
@@ -136,5 +118,5 @@ def info_items(row: Mapping) -> list[tuple[str, str]]:
     return items
 
 
-__all__ = ["diagnosis_from_row", "class_label", "class_codes", "risk_label", "flags", "local_time", "short_text",
+__all__ = ["class_label", "class_codes", "risk_label", "flags", "local_time", "short_text",
            "thumbnail_url", "day_range", "table", "info_items"]

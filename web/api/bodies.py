@@ -21,6 +21,7 @@ from xml.etree import ElementTree
 from starlette.responses import JSONResponse, Response
 
 from domain.result import Assist, Diagnosis
+from storage.history import diagnosis_from_row
 from utils.images import ShrunkImage
 
 RECOMMENDATION = "※ 해당 결과는 AI 진단이므로 정확한 진단은 근처 병원에 방문하여 받아보시길 바랍니다."
@@ -93,19 +94,6 @@ def refine_body(assist: Assist, created_at: float) -> dict[str, Any]:
             "created_at": iso(created_at)}
 
 
-def row_result(row: Mapping[str, Any]) -> Diagnosis:
-    """The result a history row records (its answer parsed again from `raw`), as the History page rebuilds it."""
-    tried = tuple(name for name in (row.get("tried") or "").split(",") if name)
-    return Diagnosis.from_dict({
-        "provider": row.get("provider") or "", "model": row.get("model") or "", "raw": row.get("raw") or "",
-        "elapsed_ms": row.get("latency_ms") or 0.0, "first_token_ms": row.get("first_token_ms"),
-        "usage": {"prompt_tokens": row.get("prompt_tokens") or 0,
-                  "completion_tokens": row.get("completion_tokens") or 0},
-        "cached": bool(row.get("cached")), "hedged": bool(row.get("hedged")), "fallback": bool(row.get("fallback")),
-        "tried": tried, "assessment_id": row.get("id"),
-    })
-
-
 def analysis_body(row: Mapping[str, Any]) -> dict[str, Any]:
     """One history row in the original's response shape, with who made it, how and with what description."""
     try:
@@ -116,7 +104,7 @@ def analysis_body(row: Mapping[str, Any]) -> dict[str, Any]:
              "lesion_description": row.get("text") or "", "patient_info": info, "error": row.get("error"),
              "pinned": bool(row.get("pinned")), "unreadable": bool(row.get("unreadable"))}
     kind = "image" if row.get("kind") == "image" else "text"
-    return diagnosis_body(row_result(row), kind=kind, created_at=row["created_at"], extra_metadata=extra)
+    return diagnosis_body(diagnosis_from_row(row), kind=kind, created_at=row["created_at"], extra_metadata=extra)
 
 
 # -- XML -------------------------------------------------------------------------------------------
@@ -153,4 +141,4 @@ def respond(body: Mapping[str, Any], response_format: str = "json", *, status: i
 
 
 __all__ = ["ANALYSIS_TYPES", "RECOMMENDATION", "REFINE_STYLE", "SIMILAR_DESCRIPTION", "analysis_body",
-           "diagnosis_body", "interpretation", "iso", "refine_body", "respond", "row_result", "to_xml"]
+           "diagnosis_body", "interpretation", "iso", "refine_body", "respond", "to_xml"]
