@@ -36,23 +36,18 @@ from pathlib import Path
 import httpx
 
 from bench.simulator import SimulatorProcess
-from testkit.redis_server import free_port
+from testkit.app_server import app_env, serve_app
 from utils.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
 
-def app_env(data_dir: Path, provider_url: str, clients: int) -> dict[str, str]:
+def bench_env(data_dir: Path, provider_url: str, clients: int) -> dict[str, str]:
     """The app's environment: the simulated provider as OpenAI, its own data, limits out of the measurement's way."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OPENAI_", "RUNPOD_", "LOCAL_", "SKIN_DIAGNOSIS_"))
-           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    env.update(OPENAI_API_KEY="sk-bench-not-real", OPENAI_BASE_URL=provider_url, OPENAI_MODEL="gpt-4o-mini",
-               SKIN_DIAGNOSIS_PROVIDER="openai", WARM_UP="false", DATA_DIR=str(data_dir), AUTH_MODE="accounts",
-               API_RATE_PER_MINUTE="100000", API_MAX_CONCURRENT=str(max(clients, 1)),
-               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", PYTHONUNBUFFERED="1")
-    return env
+    return app_env(OPENAI_API_KEY="sk-bench-not-real", OPENAI_BASE_URL=provider_url, OPENAI_MODEL="gpt-4o-mini",
+                   SKIN_DIAGNOSIS_PROVIDER="openai", WARM_UP="false", DATA_DIR=str(data_dir), AUTH_MODE="accounts",
+                   API_RATE_PER_MINUTE="100000", API_MAX_CONCURRENT=str(max(clients, 1)))
 
 
 def make_token(env: dict[str, str], cwd: Path) -> str:
@@ -62,28 +57,6 @@ def make_token(env: dict[str, str], cwd: Path) -> str:
     done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "tokens", "add", "bench", "--name", "load"],
                           text=True, env=env, cwd=cwd, check=True, capture_output=True)
     return done.stdout.strip().splitlines()[-1]
-
-
-def start_app(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free port; returns the process and its base URL once /healthz answers."""
-    port = free_port()
-    log = open(cwd / "server.log", "w")  # noqa: SIM115 - handed to the child, closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none"],
-        cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    proc.terminate()
-    raise RuntimeError("the app did not come up within 60 s (see server.log)")
 
 
 async def client(http: httpx.AsyncClient, url: str, token: str, index: int, requests: int,
@@ -138,14 +111,10 @@ def run_once(clients: int, requests: int, seed: int, rpm: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp, \
             SimulatorProcess(scale=1.0, seed=seed, args=("--hosted-rpm", str(rpm))) as sim:
         work = Path(tmp)
-        env = app_env(work / "data", sim.url("openai"), clients)
+        env = bench_env(work / "data", sim.url("openai"), clients)
         token = make_token(env, work)
-        proc, url = start_app(env, work)
-        try:
+        with serve_app(env, work) as url:
             result = asyncio.run(load(url, token, clients, requests))
-        finally:
-            proc.terminate()
-            proc.wait(15)
         upstream = sim.stats()["providers"]["openai"]
     return {**result, "rpm": rpm, "provider_statuses": upstream.get("statuses", {})}
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from storage.accounts import Accounts
 from storage.store import Store
 from storage.tokens import SqliteTokenStore
 from testkit.answers import VALID
+from testkit.app_server import LOOPBACK, serve_app
 from testkit.fake_llm import FakeLLM, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,13 +54,6 @@ def respond(request) -> Reply:
     if "SLOW-" in text:
         return Reply(VALID, delay=1.5)
     return Reply(VALID)
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def photo(kind: str = "PNG", size: tuple[int, int] = (640, 480)) -> bytes:
@@ -121,41 +113,14 @@ def api_server(tmp: Path, **settings: str) -> Iterator[ApiServer]:
     """Start the fake and `streamlit run app.py` (in `tmp`, with `settings` over the test defaults); stop both."""
     fake = FakeLLM().start()
     fake.responder = respond
-    port = free_port()
     data_dir = tmp / "data"
-    env = {**_clean_env(), "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+    env = {**_clean_env(), "NO_PROXY": LOOPBACK, "no_proxy": LOOPBACK,
            "PYTHONUNBUFFERED": "1", "RUNPOD_API_KEY": "rpa-api-test", "RUNPOD_BASE_URL": fake.url,
            "RUNPOD_MODEL_NAME": "clinic-derm-v1", "SKIN_DIAGNOSIS_PROVIDER": "runpod", "DATA_DIR": str(data_dir),
            "AUTH_MODE": "accounts", "PROVIDER_FALLBACKS": "none", "HEDGE_AFTER_SECONDS": "off", "WARM_UP": "false",
            "LLM_MAX_RETRIES": "0", "HEALTH_FAILURES": "100", "TEXT_BUDGET_SECONDS": "10", **settings}
-    log_path = tmp / "streamlit.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait(url + "/healthz", proc, log_path)
-            yield ApiServer(url, data_dir, fake, log_path)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            fake.stop()
-
-
-def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float = 60) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server stopped: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up in {seconds} s")
+    try:
+        with serve_app(env, tmp) as url:
+            yield ApiServer(url, data_dir, fake, tmp / "streamlit.log")
+    finally:
+        fake.stop()

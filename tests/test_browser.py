@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+from testkit.app_server import app_env, serve_app
+
 CHROMIUM = "/usr/bin/chromium"
 # As the machine's probe found: without these, Chromium keeps dialling hosts a closed network refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -24,45 +20,12 @@ pytestmark = [pytest.mark.browser,
                                  reason="Debian's chromium is not installed (scripts/test.sh installs it)")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up in {seconds} s")
-
-
 @pytest.fixture
 def app_url(fake_llm, tmp_path):
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNPOD_", "LOCAL_"))}
-    env.update(RUNPOD_API_KEY="rpa-browser-test", RUNPOD_BASE_URL=fake_llm.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
-               DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1", AUTH_MODE="off")
-    log = open(tmp_path / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    env = app_env(RUNPOD_API_KEY="rpa-browser-test", RUNPOD_BASE_URL=fake_llm.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
+                  DATA_DIR=str(tmp_path / "data"), AUTH_MODE="off")
+    with serve_app(env, tmp_path) as url:
+        yield url + "/"
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from storage.sessions import COOKIE_NAME, GRANT_PATH, SIGNED_OUT_PATH
+from testkit.app_server import ROOT, app_env, serve_app
 from testkit.fake_llm import FakeLLM
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, _wait_http
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 PASSWORD = "correct horse battery"
 
@@ -26,29 +27,14 @@ def server(tmp_path_factory):
     """`streamlit run app.py` with sign-in on (one account, dr.kim) behind one declared proxy; yields its URL."""
     tmp = tmp_path_factory.mktemp("sessions")
     with FakeLLM() as fake:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNPOD_", "LOCAL_"))}
-        env.update(RUNPOD_API_KEY="rpa-browser-test", RUNPOD_BASE_URL=fake.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
-                   SKIN_DIAGNOSIS_PROVIDER="runpod", DATA_DIR=str(tmp / "data"), PYTHONUNBUFFERED="1",
-                   AUTH_MODE="accounts", TRUSTED_PROXY_HOPS="1", NO_PROXY="127.0.0.1,localhost")
+        env = app_env(RUNPOD_API_KEY="rpa-browser-test", RUNPOD_BASE_URL=fake.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
+                      SKIN_DIAGNOSIS_PROVIDER="runpod", DATA_DIR=str(tmp / "data"), AUTH_MODE="accounts",
+                      TRUSTED_PROXY_HOPS="1")
         added = subprocess.run([sys.executable, str(ROOT / "cli.py"), "users", "add", "dr.kim", "--password-stdin"],
                                input=PASSWORD + "\n", capture_output=True, text=True, cwd=tmp, env=env, timeout=60)
         assert added.returncode == 0, added.stderr
-        port = _free_port()
-        log = open(tmp / "streamlit.log", "w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+        with serve_app(env, tmp) as url:
+            yield url
 
 
 @pytest.fixture

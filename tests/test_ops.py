@@ -7,14 +7,10 @@ server (`streamlit run app.py`) and asks it the three routes.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,14 +21,14 @@ import providers
 import web.readiness
 from domain.jobs import RUNNING
 from providers import ProviderAuthError, diagnose
-from tests.conftest import OPENAI_KEY, OPENAI_MODEL, RUNPOD_KEY, RUNPOD_MODEL
 from testkit.answers import BENIGN, TRUNCATED, VALID
+from testkit.app_server import app_env, serve_app
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
-from testkit.redis_server import free_port, redis_module_server, redis_server  # noqa: F401
+from testkit.redis_server import redis_module_server, redis_server  # noqa: F401
+from tests.conftest import OPENAI_KEY, OPENAI_MODEL, RUNPOD_KEY, RUNPOD_MODEL
 from web.routes import routes
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET_TEXT = "Quimby-Lovelace papule behind the left ear"
 
 
@@ -329,42 +325,17 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, str
 
 
 def test_the_real_server_serves_health_readiness_and_metrics(fake_llm, tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNPOD_", "LOCAL_"))}
-    env.update(RUNPOD_API_KEY="rpa-ops-test", RUNPOD_BASE_URL=fake_llm.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
-               DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1", AUTH_MODE="off", METRICS_TOKEN="scrape-me",
-               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
-    base = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "streamlit.log", "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    status, _, body = _get(f"{base}/healthz")
-                    if status == 200:
-                        break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.2)
-            assert body == '{"status":"ok"}'
-            while (ready := _get(f"{base}/readyz"))[0] != 200:  # the first call builds the engine
-                assert time.monotonic() < deadline, ready
-                time.sleep(0.2)
-            assert ready[1].startswith("application/json") and '"runpod"' in ready[2]
-            assert _get(f"{base}/metrics")[0] == 401
-            status, content_type, text = _get(f"{base}/metrics", {"Authorization": "Bearer scrape-me"})
-            assert status == 200 and content_type.startswith("text/plain")
-            assert 'skinai_provider_circuit_state{provider="runpod"} 0.0' in text
-            assert "skinai_jobs_queued 0.0" in text
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+    env = app_env(RUNPOD_API_KEY="rpa-ops-test", RUNPOD_BASE_URL=fake_llm.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
+                  DATA_DIR=str(tmp_path / "data"), AUTH_MODE="off", METRICS_TOKEN="scrape-me")
+    with serve_app(env, tmp_path) as base:
+        assert _get(f"{base}/healthz")[2] == '{"status":"ok"}'
+        deadline = time.monotonic() + 60
+        while (ready := _get(f"{base}/readyz"))[0] != 200:  # the first call builds the engine
+            assert time.monotonic() < deadline, ready
+            time.sleep(0.2)
+        assert ready[1].startswith("application/json") and '"runpod"' in ready[2]
+        assert _get(f"{base}/metrics")[0] == 401
+        status, content_type, text = _get(f"{base}/metrics", {"Authorization": "Bearer scrape-me"})
+        assert status == 200 and content_type.startswith("text/plain")
+        assert 'skinai_provider_circuit_state{provider="runpod"} 0.0' in text
+        assert "skinai_jobs_queued 0.0" in text
