@@ -46,20 +46,18 @@ from pathlib import Path
 
 import redis
 
-from testkit.answers import DISCLAIMER, xml_answer
-from testkit.fake_llm import FakeLLM, RecordedRequest, Reply
-from testkit.redis_server import RedisServer, free_port
 from storage.redis_client import PREFIX
 from storage.redis_metrics import METRICS_KEY, MetricsFeed
+from testkit.answers import DISCLAIMER, xml_answer
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS
+from testkit.fake_llm import FakeLLM, RecordedRequest, Reply
+from testkit.redis_server import RedisServer, free_port
 from utils.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "out"
 RESULTS = Path(__file__).parent / "RESULTS.md"
 HEADING = "## More than one server (`python -m bench.multi_server`)"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TOKEN = re.compile(r"TOKEN-[0-9a-f]{6}-\d+")
 
 CASES = [

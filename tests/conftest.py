@@ -9,6 +9,7 @@ import pytest
 
 import providers
 import utils.settings
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS
 from testkit.fake_llm import FakeLLM
 from utils.settings import ENV_NAMES
 
@@ -100,3 +101,31 @@ def reconfigure(engine_env, monkeypatch):
         providers.reset_engine()
     return apply
 
+
+class Clock:
+    """A clock the test moves by hand (`clock.now += 60`)."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A `Clock` at a fixed moment, for stores that take `clock=`."""
+    return Clock()
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless Chromium through Playwright, closed after the test."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

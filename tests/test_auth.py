@@ -18,33 +18,30 @@ from streamlit.testing.v1 import AppTest
 
 import providers
 import storage.accounts as accounts_module
-from tests.conftest import PROJECT_ROOT
-from storage.accounts import (AccountLocked, Accounts, InvalidName, NoSuchUser, SignInError, TooManyAttempts,
-                              UserExists, WeakPassword, WrongCredentials, accounts_for, check_password, hash_password,
-                              needs_rehash)
+from storage.accounts import (
+    AccountLocked,
+    Accounts,
+    InvalidName,
+    NoSuchUser,
+    SignInError,
+    TooManyAttempts,
+    UserExists,
+    WeakPassword,
+    WrongCredentials,
+    accounts_for,
+    check_password,
+    hash_password,
+    needs_rehash,
+)
 from storage.sessions import Ended, sessions_for
 from storage.sign_in_throttle import LOCAL, address_bucket
 from storage.store import Store
+from tests.conftest import PROJECT_ROOT
 
 APP = str(PROJECT_ROOT / "main.py")
 CLI = str(PROJECT_ROOT / "cli.py")
 PASSWORD = "correct horse battery"
 HASH_FORMAT = re.compile(r"scrypt\$16384\$8\$1\$[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=")
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

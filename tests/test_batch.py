@@ -35,10 +35,10 @@ import cli
 import providers
 from providers.batch import run_batch
 from providers.batch_input import BatchInputError, find_photo, photos_from_dir, photos_from_zip, read_cases
-from testkit.answers import xml_answer
-from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
-from testkit.fake_llm import RecordedRequest, Reply
 from providers.qa_report import RESULT_COLUMNS, render_html, write_report
+from testkit.answers import xml_answer
+from testkit.fake_llm import RecordedRequest, Reply
+from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
 
 CLI = str(Path(__file__).resolve().parent.parent / "cli.py")
 

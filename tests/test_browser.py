@@ -9,11 +9,7 @@ import pytest
 from PIL import Image
 
 from testkit.app_server import app_env, serve_app
-
-CHROMIUM = "/usr/bin/chromium"
-# As the machine's probe found: without these, Chromium keeps dialling hosts a closed network refuses.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from testkit.browser import CHROMIUM
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
@@ -26,18 +22,6 @@ def app_url(fake_llm, tmp_path):
                   DATA_DIR=str(tmp_path / "data"), AUTH_MODE="off")
     with serve_app(env, tmp_path) as url:
         yield url + "/"
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def test_upload_assess_and_read_the_card(app_url, browser, fake_llm, tmp_path):

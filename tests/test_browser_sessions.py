@@ -12,8 +12,8 @@ import pytest
 
 from storage.sessions import COOKIE_NAME, GRANT_PATH, SIGNED_OUT_PATH
 from testkit.app_server import ROOT, app_env, serve_app
+from testkit.browser import CHROMIUM
 from testkit.fake_llm import FakeLLM
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 PASSWORD = "correct horse battery"
 
@@ -35,18 +35,6 @@ def server(tmp_path_factory):
         assert added.returncode == 0, added.stderr
         with serve_app(env, tmp) as url:
             yield url
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def sign_in(page) -> None:

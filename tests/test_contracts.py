@@ -17,7 +17,6 @@ from cryptography.fernet import Fernet
 from streamlit.testing.v1 import AppTest
 
 import providers
-
 from domain.errors import DiagnosisError, InputError
 from domain.jobs import DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, UNREADABLE, JobUnreadable
 from domain.parser import parse_answer
@@ -34,9 +33,9 @@ from storage.redis_jobs import RedisJobStore
 from storage.redis_metrics import MetricsFeed
 from storage.store import Store
 from testkit.answers import VALID
+from testkit.redis_server import redis_module_server, redis_server  # noqa: F401
 from tests.page_text import alerts
 from tests.test_page_jobs import APP, wait_done
-from testkit.redis_server import redis_module_server, redis_server  # noqa: F401
 from utils.crypto import Sealer
 from utils.images import ShrunkImage
 

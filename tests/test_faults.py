@@ -26,9 +26,9 @@ from streamlit.testing.v1 import AppTest
 import providers
 from providers import ProviderAuthError, ProviderUnavailable, diagnose
 from testkit.answers import VALID
+from testkit.fake_llm import FakeLLM, Reply, closed_port_url
 from tests.conftest import PROJECT_ROOT, RUNPOD_KEY
 from tests.page_text import alerts
-from testkit.fake_llm import FakeLLM, Reply, closed_port_url
 
 APP = str(PROJECT_ROOT / "main.py")
 TEXT = "pearly papule beside the nose, growing for six months"

@@ -12,11 +12,11 @@ import pytest
 
 import providers
 from providers import InputError, ProviderAuthError, diagnose
+from storage.history import EXPORT_COLUMNS, JSON_FIELDS, Filters, from_export, to_csv, to_json
+from storage.store import MIGRATIONS, Store
 from testkit.answers import BENIGN
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
-from storage.history import EXPORT_COLUMNS, JSON_FIELDS, Filters, from_export, to_csv, to_json
-from storage.store import MIGRATIONS, Store
 
 
 def history():

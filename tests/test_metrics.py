@@ -14,12 +14,12 @@ from streamlit.testing.v1 import AppTest
 
 import providers
 from providers import ProviderTimeout, diagnose
-from tests.conftest import RUNPOD_MODEL
-from testkit.corpus import plain_jpeg
-from testkit.fake_llm import Reply
 from storage import metrics
 from storage.history import History
 from storage.store import Store
+from testkit.corpus import plain_jpeg
+from testkit.fake_llm import Reply
+from tests.conftest import RUNPOD_MODEL
 from utils.stats import percentile
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "performance.py"

@@ -12,12 +12,12 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import providers
+from domain.classes import by_code
 from providers import PatientInfo, ProviderAuthError, diagnose
+from storage.history import EXPORT_COLUMNS, JSON_FIELDS, from_export
 from testkit.answers import BENIGN, VALID, xml_answer
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
-from domain.classes import by_code
-from storage.history import EXPORT_COLUMNS, JSON_FIELDS, from_export
 from tests.page_text import alerts, shown
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "history.py")

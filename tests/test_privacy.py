@@ -27,13 +27,13 @@ from streamlit.testing.v1 import AppTest
 
 import providers
 from providers import PatientInfo, ProviderError, diagnose
+from storage.history import UNREADABLE, Filters, to_csv
 from testkit import corpus
 from testkit.answers import xml_answer
+from testkit.fake_llm import Reply
 from tests.conftest import PROJECT_ROOT
 from tests.page_text import alerts
-from testkit.fake_llm import Reply
 from utils.crypto import SEALED_PREFIX, SealedWithAnotherKey, Sealer
-from storage.history import UNREADABLE, Filters, to_csv
 from utils.settings import SettingsError, load_settings
 
 KEY = "rpa-PRIVACY-KEY-9f8e7d6c5b4a3210"

@@ -20,13 +20,23 @@ import httpx
 import pytest
 from PIL import Image
 
-from providers import (InputError, ProviderAuthError, ProviderError, ProviderNotConfigured, ProviderRateLimited,
-                       ProviderRequestError, ProviderTimeout, ProviderUnavailable, diagnose, get_engine)
 from domain.classes import CLASSES
 from domain.result import Usage
+from providers import (
+    InputError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderRateLimited,
+    ProviderRequestError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    diagnose,
+    get_engine,
+)
 from testkit.answers import BENIGN, REFUSAL, TRUNCATED, VALID, fenced, xml_answer
-from tests.conftest import OPENAI_KEY, OPENAI_MODEL, PROJECT_ROOT, RUNPOD_KEY, RUNPOD_MODEL
 from testkit.fake_llm import FakeLLM, Reply, closed_port_url
+from tests.conftest import OPENAI_KEY, OPENAI_MODEL, PROJECT_ROOT, RUNPOD_KEY, RUNPOD_MODEL
 
 TEXT = '2 cm pearly papule on the nose <rolled edge> & "telangiectasia"'
 KEYS = (RUNPOD_KEY, OPENAI_KEY)

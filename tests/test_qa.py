@@ -14,12 +14,13 @@ from streamlit.testing.v1 import AppTest
 import providers
 from providers import Diagnosis, ProviderAuthError
 from providers.compare import agreement, compare
-from testkit.answers import BENIGN, TRUNCATED, VALID
-from tests.conftest import OPENAI_MODEL, PROJECT_ROOT, RUNPOD_MODEL
-from tests.page_text import alerts, shown as page_words
-from testkit.fake_llm import Reply
 from storage.reviews import Reviews
 from storage.store import new_id
+from testkit.answers import BENIGN, TRUNCATED, VALID
+from testkit.fake_llm import Reply
+from tests.conftest import OPENAI_MODEL, PROJECT_ROOT, RUNPOD_MODEL
+from tests.page_text import alerts
+from tests.page_text import shown as page_words
 
 PAGE = PROJECT_ROOT / "pages" / "qa.py"
 # app.py registers the page; here it runs on its own, after the session set-up app.py does first.

@@ -26,15 +26,15 @@ import providers
 from domain.jobs import DONE, INTERRUPTED, QUEUED, RUNNING
 from providers.jobs import JobRunner
 from providers.wiring import build_engine
-from tests import test_jobs, test_page_jobs
-from testkit.answers import DISCLAIMER, VALID, xml_answer
-from testkit.fake_llm import Reply
-from testkit.redis_server import RedisServer, redis_module_server, redis_server, skip_unless_available  # noqa: F401
 from storage import metrics
 from storage.redis_cache import RedisAnswerCache
 from storage.redis_client import PREFIX, Breaker, connect
 from storage.redis_jobs import NEVER_STARTED, PROCESS_GONE, QUEUE, RedisJobStore
 from storage.redis_metrics import METRICS_KEY, MetricsFeed, feed_for
+from testkit.answers import DISCLAIMER, VALID, xml_answer
+from testkit.fake_llm import Reply
+from testkit.redis_server import RedisServer, redis_module_server, redis_server, skip_unless_available  # noqa: F401
+from tests import test_jobs, test_page_jobs
 from utils.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,8 +21,8 @@ from providers.health import ProviderHealth
 from providers.retry import RetryPolicy
 from providers.routing import Race
 from testkit.answers import BENIGN, TRUNCATED, VALID
-from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
 from testkit.fake_llm import Reply
+from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
 from utils.settings import load_settings
 
 LOCAL_MODEL = "local-derm"

@@ -37,21 +37,6 @@ AGENT = "Mozilla/5.0 (X11; Linux x86_64) Chromium/156"
 IDLE, LIFETIME = 30 * 60.0, 12 * 3600.0
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture
 def store(tmp_path) -> Store:
     return Store(tmp_path / "app.db")

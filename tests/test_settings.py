@@ -18,8 +18,16 @@ from dotenv import dotenv_values
 import utils.settings
 from tests.conftest import PROJECT_ROOT, SDK_VARS
 from ui.auth import admin_users
-from utils.settings import (ENV_NAMES, Kind, Settings, SettingsError, declarations, get_settings, load_settings,
-                            markdown_table)
+from utils.settings import (
+    ENV_NAMES,
+    Kind,
+    Settings,
+    SettingsError,
+    declarations,
+    get_settings,
+    load_settings,
+    markdown_table,
+)
 
 README = PROJECT_ROOT / "README.md"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"

@@ -16,8 +16,15 @@ import openai
 import pytest
 from PIL import Image
 
-from bench.simulator import (HostedProfile, ServerlessProfile, Simulator, contract_answer, count_tokens,
-                             image_size, llamacpp_profile)
+from bench.simulator import (
+    HostedProfile,
+    ServerlessProfile,
+    Simulator,
+    contract_answer,
+    count_tokens,
+    image_size,
+    llamacpp_profile,
+)
 from domain.parser import parse_answer
 
 SCALE = 0.01
