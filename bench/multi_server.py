@@ -51,6 +51,7 @@ from storage.redis_metrics import METRICS_KEY, MetricsFeed
 from testkit.answers import DISCLAIMER, xml_answer
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS
 from testkit.fake_llm import FakeLLM, RecordedRequest, Reply
+from testkit.processes import stop
 from testkit.redis_server import RedisServer, free_port
 from utils.stats import percentile
 
@@ -140,17 +141,6 @@ def wait_http(url: str, seconds: float) -> None:
                     return
         time.sleep(0.25)
     raise RuntimeError(f"{url} did not come up within {seconds:g} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate one process this benchmark started (kill after 10 s)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 # -- browser -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from testkit.processes import stop
 from testkit.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,9 +63,4 @@ def serve_app(env: dict[str, str], cwd: Path, *, seconds: float = 60) -> Iterato
             wait_http(url + "/healthz", proc, log_path, seconds)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            stop(proc)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.processes import stop
+
 BINARY_NAMES = ("/usr/bin/redis-server", "redis-server")
 
 
@@ -98,12 +100,7 @@ class RedisServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc, grace=5)
 
     def close(self) -> None:
         """Stop the server and remove its temporary directory."""
