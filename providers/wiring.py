@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 
 def open_store(settings: Settings) -> Store:
-    """The app's SQLite store under DATA_DIR (migrated on first use); cheap, opens no connection."""
-    return Store(settings.data_dir / "app.db")
+    """The app's store: DATABASE_URL's PostgreSQL, else SQLite under DATA_DIR (migrated on first use); opens nothing."""
+    return Store(settings.database_url or settings.data_dir / "app.db", pool_size=settings.database_pool_size,
+                 timeout_seconds=settings.database_timeout_seconds)
 
 
 def build_engine(settings: Settings, *, store: Store | None = None) -> Engine:

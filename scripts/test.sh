@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian's Chromium drives the browser test (Playwright never downloads a browser here);
-# Debian's redis-server backs the "more than one server" tests (tests/test_redis.py).
+# Debian's redis-server backs the "more than one server" tests (tests/test_redis.py);
+# Debian's postgresql gives initdb/pg_ctl for the throw-away clusters of the store tests (testkit/postgres.py).
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+command -v pg_ctl >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -q
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -7,9 +7,11 @@ which is how a case's reviews are found together.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
+import sqlalchemy as sa
+
+from storage.schema import assessments, reviews
 from storage.store import Store, new_id, now
 
 VERDICTS = ("correct", "incorrect")
@@ -34,39 +36,39 @@ class Reviews:
                "verdict": verdict, "note": (note or "").strip()}
         try:
             with self.store.connect() as conn:
-                conn.execute("INSERT INTO reviews (id, assessment_id, created_at, reviewer, verdict, note) "
-                             "VALUES (:id, :assessment_id, :created_at, :reviewer, :verdict, :note)", row)
-        except sqlite3.IntegrityError:  # the foreign key: deleted, or never recorded (history off)
+                conn.execute(reviews.insert().values(row))
+        except sa.exc.IntegrityError:  # the foreign key: deleted, or never recorded (history off)
             raise ValueError(f"Assessment {assessment_id} is not in the history: it cannot be reviewed.") from None
         return review_id
 
     def for_assessment(self, assessment_id: str) -> list[dict]:
         """The reviews of one assessment, newest first."""
+        query = (sa.select(reviews).where(reviews.c.assessment_id == assessment_id)
+                 .order_by(reviews.c.created_at.desc(), reviews.c.id.desc()))
         with self.store.connect() as conn:
-            rows = conn.execute("SELECT * FROM reviews WHERE assessment_id = ? "
-                                "ORDER BY created_at DESC, rowid DESC", (assessment_id,))
-            return [dict(r) for r in rows]
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     def for_case(self, qa_case: str) -> list[dict]:
         """The reviews of every answer in one QA comparison, newest first, each with its `provider`."""
+        query = (sa.select(reviews, assessments.c.provider)
+                 .join(assessments, assessments.c.id == reviews.c.assessment_id)
+                 .where(assessments.c.qa_case == qa_case)
+                 .order_by(reviews.c.created_at.desc(), reviews.c.id.desc()))
         with self.store.connect() as conn:
-            rows = conn.execute(
-                "SELECT r.*, a.provider FROM reviews r JOIN assessments a ON a.id = r.assessment_id "
-                "WHERE a.qa_case = ? ORDER BY r.created_at DESC, r.rowid DESC", (qa_case,))
-            return [dict(r) for r in rows]
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     def latest(self, assessment_ids: Iterable[str] | None = None) -> dict[str, dict]:
         """The latest review of each assessment that has one: assessment id -> review row.
 
         Only for `assessment_ids` when given (an empty list gives {}), else for every assessment.
+        Two reviews stamped with the same instant are told apart by id: arbitrary, but the same on every read.
         """
-        where, args = "", []
+        # Newest last, so the dict keeps each assessment's latest review.
+        query = sa.select(reviews).order_by(reviews.c.created_at, reviews.c.id)
         if assessment_ids is not None:
-            args = list(dict.fromkeys(assessment_ids))
-            if not args:
+            wanted = list(dict.fromkeys(assessment_ids))
+            if not wanted:
                 return {}
-            where = f"WHERE assessment_id IN ({', '.join('?' for _ in args)})"
-        # Newest last, so the dict keeps each assessment's latest review; rowid breaks a tie in created_at.
-        sql = f"SELECT * FROM reviews {where} ORDER BY created_at, rowid"
+            query = query.where(reviews.c.assessment_id.in_(wanted))
         with self.store.connect() as conn:
-            return {r["assessment_id"]: dict(r) for r in conn.execute(sql, args)}
+            return {r["assessment_id"]: dict(r) for r in conn.execute(query).mappings()}

@@ -1,8 +1,9 @@
-"""The app's store: one SQLite file under DATA_DIR, changed only by numbered migrations.
+"""The app's store: SQLite under DATA_DIR, or the clinic's PostgreSQL; changed only by migrations.
 
-History, background jobs, QA reviews, pinned demo cases, sign-in accounts and sessions live here.
-SQLite in WAL mode lets the page threads read while a job thread writes; every connection
-is short and per call, so the store is safe to share between threads and processes.
+History, background jobs, QA reviews, pinned demo cases, sign-in accounts, sessions and API tokens
+live here. Every store module builds its queries from `storage/schema.py` with SQLAlchemy Core and
+takes a short transaction per call from `Store.connect()`, so one code path serves both databases
+and the store is safe to share between threads and processes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
 import uuid
@@ -19,142 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
 from storage.data_dir import private_dir
+from storage.database import UNAVAILABLE_ERRORS, create_engine, database_url, lock_key, shown, unavailable
+from storage.migrations import upgrade
 
 log = logging.getLogger(__name__)
-
-# Append only: a migration that has shipped is never edited, the next number fixes it.
-MIGRATIONS: tuple[str, ...] = (
-    # 1: history, jobs, reviews
-    """
-    CREATE TABLE assessments (
-        id TEXT PRIMARY KEY,
-        created_at REAL NOT NULL,
-        user TEXT,
-        source TEXT NOT NULL DEFAULT 'page',      -- page, job, cli, qa, batch
-        qa_case TEXT,                              -- groups the answers of one QA comparison
-        kind TEXT NOT NULL,                        -- text or image
-        language TEXT NOT NULL,
-        text TEXT NOT NULL DEFAULT '',
-        info TEXT NOT NULL DEFAULT '{}',
-        thumbnail BLOB,                            -- only with HISTORY_KEEP_IMAGES
-        provider TEXT,
-        model TEXT,
-        complete INTEGER NOT NULL DEFAULT 0,
-        label_code INTEGER,
-        label_score REAL,
-        risk TEXT,                                 -- the card's flag: malignant, premalignant or NULL
-        summary TEXT NOT NULL DEFAULT '',
-        similar TEXT NOT NULL DEFAULT '[]',
-        raw TEXT NOT NULL DEFAULT '',
-        error TEXT,                                -- the error class when no answer came
-        latency_ms REAL,
-        first_token_ms REAL,
-        prompt_tokens INTEGER NOT NULL DEFAULT 0,
-        completion_tokens INTEGER NOT NULL DEFAULT 0,
-        cached INTEGER NOT NULL DEFAULT 0,
-        fallback INTEGER NOT NULL DEFAULT 0,
-        hedged INTEGER NOT NULL DEFAULT 0,
-        tried TEXT NOT NULL DEFAULT '',
-        cache_key TEXT,
-        pinned INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX assessments_created ON assessments (created_at);
-    CREATE INDEX assessments_cache_key ON assessments (cache_key);
-    CREATE INDEX assessments_qa_case ON assessments (qa_case);
-
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        user TEXT,
-        status TEXT NOT NULL,                      -- queued, running, done, failed, interrupted
-        kind TEXT NOT NULL,
-        provider TEXT,
-        request TEXT NOT NULL,                     -- JSON: text, info, language, provider, use_cache
-        image BLOB,                                -- the shrunk photo, so the job can run again
-        assessment_id TEXT REFERENCES assessments (id) ON DELETE SET NULL,
-        result TEXT,                               -- JSON: the result's to_dict(), so jobs work without history
-        error TEXT,
-        elapsed_ms REAL
-    );
-    CREATE INDEX jobs_created ON jobs (created_at);
-
-    CREATE TABLE reviews (
-        id TEXT PRIMARY KEY,
-        assessment_id TEXT NOT NULL REFERENCES assessments (id) ON DELETE CASCADE,
-        created_at REAL NOT NULL,
-        reviewer TEXT,
-        verdict TEXT NOT NULL CHECK (verdict IN ('correct', 'incorrect')),
-        note TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX reviews_assessment ON reviews (assessment_id);
-    """,
-    # 2: sign-in accounts (storage/accounts.py, AUTH_MODE=accounts)
-    """
-    CREATE TABLE users (
-        name TEXT PRIMARY KEY COLLATE NOCASE,      -- 'Kim' and 'kim' are one account
-        password_hash TEXT NOT NULL,               -- scrypt$n$r$p$salt$hash, never the password
-        is_admin INTEGER NOT NULL DEFAULT 0,       -- sees every user's jobs and history
-        failed_count INTEGER NOT NULL DEFAULT 0,   -- failed sign-ins in a row
-        locked_until REAL,                         -- sign-in refused until then (epoch seconds)
-        created_at REAL NOT NULL,
-        last_login REAL
-    );
-    """,
-    # 3: sign-in throttling per client address; locks only on failures from many addresses (storage/sign_in_throttle.py)
-    """
-    CREATE TABLE install_keys (
-        purpose TEXT PRIMARY KEY,
-        key BLOB NOT NULL                          -- random, made here once per install
-    );
-    INSERT INTO install_keys (purpose, key) VALUES ('sign_in_names', randomblob(32));
-    CREATE TABLE sign_in_failures (
-        address TEXT NOT NULL,                     -- the client's address (IPv6: its /64), or 'local'
-        name_key TEXT NOT NULL,                    -- keyed hash of the name typed, never the name
-        failures INTEGER NOT NULL,
-        last_at REAL NOT NULL,                     -- the latest attempt (epoch seconds)
-        PRIMARY KEY (address, name_key)
-    );
-    CREATE INDEX sign_in_failures_name ON sign_in_failures (name_key, last_at);
-    CREATE INDEX sign_in_failures_last ON sign_in_failures (last_at);
-    CREATE TABLE sign_in_locks (                   -- imitation locks of names with no account
-        name_key TEXT PRIMARY KEY,
-        locked_until REAL NOT NULL
-    );
-    """,
-    # sign-in sessions behind the session cookie, and OIDC sign-ins' first and last use (storage/sessions.py)
-    """
-    CREATE TABLE sessions (
-        key TEXT PRIMARY KEY,                      -- SHA-256 of the session id; the id is only in the cookie
-        user TEXT NOT NULL COLLATE NOCASE,
-        created_at REAL NOT NULL,
-        last_seen REAL NOT NULL,                   -- written at most once a minute
-        address TEXT,                              -- the client's address at sign-in
-        agent TEXT NOT NULL DEFAULT '',            -- the browser's User-Agent at sign-in
-        grant_key TEXT UNIQUE,                     -- SHA-256 of the one-use sign-in grant, until traded
-        grant_until REAL,
-        ended TEXT                                 -- NULL while live; revoked, idle or lifetime
-    );
-    CREATE INDEX sessions_user ON sessions (user, ended);
-    CREATE INDEX sessions_created ON sessions (created_at);
-    """,
-    # bearer tokens of the HTTP API (storage/tokens.py); only a hash of each token is kept
-    """
-    CREATE TABLE api_tokens (
-        id TEXT PRIMARY KEY,                       -- shown by `cli.py tokens list`, used to revoke
-        token_hash TEXT NOT NULL UNIQUE,           -- SHA-256 of the token, hex; never the token
-        user TEXT NOT NULL,                        -- the token acts as this user
-        name TEXT NOT NULL DEFAULT '',             -- a label: which system holds it
-        created_at REAL NOT NULL,
-        expires_at REAL,                           -- NULL: never
-        revoked_at REAL,
-        last_used_at REAL
-    );
-    CREATE INDEX api_tokens_user ON api_tokens (user);
-    """,
-)
-
 
 def new_id() -> str:
     """A random, unguessable identifier for a row (job IDs are shown to clinicians)."""
@@ -162,57 +34,94 @@ def new_id() -> str:
 
 
 class Store:
-    """The SQLite database at `path`; migrated on first use."""
+    """The app's database: `target` is a SQLite file's path or a `DATABASE_URL`; migrated on first use.
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    Cheap to make: nothing is opened until the first `connect()`, which also brings the schema to the
+    newest migration (`storage/migrations.py`), as `python cli.py db upgrade` does.
+    """
+
+    def __init__(self, target: Path | str, *, pool_size: int = 5, timeout_seconds: float = 5.0) -> None:
+        text = str(target)
+        self.url: URL = database_url(text) if "://" in text else URL.create("sqlite", database=str(Path(text)))
+        self.dialect = self.url.get_backend_name()  # sqlite or postgresql
+        # The SQLite file; None on PostgreSQL.
+        self.path: Path | None = Path(self.url.database or "") if self.dialect == "sqlite" else None
+        self.pool_size = pool_size
+        self.timeout_seconds = timeout_seconds
+        self._engine: sa.Engine | None = None
         self._migrated = False
-        self._lock = threading.Lock()
+        self._revision = ""
+        self._lock = threading.RLock()  # `migrate` holds it while `engine` is made
 
-    @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection in a transaction: committed when the block ends, rolled back on an error."""
-        self._migrate_once()
-        conn = self._open()
-        try:
-            with conn:
-                yield conn
-        finally:
-            conn.close()
-
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA busy_timeout = 10000")
-        return conn
-
-    def _migrate_once(self) -> None:
-        if self._migrated:
-            return
-        with self._lock:
-            if self._migrated:
-                return
-            private_dir(self.path.parent)  # DATA_DIR: created 0700, or tightened if others may write to it
-            fresh = not self.path.exists()
-            conn = self._open()
-            try:
-                if fresh:  # patient data: readable by the app's user only
-                    os.chmod(self.path, 0o600)
-                conn.execute("PRAGMA journal_mode = WAL")
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                    conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
-                    log.info("store migrated to version %d", number)
-            finally:
-                conn.close()
-            self._migrated = True
+    def __repr__(self) -> str:
+        return f"Store({shown(self.url)!r})"
 
     @property
-    def version(self) -> int:
-        """The schema version the database is at."""
-        with self.connect() as conn:
-            return conn.execute("PRAGMA user_version").fetchone()[0]
+    def name(self) -> str:
+        """The database as a log line or a message may show it: the SQLite path, or the URL without password."""
+        return str(self.path) if self.path is not None else shown(self.url)
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (its pool opens connections as they are needed)."""
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = create_engine(self.url, pool_size=self.pool_size,
+                                                 timeout_seconds=self.timeout_seconds)
+        return self._engine
+
+    @contextmanager
+    def connect(self, *, serialize: str | None = None) -> Iterator[sa.Connection]:
+        """A connection in a transaction: committed when the block ends, rolled back on an error.
+
+        `serialize` names a lock that transactions of that name take before their first statement, so a
+        check-then-write is one step for every process (SQLite: BEGIN IMMEDIATE, PostgreSQL: an advisory
+        lock held to the end of the transaction). Raises `StoreUnavailable` when the database cannot
+        be reached or does not answer in time.
+        """
+        self.migrate()
+        try:
+            with self.engine.connect() as conn:
+                if serialize:
+                    conn = conn.execution_options(serialize=serialize)
+                with conn.begin():
+                    if serialize and self.dialect == "postgresql":
+                        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key(serialize))))
+                    yield conn
+        except UNAVAILABLE_ERRORS as exc:
+            raise unavailable(exc, self.url) from None
+
+    def migrate(self) -> str:
+        """Bring the schema to the newest migration, once per process; returns the revision it is at."""
+        if not self._migrated:
+            with self._lock:
+                if not self._migrated:
+                    if self.path is not None:
+                        self._prepare_file(self.path)
+                    try:
+                        self._revision = upgrade(self.engine)
+                    except UNAVAILABLE_ERRORS as exc:
+                        raise unavailable(exc, self.url) from None
+                    self._migrated = True
+        return self._revision
+
+    @staticmethod
+    def _prepare_file(path: Path) -> None:
+        private_dir(path.parent)  # DATA_DIR: created 0700, or tightened if others may write to it
+        if not path.exists():  # patient data: readable by the app's user only
+            path.touch(mode=0o600)
+            os.chmod(path, 0o600)
+
+    @property
+    def version(self) -> str:
+        """The migration revision the database is at (`HEAD` once migrated)."""
+        return self.migrate()
+
+    def dispose(self) -> None:
+        """Close every pooled connection (a test's or a command's end; the next use opens new ones)."""
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 def now() -> float:

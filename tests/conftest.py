@@ -9,8 +9,10 @@ import pytest
 
 import providers
 import utils.settings
+from storage.store import Store
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS
 from testkit.fake_llm import FakeLLM
+from testkit.postgres import PostgresServer
 from utils.settings import ENV_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # engine_env changes the cwd; use this for app paths
@@ -129,3 +131,42 @@ def browser():
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throw-away PostgreSQL cluster for the whole run (testkit/postgres.py); each test takes its own database.
+
+    Never skipped: scripts/test.sh installs Debian's postgresql, so a missing server is a failure to see.
+    """
+    server = PostgresServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a new, empty PostgreSQL database, dropped after the test."""
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Each store test runs twice: on a SQLite file under tmp_path, and on a fresh PostgreSQL database.
+
+    Either URL may be set as `DATABASE_URL` (sqlite:///PATH is what an empty DATABASE_URL means, under DATA_DIR).
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'app.db'}"
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(database_url):
+    """A `Store` on `database_url` (both databases), its pool closed after the test."""
+    opened = Store(database_url)
+    yield opened
+    opened.dispose()

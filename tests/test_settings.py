@@ -32,7 +32,7 @@ from utils.settings import (
 README = PROJECT_ROOT / "README.md"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
 TABLE = re.compile(r"<!-- settings:start -->\n(.*?)<!-- settings:end -->", re.S)
-SECRETS = {"openai_api_key", "runpod_api_key", "local_api_key", "redis_url", "data_encryption_key",
+SECRETS = {"openai_api_key", "runpod_api_key", "local_api_key", "redis_url", "database_url", "data_encryption_key",
            "metrics_token"}
 
 

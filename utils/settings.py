@@ -286,6 +286,15 @@ class Settings:
                                        "busy (one shift); sign in again", "number", minimum=0.1, maximum=720)
     admin_users: tuple[str, ...] = setting("ADMIN_USERS", (), "e-mail addresses of the administrators when "
                                            "`AUTH_MODE=oidc`", "list", unset="none")
+    database_url: str = setting("DATABASE_URL", "", "`postgresql://user:password@host/db` to share accounts, "
+                                "sessions, tokens, history, reviews and pins between servers (see *More than one "
+                                "server*)", "secret", unset="SQLite file `app.db` under `DATA_DIR`")
+    database_pool_size: int = setting("DATABASE_POOL_SIZE", 5, "connections each app process keeps open to "
+                                      "PostgreSQL (up to twice as many under a burst)", "integer", minimum=1,
+                                      maximum=100)
+    database_timeout_seconds: float = setting("DATABASE_TIMEOUT_SECONDS", 5.0, "longest a database statement, "
+                                              "a connection or a lock wait may take before it fails",
+                                              "number", minimum=0.1, maximum=300)
     redis_url: str = setting("REDIS_URL", "", "share the cache, jobs and metrics between app processes (see *More "
                              "than one server*)", "secret", unset="off")
     metrics_token: str = setting("METRICS_TOKEN", "", "when set, `GET /metrics` wants `Authorization: Bearer` and "
