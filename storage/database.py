@@ -106,7 +106,7 @@ def unavailable(exc: BaseException, url: URL | str) -> StoreUnavailable:
     """The typed error for a driver failure `exc`: which database, and what kind of failure, never its data."""
     reason = type(getattr(exc, "orig", None) or exc).__name__
     return StoreUnavailable(f"The database {shown(url)} is unavailable ({reason}); "
-                            "check that it is running and that DATABASE_URL points at it")
+                            "check that it is running and that the URL points at it (DATABASE_URL for the app)")
 
 
 # Driver failures that mean "the database is not there or not answering", as opposed to a query the

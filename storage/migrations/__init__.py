@@ -24,6 +24,8 @@ from alembic.script import ScriptDirectory
 from storage.database import lock_key
 
 log = logging.getLogger(__name__)
+# Alembic narrates every check at INFO ("Context impl SQLiteImpl."); the one line `upgrade` logs says what changed.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 HERE = Path(__file__).resolve().parent
 
