@@ -330,3 +330,31 @@ def test_purge_on_postgresql_leaves_nothing_of_the_purged_cases_in_the_table_fil
     # The rewrite leaves the pool's statement timeout as it was, for the next request.
     with pg_store.connect() as conn:
         assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "5s"
+
+
+def test_the_pages_and_the_exports_queries_use_the_indexes_on_postgresql(pg_store):
+    history = History(pg_store)
+    for i in range(30):
+        record(history, created_at=T0 + i // 3, user=("kim", "lee")[i % 2])
+    seen: list[tuple[str, dict]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    sa.event.listen(pg_store.engine, "before_cursor_execute", keep)
+    try:
+        history.search(Filters())
+        history.search(Filters(user="kim", limit=1))
+        list(history.scan(Filters(user="kim"), page_size=4))  # the second page resumes after the first
+    finally:
+        sa.event.remove(pg_store.engine, "before_cursor_execute", keep)
+    assert len(seen) == 2 + 4
+    plans = []
+    with pg_store.connect() as conn:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a tiny table: ask whether an index *can* serve
+        for statement, parameters in seen:
+            plans.append("\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters)))
+    assert "Index Scan Backward using assessments_created" in plans[0]
+    for plan in plans[1:]:
+        assert "Index Scan Backward using assessments_user_created" in plan and "Seq Scan" not in plan, plan
