@@ -17,14 +17,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sqlite3
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from commands.exits import EXIT_INPUT, EXIT_OK
+
+if TYPE_CHECKING:
+    from storage.history import History
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -41,16 +43,32 @@ def parse_since(text: str) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def _history():
-    """The app's history (the engine's store and key), without starting the engine or its job workers."""
+def _history() -> History:
+    """The app's history (the engine's store, DATABASE_URL's or DATA_DIR's, and key), without starting the engine
+    or its job workers."""
+    from providers.wiring import open_store
     from storage.history import History
-    from storage.store import Store
     from utils.crypto import Sealer
     from utils.settings import get_settings
 
     settings = get_settings()
-    return History(Store(settings.data_dir / "app.db"), retention_days=settings.history_retention_days,
+    return History(open_store(settings), retention_days=settings.history_retention_days,
                    sealer=Sealer(settings.data_encryption_key))
+
+
+def _read_errors() -> tuple[type[Exception], ...]:
+    """What reading the history raises when the database fails (imported only when an export runs)."""
+    import sqlalchemy as sa
+
+    from storage.database import StoreError
+    return StoreError, sa.exc.SQLAlchemyError
+
+
+def _reason(exc: Exception) -> str:
+    """Why the history could not be read, fit to print: the store's own message names the database without its
+    password; a driver's error text may quote the query, so only its class is shown."""
+    from storage.database import StoreError
+    return str(exc) if isinstance(exc, StoreError) else type(exc).__name__
 
 
 def _chunks(fmt: str, filters, tally: list[int]) -> Iterator[str]:
@@ -117,8 +135,8 @@ def cmd_history_export(args: argparse.Namespace) -> int:
         print(f"error: cannot write {target} ({exc.strerror or type(exc).__name__}): choose a file in a folder "
               "you can write to; nothing was written.", file=sys.stderr)
         return EXIT_INPUT
-    except sqlite3.Error as exc:
-        print(f"error: cannot read the history ({type(exc).__name__}: {exc}): check DATA_DIR and try again; "
+    except _read_errors() as exc:
+        print(f"error: cannot read the history ({_reason(exc)}): check DATABASE_URL or DATA_DIR and try again; "
               f"{target} was not written.", file=sys.stderr)
         return EXIT_INPUT
     print(f"exported {tally[0]} assessment{'s' * (tally[0] != 1)} to {target}", file=sys.stderr)
@@ -141,9 +159,9 @@ def _to_stdout(pieces: Iterable[str]) -> int:
         # so that Python's flush at exit does not fail on the closed pipe either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except sqlite3.Error as exc:
-        print(f"\nerror: cannot read the history ({type(exc).__name__}: {exc}): check DATA_DIR; the output above "
-              "is incomplete.", file=sys.stderr)
+    except _read_errors() as exc:
+        print(f"\nerror: cannot read the history ({_reason(exc)}): check DATABASE_URL or DATA_DIR; the output "
+              "above is incomplete.", file=sys.stderr)
         return EXIT_INPUT
     return EXIT_OK
 

@@ -3,50 +3,53 @@
 The history is the clinic's record and the performance page's data. The photo itself
 is kept only as a small thumbnail, and only when HISTORY_KEEP_IMAGES is on. With
 DATA_ENCRYPTION_KEY the columns that carry the patient's case are stored encrypted
-(utils/crypto.py); a deleted row is overwritten, not left in the file's free pages.
+(utils/crypto.py). A deleted case is freed from the database's files, not left in their
+free space (SQLite: secure_delete and a WAL checkpoint; PostgreSQL: VACUUM FULL).
+The same queries (SQLAlchemy Core over storage/schema.py) run on SQLite and PostgreSQL.
 With REDIS_URL, each recorded row's figures also go to a `MetricsSink` (every process's
 metrics in Redis, storage/redis_metrics.py), so the Performance page can show them all.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import json
-import sqlite3
-import textwrap
+import itertools
+import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from PIL import Image
 
-from domain.classes import by_code
 from domain.result import Diagnosis
+from storage.history_export import (
+    EXPORT_COLUMNS,
+    JSON_FIELDS,
+    csv_lines,
+    export_record,
+    from_export,
+    json_chunks,
+    to_csv,
+    to_json,
+)
+from storage.schema import assessments, jobs, reviews
 from storage.store import Store, dumps, new_id, now
 from utils.crypto import SealedWithAnotherKey, Sealer
-from utils.spreadsheet import safe_row
+
+log = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 128
 
-# The columns a history export carries, in order (no raw photo, no thumbnail).
-EXPORT_COLUMNS = (
-    "id", "created_at", "user", "source", "kind", "language", "text", "info", "provider", "model", "complete",
-    "label_code", "label_score", "risk", "summary", "similar", "error", "latency_ms", "first_token_ms",
-    "prompt_tokens", "completion_tokens", "cached", "fallback", "hedged", "tried", "pinned",
-)
-# The keys of one JSON export record, in order: the documented record first (label as an object, `created`
-# ISO 8601 UTC, `elapsed_ms`), then every other export column as the CSV has it, then whether the row was
-# sealed under another key (its patient columns then read as UNREADABLE).
-JSON_FIELDS = (
-    "id", "created", "user", "source", "kind", "text", "provider", "model", "label", "risk", "elapsed_ms",
-    *(c for c in EXPORT_COLUMNS if c not in {"id", "user", "source", "kind", "text", "provider", "model", "risk"}),
-    "unreadable",
-)
 # Rows per query when a whole history is read (`History.scan`): memory holds one page, not the history.
 SCAN_PAGE = 500
 
+
+# Newest first; the id breaks ties, so every read of the same rows lists them in the same order.
+_NEWEST_FIRST = (assessments.c.created_at.desc(), assessments.c.id.desc())
+# The tables a case leaves rows in: what is rewritten after a delete on PostgreSQL.
+_CASE_TABLES = (assessments, jobs, reviews)
 
 # `Filters.risk` value for cases that were answered without a malignant or premalignant flag.
 NO_FLAG = "none"
@@ -90,8 +93,46 @@ class MetricsSink(Protocol):
         """Keep the figures of `row` (an `assessments` row) as of `at`; False when not kept. Never raises."""
 
 
+class HistoryStore(Protocol):
+    """What the engine, the pages, the HTTP API and `cli.py history export` need of the history.
+
+    Rows are dicts of the `assessments` columns, their patient columns already decrypted. Every
+    call may raise `storage.database.StoreUnavailable` when the database does not answer.
+    """
+
+    retention_days: float
+
+    def record(self, row: dict[str, Any]) -> str:
+        """Insert one assessment (`row`: its columns; id and created_at default to new ones); returns its id."""
+
+    def get(self, assessment_id: str) -> dict | None:
+        """One assessment, or None."""
+
+    def search(self, filters: Filters = Filters()) -> list[dict]:
+        """The newest `filters.limit` assessments matching `filters`, newest first."""
+
+    def scan(self, filters: Filters = Filters(), *, page_size: int = SCAN_PAGE) -> Iterator[dict]:
+        """Every assessment matching `filters` (`limit` aside), newest first, a page of rows per read (the export)."""
+
+    def delete(self, assessment_id: str) -> dict | None:
+        """Delete everything about one case (its row, reviews and background job), freed from the database's
+        files; returns the row, None when there was none."""
+
+    def purge(self, *, older_than_days: float | None = None) -> int:
+        """Delete unpinned assessments (and finished jobs) past the retention period, freed likewise; how many."""
+
+    def pin(self, assessment_id: str, pinned: bool = True) -> None:
+        """Keep (or stop keeping) a case without expiry: a demo case whose answer is replayed."""
+
+    def pinned_answer(self, cache_keys: Iterable[str]) -> dict | None:
+        """The newest pinned, complete, readable assessment with one of these cache keys (demo mode)."""
+
+
 class History:
-    """The `assessments` table of the store (and, when given, the figures of each row in a `MetricsSink`)."""
+    """The `assessments` table of the store (and, when given, the figures of each row in a `MetricsSink`).
+
+    A `HistoryStore` on SQLite or PostgreSQL: the same queries, from storage/schema.py, on both.
+    """
 
     def __init__(self, store: Store, *, keep_images: bool = False, retention_days: float = 365.0,
                  sealer: Sealer | None = None, metrics: MetricsSink | None = None) -> None:
@@ -117,19 +158,17 @@ class History:
                     row[column] = self.sealer.seal_bytes(value)
                 elif isinstance(value, str) and value:  # '' says nothing about the patient
                     row[column] = self.sealer.seal_text(value)
-        columns = ", ".join(row)
-        marks = ", ".join(f":{k}" for k in row)
         with self.store.connect() as conn:
-            conn.execute(f"INSERT INTO assessments ({columns}) VALUES ({marks})", row)
+            conn.execute(assessments.insert(), row)
         return row["id"]
 
     def get(self, assessment_id: str) -> dict | None:
         """One assessment as a dict, or None."""
         with self.store.connect() as conn:
-            found = conn.execute("SELECT * FROM assessments WHERE id = ?", (assessment_id,)).fetchone()
+            found = conn.execute(sa.select(assessments).where(assessments.c.id == assessment_id)).mappings().first()
         return self._opened(found) if found else None
 
-    def _opened(self, found) -> dict:
+    def _opened(self, found: sa.RowMapping) -> dict:
         """A stored row as a dict with its sealed columns decrypted.
 
         A column sealed under another key (or with no key set) reads as UNREADABLE, and the row
@@ -138,7 +177,7 @@ class History:
         row = dict(found)
         for column in SEALED_COLUMNS:
             value = row.get(column)
-            if not isinstance(value, (str, bytes)) or not Sealer.is_sealed(value):  # SQLite: TEXT or BLOB
+            if not isinstance(value, (str, bytes)) or not Sealer.is_sealed(value):  # text, or the thumbnail's bytes
                 continue
             try:
                 row[column] = (self.sealer.open_text(value) if isinstance(value, str)
@@ -148,55 +187,45 @@ class History:
                 row["unreadable"] = True
         return row
 
-    def _where(self, filters: Filters) -> tuple[list[str], list[object], str]:
-        """The SQL conditions and arguments of `filters`, and the text to look for in Python ('' when none).
+    def _where(self, filters: Filters) -> tuple[list[sa.ColumnElement[bool]], str]:
+        """The conditions of `filters`, and the text to look for in Python ('' when none).
 
-        With encryption on, SQL cannot see the text: the text search is left to the caller, over the
-        decrypted rows.
+        The text search is a case-insensitive substring search of the description and findings; `%`
+        and `_` in it are plain characters. With encryption on, the database cannot see the text:
+        the search is left to the caller, over the decrypted rows.
         """
-        where: list[str] = ["1 = 1"]
-        args: list[object] = []
+        a = assessments.c
+        where: list[sa.ColumnElement[bool]] = []
         in_python = bool(filters.query) and self.sealer.enabled
         if filters.query and not in_python:
-            where.append("(text LIKE ? OR summary LIKE ?)")
-            args += [f"%{filters.query}%"] * 2
+            where.append(sa.or_(a.text.icontains(filters.query, autoescape=True),
+                                a.summary.icontains(filters.query, autoescape=True)))
         if filters.risk == NO_FLAG:  # answered, and the card raised no flag (a failure is not "no flag")
-            where.append("risk IS NULL AND error IS NULL")
-        for column, value in (("label_code", filters.label_code),
-                              ("risk", None if filters.risk == NO_FLAG else filters.risk),
-                              ("provider", filters.provider), ("user", filters.user)):
+            where += [a.risk.is_(None), a.error.is_(None)]
+        for column, value in ((a.label_code, filters.label_code),
+                              (a.risk, None if filters.risk == NO_FLAG else filters.risk),
+                              (a.provider, filters.provider), (a.user, filters.user)):
             if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
+                where.append(column == value)
         if filters.since is not None:
-            where.append("created_at >= ?")
-            args.append(filters.since)
+            where.append(a.created_at >= filters.since)
         if filters.until is not None:
-            where.append("created_at < ?")
-            args.append(filters.until)
-        return where, args, filters.query.casefold() if in_python else ""
+            where.append(a.created_at < filters.until)
+        return where, filters.query.casefold() if in_python else ""
 
     def search(self, filters: Filters = Filters()) -> list[dict]:
         """The newest assessments matching `filters` (text search over the description and findings).
 
-        With encryption on, the text search runs here over the decrypted rows, newest first, until
-        `limit` rows matched.
+        With encryption on, the text search runs here over the decrypted rows, newest first, a page
+        at a time (`scan`), until `limit` rows matched.
         """
-        where, args, needle = self._where(filters)
+        where, needle = self._where(filters)
+        if needle:
+            return list(itertools.islice(self.scan(filters), filters.limit))
         # The id breaks ties as in `scan`: the page and the command line list the same rows in the same order.
-        sql = f"SELECT * FROM assessments WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC"
-        if not needle:
-            with self.store.connect() as conn:
-                return [self._opened(r) for r in conn.execute(sql + " LIMIT ?", (*args, filters.limit))]
-        rows: list[dict] = []
+        query = sa.select(assessments).where(*where).order_by(*_NEWEST_FIRST).limit(filters.limit)
         with self.store.connect() as conn:
-            for found in conn.execute(sql, args):
-                row = self._opened(found)
-                if _mentions(row, needle):
-                    rows.append(row)
-                    if len(rows) >= filters.limit:
-                        break
-        return rows
+            return [self._opened(r) for r in conn.execute(query).mappings()]
 
     def scan(self, filters: Filters = Filters(), *, page_size: int = SCAN_PAGE) -> Iterator[dict]:
         """Every assessment matching `filters` (`limit` aside), newest first, read `page_size` rows per query.
@@ -205,16 +234,17 @@ class History:
         created time, then id): memory holds one page however long the history, and no read stays
         open while the caller writes the rows out, so recording is never held up by an export.
         """
-        where, args, needle = self._where(filters)
+        where, needle = self._where(filters)
+        a = assessments.c
         after: tuple[float, str] | None = None
         while True:
-            clause, values = list(where), list(args)
+            query = sa.select(assessments).where(*where).order_by(*_NEWEST_FIRST).limit(page_size)
             if after is not None:
-                clause.append("(created_at < ? OR (created_at = ? AND id < ?))")
-                values += [after[0], after[0], after[1]]
+                # `created_at <=` alone is what an index on created_at serves; the OR then drops the rows already read.
+                query = query.where(a.created_at <= after[0],
+                                    sa.or_(a.created_at < after[0], a.id < after[1]))
             with self.store.connect() as conn:
-                found = conn.execute(f"SELECT * FROM assessments WHERE {' AND '.join(clause)} "
-                                     "ORDER BY created_at DESC, id DESC LIMIT ?", (*values, page_size)).fetchall()
+                found = conn.execute(query).mappings().all()
             if not found:
                 return
             after = (found[-1]["created_at"], found[-1]["id"])
@@ -227,62 +257,93 @@ class History:
     def delete(self, assessment_id: str) -> dict | None:
         """Delete one assessment (its reviews and its background job go with it); returns the row.
 
-        The caller drops the row's cached answer too (`Engine.forget`).
+        The deleted rows are then freed from the database's files (see `_free`). The caller drops
+        the row's cached answer too (`Engine.forget`).
         """
         with self.store.connect() as conn:
-            conn.execute("PRAGMA secure_delete = ON")  # overwrite the row, do not just unlink its page space
-            found = conn.execute("SELECT * FROM assessments WHERE id = ?", (assessment_id,)).fetchone()
+            self._secure_delete(conn)
+            found = conn.execute(sa.select(assessments).where(assessments.c.id == assessment_id)).mappings().first()
             # A case run in the background also left its request, photo and result in its job's row.
-            conn.execute("DELETE FROM jobs WHERE assessment_id = ?", (assessment_id,))
-            conn.execute("DELETE FROM assessments WHERE id = ?", (assessment_id,))
+            conn.execute(jobs.delete().where(jobs.c.assessment_id == assessment_id))
+            # Its reviews go by the foreign key's ON DELETE CASCADE.
+            conn.execute(assessments.delete().where(assessments.c.id == assessment_id))
         if found:
-            self._checkpoint()
+            self._free()
         return self._opened(found) if found else None
 
     def purge(self, *, older_than_days: float | None = None) -> int:
         """Delete unpinned assessments (and finished jobs) older than the retention period.
 
-        Returns how many assessments went.
+        Returns how many assessments went; what went is then freed from the database's files.
         """
         days = self.retention_days if older_than_days is None else older_than_days
         cutoff = time.time() - days * 86400
+        a, j = assessments.c, jobs.c
         with self.store.connect() as conn:
-            conn.execute("PRAGMA secure_delete = ON")
+            self._secure_delete(conn)
             # Finished background jobs keep the request, photo and result too: they go with the same retention.
-            conn.execute("DELETE FROM jobs WHERE created_at < ? AND status NOT IN ('queued', 'running') AND "
-                         "(assessment_id IS NULL OR "
-                         "assessment_id NOT IN (SELECT id FROM assessments WHERE pinned = 1))",
-                         (cutoff,))
-            deleted = conn.execute("DELETE FROM assessments WHERE created_at < ? AND pinned = 0", (cutoff,)).rowcount
-        if deleted:
-            self._checkpoint()
+            pinned = sa.select(a.id).where(a.pinned == 1)
+            jobs_gone = conn.execute(jobs.delete().where(
+                j.created_at < cutoff, j.status.not_in(("queued", "running")),
+                sa.or_(j.assessment_id.is_(None), j.assessment_id.not_in(pinned)))).rowcount
+            deleted = conn.execute(assessments.delete().where(a.created_at < cutoff, a.pinned == 0)).rowcount
+        if deleted or jobs_gone:
+            self._free()
         return deleted
 
-    def _checkpoint(self) -> None:
-        # Deleted rows still sit in the write-ahead log until a checkpoint: copy it into the
-        # database, where secure_delete zeroed them, and truncate it. Best effort: a busy
-        # reader only postpones this to SQLite's own checkpoints.
+    def _secure_delete(self, conn: sa.Connection) -> None:
+        """SQLite: overwrite what this transaction deletes with zeros, rather than only unlinking its space."""
+        if self.store.dialect == "sqlite":
+            conn.exec_driver_sql("PRAGMA secure_delete = ON")
+
+    def _free(self) -> None:
+        """Take just-deleted rows out of the database's files. Best effort: a failure is logged, not raised (the
+        rows are gone from every read; their bytes then leave the files at the next delete or purge).
+
+        SQLite: the deleted rows still sit in the write-ahead log until a checkpoint, so it is copied into the
+        database, where secure_delete zeroed them, and truncated (a busy reader postpones that to SQLite's own
+        checkpoints). PostgreSQL keeps a deleted row's bytes in its table file until the space is reused, so the
+        tables that held the case are rewritten: `VACUUM FULL` copies the live rows to new files and drops the old
+        ones. It locks those tables while it runs (other requests wait, at most DATABASE_TIMEOUT_SECONDS); it is
+        only ever run after a delete or a purge that removed something. Both commands refuse to run inside a
+        transaction, hence the autocommit connection.
+        """
+        driver_error = self.store.engine.dialect.loaded_dbapi.Error  # what the DBAPI connection raises, unwrapped
         try:
-            with self.store.connect() as conn:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error:
-            pass
+            if self.store.dialect == "sqlite":
+                # The DBAPI connection itself: SQLAlchemy's connection would open a transaction first.
+                raw = self.store.engine.raw_connection()
+                try:
+                    raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    raw.close()
+                return
+            with self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                # The rewrite may take longer than one request's statement timeout; waiting for a lock does not.
+                conn.exec_driver_sql("SET statement_timeout = 0")
+                try:
+                    conn.exec_driver_sql(f"VACUUM (FULL) {', '.join(t.name for t in _CASE_TABLES)}")
+                finally:
+                    conn.exec_driver_sql("RESET statement_timeout")  # the pool's setting, for the next user
+        except (sa.exc.SQLAlchemyError, driver_error) as exc:
+            log.warning("Deleted assessments were not yet freed from the database's files (%s); the next delete "
+                        "or purge frees them", type(getattr(exc, "orig", None) or exc).__name__)
 
     def pin(self, assessment_id: str, pinned: bool = True) -> None:
         """Keep (or stop keeping) an assessment's answer without expiry, for demo mode."""
         with self.store.connect() as conn:
-            conn.execute("UPDATE assessments SET pinned = ? WHERE id = ?", (int(pinned), assessment_id))
+            conn.execute(assessments.update().where(assessments.c.id == assessment_id).values(pinned=int(pinned)))
 
     def pinned_answer(self, cache_keys: Iterable[str]) -> dict | None:
         """The newest pinned, complete assessment with one of these cache keys."""
         keys = list(cache_keys)
         if not keys:
             return None
-        marks = ", ".join("?" for _ in keys)
+        a = assessments.c
+        query = (sa.select(assessments).where(a.pinned == 1, a.complete == 1, a.cache_key.in_(keys))
+                 .order_by(*_NEWEST_FIRST))
         with self.store.connect() as conn:
-            for found in conn.execute(
-                    f"SELECT * FROM assessments WHERE pinned = 1 AND complete = 1 AND cache_key IN ({marks}) "
-                    "ORDER BY created_at DESC", keys):
+            for found in conn.execute(query).mappings():
                 row = self._opened(found)
                 if not row.get("unreadable"):  # a case sealed under another key cannot be replayed
                     return row
@@ -294,78 +355,10 @@ def _mentions(row: dict, needle: str) -> bool:
     return needle in (row["text"] or "").casefold() or needle in (row["summary"] or "").casefold()
 
 
-def csv_lines(rows: Iterable[dict]) -> Iterator[str]:
-    """The CSV export, a line at a time: the header, then one formula-safe line per row (times ISO 8601 UTC)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
-
-    def taken() -> str:
-        text = out.getvalue()
-        out.seek(0)
-        out.truncate()
-        return text
-
-    writer.writeheader()
-    yield taken()
-    for row in rows:
-        writer.writerow(safe_row({**row, "created_at": _iso(row["created_at"])}))
-        yield taken()
-
-
-def to_csv(rows: Iterable[dict]) -> str:
-    """The export as CSV text (UTF-8 with a BOM-free header; times as ISO 8601 UTC)."""
-    return "".join(csv_lines(rows))
-
-
-def export_record(row: dict) -> dict:
-    """One assessment as a JSON export record, keys in JSON_FIELDS order.
-
-    `label` is {code, name_ko, name_en, score} or None, `created` (and `created_at`) ISO 8601 UTC,
-    `elapsed_ms` the latency; the nested fields are decoded. A row sealed under another key has
-    `unreadable` true and its patient columns read UNREADABLE, as the History page shows it.
-    """
-    code = row.get("label_code")
-    lesion = by_code(code) if code is not None else None
-    latency = row.get("latency_ms")
-    made = {
-        "created": _iso(row["created_at"]), "created_at": _iso(row["created_at"]),
-        "label": None if code is None else {"code": code, "name_ko": lesion.name_ko if lesion else None,
-                                             "name_en": lesion.name_en if lesion else None,
-                                             "score": row.get("label_score")},
-        "elapsed_ms": None if latency is None else round(latency, 1),
-        "info": json.loads(row.get("info") or "{}"), "similar": json.loads(row.get("similar") or "[]"),
-        "unreadable": bool(row.get("unreadable")),
-    }
-    return {key: made[key] if key in made else row.get(key) for key in JSON_FIELDS}
-
-
-def json_chunks(rows: Iterable[dict]) -> Iterator[str]:
-    """The JSON export, a record at a time: together, one JSON array of `export_record`s."""
-    opened = False
-    for row in rows:
-        yield ",\n" if opened else "[\n"
-        opened = True
-        yield textwrap.indent(json.dumps(export_record(row), ensure_ascii=False, indent=1), " ")
-    yield "\n]" if opened else "[]"
-
-
-def to_json(rows: Iterable[dict]) -> str:
-    """The export as a JSON array of `export_record`s (the History page's download)."""
-    return "".join(json_chunks(rows))
-
-
-def from_export(text: str) -> list[dict]:
-    """Read a JSON export back (the round trip the tests check)."""
-    return json.loads(text)
-
-
-def _iso(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
-
-
-__all__ = ["History", "MetricsSink", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "JSON_FIELDS", "SCAN_PAGE",
-           "SEALED_COLUMNS", "UNREADABLE", "thumbnail", "csv_lines", "to_csv", "export_record", "json_chunks",
-           "to_json", "from_export", "dumps"]
+# The export's formats live in storage/history_export.py; they are named here too, where callers have found them.
+__all__ = ["History", "HistoryStore", "MetricsSink", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "JSON_FIELDS",
+           "SCAN_PAGE", "SEALED_COLUMNS", "UNREADABLE", "thumbnail", "csv_lines", "to_csv", "export_record",
+           "json_chunks", "to_json", "from_export", "dumps"]
 
 
 def diagnosis_from_row(row: Mapping) -> Diagnosis:

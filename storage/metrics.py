@@ -7,14 +7,14 @@ here: the performance page only draws what `for_window` returns, and the command
 notebook can use it as well.
 
 Percentiles are exact: linear interpolation between the two closest ranks (utils/stats.py), the
-definition of numpy's default, Excel's PERCENTILE.INC and `statistics.quantiles(method="inclusive")`. SQLite
-selects the window (by the created_at index) and counts; the percentiles come from one narrow
-read of the window's times, sorted once per measure.
+definition of numpy's default, Excel's PERCENTILE.INC and `statistics.quantiles(method="inclusive")`. The
+database (SQLite or PostgreSQL, the same SQLAlchemy Core queries) selects the window by the
+created_at index and counts; the percentiles come from one narrow read of the window's times,
+sorted once per measure.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+import sqlalchemy as sa
+
+from storage.schema import assessments
 from storage.store import Store
 from utils.stats import percentile_of_sorted
 
@@ -217,12 +220,12 @@ def compute(store: Store, since: float | None = None, until: float | None = None
     """
     providers = tuple(providers) if providers else None
     sources = tuple(sources) if sources else None
-    where, args = _where(since, until, providers, sources)
+    where = _where(since, until, providers, sources)
     with _connect(store, feed, since, until) as conn:
         if bucket is None:
-            bucket = bucket_seconds(_span(conn, since, until, where, args))
-        counts = _counts(conn, where, args)
-        values = _values(conn, where, args, bucket)
+            bucket = bucket_seconds(_span(conn, since, until, where))
+        counts = _counts(conn, where)
+        values = _values(conn, where, bucket)
 
     def stats(kind: str | None, provider: str | None, counts: dict[str, int], grouping: str, key: tuple) -> Stats:
         return Stats(kind=kind, provider=provider, **counts,
@@ -243,8 +246,8 @@ def compute(store: Store, since: float | None = None, until: float | None = None
 
 
 @contextmanager
-def _connect(store: Store, feed: Any, since: float | None, until: float | None) -> Iterator[sqlite3.Connection]:
-    """The `assessments` rows to compute over: every process's (from Redis) or this machine's own."""
+def _connect(store: Store, feed: Any, since: float | None, until: float | None) -> Iterator[sa.Connection]:
+    """The `assessments` rows to compute over: every process's (from Redis) or this store's own."""
     if feed is _SHARED:
         from storage.redis_metrics import shared_feed  # only with REDIS_URL does Redis matter here
         feed = shared_feed()
@@ -257,74 +260,82 @@ def _connect(store: Store, feed: Any, since: float | None, until: float | None) 
         yield shared
     finally:
         shared.close()
+        shared.engine.dispose()  # the feed's in-memory database goes with its engine
 
 
-def _where(since, until, providers, sources) -> tuple[str, list]:
-    where, args = ["1 = 1"], []
+def _where(since: float | None, until: float | None, providers: tuple[str, ...] | None,
+           sources: tuple[str, ...] | None) -> list[sa.ColumnElement[bool]]:
+    a = assessments.c
+    where: list[sa.ColumnElement[bool]] = []
     if since is not None:  # created_at is indexed: both bounds use it
-        where.append("created_at >= ?")
-        args.append(since)
+        where.append(a.created_at >= since)
     if until is not None:
-        where.append("created_at < ?")
-        args.append(until)
-    for column, values in (("provider", providers), ("source", sources)):
-        if values:
-            where.append(f"{column} IN ({', '.join('?' for _ in values)})")
-            args.extend(values)
-    return " AND ".join(where), args
+        where.append(a.created_at < until)
+    if providers:
+        where.append(a.provider.in_(providers))
+    if sources:
+        where.append(a.source.in_(sources))
+    return where
 
 
-def _span(conn: sqlite3.Connection, since, until, where: str, args: list) -> float:
+def _span(conn: sa.Connection, since: float | None, until: float | None,
+          where: list[sa.ColumnElement[bool]]) -> float:
     """Seconds the chart covers: the window, or for an open end, the rows actually there."""
     if since is not None and until is not None:
         return until - since
-    first, last = conn.execute(f"SELECT MIN(created_at), MAX(created_at) FROM assessments WHERE {where}",
-                               args).fetchone()
+    a = assessments.c
+    first, last = conn.execute(sa.select(sa.func.min(a.created_at), sa.func.max(a.created_at)).where(*where)).one()
     if first is None:
         return 0.0
     return (last if until is None else until) - (first if since is None else since)
 
 
-_COUNTS = {
-    "count": "COUNT(*)",
-    "complete": "SUM(CASE WHEN complete = 1 THEN 1 ELSE 0 END)",
-    "timeouts": "SUM(CASE WHEN error = 'ProviderTimeout' THEN 1 ELSE 0 END)",
-    "errors": "SUM(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END)",
-    "fallbacks": "SUM(CASE WHEN fallback = 1 THEN 1 ELSE 0 END)",
-    "hedged": "SUM(CASE WHEN hedged = 1 THEN 1 ELSE 0 END)",
-    "cached": "SUM(CASE WHEN cached = 1 THEN 1 ELSE 0 END)",
+def _tally(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    """How many rows of a group meet `condition` (0 rather than NULL for none)."""
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+_A = assessments.c
+_COUNTS: dict[str, sa.ColumnElement[int]] = {
+    "count": sa.func.count(),
+    "complete": _tally(_A.complete == 1),
+    "timeouts": _tally(_A.error == "ProviderTimeout"),
+    "errors": _tally(_A.error.is_not(None)),
+    "fallbacks": _tally(_A.fallback == 1),
+    "hedged": _tally(_A.hedged == 1),
+    "cached": _tally(_A.cached == 1),
     # A timeout a hair before the target is not an answer in time: only complete answers count.
-    "within_target": "SUM(CASE WHEN complete = 1 AND latency_ms <= (CASE kind {} END) THEN 1 ELSE 0 END)".format(
-        " ".join(f"WHEN '{kind}' THEN {ms!r}" for kind, ms in TARGET_MS.items())),
+    "within_target": _tally(sa.and_(_A.complete == 1, _A.latency_ms <= sa.case(TARGET_MS, value=_A.kind))),
 }
 
 
-def _counts(conn: sqlite3.Connection, where: str, args: list) -> dict[tuple[str | None, str], dict[str, int]]:
+def _counts(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) -> dict[tuple[str | None, str], dict[str, int]]:
     # Keyed by (provider, kind): a failure may name no provider; every row has a kind.
-    columns = ", ".join(f"{sql} AS {name}" for name, sql in _COUNTS.items())
-    rows = conn.execute(f"SELECT provider, kind, {columns} FROM assessments WHERE {where} GROUP BY provider, kind",
-                        args).fetchall()
-    return {(r["provider"], r["kind"]): {name: int(r[name]) for name in _COUNTS} for r in rows}
+    query = (sa.select(_A.provider, _A.kind, *(column.label(name) for name, column in _COUNTS.items()))
+             .where(*where).group_by(_A.provider, _A.kind))
+    return {(r["provider"], r["kind"]): {name: int(r[name]) for name in _COUNTS}
+            for r in conn.execute(query).mappings()}
 
 
-def _values(conn: sqlite3.Connection, where: str, args: list, bucket: int) -> dict[str, dict[str, dict]]:
+def _values(conn: sa.Connection, where: list[sa.ColumnElement[bool]], bucket: int) -> dict[str, dict[str, dict]]:
     """Every latency and first-token time in the window, grouped, each group in ascending order.
 
     {measure: {grouping: {key: values}}} with the groupings "pair" (provider, kind), "kind" (kind,),
     "all" () and, for latency, "series" (kind, bucket start). One narrow read, then one sort per
     measure; rows are dealt out in that order, so no group needs sorting again. For 100 000 rows
-    this takes a fraction of a second, where ranking with SQLite window functions took seconds
-    (one sort per grouping and measure).
+    this takes a fraction of a second, where ranking with window functions in SQL took seconds
+    (one sort per grouping and measure). The bucket is worked out here, not in SQL, where the
+    databases round a cast differently (SQLite truncates, PostgreSQL rounds to nearest).
     """
-    cursor = conn.cursor()
-    cursor.row_factory = None  # plain tuples: the read is the cost here
-    # `bucket` is a whole number of seconds (an int), so inlining it into the SQL is safe.
-    rows = cursor.execute(f"SELECT provider, kind, CAST(created_at / {int(bucket)} AS INTEGER) * {int(bucket)}, "
-                          f"latency_ms, first_token_ms FROM assessments WHERE {where}", args).fetchall()
+    query = sa.select(_A.provider, _A.kind, _A.created_at, _A.latency_ms, _A.first_token_ms).where(*where)
+    rows = [(provider, kind, int(created // bucket) * bucket, latency, first)
+            for provider, kind, created, latency, first in conn.execute(query)]
     found: dict[str, dict[str, dict]] = {}
     for measure, column in (("latency_ms", 3), ("first_token_ms", 4)):
         ordered = sorted((r for r in rows if r[column] is not None), key=itemgetter(column))
-        pair, kind, series = defaultdict(list), defaultdict(list), defaultdict(list)
+        pair: defaultdict[tuple, list] = defaultdict(list)
+        kind: defaultdict[tuple, list] = defaultdict(list)
+        series: defaultdict[tuple, list] = defaultdict(list)
         for r in ordered:
             pair[r[0], r[1]].append(r[column])
             kind[(r[1],)].append(r[column])

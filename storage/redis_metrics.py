@@ -1,25 +1,25 @@
 """Performance figures of every app process, through one Redis.
 
-Each process records its assessments in its own SQLite history (the clinic's record);
+Each process records its assessments in the store's history (the clinic's record);
 with REDIS_URL set it also pushes a compact metrics record, with no patient text, to a
 sorted set scored by time and capped in length, so the Performance page of any process
 shows every process's figures. `MetricsFeed` is the `storage.history.MetricsSink` the
 history pushes each recorded row to (`History(..., metrics=feed_for(url))`).
 `MetricsFeed.rows` returns rows shaped like the `assessments` rows `storage.metrics`
 reads; `MetricsFeed.connect` loads them into an in-memory SQLite table of that shape, so
-the same SQL computes the same report.
+the same SQLAlchemy queries compute the same report.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 import uuid
 from typing import Any, cast
 
 import redis
+import sqlalchemy as sa
 
 from storage.redis_client import FAILURES, Breaker, breaker, connect, key
 from utils.settings import SettingsError, get_settings
@@ -36,10 +36,20 @@ FIELDS = ("created_at", "kind", "provider", "source", "complete", "error", "late
           "cached", "fallback", "hedged")
 _FLAGS = ("complete", "cached", "fallback", "hedged")
 
-_TABLE = ("CREATE TABLE assessments (created_at REAL NOT NULL, kind TEXT NOT NULL, provider TEXT, source TEXT, "
-          "complete INTEGER NOT NULL DEFAULT 0, error TEXT, latency_ms REAL, first_token_ms REAL, "
-          "cached INTEGER NOT NULL DEFAULT 0, fallback INTEGER NOT NULL DEFAULT 0, "
-          "hedged INTEGER NOT NULL DEFAULT 0)")
+# The columns of storage/schema.py's `assessments` that the metrics read, under the same names, so the queries
+# storage/metrics.py builds from that table run on this one as they are.
+_TABLE = sa.Table(
+    "assessments", sa.MetaData(),
+    sa.Column("created_at", sa.Double, nullable=False, index=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("provider", sa.Text),
+    sa.Column("source", sa.Text),
+    sa.Column("complete", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("latency_ms", sa.Double),
+    sa.Column("first_token_ms", sa.Double),
+    *(sa.Column(flag, sa.Integer, nullable=False) for flag in ("cached", "fallback", "hedged")),
+)
 
 
 def record_of(row: dict[str, Any], at: float) -> list:
@@ -48,7 +58,7 @@ def record_of(row: dict[str, Any], at: float) -> list:
     def ms(value):
         return None if value is None else float(value)
 
-    # Unrounded: the same rows give the same percentiles from Redis as from SQLite.
+    # Unrounded: the same rows give the same percentiles from Redis as from the store.
     return [at, row.get("kind"), row.get("provider"), row.get("source"), int(bool(row.get("complete"))),
             row.get("error"), ms(row.get("latency_ms")), ms(row.get("first_token_ms")),
             int(bool(row.get("cached"))), int(bool(row.get("fallback"))), int(bool(row.get("hedged")))]
@@ -109,21 +119,22 @@ class MetricsFeed:
                 found.append(dict(zip(FIELDS, values, strict=True)))
         return found
 
-    def connect(self, since: float | None = None, until: float | None = None) -> sqlite3.Connection | None:
-        """An in-memory SQLite database whose `assessments` table holds `rows(since, until)`; None if Redis is down.
+    def connect(self, since: float | None = None, until: float | None = None) -> sa.Connection | None:
+        """A connection to an in-memory SQLite database whose `assessments` table holds `rows(since, until)`; None if
+        Redis is down. Close it, then dispose of its `engine`, to free that database.
 
-        `storage.metrics` runs its usual SQL on it: one definition of every figure for both sources.
+        `storage.metrics` runs its usual queries on it: one definition of every figure for every source.
         """
         rows = self.rows(since, until)
         if rows is None:
             return None
-        conn = sqlite3.connect(":memory:")
-        conn.row_factory = sqlite3.Row
-        conn.execute(_TABLE)
-        conn.execute("CREATE INDEX assessments_created ON assessments (created_at)")
-        marks = ", ".join(f":{name}" for name in FIELDS)
-        conn.executemany(f"INSERT INTO assessments ({', '.join(FIELDS)}) VALUES ({marks})",
-                         ({**r, **{f: r[f] or 0 for f in _FLAGS}} for r in rows if r["kind"]))
+        engine = sa.create_engine("sqlite://", poolclass=sa.StaticPool)  # one connection: the database is its memory
+        conn = engine.connect()
+        _TABLE.create(conn)
+        records = [{**r, **{f: r[f] or 0 for f in _FLAGS}} for r in rows if r["kind"]]
+        if records:
+            conn.execute(_TABLE.insert(), records)
+        conn.commit()
         return conn
 
 

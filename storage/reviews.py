@@ -8,6 +8,7 @@ which is how a case's reviews are found together.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -17,8 +18,25 @@ from storage.store import Store, new_id, now
 VERDICTS = ("correct", "incorrect")
 
 
+class ReviewStore(Protocol):
+    """What the QA page and the QA report need of the reviews. Every call may raise
+    `storage.database.StoreUnavailable` when the database does not answer."""
+
+    def add(self, assessment_id: str, verdict: str, note: str = "", reviewer: str | None = None) -> str:
+        """Record one review of an assessment; returns its id (ValueError: unknown verdict or assessment)."""
+
+    def for_assessment(self, assessment_id: str) -> list[dict]:
+        """The reviews of one assessment, newest first."""
+
+    def for_case(self, qa_case: str) -> list[dict]:
+        """The reviews of every answer in one QA comparison, newest first, each with its `provider`."""
+
+    def latest(self, assessment_ids: Iterable[str] | None = None) -> dict[str, dict]:
+        """The latest review of each assessment that has one (only of `assessment_ids` when given)."""
+
+
 class Reviews:
-    """The `reviews` table of the store."""
+    """The `reviews` table of the store: the `ReviewStore` on SQLite or PostgreSQL."""
 
     def __init__(self, store: Store) -> None:
         self.store = store

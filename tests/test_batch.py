@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -36,6 +37,7 @@ import providers
 from providers.batch import run_batch
 from providers.batch_input import BatchInputError, find_photo, photos_from_dir, photos_from_zip, read_cases
 from providers.qa_report import RESULT_COLUMNS, render_html, write_report
+from storage.schema import assessments
 from testkit.answers import xml_answer
 from testkit.fake_llm import RecordedRequest, Reply
 from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
@@ -141,8 +143,9 @@ def test_figures_are_exact(llm, photo_zip):
     assert 0 < latency["runpod"].p50 <= latency["runpod"].p95 <= latency["runpod"].p99
 
     # History: every answer recorded as a batch answer, one qa_case per case shared by both providers.
+    a = assessments.c
     with engine.store.connect() as conn:
-        rows = conn.execute("SELECT source, qa_case, provider, error FROM assessments").fetchall()
+        rows = conn.execute(sa.select(a.source, a.qa_case, a.provider, a.error)).mappings().all()
     assert len(rows) == 12 and {r["source"] for r in rows} == {"batch"}
     groups = {}
     for r in rows:

@@ -1,26 +1,64 @@
-"""The store and the history: every assessment recorded, searchable, exportable, deletable, purged."""
+"""The store and the history: every assessment recorded, searchable, exportable, deletable, purged.
+
+Every test runs on SQLite and on a real PostgreSQL (the `database_url` fixture): the engine's tests with
+DATABASE_URL set to it, the `History` contract tests on the `store` fixture. On PostgreSQL, deleting a case
+and the retention purge are checked to take its words out of the cluster's table files.
+"""
 
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import os
 import stat
 import time
 
 import pytest
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
 
 import providers
 from providers import InputError, ProviderAuthError, diagnose
-from storage.history import EXPORT_COLUMNS, JSON_FIELDS, Filters, from_export, to_csv, to_json
-from storage.store import MIGRATIONS, Store
+from storage.history import (
+    EXPORT_COLUMNS,
+    JSON_FIELDS,
+    NO_FLAG,
+    UNREADABLE,
+    Filters,
+    History,
+    HistoryStore,
+    from_export,
+    to_csv,
+    to_json,
+)
+from storage.migrations import head
+from storage.reviews import Reviews
+from storage.schema import assessments, jobs
+from storage.store import Store
 from testkit.answers import BENIGN
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
+from utils.crypto import Sealer
+
+
+@pytest.fixture
+def engine_env(engine_env, database_url, monkeypatch):
+    """The engine against the fake server, its store on `database_url` (SQLite, then PostgreSQL)."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    providers.reset_engine()
+    yield engine_env
+    providers.reset_engine()
 
 
 def history():
     return providers.get_engine().history
+
+
+def age(days: float, *where) -> None:
+    """Make the assessments matching `where` (every one without) `days` older."""
+    with history().store.connect() as conn:
+        conn.execute(assessments.update().where(*where).values(created_at=assessments.c.created_at - days * 86400))
 
 
 def test_every_assessment_is_recorded_with_its_route_and_timing(engine_env):
@@ -87,8 +125,7 @@ def test_retention_purge_keeps_pinned_cases(engine_env):
     old = diagnose(text="old case")
     kept = diagnose(text="pinned old case")
     history().pin(kept.assessment_id)
-    with history().store.connect() as conn:
-        conn.execute("UPDATE assessments SET created_at = created_at - 400 * 86400")
+    age(400)
     fresh = diagnose(text="fresh case")
     assert history().purge() == 1  # default retention 365 days
     assert history().get(old.assessment_id) is None
@@ -108,10 +145,10 @@ def test_demo_mode_replays_pinned_cases_and_says_so(engine_env, reconfigure):
 
 def test_store_is_private_and_migrated(tmp_path):
     store = Store(tmp_path / "data" / "app.db")
-    assert store.version == len(MIGRATIONS)
-    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    assert store.version == head()
+    assert store.path is not None and stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(store.path.parent).st_mode) == 0o700
-    assert Store(store.path).version == len(MIGRATIONS)  # a second open migrates nothing
+    assert Store(store.path).version == head()  # a second open migrates nothing
 
 
 def test_history_off_records_nothing(engine_env, reconfigure):
@@ -124,3 +161,200 @@ def test_csv_export_never_carries_a_formula(engine_env):
     diagnose(text="=HYPERLINK(\"http://x\",\"click\") on the cheek")
     table = list(csv.DictReader(io.StringIO(to_csv(history().search()))))
     assert table[0]["text"].startswith("'=HYPERLINK")
+
+
+# -- the History contract, on both databases --------------------------------------------------------
+
+T0 = 1_700_000_000.0
+MARKER = "Quimby-Lovelace-7731"  # a word no other row, table or catalogue holds
+
+
+def record(history: History, **row) -> str:
+    return history.record({"kind": "text", "language": "en", "text": "papule", "summary": "", "complete": 1, **row})
+
+
+def contract(protocol: type) -> dict[str, inspect.Signature]:
+    """The methods a Protocol asks for, with their signatures."""
+    return {name: inspect.signature(member) for name, member in vars(protocol).items()
+            if callable(member) and not name.startswith("_")}
+
+
+def test_history_offers_the_history_store_contract():
+    wanted = contract(HistoryStore)
+    assert {"record", "get", "search", "scan", "delete", "purge", "pin", "pinned_answer"} <= set(wanted)
+    assert {name: inspect.signature(getattr(History, name)) for name in wanted} == wanted
+    assert "retention_days" in HistoryStore.__annotations__
+
+
+def test_text_search_is_a_case_insensitive_substring_of_description_or_findings(store):
+    history = History(store)
+    waxy = record(history, text="Waxy BROWN plaque", created_at=T0)
+    found = record(history, text="papule", summary="a PEARLY rim, 50% raised", created_at=T0 + 1)
+    record(history, text="500 raised", created_at=T0 + 2)
+    assert [r["id"] for r in history.search(Filters(query="brown"))] == [waxy]
+    assert [r["id"] for r in history.search(Filters(query="pearly RIM"))] == [found]
+    # % and _ are characters like any other, not wildcards.
+    assert [r["id"] for r in history.search(Filters(query="50%"))] == [found]
+    assert history.search(Filters(query="5_0")) == [] and history.search(Filters(query="%%")) == []
+
+
+def test_filters_combine_and_order_newest_first_with_ties_by_id(store):
+    history = History(store)
+    ids = sorted(record(history, created_at=T0, user="kim", provider="runpod", label_code=1, risk="malignant")
+                 for _ in range(3))
+    failed = record(history, created_at=T0 - 10, user="kim", provider="openai", complete=0, error="ProviderTimeout")
+    plain = record(history, created_at=T0 + 10, user="lee", provider="openai", label_code=7)
+    assert [r["id"] for r in history.search()] == [plain, *reversed(ids), failed]
+    assert [r["id"] for r in history.search(Filters(user="kim", limit=2))] == list(reversed(ids))[:2]
+    assert [r["id"] for r in history.search(Filters(risk=NO_FLAG))] == [plain]  # a failure is not "no flag"
+    assert [r["id"] for r in history.search(Filters(risk="malignant", label_code=1))] == list(reversed(ids))
+    assert [r["id"] for r in history.search(Filters(provider="openai", user="kim"))] == [failed]
+    assert [r["id"] for r in history.search(Filters(since=T0, until=T0 + 10))] == list(reversed(ids))
+    assert [r["id"] for r in history.scan(Filters(user="kim"), page_size=1)] == [*reversed(ids), failed]
+
+
+def test_sealed_columns_are_encrypted_in_the_database_and_searched_after_opening(store):
+    history = History(store, sealer=Sealer(Fernet.generate_key().decode()), keep_images=True)
+    case = record(history, text=f"{MARKER} on the ear", summary="scaly rim", info='{"age": 61}',
+                  thumbnail=b"\xff\xd8-thumb", created_at=T0)
+    record(history, text="smooth", created_at=T0 + 1)
+    with store.connect() as conn:
+        stored = conn.execute(sa.select(assessments).where(assessments.c.id == case)).mappings().one()
+    assert all(Sealer.is_sealed(stored[c]) for c in ("text", "summary", "info", "thumbnail"))
+    assert MARKER not in stored["text"]
+    row = history.get(case)
+    assert row is not None and row["text"] == f"{MARKER} on the ear" and row["thumbnail"] == b"\xff\xd8-thumb"
+    assert [r["id"] for r in history.search(Filters(query=MARKER.upper()))] == [case]
+    assert [r["id"] for r in history.search(Filters(query="SCALY", limit=1))] == [case]
+    other = History(store, sealer=Sealer(Fernet.generate_key().decode())).get(case)
+    assert other is not None and other["unreadable"] and other["text"] == UNREADABLE
+
+
+def test_pinned_answer_is_the_newest_pinned_complete_case_with_that_key(store):
+    history = History(store)
+    old = record(history, cache_key="k1", created_at=T0)
+    new = record(history, cache_key="k1", created_at=T0 + 5)
+    record(history, cache_key="k1", created_at=T0 + 9, complete=0)
+    assert history.pinned_answer(["k1"]) is None
+    for assessment_id in (old, new):
+        history.pin(assessment_id)
+    found = history.pinned_answer(["k0", "k1"])
+    assert found is not None and found["id"] == new and history.pinned_answer([]) is None
+    history.pin(new, False)
+    found = history.pinned_answer(["k1"])
+    assert found is not None and found["id"] == old
+
+
+def _job(store: Store, job_id: str, assessment_id: str | None, status: str, created_at: float) -> None:
+    with store.connect() as conn:
+        conn.execute(jobs.insert().values(id=job_id, created_at=created_at, updated_at=created_at,
+                                          status=status, kind="text", request="{}", assessment_id=assessment_id))
+
+
+def _job_ids(store: Store) -> set[str]:
+    with store.connect() as conn:
+        return set(conn.execute(sa.select(jobs.c.id)).scalars())
+
+
+def test_delete_takes_the_case_its_reviews_and_its_job(store):
+    history = History(store)
+    case, other = record(history, text=MARKER, created_at=T0), record(history, created_at=T0)
+    Reviews(store).add(case, "correct", "fine")
+    Reviews(store).add(other, "incorrect")
+    _job(store, "j1", case, "done", T0)
+    deleted = history.delete(case)
+    assert deleted is not None and deleted["text"] == MARKER
+    assert history.get(case) is None and history.delete(case) is None
+    assert Reviews(store).for_assessment(case) == [] and len(Reviews(store).for_assessment(other)) == 1
+    assert _job_ids(store) == set()
+
+
+def test_purge_keeps_pinned_and_recent_cases_and_unfinished_jobs(store):
+    history = History(store, retention_days=30)
+    now = time.time()
+    old, pinned = record(history, created_at=now - 40 * 86400), record(history, created_at=now - 40 * 86400)
+    fresh = record(history, created_at=now - 86400)
+    history.pin(pinned)
+    long_ago = now - 40 * 86400
+    _job(store, "of-old", old, "done", long_ago)
+    _job(store, "of-pinned", pinned, "done", long_ago)
+    _job(store, "queued", None, "queued", long_ago)
+    _job(store, "failed", None, "failed", long_ago)
+    _job(store, "recent", None, "failed", now)
+    assert history.purge() == 1 and history.purge() == 0
+    assert history.get(old) is None and history.get(pinned) and history.get(fresh)
+    assert _job_ids(store) == {"of-pinned", "queued", "recent"}
+
+
+# -- deleted means gone from PostgreSQL's files -------------------------------------------------------
+
+def _table_files(store: Store, server) -> bytes:
+    """Every byte of the database's files in the cluster (not its write-ahead log), dirty pages written first."""
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("CHECKPOINT")
+        oid = conn.execute(sa.select(sa.column("oid")).select_from(sa.table("pg_database"))
+                           .where(sa.column("datname") == sa.func.current_database())).scalar()
+    folder = server.data / "base" / str(oid)
+    return b"".join(p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file())
+
+
+@pytest.fixture
+def pg_store(postgres_url):
+    opened = Store(postgres_url)
+    yield opened
+    opened.dispose()
+
+
+def test_delete_on_postgresql_leaves_nothing_of_the_case_in_the_table_files(pg_store, postgres_server):
+    history = History(pg_store, keep_images=True)
+    case = record(history, text=f"{MARKER} behind the left ear", summary=f"{MARKER} findings",
+                  thumbnail=b"\xff\xd8" + MARKER.encode() * 40, created_at=T0)
+    kept = record(history, text="kept case", created_at=T0)
+    Reviews(pg_store).add(case, "correct", f"{MARKER} review")
+    _job(pg_store, "j1", case, "done", T0)
+    with pg_store.connect() as conn:
+        conn.execute(jobs.update().values(request=f'{{"text": "{MARKER}"}}'))
+    assert MARKER.encode() in _table_files(pg_store, postgres_server)  # the control: it is there to find
+    assert history.delete(case) is not None
+    assert MARKER.encode() not in _table_files(pg_store, postgres_server)
+    assert history.get(kept) is not None and b"kept case" in _table_files(pg_store, postgres_server)
+
+
+def test_purge_on_postgresql_leaves_nothing_of_the_purged_cases_in_the_table_files(pg_store, postgres_server):
+    history = History(pg_store, retention_days=30)
+    record(history, text=f"{MARKER} old case", created_at=time.time() - 40 * 86400)
+    record(history, text="recent case")
+    assert MARKER.encode() in _table_files(pg_store, postgres_server)
+    assert history.purge() == 1
+    assert MARKER.encode() not in _table_files(pg_store, postgres_server)
+    # The rewrite leaves the pool's statement timeout as it was, for the next request.
+    with pg_store.connect() as conn:
+        assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "5s"
+
+
+def test_the_pages_and_the_exports_queries_use_the_indexes_on_postgresql(pg_store):
+    history = History(pg_store)
+    for i in range(30):
+        record(history, created_at=T0 + i // 3, user=("kim", "lee")[i % 2])
+    seen: list[tuple[str, dict]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    sa.event.listen(pg_store.engine, "before_cursor_execute", keep)
+    try:
+        history.search(Filters())
+        history.search(Filters(user="kim", limit=1))
+        list(history.scan(Filters(user="kim"), page_size=4))  # the second page resumes after the first
+    finally:
+        sa.event.remove(pg_store.engine, "before_cursor_execute", keep)
+    assert len(seen) == 2 + 4
+    plans = []
+    with pg_store.connect() as conn:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a tiny table: ask whether an index *can* serve
+        for statement, parameters in seen:
+            plans.append("\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters)))
+    assert "Index Scan Backward using assessments_created" in plans[0]
+    for plan in plans[1:]:
+        assert "Index Scan Backward using assessments_user_created" in plan and "Seq Scan" not in plan, plan

@@ -1,5 +1,5 @@
 """`cli.py history export`: the History page's export from the command line, over a history the real engine wrote
-against the fake server."""
+against the fake server, kept in SQLite and then in PostgreSQL (DATABASE_URL, the `database_url` fixture)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,22 @@ import providers
 from commands import history as history_command
 from providers import ProviderAuthError, diagnose
 from storage.history import EXPORT_COLUMNS, JSON_FIELDS, UNREADABLE, Filters, to_json
+from storage.schema import assessments
 from testkit.answers import BENIGN
 from testkit.fake_llm import Reply
 from tests.conftest import PROJECT_ROOT, RUNPOD_MODEL
 
 ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 JAN_2024 = datetime(2024, 1, 15, 12, 0, tzinfo=UTC).timestamp()
+
+
+@pytest.fixture
+def engine_env(engine_env, database_url, monkeypatch):
+    """The engine against the fake server, its store on `database_url` (SQLite, then PostgreSQL)."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    providers.reset_engine()
+    yield engine_env
+    providers.reset_engine()
 
 
 def history():
@@ -40,9 +50,8 @@ def export(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def set_row(assessment_id: str, **columns) -> None:
-    marks = ", ".join(f"{k} = :{k}" for k in columns)
     with history().store.connect() as conn:
-        conn.execute(f"UPDATE assessments SET {marks} WHERE id = :id", {**columns, "id": assessment_id})
+        conn.execute(assessments.update().where(assessments.c.id == assessment_id).values(**columns))
 
 
 @pytest.fixture
@@ -201,3 +210,14 @@ def test_scan_searches_encrypted_text_across_pages(engine_env, reconfigure):
         diagnose(text=f"case {i} {'with a scaly patch' if i % 2 else 'smooth'}", use_cache=False)
     found = [r["text"] for r in history().scan(Filters(query="SCALY", limit=1), page_size=2)]
     assert found == ["case 3 with a scaly patch", "case 1 with a scaly patch"]  # every match: `limit` is the page's
+
+
+def test_a_database_that_is_down_is_named_in_one_line_without_its_password(engine_env, reconfigure, capsys, tmp_path):
+    reconfigure(DATABASE_URL="postgresql://clinic:s3cret-pw@127.0.0.1:1/history", DATABASE_TIMEOUT_SECONDS="1")
+    code, out, err = export(capsys, "--format", "json")
+    assert code == 2 and "s3cret-pw" not in out + err
+    assert "cannot read the history" in err and "127.0.0.1:1/history" in err and "output above is incomplete" in err
+    target = tmp_path / "history.json"
+    code, _, err = export(capsys, "--format", "csv", "--out", str(target))
+    assert code == 2 and err.count("\n") == 1 and "s3cret-pw" not in err and "was not written" in err
+    assert not target.exists()

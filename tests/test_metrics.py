@@ -1,4 +1,8 @@
-"""The performance figures: exact percentiles and rates from the history, and the page that shows them."""
+"""The performance figures: exact percentiles and rates from the history, and the page that shows them.
+
+The figures from a synthetic history are computed on SQLite and on PostgreSQL (conftest's `store`), so the
+same SQLAlchemy queries give the same numbers on both.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import providers
 from providers import ProviderTimeout, diagnose
 from storage import metrics
 from storage.history import History
+from storage.schema import assessments
 from storage.store import Store
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
@@ -31,11 +36,6 @@ init_state()
 runpy.run_path({str(PAGE)!r}, run_name="__main__")
 """
 T0 = 1_700_000_000.0  # a fixed clock for the synthetic rows
-
-
-@pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(tmp_path / "app.db")
 
 
 def add(store: Store, created_at: float, *, kind: str = "text", provider: str | None = "runpod",
@@ -136,9 +136,9 @@ def test_sql_percentiles_agree_with_the_definition_on_random_data(store):
     rows = [(rng.choice(["runpod", "openai"]), rng.choice(["text", "image"]), rng.uniform(50, 60_000))
             for _ in range(300)]
     with store.connect() as conn:  # one transaction: 300 rows in a blink
-        conn.executemany("INSERT INTO assessments (id, created_at, kind, language, provider, latency_ms, complete) "
-                         "VALUES (?, ?, ?, 'ko', ?, ?, 1)",
-                         [(str(i), T0 + i, kind, provider, ms) for i, (provider, kind, ms) in enumerate(rows)])
+        conn.execute(assessments.insert(), [{"id": str(i), "created_at": T0 + i, "kind": kind, "language": "ko",
+                                             "provider": provider, "latency_ms": ms, "complete": 1}
+                                            for i, (provider, kind, ms) in enumerate(rows)])
     report = metrics.compute(store, T0, T0 + 1000)
     for g in report.groups:
         values = [ms for provider, kind, ms in rows if (provider, kind) == (g.provider, g.kind)]
@@ -158,7 +158,15 @@ def test_table_rows_are_ready_to_show(store):
 
 # -- a history the real engine wrote ---------------------------------------------------------------
 
-def test_figures_from_the_engines_own_records(engine_env, reconfigure, fake_llm):
+@pytest.fixture
+def engine_on_both(engine_env, database_url, monkeypatch):
+    """The engine against the fake server, its store on `database_url` (SQLite, then PostgreSQL)."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    providers.reset_engine()
+    return engine_env
+
+
+def test_figures_from_the_engines_own_records(engine_on_both, reconfigure, fake_llm):
     diagnose(text="pearly papule beside the nose")                       # RunPod, fresh
     diagnose(text="pearly papule beside the nose")                       # the same case: cached
     diagnose(text="waxy brown plaque", provider="openai")                # OpenAI, fresh

@@ -15,6 +15,7 @@ import providers
 from domain.classes import by_code
 from providers import PatientInfo, ProviderAuthError, diagnose
 from storage.history import EXPORT_COLUMNS, JSON_FIELDS, from_export
+from storage.schema import assessments
 from testkit.answers import BENIGN, VALID, xml_answer
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
@@ -206,15 +207,20 @@ def test_exports_carry_the_filtered_rows(cases, monkeypatch):
     assert at.get("download_button")[0].proto.label == "CSV로 내보내기"
 
 
-def test_old_rows_are_purged_once_when_the_page_opens(cases):
+def _age(assessment_id: str, *, days: float) -> None:
+    """Make one assessment `days` older."""
     with history().store.connect() as conn:
-        conn.execute("UPDATE assessments SET created_at = created_at - 400 * 86400 WHERE id = ?", (cases[0],))
+        conn.execute(assessments.update().where(assessments.c.id == assessment_id)
+                     .values(created_at=assessments.c.created_at - days * 86400))
+
+
+def test_old_rows_are_purged_once_when_the_page_opens(cases):
+    _age(cases[0], days=400)
     at = _app()
     assert history().get(cases[0]) is None
     assert "보관 기간이 지난 기록 1건을 삭제했습니다" in _texts(at) and len(_rows(at)) == 3
     # Not again in the same session: a case that ages now stays until the next session opens the page.
-    with history().store.connect() as conn:
-        conn.execute("UPDATE assessments SET created_at = created_at - 400 * 86400 WHERE id = ?", (cases[1],))
+    _age(cases[1], days=400)
     at.run()
     assert history().get(cases[1]) is not None and len(_rows(at)) == 3
 

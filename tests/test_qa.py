@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import sys
 import types
 from dataclasses import replace
 
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import providers
 from providers import Diagnosis, ProviderAuthError
 from providers.compare import agreement, compare
-from storage.reviews import Reviews
+from storage.reviews import Reviews, ReviewStore
+from storage.schema import assessments
 from storage.store import new_id
 from testkit.answers import BENIGN, TRUNCATED, VALID
 from testkit.fake_llm import Reply
@@ -42,9 +45,17 @@ def _request(text: str = "pearly papule beside the nose", qa_case: str | None = 
 
 
 def _rows(qa_case: str) -> list[dict]:
+    query = sa.select(assessments).where(assessments.c.qa_case == qa_case).order_by(assessments.c.provider)
     with providers.get_engine().store.connect() as conn:
-        return [dict(r) for r in conn.execute("SELECT * FROM assessments WHERE qa_case = ? ORDER BY provider",
-                                              (qa_case,))]
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+@pytest.fixture
+def engine_on_both(engine_env, database_url, monkeypatch):
+    """`engine_env` with the store on `database_url`: the comparisons and reviews run on SQLite, then PostgreSQL."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    providers.reset_engine()
+    return engine_env
 
 
 def _jpeg() -> bytes:
@@ -55,8 +66,9 @@ def _jpeg() -> bytes:
 
 # -- compare() and agreement() ----------------------------------------------------------------
 
-def test_two_providers_that_agree_are_asked_at_once_and_recorded_as_one_case(engine_env):
+def test_two_providers_that_agree_are_asked_at_once_and_recorded_as_one_case(engine_on_both):
     # Each answer waits 0.5 s: both requests arriving well within that shows they ran side by side.
+    engine_env = engine_on_both
     engine_env.responder = answer_per_model(Reply(VALID, delay=0.5), Reply(VALID, delay=0.5))
     request = _request()
     results = compare(providers.get_engine(), request, ["runpod", "openai"])
@@ -84,8 +96,8 @@ def history_case(results: dict) -> str:
     return case
 
 
-def test_providers_that_disagree(engine_env):
-    engine_env.responder = answer_per_model(VALID, BENIGN)
+def test_providers_that_disagree(engine_on_both):
+    engine_on_both.responder = answer_per_model(VALID, BENIGN)
     request = _request(qa_case="case-1")
     results = compare(providers.get_engine(), request, ["runpod", "openai"])
     verdict = agreement(results)
@@ -94,7 +106,8 @@ def test_providers_that_disagree(engine_env):
     assert len(_rows("case-1")) == 2  # the caller's case id is kept
 
 
-def test_a_failing_provider_is_its_own_error_and_nobody_stands_in_for_it(engine_env, reconfigure):
+def test_a_failing_provider_is_its_own_error_and_nobody_stands_in_for_it(engine_on_both, reconfigure):
+    engine_env = engine_on_both
     # Fallback on: compare must still ask each provider alone, or OpenAI would answer for RunPod.
     reconfigure(PROVIDER_FALLBACKS="runpod,openai")
     engine_env.responder = answer_per_model(Reply.error(401), VALID)
@@ -122,9 +135,9 @@ def test_an_incomplete_answer_does_not_count_towards_agreement(engine_env):
 
 # -- reviews ----------------------------------------------------------------------------------
 
-def test_reviews_are_saved_and_read_back(engine_env):
+def test_reviews_are_saved_and_read_back(engine_on_both):
     engine = providers.get_engine()
-    engine_env.responder = answer_per_model(VALID, BENIGN)
+    engine_on_both.responder = answer_per_model(VALID, BENIGN)
     results = compare(engine, _request(qa_case="case-3"), ["runpod", "openai"])
     runpod, openai = results["runpod"].assessment_id, results["openai"].assessment_id
     reviews = Reviews(engine.store)
@@ -150,6 +163,13 @@ def test_reviews_are_saved_and_read_back(engine_env):
     # Forgetting a case takes its reviews with it.
     assert engine.forget(runpod)
     assert reviews.for_assessment(runpod) == [] and set(reviews.latest()) == {openai}
+
+
+def test_reviews_offer_the_review_store_contract():
+    wanted = {name: inspect.signature(member) for name, member in vars(ReviewStore).items()
+              if callable(member) and not name.startswith("_")}
+    assert set(wanted) == {"add", "for_assessment", "for_case", "latest"}
+    assert {name: inspect.signature(getattr(Reviews, name)) for name in wanted} == wanted
 
 
 # -- the page -----------------------------------------------------------------------------------

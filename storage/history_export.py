@@ -1,0 +1,102 @@
+"""The history's export: the same records for the History page's download and `cli.py history export`.
+
+CSV (formula-safe, one line per assessment) and JSON (a list of records with the label as an
+object), each produced a piece at a time from any iterable of history rows, so a long history
+streams out without sitting in memory whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import textwrap
+import time
+from collections.abc import Iterable, Iterator
+
+from domain.classes import by_code
+from utils.spreadsheet import safe_row
+
+# The columns a history export carries, in order (no raw photo, no thumbnail).
+EXPORT_COLUMNS = (
+    "id", "created_at", "user", "source", "kind", "language", "text", "info", "provider", "model", "complete",
+    "label_code", "label_score", "risk", "summary", "similar", "error", "latency_ms", "first_token_ms",
+    "prompt_tokens", "completion_tokens", "cached", "fallback", "hedged", "tried", "pinned",
+)
+# The keys of one JSON export record, in order: the documented record first (label as an object, `created`
+# ISO 8601 UTC, `elapsed_ms`), then every other export column as the CSV has it, then whether the row was
+# sealed under another key (its patient columns then read as UNREADABLE).
+JSON_FIELDS = (
+    "id", "created", "user", "source", "kind", "text", "provider", "model", "label", "risk", "elapsed_ms",
+    *(c for c in EXPORT_COLUMNS if c not in {"id", "user", "source", "kind", "text", "provider", "model", "risk"}),
+    "unreadable",
+)
+
+
+def csv_lines(rows: Iterable[dict]) -> Iterator[str]:
+    """The CSV export, a line at a time: the header, then one formula-safe line per row (times ISO 8601 UTC)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+
+    def taken() -> str:
+        text = out.getvalue()
+        out.seek(0)
+        out.truncate()
+        return text
+
+    writer.writeheader()
+    yield taken()
+    for row in rows:
+        writer.writerow(safe_row({**row, "created_at": _iso(row["created_at"])}))
+        yield taken()
+
+
+def to_csv(rows: Iterable[dict]) -> str:
+    """The export as CSV text (UTF-8 with a BOM-free header; times as ISO 8601 UTC)."""
+    return "".join(csv_lines(rows))
+
+
+def export_record(row: dict) -> dict:
+    """One assessment as a JSON export record, keys in JSON_FIELDS order.
+
+    `label` is {code, name_ko, name_en, score} or None, `created` (and `created_at`) ISO 8601 UTC,
+    `elapsed_ms` the latency; the nested fields are decoded. A row sealed under another key has
+    `unreadable` true and its patient columns read UNREADABLE, as the History page shows it.
+    """
+    code = row.get("label_code")
+    lesion = by_code(code) if code is not None else None
+    latency = row.get("latency_ms")
+    made = {
+        "created": _iso(row["created_at"]), "created_at": _iso(row["created_at"]),
+        "label": None if code is None else {"code": code, "name_ko": lesion.name_ko if lesion else None,
+                                             "name_en": lesion.name_en if lesion else None,
+                                             "score": row.get("label_score")},
+        "elapsed_ms": None if latency is None else round(latency, 1),
+        "info": json.loads(row.get("info") or "{}"), "similar": json.loads(row.get("similar") or "[]"),
+        "unreadable": bool(row.get("unreadable")),
+    }
+    return {key: made[key] if key in made else row.get(key) for key in JSON_FIELDS}
+
+
+def json_chunks(rows: Iterable[dict]) -> Iterator[str]:
+    """The JSON export, a record at a time: together, one JSON array of `export_record`s."""
+    opened = False
+    for row in rows:
+        yield ",\n" if opened else "[\n"
+        opened = True
+        yield textwrap.indent(json.dumps(export_record(row), ensure_ascii=False, indent=1), " ")
+    yield "\n]" if opened else "[]"
+
+
+def to_json(rows: Iterable[dict]) -> str:
+    """The export as a JSON array of `export_record`s (the History page's download)."""
+    return "".join(json_chunks(rows))
+
+
+def from_export(text: str) -> list[dict]:
+    """Read a JSON export back (the round trip the tests check)."""
+    return json.loads(text)
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
