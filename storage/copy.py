@@ -172,7 +172,9 @@ def _batches(conn: sa.Connection, store: Store, table: sa.Table, batch: int) -> 
     A driver failure is reported as `store`'s, whichever transaction the caller is also in.
     """
     try:
-        result = conn.execution_options(yield_per=batch).execute(in_key_order(table, store.dialect))
+        # On the statement, not the connection: a connection's options stay set, and the target's connection
+        # must not go on writing through server-side cursors.
+        result = conn.execute(in_key_order(table, store.dialect).execution_options(yield_per=batch))
         for part in result.partitions():
             yield [tuple(row) for row in part]
     except UNAVAILABLE_ERRORS as exc:
@@ -187,7 +189,7 @@ def _refuse_unless_empty(conn: sa.Connection, target: Store) -> None:
             held[table.name] = count
     if held:
         rows = ", ".join(f"{name} {count}" for name, count in held.items())
-        raise CopyRefused(f"the target {target.name} already holds data ({rows} rows): copy into a new, empty "
+        raise CopyRefused(f"the target {target.name} already holds data (rows: {rows}): copy into a new, empty "
                           "database, so that no row there is overwritten or mixed with the copy")
 
 

@@ -241,7 +241,7 @@ def test_copy_moves_a_sqlite_clinic_to_postgresql(tmp_path, postgres_url):
 
     again = run_cli(tmp_path, "db", "copy", "--from", str(path), "--to", postgres_url, "--yes")
     assert again.returncode == 2 and again.stdout == ""
-    assert "already holds data" in again.stderr and "users 3 rows" in again.stderr
+    assert "already holds data" in again.stderr and "rows: users 3, assessments 4" in again.stderr
     same = run_cli(tmp_path, "db", "copy", "--from", str(path), "--to", f"sqlite:///{path.parent}/../data/app.db",
                    "--yes")
     assert same.returncode == 2 and "same database" in same.stderr
@@ -337,9 +337,9 @@ def test_the_app_migrates_the_store_at_start_and_starts_with_the_database_down(t
     url = f"postgresql://clinic:pw-{os.getpid()}-secret@127.0.0.1:{free_port()}/clinic"
     down = tmp_path / "down"
     down.mkdir()
-    with serve_app(app_env(DATA_DIR=str(down / "data"), DATABASE_URL=url, DATABASE_TIMEOUT_SECONDS="1"), down) as base:
-        with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
-            assert response.status == 200
+    settings = app_env(DATA_DIR=str(down / "data"), DATABASE_URL=url, DATABASE_TIMEOUT_SECONDS="1")
+    with serve_app(settings, down) as base, urllib.request.urlopen(base + "/healthz", timeout=5) as response:
+        assert response.status == 200  # serving, with the database down
     log = (down / "streamlit.log").read_text()
     failures = [line for line in log.splitlines() if "not migrated at start" in line]
     assert len(failures) == 1 and "secret" not in log and "Traceback" not in log
