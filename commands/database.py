@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from commands.exits import EXIT_INPUT, EXIT_OK
+
+if TYPE_CHECKING:
+    from storage.copy import CopyReport
+    from storage.store import Store
 
 EXIT_ROLLED_BACK = 1  # db copy: checked and undone
 EXIT_UNAVAILABLE = 3  # as EXIT_PROVIDER: the service the command needs did not answer
@@ -30,7 +35,7 @@ SEALED_AS_STORED = ("Encrypted values were copied as stored: give the servers on
                     "DATA_ENCRYPTION_KEY.")
 
 
-def _store(target: str | None):
+def _store(target: str | None) -> Store:
     """The store `target` names (a URL or a SQLite path), else the app's: DATABASE_URL or DATA_DIR/app.db."""
     from providers.wiring import open_store
     from storage.store import Store
@@ -42,7 +47,7 @@ def _store(target: str | None):
     return Store(target, pool_size=settings.database_pool_size, timeout_seconds=settings.database_timeout_seconds)
 
 
-def revision_before(store) -> str | None:
+def revision_before(store: Store) -> str | None:
     """The revision `store` is at before any migration; None for a database with none (new or empty).
 
     A SQLite file from a release before Alembic carries its numbered migration in `PRAGMA user_version`,
@@ -96,7 +101,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _confirmed(args: argparse.Namespace, source, target) -> bool:
+def _confirmed(args: argparse.Namespace, source: Store, target: Store) -> bool:
     if args.yes:
         return True
     if not sys.stdin.isatty():
@@ -107,7 +112,7 @@ def _confirmed(args: argparse.Namespace, source, target) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def print_report(report) -> None:
+def print_report(report: CopyReport) -> None:
     """Each table's rows and checksum on both sides (the checksums' first 16 hex digits), and its verdict."""
     print(f"{'table':<12} {'source rows':>11} {'target rows':>11}  {'source sha256':<16}  {'target sha256':<16}  check")
     for t in report.tables:
