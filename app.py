@@ -4,16 +4,51 @@
 
 Streamlit finds `app` (an `st.App`, a Starlette application) and serves it: the pages, the
 original backend's HTTP API and the operators' endpoints, in one process on one engine.
+Before the first request, the store is brought to the newest migration (as `cli.py db upgrade`
+does); a database that cannot be reached then is logged, and the app starts all the same.
 """
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+import providers
+from storage.database import StoreError
+from utils.settings import SettingsError
 from web.routes import routes
+
+log = logging.getLogger("app")
 
 # `main.py`'s st.navigation is the app's only navigation. Streamlit would otherwise treat the `pages/` folder as
 # an old-style multipage app until some session first reaches st.navigation, which a sign-in gate delays: a link
 # to /history would run pages/history.py alone, with a navigation made of file names.
 PagesManager.uses_pages_directory = False
 
-app = st.App("main.py", routes=routes())
+
+def migrate_store() -> None:
+    """The store at the newest migration; a database that is down, or a DATA_DIR that cannot be used, is one log
+    line: the pages then say the database is unavailable, and the store migrates on its next use."""
+    try:
+        store = providers.get_store()
+        revision = store.migrate()
+    except SettingsError:
+        return  # main.py's first page names the variable to fix
+    except (StoreError, OSError) as exc:  # the message names the database without its password
+        log.error("the store was not migrated at start: %s", exc)
+        return
+    log.info("store %s at revision %s", store.name, revision)
+
+
+@asynccontextmanager
+async def _start(_app: st.App) -> AsyncIterator[None]:
+    # Before the first request, off the event loop (a remote database may take a moment to answer).
+    await anyio.to_thread.run_sync(migrate_store)
+    yield
+
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # as main.py
+app = st.App("main.py", routes=routes(), lifespan=_start)

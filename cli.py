@@ -10,6 +10,8 @@
     python cli.py sessions list --user dr.kim
     python cli.py sessions revoke 3f9a1c2b   (or --user dr.kim)
     python cli.py history export --format json --out history.json   [--since 2025-01-01] [--user dr.kim]
+    python cli.py db upgrade   [--database URL]
+    python cli.py db copy --from sqlite:///srv/skin/data/app.db --to postgresql://clinic@db.internal/clinic --yes
 
 Exit codes: 0 an answer, 2 bad input or settings, 3 no provider could answer, 130 interrupted.
 `batch`: 0 the batch ran (some rows may have failed), 2 bad input (checked before any call), 3 every call failed;
@@ -17,6 +19,8 @@ interrupted, results.csv keeps the rows that finished and `--resume` finishes th
 `users`: 0 done, 2 bad input (a name, a password, an unknown or existing user).
 `sessions`: 0 done, 2 bad input (no such session, an ambiguous id, neither an id nor --user).
 `history export`: 0 exported, 2 bad input (a date, a folder or unwritable --out, HISTORY_ENABLED=false).
+`db`: 0 done, 1 the copy was rolled back (a table did not match), 2 bad input (a URL, a target holding data),
+3 a database could not be reached.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import argparse
 import json
 import sys
 
-from commands import accounts, history
+from commands import accounts, database, history
 from commands.exits import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER, positive
 
 MIN_AGE, MAX_AGE = 0, 120  # as the diagnose page's age field
@@ -202,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_batch)
     accounts.add_parsers(sub)
     history.add_parsers(sub)
+    database.add_parsers(sub)
     return parser
 
 
