@@ -286,6 +286,20 @@ def test_purge_keeps_pinned_and_recent_cases_and_unfinished_jobs(store):
     assert _job_ids(store) == {"of-pinned", "queued", "recent"}
 
 
+def test_the_purge_cut_off_moves_by_the_hour_so_later_purges_rewrite_nothing(store, monkeypatch):
+    history = History(store, retention_days=30)
+    hour = 1_800_000_000.0 - 1_800_000_000.0 % 3600  # the top of an hour
+    clock = [hour + 60]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    early = record(history, created_at=hour - 30 * 86400 - 10)   # expired before this hour began
+    late = record(history, created_at=hour - 30 * 86400 + 30)    # expires within this hour
+    assert history.purge() == 1 and history.get(early) is None
+    clock[0] = hour + 3599
+    assert history.purge() == 0 and history.get(late)            # same hour: nothing to delete, nothing rewritten
+    clock[0] = hour + 3600
+    assert history.purge() == 1 and history.get(late) is None    # the next hour takes it
+
+
 # -- deleted means gone from PostgreSQL's files -------------------------------------------------------
 
 def _table_files(store: Store, server) -> bytes:
