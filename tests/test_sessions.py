@@ -370,3 +370,18 @@ def test_signed_out_forgets_only_a_cookie_whose_session_has_ended(client, app_se
     assert response.headers["location"] == "/"
     morsel = cookie_of(response)[COOKIE_NAME]
     assert morsel.value == "" and morsel["max-age"] == "0"
+
+
+def test_a_database_that_is_down_sets_no_cookie_and_forgets_none(client, app_sessions, reconfigure):
+    from testkit.redis_server import free_port
+
+    grant = fresh_grant(app_sessions)
+    secret, _ = signed_in(app_sessions)
+    reconfigure(AUTH_MODE="accounts", DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere",
+                DATABASE_TIMEOUT_SECONDS=1)  # nothing listens there
+    response = client.get(GRANT_PATH, params={"grant": grant, "next": "/history"}, headers=SAME_SITE)
+    assert response.status_code == 303 and response.headers["location"] == "/history"  # the page says why
+    assert "set-cookie" not in response.headers
+    client.cookies.set(COOKIE_NAME, secret)
+    response = client.get(SIGNED_OUT_PATH, params={"next": "/"})
+    assert response.status_code == 303 and "set-cookie" not in response.headers  # unknown is not ended
