@@ -1,4 +1,4 @@
-"""Everything a store holds, read back through `Store.connect()` on SQLite or PostgreSQL: for "no secret is stored" checks.
+"""Everything a store holds, read back through `Store.connect()` on SQLite or PostgreSQL, for "no secret is kept".
 
 A SQLite file can also be read as bytes (which catches what a row dump would not, such as freed pages);
 a PostgreSQL database cannot, so the tests that promise "only hashes are kept" check the rows on both.

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 import providers
 from storage.accounts import AccountLocked, Accounts, NoSuchUser, WeakPassword, WrongCredentials
+from storage.schema import sessions as sessions_table
 from storage.sessions import (
     COOKIE_NAME,
     GRANT_PATH,
@@ -27,7 +28,6 @@ from storage.sessions import (
     session_key,
     sessions_for,
 )
-from storage.schema import sessions as sessions_table
 from storage.store import Store
 from tests.conftest import PROJECT_ROOT
 from tests.stored_rows import every_row, file_bytes
