@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from commands.exits import EXIT_INPUT, EXIT_OK, positive
 
+if TYPE_CHECKING:
+    from storage.accounts import AccountStore
+    from storage.sessions import SessionStore
+    from storage.tokens import TokenStore
 
-def _accounts():
+
+def _accounts() -> AccountStore:
+    from providers.wiring import open_store
     from storage.accounts import accounts_for
-    from storage.store import Store
     from utils.settings import get_settings
 
     settings = get_settings()
-    # The store the app uses (the engine's), without starting the engine's job workers.
-    return accounts_for(Store(settings.data_dir / "app.db"), settings)
+    # The store the app uses (DATABASE_URL's, else DATA_DIR's), without starting the engine's job workers.
+    return accounts_for(open_store(settings), settings)
 
 
 def _read_password() -> str | None:
@@ -129,13 +135,13 @@ def cmd_users_set_password(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _sessions():
+def _sessions() -> SessionStore:
+    from providers.wiring import open_store
     from storage.sessions import sessions_for
-    from storage.store import Store
     from utils.settings import get_settings
 
     settings = get_settings()
-    return sessions_for(Store(settings.data_dir / "app.db"), settings)
+    return sessions_for(open_store(settings), settings)
 
 
 def cmd_sessions_list(args: argparse.Namespace) -> int:
@@ -195,12 +201,12 @@ def cmd_users_set_admin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _tokens():
-    from storage.store import Store
-    from storage.tokens import SqliteTokenStore
+def _tokens() -> TokenStore:
+    from providers.wiring import open_store
+    from storage.tokens import SqlTokenStore
     from utils.settings import get_settings
 
-    return SqliteTokenStore(Store(get_settings().data_dir / "app.db"))
+    return SqlTokenStore(open_store(get_settings()))
 
 
 def cmd_tokens_add(args: argparse.Namespace) -> int:

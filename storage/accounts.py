@@ -1,7 +1,8 @@
 """The app's own user accounts (AUTH_MODE=accounts): names, scrypt password hashes, sign-in.
 
 No Streamlit here: the sign-in gate (`ui/auth.py`) and the command line (`cli.py users ...`)
-share this module. Accounts live in the `users` table of the app's store (migration 2).
+share this module, through the `AccountStore` contract. Accounts live in the `users` table of the
+app's store (SQLite or PostgreSQL: `Accounts`), so every server sharing the database knows the same people.
 Failed sign-ins slow down the client address they come from; an account is locked only when
 failures against it come from many addresses (`storage/sign_in_throttle.py` explains why).
 
@@ -21,13 +22,16 @@ import logging
 import math
 import re
 import secrets
-import sqlite3
 import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from storage.sessions import SessionStore, SqliteSessionStore, sessions_for
+import sqlalchemy as sa
+
+from storage.schema import users
+from storage.sessions import SessionStore, SqlSessionStore, sessions_for
 from storage.sign_in_throttle import LOCAL, SignInThrottle
 from storage.store import Store
 
@@ -214,13 +218,58 @@ def check_name(name: str) -> str:
 
 # -- the users table -------------------------------------------------------------------------
 
+class AccountStore(Protocol):
+    """Where accounts live and how a sign-in is checked; `Accounts` is the one implementation (the SQL store).
+
+    Names are one account whatever their case ('Kim' and 'kim'); a method that changes an account raises
+    `NoSuchUser` when there is none of that name.
+    """
+
+    def add_user(self, name: str, password: str, *, admin: bool = False) -> User:
+        """Create an account; raises `InvalidName`, `WeakPassword` or `UserExists`."""
+        ...
+
+    def remove_user(self, name: str) -> None:
+        """Delete an account and end its sessions."""
+        ...
+
+    def set_password(self, name: str, password: str) -> User:
+        """Give an account a new password (and open it if locked); ends its sessions."""
+        ...
+
+    def set_admin(self, name: str, admin: bool = True) -> User:
+        """Make an account an administrator, or not."""
+        ...
+
+    def list_users(self) -> list[User]:
+        """Every account, by name."""
+        ...
+
+    def get_user(self, name: str) -> User | None:
+        """One account (name matched ignoring case), or None."""
+        ...
+
+    def has_users(self) -> bool:
+        """Whether any account exists."""
+        ...
+
+    def verify(self, name: str, password: str, address: str | None = None) -> User:
+        """The account when `password` is right; else `WrongCredentials`, `AccountLocked` or `TooManyAttempts`."""
+        ...
+
+
 def _user(row) -> User:
     return User(name=row["name"], is_admin=bool(row["is_admin"]), failed_count=row["failed_count"],
                 locked_until=row["locked_until"], created_at=row["created_at"], last_login=row["last_login"])
 
 
+def _named(name: str) -> sa.ColumnElement[bool]:
+    """The WHERE of one account: its name ignoring case (the unique index on lower(name) serves it)."""
+    return sa.func.lower(users.c.name) == name.strip().lower()
+
+
 class Accounts:
-    """The `users` table of `store`, with the sign-in throttle of `storage/sign_in_throttle.py`.
+    """`AccountStore` on the `users` table of `store`, with the sign-in throttle of `storage/sign_in_throttle.py`.
 
     `max_failures` (LOGIN_MAX_FAILURES): free failures per client address before it must wait;
     `lockout_seconds` (LOGIN_LOCKOUT_SECONDS): the longest wait, and how long a lock lasts;
@@ -232,7 +281,7 @@ class Accounts:
                  lock_addresses: int = 5, clock: Callable[[], float] = time.time,
                  sessions: SessionStore | None = None) -> None:
         self.store = store
-        self.sessions: SessionStore = sessions if sessions is not None else SqliteSessionStore(store, clock=clock)
+        self.sessions: SessionStore = sessions if sessions is not None else SqlSessionStore(store, clock=clock)
         self.max_failures = max_failures
         self.lockout_seconds = lockout_seconds
         self.clock = clock
@@ -247,9 +296,9 @@ class Accounts:
         hashed = hash_password(password)
         try:
             with self.store.connect() as conn:
-                conn.execute("INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)",
-                             (name, hashed, int(admin), stamp))
-        except sqlite3.IntegrityError:  # the name is the primary key, ignoring case: 'Kim' and 'kim' are one
+                conn.execute(users.insert().values(name=name, password_hash=hashed, is_admin=int(admin),
+                                                   created_at=stamp))
+        except sa.exc.IntegrityError:  # unique ignoring case (the index on lower(name)): 'Kim' and 'kim' are one
             raise UserExists(f"A user named {name!r} already exists.") from None
         log.info("account added: %s%s", name, " (admin)" if admin else "")
         return User(name=name, is_admin=admin, failed_count=0, locked_until=None, created_at=stamp, last_login=None)
@@ -257,7 +306,7 @@ class Accounts:
     def remove_user(self, name: str) -> None:
         """Delete an account and end its sessions (what it recorded stays, under its name); raises `NoSuchUser`."""
         with self.store.connect() as conn:
-            if conn.execute("DELETE FROM users WHERE name = ?", (name.strip(),)).rowcount == 0:
+            if conn.execute(users.delete().where(_named(name))).rowcount == 0:
                 raise NoSuchUser(f"No user is named {name.strip()!r}.")
         log.info("account removed: %s", name.strip())
         self.sessions.revoke_user(name)  # every browser signed in as it is signed out at its next click
@@ -270,9 +319,9 @@ class Accounts:
         """
         check_password_rules(password)
         hashed = hash_password(password)
+        change = users.update().where(_named(name)).values(password_hash=hashed, failed_count=0, locked_until=None)
         with self.store.connect() as conn:
-            if conn.execute("UPDATE users SET password_hash = ?, failed_count = 0, locked_until = NULL "
-                            "WHERE name = ?", (hashed, name.strip())).rowcount == 0:
+            if conn.execute(change).rowcount == 0:
                 raise NoSuchUser(f"No user is named {name.strip()!r}.")
         log.info("password changed: %s", name.strip())
         self.sessions.revoke_user(name)
@@ -283,7 +332,7 @@ class Accounts:
     def set_admin(self, name: str, admin: bool = True) -> User:
         """Make an account an administrator (sees everyone's jobs and history), or not; raises `NoSuchUser`."""
         with self.store.connect() as conn:
-            if conn.execute("UPDATE users SET is_admin = ? WHERE name = ?", (int(admin), name.strip())).rowcount == 0:
+            if conn.execute(users.update().where(_named(name)).values(is_admin=int(admin))).rowcount == 0:
                 raise NoSuchUser(f"No user is named {name.strip()!r}.")
         log.info("account %s: admin %s", name.strip(), "on" if admin else "off")
         found = self.get_user(name)
@@ -292,19 +341,20 @@ class Accounts:
 
     def list_users(self) -> list[User]:
         """Every account, by name."""
+        query = sa.select(users).order_by(sa.func.lower(users.c.name), users.c.name)  # the same order on both
         with self.store.connect() as conn:
-            return [_user(r) for r in conn.execute("SELECT * FROM users ORDER BY name")]
+            return [_user(r) for r in conn.execute(query).mappings()]
 
     def get_user(self, name: str) -> User | None:
         """One account (name matched ignoring case), or None."""
         with self.store.connect() as conn:
-            row = conn.execute("SELECT * FROM users WHERE name = ?", (name.strip(),)).fetchone()
+            row = conn.execute(sa.select(users).where(_named(name))).mappings().first()
         return _user(row) if row else None
 
     def has_users(self) -> bool:
         """Whether any account exists (with none, the app shows how to create the first)."""
         with self.store.connect() as conn:
-            return conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+            return conn.execute(sa.select(users.c.name).limit(1)).first() is not None
 
     def verify(self, name: str, password: str, address: str | None = None) -> User:
         """The account, when `password` is right; else `WrongCredentials`, `AccountLocked` or `TooManyAttempts`.
@@ -322,7 +372,7 @@ class Accounts:
                      address or LOCAL)
             raise TooManyAttempts(opens, now)
         with self.store.connect() as conn:
-            row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+            row = conn.execute(sa.select(users).where(_named(name))).mappings().first()
         if row is None:
             _burn_time(password)
             raise self._failed(None, key, address, now)
@@ -334,13 +384,13 @@ class Accounts:
             raise AccountLocked(until)
         if not right:
             raise self._failed(user, key, address, now)
+        # Conditional: a parallel wrong attempt may have locked the account meanwhile.
+        open_now = sa.or_(users.c.locked_until.is_(None), users.c.locked_until <= now)
         with self.store.connect() as conn:
-            # Conditional: a parallel wrong attempt may have locked the account meanwhile.
-            done = conn.execute("UPDATE users SET failed_count = 0, locked_until = NULL, last_login = ? "
-                                "WHERE name = ? AND (locked_until IS NULL OR locked_until <= ?)",
-                                (now, user.name, now)).rowcount
+            done = conn.execute(users.update().where(_named(user.name), open_now)
+                                .values(failed_count=0, locked_until=None, last_login=now)).rowcount
             if done and needs_rehash(stored):
-                conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (hash_password(password), user.name))
+                conn.execute(users.update().where(_named(user.name)).values(password_hash=hash_password(password)))
         if not done:
             current = self.get_user(user.name)
             until = current.lock_ends(now) if current else None
@@ -362,17 +412,18 @@ class Accounts:
                 self.throttle.lock_phantom(key, until)
                 return AccountLocked(until)
             return WrongCredentials(self.throttle.next_attempt_at(address))
+        # One statement increments, so parallel failures are all counted.
+        counted = (users.update().where(_named(user.name)).values(failed_count=users.c.failed_count + 1)
+                   .returning(users.c.failed_count))
         with self.store.connect() as conn:
-            # One statement increments, so parallel failures are all counted.
-            count = conn.execute("UPDATE users SET failed_count = failed_count + 1 WHERE name = ? "
-                                 "RETURNING failed_count", (user.name,)).fetchone()[0]
+            count = conn.execute(counted).scalar()  # None: the account was removed meanwhile
         if not self.throttle.is_evidence(key, user.last_login):
             return WrongCredentials(self.throttle.next_attempt_at(address))
         until = now + self.lockout_seconds
         with self.store.connect() as conn:
-            conn.execute("UPDATE users SET failed_count = 0, locked_until = ? WHERE name = ?", (until, user.name))
+            conn.execute(users.update().where(_named(user.name)).values(failed_count=0, locked_until=until))
         log.warning("account locked after failed sign-ins from %d addresses (%d in a row): name %s",
-                    self.throttle.spread(key, user.last_login), count, key)
+                    self.throttle.spread(key, user.last_login), count or 0, key)
         return AccountLocked(until)
 
 
@@ -382,6 +433,6 @@ def accounts_for(store: Store, settings) -> Accounts:
                     lock_addresses=settings.login_lock_addresses, sessions=sessions_for(store, settings))
 
 
-__all__ = ["Accounts", "AccountError", "AccountLocked", "InvalidName", "NoSuchUser", "SignInError", "TooManyAttempts",
-           "User", "UserExists", "WeakPassword", "WrongCredentials", "accounts_for", "check_name", "check_password",
-           "check_password_rules", "hash_password", "needs_rehash"]
+__all__ = ["AccountError", "AccountLocked", "AccountStore", "Accounts", "InvalidName", "NoSuchUser", "SignInError",
+           "TooManyAttempts", "User", "UserExists", "WeakPassword", "WrongCredentials", "accounts_for", "check_name",
+           "check_password", "check_password_rules", "hash_password", "needs_rehash"]

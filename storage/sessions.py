@@ -29,8 +29,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+import sqlalchemy as sa
+
+from storage.schema import sessions
 from storage.sign_in_throttle import normalise_address
 from storage.store import Store
+from storage.upsert import upsert
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,7 @@ def new_secret() -> str:
 
 
 class SessionStore(Protocol):
-    """Where sessions live; `SqliteSessionStore` is the one implementation (in the app's store)."""
+    """Where sessions live; `SqlSessionStore` is the one implementation (in the app's store, SQLite or PostgreSQL)."""
 
     def start(self, user: str, *, address: str | None, agent: str) -> Session:
         """A new session for `user`, not yet held by any browser (see `grant`)."""
@@ -120,7 +124,7 @@ class AmbiguousPrefix(ValueError):
     """A key prefix matches more than one live session; the message says to type more of it."""
 
 
-class SqliteSessionStore:
+class SqlSessionStore:
     """Sessions in the `sessions` table of `store`.
 
     `idle_seconds` (SESSION_TIMEOUT_MINUTES) and `max_seconds` (SESSION_MAX_HOURS) bound a session's
@@ -141,20 +145,20 @@ class SqliteSessionStore:
         """A new session for `user`, not yet held by any browser (see `grant`)."""
         now = self.clock()
         key = session_key(new_secret())  # the form's tab holds the key; the cookie's id comes with the grant
-        row = (key, user, now, now, normalise_address(address), agent[:MAX_AGENT_CHARS])
+        session = Session(key, user, now, now, normalise_address(address), agent[:MAX_AGENT_CHARS])
         with self.store.connect() as conn:
-            conn.execute("DELETE FROM sessions WHERE created_at < ?", (now - RETAIN_SECONDS,))
-            conn.execute("INSERT INTO sessions (key, user, created_at, last_seen, address, agent) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", row)
+            conn.execute(sessions.delete().where(sessions.c.created_at < now - RETAIN_SECONDS))
+            conn.execute(sessions.insert().values(_row(session)))
         log.info("session started: %s (session %s)", user, key[:12])
-        return Session(key, user, now, now, row[4], row[5])
+        return session
 
     def grant(self, key: str) -> str:
         """A single-use sign-in grant for session `key`, valid GRANT_SECONDS; only its hash is stored."""
         secret = new_secret()
+        query = (sessions.update().where(sessions.c.key == key, sessions.c.ended.is_(None))
+                 .values(grant_key=session_key(secret), grant_until=self.clock() + GRANT_SECONDS))
         with self.store.connect() as conn:
-            changed = conn.execute("UPDATE sessions SET grant_key = ?, grant_until = ? WHERE key = ? AND ended IS NULL",
-                                   (session_key(secret), self.clock() + GRANT_SECONDS, key)).rowcount
+            changed = conn.execute(query).rowcount
         if not changed:
             raise KeyError("no live session has this key")
         return secret
@@ -163,11 +167,14 @@ class SqliteSessionStore:
         """Trade a grant for the session's new id (for the cookie) and the session; None if used, late or unknown."""
         now = self.clock()
         secret = new_secret()
+        # One statement: two requests with the same grant cannot both get an id.
+        trade = (sessions.update()
+                 .where(sessions.c.grant_key == session_key(grant), sessions.c.grant_until >= now,
+                        sessions.c.ended.is_(None))
+                 .values(key=session_key(secret), grant_key=None, grant_until=None, last_seen=now)
+                 .returning(*sessions.c))
         with self.store.connect() as conn:
-            # One statement: two requests with the same grant cannot both get an id.
-            row = conn.execute("UPDATE sessions SET key = ?, grant_key = NULL, grant_until = NULL, last_seen = ? "
-                               "WHERE grant_key = ? AND grant_until >= ? AND ended IS NULL RETURNING *",
-                               (session_key(secret), now, session_key(grant), now)).fetchone()
+            row = conn.execute(trade).mappings().first()
         if row is None:
             return None
         session = _session(row)
@@ -182,10 +189,9 @@ class SqliteSessionStore:
         if found is not Ended.UNKNOWN:
             return found  # the usual case, a read: this runs on every page re-run
         now = self.clock()
-        with self.store.connect() as conn:
-            conn.execute("INSERT OR IGNORE INTO sessions (key, user, created_at, last_seen, address, agent) "
-                         "VALUES (?, ?, ?, ?, ?, ?)",
-                         (key, user, now, now, normalise_address(address), agent[:MAX_AGENT_CHARS]))
+        first = Session(key, user, now, now, normalise_address(address), agent[:MAX_AGENT_CHARS])
+        with self.store.connect() as conn:  # a parallel re-run of the same tab may have recorded it meanwhile
+            conn.execute(upsert(self.store, sessions).values(_row(first)).on_conflict_do_nothing())
         log.info("session started: %s (session %s)", user, key[:12])
         return self.check(key)
 
@@ -197,7 +203,7 @@ class SqliteSessionStore:
         """
         now = self.clock()
         with self.store.connect() as conn:
-            row = conn.execute("SELECT * FROM sessions WHERE key = ?", (key,)).fetchone()
+            row = conn.execute(sa.select(sessions).where(sessions.c.key == key)).mappings().first()
         if row is None:
             return Ended.UNKNOWN
         if row["ended"] is not None:
@@ -209,7 +215,8 @@ class SqliteSessionStore:
             return ended
         if touch and now - session.last_seen >= self.touch_seconds:
             with self.store.connect() as conn:
-                conn.execute("UPDATE sessions SET last_seen = ? WHERE key = ? AND last_seen < ?", (now, key, now))
+                conn.execute(sessions.update().where(sessions.c.key == key, sessions.c.last_seen < now)
+                             .values(last_seen=now))
             session = Session(session.key, session.user, session.created_at, now, session.address, session.agent)
         return session
 
@@ -222,8 +229,7 @@ class SqliteSessionStore:
 
     def _end(self, key: str, reason: Ended) -> bool:
         with self.store.connect() as conn:
-            return conn.execute("UPDATE sessions SET ended = ?, grant_key = NULL, grant_until = NULL "
-                                "WHERE key = ? AND ended IS NULL", (reason.value, key)).rowcount > 0
+            return conn.execute(_ending(reason).where(sessions.c.key == key)).rowcount > 0
 
     def revoke(self, key: str) -> bool:
         """End one session by its full key; False when no live session has it."""
@@ -241,9 +247,9 @@ class SqliteSessionStore:
 
     def revoke_user(self, user: str) -> int:
         """End every live session of `user`; how many there were."""
+        query = _ending(Ended.REVOKED).where(sa.func.lower(sessions.c.user) == user.strip().lower())
         with self.store.connect() as conn:
-            count = conn.execute("UPDATE sessions SET ended = ?, grant_key = NULL, grant_until = NULL "
-                                 "WHERE user = ? AND ended IS NULL", (Ended.REVOKED.value, user.strip())).rowcount
+            count = conn.execute(query).rowcount
         if count:
             log.info("sessions ended: %d of %s", count, user.strip())
         return count
@@ -251,12 +257,23 @@ class SqliteSessionStore:
     def live(self, user: str | None = None) -> list[Session]:
         """Every live session (of `user`), the most recently used first."""
         now = self.clock()
-        query, args = "SELECT * FROM sessions WHERE ended IS NULL", []
+        query = sa.select(sessions).where(sessions.c.ended.is_(None))
         if user is not None:
-            query, args = query + " AND user = ?", [user.strip()]
+            query = query.where(sa.func.lower(sessions.c.user) == user.strip().lower())
         with self.store.connect() as conn:
-            rows = conn.execute(query + " ORDER BY last_seen DESC", args).fetchall()
+            rows = conn.execute(query.order_by(sessions.c.last_seen.desc(), sessions.c.key)).mappings().all()
         return [s for s in map(_session, rows) if self._limit(s, now) is None]
+
+
+def _ending(reason: Ended) -> sa.Update:
+    """The UPDATE that ends live sessions for `reason` (a WHERE picks which); their grant dies with them."""
+    return (sessions.update().where(sessions.c.ended.is_(None))
+            .values(ended=reason.value, grant_key=None, grant_until=None))
+
+
+def _row(session: Session) -> dict:
+    return {"key": session.key, "user": session.user, "created_at": session.created_at,
+            "last_seen": session.last_seen, "address": session.address, "agent": session.agent}
 
 
 def _session(row) -> Session:
@@ -264,11 +281,11 @@ def _session(row) -> Session:
                    address=row["address"], agent=row["agent"])
 
 
-def sessions_for(store: Store, settings) -> SqliteSessionStore:
+def sessions_for(store: Store, settings) -> SqlSessionStore:
     """The sessions of `store` with the limits of `settings` (a `utils.settings.Settings`)."""
-    return SqliteSessionStore(store, idle_seconds=settings.session_timeout_minutes * 60,
+    return SqlSessionStore(store, idle_seconds=settings.session_timeout_minutes * 60,
                               max_seconds=settings.session_max_hours * 3600)
 
 
 __all__ = ["AmbiguousPrefix", "COOKIE_NAME", "Ended", "GRANT_PATH", "GRANT_SECONDS", "SIGNED_OUT_PATH", "Session",
-           "SessionStore", "SqliteSessionStore", "new_secret", "session_key", "sessions_for"]
+           "SessionStore", "SqlSessionStore", "new_secret", "session_key", "sessions_for"]

@@ -1,8 +1,8 @@
 """Sign-in throttling: failures slow down the client address they come from; only many addresses lock an account.
 
 A lock-out counted per account alone lets anyone who reaches the form lock every clinician and
-administrator out with a few wrong passwords each. The policy here (state in migration 3 of the
-store, so every process sharing the file sees the same counts):
+administrator out with a few wrong passwords each. The policy here (state in the store's tables
+`sign_in_failures` and `sign_in_locks`, so every process and server sharing the database sees the same counts):
 
 - **Per client address** (an IPv4 address; an IPv6 address by its /64, which one subscriber
   usually holds whole). The first LOGIN_MAX_FAILURES failures are free; after them each further
@@ -39,14 +39,19 @@ import threading
 import time
 from collections.abc import Callable
 
+import sqlalchemy as sa
+
+from storage.schema import install_keys, sign_in_failures, sign_in_locks
 from storage.store import Store
+from storage.upsert import upsert
 
 LOCAL = "local"  # no address known: the same machine (Streamlit hides loopback) or a caller that gave none
 DAY_SECONDS = 86_400.0
 _MAX_DOUBLINGS = 40  # 2**40 s is far above any cap; bounds the float before min()
 
-_keys: dict[str, bytes] = {}
+_keys: dict[str, bytes] = {}  # per database (`Store.name`): read once per process, it never changes
 _keys_lock = threading.Lock()
+_KEY_PURPOSE = "sign_in_names"
 
 
 def normalise_address(text: str | None) -> str | None:
@@ -96,13 +101,14 @@ class SignInThrottle:
         return digest.hexdigest()[:16]
 
     def _install_key(self) -> bytes:
-        path = str(self.store.path)
+        database = self.store.name
         with _keys_lock:
-            if path not in _keys:
+            if database not in _keys:
                 with self.store.connect() as conn:
-                    row = conn.execute("SELECT key FROM install_keys WHERE purpose = 'sign_in_names'").fetchone()
-                _keys[path] = bytes(row["key"])
-            return _keys[path]
+                    key = conn.execute(sa.select(install_keys.c.key)
+                                       .where(install_keys.c.purpose == _KEY_PURPOSE)).scalar_one()
+                _keys[database] = bytes(key)
+            return _keys[database]
 
     def delay(self, spent: int) -> float:
         """Seconds the next attempt must wait after the previous one, once an address has `spent` attempts."""
@@ -110,12 +116,14 @@ class SignInThrottle:
             return 0.0
         return min(self.max_wait_seconds, 2.0 ** min(spent - self.free_failures + 1, _MAX_DOUBLINGS))
 
-    def _open_at(self, conn, bucket: str, now: float) -> float | None:
-        spent, last = conn.execute("SELECT COALESCE(SUM(failures), 0), MAX(last_at) FROM sign_in_failures "
-                                   "WHERE address = ? AND last_at > ?", (bucket, now - self.memory_seconds)).fetchone()
+    def _open_at(self, conn: sa.Connection, bucket: str, now: float) -> float | None:
+        t = sign_in_failures.c
+        query = (sa.select(sa.func.coalesce(sa.func.sum(t.failures), 0), sa.func.max(t.last_at))
+                 .where(t.address == bucket, t.last_at > now - self.memory_seconds))
+        spent, last = conn.execute(query).one()
         if last is None:
             return None
-        opens = last + self.delay(spent)
+        opens = last + self.delay(int(spent))
         return opens if opens > now else None
 
     def attempt(self, address: str | None, name_key: str) -> float | None:
@@ -124,14 +132,16 @@ class SignInThrottle:
         Counted before the password is checked; `succeeded` refunds it.
         """
         bucket, now = address_bucket(address), self.clock()
-        with self.store.connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")  # the check and the count are one step for every process
+        # The check and the count are one step for every process and server sharing the database.
+        with self.store.connect(serialize="sign_in") as conn:
             if (opens := self._open_at(conn, bucket, now)) is not None:
                 return opens
-            conn.execute("DELETE FROM sign_in_failures WHERE last_at <= ?", (now - self.memory_seconds,))
-            conn.execute("INSERT INTO sign_in_failures (address, name_key, failures, last_at) VALUES (?, ?, 1, ?) "
-                         "ON CONFLICT (address, name_key) DO UPDATE SET failures = failures + 1, "
-                         "last_at = excluded.last_at", (bucket, name_key, now))
+            conn.execute(sign_in_failures.delete().where(sign_in_failures.c.last_at <= now - self.memory_seconds))
+            count = upsert(self.store, sign_in_failures).values(address=bucket, name_key=name_key, failures=1,
+                                                                last_at=now)
+            conn.execute(count.on_conflict_do_update(
+                index_elements=[sign_in_failures.c.address, sign_in_failures.c.name_key],
+                set_={"failures": sign_in_failures.c.failures + 1, "last_at": count.excluded.last_at}))
         return None
 
     def next_attempt_at(self, address: str | None) -> float | None:
@@ -142,15 +152,16 @@ class SignInThrottle:
     def succeeded(self, address: str | None, name_key: str) -> None:
         """A right password for `name_key` from `address`: refund what the address spent on that name."""
         with self.store.connect() as conn:
-            conn.execute("DELETE FROM sign_in_failures WHERE address = ? AND name_key = ?",
-                         (address_bucket(address), name_key))
+            conn.execute(sign_in_failures.delete().where(sign_in_failures.c.address == address_bucket(address),
+                                                         sign_in_failures.c.name_key == name_key))
 
     def spread(self, name_key: str, since: float | None) -> int:
         """How many addresses failed at `name_key` after `since` (and within the memory)."""
         floor = max(self.clock() - self.memory_seconds, since or 0.0)
+        query = (sa.select(sa.func.count()).select_from(sign_in_failures)
+                 .where(sign_in_failures.c.name_key == name_key, sign_in_failures.c.last_at > floor))
         with self.store.connect() as conn:
-            return conn.execute("SELECT COUNT(*) FROM sign_in_failures WHERE name_key = ? AND last_at > ?",
-                                (name_key, floor)).fetchone()[0]
+            return int(conn.execute(query).scalar_one())
 
     def is_evidence(self, name_key: str, since: float | None) -> bool:
         """Whether failures at `name_key` since `since` came from enough addresses to lock it."""
@@ -159,15 +170,17 @@ class SignInThrottle:
     def phantom_lock(self, name_key: str) -> float | None:
         """The end of the imitation lock of a name with no account, if one holds now."""
         with self.store.connect() as conn:
-            row = conn.execute("SELECT locked_until FROM sign_in_locks WHERE name_key = ?", (name_key,)).fetchone()
-        return row[0] if row and row[0] > self.clock() else None
+            until = conn.execute(sa.select(sign_in_locks.c.locked_until)
+                                 .where(sign_in_locks.c.name_key == name_key)).scalar()
+        return until if until is not None and until > self.clock() else None
 
     def lock_phantom(self, name_key: str, until: float) -> None:
         """Lock a name with no account until `until`, as an account would be."""
+        lock = upsert(self.store, sign_in_locks).values(name_key=name_key, locked_until=until)
         with self.store.connect() as conn:
-            conn.execute("DELETE FROM sign_in_locks WHERE locked_until <= ?", (self.clock(),))
-            conn.execute("INSERT OR REPLACE INTO sign_in_locks (name_key, locked_until) VALUES (?, ?)",
-                         (name_key, until))
+            conn.execute(sign_in_locks.delete().where(sign_in_locks.c.locked_until <= self.clock()))
+            conn.execute(lock.on_conflict_do_update(index_elements=[sign_in_locks.c.name_key],
+                                                    set_={"locked_until": lock.excluded.locked_until}))
 
 
 __all__ = ["LOCAL", "SignInThrottle", "address_bucket", "normalise_address"]

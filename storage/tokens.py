@@ -17,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import sqlalchemy as sa
+
+from storage.schema import api_tokens
 from storage.store import Store, new_id
 
 log = logging.getLogger(__name__)
@@ -72,7 +75,7 @@ def digest(token: str) -> str:
 
 
 class TokenStore(Protocol):
-    """Where API tokens are kept (the app's SQLite store; a Redis deployment shares that file's tokens too)."""
+    """Where API tokens are kept; `SqlTokenStore` is the one implementation (the app's store, SQLite or PostgreSQL)."""
 
     def add(self, user: str, *, name: str = "", expires_days: float | None = None) -> tuple[ApiToken, str]:
         """Make a token for `user`; returns its record and the token itself (to show once, never stored)."""
@@ -92,7 +95,7 @@ def _token(row) -> ApiToken:
                     expires_at=row["expires_at"], revoked_at=row["revoked_at"], last_used_at=row["last_used_at"])
 
 
-class SqliteTokenStore:
+class SqlTokenStore:
     """The `api_tokens` table of the app's store."""
 
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
@@ -113,9 +116,8 @@ class SqliteTokenStore:
                           expires_at=None if expires_days is None else stamp + expires_days * 86400,
                           revoked_at=None, last_used_at=None)
         with self.store.connect() as conn:
-            conn.execute("INSERT INTO api_tokens (id, token_hash, user, name, created_at, expires_at) "
-                         "VALUES (?, ?, ?, ?, ?, ?)",
-                         (record.id, digest(secret), user, name, stamp, record.expires_at))
+            conn.execute(api_tokens.insert().values(id=record.id, token_hash=digest(secret), user=user, name=name,
+                                                    created_at=stamp, expires_at=record.expires_at))
         log.info("API token %s added for %s", record.id, user)
         return record, secret
 
@@ -127,7 +129,7 @@ class SqliteTokenStore:
         if len(token) > MAX_TOKEN_CHARS:
             raise TokenRejected(UNKNOWN)
         with self.store.connect() as conn:
-            row = conn.execute("SELECT * FROM api_tokens WHERE token_hash = ?", (digest(token),)).fetchone()
+            row = conn.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == digest(token))).mappings().first()
         if row is None:
             raise TokenRejected(UNKNOWN)
         record = _token(row)
@@ -137,29 +139,28 @@ class SqliteTokenStore:
             raise TokenRejected(state)
         if record.last_used_at is None or now - record.last_used_at >= TOUCH_EVERY_SECONDS:
             with self.store.connect() as conn:
-                conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now, record.id))
+                conn.execute(api_tokens.update().where(api_tokens.c.id == record.id).values(last_used_at=now))
         return record
 
     def list(self, *, user: str | None = None) -> list[ApiToken]:
         """Every token (one user's, when given), newest first."""
+        query = sa.select(api_tokens).order_by(api_tokens.c.created_at.desc(), api_tokens.c.id)
+        if user is not None:
+            query = query.where(sa.func.lower(api_tokens.c.user) == user.lower())
         with self.store.connect() as conn:
-            if user is None:
-                rows = conn.execute("SELECT * FROM api_tokens ORDER BY created_at DESC").fetchall()
-            else:
-                rows = conn.execute("SELECT * FROM api_tokens WHERE user = ? COLLATE NOCASE "
-                                    "ORDER BY created_at DESC", (user,)).fetchall()
-        return [_token(r) for r in rows]
+            return [_token(r) for r in conn.execute(query).mappings()]
 
     def revoke(self, token_id: str) -> ApiToken | None:
         """Revoke a token for good (revoking twice keeps the first time); None when no token has this id."""
+        token_id = token_id.strip()
         with self.store.connect() as conn:
-            conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                         (self.clock(), token_id.strip()))
-            row = conn.execute("SELECT * FROM api_tokens WHERE id = ?", (token_id.strip(),)).fetchone()
+            conn.execute(api_tokens.update().where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+                         .values(revoked_at=self.clock()))
+            row = conn.execute(sa.select(api_tokens).where(api_tokens.c.id == token_id)).mappings().first()
         if row is not None:
             log.info("API token %s revoked", row["id"])
         return _token(row) if row else None
 
 
-__all__ = ["ApiToken", "EXPIRED", "MISSING", "PREFIX", "REVOKED", "SqliteTokenStore", "TokenRejected", "TokenStore",
+__all__ = ["ApiToken", "EXPIRED", "MISSING", "PREFIX", "REVOKED", "SqlTokenStore", "TokenRejected", "TokenStore",
            "UNKNOWN", "digest"]

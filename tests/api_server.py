@@ -21,7 +21,7 @@ from PIL import Image
 
 from storage.accounts import Accounts
 from storage.store import Store
-from storage.tokens import SqliteTokenStore
+from storage.tokens import SqlTokenStore
 from testkit.answers import VALID
 from testkit.app_server import LOOPBACK, serve_app
 from testkit.fake_llm import FakeLLM, Reply
@@ -86,7 +86,7 @@ class ApiServer:
 
     def token(self, user: str, **kwargs) -> str:
         """A new token acting as `user` (made straight in the store; `cli.py tokens add` has its own test)."""
-        return SqliteTokenStore(self.store, **kwargs).add(self.user(user))[1]
+        return SqlTokenStore(self.store, **kwargs).add(self.user(user))[1]
 
     def client(self, token: str | None = None) -> httpx.Client:
         """An HTTP client of the API, with `token` as its bearer."""

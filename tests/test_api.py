@@ -15,13 +15,16 @@ import time
 from xml.etree import ElementTree
 
 import pytest
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from storage.tokens import SqliteTokenStore, digest
+from storage.schema import api_tokens
+from storage.tokens import SqlTokenStore, digest
 from tests.api_server import EXPLAINED, PROVIDER_BODY, REFINED, api_server, photo
+from tests.stored_rows import every_row
 from utils.settings import load_settings
 from web.api.errors import guarded
 from web.api.limits import ConcurrencyGate
@@ -74,12 +77,10 @@ def test_cli_makes_a_token_shown_once_stored_hashed_listed_and_revoked(server):
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip().splitlines()[-1]
     assert token.startswith("skai_") and len(token) > 40 and " " not in token
-    with sqlite3.connect(server.data_dir / "app.db") as db:
-        stored = db.execute("SELECT token_hash, user, name, expires_at FROM api_tokens WHERE token_hash = ?",
-                            (digest(token),)).fetchone()
-        dump = "\n".join(db.iterdump())
-    assert stored[1:3] == ("cli.user", "emr") and stored[3] is not None
-    assert token not in dump  # only the hash
+    with server.store.connect() as db:
+        stored = db.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == digest(token))).mappings().one()
+    assert (stored["user"], stored["name"]) == ("cli.user", "emr") and stored["expires_at"] is not None
+    assert token not in every_row(server.store)  # only the hash
     with server.client(token) as c:
         assert c.get("/api/v1/analyses").status_code == 200
     listed = server.cli("tokens", "list")
@@ -103,7 +104,7 @@ def test_missing_wrong_expired_and_orphaned_tokens_get_401(server):
                "unauthorized")
         _error(c.post("/api/v1/diagnose/skin-lesion", json={"lesion_description": "x"}), 401, "unauthorized")
     server.user("expiring")
-    old = SqliteTokenStore(server.store, clock=lambda: time.time() - 3 * 86400).add("expiring", expires_days=1)[1]
+    old = SqlTokenStore(server.store, clock=lambda: time.time() - 3 * 86400).add("expiring", expires_days=1)[1]
     with server.client(old) as c:
         assert "expired" in _error(c.get("/api/v1/analyses"), 401, "unauthorized")
     leaving = server.token("leaving")
@@ -420,23 +421,25 @@ def test_over_the_concurrency_bound_a_request_waits_then_gets_503():
 
 
 
-def test_token_store_rules(tmp_path):
-    from storage.store import Store
+def test_token_store_rules(store):  # on SQLite and PostgreSQL
     from storage.tokens import EXPIRED, REVOKED, UNKNOWN, TokenRejected
 
     now = [1_000_000.0]
-    tokens = SqliteTokenStore(Store(tmp_path / "app.db"), clock=lambda: now[0])
+    tokens = SqlTokenStore(store, clock=lambda: now[0])
     with pytest.raises(ValueError, match="label"):
         tokens.add("kim", name="x" * 81)
     with pytest.raises(ValueError, match="lifetime"):
         tokens.add("kim", expires_days=0)
     record, token = tokens.add("kim", name="  emr   gateway ", expires_days=2)
     assert record.name == "emr gateway"
+    other, _ = tokens.add("lee")
+    assert [t.id for t in tokens.list(user="KIM")] == [record.id]  # a user's name, whatever its case
+    assert {t.id for t in tokens.list()} == {record.id, other.id}
     assert tokens.check(token).last_used_at is None
     now[0] += 30
-    assert tokens.list()[0].last_used_at == 1_000_000.0  # touched on the first use
+    assert tokens.list(user="kim")[0].last_used_at == 1_000_000.0  # touched on the first use
     tokens.check(token)
-    assert tokens.list()[0].last_used_at == 1_000_000.0  # not again within a minute
+    assert tokens.list(user="kim")[0].last_used_at == 1_000_000.0  # not again within a minute
     with pytest.raises(TokenRejected) as long_one:
         tokens.check("skai_" + "a" * 500)
     assert long_one.value.reason == UNKNOWN
@@ -451,6 +454,22 @@ def test_token_store_rules(tmp_path):
         tokens.check(token)
     assert gone.value.reason == REVOKED
     assert tokens.revoke("no-such-id") is None
+
+
+def test_a_database_that_is_down_answers_503_not_401(monkeypatch):
+    import providers
+    from testkit.redis_server import free_port
+    from web.api.auth import identify
+    from web.api.errors import ApiError
+
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")  # nothing listens
+    monkeypatch.setenv("DATABASE_TIMEOUT_SECONDS", "1")
+    providers.reset_engine()
+    with pytest.raises(ApiError) as refused:
+        identify("skai_" + "a" * 43)
+    error = refused.value
+    assert (error.status, error.error) == (503, "busy") and int(error.headers["Retry-After"]) >= 1
+    assert error.detail.startswith("The sign-in database is unavailable: ") and "nowhere" not in error.detail
 
 
 def test_rate_limiter_refills_and_says_how_long_to_wait():

@@ -1,4 +1,8 @@
-"""Sign-in: password hashing, lock-out, the `users` command, the gate in front of every page, per-user data."""
+"""Sign-in: password hashing, lock-out, the `users` command, the gate in front of every page, per-user data.
+
+The account and throttle tests run on SQLite and on PostgreSQL (the `store` fixture of tests/conftest.py);
+the pages and the command line run on the SQLite default, and once on a DATABASE_URL's PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ import hashlib
 import logging
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
+import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 import providers
@@ -33,10 +38,13 @@ from storage.accounts import (
     hash_password,
     needs_rehash,
 )
+from storage.schema import install_keys, sessions, users
 from storage.sessions import Ended, sessions_for
 from storage.sign_in_throttle import LOCAL, address_bucket
 from storage.store import Store
 from tests.conftest import PROJECT_ROOT
+from tests.stored_rows import every_row, file_bytes
+from utils.settings import get_settings
 
 APP = str(PROJECT_ROOT / "main.py")
 CLI = str(PROJECT_ROOT / "cli.py")
@@ -45,8 +53,25 @@ HASH_FORMAT = re.compile(r"scrypt\$16384\$8\$1\$[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+
 
 
 @pytest.fixture
-def accounts(tmp_path, clock) -> Accounts:
-    return Accounts(Store(tmp_path / "app.db"), max_failures=3, lockout_seconds=60, lock_addresses=3, clock=clock)
+def accounts(store, clock) -> Accounts:
+    """Accounts on `store`: a SQLite file, then a PostgreSQL database."""
+    return Accounts(store, max_failures=3, lockout_seconds=60, lock_addresses=3, clock=clock)
+
+
+@pytest.fixture
+def second_store(store, request, tmp_path):
+    """Another install on the same kind of database as `store` (its own file, or its own PostgreSQL database)."""
+    if store.dialect == "sqlite":
+        other = Store(tmp_path / "other" / "app.db")
+        yield other
+        other.dispose()
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    other = Store(url)
+    yield other
+    other.dispose()
+    server.drop_database(url)
 
 
 @pytest.fixture
@@ -215,20 +240,29 @@ def test_a_success_refunds_only_what_the_address_spent_on_that_name(accounts):
     assert _refused(accounts, "lee", "wrong password", CLINIC).retry_at is not None
 
 
-def test_parallel_attempts_cannot_slip_past_the_wait(accounts):
+def test_parallel_attempts_cannot_slip_past_the_wait(accounts, database_url, clock):
     accounts.add_user("kim", PASSWORD)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        outcomes = list(pool.map(lambda _: type(_refused(accounts, "kim", "wrong password", STRANGER)), range(8)))
+    # Each attempt through its own engine and connections, as from eight app processes or servers.
+    opened = [Store(database_url) for _ in range(8)]
+    servers = [Accounts(s, max_failures=3, lockout_seconds=60, lock_addresses=3, clock=clock) for s in opened]
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            outcomes = list(pool.map(lambda a: type(_refused(a, "kim", "wrong password", STRANGER)), servers))
+    finally:
+        for each in opened:
+            each.dispose()
     assert outcomes.count(WrongCredentials) == 3 and outcomes.count(TooManyAttempts) == 5
 
 
-def test_the_throttle_is_shared_by_every_process_using_the_store(tmp_path, clock):
-    first = Accounts(Store(tmp_path / "app.db"), max_failures=2, clock=clock)
+def test_the_throttle_is_shared_by_every_process_using_the_store(database_url, clock):
+    first = Accounts(Store(database_url), max_failures=2, clock=clock)
     first.add_user("kim", PASSWORD)
     for _ in range(2):
         _refused(first, "kim", "wrong password", STRANGER)
-    second = Accounts(Store(tmp_path / "app.db"), max_failures=2, clock=clock)  # as another process opens it
+    second = Accounts(Store(database_url), max_failures=2, clock=clock)  # as another process opens it
     assert isinstance(_refused(second, "kim", PASSWORD, STRANGER), TooManyAttempts)
+    for each in (first, second):
+        each.store.dispose()
 
 
 def test_unknown_name_gets_the_same_answer_after_the_same_work(accounts, monkeypatch):
@@ -249,7 +283,7 @@ def test_unknown_name_gets_the_same_answer_after_the_same_work(accounts, monkeyp
                                                                                         "192.0.2.101"))
 
 
-def test_failed_sign_ins_are_logged_with_a_keyed_hash_and_the_address(accounts, tmp_path, caplog):
+def test_failed_sign_ins_are_logged_with_a_keyed_hash_and_the_address(accounts, second_store, caplog):
     accounts.add_user("dr.kim", PASSWORD)
     caplog.set_level(logging.INFO, logger="storage")
     for name, address in (("dr.kim", STRANGER), ("Dr.Kim", "2001:db8:1:2::7"), (PASSWORD, None)):
@@ -266,12 +300,13 @@ def test_failed_sign_ins_are_logged_with_a_keyed_hash_and_the_address(accounts, 
     for secret in ("dr.kim", "Dr.Kim", "hunter2", PASSWORD, "correct horse"):
         assert secret.lower() not in text.lower()
     # Keyed per install: another store hashes the same name differently, so a list of names cannot be tried.
-    other = Accounts(Store(tmp_path / "other" / "app.db"))
+    other = Accounts(second_store)
     assert other.throttle.name_key("dr.kim") != key
     assert key != hashlib.sha256(b"dr.kim").hexdigest()[:16]
     # Nor is the name stored in clear (a password typed as the name would be).
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("app.db*"))
-    assert PASSWORD.encode() not in raw
+    assert PASSWORD not in every_row(accounts.store)
+    if accounts.store.path is not None:
+        assert PASSWORD.encode() not in file_bytes(accounts.store)
 
 
 def test_address_buckets():
@@ -290,24 +325,21 @@ def test_a_name_that_could_not_exist_is_just_wrong(accounts):
         accounts.verify("no such/name", PASSWORD)
 
 
-def test_migration_2_adds_the_users_table(tmp_path):
-    store = Store(tmp_path / "app.db")
-    assert store.version >= 2
-    with store.connect() as conn:
-        columns = {r["name"] for r in conn.execute("PRAGMA table_info(users)")}
+def test_the_migrations_make_the_users_table(store):
+    store.migrate()
+    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("users")}
     assert columns == {"name", "password_hash", "is_admin", "failed_count", "locked_until", "created_at",
                        "last_login"}
 
 
-def test_migration_3_adds_the_throttle_and_a_key_per_install(tmp_path):
+def test_the_migrations_make_the_throttle_and_a_key_per_install(store, second_store):
     keys = []
-    for folder in ("one", "two"):
-        store = Store(tmp_path / folder / "app.db")
-        assert store.version >= 3
-        with store.connect() as conn:
-            tables = {r["name"] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            keys.append(conn.execute("SELECT key FROM install_keys WHERE purpose = 'sign_in_names'").fetchone()[0])
-        assert {"install_keys", "sign_in_failures", "sign_in_locks"} <= tables
+    for each in (store, second_store):
+        each.migrate()
+        assert {"install_keys", "sign_in_failures", "sign_in_locks"} <= set(sa.inspect(each.engine).get_table_names())
+        with each.connect() as conn:
+            keys.append(bytes(conn.execute(sa.select(install_keys.c.key)
+                                           .where(install_keys.c.purpose == "sign_in_names")).scalar_one()))
     assert len(keys[0]) == len(keys[1]) == 32 and keys[0] != keys[1]
 
 
@@ -372,6 +404,19 @@ def test_cli_users_list_shows_a_lock(engine_env):
     assert re.search(r"kim\s+no\s+until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", run_cli("list").stdout)
 
 
+def test_cli_users_use_the_database_url(engine_env, monkeypatch, postgres_url, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", postgres_url)  # every server's accounts, not this machine's file
+    assert run_cli("add", "Dr.Kim", "--password-stdin", "--admin", stdin=PASSWORD + "\n").returncode == 0
+    assert run_cli("set-admin", "dr.kim", "--off").stdout.strip() == "Dr.Kim is no longer an admin"
+    store = Store(postgres_url)
+    try:
+        assert Accounts(store).verify("DR.KIM", PASSWORD).name == "Dr.Kim"
+    finally:
+        store.dispose()
+    assert [line.split()[:2] for line in run_cli("list").stdout.splitlines()[1:]] == [["Dr.Kim", "no"]]
+    assert not (tmp_path / "data" / "app.db").exists()
+
+
 def run_cli_bytes(*args: str, stdin: bytes) -> tuple[int, str, str]:
     done = subprocess.run([sys.executable, CLI, "users", *args], input=stdin, capture_output=True, timeout=60,
                           env=dict(os.environ))
@@ -431,11 +476,13 @@ def _signed_in_as(name: str) -> AppTest:
     return _app(auth_session=_app_sessions().start(name, address=None, agent="AppTest").key)
 
 
-def _age(key: str, seconds: float) -> None:
-    """Move session `key`'s start and last use `seconds` into the past."""
-    with sqlite3.connect(providers.get_engine().store.path) as conn:
-        conn.execute("UPDATE sessions SET created_at = created_at - ?, last_seen = last_seen - ? WHERE key = ?",
-                     (seconds, seconds, key))
+def _age(key: str, seconds: float, *, last_seen: bool = True) -> None:
+    """Move session `key`'s start (and, with `last_seen`, its last use) `seconds` into the past."""
+    values = {"created_at": sessions.c.created_at - seconds}
+    if last_seen:
+        values["last_seen"] = sessions.c.last_seen - seconds
+    with providers.get_store().connect() as conn:
+        conn.execute(sessions.update().where(sessions.c.key == key).values(values))
 
 
 def test_no_account_yet_says_how_to_create_one_and_shows_no_page(app_accounts):
@@ -561,6 +608,33 @@ def test_the_form_says_how_long_to_wait_and_the_wait_grows(app_accounts, reconfi
     assert _diagnose_page_shown(at)
 
 
+def test_a_database_that_is_down_is_said_on_the_form_and_the_name_stays(reconfigure, postgres_server, postgres_url,
+                                                                         caplog):
+    reconfigure(AUTH_MODE="accounts", DATABASE_URL=postgres_url, DATABASE_TIMEOUT_SECONDS=2)
+    accounts_for(providers.get_store(), get_settings()).add_user("kim", PASSWORD)
+    at = _app()
+    at.session_state["lang"] = "en"
+    at.run()
+    with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+        # The test cluster commits asynchronously and stops like a crash: write out what is committed first.
+        admin.execute("CHECKPOINT")
+    try:
+        postgres_server.stop()
+        at = _sign_in(at, "kim", PASSWORD)
+        assert not at.exception and not _diagnose_page_shown(at) and at.session_state["user"] is None
+        assert at.error[0].value.startswith("The sign-in database is unavailable: ")
+        assert at.text_input(key="login_name").value == "kim"
+        assert postgres_url.rsplit("/", 1)[1] not in _texts(at)  # the database's address is for the log only
+        assert "unavailable" in caplog.text
+        fresh = _app(lang="en")  # a tab opened while it is down: the form, and why it cannot sign anyone in
+        assert not fresh.exception and fresh.error[0].value.startswith("The sign-in database is unavailable: ")
+        assert fresh.text_input(key="login_name").value == ""
+    finally:
+        postgres_server.start()
+    at = _sign_in(at, "kim", PASSWORD)
+    assert at.session_state["user"] == "kim" and not at.error
+
+
 def test_client_address_trusts_x_forwarded_for_only_behind_declared_proxies(reconfigure, monkeypatch):
     import streamlit as st
 
@@ -613,13 +687,10 @@ def test_a_session_ends_at_its_absolute_limit_however_busy(app_accounts, reconfi
     app_accounts.add_user("kim", PASSWORD)
     at = _signed_in_as("kim")
     key = at.session_state["auth_session"]
-    path = providers.get_engine().store.path
-    with sqlite3.connect(path) as conn:  # busy all along: used a moment ago
-        conn.execute("UPDATE sessions SET created_at = created_at - 3590 WHERE key = ?", (key,))
+    _age(key, 3590, last_seen=False)  # busy all along: used a moment ago
     at.run()
     assert _diagnose_page_shown(at)
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE sessions SET created_at = created_at - 20 WHERE key = ?", (key,))
+    _age(key, 20, last_seen=False)
     at.run()
     assert not _diagnose_page_shown(at) and at.session_state["user"] is None
     assert "로그인한 지 1시간이 지나 세션이 끝났습니다" in _texts(at)
@@ -721,9 +792,7 @@ def test_oidc_sessions_reach_the_absolute_limit_and_end_from_the_command_line(re
     at = AppTest.from_file(APP, default_timeout=20)
     at.user = {"is_logged_in": True, "email": "nurse@clinic.org"}
     at.run()
-    key = at.session_state["auth_session"]
-    with sqlite3.connect(providers.get_engine().store.path) as conn:  # busy, but signed in over an hour ago
-        conn.execute("UPDATE sessions SET created_at = created_at - 3601 WHERE key = ?", (key,))
+    _age(at.session_state["auth_session"], 3601, last_seen=False)  # busy, but signed in over an hour ago
     at.run()
     assert not _diagnose_page_shown(at) and at.user == {"is_logged_in": False}
     at = AppTest.from_file(APP, default_timeout=20)
@@ -811,5 +880,5 @@ def test_assessments_and_jobs_are_recorded_under_the_signed_in_user(app_accounts
     _wait([at.session_state["last_job"]])
     assert {r["user"] for r in engine.history.search()} == {"kim"}
     assert [j.user for j in engine.jobs.list()] == ["kim"]
-    with sqlite3.connect(engine.store.path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 1
+    with engine.store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(users)).scalar_one() == 1

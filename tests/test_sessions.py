@@ -1,19 +1,21 @@
-"""Sign-in sessions: the store's contract, the cookie's routes, the command line, and what ends a session."""
+"""Sign-in sessions: the store's contract (on SQLite and PostgreSQL), the cookie's routes, the command line,
+and what ends a session."""
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from http.cookies import SimpleCookie
 
 import pytest
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 import providers
 from storage.accounts import AccountLocked, Accounts, NoSuchUser, WeakPassword, WrongCredentials
+from storage.schema import sessions as sessions_table
 from storage.sessions import (
     COOKIE_NAME,
     GRANT_PATH,
@@ -22,12 +24,13 @@ from storage.sessions import (
     AmbiguousPrefix,
     Ended,
     Session,
-    SqliteSessionStore,
+    SqlSessionStore,
     session_key,
     sessions_for,
 )
 from storage.store import Store
 from tests.conftest import PROJECT_ROOT
+from tests.stored_rows import every_row, file_bytes
 from web.routes import routes
 from web.sessions import safe_next
 
@@ -37,17 +40,14 @@ AGENT = "Mozilla/5.0 (X11; Linux x86_64) Chromium/156"
 IDLE, LIFETIME = 30 * 60.0, 12 * 3600.0
 
 
-@pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(tmp_path / "app.db")
-
+# `store` (tests/conftest.py) is a SQLite file or a PostgreSQL database: each store test runs on both.
 
 @pytest.fixture
-def sessions(store, clock) -> SqliteSessionStore:
-    return SqliteSessionStore(store, idle_seconds=IDLE, max_seconds=LIFETIME, clock=clock)
+def sessions(store, clock) -> SqlSessionStore:
+    return SqlSessionStore(store, idle_seconds=IDLE, max_seconds=LIFETIME, clock=clock)
 
 
-def signed_in(sessions: SqliteSessionStore, user: str = "dr.kim") -> tuple[str, Session]:
+def signed_in(sessions: SqlSessionStore, user: str = "dr.kim") -> tuple[str, Session]:
     """What a browser holds after the form and the grant's trade: the cookie's id and its session."""
     started = sessions.start(user, address="203.0.113.7", agent=AGENT)
     traded = sessions.redeem(sessions.grant(started.key))
@@ -55,8 +55,13 @@ def signed_in(sessions: SqliteSessionStore, user: str = "dr.kim") -> tuple[str, 
     return traded
 
 
-def raw_bytes(store: Store) -> bytes:
-    return b"".join(p.read_bytes() for p in store.path.parent.glob("app.db*"))
+def stored_keys(store: Store) -> tuple[set[str], set[str]]:
+    """The session keys and the pending grants' keys, as the table holds them."""
+    with store.connect() as conn:
+        keys = set(conn.execute(sa.select(sessions_table.c.key)).scalars())
+        grants = set(conn.execute(sa.select(sessions_table.c.grant_key)
+                                  .where(sessions_table.c.grant_key.is_not(None))).scalars())
+    return keys, grants
 
 
 # -- the store's contract --------------------------------------------------------------------
@@ -90,13 +95,22 @@ def test_only_hashes_are_stored(sessions, store):
     secret, _ = sessions.redeem(grant)
     other = sessions.start("nurse.lee", address=None, agent=AGENT)
     pending = sessions.grant(other.key)
-    raw = raw_bytes(store)
+    rows = every_row(store)
     for value in (secret, grant, pending):
-        assert value.encode() not in raw
-    with sqlite3.connect(store.path) as conn:
-        keys = {row[0] for row in conn.execute("SELECT key FROM sessions")}
-        grants = {row[0] for row in conn.execute("SELECT grant_key FROM sessions WHERE grant_key IS NOT NULL")}
+        assert value not in rows
+    keys, grants = stored_keys(store)
     assert keys == {session_key(secret), other.key} and grants == {session_key(pending)}
+
+
+def test_no_session_id_is_in_the_sqlite_file(tmp_path, clock):
+    # What a stolen copy of the file holds, free pages and the WAL included (PostgreSQL has no file to copy).
+    store = Store(tmp_path / "app.db")
+    sessions = SqlSessionStore(store, clock=clock)
+    secret, _ = signed_in(sessions)
+    pending = sessions.grant(sessions.start("nurse.lee", address=None, agent=AGENT).key)
+    raw = file_bytes(store)
+    assert secret.encode() not in raw and pending.encode() not in raw
+    store.dispose()
 
 
 def test_idle_limit_and_cheap_touch(sessions, store, clock):
@@ -104,8 +118,8 @@ def test_idle_limit_and_cheap_touch(sessions, store, clock):
     key = session.key
 
     def last_seen() -> float:
-        with sqlite3.connect(store.path) as conn:
-            return conn.execute("SELECT last_seen FROM sessions WHERE key = ?", (key,)).fetchone()[0]
+        with store.connect() as conn:
+            return conn.execute(sa.select(sessions_table.c.last_seen).where(sessions_table.c.key == key)).scalar_one()
 
     start = clock.now
     clock.now += 30
@@ -131,7 +145,7 @@ def test_absolute_limit_however_busy(sessions, clock):
 
 
 def test_a_short_idle_limit_touches_more_often(store, clock):
-    short = SqliteSessionStore(store, idle_seconds=6, max_seconds=LIFETIME, clock=clock)
+    short = SqlSessionStore(store, idle_seconds=6, max_seconds=LIFETIME, clock=clock)
     _, session = signed_in(short)
     for _ in range(10):
         clock.now += 4
@@ -186,7 +200,7 @@ def test_the_app_limits_come_from_the_settings(reconfigure):
 # -- what ends every session of an account ---------------------------------------------------
 
 def test_removing_an_account_or_a_new_password_ends_its_sessions(store, clock):
-    sessions = SqliteSessionStore(store, clock=clock)
+    sessions = SqlSessionStore(store, clock=clock)
     accounts = Accounts(store, clock=clock, sessions=sessions, lock_addresses=2)
     accounts.add_user("kim", PASSWORD)
     accounts.add_user("lee", PASSWORD)
@@ -268,14 +282,14 @@ def client(reconfigure) -> TestClient:
 
 
 @pytest.fixture
-def app_sessions(client) -> SqliteSessionStore:
+def app_sessions(client) -> SqlSessionStore:
     return sessions_for(providers.get_store(), providers.get_engine().settings)
 
 
 SAME_SITE = {"Sec-Fetch-Site": "same-origin"}
 
 
-def fresh_grant(sessions: SqliteSessionStore, user: str = "dr.kim") -> str:
+def fresh_grant(sessions: SqlSessionStore, user: str = "dr.kim") -> str:
     return sessions.grant(sessions.start(user, address=None, agent=AGENT).key)
 
 
@@ -356,3 +370,18 @@ def test_signed_out_forgets_only_a_cookie_whose_session_has_ended(client, app_se
     assert response.headers["location"] == "/"
     morsel = cookie_of(response)[COOKIE_NAME]
     assert morsel.value == "" and morsel["max-age"] == "0"
+
+
+def test_a_database_that_is_down_sets_no_cookie_and_forgets_none(client, app_sessions, reconfigure):
+    from testkit.redis_server import free_port
+
+    grant = fresh_grant(app_sessions)
+    secret, _ = signed_in(app_sessions)
+    reconfigure(AUTH_MODE="accounts", DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere",
+                DATABASE_TIMEOUT_SECONDS=1)  # nothing listens there
+    response = client.get(GRANT_PATH, params={"grant": grant, "next": "/history"}, headers=SAME_SITE)
+    assert response.status_code == 303 and response.headers["location"] == "/history"  # the page says why
+    assert "set-cookie" not in response.headers
+    client.cookies.set(COOKIE_NAME, secret)
+    response = client.get(SIGNED_OUT_PATH, params={"next": "/"})
+    assert response.status_code == 303 and "set-cookie" not in response.headers  # unknown is not ended

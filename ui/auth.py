@@ -8,10 +8,8 @@
   or a link then opens the app directly. Every script run checks the session on the server (the
   tab's own, else the cookie's), so a sign-out in one tab, `cli.py sessions revoke` or a removed
   account ends every tab at its next click; it also ends after SESSION_TIMEOUT_MINUTES idle and
-  SESSION_MAX_HOURS after sign-in. The client's address is the connection's
-  (`st.context.ip_address`), or with TRUSTED_PROXY_HOPS=N the N-th from the right of
-  X-Forwarded-For (each trusted proxy appends the address it was reached from; what a client
-  writes there itself lies further left and is never read).
+  SESSION_MAX_HOURS after sign-in. Failures are counted by the client's address (`ui/client.py`).
+  A database that is down shows a message on the form instead: nothing opens unchecked.
 - `oidc`: Streamlit's built-in OpenID Connect sign-in (`st.login`), configured in
   `.streamlit/secrets.toml` `[auth]`; administrators are the e-mail addresses in ADMIN_USERS.
   Streamlit's cookie is tracked in the same session store (by its hash), so the same idle and
@@ -37,7 +35,8 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
-from storage.accounts import AccountLocked, Accounts, TooManyAttempts, WrongCredentials, accounts_for
+from storage.accounts import AccountLocked, AccountStore, TooManyAttempts, WrongCredentials, accounts_for
+from storage.database import StoreUnavailable
 from storage.sessions import (
     COOKIE_NAME,
     GRANT_PATH,
@@ -49,7 +48,7 @@ from storage.sessions import (
     session_key,
     sessions_for,
 )
-from storage.sign_in_throttle import normalise_address
+from ui.client import client_address, forwarded_client, user_agent
 from ui.i18n import tr
 from ui.state import init_state
 from utils.settings import get_settings
@@ -91,7 +90,10 @@ def session_still_valid() -> bool:
     key = st.session_state.get("auth_session")
     if not (key and st.session_state.get("user")):
         return False
-    return isinstance(_sessions().check(key, touch=False), Session)
+    try:
+        return isinstance(_sessions().check(key, touch=False), Session)
+    except StoreUnavailable:
+        return False  # unverifiable: the gate says why
 
 
 def visible_owner() -> str | None:
@@ -244,29 +246,51 @@ def _show_notice() -> None:
 
 # -- accounts --------------------------------------------------------------------------------
 
-def _accounts() -> Accounts:
+def _accounts() -> AccountStore:
     from providers import get_store  # the engine's store, without building the engine: migrated once per process
 
     return accounts_for(get_store(), get_settings())
 
 
+def _store_down(exc: StoreUnavailable) -> None:
+    """Say on the form that sign-in cannot be checked now (the database's address goes to the log only)."""
+    log.error("sign-in unavailable: %s", exc)
+    st.session_state.auth_error = tr(
+        "로그인 데이터베이스를 사용할 수 없습니다: 지금은 이름과 비밀번호를 확인할 수 없습니다. "
+        "잠시 뒤 다시 시도하고, 계속되면 관리자에게 알리세요.",
+        "The sign-in database is unavailable: your name and password cannot be checked now. "
+        "Try again in a moment; if it keeps failing, tell the administrator.")
+
+
+def _signed_in(accounts: AccountStore) -> str | None:
+    """The user of this tab's live session, whose account still exists; None shows the form."""
+    if (session := _current_session()) is None:
+        return None
+    current = accounts.get_user(session.user)
+    if current is None:
+        _sessions().revoke(session.key)
+        _end_session(tr("이 계정은 삭제되었습니다.", "This account has been removed."))
+        return None
+    _keep_alive(current.name, current.is_admin)
+    if grant := st.session_state.pop("auth_grant", None):
+        _go(GRANT_PATH, grant=grant, next=_here())  # the cookie, so a reload stays signed in
+    return current.name
+
+
 def _accounts_gate() -> str:
     accounts = _accounts()
-    if (session := _current_session()) is not None:
-        current = accounts.get_user(session.user)
-        if current is None:
-            _sessions().revoke(session.key)
-            _end_session(tr("이 계정은 삭제되었습니다.", "This account has been removed."))
-        else:
-            _keep_alive(current.name, current.is_admin)
-            if grant := st.session_state.pop("auth_grant", None):
-                _go(GRANT_PATH, grant=grant, next=_here())  # the cookie, so a reload stays signed in
-            return current.name
+    try:
+        if (user := _signed_in(accounts)) is not None:
+            return user
+        has_users = accounts.has_users()
+    except StoreUnavailable as exc:  # nothing opens unchecked; the form stays, with what was typed in it
+        _store_down(exc)
+        has_users = True
     if st.session_state.pop("auth_forget_cookie", False):
         _go(SIGNED_OUT_PATH, next=_here())
     st.title(tr("로그인", "Sign in"))
     _show_notice()
-    if not accounts.has_users():
+    if not has_users:
         _setup_message()
     else:
         _sign_in_form()
@@ -296,33 +320,6 @@ def _sign_in_form() -> None:
         st.error(error, icon=":material/lock:")
 
 
-def forwarded_client(forwarded_for: list[str], hops: int) -> str | None:
-    """The client's address from X-Forwarded-For behind `hops` trusted proxies; None if the header cannot say.
-
-    `forwarded_for` holds every X-Forwarded-For header of the request, in order. Fewer entries
-    than proxies means the header did not come through them all: it is not believed.
-    """
-    entries = [part.strip() for value in forwarded_for for part in value.split(",") if part.strip()]
-    if hops < 1 or len(entries) < hops:
-        return None
-    return normalise_address(entries[-hops])
-
-
-def client_address() -> str | None:
-    """This session's client address (None: this machine); X-Forwarded-For only with TRUSTED_PROXY_HOPS."""
-    hops = get_settings().trusted_proxy_hops
-    if hops:
-        forwarded = forwarded_client(st.context.headers.get_all("X-Forwarded-For"), hops)
-        if forwarded is not None:
-            return forwarded
-    return normalise_address(st.context.ip_address)
-
-
-def _agent() -> str:
-    agent = st.context.headers.get("User-Agent")
-    return agent if isinstance(agent, str) else ""
-
-
 def _wait_text(seconds: float) -> str:
     if seconds < 120:
         return tr("{n}초", "{n} s", n=max(1, math.ceil(seconds)))
@@ -338,6 +335,11 @@ def _submit() -> None:
         return
     try:
         user = _accounts().verify(name, password, client_address())
+        sessions = _sessions()
+        session = sessions.start(user.name, address=client_address(), agent=user_agent())
+        grant = sessions.grant(session.key)
+    except StoreUnavailable as exc:
+        _store_down(exc)
     except TooManyAttempts as exc:
         st.session_state.auth_error = tr(
             "이 주소에서 로그인 실패가 너무 많습니다. {wait} 기다린 뒤 다시 시도하세요.",
@@ -356,10 +358,8 @@ def _submit() -> None:
                               wait=_wait_text(exc.retry_at - time.time()))
         st.session_state.auth_error = wrong
     else:
-        sessions = _sessions()
-        session = sessions.start(user.name, address=client_address(), agent=_agent())
         _start_session(user.name, user.is_admin, session.key)  # also drops the typed password from the session
-        st.session_state.auth_grant = sessions.grant(session.key)
+        st.session_state.auth_grant = grant
 
 
 # -- OpenID Connect --------------------------------------------------------------------------
@@ -418,7 +418,7 @@ def _oidc_gate() -> str:
             st.stop()
         admin = bool(email) and email in admin_users()
         key = _oidc_key()
-        found = _sessions().track(key, name, address=client_address(), agent=_agent())
+        found = _sessions().track(key, name, address=client_address(), agent=user_agent())
         if isinstance(found, Ended):
             log.info("session ended (%s): %s", found.value, name)
             _end_session(_ended_notice(found))

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Route
 
+from storage.database import StoreUnavailable
 from storage.sessions import COOKIE_NAME, GRANT_PATH, SIGNED_OUT_PATH, Session, session_key, sessions_for
 from utils.settings import get_settings
 
@@ -89,8 +90,12 @@ async def start_session(request: Request) -> RedirectResponse:
     if not same_origin(request):
         log.warning("sign-in grant refused: the request did not come from this site")
         return _redirect(target)
-    # SQLite work off the event loop: a busy store must not stall every other request of the server.
-    traded = await run_in_threadpool(_sessions().redeem, grant) if grant else None
+    # Store work off the event loop: a busy store must not stall every other request of the server.
+    try:
+        traded = await run_in_threadpool(_sessions().redeem, grant) if grant else None
+    except StoreUnavailable:  # the page the browser goes to says the database is down
+        log.warning("sign-in grant not traded: the store is unavailable")
+        traded = None
     if traded is None:
         return _redirect(target)  # used, late or made up: the page shows the sign-in form
     secret, session = traded
@@ -100,12 +105,19 @@ async def start_session(request: Request) -> RedirectResponse:
     return response
 
 
+async def _has_ended(secret: str) -> bool:
+    try:
+        found = await run_in_threadpool(_sessions().check, session_key(secret), touch=False)
+    except StoreUnavailable:
+        return False  # cannot tell: the cookie stays, and the page checks it again once the database is back
+    return not isinstance(found, Session)
+
+
 async def signed_out(request: Request) -> RedirectResponse:
     """Forget this browser's session cookie if its session has ended; otherwise change nothing."""
     response = _redirect(safe_next(request.query_params.get("next")))
     secret = request.cookies.get(COOKIE_NAME)
-    if secret and not isinstance(await run_in_threadpool(_sessions().check, session_key(secret), touch=False),
-                                 Session):
+    if secret and await _has_ended(secret):
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax", secure=is_https(request))
     return response
 

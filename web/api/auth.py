@@ -10,17 +10,21 @@ A token acts as its user. Whose cases that user may see follows the History page
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 import providers
-from storage.accounts import accounts_for
-from storage.tokens import MISSING, SqliteTokenStore, TokenRejected
+from storage.accounts import AccountStore, accounts_for
+from storage.database import StoreUnavailable
+from storage.tokens import MISSING, SqlTokenStore, TokenRejected
 from utils.settings import get_settings
-from web.api.errors import ApiError
+from web.api.errors import ApiError, retry_after
 from web.api.limits import RateLimiter
+
+log = logging.getLogger(__name__)
 
 # Per process, in memory (see limits.py).
 RATE = RateLimiter(lambda: get_settings().api_rate_per_minute)
@@ -59,18 +63,31 @@ def bearer(header: str | None) -> str:
 
 
 def identify(token: str) -> Caller:
-    """The caller a token stands for (blocking: reads the store); `ApiError` 401 when it stands for none."""
+    """The caller a token stands for (blocking: reads the store); `ApiError` 401 when it stands for none.
+
+    A database that is down or too slow is a 503 `busy` with Retry-After: the token may well be good.
+    """
+    try:
+        return _identify(token)
+    except StoreUnavailable:
+        log.warning("API request refused: the store is unavailable")
+        raise ApiError(503, "busy", "The sign-in database is unavailable: try again in a few seconds; if it keeps "
+                       "failing, tell the administrator.", headers=retry_after(None, 5)) from None
+
+
+def _identify(token: str) -> Caller:
     settings = get_settings()
     store = providers.get_store()
     try:
-        record = SqliteTokenStore(store).check(token)
+        record = SqlTokenStore(store).check(token)
     except TokenRejected as exc:
         raise _unauthorized(str(exc)) from None
     if settings.auth_mode == "off":
         return Caller(record.user, True, record.id)
     if settings.auth_mode == "oidc":
         return Caller(record.user, record.user.casefold() in settings.admin_users, record.id)
-    user = accounts_for(store, settings).get_user(record.user)
+    accounts: AccountStore = accounts_for(store, settings)
+    user = accounts.get_user(record.user)
     if user is None or user.created_at > record.created_at:
         raise _unauthorized("This API token's user no longer has an account: ask an administrator for a token of "
                             "a current user (python cli.py tokens add USER).")
