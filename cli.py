@@ -30,7 +30,7 @@ import json
 import sys
 
 from commands import accounts, database, history
-from commands.exits import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER, positive
+from commands.exits import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER, EXIT_UNAVAILABLE, positive
 
 MIN_AGE, MAX_AGE = 0, 120  # as the diagnose page's age field
 
@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command `argv` names and return its exit code (settings errors are input errors)."""
     args = build_parser().parse_args(argv)
+    from storage.database import StoreUnavailable
     from utils.settings import SettingsError
 
     try:
@@ -220,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except StoreUnavailable as exc:  # any command's store: one line naming the database (never its password)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 

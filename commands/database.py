@@ -20,14 +20,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from commands.exits import EXIT_INPUT, EXIT_OK
+from commands.exits import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
 
 if TYPE_CHECKING:
     from storage.copy import CopyReport
     from storage.store import Store
 
 EXIT_ROLLED_BACK = 1  # db copy: checked and undone
-EXIT_UNAVAILABLE = 3  # as EXIT_PROVIDER: the service the command needs did not answer
 
 NOT_COPIED = ("Not copied: sign-in sessions (everyone signs in again on the new database) and sign-in throttling "
               "with its per-install key (the new database has its own).")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 EXIT_OK, EXIT_INPUT, EXIT_PROVIDER, EXIT_INTERRUPTED = 0, 2, 3, 130
+# A service the command needs (the database, a provider) did not answer: the same code as a provider's failure.
+EXIT_UNAVAILABLE = EXIT_PROVIDER
 
 
 def positive(value: str) -> int:

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from commands.exits import EXIT_INPUT, EXIT_OK
+from commands.exits import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
 
 if TYPE_CHECKING:
     from storage.history import History
@@ -62,6 +62,12 @@ def _read_errors() -> tuple[type[Exception], ...]:
 
     from storage.database import StoreError
     return StoreError, sa.exc.SQLAlchemyError
+
+
+def _read_failed(exc: Exception) -> int:
+    """The exit code for a failed read: the database not answering is EXIT_UNAVAILABLE, anything else bad input."""
+    from storage.database import StoreUnavailable
+    return EXIT_UNAVAILABLE if isinstance(exc, StoreUnavailable) else EXIT_INPUT
 
 
 def _reason(exc: Exception) -> str:
@@ -138,7 +144,7 @@ def cmd_history_export(args: argparse.Namespace) -> int:
     except _read_errors() as exc:
         print(f"error: cannot read the history ({_reason(exc)}): check DATABASE_URL or DATA_DIR and try again; "
               f"{target} was not written.", file=sys.stderr)
-        return EXIT_INPUT
+        return _read_failed(exc)
     print(f"exported {tally[0]} assessment{'s' * (tally[0] != 1)} to {target}", file=sys.stderr)
     return EXIT_OK
 
@@ -162,7 +168,7 @@ def _to_stdout(pieces: Iterable[str]) -> int:
     except _read_errors() as exc:
         print(f"\nerror: cannot read the history ({_reason(exc)}): check DATABASE_URL or DATA_DIR; the output "
               "above is incomplete.", file=sys.stderr)
-        return EXIT_INPUT
+        return _read_failed(exc)
     return EXIT_OK
 
 

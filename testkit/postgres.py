@@ -85,8 +85,10 @@ class PostgresServer:
         if not (self.data / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                       "--no-locale", "--no-sync")
+        # fsync off: test data need not survive the machine, only the server's (crash-like) stop, which the
+        # WAL written at each commit covers; so synchronous_commit stays on.
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                   "-c full_page_writes=off -c max_connections=200")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.directory / "server.log"), "-o", options,
                   "-w", "-t", str(int(timeout)), "start")
         return self

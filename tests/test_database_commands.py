@@ -343,3 +343,14 @@ def test_the_app_migrates_the_store_at_start_and_starts_with_the_database_down(t
     log = (down / "streamlit.log").read_text()
     failures = [line for line in log.splitlines() if "not migrated at start" in line]
     assert len(failures) == 1 and "secret" not in log and "Traceback" not in log
+
+
+def test_any_command_with_the_database_down_says_so_in_one_line(tmp_path):
+    env = app_env(DATABASE_URL="postgresql://clinic:s3cret-pw@127.0.0.1:9/clinic", DATABASE_TIMEOUT_SECONDS="1")
+    for args in (["users", "list"], ["tokens", "list"], ["history", "export", "--format", "json"]):
+        done = subprocess.run([sys.executable, str(CLI), *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=60)
+        assert done.returncode == 3, (args, done.stderr)
+        assert len(done.stderr.split()) > 3 and len(done.stderr.strip().splitlines()) == 1
+        assert "unavailable" in done.stderr and "s3cret-pw" not in done.stderr
+        assert "Traceback" not in done.stderr

@@ -215,9 +215,9 @@ def test_scan_searches_encrypted_text_across_pages(engine_env, reconfigure):
 def test_a_database_that_is_down_is_named_in_one_line_without_its_password(engine_env, reconfigure, capsys, tmp_path):
     reconfigure(DATABASE_URL="postgresql://clinic:s3cret-pw@127.0.0.1:1/history", DATABASE_TIMEOUT_SECONDS="1")
     code, out, err = export(capsys, "--format", "json")
-    assert code == 2 and "s3cret-pw" not in out + err
+    assert code == 3 and "s3cret-pw" not in out + err
     assert "cannot read the history" in err and "127.0.0.1:1/history" in err and "output above is incomplete" in err
     target = tmp_path / "history.json"
     code, _, err = export(capsys, "--format", "csv", "--out", str(target))
-    assert code == 2 and err.count("\n") == 1 and "s3cret-pw" not in err and "was not written" in err
+    assert code == 3 and err.count("\n") == 1 and "s3cret-pw" not in err and "was not written" in err
     assert not target.exists()
