@@ -230,7 +230,7 @@ class SqlJobStore:
         """One job, or None."""
         with self._connect("read") as conn:
             row = conn.execute(sa.select(*_LISTED).where(jobs.c.id == job_id)).mappings().first()
-        return self.codec.job(row) if row else None
+        return self.codec.job(dict(row)) if row else None
 
     def list(self, *, user: str | None = None, limit: int = 200) -> list[Job]:
         """The newest jobs first (one user's, when given)."""
@@ -239,7 +239,7 @@ class SqlJobStore:
             query = query.where(jobs.c.user == user)
         with self._connect("list") as conn:
             rows = conn.execute(query).mappings().all()
-        return [self.codec.job(r) for r in rows]
+        return [self.codec.job(dict(r)) for r in rows]
 
     def request_of(self, job_id: str) -> DiagnosisRequest:
         """The request a job was submitted with; KeyError when there is no such job, `JobUnreadable` under

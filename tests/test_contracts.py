@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 import providers
 from domain.errors import DiagnosisError, InputError
-from domain.jobs import DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, UNREADABLE, JobStoreUnavailable, JobUnreadable
+from domain.jobs import DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, UNREADABLE, JobUnreadable
 from domain.parser import parse_answer
 from domain.request import DiagnosisRequest, PatientInfo
 from domain.result import Diagnosis, Usage
@@ -320,7 +320,7 @@ def test_after_shutdown_no_job_is_taken(runners):
     assert runner.get(job_id).status == QUEUED and calls == []
 
 
-def test_a_worker_given_a_job_sealed_under_another_key_fails_it_with_the_error(redis_server):
+def test_a_worker_given_a_job_sealed_under_another_key_fails_it_with_the_error(redis_server):  # noqa: F811
     # Only a shared queue can hand a process a job it cannot read (two processes configured with different keys).
     writer = RedisJobStore.from_url(redis_server.url, sealer=Sealer(Fernet.generate_key().decode()),
                                     retention_seconds=3600, poll_seconds=0.1)

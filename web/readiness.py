@@ -27,8 +27,8 @@ import anyio.to_thread
 import sqlalchemy as sa
 
 import providers
-from storage.store import Store
 from storage.redis_client import FAILURES, connect
+from storage.store import Store
 from utils.settings import Settings
 
 CHECK_SECONDS = 2.0   # each check's bound: a load balancer probes every few seconds
@@ -63,7 +63,7 @@ def store_writable() -> Check:
         store.migrate()  # makes DATA_DIR and the file when they are missing, as the first assessment would
         raw = store.engine.raw_connection()
         try:
-            sqlite = raw.driver_connection
+            sqlite: Any = raw.driver_connection  # the sqlite3 connection, in autocommit: our BEGIN is the one
             sqlite.execute(f"PRAGMA busy_timeout = {STORE_BUSY_MS}")
             try:
                 sqlite.execute("BEGIN IMMEDIATE")  # the write lock, as an assessment's history row needs it
