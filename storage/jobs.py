@@ -301,6 +301,9 @@ class SqlJobStore:
     def _take(self) -> str | None:
         oldest = (sa.select(jobs.c.id).where(jobs.c.status == QUEUED, jobs.c.owner.is_(None))
                   .order_by(jobs.c.created_at, jobs.c.id).limit(1))
+        with self._connect("queue") as conn:  # an idle worker's look, taking no lock
+            if conn.execute(oldest).scalar() is None:
+                return None
         # One taker at a time (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), so the read and the take are
         # one step and two processes never take the same job.
         with self._connect("queue", serialize=_TAKE_LOCK) as conn:
