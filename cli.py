@@ -58,6 +58,8 @@ def _print_human(result) -> None:
     print(f"[{d['provider']} · {d['model']} · {d['elapsed_ms'] / 1000:.2f} s{first} · "
           f"{usage['prompt_tokens']}+{usage['completion_tokens']} tokens{' · cached' if d['cached'] else ''}{route}"
           f"{' · tried ' + ' → '.join(d['tried']) if len(d['tried']) > 1 else ''}]")
+    if "not_recorded" in d:
+        print(f"NOTE: {d['not_recorded']}")
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:

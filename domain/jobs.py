@@ -1,6 +1,6 @@
 """A background job as every job store and page sees it: its states, its record and its errors.
 
-One definition for both stores (SQLite in `storage/jobs.py`, Redis in `storage/redis_jobs.py`):
+One definition for both stores (SQL in `storage/jobs.py`, Redis in `storage/redis_jobs.py`):
 what a job is, what of its request a store keeps (plain JSON types only; the photo's bytes
 apart), and the messages a clinician reads, so a job reads and fails the same in both.
 """
@@ -32,10 +32,11 @@ class JobUnreadable(DiagnosisError):
 
 
 class JobStoreUnavailable(DiagnosisError):
-    """The store that holds the jobs (Redis, with REDIS_URL set) did not answer."""
+    """The store that holds the jobs (Redis with REDIS_URL set, else the database) did not answer."""
 
-    def __init__(self) -> None:
-        super().__init__("Background jobs are unavailable: the shared job store (Redis, REDIS_URL) does not answer. "
+    def __init__(self, store: str = "the shared job store (Redis, REDIS_URL)") -> None:
+        """`store` names the store that did not answer, for the clinician's message."""
+        super().__init__(f"Background jobs are unavailable: {store} does not answer. "
                          "Assess the case directly, or try again in a moment.")
 
 

@@ -9,10 +9,14 @@ from domain.classes import Risk
 from domain.parser import parse_answer
 from utils.images import ShrunkImage
 
-__all__ = ["FLAG_SIMILAR_SCORE", "Assist", "Diagnosis", "ParsedAnswer", "ScoredClass", "TextAnswer", "Usage"]
+__all__ = ["FLAG_SIMILAR_SCORE", "NOT_RECORDED", "Assist", "Diagnosis", "ParsedAnswer", "ScoredClass", "TextAnswer",
+           "Usage"]
 
 # A similar class this likely is enough to raise the flag, even when it was not chosen.
 FLAG_SIMILAR_SCORE = 20.0
+
+# What an answer the history could not keep says (the command line, the HTTP API; the pages say it in their language).
+NOT_RECORDED = "Not recorded: the history database is unavailable."
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Diagnosis:
     tried: tuple[str, ...] = ()
     replayed: bool = False  # demo mode: a pinned answer, not a provider's
     assessment_id: str | None = None  # its row in the history
+    not_recorded: bool = False  # the history should have kept it, but its database did not answer
     image: ShrunkImage | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -65,11 +70,12 @@ class Diagnosis:
                    cached=data.get("cached", False), first_token_ms=data.get("first_token_ms"),
                    hedged=data.get("hedged", False), fallback=data.get("fallback", False),
                    tried=tuple(data.get("tried", ())), replayed=data.get("replayed", False),
-                   assessment_id=data.get("assessment_id"))
+                   assessment_id=data.get("assessment_id"), not_recorded=bool(data.get("not_recorded")))
 
     def to_dict(self) -> dict:
-        """The documented JSON shape shared by the command line and any caller."""
-        return {
+        """The documented JSON shape shared by the command line and any caller; with `not_recorded` (the note
+        `NOT_RECORDED`) only when the history could not keep this assessment."""
+        found = {
             "label": self.answer.label.to_dict() if self.answer.label else None,
             "summary": self.answer.summary,
             "similar": [s.to_dict() for s in self.answer.similar],
@@ -86,6 +92,9 @@ class Diagnosis:
                       "completion_tokens": self.usage.completion_tokens},
             "raw": self.raw,
         }
+        if self.not_recorded:
+            found["not_recorded"] = NOT_RECORDED
+        return found
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import date
 import streamlit as st
 
 from providers import get_engine
+from storage.database import StoreUnavailable
 from storage.history import NO_FLAG, Filters, diagnosis_from_row, to_csv, to_json
 from ui import card, plain
 from ui.auth import is_admin, visible_owner
@@ -35,8 +36,13 @@ history = kept  # never None from here on, in the functions below too
 
 # Retention runs when the page opens, once per session: often enough to honour the setting,
 # and never on the reruns every click causes.
-if "hist_purged" not in st.session_state:
-    st.session_state.hist_purged = history.purge()
+try:
+    if "hist_purged" not in st.session_state:
+        st.session_state.hist_purged = history.purge()
+    anything = bool(history.search(Filters(limit=1, user=owner)))
+except StoreUnavailable:  # the database is down: say so instead of a traceback (the other pages still assess)
+    st.error(t("store.down"), icon=":material/cloud_off:")
+    st.stop()
 if st.session_state.hist_purged:
     st.info(tr("보관 기간이 지난 기록 {n}건을 삭제했습니다.", "Deleted {n} assessments past the retention period.",
                n=st.session_state.hist_purged), icon=":material/auto_delete:")
@@ -47,7 +53,7 @@ st.caption(tr("고정하지 않은 기록은 {days:g}일 후 삭제됩니다 (HI
 if notice := st.session_state.pop("hist_notice", None):
     st.success(notice, icon=":material/check:")
 
-if not history.search(Filters(limit=1, user=owner)):
+if not anything:
     st.info(tr("아직 기록이 없습니다. 병변을 평가하면 여기에 남습니다.",
                "No assessments yet. Every assessment made in the app appears here."), icon=":material/history:")
     st.stop()

@@ -45,7 +45,11 @@ def job_board() -> None:
     # A fragment re-run skips the page's gate, so an expired session is sent through it with a full re-run.
     if not session_still_valid():
         st.rerun(scope="app")
-    listed = jobs.list(user=user)
+    try:
+        listed = jobs.list(user=user)
+    except DiagnosisError as exc:  # the job store (the database, or Redis) does not answer: say so, try at next draw
+        plain.alert("error", str(exc), icon=":material/cloud_off:")
+        return
     if not listed:
         st.info(tr("아직 작업이 없습니다. 평가 화면에서 '백그라운드로 실행'을 누르세요.",
                    "No jobs yet. On the assessment page, press 'Run in background'."))

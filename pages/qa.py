@@ -4,7 +4,6 @@ from ui.auth import ensure_signed_in
 
 ensure_signed_in()
 
-import sqlite3
 from dataclasses import replace
 
 import streamlit as st
@@ -12,6 +11,7 @@ import streamlit as st
 from domain.classes import LesionClass
 from providers import Diagnosis, DiagnosisError, Engine, get_engine, warm_up
 from providers.compare import CaseAgreement, agreement, compare
+from storage.database import StoreError, StoreUnavailable
 from storage.reviews import VERDICTS, Reviews
 from storage.store import new_id
 from ui import plain
@@ -110,7 +110,7 @@ def _save_review(engine: Engine, assessment_id: str) -> None:
     try:
         Reviews(engine.store).add(assessment_id, verdict, st.session_state.get(f"qa_note_{assessment_id}", ""),
                                   reviewer=st.session_state.get("user"))
-    except (ValueError, sqlite3.Error) as exc:
+    except (ValueError, StoreError) as exc:  # not in the history, or its database is down
         st.session_state[f"qa_review_msg_{assessment_id}"] = str(exc)
         return
     st.session_state[f"qa_verdict_{assessment_id}"] = None
@@ -119,6 +119,9 @@ def _save_review(engine: Engine, assessment_id: str) -> None:
 
 def _review_form(engine: Engine, result: Diagnosis) -> None:
     aid = result.assessment_id
+    if result.not_recorded:  # answered while the history's database was down: nothing to review against
+        st.caption(t("result.not_recorded"))
+        return
     if engine.history is None or aid is None:
         st.caption(tr("기록이 꺼져 있어(HISTORY_ENABLED=false) 리뷰를 저장할 수 없습니다.",
                       "History is off (HISTORY_ENABLED=false), so reviews cannot be saved."))
@@ -134,7 +137,12 @@ def _review_form(engine: Engine, result: Diagnosis) -> None:
               icon=":material/rate_review:")
     if message := st.session_state.pop(f"qa_review_msg_{aid}", None):
         plain.alert("warning", message, icon=":material/warning:")
-    for review in Reviews(engine.store).for_assessment(aid):
+    try:
+        reviews = Reviews(engine.store).for_assessment(aid)
+    except StoreUnavailable:
+        st.caption(t("store.down"))
+        return
+    for review in reviews:
         line = tr("리뷰: {verdict}", "Reviewed: {verdict}", verdict=_verdict(review["verdict"]))
         if review["note"]:
             line += f" — {review['note']}"

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from domain.errors import InputError, ProviderError, ProviderNotConfigured
+from domain.errors import InputError, ProviderError, ProviderNotConfigured, ProviderUnavailable
 from domain.parser import parse_answer
 from domain.prompt import build_messages
 from domain.request import LANGUAGES, DiagnosisRequest, PatientInfo
@@ -28,6 +28,7 @@ from providers.recording import AssessmentObserver, Recorder
 from providers.retry import RetryPolicy
 from providers.warmup import WarmUp
 from storage.cache import AnswerCache
+from storage.database import StoreUnavailable
 from storage.history import History
 from storage.store import Store
 from utils.crypto import Sealer
@@ -237,7 +238,12 @@ class Engine:
 
     def _replay(self, request: DiagnosisRequest, keys: dict[str, str], started: float) -> Diagnosis:
         """Demo mode: the pinned answer to this case, from the store; no provider is asked."""
-        pinned = self.history.pinned_answer(keys.values()) if self.history else None
+        try:
+            pinned = self.history.pinned_answer(keys.values()) if self.history else None
+        except StoreUnavailable:  # the page, the command line and the API show this instead of a traceback
+            log.warning("demo replay: the history database is unavailable")
+            raise ProviderUnavailable("Demo mode replays pinned cases from the history database, which does not "
+                                      "answer now: try again in a moment.", retryable=True) from None
         if pinned is None:
             raise InputError("Demo mode replays pinned cases only, and this case is not one of them: "
                              "choose a pinned case, or set DEMO_MODE=false to ask a provider.")

@@ -1,20 +1,20 @@
 """Background jobs: submit an assessment, keep working, pick the result up later.
 
-`JobRunner` is the one runner over either job store (storage/jobs.py: the contract and SQLite;
-storage/redis_jobs.py: Redis). Every job is recorded in the store before it runs, so a reload,
-a dropped connection or a new browser tab finds it again.
+`JobRunner` is the one runner over either job store (storage/jobs.py: the contract and the SQL store,
+SQLite or PostgreSQL; storage/redis_jobs.py: Redis). Every job is recorded in the store before it runs,
+so a reload, a dropped connection or a new browser tab finds it again.
 
 How jobs run: the store keeps the line of waiting jobs and hands out the next one
 (`next_job`); the runner's `workers` threads loop over it, claim a job (queued → running),
 assess it with the `diagnose` callable it was given, and finish it (running → done or
-failed). With SQLite the line is in this process's memory, so this process runs its own
-jobs; with Redis it is one shared queue (BLPOP), so every process's workers pull from it
-and a job submitted in process A may run in B. A store that needs periodic care while jobs
-run (Redis: refresh this process's leases, find dead processes' jobs) says how often
-(`upkeep_seconds`), and a keeper thread calls its `upkeep`.
+failed). The line is shared by every process on the store (the `jobs` table, or one Redis
+queue), so a job submitted in process A may run in B. A store that needs periodic care while
+jobs run (Redis, or a PostgreSQL shared by several servers: renew this process's leases, find
+dead processes' jobs) says how often (`upkeep_seconds`), and a keeper thread calls its `upkeep`.
 
 When the app restarts, jobs that were queued or running are marked interrupted (with
-one-click re-run in the page), never silently lost.
+one-click re-run in the page), never silently lost; where several servers share the jobs,
+only those of a server that stopped.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ class JobRunner:
     def shutdown(self, wait: bool = False) -> None:
         """Stop taking jobs; with `wait`, let running ones finish first; then the store closes (see its `close`).
 
-        A job cut short shows as interrupted, with *Run again*: at once with Redis, at the next start with SQLite.
+        A job cut short shows as interrupted, with *Run again*: at once with leases (Redis, PostgreSQL), at the next
+        start on SQLite.
         """
         self._stop.set()
         if wait:
@@ -100,7 +101,7 @@ class JobRunner:
                     self.store.release(job_id)
                     return
                 self._run(job_id)
-            except JobStoreUnavailable:  # logged by the store; a Redis lease then expires and a keeper steps in
+            except JobStoreUnavailable:  # logged by the store; a lease then runs out and a keeper steps in
                 self._stop.wait(RETRY_SECONDS)
             except Exception:  # a worker thread must never die: the next job still needs it
                 log.exception("jobs: worker error")

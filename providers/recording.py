@@ -4,15 +4,17 @@ and deleting a case again."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from dataclasses import replace
 from typing import Protocol
+
+import sqlalchemy as sa
 
 from domain.errors import ProviderError
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
 from storage.cache import AnswerCache
+from storage.database import StoreError
 from storage.history import History, thumbnail
 from storage.store import dumps
 
@@ -30,7 +32,8 @@ class AssessmentObserver(Protocol):
 
 class Recorder:
     """Writes results to `history` (None: HISTORY_ENABLED=false, nothing is kept) and tells `observer`;
-    a failed write or a failing observer never fails a case."""
+    a failed write (the database down or too slow) or a failing observer never fails a case: the result then
+    says it was not recorded (`Diagnosis.not_recorded`)."""
 
     def __init__(self, history: History | None, cache: AnswerCache, *, keep_images: bool,
                  observer: AssessmentObserver | None = None) -> None:
@@ -41,7 +44,8 @@ class Recorder:
         self.observer = observer
 
     def recorded(self, request: DiagnosisRequest, result: Diagnosis, key: str | None) -> Diagnosis:
-        """Record `result` (its answer cached under `key`); returns it with its `assessment_id` when one was written."""
+        """Record `result` (its answer cached under `key`); returns it with its `assessment_id` when one was written,
+        marked `not_recorded` when the history could not write it."""
         answer = result.answer
         row = self._row(request, result.elapsed_ms)
         row.update(
@@ -55,7 +59,9 @@ class Recorder:
             fallback=int(result.fallback), hedged=int(result.hedged), tried=",".join(result.tried), cache_key=key)
         assessment_id = self._write(row)
         self._observe(request, result, None, result.elapsed_ms / 1000)
-        return replace(result, assessment_id=assessment_id) if assessment_id else result
+        if assessment_id:
+            return replace(result, assessment_id=assessment_id)
+        return result if self.history is None else replace(result, not_recorded=True)
 
     def replayed(self, request: DiagnosisRequest, result: Diagnosis) -> Diagnosis:
         """A demo-mode replay of a pinned case: counted, not recorded again (the pinned row is its record)."""
@@ -102,6 +108,6 @@ class Recorder:
             return None
         try:
             return self.history.record(row)
-        except (sqlite3.Error, OSError) as exc:  # the clinician still gets the answer
+        except (StoreError, sa.exc.SQLAlchemyError, OSError) as exc:  # the clinician still gets the answer
             log.warning("history write failed, assessment not recorded: %s", type(exc).__name__)
             return None

@@ -1,7 +1,8 @@
 """Building the engine and its backends from settings: the one place that knows which backend goes where.
 
-Without REDIS_URL everything is local (the answer cache on disk, jobs in SQLite); with it, answers,
-jobs and the performance figures are shared through Redis with every other app process.
+Without REDIS_URL the answer cache is on disk and jobs are in the store (SQLite, or DATABASE_URL's PostgreSQL,
+shared with the other servers on it); with it, answers, jobs and the performance figures are shared through
+Redis with every other app process.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from providers.jobs import JobRunner
 from providers.prometheus_metrics import PrometheusMetrics
 from storage.cache import AnswerCache, DiskAnswerCache
 from storage.history import History
-from storage.jobs import JobStore, SqliteJobStore
+from storage.jobs import LEASE_SECONDS, JobStore, SqlJobStore
 from storage.store import Store
 from utils.crypto import Sealer
 from utils.settings import Settings
@@ -92,7 +93,10 @@ def _job_store(settings: Settings, store: Store, sealer: Sealer) -> JobStore:
         from storage.redis_jobs import RedisJobStore
         return RedisJobStore.from_url(settings.redis_url, sealer=sealer,
                                       retention_seconds=settings.history_retention_days * 86_400)
-    return SqliteJobStore(store, sealer=sealer)
+    # Else the store's `jobs` table: SQLite is one machine's, so a start interrupts what a previous run left;
+    # a PostgreSQL may be shared by several servers, so a job is interrupted only when its server stops renewing
+    # its lease (storage/jobs.py).
+    return SqlJobStore(store, sealer=sealer, lease_seconds=LEASE_SECONDS if store.dialect == "postgresql" else None)
 
 
 def _jobs_factory(settings: Settings,

@@ -41,7 +41,7 @@ from redis.typing import EncodableT, FieldT
 from domain.jobs import INTERRUPTED, QUEUED, RESTARTED, RUNNING, Job, JobStoreUnavailable
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
-from storage.jobs import POLL_SECONDS, JobCodec
+from storage.jobs import NEVER_STARTED, POLL_SECONDS, PROCESS_GONE, JobCodec
 from storage.redis_client import FAILURES, connect, key
 from storage.store import new_id, now
 from utils.crypto import Sealer
@@ -56,8 +56,6 @@ ALL = key("jobs", "v1", "all")
 QUEUED_SET = key("jobs", "v1", "queued")
 RUNNING_SET = key("jobs", "v1", "running")
 
-PROCESS_GONE = "The app process running this job stopped; run it again."
-NEVER_STARTED = "The app process that took this job stopped before it started; run it again."
 
 # Fields a listing reads: everything but the photo.
 _LIST_FIELDS = ("id", "created_at", "updated_at", "status", "kind", "provider", "user", "request", "result", "error",

@@ -74,6 +74,10 @@ jobs = sa.Table(
     sa.Column("result", sa.Text),                   # JSON: the result's to_dict(), so jobs work without history
     sa.Column("error", sa.Text),
     sa.Column("elapsed_ms", Seconds),
+    # Several servers on one database (migration 0007): the process that took or runs the job, and until when
+    # (the database's clock) it is taken to be alive; it renews this while it lives.
+    sa.Column("owner", sa.Text),
+    sa.Column("lease_until", Seconds),
 )
 sa.Index("jobs_created", jobs.c.created_at)
 sa.Index("jobs_status", jobs.c.status)

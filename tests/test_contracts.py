@@ -1,8 +1,10 @@
-"""One contract per twin backend, checked against both: SQLite and Redis job stores (and the one runner over
-them), disk and Redis answer caches, and the history's figures kept in SQLite or pushed to Redis.
+"""One contract per twin backend, checked against each: the SQL job store (on SQLite and on PostgreSQL) and the
+Redis one (and the one runner over them), disk and Redis answer caches, and the history's figures kept in the
+store (SQLite or PostgreSQL) or pushed to Redis.
 
-The Redis side is a real `redis-server` (testkit/redis_server.py); each test gets an empty one.
-No engine and no provider here: the runner is handed a plain `diagnose` callable.
+The Redis side is a real `redis-server` (testkit/redis_server.py), the PostgreSQL side a real throw-away cluster
+(testkit/postgres.py); each test gets an empty one. No engine and no provider here: the runner is handed a plain
+`diagnose` callable.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import replace
 
 import pytest
 import redis
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from streamlit.testing.v1 import AppTest
 
@@ -26,11 +29,12 @@ from providers.jobs import JobRunner
 from storage import metrics
 from storage.cache import DiskAnswerCache
 from storage.history import History
-from storage.jobs import SqliteJobStore
+from storage.jobs import PROCESS_GONE, SqlJobStore
 from storage.redis_cache import RedisAnswerCache
 from storage.redis_client import Breaker, connect
 from storage.redis_jobs import RedisJobStore
 from storage.redis_metrics import MetricsFeed
+from storage.schema import jobs
 from storage.store import Store
 from testkit.answers import VALID
 from testkit.redis_server import redis_module_server, redis_server  # noqa: F401
@@ -66,24 +70,28 @@ def wait_until(check, seconds: float = 10.0):
 
 # -- job stores ----------------------------------------------------------------------------------
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
 def job_stores(request, tmp_path):
     """`make(sealer=None, lease_seconds=...)`: a job store of this kind; several share one database (or Redis),
-    as the processes of one deployment do."""
-    if request.param == "sqlite":
-        store = Store(tmp_path / "app.db")
-
-        def make(sealer: Sealer | None = None, lease_seconds: float = 15.0):
-            return SqliteJobStore(store, sealer=sealer, poll_seconds=0.1)
-        make.url = None
-    else:
+    as the processes of one deployment do. SQLite is one machine's (no leases), as the app runs it; PostgreSQL
+    is shared by several servers (leases), as the app runs it."""
+    if request.param == "redis":
         url = request.getfixturevalue("redis_server").url
 
         def make(sealer: Sealer | None = None, lease_seconds: float = 15.0):
             return RedisJobStore.from_url(url, sealer=sealer, retention_seconds=3600, lease_seconds=lease_seconds,
                                           poll_seconds=0.1)
         make.url = url
+    else:
+        shared = request.param == "postgresql"
+        store = Store(request.getfixturevalue("postgres_url") if shared else tmp_path / "app.db")
+        request.addfinalizer(store.dispose)
+
+        def make(sealer: Sealer | None = None, lease_seconds: float = 15.0):
+            return SqlJobStore(store, sealer=sealer, poll_seconds=0.1, lease_seconds=lease_seconds if shared else None)
+        make.store = store
     make.kind = request.param
+    make.leases = request.param != "sqlite"
     return make
 
 
@@ -139,14 +147,45 @@ def test_a_job_whose_process_is_gone_is_interrupted_by_the_next_start(job_stores
     time.sleep(0.4)  # the process died: nobody refreshes its lease (Redis); its memory is gone (SQLite)
     store = job_stores()
     recovered = store.recover()
-    if job_stores.kind == "redis":  # a queued job still on the shared queue is not lost: some process runs it
+    if job_stores.leases:  # a queued job still in the shared line is not lost: some process runs it
         assert recovered == 1 and store.get(waiting).status == QUEUED
-    else:  # this process's line died with it
+    else:  # one machine's store: whatever the last run left is interrupted
         assert recovered == 2 and store.get(waiting).status == INTERRUPTED
     interrupted = store.get(running)
     assert interrupted.status == INTERRUPTED and interrupted.error
     assert not gone.finish(running, DONE, result=diagnosis())  # a late finish leaves it interrupted
     assert store.get(running).status == INTERRUPTED
+
+
+def test_a_start_interrupts_the_jobs_of_a_dead_process_and_never_those_of_a_live_one(store):
+    # Two servers on one database, with leases (as on a shared PostgreSQL; the same rules on SQLite).
+    live, dead = (SqlJobStore(store, poll_seconds=0.1, lease_seconds=0.6) for _ in range(2))
+    kept, lost = live.add(request("kept")), dead.add(request("lost"))
+    taken, waiting = dead.add(request("taken")), live.add(request("waiting"))
+    assert live.next_job() == kept and live.claim(kept)
+    assert dead.next_job() == lost and dead.claim(lost)
+    assert dead.next_job() == taken  # taken from the line, never started
+    assert SqlJobStore(store, lease_seconds=0.6).recover() == 0  # a third server starts: both others are alive
+    deadline = time.monotonic() + 1.2
+    while time.monotonic() < deadline:  # `live` renews its leases (as its keeper does); `dead` has stopped
+        live.heartbeat()
+        time.sleep(0.1)
+    starting = SqlJobStore(store, lease_seconds=0.6)
+    assert starting.recover() == 2
+    assert starting.get(lost).status == starting.get(taken).status == INTERRUPTED
+    assert starting.get(lost).error == PROCESS_GONE and starting.get(taken).error
+    assert starting.get(kept).status == RUNNING and starting.get(waiting).status == QUEUED  # live, and in line
+    assert not dead.finish(lost, DONE, result=diagnosis())  # a late finish leaves it interrupted
+    assert live.finish(kept, DONE, result=diagnosis()) and starting.get(kept).status == DONE
+    assert starting.next_job() == waiting and starting.claim(waiting)  # any server runs what is in line
+
+
+def test_a_job_runs_on_whichever_process_takes_it(job_stores):
+    submitter, worker = job_stores(), job_stores()  # a server with no workers, and one with
+    job_id = submitter.add(request())
+    assert worker.next_job() == job_id and worker.claim(job_id)
+    assert not submitter.finish(job_id, DONE, result=diagnosis())  # only the process that claimed it
+    assert worker.finish(job_id, DONE, result=diagnosis()) and submitter.get(job_id).status == DONE
 
 
 def test_a_job_sealed_under_another_key_is_listed_with_the_error_in_both(job_stores):
@@ -174,6 +213,10 @@ def test_a_job_is_sealed_at_rest(job_stores, tmp_path):
     assert store.next_job() == job_id and store.claim(job_id) and store.finish(job_id, DONE, result=diagnosis())
     if job_stores.kind == "sqlite":
         stored = b"".join(p.read_bytes() for p in tmp_path.rglob("app.db*"))
+    elif job_stores.kind == "postgresql":
+        with job_stores.store.connect() as conn:
+            rows = conn.execute(sa.select(jobs)).all()
+        stored = b"".join(v if isinstance(v, bytes) else str(v).encode() for row in rows for v in row)
     else:
         client = redis.Redis.from_url(job_stores.url)
         stored = b"".join(v for k in client.scan_iter() if client.type(k) == b"hash" for v in client.hvals(k))
@@ -277,7 +320,7 @@ def test_after_shutdown_no_job_is_taken(runners):
     assert runner.get(job_id).status == QUEUED and calls == []
 
 
-def test_a_worker_given_a_job_sealed_under_another_key_fails_it_with_the_error(redis_server):
+def test_a_worker_given_a_job_sealed_under_another_key_fails_it_with_the_error(redis_server):  # noqa: F811
     # Only a shared queue can hand a process a job it cannot read (two processes configured with different keys).
     writer = RedisJobStore.from_url(redis_server.url, sealer=Sealer(Fernet.generate_key().decode()),
                                     retention_seconds=3600, poll_seconds=0.1)
@@ -293,12 +336,14 @@ def test_a_worker_given_a_job_sealed_under_another_key_fails_it_with_the_error(r
     assert not reader._held  # and its lease is no longer refreshed
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "redis"])
 def test_the_jobs_page_shows_a_job_sealed_under_another_key_and_why_it_cannot_run_again(backend, request,
                                                                                          engine_env, reconfigure,
                                                                                          monkeypatch):
     if backend == "redis":
         monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_server").url)
+    elif backend == "postgresql":
+        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("postgres_url"))
     reconfigure(DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())
     engine = providers.get_engine()
     job_id = engine.jobs.submit(engine.make_request("ulcerated nodule"))
@@ -386,15 +431,17 @@ ROWS = [  # (seconds ago, kind, provider, latency ms, error, cached)
 ]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
 def figures(request, tmp_path):
     """(history, report): a history recording rows, and the Performance page's report of their figures.
 
-    SQLite: the figures are the history's own rows. Redis: the history pushes each row's figures to the shared
-    metrics, and the report reads them from there, on a machine whose own history is empty.
+    SQLite or PostgreSQL: the figures are the history's own rows. Redis: the history pushes each row's figures to
+    the shared metrics, and the report reads them from there, on a machine whose own history is empty.
     """
-    if request.param == "sqlite":
-        store = Store(tmp_path / "app.db")
+    if request.param != "redis":
+        store = Store(request.getfixturevalue("postgres_url") if request.param == "postgresql"
+                      else tmp_path / "app.db")
+        request.addfinalizer(store.dispose)
         return History(store), lambda: metrics.compute(store, feed=None)
     feed = MetricsFeed(connect(request.getfixturevalue("redis_server").url), breaker=Breaker())
     history = History(Store(tmp_path / "a.db"), metrics=feed)

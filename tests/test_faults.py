@@ -21,10 +21,12 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 import providers
 from providers import ProviderAuthError, ProviderUnavailable, diagnose
+from storage.database import StoreUnavailable
 from testkit.answers import VALID
 from testkit.fake_llm import FakeLLM, Reply, closed_port_url
 from tests.conftest import PROJECT_ROOT, RUNPOD_KEY
@@ -213,8 +215,12 @@ def test_a_file_where_the_data_folder_should_be(engine_env, tmp_path, caplog):
 
 # -- the history's database --------------------------------------------------------------------------
 
-HISTORY_ERRORS = [sqlite3.OperationalError("disk I/O error"), sqlite3.OperationalError("database is locked"),
-                  sqlite3.DatabaseError("database disk image is malformed"), OSError(errno.ENOSPC, "No space")]
+# As the store raises them: the driver's error wrapped by SQLAlchemy, or the store's own for a database that is
+# down or too slow.
+HISTORY_ERRORS = [sa.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("disk I/O error")),
+                  StoreUnavailable("The database sqlite:///app.db is unavailable (OperationalError)"),
+                  sa.exc.DatabaseError("INSERT", {}, sqlite3.DatabaseError("database disk image is malformed")),
+                  OSError(errno.ENOSPC, "No space")]
 
 
 @pytest.mark.parametrize("error", HISTORY_ERRORS, ids=["io", "locked", "malformed", "ENOSPC"])
@@ -228,6 +234,7 @@ def test_a_failing_history_write_never_loses_the_answer(engine_env, monkeypatch,
     with caplog.at_level(logging.WARNING):
         result = diagnose(text=TEXT)
     assert result.complete and result.label.lesion.code == 1 and result.assessment_id is None
+    assert result.not_recorded  # and says so
     assert diagnose(text=TEXT).cached  # the answer was cached all the same
     assert "history write failed" in caplog.text and TEXT not in caplog.text
     # A provider failure is reported as itself, even when recording it fails too.

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -82,11 +83,35 @@ def test_readyz_is_ready_and_lists_every_check_without_secrets(engine_env, clien
         assert secret not in response.text
 
 
-def test_readyz_leaves_nothing_in_the_store(engine_env, client):
+def test_readyz_leaves_nothing_in_the_store(engine_env, reconfigure, client, database_url):
+    reconfigure(DATABASE_URL=database_url)
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.text
+    store = providers.get_store()
+    assert checks(response)["store"]["detail"] == ("writable" if store.dialect == "sqlite" else "answers")
+    assert "readiness_probe" not in sa.inspect(store.engine).get_table_names()
+    with store.connect() as conn:  # the probe's own busy wait did not stay on the pooled connection
+        if store.dialect == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == int(store.timeout_seconds * 1000)
+
+
+def test_readyz_is_503_when_postgresql_is_down_or_slow(engine_env, reconfigure, client, postgres_url,
+                                                       postgres_server, monkeypatch):
+    reconfigure(DATABASE_URL=postgres_url)
     assert client.get("/readyz").status_code == 200
-    with providers.get_store().connect() as conn:
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert "readiness_probe" not in tables
+    monkeypatch.setattr(web.readiness, "STORE_SLOW_SECONDS", -1.0)  # any answer is too slow
+    slow = checks(client.get("/readyz"))["store"]
+    assert not slow["ok"] and slow["detail"].startswith("slow (SELECT 1 took ")
+    monkeypatch.setattr(web.readiness, "STORE_SLOW_SECONDS", 1.0)
+    postgres_server.stop()
+    try:
+        response = client.get("/readyz")
+    finally:
+        postgres_server.start()
+    assert response.status_code == 503
+    assert checks(response)["store"] == {"name": "store", "ok": False, "detail": "down (StoreUnavailable)"}
+    assert postgres_url not in response.text and str(postgres_server.port) not in response.text
+    assert client.get("/readyz").status_code == 200  # back on its own
 
 
 def test_readyz_is_503_when_the_store_cannot_take_a_write(engine_env, reconfigure, client, tmp_path):

@@ -159,9 +159,11 @@ def test_a_redis_that_hangs_costs_one_short_timeout_not_a_stall(engine_env, tmp_
 
 CHILD = r"""
 import json, sys
+import sqlalchemy as sa
 from providers import get_engine
 from providers.jobs import JobRunner
 from storage.redis_jobs import RedisJobStore
+from storage.schema import assessments
 
 engine = get_engine()
 jobs = None
@@ -190,7 +192,7 @@ for line in sys.stdin:
         reply(summary=result.answer.summary, cached=result.cached)
     elif op == "history":
         with engine.store.connect() as conn:
-            reply(sources=[r[0] for r in conn.execute("SELECT source FROM assessments")])
+            reply(sources=list(conn.execute(sa.select(assessments.c.source)).scalars()))
     elif op == "quit":
         if jobs is not None:
             jobs.shutdown(wait=True)

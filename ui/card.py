@@ -63,6 +63,8 @@ def render(result: Diagnosis, provider_title: str) -> None:
             with right:
                 _risk_badge(item)
 
+        if result.not_recorded:  # answered, but the history's database did not take it
+            st.warning(t("result.not_recorded"), icon=":material/cloud_off:")
         st.caption(t("result.disclaimer"))
         if result.hedged:
             st.caption(":material/call_split: " + t("result.hedged", provider=provider_title))

@@ -85,6 +85,12 @@ STRINGS: dict[str, dict[str, str]] = {
     "result.hedged": {"ko": "응답이 늦어 다른 제공자에게 동시에 요청했고, {provider}이(가) 먼저 답변했습니다.",
                       "en": "The first provider was slow, so another was asked in parallel; {provider} answered first."},
     "result.tokens": {"ko": "토큰 {prompt}+{completion}", "en": "{prompt}+{completion} tokens"},
+    "result.not_recorded": {"ko": "기록되지 않음: 기록 데이터베이스를 사용할 수 없습니다.",
+                            "en": "Not recorded: the history database is unavailable."},
+    "store.down": {"ko": "기록 데이터베이스를 사용할 수 없습니다. 평가는 계속 받을 수 있지만 기록되지 않습니다. "
+                         "잠시 후 다시 시도하세요.",
+                   "en": "The history database is unavailable. Assessments still answer, but they are not recorded. "
+                         "Try again in a moment."},
     "risk.malignant": {"ko": "악성", "en": "malignant"},
     "risk.premalignant": {"ko": "전암성", "en": "premalignant"},
     "risk.benign": {"ko": "양성", "en": "benign"},

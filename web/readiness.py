@@ -2,7 +2,8 @@
 
 Three checks, run side by side, each in a worker thread (they block) and each given `CHECK_SECONDS`:
 
-- the store takes a write (a table created in a transaction that is rolled back: nothing is kept);
+- the store answers: on SQLite it takes a write (a table created in a transaction that is rolled back:
+  nothing is kept); on PostgreSQL a `SELECT 1` comes back, and quickly (down and slow are told apart);
 - at least one configured provider is usable: its circuit is closed or half-open, or its cool-down is
   over (the next assessment probes it), so readiness comes back on its own after a cool-down even when
   the load balancer sends nothing meanwhile; in DEMO_MODE no provider is asked and none is needed;
@@ -16,20 +17,24 @@ providers, circuit states and error classes only: never a path, a URL, a key or 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.to_thread
+import sqlalchemy as sa
 
 import providers
 from storage.redis_client import FAILURES, connect
+from storage.store import Store
 from utils.settings import Settings
 
 CHECK_SECONDS = 2.0   # each check's bound: a load balancer probes every few seconds
 REDIS_SECONDS = 1.0   # PING's socket timeouts, inside the check's bound
 STORE_BUSY_MS = 1000  # how long the store's write lock is waited for, inside the check's bound
+STORE_SLOW_SECONDS = 1.0  # a PostgreSQL that takes longer than this for SELECT 1 cannot serve a page in time
 
 
 @dataclass(frozen=True)
@@ -50,17 +55,42 @@ class Check:
 
 
 def store_writable() -> Check:
-    """The app's store accepts a write: a throw-away table, in a transaction rolled back."""
+    """The app's store can serve: SQLite takes a write, PostgreSQL answers `SELECT 1` within `STORE_SLOW_SECONDS`."""
+    store = providers.get_store()
+    if store.dialect == "postgresql":
+        return _database_answers(store)
     try:
-        with providers.get_store().connect() as conn:
-            conn.execute(f"PRAGMA busy_timeout = {STORE_BUSY_MS}")
-            conn.execute("BEGIN IMMEDIATE")  # the write lock, as an assessment's history row needs it
-            conn.execute("CREATE TABLE readiness_probe (x INTEGER)")
-            conn.execute("INSERT INTO readiness_probe VALUES (1)")
-            conn.rollback()
-    except Exception as exc:  # sqlite3.Error, OSError (DATA_DIR unusable), anything: the store cannot take a case
+        store.migrate()  # makes DATA_DIR and the file when they are missing, as the first assessment would
+        raw = store.engine.raw_connection()
+        try:
+            sqlite: Any = raw.driver_connection  # the sqlite3 connection, in autocommit: our BEGIN is the one
+            sqlite.execute(f"PRAGMA busy_timeout = {STORE_BUSY_MS}")
+            try:
+                sqlite.execute("BEGIN IMMEDIATE")  # the write lock, as an assessment's history row needs it
+                sqlite.execute("CREATE TABLE readiness_probe (x INTEGER)")
+                sqlite.execute("INSERT INTO readiness_probe VALUES (1)")
+            finally:
+                if sqlite.in_transaction:
+                    sqlite.execute("ROLLBACK")
+                sqlite.execute(f"PRAGMA busy_timeout = {int(store.timeout_seconds * 1000)}")  # back to the pool's
+        finally:
+            raw.close()
+    except Exception as exc:  # a driver error, OSError (DATA_DIR unusable), anything: the store cannot take a case
         return Check("store", False, f"not writable ({type(exc).__name__})")
     return Check("store", True, "writable")
+
+
+def _database_answers(store: Store) -> Check:
+    started = time.monotonic()
+    try:
+        with store.connect() as conn:
+            conn.execute(sa.select(1))
+    except Exception as exc:  # StoreUnavailable (down, refused, timed out), anything: it cannot take a case
+        return Check("store", False, f"down ({type(exc).__name__})")
+    took = time.monotonic() - started
+    if took > STORE_SLOW_SECONDS:
+        return Check("store", False, f"slow (SELECT 1 took {took:.1f} s)")
+    return Check("store", True, "answers")
 
 
 def providers_usable(settings: Settings) -> Check:

@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 
 from starlette.responses import JSONResponse, Response
 
-from domain.result import Assist, Diagnosis
+from domain.result import NOT_RECORDED, Assist, Diagnosis
 from storage.history import diagnosis_from_row
 from utils.images import ShrunkImage
 
@@ -59,6 +59,8 @@ def diagnosis_body(result: Diagnosis, *, kind: str, created_at: float, image: Sh
         "complete": answer.complete, "cached": result.cached,
         "risk_flag": result.risk_flag.value if result.risk_flag else None,
     }
+    if result.not_recorded:  # answered, but not in the history: GET /analyses/{id} will not find it
+        metadata["not_recorded"] = NOT_RECORDED
     if kind == "image":  # null for a stored case: the history keeps no photo sizes
         metadata["image_info"] = _image_info(image) if image is not None else None
         metadata["image_size_kb"] = round(image.original_bytes / 1024, 1) if image is not None else None

@@ -108,7 +108,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "image_size_kb": {"type": ["number", "null"], "description": "The photo as uploaded, in KB."},
         "complete": {"type": "boolean"}, "cached": {"type": "boolean"}, "risk_flag": _NULLABLE_TEXT,
         "interpretation": {"type": ["object", "null"], "description": "explain only: text, provider, model."},
-        "interpretation_error": {"type": "string"}}, "additionalProperties": True},
+        "interpretation_error": {"type": "string"},
+        "not_recorded": {"type": "string", "description": "Only when the history's database was down: the answer "
+                         "was not recorded, and the id is not one GET /analyses/{id} finds."}},
+        "additionalProperties": True},
     "SkinDiagnosisResponse": {"type": "object", "required": [
         "id", "diagnosis", "confidence_score", "recommendations", "similar_conditions", "metadata", "created_at",
         "hospitals", "predicted_disease", "confidence", "summary", "recommendation", "similar_diseases",

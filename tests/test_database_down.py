@@ -1,0 +1,137 @@
+"""The clinic's PostgreSQL goes down: assessments still answer, with a note that they were not recorded, and the
+pages that read the database say so instead of a traceback.
+
+The database is the real throw-away cluster of tests/conftest.py, stopped (as a dead machine: `-m immediate`) and
+always started again, since the whole run shares it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+import providers
+from domain.jobs import JobStoreUnavailable
+from domain.request import DiagnosisRequest
+from domain.result import NOT_RECORDED
+from providers import diagnose
+from storage.database import database_url
+from storage.jobs import SqlJobStore
+from storage.store import Store
+from tests.page_text import alerts, plain_alerts, shown
+from ui.i18n import STRINGS
+from web.api.bodies import diagnosis_body
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "main.py")
+
+
+@contextmanager
+def down(postgres_server, url: str) -> Iterator[None]:
+    """PostgreSQL stopped for the block, started again whatever happens (every test of the run shares it)."""
+    # The throw-away cluster runs with synchronous_commit=off, and `stop` is a crash: without a checkpoint, the
+    # last commits (the schema's migration among them) would be lost with it, which no clinic's server does.
+    engine = sa.create_engine(database_url(url))
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("CHECKPOINT")
+    finally:
+        engine.dispose()
+    postgres_server.stop()
+    try:
+        yield
+    finally:
+        postgres_server.start()
+
+
+@pytest.fixture
+def on_postgres(reconfigure, postgres_url):
+    """The engine on a fresh PostgreSQL database (the app as several servers run it, without Redis)."""
+    reconfigure(DATABASE_URL=postgres_url)
+    return postgres_url
+
+
+def test_an_assessment_answers_with_a_note_while_the_database_is_down(on_postgres, postgres_server, engine_env):
+    recorded = diagnose(text="pearly papule beside the nose")
+    assert recorded.assessment_id and not recorded.not_recorded and "not_recorded" not in recorded.to_dict()
+    with down(postgres_server, on_postgres):
+        result = diagnose(text="scaly patch on the scalp", use_cache=False)
+        assert result.complete and result.label is not None  # the fake LLM answered
+        assert result.not_recorded and result.assessment_id is None
+        assert result.to_dict()["not_recorded"] == NOT_RECORDED
+        body = diagnosis_body(result, kind="text", created_at=0.0)  # what the HTTP API answers
+        assert body["metadata"]["not_recorded"] == NOT_RECORDED and body["assessment"]["not_recorded"]
+    again = diagnose(text="a third case", use_cache=False)
+    assert again.assessment_id and not again.not_recorded  # back up: recorded again
+    assert providers.get_engine().history.get(again.assessment_id) is not None
+
+
+def test_with_the_history_off_nothing_is_noted(reconfigure):
+    reconfigure(HISTORY_ENABLED="false")
+    result = diagnose(text="pearly papule beside the nose")
+    assert result.assessment_id is None and not result.not_recorded  # not kept on purpose: no note
+
+
+def test_the_command_line_prints_the_note(on_postgres, postgres_server, capsys):
+    import cli
+
+    with down(postgres_server, on_postgres):
+        done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "diagnose", "--text", "pearly papule", "--json"],
+                              capture_output=True, text=True, timeout=60, env=dict(os.environ))
+        result = diagnose(text="pearly papule", use_cache=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["not_recorded"] == NOT_RECORDED and "Traceback" not in done.stderr
+    cli._print_human(result)
+    assert f"NOTE: {NOT_RECORDED}" in capsys.readouterr().out
+
+
+def test_the_diagnose_page_shows_the_card_and_the_note(on_postgres, postgres_server):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    with down(postgres_server, on_postgres):
+        at.text_area(key="symptoms").input("코 옆 진주빛 구진").run()
+        at = at.button(key="assess").click().run()
+    assert not at.exception
+    assert "기저세포암" in shown(at)  # the card
+    assert STRINGS["result.not_recorded"]["ko"] in [w.value for w in at.warning]
+
+
+def test_the_history_and_jobs_pages_say_the_database_is_down(on_postgres, postgres_server):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    with down(postgres_server, on_postgres):
+        at.switch_page("pages/history.py").run()
+        assert not at.exception
+        assert alerts(at, "error") == [STRINGS["store.down"]["ko"]]
+        at.switch_page("pages/jobs.py").run()
+        assert not at.exception
+        assert plain_alerts(at, "error") == [str(JobStoreUnavailable("the database that keeps the jobs"))]
+
+
+def test_the_job_store_raises_its_own_error_and_a_start_waits_for_the_database(postgres_url, postgres_server):
+    store = Store(postgres_url)
+    try:
+        jobs = SqlJobStore(store, lease_seconds=None, poll_seconds=0.1)
+        left = jobs.add(_request())
+        with down(postgres_server, postgres_url):
+            starting = SqlJobStore(store, lease_seconds=None, poll_seconds=0.1)
+            assert starting.recover() == 0  # logged, not raised: the app still starts
+            for call in (lambda: starting.list(), starting.counts, lambda: starting.add(_request()),
+                         starting.next_job):
+                with pytest.raises(JobStoreUnavailable, match="database"):
+                    call()
+        assert starting.next_job() is None  # the recovery ran first, once the database was back
+        assert starting.get(left).status == "interrupted"
+    finally:
+        store.dispose()
+
+
+def _request() -> DiagnosisRequest:
+    return DiagnosisRequest(text="nodule", language="en")
