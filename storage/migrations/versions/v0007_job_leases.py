@@ -1,12 +1,12 @@
 """Jobs shared by several servers on one database: who holds a job, and until when.
 
-Revision ID: 0007_job_leases
+Revision ID: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_job_leases"
+revision = "0007"
 down_revision = "0006"
 
 
