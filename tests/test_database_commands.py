@@ -179,7 +179,9 @@ def test_upgrade_in_place_keeps_every_row_of_a_legacy_file(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{path}: 0005 -> {head()}\n"
     after = every_row(path)
-    assert {name: after[name] for name in before} == before  # every row of every old table, value for value
+    # Every row of every old table, value for value, in its old columns (later revisions may add columns after them).
+    assert {name: [row[:len(before[name][0])] if before[name] else row for row in after[name]]
+            for name in before} == before
     again = run_cli(tmp_path, "db", "upgrade", "--database", f"sqlite:///{path}")
     assert (again.returncode, again.stdout) == (0, f"{path}: already at {head()}\n")
 
