@@ -111,6 +111,19 @@ class PostgresServer:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def database_files(self, url: str, *, wal: bool = False) -> bytes:
+        """Every byte of the files of the database at `url` (its tables and indexes), dirty pages written first.
+
+        With `wal`, the cluster's write-ahead log too. Read as the test's user (root can read the cluster's files).
+        """
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+            row = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        assert row is not None, f"no database {name}"
+        folders = [self.data / "base" / str(row[0])] + ([self.data / "pg_wal"] if wal else [])
+        return b"".join(p.read_bytes() for folder in folders for p in sorted(folder.iterdir()) if p.is_file())
+
     def close(self) -> None:
         """Stop the server and remove the cluster."""
         try:

@@ -302,16 +302,6 @@ def test_the_purge_cut_off_moves_by_the_hour_so_later_purges_rewrite_nothing(sto
 
 # -- deleted means gone from PostgreSQL's files -------------------------------------------------------
 
-def _table_files(store: Store, server) -> bytes:
-    """Every byte of the database's files in the cluster (not its write-ahead log), dirty pages written first."""
-    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("CHECKPOINT")
-        oid = conn.execute(sa.select(sa.column("oid")).select_from(sa.table("pg_database"))
-                           .where(sa.column("datname") == sa.func.current_database())).scalar()
-    folder = server.data / "base" / str(oid)
-    return b"".join(p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file())
-
-
 @pytest.fixture
 def pg_store(postgres_url):
     opened = Store(postgres_url)
@@ -328,19 +318,19 @@ def test_delete_on_postgresql_leaves_nothing_of_the_case_in_the_table_files(pg_s
     _job(pg_store, "j1", case, "done", T0)
     with pg_store.connect() as conn:
         conn.execute(jobs.update().values(request=f'{{"text": "{MARKER}"}}'))
-    assert MARKER.encode() in _table_files(pg_store, postgres_server)  # the control: it is there to find
+    assert MARKER.encode() in postgres_server.database_files(str(pg_store.url))  # the control: it is there to find
     assert history.delete(case) is not None
-    assert MARKER.encode() not in _table_files(pg_store, postgres_server)
-    assert history.get(kept) is not None and b"kept case" in _table_files(pg_store, postgres_server)
+    assert MARKER.encode() not in postgres_server.database_files(str(pg_store.url))
+    assert history.get(kept) is not None and b"kept case" in postgres_server.database_files(str(pg_store.url))
 
 
 def test_purge_on_postgresql_leaves_nothing_of_the_purged_cases_in_the_table_files(pg_store, postgres_server):
     history = History(pg_store, retention_days=30)
     record(history, text=f"{MARKER} old case", created_at=time.time() - 40 * 86400)
     record(history, text="recent case")
-    assert MARKER.encode() in _table_files(pg_store, postgres_server)
+    assert MARKER.encode() in postgres_server.database_files(str(pg_store.url))
     assert history.purge() == 1
-    assert MARKER.encode() not in _table_files(pg_store, postgres_server)
+    assert MARKER.encode() not in postgres_server.database_files(str(pg_store.url))
     # The rewrite leaves the pool's statement timeout as it was, for the next request.
     with pg_store.connect() as conn:
         assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "5s"

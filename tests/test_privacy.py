@@ -270,6 +270,25 @@ def test_data_sealed_under_another_key_is_a_miss_and_a_row_that_says_so(engine_e
     assert engine.forget(assessment_id)  # and the case can still be deleted
 
 
+def test_on_postgresql_the_tables_and_the_log_hold_the_case_only_sealed(engine_env, reconfigure, postgres_server,
+                                                                        postgres_url):
+    reconfigure(DATABASE_URL=postgres_url, HISTORY_KEEP_IMAGES="true")
+    plain_id, _ = _assess_everything(engine_env)
+    in_the_clear = postgres_server.database_files(postgres_url)
+    assert all(marker in in_the_clear for marker in PLAIN_MARKERS)  # the check below can see the case
+
+    reconfigure(DATABASE_URL=postgres_url, DATA_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+                HISTORY_KEEP_IMAGES="true")
+    providers.get_engine().history.delete(plain_id)  # the unsealed case goes (and its table files are rewritten)
+    assessment_id, thumb = _assess_everything(engine_env)
+    raw = postgres_server.database_files(postgres_url)
+    for marker in PLAIN_MARKERS:
+        assert marker not in raw, marker
+    assert thumb[100:164] not in raw and SEALED_PREFIX.encode() in raw
+    row = providers.get_engine().history.get(assessment_id)
+    assert row["text"] == PATIENT and SITE in row["info"] and row["raw"] == ECHO and row["thumbnail"] == thumb
+
+
 def test_the_history_page_shows_a_row_sealed_under_another_key(engine_env, data_key, reconfigure):
     _assess_everything(engine_env)
     reconfigure(DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())
