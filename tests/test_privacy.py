@@ -270,8 +270,8 @@ def test_data_sealed_under_another_key_is_a_miss_and_a_row_that_says_so(engine_e
     assert engine.forget(assessment_id)  # and the case can still be deleted
 
 
-def test_on_postgresql_the_tables_and_the_log_hold_the_case_only_sealed(engine_env, reconfigure, postgres_server,
-                                                                        postgres_url):
+def test_on_postgresql_the_table_files_hold_the_case_only_sealed(engine_env, reconfigure, postgres_server,
+                                                                  postgres_url):
     reconfigure(DATABASE_URL=postgres_url, HISTORY_KEEP_IMAGES="true")
     plain_id, _ = _assess_everything(engine_env)
     in_the_clear = postgres_server.database_files(postgres_url)
