@@ -113,7 +113,8 @@ def fake_row(rng: random.Random, created_at: float) -> dict:
     label = rng.choice(CLASSES)
     similar = rng.sample([c for c in CLASSES if c is not label], 2)
     score = rng.randint(40, 95)
-    summary = f"{text}. {label.name_ko}에 합당한 소견입니다. 경계와 색조를 고려할 때 {similar[0].name_ko}와 감별이 필요합니다."
+    summary = (f"{text}. {label.name_ko}에 합당한 소견입니다. "
+               f"경계와 색조를 고려할 때 {similar[0].name_ko}와 감별이 필요합니다.")
     row.update(
         model=rng.choice(("clinic-derm-v1", "gpt-4o-mini")), complete=1, label_code=label.code,
         label_score=float(score), summary=summary,
@@ -281,7 +282,8 @@ def markdown(results: dict) -> str:
     lines = [f"History over {results['rows']:,} rows ({fills}); "
              f"each query {results['reps']} times after 2 untimed, through `History` (the rows decoded, as the page "
              "gets them). Plan: EXPLAIN of the statement the call sent (PostgreSQL: ANALYZE, its execution time).",
-             "", "| database | call | rows | p50 | p95 | target (p95) | result | plan |", "|---|---|---|---|---|---|---|---|"]
+             "", "| database | call | rows | p50 | p95 | target (p95) | result | plan |",
+             "|---|---|---|---|---|---|---|---|"]
     for t in results["timings"]:
         target = "—" if t["target_ms"] is None else f"≤ {t['target_ms']:g} ms"
         verdict = "—" if target == "—" else ("met" if t["pass"] else "**missed**")
