@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             for app in apps:
                 stop(app.proc)
             log("two servers without REDIS_URL: killing the one that runs a job (jobs in PostgreSQL)")
-            apps = started(stack, work, 10, 2, redis_url=None, **settings)
+            apps = started(stack, work, args.servers, 2, redis_url=None, **settings)
             db["kills"].append({"jobs": "PostgreSQL", **shared_database.kill_mid_job(
                 apps, token, database_url=database_url, redis_url=None, seconds=60)})
             for app in apps:

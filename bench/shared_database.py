@@ -53,6 +53,7 @@ def server_env(work: Path, index: int, *, database_url: str, redis_url: str | No
     env = app_env(OPENAI_API_KEY="sk-bench-not-real", OPENAI_BASE_URL=provider_url, OPENAI_MODEL="gpt-4o-mini",
                   SKIN_DIAGNOSIS_PROVIDER="openai", PROVIDER_FALLBACKS="none", HEDGE_AFTER_SECONDS="off",
                   WARM_UP="false", LLM_MAX_RETRIES="0", AUTH_MODE="accounts", DATABASE_URL=database_url,
+                  API_RATE_PER_MINUTE="100000",  # the job watcher polls its status 10 times a second
                   DATA_DIR=str(work / f"server{index}"))
     env.pop("REDIS_URL", None)
     if redis_url:
@@ -198,9 +199,9 @@ def kill_mid_job(apps: list[App], token: str, *, database_url: str, redis_url: s
         accepted.raise_for_status()
         status_url = accepted.json()["status_url"]
         end = time.monotonic() + seconds
-        while client.get(status_url).json()["status"] != "running":
+        while (body := client.get(status_url).json()).get("status") != "running":
             if time.monotonic() > end:
-                return {"ok": False, "error": "the job never ran"}
+                return {"ok": False, "error": f"the job never ran: {body}"}
             time.sleep(0.05)
     job_id = status_url.rsplit("/", 1)[1]
     owner = job_owner(job_id, database_url=database_url, redis_url=redis_url) or ""
@@ -215,6 +216,8 @@ def kill_mid_job(apps: list[App], token: str, *, database_url: str, redis_url: s
     with api(survivor, token) as client:
         while time.monotonic() - killed < seconds:
             body = client.get(status_url).json()
+            if "status" not in body:
+                return {"ok": False, "error": f"the survivor answered {body}", "killed": victim.index + 1}
             if not seen or seen[-1] != body["status"]:
                 seen.append(body["status"])
             if body["status"] == "interrupted":
