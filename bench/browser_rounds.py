@@ -67,12 +67,18 @@ def echo_token(request: RecordedRequest) -> str:
 
 # -- browser -----------------------------------------------------------------------------------
 
-async def open_page(browser, url: str, seconds: float):
-    """A new browser context (its own cookies, so its own Streamlit session), signed in, showing the app."""
+async def open_page(browser, url: str, seconds: float, one_at_a_time: asyncio.Lock):
+    """A new browser context (its own cookies, so its own Streamlit session), signed in, showing the app.
+
+    The sign-ins take turns: every session comes from 127.0.0.1, and the sign-in throttle counts each attempt
+    of an address before checking its password (refunded on success), so a burst of 20 at once from one
+    address is refused, by design (storage/sign_in_throttle.py).
+    """
     context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR")
     page = await context.new_page()
     await page.goto(url, timeout=seconds * 1000)
-    await sign_in(page, seconds)
+    async with one_at_a_time:
+        await sign_in(page, seconds)
     return context, page
 
 
@@ -120,12 +126,14 @@ async def drive(app_urls: list[str], plan: list[Round], seconds: float, fake: Fa
         try:
             if first is not None:
                 done["first"] = await first(browser)
+            one_at_a_time = asyncio.Lock()
             for step in plan:
                 for s in step.sessions:
                     # Split evenly, as a sticky-session proxy would; "other": as after a failover.
                     s.rounds[step.name] = {"server": (s.number + step.other_server) % len(app_urls)}
                 log(f"round {step.name}: opening {len(step.sessions)} sessions")
-                opened = await asyncio.gather(*(open_page(browser, app_urls[s.rounds[step.name]["server"]], seconds)
+                opened = await asyncio.gather(*(open_page(browser, app_urls[s.rounds[step.name]["server"]], seconds,
+                                                          one_at_a_time)
                                                 for s in step.sessions))
                 # Every case typed first, then all press at once.
                 await asyncio.gather(*(page.get_by_role("textbox", name="증상 및 소견").fill(s.text)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -160,9 +161,9 @@ def fill(store: Store, rows: int, *, seed: int = 11, log: Callable[[str], None] 
 
 
 @contextmanager
-def caught(store: Store) -> Iterator[list[tuple[str, object]]]:
+def caught(store: Store) -> Iterator[list[tuple[str, Any]]]:
     """Every statement (and its parameters) sent through `store`'s engine while inside."""
-    seen: list[tuple[str, object]] = []
+    seen: list[tuple[str, Any]] = []
 
     def listen(conn, cursor, statement, parameters, context, executemany) -> None:
         seen.append((statement, parameters))
@@ -179,7 +180,7 @@ _PG_NODE = re.compile(r"((?:Parallel )?(?:Index Only Scan|Index Scan|Bitmap Inde
                       r"(?: using (\S+))? on (\w+)")
 
 
-def explain(store: Store, statement: str, parameters: object) -> str:
+def explain(store: Store, statement: str, parameters: Any) -> str:
     """The plan of `statement`, in short: each table access and the index it uses (PostgreSQL: with ANALYZE's ms,
     for a SELECT; a DELETE is only planned, not run)."""
     select = statement.lstrip().upper().startswith("SELECT")

@@ -197,11 +197,11 @@ def machine() -> dict:
     with suppress(OSError, subprocess.SubprocessError):
         out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=5).stdout
         redis_version = re.search(r"v=(\S+)", out).group(1)
-    postgres_version = "?"
-    with suppress(OSError, subprocess.SubprocessError, AttributeError, TypeError):
-        out = subprocess.run([str(postgres_bindir() / "postgres"), "--version"], capture_output=True, text=True,
-                             timeout=5).stdout
-        postgres_version = re.search(r"(\d+\.\d+)", out).group(1)
+    postgres_version, bindir = "?", postgres_bindir()
+    with suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run([str(bindir / "postgres") if bindir else "postgres", "--version"], capture_output=True,
+                             text=True, timeout=5).stdout
+        postgres_version = found.group(1) if (found := re.search(r"(\d+\.\d+)", out)) else "?"
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu, "cpus": os.cpu_count(),
             "platform": platform.platform(), "python": platform.python_version(), "redis": redis_version,
             "postgres": postgres_version}

@@ -181,8 +181,8 @@ def history_on_each(apps: list[App], token: str, expected: int, case_tokens: lis
 def job_owner(job_id: str, *, database_url: str, redis_url: str | None) -> str | None:
     """The process holding the job (`host:pid:…`), from where the jobs live: Redis, or else the database."""
     if redis_url:
-        owner = redis.Redis.from_url(redis_url).hget(redis_key("job", "v1", job_id), "owner")
-        return owner.decode() if owner else None
+        owner = redis.Redis.from_url(redis_url, decode_responses=True).hget(redis_key("job", "v1", job_id), "owner")
+        return str(owner) if owner else None
     store = Store(database_url, pool_size=1)
     try:
         with store.connect() as conn:
