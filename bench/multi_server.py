@@ -176,13 +176,16 @@ def database_table(db: dict, total: int) -> tuple[list[str], bool]:
 
 
 def record(table: str) -> None:
-    """Append the report to bench/RESULTS.md under the "More than one server" heading."""
+    """Add the report to bench/RESULTS.md at the end of the "More than one server" section (made when missing)."""
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    addition = ("" if HEADING in text else f"\n{HEADING}\n\n"
-                "Two `streamlit run app.py` processes sharing one PostgreSQL (DATABASE_URL: accounts, sessions, "
-                "tokens, history) and one Redis (REDIS_URL: the answer cache, the jobs and the metrics).\n")
-    addition += "\n" + table
-    RESULTS.write_text(text.rstrip("\n") + "\n" + addition, encoding="utf-8")
+    if HEADING not in text:
+        text = (text.rstrip("\n") + f"\n\n{HEADING}\n\nTwo `streamlit run app.py` processes sharing one PostgreSQL "
+                "(DATABASE_URL: accounts, sessions, tokens, history) and one Redis (REDIS_URL: the answer cache, the "
+                "jobs and the metrics).\n")
+    start = text.index(HEADING) + len(HEADING)
+    end = text.find("\n## ", start)  # the next section, if any: the report goes before it
+    end = len(text) if end < 0 else end
+    RESULTS.write_text(text[:end].rstrip("\n") + "\n\n" + table + text[end:], encoding="utf-8")
 
 
 def machine() -> dict:
