@@ -58,6 +58,11 @@ sa.Index("assessments_qa_case", assessments.c.qa_case)
 # The History page of one clinician, newest first, and the pinned demo cases.
 sa.Index("assessments_user_created", assessments.c.user, assessments.c.created_at)
 sa.Index("assessments_pinned", assessments.c.pinned, assessments.c.created_at)
+# The History page's substring search (ILIKE '%…%'): trigram indexes, PostgreSQL only (migration 0008).
+sa.Index("assessments_text_trgm", assessments.c.text, postgresql_using="gin",
+         postgresql_ops={"text": "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+sa.Index("assessments_summary_trgm", assessments.c.summary, postgresql_using="gin",
+         postgresql_ops={"summary": "gin_trgm_ops"}).ddl_if(dialect="postgresql")
 
 jobs = sa.Table(
     "jobs", metadata,
@@ -81,6 +86,7 @@ jobs = sa.Table(
 )
 sa.Index("jobs_created", jobs.c.created_at)
 sa.Index("jobs_status", jobs.c.status)
+sa.Index("jobs_assessment", jobs.c.assessment_id)
 
 reviews = sa.Table(
     "reviews", metadata,

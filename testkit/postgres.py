@@ -84,7 +84,7 @@ class PostgresServer:
         """Make the cluster (first time) and start it; returns when it accepts connections."""
         if not (self.data / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                      "--no-locale", "--no-sync")
+                      "--locale=C.UTF-8", "--no-sync")
         # fsync off: test data need not survive the machine, only the server's (crash-like) stop, which the
         # WAL written at each commit covers; so synchronous_commit stays on.
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off "
