@@ -233,7 +233,9 @@ def time_queries(store: Store, history: History, filled: Filled, reps: int) -> l
                           if s.lstrip().upper().startswith(("SELECT", "DELETE")))
         # A list of rows; the purge's count of deleted rows; the pinned answer or None.
         rows = len(result) if isinstance(result, list) else result if isinstance(result, int) else int(bool(result))
-        out.append(Timing(store.dialect, name, QUERY_TARGET_MS, samples, rows, plan))
+        # The target is the shared database's (issue: two servers on PostgreSQL); SQLite's figures are for comparison.
+        target = QUERY_TARGET_MS if store.dialect == "postgresql" else None
+        out.append(Timing(store.dialect, name, target, samples, rows, plan))
     return out
 
 
