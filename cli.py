@@ -10,6 +10,8 @@
     python cli.py sessions list --user dr.kim
     python cli.py sessions revoke 3f9a1c2b   (or --user dr.kim)
     python cli.py history export --format json --out history.json   [--since 2025-01-01] [--user dr.kim]
+    python cli.py qa export --out labelled/   [--since 2025-01-01]   (then: batch labelled/cases.csv --images
+                                                                       labelled/photos.zip ...)
     python cli.py db upgrade   [--database URL]
     python cli.py db copy --from sqlite:///srv/skin/data/app.db --to postgresql://clinic@db.internal/clinic --yes
 
@@ -19,6 +21,7 @@ interrupted, results.csv keeps the rows that finished and `--resume` finishes th
 `users`: 0 done, 2 bad input (a name, a password, an unknown or existing user).
 `sessions`: 0 done, 2 bad input (no such session, an ambiguous id, neither an id nor --user).
 `history export`: 0 exported, 2 bad input (a date, a folder or unwritable --out, HISTORY_ENABLED=false).
+`qa export`: 0 exported, 2 bad input (a date, an unwritable --out, HISTORY_ENABLED=false), 3 the database is down.
 `db`: 0 done, 1 the copy was rolled back (a table did not match), 2 bad input (a URL, a target holding data),
 3 a database could not be reached.
 """
@@ -28,8 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
-from commands import accounts, database, history
+from commands import accounts, database, history, qa
 from commands.exits import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER, EXIT_UNAVAILABLE, positive
 
 MIN_AGE, MAX_AGE = 0, 120  # as the diagnose page's age field
@@ -110,7 +115,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from providers import get_engine
     from providers.batch import check_providers, run_batch
-    from providers.batch_input import BatchInputError, cases_file_limit, max_cases, photos_from_dir, read_cases
+    from providers.batch_input import (
+        BatchInputError,
+        cases_file_limit,
+        max_cases,
+        photos_from_dir,
+        photos_from_zip,
+        read_cases,
+    )
     from providers.qa_report import RESULTS_FILE, ResultsLog, check_out_dir, read_results, write_report
     from utils.files import FileRefused, read_regular_file
 
@@ -127,7 +139,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
     names = args.providers.split(",") if args.providers else [n for n, p in engine.providers.items() if p.configured]
     try:
         chosen = check_providers(engine, names)
-        photos = photos_from_dir(args.images) if args.images else {}
+        photos: Mapping[str, bytes]
+        if args.images and Path(args.images).is_file():  # a ZIP of photos, as `qa export` writes; read when used
+            photos = photos_from_zip(open(args.images, "rb"))  # noqa: SIM115 (open while the batch runs)
+        else:
+            photos = photos_from_dir(args.images) if args.images else {}
         cases = read_cases(data, photos, limit=limit)
         out = check_out_dir(args.out)
         done = read_results(out / RESULTS_FILE, cases, chosen) if args.resume else {}
@@ -195,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_diagnose)
     b = sub.add_parser("batch", help="QA: run a CSV of cases on several providers and write a report")
     b.add_argument("cases", help="CSV with the columns id,text,image,expected")
-    b.add_argument("--images", help="directory holding the photos the CSV names")
+    b.add_argument("--images", help="directory or ZIP file holding the photos the CSV names")
     b.add_argument("--providers", help="comma-separated, e.g. runpod,openai (default: every configured one)")
     b.add_argument("--out", required=True, help="directory for results.csv and report.html")
     b.add_argument("--concurrency", type=_concurrency, default=4, help="calls at once (default 4)")
@@ -208,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_batch)
     accounts.add_parsers(sub)
     history.add_parsers(sub)
+    qa.add_parsers(sub)
     database.add_parsers(sub)
     return parser
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from domain.classes import LesionClass
+from domain.classes import CLASSES, LesionClass, by_code
 from providers import Diagnosis, DiagnosisError, Engine, get_engine, warm_up
 from providers.compare import CaseAgreement, agreement, compare
 from storage.database import StoreError, StoreUnavailable
@@ -17,6 +17,7 @@ from storage.store import new_id
 from ui import plain
 from ui.card import class_name
 from ui.i18n import lang, t, tr
+from ui.labelled_panel import labelled_panel
 from ui.labels import RISK_COLOUR, lesion_name, provider_title
 from ui.photo import photo_input, show_photo
 
@@ -101,19 +102,39 @@ def _answer(result: Diagnosis) -> None:
         st.code(result.raw or "(empty)", language="xml", wrap_lines=True)
 
 
-def _save_review(engine: Engine, assessment_id: str) -> None:
+def _expected_problem(verdict: str, expected: LesionClass | None, label: LesionClass | None) -> str | None:
+    """Why a verdict and an expected class contradict each other (a labelled set needs them to agree), or None."""
+    if expected is None or label is None:
+        return None
+    if verdict == "correct" and expected.code != label.code:
+        return tr("'맞음'은 답변의 분류({name})를 확인합니다. 다른 분류를 주려면 '틀림'을 고르세요.",
+                  "'Correct' confirms the answer's own class ({name}): choose 'incorrect' to give another class.",
+                  name=_lesion(label))
+    if verdict == "incorrect" and expected.code == label.code:
+        return tr("'틀림'의 예상 분류가 답변의 분류와 같습니다: 다른 분류를 고르거나 '맞음'을 고르세요.",
+                  "An 'incorrect' mark cannot expect the answer's own class: choose another class, or 'correct'.")
+    return None
+
+
+def _save_review(engine: Engine, assessment_id: str, label: LesionClass | None) -> None:
     # A callback: it runs before the next run draws the widgets, so it may clear them for the next review.
     verdict = st.session_state.get(f"qa_verdict_{assessment_id}")
+    expected = st.session_state.get(f"qa_expected_{assessment_id}")
     if verdict is None:
         st.session_state[f"qa_review_msg_{assessment_id}"] = tr("먼저 판정을 고르세요.", "Choose a verdict first.")
         return
+    if problem := _expected_problem(verdict, expected, label):
+        st.session_state[f"qa_review_msg_{assessment_id}"] = problem
+        return
     try:
         Reviews(engine.store).add(assessment_id, verdict, st.session_state.get(f"qa_note_{assessment_id}", ""),
-                                  reviewer=st.session_state.get("user"))
+                                  reviewer=st.session_state.get("user"),
+                                  expected_code=None if expected is None else expected.code)
     except (ValueError, StoreError) as exc:  # not in the history, or its database is down
         st.session_state[f"qa_review_msg_{assessment_id}"] = str(exc)
         return
     st.session_state[f"qa_verdict_{assessment_id}"] = None
+    st.session_state[f"qa_expected_{assessment_id}"] = None
     st.session_state[f"qa_note_{assessment_id}"] = ""
 
 
@@ -132,8 +153,16 @@ def _review_form(engine: Engine, result: Diagnosis) -> None:
         return
     st.radio(tr("판정", "Verdict"), VERDICTS, index=None, horizontal=True, format_func=_verdict,
              key=f"qa_verdict_{aid}")
+    st.selectbox(tr("예상 분류 (선택)", "Expected class (optional)"), CLASSES, index=None, format_func=_lesion,
+                 key=f"qa_expected_{aid}",
+                 placeholder=tr("주지 않음", "not given"),
+                 help=tr("'맞음'은 답변의 분류를 확인합니다. '틀림'이면 맞는 분류를 골라 두세요: 그래야 이 사례가 "
+                         "라벨 세트에 들어갑니다.",
+                         "'Correct' confirms the answer's class. With 'incorrect', pick the right class here: "
+                         "only then can the case join the labelled set."))
     st.text_input(tr("메모", "Note"), key=f"qa_note_{aid}")
-    st.button(tr("리뷰 저장", "Save review"), key=f"qa_save_{aid}", on_click=_save_review, args=(engine, aid),
+    label = result.answer.label.lesion if result.answer.label else None
+    st.button(tr("리뷰 저장", "Save review"), key=f"qa_save_{aid}", on_click=_save_review, args=(engine, aid, label),
               icon=":material/rate_review:")
     if message := st.session_state.pop(f"qa_review_msg_{aid}", None):
         plain.alert("warning", message, icon=":material/warning:")
@@ -144,6 +173,9 @@ def _review_form(engine: Engine, result: Diagnosis) -> None:
         return
     for review in reviews:
         line = tr("리뷰: {verdict}", "Reviewed: {verdict}", verdict=_verdict(review["verdict"]))
+        code = review.get("expected_code")
+        if code is not None and (expected := by_code(code)) is not None:
+            line += tr(" → 예상 분류 {name}", " → expected {name}", name=_lesion(expected))
         if review["note"]:
             line += f" — {review['note']}"
         if review["reviewer"]:
@@ -220,8 +252,11 @@ engine = get_engine()
 warm_up()
 
 st.title(tr("제공자 QA", "Provider QA"))
-compare_tab, batch_tab = st.tabs([tr("비교", "Compare"), tr("일괄", "Batch")])
+compare_tab, batch_tab, labelled_tab = st.tabs([tr("비교", "Compare"), tr("일괄", "Batch"),
+                                                tr("라벨 세트", "Labelled set")])
 with compare_tab:
     _compare_tab(engine)
 with batch_tab:
     _batch_tab(engine)
+with labelled_tab:
+    labelled_panel(engine)

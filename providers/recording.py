@@ -101,6 +101,8 @@ class Recorder:
             "latency_ms": latency_ms}
         if request.image is not None and self.keep_images:
             row["thumbnail"] = thumbnail(request.image.jpeg)
+            if request.source == "qa":  # a reviewed QA case becomes a labelled case with its photo (labelled_set)
+                row["photo"] = request.image.jpeg
         return row
 
     def _write(self, row: dict) -> str | None:

@@ -1,7 +1,9 @@
 """Every assessment, recorded: what was asked, what came back, who answered, how fast.
 
 The history is the clinic's record and the performance page's data. The photo itself
-is kept only as a small thumbnail, and only when HISTORY_KEEP_IMAGES is on. With
+is kept only as a small thumbnail, and only when HISTORY_KEEP_IMAGES is on; then a Provider
+QA case also keeps the shrunk photo it was compared on (`photo`, read only by `History.photo`,
+for the labelled set of providers/labelled_set.py). With
 DATA_ENCRYPTION_KEY the columns that carry the patient's case are stored encrypted
 (utils/crypto.py). A deleted case is freed from the database's files, not left in their
 free space (SQLite: secure_delete and a WAL checkpoint; PostgreSQL: VACUUM FULL).
@@ -58,11 +60,14 @@ PURGE_STEP_SECONDS = 3600
 NO_FLAG = "none"
 
 # The columns that carry the patient's case: encrypted at rest when DATA_ENCRYPTION_KEY is set.
-SEALED_COLUMNS = ("text", "info", "summary", "similar", "raw", "thumbnail")
+SEALED_COLUMNS = ("text", "info", "summary", "similar", "raw", "thumbnail", "photo")
 # What a row sealed under a key this process does not hold shows instead (valid where JSON is expected).
 UNREADABLE = "(encrypted with another key: set the DATA_ENCRYPTION_KEY this case was recorded with to read it)"
 _UNREADABLE_VALUES = {"text": UNREADABLE, "info": "{}", "summary": UNREADABLE, "similar": "[]", "raw": UNREADABLE,
-                      "thumbnail": None}
+                      "thumbnail": None, "photo": None}
+# What a read of rows returns: every column but the QA photo, which only `History.photo` reads (a page of 500
+# rows would otherwise carry up to 500 photos it never shows).
+_ROW = tuple(c for c in assessments.c if c.name != "photo")
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,10 @@ class HistoryStore(Protocol):
     def pinned_answer(self, cache_keys: Iterable[str]) -> dict | None:
         """The newest pinned, complete, readable assessment with one of these cache keys (demo mode)."""
 
+    def photo(self, assessment_id: str) -> bytes | None:
+        """The shrunk photo kept with a QA assessment (HISTORY_KEEP_IMAGES), decrypted; None when none is kept or
+        it is sealed with another key."""
+
 
 class History:
     """The `assessments` table of the store (and, when given, the figures of each row in a `MetricsSink`).
@@ -152,8 +161,9 @@ class History:
         row = {"id": new_id(), "created_at": now(), **row}
         if self.metrics is not None:  # first: a history that fails to write still counts in every process's figures
             self.metrics.push(row, at=row["created_at"])
-        if not self.keep_images:
+        if not self.keep_images:  # no photo of a patient unless the clinic opted in
             row.pop("thumbnail", None)
+            row.pop("photo", None)
         if self.sealer.enabled:
             for column in SEALED_COLUMNS:
                 value = row.get(column)
@@ -168,7 +178,7 @@ class History:
     def get(self, assessment_id: str) -> dict | None:
         """One assessment as a dict, or None."""
         with self.store.connect() as conn:
-            found = conn.execute(sa.select(assessments).where(assessments.c.id == assessment_id)).mappings().first()
+            found = conn.execute(sa.select(*_ROW).where(assessments.c.id == assessment_id)).mappings().first()
         return self._opened(found) if found else None
 
     def _opened(self, found: sa.RowMapping) -> dict:
@@ -226,7 +236,7 @@ class History:
         if needle:
             return list(itertools.islice(self.scan(filters), filters.limit))
         # The id breaks ties as in `scan`: the page and the command line list the same rows in the same order.
-        query = sa.select(assessments).where(*where).order_by(*_NEWEST_FIRST).limit(filters.limit)
+        query = sa.select(*_ROW).where(*where).order_by(*_NEWEST_FIRST).limit(filters.limit)
         with self.store.connect() as conn:
             return [self._opened(r) for r in conn.execute(query).mappings()]
 
@@ -241,7 +251,7 @@ class History:
         a = assessments.c
         after: tuple[float, str] | None = None
         while True:
-            query = sa.select(assessments).where(*where).order_by(*_NEWEST_FIRST).limit(page_size)
+            query = sa.select(*_ROW).where(*where).order_by(*_NEWEST_FIRST).limit(page_size)
             if after is not None:
                 # `created_at <=` alone is what an index on created_at serves; the OR then drops the rows already read.
                 query = query.where(a.created_at <= after[0],
@@ -265,7 +275,7 @@ class History:
         """
         with self.store.connect() as conn:
             self._secure_delete(conn)
-            found = conn.execute(sa.select(assessments).where(assessments.c.id == assessment_id)).mappings().first()
+            found = conn.execute(sa.select(*_ROW).where(assessments.c.id == assessment_id)).mappings().first()
             # A case run in the background also left its request, photo and result in its job's row.
             conn.execute(jobs.delete().where(jobs.c.assessment_id == assessment_id))
             # Its reviews go by the foreign key's ON DELETE CASCADE.
@@ -348,7 +358,7 @@ class History:
         if not keys:
             return None
         a = assessments.c
-        query = (sa.select(assessments).where(a.pinned == 1, a.complete == 1, a.cache_key.in_(keys))
+        query = (sa.select(*_ROW).where(a.pinned == 1, a.complete == 1, a.cache_key.in_(keys))
                  .order_by(*_NEWEST_FIRST))
         with self.store.connect() as conn:
             for found in conn.execute(query).mappings():
@@ -356,6 +366,19 @@ class History:
                 if not row.get("unreadable"):  # a case sealed under another key cannot be replayed
                     return row
         return None
+
+    def photo(self, assessment_id: str) -> bytes | None:
+        """The shrunk photo kept with one QA assessment, decrypted; None when none is kept (HISTORY_KEEP_IMAGES
+        was off, not a QA case, no photo) or it is sealed with a key this process does not hold."""
+        query = sa.select(assessments.c.photo).where(assessments.c.id == assessment_id)
+        with self.store.connect() as conn:
+            value = conn.execute(query).scalar()
+        if value is None or not Sealer.is_sealed(value):
+            return value
+        try:
+            return self.sealer.open_bytes(value)
+        except SealedWithAnotherKey:
+            return None
 
 
 def _mentions(row: dict, needle: str) -> bool:

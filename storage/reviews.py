@@ -1,4 +1,5 @@
-"""QA reviews: a reviewer's verdict (correct or incorrect) and note on one recorded assessment.
+"""QA reviews: a reviewer's verdict (correct or incorrect), note and, optionally, expected class on one recorded
+assessment.
 
 Reviews live in the store's `reviews` table, each tied to an assessment in the history, so
 they go when that assessment is deleted. The answers of one QA comparison share a `qa_case`,
@@ -12,6 +13,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
+from domain.classes import by_code
 from storage.schema import assessments, reviews
 from storage.store import Store, new_id, now
 
@@ -22,8 +24,10 @@ class ReviewStore(Protocol):
     """What the QA page and the QA report need of the reviews. Every call may raise
     `storage.database.StoreUnavailable` when the database does not answer."""
 
-    def add(self, assessment_id: str, verdict: str, note: str = "", reviewer: str | None = None) -> str:
-        """Record one review of an assessment; returns its id (ValueError: unknown verdict or assessment)."""
+    def add(self, assessment_id: str, verdict: str, note: str = "", reviewer: str | None = None,
+            expected_code: int | None = None) -> str:
+        """Record one review of an assessment, with the class the reviewer says it is when given; returns its id
+        (ValueError: unknown verdict, class or assessment)."""
 
     def for_assessment(self, assessment_id: str) -> list[dict]:
         """The reviews of one assessment, newest first."""
@@ -41,17 +45,22 @@ class Reviews:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def add(self, assessment_id: str, verdict: str, note: str = "", reviewer: str | None = None) -> str:
+    def add(self, assessment_id: str, verdict: str, note: str = "", reviewer: str | None = None,
+            expected_code: int | None = None) -> str:
         """Record one review of an assessment; returns its id.
 
-        Raises `ValueError` for a verdict other than 'correct' or 'incorrect', or an assessment
-        that is not in the history. Earlier reviews are kept: the latest one is the verdict.
+        `expected_code` is the class the reviewer says the case is (None: not given). Raises `ValueError` for a
+        verdict other than 'correct' or 'incorrect', a code that is no class, or an assessment that is not in
+        the history. Earlier reviews are kept: the latest one is the verdict.
         """
         if verdict not in VERDICTS:
             raise ValueError(f"Unknown verdict '{verdict}': use one of {', '.join(VERDICTS)}.")
+        if expected_code is not None and (isinstance(expected_code, bool) or not isinstance(expected_code, int)
+                                          or by_code(expected_code) is None):
+            raise ValueError(f"Unknown expected class {expected_code!r}: use a class code from 0 to 14.")
         review_id = new_id()
         row = {"id": review_id, "assessment_id": assessment_id, "created_at": now(), "reviewer": reviewer,
-               "verdict": verdict, "note": (note or "").strip()}
+               "verdict": verdict, "note": (note or "").strip(), "expected_code": expected_code}
         try:
             with self.store.connect() as conn:
                 conn.execute(reviews.insert().values(row))

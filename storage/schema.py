@@ -51,6 +51,7 @@ assessments = sa.Table(
     sa.Column("tried", sa.Text, nullable=False, server_default=""),
     sa.Column("cache_key", sa.Text),
     sa.Column("pinned", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("photo", sa.LargeBinary),         # the shrunk photo of a QA case, only with HISTORY_KEEP_IMAGES (0009)
 )
 sa.Index("assessments_created", assessments.c.created_at)
 sa.Index("assessments_cache_key", assessments.c.cache_key)
@@ -96,6 +97,7 @@ reviews = sa.Table(
     sa.Column("reviewer", sa.Text),
     sa.Column("verdict", sa.Text, sa.CheckConstraint("verdict IN ('correct', 'incorrect')"), nullable=False),
     sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("expected_code", sa.Integer),     # the class the reviewer says it is, when given (0009)
 )
 sa.Index("reviews_assessment", reviews.c.assessment_id)
 

@@ -259,4 +259,4 @@ def test_batch_tab_is_the_batch_panel(engine_env, monkeypatch):
     monkeypatch.setitem(sys.modules, "ui.batch_panel", panel)
     at = _page()
     assert not at.exception and "batch panel for 3" in _shown(at)
-    assert [t.label for t in at.tabs] == ["비교", "일괄"]
+    assert [t.label for t in at.tabs] == ["비교", "일괄", "라벨 세트"]

@@ -1,0 +1,125 @@
+"""`cli.py qa export`: the reviewed Provider QA cases as a labelled set the batch reads back.
+
+    python cli.py qa export --out labelled/ [--since 2025-01-01]
+    python cli.py batch labelled/cases.csv --images labelled/photos.zip --providers runpod,openai --out qa-report
+
+Writes DIR/cases.csv (id,text,image,expected and columns the batch ignores) and DIR/photos.zip (one
+`<case id>.jpg` per photo case), each atomically and private (0600); see providers/labelled_set.py
+for how a case's expected class is decided and which cases are left out. Every user's cases are
+exported (an administrator's tool on the server), as `cli.py history export` does.
+
+Exit codes: 0 exported (or nothing to export), 2 bad input (a date, an output folder, the history
+switched off), 3 the database did not answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from commands.exits import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
+from commands.history import parse_since
+
+if TYPE_CHECKING:
+    from providers.labelled_set import LabelledSet
+
+CASES_FILE = "cases.csv"
+PHOTOS_FILE = "photos.zip"
+
+# How each reason a case is left out reads on the command line (providers/labelled_set.REASONS).
+LEFT_OUT = {
+    "no_class": "only 'incorrect' marks without an expected class",
+    "contradicted": "a newer 'incorrect' mark rejects the class an older review gave",
+    "no_photo": "a photo case whose photo was not kept (HISTORY_KEEP_IMAGES was off)",
+    "unreadable": "sealed with another DATA_ENCRYPTION_KEY",
+}
+
+
+def _labelled(since: float | None) -> LabelledSet:
+    """The labelled set of the app's store (DATABASE_URL's or DATA_DIR's, with its key), every user's cases."""
+    from providers.labelled_set import labelled_set
+    from providers.wiring import open_store
+    from storage.history import History
+    from storage.reviews import Reviews
+    from utils.crypto import Sealer
+    from utils.settings import get_settings
+
+    settings = get_settings()
+    store = open_store(settings)
+    history = History(store, retention_days=settings.history_retention_days,
+                      sealer=Sealer(settings.data_encryption_key))
+    return labelled_set(history, Reviews(store), since=since)
+
+
+def summary_lines(found: LabelledSet) -> list[str]:
+    """What the export says: how many cases and photos, and how many reviewed cases were left out and why."""
+    n = len(found.cases)
+    lines = [f"{n} labelled case{'s' * (n != 1)}, {found.photos} with a photo"]
+    for reason, ids in found.left_out.items():
+        shown = ", ".join(ids[:5]) + (", …" if len(ids) > 5 else "")
+        lines.append(f"left out {len(ids)}: {LEFT_OUT[reason]} ({shown})")
+    return lines
+
+
+def cmd_qa_export(args: argparse.Namespace) -> int:
+    """Write --out/cases.csv and --out/photos.zip from the reviewed QA cases (since --since)."""
+    import sqlalchemy as sa
+
+    from storage.database import StoreError, StoreUnavailable
+    from utils.files import FileRefused, check_output_dir, write_atomic
+    from utils.settings import get_settings
+
+    if not get_settings().history_enabled:
+        print("error: history is off (HISTORY_ENABLED=false): no QA case is recorded, so there is nothing to "
+              "export.", file=sys.stderr)
+        return EXIT_INPUT
+    since = None
+    if args.since is not None:
+        try:
+            since = parse_since(args.since)
+        except ValueError:
+            print(f"error: --since {args.since[:40]!r} is not a date: give YYYY-MM-DD (a UTC day) or an ISO 8601 "
+                  "time such as 2025-03-01T09:00:00+09:00.", file=sys.stderr)
+            return EXIT_INPUT
+    try:
+        out = check_output_dir(args.out)  # before the database is read: a folder that cannot take the files
+    except FileRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        found = _labelled(since)
+    except (StoreError, sa.exc.SQLAlchemyError) as exc:
+        # The store's own message names the database without its password; a driver's may quote the query.
+        print(f"error: cannot read the QA reviews ({exc if isinstance(exc, StoreError) else type(exc).__name__}): "
+              "check DATABASE_URL or DATA_DIR and try again; nothing was written.", file=sys.stderr)
+        return EXIT_UNAVAILABLE if isinstance(exc, StoreUnavailable) else EXIT_INPUT
+    for line in summary_lines(found):
+        print(line, file=sys.stderr)
+    if not found.cases:
+        print("nothing to export: no reviewed QA case has an expected class; nothing was written.", file=sys.stderr)
+        return EXIT_OK
+    try:
+        write_atomic(out / CASES_FILE, found.csv_bytes())
+        write_atomic(out / PHOTOS_FILE, found.zip_bytes())
+    except OSError as exc:
+        print(f"error: cannot write to {out} ({exc.strerror or type(exc).__name__}): choose a folder you can "
+              "write to.", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"cases:  {out / CASES_FILE}")
+    print(f"photos: {out / PHOTOS_FILE}")
+    print(f"re-run: python cli.py batch {out / CASES_FILE} --images {out / PHOTOS_FILE} --out REPORT_DIR",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def add_parsers(sub) -> None:
+    """The `qa export` sub-command, bound to its handler through `func`."""
+    q = sub.add_parser("qa", help="Provider QA: export the reviewed cases as a labelled set for `batch`")
+    qa = q.add_subparsers(dest="qa_command", required=True)
+    ex = qa.add_parser("export", help="write DIR/cases.csv and DIR/photos.zip from the reviewed QA cases")
+    ex.add_argument("--out", metavar="DIR", required=True,
+                    help="folder for cases.csv and photos.zip, each written private (0600) and whole or not at all")
+    ex.add_argument("--since", metavar="DATE",
+                    help="only cases recorded from then on: YYYY-MM-DD (UTC start of day) or an ISO 8601 time")
+    ex.set_defaults(func=cmd_qa_export)
