@@ -106,7 +106,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    """Run a CSV of cases on each chosen provider and write results.csv (as rows finish) and report.html.
+    """Run a CSV of cases on each chosen provider and write results.csv (as rows finish), report.html and
+    metrics.json.
 
     Everything that can be checked is checked before the first paid call: the cases file (a regular
     file, at most `--max-cases` cases), the photos folder, the providers and the output folder.
@@ -169,9 +170,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"interrupted: the rows that finished are in {out / RESULTS_FILE}; run the same command with "
               "--resume to finish the batch.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    csv_path, html_path = write_report(report, out)
+    csv_path, html_path, metrics_path = write_report(report, out,
+                                                     titles={n: engine.providers[n].title for n in chosen})
     print(f"results: {csv_path}")
     print(f"report:  {html_path}")
+    print(f"metrics: {metrics_path}")
     print(report.summary_line())
     if not report.calls:
         print("error: no row could be run; see the failures in the report.", file=sys.stderr)
@@ -213,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("cases", help="CSV with the columns id,text,image,expected")
     b.add_argument("--images", help="directory or ZIP file holding the photos the CSV names")
     b.add_argument("--providers", help="comma-separated, e.g. runpod,openai (default: every configured one)")
-    b.add_argument("--out", required=True, help="directory for results.csv and report.html")
+    b.add_argument("--out", required=True, help="directory for results.csv, report.html and metrics.json")
     b.add_argument("--concurrency", type=_concurrency, default=4, help="calls at once (default 4)")
     b.add_argument("--language", choices=["ko", "en"], default="ko", help="language of the findings")
     b.add_argument("--no-cache", action="store_true", help="ask every provider even when a cached answer exists")

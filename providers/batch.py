@@ -215,7 +215,8 @@ def _ask(engine, case: BatchCase, image: ShrunkImage | None, provider: str, *, l
     return BatchRow(
         case=case, provider=provider, model=result.model,
         predicted=label.lesion if label else None, score=label.score if label else None,
-        risk=flag.value if flag else ("benign" if label else ""), complete=result.complete,
+        risk=flag.value if flag else ("benign" if label else ""),
+        similar=tuple((s.lesion.code, s.score) for s in result.answer.similar), complete=result.complete,
         latency_ms=result.elapsed_ms, first_token_ms=result.first_token_ms,
         tokens=result.usage.prompt_tokens + result.usage.completion_tokens, cached=result.cached,
         assessment_id=result.assessment_id)

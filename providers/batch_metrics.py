@@ -26,6 +26,7 @@ class BatchRow:
     predicted: LesionClass | None = None
     score: float | None = None
     risk: str = ""                  # the card's flag: malignant / premalignant, benign when neither
+    similar: tuple[tuple[int, float], ...] = ()  # the answer's similar classes as (code, score), highest first
     complete: bool | None = None
     latency_ms: float | None = None
     first_token_ms: float | None = None

@@ -1,9 +1,10 @@
-"""The batch QA report: `results.csv` (one row per case and provider) and a self-contained `report.html`.
+"""The batch QA report: `results.csv` (one row per case and provider), a self-contained `report.html` and
+`metrics.json` (the figures of providers/qa_metrics.py).
 
     done = read_results(out_dir / RESULTS_FILE, cases, providers)   # an interrupted run's rows, to resume it
     with ResultsLog(out_dir, kept=list(done.values())) as log:       # results.csv as rows finish
         log.append(row)
-    write_report(report, out_dir)                     # both files, whole, at the end
+    write_report(report, out_dir)                     # all three files, whole, at the end
 
 The HTML works offline and without JavaScript: inline CSS, charts as inline SVG drawn here,
 every piece of text escaped (case ids, descriptions and error messages are data, not markup).
@@ -18,7 +19,7 @@ import html
 import io
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -26,14 +27,18 @@ from typing import BinaryIO
 from domain.classes import LesionClass, by_code
 from providers.batch_input import BatchCase, BatchInputError
 from providers.batch_metrics import BatchReport, BatchRow, Confusion, format_rate
+from providers.qa_metrics import metrics_json, qa_metrics
 from utils.files import FileRefused, check_output_dir, open_append, read_regular_file, write_atomic
 from utils.spreadsheet import safe_row
 
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ("id", "provider", "model", "expected", "predicted", "predicted_name_ko", "predicted_name_en",
-                  "score", "risk", "correct", "complete", "latency_ms", "first_token_ms", "tokens", "cached", "error")
-RESULTS_FILE, REPORT_FILE = "results.csv", "report.html"
+                  "score", "risk", "similar", "correct", "complete", "latency_ms", "first_token_ms", "tokens", "cached",
+                  "error")
+# results.csv as written before the similar classes were kept: still read back by --resume (similar = ()).
+_COLUMNS_WITHOUT_SIMILAR = tuple(c for c in RESULT_COLUMNS if c != "similar")
+RESULTS_FILE, REPORT_FILE, METRICS_FILE = "results.csv", "report.html", "metrics.json"
 # A row takes about 300 bytes and an error message at most a few KB: far above any honest results.csv.
 RESULTS_MAX_BYTES = 200_000_000
 BOM = "\ufeff"  # with it, Excel (what reviewers open the file in) reads the Korean class names as UTF-8
@@ -58,6 +63,7 @@ def result_record(row: BatchRow) -> dict[str, str]:
         "predicted": "" if p is None else str(p.code),
         "predicted_name_ko": p.name_ko if p else "", "predicted_name_en": p.name_en if p else "",
         "score": "" if row.score is None else f"{row.score:g}", "risk": row.risk,
+        "similar": ";".join(f"{code}:{score:g}" for code, score in row.similar),
         "correct": _flag(row.correct), "complete": _flag(row.complete),
         "latency_ms": _number(row.latency_ms), "first_token_ms": _number(row.first_token_ms),
         "tokens": "" if row.tokens is None else str(row.tokens), "cached": _flag(row.cached), "error": row.error,
@@ -79,25 +85,28 @@ def results_csv(report: BatchReport) -> str:
     return _csv_lines(report.rows, header=True)
 
 
-def write_report(report: BatchReport, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write results.csv and report.html into `out_dir` (created if needed); returns their paths.
+def write_report(report: BatchReport, out_dir: str | Path, *,
+                 titles: Mapping[str, str] | None = None) -> tuple[Path, Path, Path]:
+    """Write results.csv, report.html and metrics.json into `out_dir` (created if needed); returns their paths.
 
-    Each file replaces the old one whole (a symlink in its place is replaced, never followed).
+    `titles` names each provider for people ("RunPod"); without it, its name. Each file replaces
+    the old one whole (a symlink in its place is replaced, never followed).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = write_atomic(out / RESULTS_FILE, (BOM + results_csv(report)).encode("utf-8"))
     html_path = write_atomic(out / REPORT_FILE, render_html(report).encode("utf-8"))
-    return csv_path, html_path
+    metrics_path = write_atomic(out / METRICS_FILE, metrics_json(qa_metrics(report, titles)).encode("utf-8"))
+    return csv_path, html_path, metrics_path
 
 
 def check_out_dir(out_dir: str | Path) -> Path:
     """The output folder, created and proven writable before any paid call; raises `FileRefused` otherwise.
 
-    A folder sitting where results.csv or report.html go would only fail after the whole batch ran.
+    A folder sitting where results.csv, report.html or metrics.json go would only fail after the whole batch ran.
     """
     out = check_output_dir(out_dir)
-    for name in (RESULTS_FILE, REPORT_FILE):
+    for name in (RESULTS_FILE, REPORT_FILE, METRICS_FILE):
         if (out / name).is_dir() and not (out / name).is_symlink():
             raise FileRefused(f"{out / name} is a folder: remove it, or choose another output folder.")
     return out
@@ -146,11 +155,23 @@ def _float(cell: str) -> float | None:
     return float(cell) if cell else None
 
 
+def _similar(cell: str) -> tuple[tuple[int, float], ...]:
+    """"11:12;3:8" back to ((11, 12.0), (3, 8.0)); ValueError for a code that is not one of the 15."""
+    out = []
+    for item in filter(None, cell.split(";")):
+        code, score = item.split(":")
+        if by_code(int(code)) is None:
+            raise ValueError(f"unknown class code {code}")
+        out.append((int(code), float(score)))
+    return tuple(out)
+
+
 def _row(record: dict[str, str], case: BatchCase) -> BatchRow:
     flag = {"": None, "0": False, "1": True}
     return BatchRow(case=case, provider=record["provider"], model=record["model"],
                     predicted=by_code(int(record["predicted"])) if record["predicted"] else None,
-                    score=_float(record["score"]), risk=record["risk"], complete=flag[record["complete"]],
+                    score=_float(record["score"]), risk=record["risk"], similar=_similar(record.get("similar", "")),
+                    complete=flag[record["complete"]],
                     latency_ms=_float(record["latency_ms"]), first_token_ms=_float(record["first_token_ms"]),
                     tokens=int(record["tokens"]) if record["tokens"] else None,
                     cached=flag[record["cached"]], error=record["error"])
@@ -173,7 +194,8 @@ def read_results(path: str | Path, cases: Sequence[BatchCase],
     except (FileRefused, UnicodeDecodeError) as exc:
         raise BatchInputError(f"Cannot resume from {path}: {exc}") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    if tuple(reader.fieldnames or ()) != RESULT_COLUMNS:
+    columns = tuple(reader.fieldnames or ())
+    if columns not in (RESULT_COLUMNS, _COLUMNS_WITHOUT_SIMILAR):
         raise BatchInputError(f"{path} is not a results.csv this tool wrote (its header differs): choose another "
                               "output folder, or run without --resume.")
     by_id = {case.id: case for case in cases if case.valid}
@@ -182,7 +204,7 @@ def read_results(path: str | Path, cases: Sequence[BatchCase],
     try:
         for raw in reader:
             record = {k: _plain(v) for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
-            if len(record) != len(RESULT_COLUMNS):
+            if len(record) != len(columns):
                 log.warning("results.csv line %d is incomplete (an interrupted write): left out", reader.line_num)
                 continue
             if record["provider"] not in providers or record["id"] not in ids:

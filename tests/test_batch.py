@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -36,7 +37,7 @@ import cli
 import providers
 from providers.batch import run_batch
 from providers.batch_input import BatchInputError, find_photo, photos_from_dir, photos_from_zip, read_cases
-from providers.qa_report import RESULT_COLUMNS, render_html, write_report
+from providers.qa_report import RESULT_COLUMNS, read_results, render_html, write_report
 from storage.schema import assessments
 from testkit.answers import xml_answer
 from testkit.fake_llm import RecordedRequest, Reply
@@ -157,7 +158,7 @@ def test_figures_are_exact(llm, photo_zip):
 def test_report_files(llm, photo_zip, tmp_path):
     photos = photos_from_zip(photo_zip)
     report = run_batch(providers.get_engine(), read_cases(CASES.encode(), photos), photos, ["runpod", "openai"])
-    csv_path, html_path = write_report(report, tmp_path / "out")
+    csv_path, html_path, metrics_path = write_report(report, tmp_path / "out", titles={"runpod": "RunPod"})
     with csv_path.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == RESULT_COLUMNS and len(rows) == 16
@@ -165,10 +166,11 @@ def test_report_files(llm, photo_zip, tmp_path):
     assert by[("a", "runpod")] | {"latency_ms": "", "first_token_ms": ""} == {
         "id": "a", "provider": "runpod", "model": RUNPOD_MODEL, "expected": "1", "predicted": "1",
         "predicted_name_ko": "기저세포암", "predicted_name_en": "Basal cell carcinoma", "score": "80",
-        "risk": "malignant", "correct": "1", "complete": "1", "latency_ms": "", "first_token_ms": "",
-        "tokens": "200", "cached": "0", "error": ""}
+        "risk": "malignant", "similar": "11:10", "correct": "1", "complete": "1", "latency_ms": "",
+        "first_token_ms": "", "tokens": "200", "cached": "0", "error": ""}
     assert float(by[("a", "runpod")]["latency_ms"]) > 0
     assert by[("a", "openai")]["correct"] == "0" and by[("b", "openai")]["risk"] == "benign"
+    assert by[("a", "openai")]["similar"] == "14:9" and by[("g", "openai")]["similar"] == ""
     assert by[("g", "runpod")]["correct"] == "" and by[("g", "openai")]["error"].startswith("ProviderRequestError")
     assert by[("bad", "openai")]["predicted"] == "" and "unknown image file" in by[("bad", "openai")]["error"]
 
@@ -177,6 +179,26 @@ def test_report_files(llm, photo_zip, tmp_path):
     assert "Confusion matrices" in page and "지루각화증" in page
     assert "<script" not in page and "&lt;script&gt;" in page  # patient text is data
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
+
+    assert metrics_path == tmp_path / "out" / "metrics.json" and os.stat(metrics_path).st_mode & 0o777 == 0o600
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    assert metrics["providers"]["runpod"]["title"] == "RunPod" and metrics["providers"]["openai"]["title"] == "openai"
+    _check_metrics_of_cases(metrics)
+
+
+def _check_metrics_of_cases(metrics: dict) -> None:
+    """metrics.json of CASES: runpod 2/5 flags every case malignant; openai 3/5 misses a (SK for a BCC)."""
+    runpod, openai = metrics["providers"]["runpod"], metrics["providers"]["openai"]
+    assert (runpod["n"], runpod["unanswered"], runpod["top1_accuracy"], runpod["top3_accuracy"]) == (5, 1, 0.4, 0.4)
+    assert (openai["n"], openai["unanswered"], openai["top1_accuracy"], openai["top3_accuracy"]) == (5, 1, 0.6, 0.6)
+    assert (runpod["malignant_flagged"], runpod["malignant_positives"], runpod["malignant_cleared"],
+            runpod["malignant_negatives"]) == (2, 2, 0, 3)
+    assert (openai["malignant_flagged"], openai["malignant_positives"], openai["malignant_cleared"],
+            openai["malignant_negatives"]) == (1, 2, 2, 3)
+    assert openai["malignant_or_premalignant"]["flagged"] == 2 and openai["malignant_or_premalignant"]["cleared"] == 2
+    assert runpod["ece"] == pytest.approx(0.4) and openai["ece"] == pytest.approx(0.83 - 0.6)  # scores 80 / 85
+    assert metrics["pairs"] == [{"a": "runpod", "b": "openai", "n": 5, "both_right": 1, "only_a": 1, "only_b": 2,
+                                 "both_wrong": 1, "mcnemar_p": 1.0}]
 
 
 def test_cached_rerun_and_concurrency_bound(llm):
@@ -237,6 +259,10 @@ def test_cli_end_to_end(llm, tmp_path):
     assert done.returncode == 0, done.stderr
     assert (out / "results.csv").is_file() and (out / "report.html").is_file()
     assert str(out / "report.html") in done.stdout
+    assert f"metrics: {out / 'metrics.json'}" in done.stdout
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["providers"]["runpod"]["title"] == "RunPod" and metrics["providers"]["openai"]["title"] == "OpenAI"
+    _check_metrics_of_cases(metrics)
     assert "accuracy: runpod 40.0% (2/5), openai 60.0% (3/5)" in done.stdout
     assert "16/16" in done.stderr  # the tqdm bar
     page = (out / "report.html").read_text(encoding="utf-8")
@@ -299,6 +325,9 @@ def test_panel(llm, photo_zip):
     assert "Accuracy" in [s.value for s in at.subheader]
     assert at.session_state["batch_result"]["report"].providers == ("runpod",)
     assert b"40.0%" in at.session_state["batch_result"]["html"]
+    metrics = json.loads(at.session_state["batch_result"]["metrics"])
+    assert list(metrics["providers"]) == ["runpod"] and metrics["providers"]["runpod"]["title"] == "RunPod"
+    assert metrics["providers"]["runpod"]["top1_accuracy"] == 0.4 and metrics["pairs"] == []
 
 
 # -- bounded batches: the case limit, the count of calls, results kept as rows finish, --resume -----------------
@@ -396,3 +425,34 @@ def test_resume_refuses_the_results_of_another_batch(llm, tmp_path, capsys):
     # The same batch again: nothing left to ask.
     assert cli.main(["batch", str(first), "--providers", "runpod", "--out", str(out), "--resume"]) == 0
     assert "resuming: 1 row already in" in capsys.readouterr().err and len(llm.chat_requests) == 1
+
+
+def test_resume_keeps_the_similar_classes_and_reads_an_older_results_csv(llm, tmp_path):
+    cases = read_cases(b"id,text,image,expected\nx,papule,,11\ny,nodule,,1\n")
+    report = run_batch(providers.get_engine(), cases, {}, ["runpod"])
+    out = tmp_path / "out"
+    write_report(report, out)
+    done = read_results(out / "results.csv", cases, ["runpod"])
+    assert [done[(c, "runpod")].similar for c in ("x", "y")] == [((11, 10.0),), ((11, 10.0),)]
+    # --resume: nothing asked again, and top-3 still sees sebaceous hyperplasia as x's similar class.
+    again = run_batch(providers.get_engine(), cases, {}, ["runpod"], done=done)
+    assert len(llm.chat_requests) == 2
+    from providers.qa_metrics import qa_metrics
+    assert qa_metrics(again)["providers"]["runpod"]["top3_accuracy"] == 1.0
+    # A results.csv written before the similar column existed still resumes, with no similar classes.
+    with (out / "results.csv").open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    old = io.StringIO(newline="")
+    writer = csv.DictWriter(old, fieldnames=[c for c in RESULT_COLUMNS if c != "similar"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    (out / "results.csv").write_text(old.getvalue(), encoding="utf-8")
+    done = read_results(out / "results.csv", cases, ["runpod"])
+    assert [(r.predicted.code, r.risk, r.similar) for r in done.values()] == [(1, "malignant", ())] * 2
+    # A class code that is not one of the 15 makes that row be asked again rather than guessed.
+    bad = io.StringIO(newline="")
+    writer = csv.DictWriter(bad, fieldnames=RESULT_COLUMNS)
+    writer.writeheader()
+    writer.writerows([rows[0] | {"similar": "99:5"}, rows[1]])
+    (out / "results.csv").write_text(bad.getvalue(), encoding="utf-8")
+    assert list(read_results(out / "results.csv", cases, ["runpod"])) == [("y", "runpod")]

@@ -730,7 +730,7 @@ def test_cli_batch_refuses_a_cases_file_that_is_not_a_file_or_too_big(engine_env
 def test_cli_batch_out_with_planted_links_writes_its_own_files_and_leaves_the_targets_alone(engine_env, tmp_path):
     cases = tmp_path / "cases.csv"
     cases.write_text("id,text,image,expected\na,pearly papule,,1\n", encoding="utf-8")
-    victims = {name: tmp_path / f"victim-{name}" for name in ("report.html", "results.csv")}
+    victims = {name: tmp_path / f"victim-{name}" for name in ("report.html", "results.csv", "metrics.json")}
     out = tmp_path / "out"
     out.mkdir()
     for name, victim in victims.items():
@@ -742,7 +742,7 @@ def test_cli_batch_out_with_planted_links_writes_its_own_files_and_leaves_the_ta
         info = os.lstat(out / name)
         assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600, name
     assert "pearly" not in (out / "results.csv").read_text(encoding="utf-8-sig")  # rows, not descriptions
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "results.csv"]  # no temporary file left
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.html", "results.csv"]  # no temp file
 
 
 @pytest.mark.parametrize("where", ["a file", "under a file", "a folder named report.html"])

@@ -23,7 +23,7 @@ from ui import plain
 from ui.i18n import lang, tr
 from ui.labels import provider_titles
 
-RESULT = "batch_result"   # {"report": BatchReport, "csv": bytes, "html": bytes} of the last run
+RESULT = "batch_result"   # {"report": BatchReport, "csv": bytes, "html": bytes, "metrics": bytes} of the last run
 ERROR = "batch_error"     # why the last run could not start
 CASES = "batch_cases"     # (upload id, number of cases or None, why the file cannot be read or None)
 CONFIRM = "batch_confirm"          # the checkbox that names the number of calls
@@ -135,8 +135,10 @@ def _run(engine, csv_data: bytes, zip_data: bytes | None, chosen: list[str], con
         return
     # The files are built on disk, exactly as the command line writes them, then only their bytes are kept.
     with tempfile.TemporaryDirectory(prefix="batch-qa-") as tmp:
-        csv_path, html_path = write_report(report, tmp)
-        st.session_state[RESULT] = {"report": report, "csv": csv_path.read_bytes(), "html": html_path.read_bytes()}
+        csv_path, html_path, metrics_path = write_report(report, tmp,
+                                                         titles={n: engine.providers[n].title for n in chosen})
+        st.session_state[RESULT] = {"report": report, "csv": csv_path.read_bytes(), "html": html_path.read_bytes(),
+                                    "metrics": metrics_path.read_bytes()}
     bar.empty()
 
 
@@ -191,8 +193,11 @@ def _show(outcome: dict) -> None:
     else:
         st.caption(tr("없음", "None"))
 
-    left, right = st.columns(2)
+    left, middle, right = st.columns(3)
     left.download_button(tr("results.csv 내려받기", "Download results.csv"), outcome["csv"], file_name="results.csv",
                          mime="text/csv", key="batch_download_csv", on_click="ignore")
-    right.download_button(tr("report.html 내려받기", "Download report.html"), outcome["html"],
-                          file_name="report.html", mime="text/html", key="batch_download_html", on_click="ignore")
+    middle.download_button(tr("report.html 내려받기", "Download report.html"), outcome["html"],
+                           file_name="report.html", mime="text/html", key="batch_download_html", on_click="ignore")
+    right.download_button(tr("metrics.json 내려받기", "Download metrics.json"), outcome["metrics"],
+                          file_name="metrics.json", mime="application/json", key="batch_download_metrics",
+                          on_click="ignore")
