@@ -248,7 +248,8 @@ class Settings:
     cache_enabled: bool = setting("CACHE_ENABLED", True, "reuse answers to identical requests", "flag")
     history_enabled: bool = setting("HISTORY_ENABLED", True, "record every assessment", "flag")
     history_keep_images: bool = setting("HISTORY_KEEP_IMAGES", False, "keep a 128 px thumbnail of each photo in the "
-                                        "history", "flag")
+                                        "history, and the shrunk photo of Provider QA cases (for the labelled set)",
+                                        "flag")
     history_retention_days: float = setting("HISTORY_RETENTION_DAYS", 365.0, "purge assessments after this many "
                                             "days (pinned cases stay)", "number", minimum=0.01)
     job_workers: int = setting("JOB_WORKERS", 4, "background jobs run at once", "integer", minimum=1, maximum=64)
