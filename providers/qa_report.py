@@ -18,7 +18,7 @@ import html
 import io
 import logging
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -360,7 +360,7 @@ def _cases_section(report: BatchReport) -> str:
             f"<th>expected</th>{head}</tr>{''.join(body)}</table>")
 
 
-def render_html(report: BatchReport, metrics: Mapping[str, Any] | None = None,
+def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
                 verdict_lines: Sequence[str] | None = None) -> str:
     """The whole report page as one string: the verdict right after the title, then the figures.
 

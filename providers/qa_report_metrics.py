@@ -76,12 +76,12 @@ def verdict_section(lines: Sequence[str]) -> str:
 
 
 def _method_note(method: Mapping[str, Any]) -> str:
-    interval = method.get("interval") or "—"
+    interval = str(method.get("interval") or "—")
     confidence = method.get("confidence")
     level = "—" if confidence is None else f"{confidence * 100:g}%"
-    parts = [f"Intervals: {interval} method, {level} confidence."]
+    parts = [f"{level} intervals by the {interval[:1].upper()}{interval[1:]} method."]
     if method.get("flag_rule"):
-        parts.append(f"Red flag: {method['flag_rule']}")
+        parts.append(str(method["flag_rule"]))
     parts.append(f"Malignant classes: {_class_list(method.get('malignant_classes', ()))}; "
                  f"premalignant: {_class_list(method.get('premalignant_classes', ()))}.")
     if method.get("ece_bins"):

@@ -64,7 +64,7 @@ def _metrics() -> dict:
     }
     return {
         "method": {"interval": "wilson", "confidence": 0.95, "ece_bins": 10,
-                   "flag_rule": "the label, or a similar class scoring 20 or more, is malignant.",
+                   "flag_rule": "The label, or a similar class scoring 20 or more, is malignant.",
                    "malignant_classes": [1, 6, 8], "premalignant_classes": [0, 3], "min_n_for_intervals": 30},
         "providers": {"runpod": runpod, "openai": silent},
         "pairs": [{"a": "runpod", "b": "openai", "n": 0, "both_right": 0, "only_a": 0, "only_b": 0,
@@ -193,7 +193,7 @@ def test_figures_show_values_intervals_counts_and_dashes_for_nulls():
                                                                  "— (—) cleared 0 of 0"]
     assert figures["calibration error (ECE)"] == ["0.083", "—"]
     # the interval method is named, with the confidence and the classes the flag counts
-    assert "Intervals: wilson method, 95% confidence." in page
+    assert "95% intervals by the Wilson method. The label, or a similar class scoring 20 or more" in page
     assert "Malignant classes: 1 Basal cell carcinoma, 6 " in page and "premalignant: 0 " in page
     pairs = _tables(page)[1]
     assert pairs[1][2:] == ["0", "0", "0", "0", "0", "—"]
