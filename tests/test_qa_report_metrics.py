@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 import pytest
 
 from domain.classes import by_code
+from providers import qa_report
 from providers.batch_input import BatchCase
 from providers.batch_metrics import BatchReport, BatchRow
 from providers.qa_report import render_html
@@ -101,6 +102,9 @@ def fake_qa_metrics(monkeypatch):
 
     module.qa_metrics, module.verdict = qa_metrics, verdict  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "providers.qa_metrics", module)
+    # and wherever qa_report holds them by name, should it import them at the top
+    monkeypatch.setattr(qa_report, "qa_metrics", qa_metrics, raising=False)
+    monkeypatch.setattr(qa_report, "verdict", verdict, raising=False)
     return calls
 
 
@@ -173,6 +177,8 @@ def test_a_given_metrics_dict_is_used_as_it_is(monkeypatch):
     module = types.ModuleType("providers.qa_metrics")
     module.qa_metrics = module.verdict = lambda *a: pytest.fail("computed again")  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "providers.qa_metrics", module)
+    monkeypatch.setattr(qa_report, "qa_metrics", module.qa_metrics, raising=False)
+    monkeypatch.setattr(qa_report, "verdict", module.verdict, raising=False)
     page = render_html(_report(), _metrics(), ["Only this."])
     assert "<h2>Verdict</h2><p>Only this.</p></section>" in page
 
