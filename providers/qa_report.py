@@ -22,12 +22,14 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from domain.classes import LesionClass, by_code
 from providers.batch_input import BatchCase, BatchInputError
 from providers.batch_metrics import BatchReport, BatchRow, Confusion, format_rate
-from providers.qa_metrics import metrics_json, qa_metrics
+from providers.qa_metrics import metrics_json, qa_metrics, verdict
+from providers.qa_report_metrics import CSS as METRICS_CSS
+from providers.qa_report_metrics import metrics_sections
 from utils.files import FileRefused, check_output_dir, open_append, read_regular_file, write_atomic
 from utils.spreadsheet import safe_row
 
@@ -94,9 +96,10 @@ def write_report(report: BatchReport, out_dir: str | Path, *,
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    metrics = qa_metrics(report, titles)  # one computation for the page and the file
     csv_path = write_atomic(out / RESULTS_FILE, (BOM + results_csv(report)).encode("utf-8"))
-    html_path = write_atomic(out / REPORT_FILE, render_html(report).encode("utf-8"))
-    metrics_path = write_atomic(out / METRICS_FILE, metrics_json(qa_metrics(report, titles)).encode("utf-8"))
+    html_path = write_atomic(out / REPORT_FILE, render_html(report, metrics).encode("utf-8"))
+    metrics_path = write_atomic(out / METRICS_FILE, metrics_json(metrics).encode("utf-8"))
     return csv_path, html_path, metrics_path
 
 
@@ -380,16 +383,27 @@ def _cases_section(report: BatchReport) -> str:
             f"<th>expected</th>{head}</tr>{''.join(body)}</table>")
 
 
-def render_html(report: BatchReport) -> str:
-    """The whole report page as one string."""
+def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
+                verdict_lines: Sequence[str] | None = None) -> str:
+    """The whole report page as one string: the verdict right after the title, then the figures.
+
+    `metrics` is `qa_metrics(report)` (what metrics.json holds) and `verdict_lines` its `verdict(...)`;
+    either one left out is computed here, so a caller that writes metrics.json hands in the same dict.
+    """
+    if metrics is None:
+        metrics = qa_metrics(report)
+    if verdict_lines is None:
+        names = {name: str(p.get("title") or name) for name, p in metrics.get("providers", {}).items()}
+        verdict_lines = verdict(metrics, names) if verdict_lines is None else verdict_lines
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(report.started_at or time.time()))
     took = max(0.0, report.finished_at - report.started_at) if report.finished_at else 0.0
     providers = ", ".join(f"{p} ({report.models.get(p, '')})" for p in report.providers)
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
-        f"<title>Batch QA report {_e(report.run_id)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>Batch QA report</h1><p>Run <code>{_e(report.run_id)}</code> · {_e(when)} · {took:.1f} s · "
+        f"<title>Batch QA report {_e(report.run_id)}</title><style>{_CSS}{METRICS_CSS}</style></head><body>"
+        f"<h1>Batch QA report</h1>{metrics_sections(metrics, verdict_lines)}"
+        f"<h2>Run</h2><p>Run <code>{_e(report.run_id)}</code> · {_e(when)} · {took:.1f} s · "
         f"{len(report.cases)} cases · providers: {_e(providers)} · each provider's own answer (no fallback)</p>"
         f"<p class=muted>{_e(report.summary_line())}</p>"
         + _accuracy_section(report) + _confusion_section(report) + _agreement_section(report)
