@@ -394,7 +394,7 @@ def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
         metrics = qa_metrics(report)
     if verdict_lines is None:
         names = {name: str(p.get("title") or name) for name, p in metrics.get("providers", {}).items()}
-        verdict_lines = verdict(metrics, names) if verdict_lines is None else verdict_lines
+        verdict_lines = verdict(metrics, names)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(report.started_at or time.time()))
     took = max(0.0, report.finished_at - report.started_at) if report.finished_at else 0.0
     providers = ", ".join(f"{p} ({report.models.get(p, '')})" for p in report.providers)
