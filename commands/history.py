@@ -43,17 +43,24 @@ def parse_since(text: str) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
+def since_option(value: str | None) -> float | None:
+    """`--since` as a UTC timestamp, None when not given; raises ValueError with the line to show otherwise."""
+    if value is None:
+        return None
+    try:
+        return parse_since(value)
+    except ValueError:
+        raise ValueError(f"--since {value[:40]!r} is not a date: give YYYY-MM-DD (a UTC day) or an ISO 8601 time "
+                         "such as 2025-03-01T09:00:00+09:00.") from None
+
+
 def _history() -> History:
     """The app's history (the engine's store, DATABASE_URL's or DATA_DIR's, and key), without starting the engine
     or its job workers."""
-    from providers.wiring import open_store
-    from storage.history import History
-    from utils.crypto import Sealer
+    from providers.wiring import open_history
     from utils.settings import get_settings
 
-    settings = get_settings()
-    return History(open_store(settings), retention_days=settings.history_retention_days,
-                   sealer=Sealer(settings.data_encryption_key))
+    return open_history(get_settings())
 
 
 def _read_errors() -> tuple[type[Exception], ...]:
@@ -110,14 +117,11 @@ def cmd_history_export(args: argparse.Namespace) -> int:
         print("error: history is off (HISTORY_ENABLED=false): no assessment is recorded, so there is nothing to "
               "export.", file=sys.stderr)
         return EXIT_INPUT
-    since = None
-    if args.since is not None:
-        try:
-            since = parse_since(args.since)
-        except ValueError:
-            print(f"error: --since {args.since[:40]!r} is not a date: give YYYY-MM-DD (a UTC day) or an ISO 8601 "
-                  "time such as 2025-03-01T09:00:00+09:00.", file=sys.stderr)
-            return EXIT_INPUT
+    try:
+        since = since_option(args.since)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     user = None
     if args.user is not None:
         user = args.user.strip()

@@ -19,7 +19,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from commands.exits import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
-from commands.history import parse_since
+from commands.history import since_option
 
 if TYPE_CHECKING:
     from providers.labelled_set import LabelledSet
@@ -39,17 +39,13 @@ LEFT_OUT = {
 def _labelled(since: float | None) -> LabelledSet:
     """The labelled set of the app's store (DATABASE_URL's or DATA_DIR's, with its key), every user's cases."""
     from providers.labelled_set import labelled_set
-    from providers.wiring import open_store
-    from storage.history import History
+    from providers.wiring import open_history, open_store
     from storage.reviews import Reviews
-    from utils.crypto import Sealer
     from utils.settings import get_settings
 
     settings = get_settings()
     store = open_store(settings)
-    history = History(store, retention_days=settings.history_retention_days,
-                      sealer=Sealer(settings.data_encryption_key))
-    return labelled_set(history, Reviews(store), since=since)
+    return labelled_set(open_history(settings, store), Reviews(store), since=since)
 
 
 def summary_lines(found: LabelledSet) -> list[str]:
@@ -74,14 +70,11 @@ def cmd_qa_export(args: argparse.Namespace) -> int:
         print("error: history is off (HISTORY_ENABLED=false): no QA case is recorded, so there is nothing to "
               "export.", file=sys.stderr)
         return EXIT_INPUT
-    since = None
-    if args.since is not None:
-        try:
-            since = parse_since(args.since)
-        except ValueError:
-            print(f"error: --since {args.since[:40]!r} is not a date: give YYYY-MM-DD (a UTC day) or an ISO 8601 "
-                  "time such as 2025-03-01T09:00:00+09:00.", file=sys.stderr)
-            return EXIT_INPUT
+    try:
+        since = since_option(args.since)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     try:
         out = check_output_dir(args.out)  # before the database is read: a folder that cannot take the files
     except FileRefused as exc:

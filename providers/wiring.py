@@ -16,7 +16,7 @@ from providers.health import ProviderHealth
 from providers.jobs import JobRunner
 from providers.prometheus_metrics import PrometheusMetrics
 from storage.cache import AnswerCache, DiskAnswerCache
-from storage.history import History
+from storage.history import History, MetricsSink
 from storage.jobs import LEASE_SECONDS, JobStore, SqlJobStore
 from storage.store import Store
 from utils.crypto import Sealer
@@ -81,8 +81,16 @@ def _history(settings: Settings, store: Store, sealer: Sealer) -> History | None
     if settings.redis_url:  # every process's figures, for the Performance page
         from storage.redis_metrics import feed_for
         metrics = feed_for(settings.redis_url, settings.history_retention_days * 86_400)
-    return History(store, keep_images=settings.history_keep_images, retention_days=settings.history_retention_days,
-                   sealer=sealer, metrics=metrics)
+    return open_history(settings, store, sealer=sealer, metrics=metrics)
+
+
+def open_history(settings: Settings, store: Store | None = None, *, sealer: Sealer | None = None,
+                 metrics: MetricsSink | None = None) -> History:
+    """The history on `store` (by default `open_store(settings)`) with the data key: what the engine records
+    into, and what the command line reads without building the engine."""
+    return History(store or open_store(settings), keep_images=settings.history_keep_images,
+                   retention_days=settings.history_retention_days,
+                   sealer=sealer or Sealer(settings.data_encryption_key), metrics=metrics)
 
 
 def _job_store(settings: Settings, store: Store, sealer: Sealer) -> JobStore:
