@@ -70,6 +70,11 @@ with right:
         show_photo(photo)
     live = st.empty()
 
+if (assess or rerun or background) and photo_error:
+    # Assessing the text alone would not be the case the clinician thinks they sent.
+    st.session_state.error = t("photo.not_sent")
+    assess = rerun = background = False
+
 if assess or rerun or background:
     request = engine.make_request(text, image, chosen, use_cache=not rerun,
                                   info=PatientInfo(age=age, sex=sex, body_site=site, duration=duration),

@@ -71,6 +71,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "photo.other_ways_help": {"ko": "위의 사진 선택이 동작하지 않을 때 쓰세요. 파일 전체를 보내고 서버에서 축소합니다.",
                               "en": "For when the picker above does not work: the whole file is sent and shrunk "
                                     "on the server."},
+    "photo.not_sent": {"ko": "사진이 받아들여지지 않아 아무것도 보내지 않았습니다. 다른 사진을 고르거나, 설명만으로 평가하려면 "
+                             "사진을 지우세요.",
+                       "en": "The photo was not accepted, so nothing was sent. Choose another photo, or remove it to "
+                             "assess the description alone."},
     "photo.unreadable": {"ko": "사진 선택기에서 받은 내용을 읽을 수 없습니다. 사진을 다시 선택하세요.",
                          "en": "What the photo picker sent cannot be read. Please choose the photo again."},
     "photo.too_large": {"ko": "사진이 {size}입니다. 한도는 {limit}입니다. 더 작은 사진을 보내세요.",

@@ -79,13 +79,13 @@ def photo_input(engine: Engine, key_prefix: str = "photo") -> tuple[Photo | None
         pick_id = picked.get("pick") if isinstance(picked, dict) else None
         slot = _picked(engine, picked, f"picker:{str(pick_id)[:40]}")
     for widget, file in (("camera", shot), ("upload", uploaded)):
-        source = f"{widget}:{file.file_id}" if file is not None else None
-        if source is not None and seen.get(widget) != source:
+        source = f"{widget}:{file.file_id}" if file is not None else ""
+        if file is not None and seen.get(widget) != source:
             # Shrink once per photo: reruns (every widget change) must not decode it again.
             slot = _prepared(engine, source, file.getvalue(), path="server")
-        elif source is None and slot is not None and slot.source.startswith(f"{widget}:"):
+        elif file is None and slot is not None and slot.source.startswith(f"{widget}:"):
             slot = None  # the clinician removed it from that widget
-        seen[widget] = source or ""
+        seen[widget] = source
     st.session_state[key_prefix] = slot
     return (slot.photo, slot.error) if slot is not None else (None, None)
 
