@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import os
 from pathlib import Path
 
@@ -182,3 +183,34 @@ def test_a_forged_upload_is_refused_with_the_usual_message(app_url, browser, pro
     expect(page.get_by_text("사진이 받아들여지지 않아 아무것도 보내지 않았습니다", exact=False)).to_be_visible(timeout=20_000)
     assert len(_assessments(provider)) == asked  # nothing went to the provider with a refused photo
     assert page.get_by_role("textbox", name="증상 및 소견").input_value() == "코 옆의 진주빛 구진"
+
+
+def _psnr(a: Image.Image, b: Image.Image) -> float:
+    from PIL import ImageChops, ImageStat
+
+    mse = sum(v * v for v in ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).rms) / 3
+    return 10 * math.log10(255 * 255 / mse) if mse else 99.0
+
+
+def test_the_browser_shrinks_as_well_as_the_server(app_url, browser, provider, tmp_path):
+    """Fine stripes alias into moiré when a 12 MP photo is shrunk in one bilinear jump (~16 dB off Lanczos)."""
+    from PIL import ImageDraw
+    from playwright.sync_api import expect
+
+    from utils.images import shrink_image
+
+    striped = corpus.photo(4032, 3024, grain=25)
+    draw = ImageDraw.Draw(striped)
+    for x in range(0, 4032, 7):
+        draw.line((x, 0, x, 3024), fill=(30, 30, 30), width=2)
+    data = corpus.encode(striped, "JPEG", quality=90, exif=corpus.camera_exif(6).tobytes())
+    photo = tmp_path / "striped.jpg"
+    photo.write_bytes(data)
+    page = _open(browser, app_url)
+    page.locator(PICKER_INPUT).set_input_files(str(photo))
+    expect(page.locator(PICKER)).to_have_attribute("data-state", "shrunk", timeout=20_000)
+    _assess(page)
+    by_server = Image.open(io.BytesIO(shrink_image(data).jpeg))
+    sent = _sent_image(provider)
+    assert sent.size == by_server.size
+    assert _psnr(sent, by_server) > 25
