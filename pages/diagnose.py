@@ -36,7 +36,8 @@ if engine.settings.demo_mode:
 left, right = st.columns([1, 1], gap="large")
 
 with left:
-    image, photo_error = photo_input(engine)
+    photo, photo_error = photo_input(engine)
+    image = photo.image if photo is not None else None
     if photo_error:
         plain.alert("error", photo_error, icon=":material/image_not_supported:")
     text = st.text_area(t("input.text"), key="symptoms", height=120, max_chars=engine.settings.max_text_chars,
@@ -65,9 +66,14 @@ with left:
                      query_params={"job": st.session_state.last_job})
 
 with right:
-    if image is not None:
-        show_photo(image)
+    if photo is not None:
+        show_photo(photo)
     live = st.empty()
+
+if (assess or rerun or background) and photo_error:
+    # Assessing the text alone would not be the case the clinician thinks they sent.
+    st.session_state.error = t("photo.not_sent")
+    assess = rerun = background = False
 
 if assess or rerun or background:
     request = engine.make_request(text, image, chosen, use_cache=not rerun,

@@ -205,7 +205,8 @@ def _compare_tab(engine: Engine) -> None:
                       "No AI provider is configured: see `.env` and the README."))
     left, right = st.columns([1, 1], gap="large")
     with left:
-        image, photo_error = photo_input(engine, key_prefix="qa_photo")
+        photo, photo_error = photo_input(engine, key_prefix="qa_photo")
+        image = photo.image if photo is not None else None
         if photo_error:
             plain.alert("error", photo_error, icon=":material/image_not_supported:")
         text = st.text_area(t("input.text"), key="qa_text", height=120, max_chars=engine.settings.max_text_chars,
@@ -215,8 +216,8 @@ def _compare_tab(engine: Engine) -> None:
         fresh = st.checkbox(tr("캐시 없이 새로 묻기", "Ask afresh (skip the cache)"), key="qa_fresh")
         run = st.button(tr("비교하기", "Compare"), type="primary", key="qa_run", icon=":material/compare:")
     with right:
-        if image is not None:
-            show_photo(image)
+        if photo is not None:
+            show_photo(photo)
 
     if run:
         if not chosen:

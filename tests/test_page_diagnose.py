@@ -98,6 +98,10 @@ def test_unreadable_photo_gets_a_message_and_nothing_is_lost(engine_env, fake_ll
     assert any("not a photo" in e for e in alerts(at, "error"))
     assert at.text_area(key="symptoms").value == "scaly patch"
     assert fake_llm.requests == []
+    # Pressing Assess does not quietly assess the text alone: the clinician thinks the photo went too.
+    at = at.button(key="assess").click().run()
+    assert any("nothing was sent" in e or "아무것도 보내지 않았습니다" in e for e in alerts(at, "error"))
+    assert fake_llm.requests == [] and at.text_area(key="symptoms").value == "scaly patch"
 
 
 def test_neither_photo_nor_text_is_explained(engine_env, fake_llm):

@@ -1,45 +1,104 @@
-"""The photo input: upload or camera, shrunk once per photo and kept in the session."""
+"""The photo input: the in-browser picker, the camera and a plain upload; one shrunk photo kept in the session."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
 
 import streamlit as st
 
 from providers import Engine, InputError
 from ui.i18n import t
-from utils.images import ShrunkImage
+from ui.photo_picker import PickRefused, photo_picker, read_pick
+from utils.images import ShrunkImage, size_text
 
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif"]
 
 
-def photo_input(engine: Engine, key_prefix: str = "photo") -> tuple[ShrunkImage | None, str | None]:
-    """Draw the upload and camera widgets; return the shrunk photo or the reason it was refused.
+@dataclass(frozen=True)
+class Photo:
+    """The photo the assessment will send, and which path shrank it (said on screen next to it)."""
 
-    `key_prefix` names the widgets (`<prefix>_upload`, `<prefix>_use_camera`, `<prefix>_camera`)
-    and the session slot that keeps the shrunk photo (`<prefix>`), so that a second page has a
-    photo of its own. The default keeps the diagnose page's keys: photo_upload, use_camera,
-    photo_camera and the slot `photo`.
+    image: ShrunkImage
+    path: Literal["browser", "server"]
+    reason: str | None = None                     # why the browser sent it whole, when it did
+    original_bytes: int | None = None             # the browser's count of the file on the device
+    original_size: tuple[int, int] | None = None  # the browser's upright size before shrinking
+
+
+@dataclass(frozen=True)
+class _Slot:
+    source: str                  # "picker:<id>", "upload:<file id>" or "camera:<file id>"
+    photo: Photo | None
+    error: str | None
+
+
+def _prepared(engine: Engine, source: str, data: bytes, **how) -> _Slot:
+    try:
+        return _Slot(source, Photo(engine.prepare_image(data), **how), None)
+    except InputError as exc:
+        return _Slot(source, None, str(exc))
+
+
+def _picked(engine: Engine, value: object, pick_id: str) -> _Slot | None:
+    s = engine.settings
+    try:
+        pick = read_pick(value, int(s.image_max_upload_mb * 1_000_000))
+    except PickRefused as exc:
+        return _Slot(pick_id, None, str(exc))
+    if pick is None or pick == "clear":
+        return None
+    return _prepared(engine, pick_id, pick.data, path="browser" if pick.shrunk_in_browser else "server",
+                     reason=pick.reason, original_bytes=pick.original_bytes, original_size=pick.original_size)
+
+
+def photo_input(engine: Engine, key_prefix: str = "photo") -> tuple[Photo | None, str | None]:
+    """Draw the picker, the camera and the plain upload; return the photo to send or why it was refused.
+
+    The picker shrinks in the browser; the camera and the plain upload (under "other ways", for a browser where
+    the picker does not work) shrink on the server. The newest photo from any of them is the one used. Widgets are
+    keyed `<prefix>_picker`, `<prefix>_upload`, `<prefix>_camera` and the camera toggle `use_camera` on the
+    diagnose page (`<prefix>_use_camera` elsewhere); the session slot `<prefix>` keeps the shrunk photo, so that
+    reruns do not decode a 12 MP file again and a second page has a photo of its own.
     """
+    s = engine.settings
+    picked = photo_picker(f"{key_prefix}_picker", max_side=s.image_max_side, quality=s.image_jpeg_quality,
+                          max_bytes=int(s.image_max_upload_mb * 1_000_000), max_pixels=s.image_max_pixels)
     # "use_camera" predates the prefix: the diagnose page's tests and browser test find the toggle by it.
     camera_toggle = "use_camera" if key_prefix == "photo" else f"{key_prefix}_use_camera"
-    uploaded = st.file_uploader(t("input.photo"), type=PHOTO_TYPES, key=f"{key_prefix}_upload")
     shot = None
     if st.toggle(t("input.use_camera"), key=camera_toggle):
         shot = st.camera_input(t("input.camera"), key=f"{key_prefix}_camera")
-    source = shot or uploaded
-    if source is None:
-        st.session_state[key_prefix] = None
-        return None, None
-    # Shrink once per photo: reruns (every widget change) must not decode a 12 MP file again.
-    cached = st.session_state.get(key_prefix)
-    if cached is None or cached[0] != source.file_id:
-        try:
-            cached = (source.file_id, engine.prepare_image(source.getvalue()), None)
-        except InputError as exc:
-            cached = (source.file_id, None, str(exc))
-        st.session_state[key_prefix] = cached
-    return cached[1], cached[2]
+    with st.expander(t("photo.other_ways"), icon=":material/upload_file:"):
+        uploaded = st.file_uploader(t("input.photo"), type=PHOTO_TYPES, key=f"{key_prefix}_upload",
+                                    help=t("photo.other_ways_help"))
+
+    slot: _Slot | None = st.session_state.get(key_prefix)
+    seen: dict[str, str] = st.session_state.setdefault(f"{key_prefix}_seen", {})
+    if picked is not None:
+        pick_id = picked.get("pick") if isinstance(picked, dict) else None
+        slot = _picked(engine, picked, f"picker:{str(pick_id)[:40]}")
+    for widget, file in (("camera", shot), ("upload", uploaded)):
+        source = f"{widget}:{file.file_id}" if file is not None else ""
+        if file is not None and seen.get(widget) != source:
+            # Shrink once per photo: reruns (every widget change) must not decode it again.
+            slot = _prepared(engine, source, file.getvalue(), path="server")
+        elif file is None and slot is not None and slot.source.startswith(f"{widget}:"):
+            slot = None  # the clinician removed it from that widget
+        seen[widget] = source
+    st.session_state[key_prefix] = slot
+    return (slot.photo, slot.error) if slot is not None else (None, None)
 
 
-def show_photo(image: ShrunkImage) -> None:
-    """The photo exactly as it will be sent, with what shrinking did."""
-    st.image(image.jpeg, caption=f"{t('photo.shrunk')}: {image.describe()}", width="stretch")
+def show_photo(photo: Photo) -> None:
+    """The photo exactly as it will be sent, with what shrinking did and where it happened."""
+    image = photo.image
+    if photo.path == "browser":
+        before = (f"{photo.original_size[0]}×{photo.original_size[1]}, " if photo.original_size else "") + (
+            size_text(photo.original_bytes) if photo.original_bytes else "?")
+        how = t("photo.via_browser", before=before, after=f"{image.width}×{image.height}, {size_text(len(image.jpeg))}")
+    elif photo.reason:
+        how = f"{t('photo.via_server_' + photo.reason)} {image.describe()}"
+    else:
+        how = f"{t('photo.via_server')} {image.describe()}"
+    st.image(image.jpeg, caption=f"{t('photo.shrunk')}: {how}", width="stretch")

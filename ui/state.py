@@ -8,7 +8,7 @@ DEFAULTS = {
     "lang": "ko",
     "result": None,         # the last Diagnosis shown on the diagnose page
     "error": None,          # the last error message, shown until the next assessment
-    "photo": None,          # (photo id, ShrunkImage or None, error message or None)
+    "photo": None,          # ui.photo's slot: the shrunk photo (or why it was refused) and where it came from
     # Sign-in (ui/auth.py): who, whether an administrator, the server session's key (storage/sessions.py).
     "user": None,
     "is_admin": False,

@@ -96,6 +96,11 @@ def _size(n: int) -> str:
     return f"{max(1, round(n / 1000))} KB"
 
 
+def size_text(n: int) -> str:
+    """A byte count as the clinician reads it: '2.9 MB', '35 KB' (never '0 KB')."""
+    return _size(n)
+
+
 def _found_metadata(img: Image.Image) -> tuple[str, ...]:
     found = []
     exif = img.getexif()
