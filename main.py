@@ -7,6 +7,7 @@ import streamlit as st
 from ui import plain
 from ui.auth import account_sidebar, require_sign_in
 from ui.i18n import t
+from ui.mobile import thumb_sized_controls
 from ui.sidebar import language_picker
 from ui.state import init_state
 from utils.settings import SettingsError, get_settings
@@ -14,6 +15,7 @@ from utils.settings import SettingsError, get_settings
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 st.set_page_config(page_title="Lesion assessment", page_icon=":material/dermatology:", layout="wide")
+thumb_sized_controls()
 init_state()
 language_picker()
 

@@ -12,6 +12,7 @@ from providers import DiagnosisError, PatientInfo, get_engine, warm_up
 from ui import card, plain
 from ui.i18n import lang, t
 from ui.photo import photo_input, show_photo
+from ui.scroll import result_anchor
 from ui.sidebar import provider_picker
 
 engine = get_engine()
@@ -68,6 +69,7 @@ with left:
 with right:
     if photo is not None:
         show_photo(photo)
+    result_anchor(starting=bool(assess or rerun))  # on a phone, the findings below come into view
     live = st.empty()
 
 if (assess or rerun or background) and photo_error:

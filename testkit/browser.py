@@ -6,3 +6,53 @@ CHROMIUM = "/usr/bin/chromium"
 # As the machine's probe found: without these, Chromium keeps dialling hosts a closed network refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+# A bedside phone (an iPhone 12-14 class screen) and the desktop the layout was drawn for.
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 3}
+DESKTOP = {"viewport": {"width": 1400, "height": 1000}}
+TAP_MIN_PX = 44  # Apple's and WCAG 2.5.5's minimum for a target a thumb must hit
+
+# Everything a thumb taps. A checkbox, radio or toggle is hit through its label (the input itself is hidden); a file
+# input through its visible button; an inline link in running text is exempt (WCAG 2.5.5), Streamlit's links are not.
+_SMALL_TARGETS = """([minimum, scope]) => {
+  const root = scope ? document.querySelector(scope) : document;
+  const selector = 'button, a[data-testid], summary, select, textarea, input:not([type=hidden]):not([type=file]), '
+    + '[role=button], [role=tab], [role=combobox], [role=checkbox], [role=switch], [role=radio]';
+  const small = [];
+  for (const element of root ? root.querySelectorAll(selector) : []) {
+    const target = element.matches('input[type=checkbox], input[type=radio]') ? element.closest('label') || element
+      : element;
+    const box = target.getBoundingClientRect();
+    const style = getComputedStyle(target);
+    if (!box.width || !box.height || style.visibility === 'hidden' || target.closest('[aria-hidden=true]')) continue;
+    if (box.right <= 0 || box.left >= window.innerWidth) continue;  // a closed sidebar's controls are off screen
+    if (box.height < minimum) {
+      const name = (target.getAttribute('aria-label') || target.innerText || target.getAttribute('placeholder')
+                    || '').trim().slice(0, 40);
+      small.push(`${target.tagName.toLowerCase()}[${target.getAttribute('data-testid') || target.getAttribute('role')
+                  || ''}] "${name}" ${box.height.toFixed(1)}px`);
+    }
+  }
+  return small;
+}"""
+
+_OVERFLOW = """() => {
+  const main = document.querySelector('[data-testid=stMain]');
+  return Math.max(document.documentElement.scrollWidth, document.body.scrollWidth, main ? main.scrollWidth : 0);
+}"""
+
+
+def small_tap_targets(page, minimum: float = TAP_MIN_PX, scope: str | None = None) -> list[str]:
+    """Every visible control on `page` (or inside the `scope` selector) lower than `minimum` CSS px, described."""
+    return page.evaluate(_SMALL_TARGETS, [minimum, scope])
+
+
+def page_scroll_width(page) -> int:
+    """The widest scrolling width of the document and Streamlit's main pane (which scrolls instead of the body)."""
+    return page.evaluate(_OVERFLOW)
+
+
+def in_viewport(locator) -> bool:
+    """Whether any part of the element is inside the visible viewport (not only on the page below the fold)."""
+    return locator.evaluate("e => { const r = e.getBoundingClientRect();"
+                            " return r.bottom > 0 && r.top < window.innerHeight && r.height > 0; }")

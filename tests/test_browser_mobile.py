@@ -1,0 +1,209 @@
+"""The bedside phone (390×844, touch) in real headless Chromium: thumb-sized controls, no sideways scrolling, and on
+the Assess page the streaming findings and the card come into view by themselves (and only on a narrow screen).
+
+One app server (and one fake LLM) serves the whole module; each test opens its own browser context.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from testkit.answers import VALID
+from testkit.app_server import ROOT, app_env, serve_app
+from testkit.browser import (CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, in_viewport, page_scroll_width,
+                             small_tap_targets)
+from testkit.fake_llm import FakeLLM
+from testkit.fake_llm.replies import Reply
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                                 reason="Debian's chromium is not installed (scripts/test.sh installs it)")]
+
+WIDTH = PHONE["viewport"]["width"]
+SLOW = Reply(VALID, chunk_chars=8, chunk_delay=0.08)  # ~45 chunks: about 3.5 s of visible streaming
+TITLE = "피부 병변 AI 평가"
+STREAMING = "소견 작성 중…"
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def fast_answers(fake):
+    """Each test starts from the fake's immediate answer (a test that wants it slow says so)."""
+    fake.default = Reply(VALID)
+    yield
+
+
+def _env(fake: FakeLLM, data: Path, auth: str) -> dict[str, str]:
+    return app_env(RUNPOD_API_KEY="rpa-mobile-test", RUNPOD_BASE_URL=fake.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
+                   DATA_DIR=str(data), AUTH_MODE=auth, WARM_UP="false")
+
+
+@pytest.fixture(scope="module")
+def app_url(fake, tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("mobile")
+    with serve_app(_env(fake, cwd / "data", "off"), cwd) as url:
+        yield url + "/"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def phone(chromium):
+    context = chromium.new_context(**PHONE)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def desktop(chromium):
+    context = chromium.new_context(**DESKTOP)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def portrait_photo(tmp_path_factory) -> Path:
+    """A phone camera's upright photo: drawn full width above the findings, it pushes them below the fold."""
+    path = tmp_path_factory.mktemp("photo") / "lesion.jpg"
+    Image.new("RGB", (1500, 2000), (160, 100, 90)).save(path, "JPEG", quality=85)
+    return path
+
+
+def _open(page, url: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    expect(page.get_by_test_id("stMainBlockContainer").get_by_role("heading").first).to_be_visible(timeout=30_000)
+    # The page's own heading is drawn; the rest of its widgets follow in the same run.
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=30_000)
+
+
+def _assert_thumb_friendly(page, where: str) -> None:
+    assert page_scroll_width(page) <= WIDTH, f"{where}: the page scrolls sideways"
+    assert small_tap_targets(page) == [], f"{where}: controls lower than 44 px"
+
+
+def _scroll_top(page) -> float:
+    return page.evaluate("() => Math.max(window.scrollY, document.querySelector('[data-testid=stMain]').scrollTop)")
+
+
+def _start_assessment(page, url: str, photo: Path, text: str) -> float:
+    """Open Assess, add the photo and a (so far unasked: not cached) description, and press Assess.
+
+    Returns how far the page was scrolled just before the press (after scrolling the button into view).
+    """
+    from playwright.sync_api import expect
+
+    _open(page, url)
+    page.locator(".st-key-photo_upload input[type=file]").set_input_files(str(photo))
+    expect(page.get_by_test_id("stImage")).to_be_visible(timeout=20_000)
+    page.get_by_role("textbox", name="증상 및 소견").fill(text)
+    assess = page.get_by_role("button", name="평가하기")
+    assess.scroll_into_view_if_needed()
+    before = _scroll_top(page)
+    assess.click()
+    return before
+
+
+def test_on_a_phone_the_streaming_findings_and_the_card_scroll_into_view(app_url, phone, fake, portrait_photo):
+    from playwright.sync_api import expect
+
+    fake.default = SLOW
+    _start_assessment(phone, app_url, portrait_photo, "코 옆의 진주빛 구진, 6개월간 커짐")
+    streaming = phone.get_by_text(STREAMING)
+    expect(streaming).to_be_visible(timeout=20_000)
+    # Without the anchor the photo keeps the findings below the fold the whole time: nothing seems to happen.
+    phone.wait_for_function("e => { const r = e.getBoundingClientRect();"
+                            " return e.isConnected && r.height > 0 && r.top >= 0 && r.bottom <= innerHeight; }",
+                            arg=streaming.element_handle(), timeout=5_000)
+    assert phone.get_by_text(STREAMING).count() == 1, "the answer arrived before the test could look at it"
+    card = phone.locator(".st-key-result_card")
+    expect(card).to_be_visible(timeout=30_000)
+    assert in_viewport(card)
+    top = card.evaluate("e => e.getBoundingClientRect().top")
+    assert 0 <= top < PHONE["viewport"]["height"] / 2, top  # the card's head, not its tail, is in sight
+
+    # Once per assessment: a rerun that is not an assessment (the language switch) leaves the page where it is.
+    phone.evaluate("() => document.querySelector('[data-testid=stMain]').scrollTo(0, 0)")
+    assert _scroll_top(phone) == 0
+    phone.get_by_test_id("stExpandSidebarButton").click()
+    phone.get_by_test_id("stSidebar").get_by_text("English", exact=True).click()
+    expect(phone.get_by_text("Basal cell carcinoma · 기저세포암")).to_be_attached(timeout=20_000)
+    phone.wait_for_timeout(500)
+    assert _scroll_top(phone) == 0
+
+
+def test_on_a_desktop_the_page_does_not_move(app_url, desktop, fake, portrait_photo):
+    from playwright.sync_api import expect
+
+    fake.default = SLOW
+    before = _start_assessment(desktop, app_url, portrait_photo, "이마의 갈색 반점, 1년 전부터")
+    expect(desktop.get_by_text(STREAMING)).to_be_visible(timeout=20_000)
+    expect(desktop.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
+    desktop.wait_for_timeout(500)
+    assert _scroll_top(desktop) == before
+
+
+def test_every_page_fits_a_phone_and_a_thumb(app_url, phone):
+    from playwright.sync_api import expect
+
+    # Assess, with the card drawn (and the optional details opened): an answer must not widen the page either.
+    _open(phone, app_url)
+    phone.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진, 6개월간 커짐")
+    phone.get_by_text("추가 정보 (선택)").click()
+    phone.get_by_role("button", name="평가하기").click()
+    expect(phone.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
+    _assert_thumb_friendly(phone, "Assess")
+
+    for path, where in (("jobs", "Jobs"), ("history", "History"), ("performance", "Performance")):
+        _open(phone, app_url + path)
+        _assert_thumb_friendly(phone, where)
+
+    _open(phone, app_url + "qa")
+    for tab in ("비교", "일괄", "라벨 세트"):
+        phone.get_by_role("tab", name=tab).click()
+        _assert_thumb_friendly(phone, f"Provider QA, {tab}")
+
+    phone.get_by_test_id("stExpandSidebarButton").click()
+    expect(phone.get_by_test_id("stSidebar")).to_be_visible()
+    phone.wait_for_timeout(500)  # the sidebar slides in
+    _assert_thumb_friendly(phone, "the sidebar")
+
+
+def test_the_sign_in_form_fits_a_phone(fake, chromium, tmp_path):
+    from playwright.sync_api import expect
+
+    env = _env(fake, tmp_path / "data", "accounts")
+    # With no account the page explains how to make one; the form is drawn once there is one.
+    added = subprocess.run([sys.executable, str(ROOT / "cli.py"), "users", "add", "dr.kim", "--password-stdin"],
+                           input="correct horse battery\n", capture_output=True, text=True, cwd=tmp_path, env=env,
+                           timeout=60)
+    assert added.returncode == 0, added.stderr
+    with serve_app(env, tmp_path) as url:
+        context = chromium.new_context(**PHONE)
+        page = context.new_page()
+        page.goto(url)
+        expect(page.locator("input[type=password]").first).to_be_visible(timeout=30_000)
+        _assert_thumb_friendly(page, "sign-in")
+        context.close()
