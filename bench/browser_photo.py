@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from PIL import ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
 from bench.uplink import Uplink
 from testkit.answers import VALID
@@ -67,8 +67,10 @@ PREVIEW = "전송될 사진"      # t("photo.shrunk"): the caption of the photo 
 ASSESS = "평가하기"
 CARD = ".st-key-result_card"
 PICKER = '[data-testid="photo-picker"]'
-INPUTS = {"browser": 'input[data-testid="photo-picker-input"]', "server": ".st-key-photo_upload input[type=file]"}
+UPLOADER = ".st-key-photo_upload"
+INPUTS = {"browser": 'input[data-testid="photo-picker-input"]', "server": f"{UPLOADER} input[type=file]"}
 PICKER_DATA = ("state", "shrink-ms", "original-bytes", "sent-bytes")
+OCTAVES = ((1, 4), (8, 16), (32, 24), (128, 30))  # (pixels per noise sample, its strength): grain to blotches
 
 
 @dataclass(frozen=True)
@@ -104,13 +106,27 @@ class Run:
 
 # -- photos and counting -------------------------------------------------------------------------
 
+def textured(width: int, height: int) -> Image.Image:
+    """The corpus photo with texture at several scales, as skin has: ~3 MB at 12 MP, ~45 KB once shrunk to 512 px.
+
+    Pixel-level grain alone makes the 12 MP file heavy but averages away in the shrink (a 5 KB
+    JPEG at 512 px, which would flatter the browser's path); the coarser octaves survive it.
+    """
+    bands = list(photo(width, height).split())
+    for scale, sigma in OCTAVES:
+        noise = Image.effect_noise((width // scale, height // scale), sigma)
+        noise = noise.resize((width, height), Image.Resampling.BICUBIC) if scale > 1 else noise
+        bands = [ImageChops.add(band, noise, offset=-128) for band in bands]
+    return Image.merge("RGB", bands)
+
+
 def phone_photos(count: int, folder: Path) -> list[Path]:
     """`count` 4000×3000 JPEGs of ~3 MB as a phone writes them (orientation 6, GPS), each slightly different.
 
     Each carries its own coloured patch, large enough to survive the shrink to 512 px, so every
     assessment is a new request and none is answered from the app's cache.
     """
-    base = photo(4000, 3000, grain=6)
+    base = textured(4000, 3000)
     paths = []
     for n in range(count):
         img = base.copy()
@@ -179,6 +195,9 @@ async def pick_to_card(browser, url: str, run: Run, photo_path: Path, condition:
         if run.path == "browser" and not await component_present(page):
             run.error = "absent"
             return run
+        if run.path == "server" and not await page.locator(UPLOADER).is_visible():
+            # The plain uploader may sit in a closed expander ("other ways"): the clinician opens it before picking.
+            await page.locator(f"details:has({UPLOADER}) > summary").first.click(timeout=seconds * 1000)
         # The page was opened at full speed: the clinician had it open before taking the photo.
         if limiter == "cdp":
             await cdp.send("Network.emulateNetworkConditions", {

@@ -100,14 +100,18 @@ def test_devtools_counts_websocket_payloads_and_request_bodies():
     assert payload_bytes(2, base64.b64encode(b"abcd").decode()) == 4
 
 
-def test_the_phone_photos_are_12_mp_jpegs_of_about_3_mb_turned_by_exif_with_gps(tmp_path):
+def test_the_phone_photos_are_12_mp_jpegs_of_3_mb_turned_by_exif_with_gps_and_real_texture(tmp_path):
     first, second = phone_photos(2, tmp_path)
     assert first.read_bytes() != second.read_bytes()  # a new photo each run: never an answer from the cache
     with Image.open(io.BytesIO(first.read_bytes())) as img:
         exif = img.getexif()
         assert (img.format, img.size) == ("JPEG", (4000, 3000))
         assert exif[ORIENTATION] == 6 and exif.get_ifd(GPS_IFD)
+        # Texture that survives the shrink, as a real photo's does: the shrunk JPEG is not a flattering 5 KB.
+        small = io.BytesIO()
+        img.resize((512, 384)).save(small, "JPEG", quality=70)
     assert 2_500_000 <= first.stat().st_size <= 3_500_000
+    assert small.tell() >= 25_000
 
 
 # -- in Chromium ---------------------------------------------------------------------------------
