@@ -289,7 +289,8 @@ def markdown(meta: dict, runs: list[Run], paths: list[str]) -> str:
     """A dated report: one row per path and condition, then the targets."""
     via = ("Chromium's network emulation (DevTools uploadThroughput)" if meta["limiter"] == "cdp"
            else "bench/uplink.py's token bucket (16 KB burst)")
-    lines = [f"### {meta['date']}: a 12 MP JPEG, pick to card, {meta['reps']} runs per row",
+    lines = [f"### {meta['date']}: a 12 MP JPEG, pick to card, {meta['reps']} runs per row, uplink cut by "
+             + ("Chromium" if meta["limiter"] == "cdp" else "the proxy"),
              "",
              f"Machine: {meta['cpu']} ({meta['cpus']} cores, shared; load average {meta['load_before']} before, "
              f"{meta['load_after']} after), Python {meta['python']}, headless Chromium {meta['chromium']}, one "
@@ -303,19 +304,22 @@ def markdown(meta: dict, runs: list[Run], paths: list[str]) -> str:
              f"TCP (headers, framing, compression included). Total run {meta['seconds']:.0f} s.",
              "",
              "| path | uplink | pick → card, median / max | pick → preview | pick → provider asked | bytes up "
-             "(DevTools), median / max | bytes up (proxy, TCP) | shrink in the page (data-shrink-ms) | runs ok |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "(DevTools), median / max | bytes up (proxy, TCP) | shrink in the page (data-shrink-ms) | JPEG made in "
+             "the page (data-sent-bytes) | runs ok |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for path in paths:
         for condition in CONDITIONS:
             rows = [r for r in runs if r.path == path and r.condition == condition.name]
             ok = [r for r in rows if r.error is None]
             shrink = [float(r.picker["shrink-ms"]) for r in ok if r.picker.get("shrink-ms")]
+            made = [int(r.picker["sent-bytes"]) for r in ok if r.picker.get("sent-bytes")]
             lines.append(
                 f"| {path} | {condition.name} | {median_max([r.seconds for r in ok], lambda s: f'{s:.2f} s')} | "
                 f"{median_max([r.accepted_s for r in ok], lambda s: f'{s:.2f} s')} | "
                 f"{median_max([r.asked_s for r in ok], lambda s: f'{s:.2f} s')} | "
                 f"{median_max([r.devtools_bytes for r in ok], kb)} | {median_max([r.proxy_bytes for r in ok], kb)} | "
                 f"{median_max(shrink, lambda v: f'{v:.0f} ms') if path == 'browser' else '—'} | "
+                f"{median_max(made, kb) if path == 'browser' else '—'} | "
                 f"{len(ok)}/{len(rows)} |")
     lines += ["", "| target | path | measured (median / max) | result |", "|---|---|---|---|"]
     for path in paths:
