@@ -151,6 +151,7 @@ class WireMeter:
 
     @property
     def total(self) -> int:
+        """Websocket and HTTP bytes together."""
         return self.ws + self.http
 
     def attach(self, cdp) -> None:
@@ -278,10 +279,12 @@ def describe(run: Run) -> str:
 # -- report --------------------------------------------------------------------------------------
 
 def median_max(values: list[float], fmt) -> str:
+    """"median / max" of `values`, each written by `fmt`; "—" when there are none."""
     return f"{fmt(statistics.median(values))} / {fmt(max(values))}" if values else "—"
 
 
 def kb(n: float) -> str:
+    """Bytes as KB (thousands) below a million, MB above."""
     return f"{n / 1000:,.0f} KB" if n < 1e6 else f"{n / 1e6:.2f} MB"
 
 
@@ -378,6 +381,7 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: run, print the report, keep it (bench/out, bench/RESULTS.md); 1 when a run failed."""
     parser = argparse.ArgumentParser(prog="python -m bench.browser_photo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--paths", default="server,browser", help="server, browser or both (default: both)")
     parser.add_argument("--reps", type=int, default=5, help="runs per path and condition (default 5)")
