@@ -92,7 +92,7 @@ def test_table_lists_every_assessment(cases):
     assert list(table["class"]) == ["", "광선각화증", "지루각화증", "기저세포암"]
     assert list(table["provider"]) == ["RunPod", "RunPod", "OpenAI", "RunPod"]
     assert list(table["risk"]) == ["", "전암성", "", "악성"]
-    assert table["error"][0] == "ProviderAuthError" and table["score"][3] == 78
+    assert table["error"][0] == "API 키가 거부됨" and table["score"][3] == 78  # ProviderAuthError, in Korean
     assert "photo" not in table  # no thumbnails unless HISTORY_KEEP_IMAGES
     assert "365일" in _texts(at)  # the retention setting is stated
 
