@@ -137,7 +137,7 @@ def test_selecting_a_row_shows_its_card_and_case(cases):
     assert "RunPod · clinic-derm-v1" in text
     # A failed case has no card, only what went wrong.
     at = _select(at, 0)
-    assert any("ProviderAuthError" in e for e in alerts(at, "error")) and "평가 결과" not in _texts(at)
+    assert any("API 키가 거부됨" in e for e in alerts(at, "error")) and "평가 결과" not in _texts(at)
 
 
 def test_english_ui_names_classes_in_english(cases):
