@@ -1,14 +1,38 @@
 """The few exceptions the engine raises; each message says what to do about it.
 
-Messages never carry an API key, patient text or image bytes: they are shown in
-the UI and printed by the command line as they are.
+Each carries a `Message` (domain/messages.py): an id and its values, so the UI says it in the
+clinician's language, while `str(exc)` is the English text the command line, the HTTP API and
+the logs show. Messages never carry an API key, patient text or image bytes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from domain.messages import Message, Value
+
 
 class DiagnosisError(Exception):
-    """Base of every error `diagnose` raises on purpose."""
+    """Base of every error `diagnose` raises on purpose.
+
+    Built from a `Message` (every error the app raises) or, for callers outside the app, a plain string;
+    `code` and `params` are then empty and the string is all there is to show.
+    """
+
+    def __init__(self, message: Message | str) -> None:
+        """`message`: what to tell the clinician (its English text becomes `str(exc)`)."""
+        super().__init__(str(message))
+        self.message: Message | None = message if isinstance(message, Message) else None
+
+    @property
+    def code(self) -> str:
+        """The message id ('' for an error built from a plain string)."""
+        return self.message.code if self.message else ""
+
+    @property
+    def params(self) -> Mapping[str, Value]:
+        """The message's values (plain str, int and float)."""
+        return self.message.params if self.message else {}
 
 
 class InputError(DiagnosisError):
@@ -22,8 +46,9 @@ class ProviderError(DiagnosisError):
     # hedge or a fallback lane in the same race, would only be refused again and billed or logged twice.
     refusal = False
 
-    def __init__(self, message: str, *, provider: str = "", retryable: bool = False,
+    def __init__(self, message: Message | str, *, provider: str = "", retryable: bool = False,
                  retry_after: float | None = None) -> None:
+        """`message` as for `DiagnosisError`; `provider` the name of the provider that failed."""
         super().__init__(message)
         self.provider = provider
         self.retryable = retryable

@@ -10,34 +10,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.errors import DiagnosisError
+from domain.messages import Message
 from domain.request import DiagnosisRequest, PatientInfo
 from domain.result import Diagnosis
 from utils.images import ShrunkImage
 
 QUEUED, RUNNING, DONE, FAILED, INTERRUPTED = "queued", "running", "done", "failed", "interrupted"
 
-# What a restart leaves of a job that was waiting or running (both stores).
-RESTARTED = "The app restarted while this job was waiting or running."
+# What a restart leaves of a job that was waiting or running (both stores), as a message and its English text.
+RESTARTED_MESSAGE = Message("job.restarted")
+RESTARTED = str(RESTARTED_MESSAGE)
 
 # What a job sealed under a DATA_ENCRYPTION_KEY this process lacks shows, and what running it again raises.
-UNREADABLE = ("This job is encrypted with another DATA_ENCRYPTION_KEY and cannot be read here: set the key it was "
-              "stored with (DATA_ENCRYPTION_KEY takes several keys, comma-separated), or submit the case again.")
+UNREADABLE_MESSAGE = Message("job.unreadable")
+UNREADABLE = str(UNREADABLE_MESSAGE)
 
 
 class JobUnreadable(DiagnosisError):
     """A job's request or result was sealed under a DATA_ENCRYPTION_KEY this process does not hold."""
 
     def __init__(self) -> None:
-        super().__init__(UNREADABLE)
+        super().__init__(UNREADABLE_MESSAGE)
 
 
 class JobStoreUnavailable(DiagnosisError):
     """The store that holds the jobs (Redis with REDIS_URL set, else the database) did not answer."""
 
-    def __init__(self, store: str = "the shared job store (Redis, REDIS_URL)") -> None:
-        """`store` names the store that did not answer, for the clinician's message."""
-        super().__init__(f"Background jobs are unavailable: {store} does not answer. "
-                         "Assess the case directly, or try again in a moment.")
+    def __init__(self, store: str = "redis") -> None:
+        """`store` names the store that did not answer, for the clinician's message: "redis" or "database"."""
+        super().__init__(Message("job.store_down", {"store": store}))
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Job:
     """One background assessment as the Jobs list shows it.
 
     `unreadable`: sealed under another key; `text` is then empty, `result` None and `error` says why.
+    `error` is the English text (the API, the command line); `error_message` the same as a message id and values
+    for the UI to translate (None for a job that failed before message ids were kept).
     """
 
     id: str
@@ -59,6 +62,7 @@ class Job:
     elapsed_ms: float | None
     result: Diagnosis | None
     unreadable: bool = False
+    error_message: Message | None = None
 
     @property
     def finished(self) -> bool:

@@ -10,7 +10,7 @@ from domain.parser import partial_summary
 from domain.request import SEXES
 from providers import DiagnosisError, PatientInfo, get_engine, warm_up
 from ui import card, plain
-from ui.i18n import lang, t
+from ui.i18n import error_text, lang, t
 from ui.photo import photo_input, show_photo
 from ui.scroll import result_anchor
 from ui.sidebar import provider_picker
@@ -48,7 +48,7 @@ with left:
             st.session_state.refined = engine.assist.refine(text, language=lang())
         except DiagnosisError as exc:
             st.session_state.refined = None
-            plain.alert("error", str(exc), icon=":material/error:")
+            plain.alert("error", error_text(exc), icon=":material/error:")
     if st.session_state.get("refined"):
         plain.alert("info", st.session_state.refined.text, title=t("tool.refined"), icon=":material/edit_note:")
         st.button(t("tool.use_refined"), key="use_refined", on_click=use_refined)
@@ -88,8 +88,8 @@ if background:
         st.session_state.last_job = engine.jobs.submit(request)
         st.session_state.error = None
         st.rerun()
-    except DiagnosisError as exc:
-        st.session_state.error = str(exc)
+    except DiagnosisError as exc:  # kept as the exception: it is said in the language of each later run
+        st.session_state.error = exc
 elif assess or rerun:
     asked = engine.providers.get(request.provider or engine.default_provider(request.kind))
     with right, st.spinner(t("action.working", provider=asked.title if asked else "AI"), show_time=True):
@@ -98,12 +98,12 @@ elif assess or rerun:
                 request, on_progress=lambda raw: card.render_findings_stream(live, partial_summary(raw)))
             st.session_state.error = None
         except DiagnosisError as exc:
-            st.session_state.error = str(exc)
+            st.session_state.error = exc
     live.empty()
 
 with right:
     if st.session_state.error:
-        plain.alert("error", f"{st.session_state.error}\n\n{t('error.kept')}", icon=":material/error:")
+        plain.alert("error", f"{error_text(st.session_state.error)}\n\n{t('error.kept')}", icon=":material/error:")
     elif st.session_state.result is not None:
         result = st.session_state.result
         card.render(result, engine.providers[result.provider].title)
@@ -111,7 +111,7 @@ with right:
             try:
                 st.session_state.explained = (result.assessment_id, engine.assist.explain(result, language=lang()))
             except DiagnosisError as exc:
-                plain.alert("error", str(exc), icon=":material/error:")
+                plain.alert("error", error_text(exc), icon=":material/error:")
         explained = st.session_state.get("explained")
         if explained and explained[0] == result.assessment_id:
             plain.alert("success", explained[1].text, title=t("tool.explained"), icon=":material/record_voice_over:")

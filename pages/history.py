@@ -14,7 +14,7 @@ from storage.history import NO_FLAG, Filters, diagnosis_from_row, to_csv, to_jso
 from ui import card, plain
 from ui.auth import is_admin, visible_owner
 from ui.history_view import class_codes, class_label, day_range, info_items, local_time, table
-from ui.i18n import t, tr
+from ui.i18n import error_kind, t, tr
 from ui.labels import provider_titles
 
 ANY = ""  # the "all" choice of every filter
@@ -151,7 +151,7 @@ if picked:
     left, right = st.columns([3, 2], gap="large")
     with left:
         if row["error"]:
-            plain.alert("error", row["error"], title=tr("답변을 받지 못했습니다", "No answer came"),
+            plain.alert("error", error_kind(row["error"]), title=tr("답변을 받지 못했습니다", "No answer came"),
                         icon=":material/error:")
         else:
             card.render(diagnosis_from_row(row), titles.get(row["provider"], row["provider"] or "?"))

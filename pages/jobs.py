@@ -13,7 +13,7 @@ from domain.jobs import DONE, FAILED, INTERRUPTED, RUNNING
 from providers import get_engine
 from ui import card, plain
 from ui.auth import session_still_valid, visible_owner
-from ui.i18n import tr
+from ui.i18n import error_text, message_text, tr
 from ui.labels import provider_title
 
 engine = get_engine()
@@ -48,7 +48,7 @@ def job_board() -> None:
     try:
         listed = jobs.list(user=user)
     except DiagnosisError as exc:  # the job store (the database, or Redis) does not answer: say so, try at next draw
-        plain.alert("error", str(exc), icon=":material/cloud_off:")
+        plain.alert("error", error_text(exc), icon=":material/cloud_off:")
         return
     if not listed:
         st.info(tr("아직 작업이 없습니다. 평가 화면에서 '백그라운드로 실행'을 누르세요.",
@@ -76,17 +76,19 @@ def job_board() -> None:
     if job.status == DONE and job.result is not None:
         card.render(job.result, provider_title(engine, job.result.provider))
     elif job.status in (FAILED, INTERRUPTED) or job.unreadable:
-        plain.alert("error", job.error or tr("작업이 실패했습니다.", "The job failed."), icon=":material/error:")
+        # Said in this reader's language from the stored message id; a job from before ids were kept has its text.
+        error = message_text(job.error_message, job.error) if job.error_message else job.error
+        plain.alert("error", error or tr("작업이 실패했습니다.", "The job failed."), icon=":material/error:")
         if st.button(tr("다시 실행", "Run again"), key=f"jobs_rerun_{job.id}", type="primary"):
             try:
                 st.query_params["job"] = jobs.rerun(job.id)
                 st.session_state.pop("jobs_pick", None)
                 st.rerun()
             except DiagnosisError as exc:  # e.g. sealed under another key: kept past the board's next re-draw
-                st.session_state.jobs_refused = (job.id, str(exc))
+                st.session_state.jobs_refused = (job.id, exc)
         refused = st.session_state.get("jobs_refused")
         if refused and refused[0] == job.id:
-            plain.alert("warning", refused[1], icon=":material/warning:")
+            plain.alert("warning", error_text(refused[1]), icon=":material/warning:")
     elif job.status == RUNNING:
         st.info(tr("평가 중입니다…", "Assessing…"), icon=":material/progress_activity:")
     else:

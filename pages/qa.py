@@ -16,7 +16,7 @@ from storage.reviews import VERDICTS, Reviews
 from storage.store import new_id
 from ui import plain
 from ui.card import class_name
-from ui.i18n import lang, t, tr
+from ui.i18n import error_text, lang, t, tr
 from ui.labelled_panel import labelled_panel
 from ui.labels import RISK_COLOUR, lesion_name, provider_title
 from ui.photo import photo_input, show_photo
@@ -191,7 +191,7 @@ def _results(engine: Engine, state: dict) -> None:
         with column, st.container(border=True, key=f"qa_answer_{name}"):
             st.subheader(provider_title(engine, name))
             if isinstance(result, DiagnosisError):
-                plain.alert("error", str(result), icon=":material/error:")
+                plain.alert("error", error_text(result), icon=":material/error:")
                 continue
             _answer(result)
             st.divider()

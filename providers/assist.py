@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from domain.errors import InputError
+from domain.messages import Message
 from domain.prompt import explain_messages, refine_messages
 from domain.request import DiagnosisRequest
 from domain.result import Assist, Diagnosis, TextAnswer
@@ -40,7 +41,7 @@ class Assistant:
                use_cache: bool = True) -> Assist:
         """A patient's own words rewritten as a concise clinical description (the original 'refine')."""
         if not text.strip():
-            raise InputError("Type the patient's description first: there is nothing to refine.")
+            raise InputError(Message("assist.nothing_to_refine"))
         self.validate(DiagnosisRequest(text=text, language=language, provider=provider))  # an assessment's limits
         return self._ask("refine", refine_messages(text, language), text.strip(), language, provider, use_cache)
 
@@ -48,7 +49,7 @@ class Assistant:
                 use_cache: bool = True) -> Assist:
         """An assessment in plain language for the patient (the original 'explain')."""
         if result.label is None:
-            raise InputError("This answer names no lesion class, so there is nothing to explain: re-run it first.")
+            raise InputError(Message("assist.nothing_to_explain"))
         label = result.label.lesion.name_ko if language == "ko" else result.label.lesion.name_en
         risk = result.risk_flag.value if result.risk_flag else "benign"
         messages = explain_messages(label, risk, result.answer.summary, language)

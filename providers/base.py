@@ -28,6 +28,7 @@ from domain.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from domain.messages import Message, listed
 from domain.result import Usage
 from utils.settings import Settings
 
@@ -95,7 +96,15 @@ class Provider:
     def require_configured(self) -> None:
         """Raise `ProviderNotConfigured` naming the missing variables."""
         if not self.configured:
-            raise ProviderNotConfigured(f"{self.title} is not configured: {self.setup_hint()}.", provider=self.name)
+            raise ProviderNotConfigured(self.not_configured(), provider=self.name)
+
+    def not_configured(self, others: list[str] | None = None) -> Message:
+        """'<title> is not configured: set <missing variables> in .env.', and which providers are (`others`)."""
+        variables = listed(self.missing())
+        if others:
+            return Message("provider.not_configured_others",
+                           {"title": self.title, "variables": variables, "others": ", ".join(others)})
+        return Message("provider.not_configured", {"title": self.title, "variables": variables})
 
     @property
     def host(self) -> str:
@@ -174,33 +183,33 @@ class Provider:
         """Turn an SDK or transport exception into our error with a message that says what to do."""
         t, p = self.title, self.name
         if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException, TimeoutError)):
-            return ProviderTimeout(f"{t} did not answer in time.", provider=p, retryable=True)
+            return ProviderTimeout(Message("provider.timeout", {"title": t}), provider=p, retryable=True)
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             if status in (401, 403):
-                hint = f"check {self.key_var} in .env" if self.key_var else "check the server's access settings"
-                return ProviderAuthError(f"{t} rejected the API key (HTTP {status}): {hint}.", provider=p)
+                message = (Message("provider.auth", {"title": t, "status": status, "variable": self.key_var})
+                           if self.key_var else Message("provider.auth_server", {"title": t, "status": status}))
+                return ProviderAuthError(message, provider=p)
             if status == 404:
-                return ProviderRequestError(
-                    f"{t} does not know model '{self.model}' or the URL is wrong (HTTP 404): "
-                    f"check {self.model_var}" + (f" and {self.url_var}" if self.url_var else "") + " in .env.",
-                    provider=p)
+                variables = listed([self.model_var, self.url_var] if self.url_var else [self.model_var])
+                return ProviderRequestError(Message("provider.unknown_model",
+                                                    {"title": t, "model": self.model, "variables": variables}),
+                                            provider=p)
             if status == 429:
-                return ProviderRateLimited(f"{t} is rate limiting requests (HTTP 429).", provider=p,
+                return ProviderRateLimited(Message("provider.rate_limited", {"title": t}), provider=p,
                                            retryable=True, retry_after=retry_after(exc.response))
             if status in (408, 409) or status >= 500:
-                return ProviderUnavailable(f"{t} failed on its side (HTTP {status}).", provider=p,
+                return ProviderUnavailable(Message("provider.failed", {"title": t, "status": status}), provider=p,
                                            retryable=True, retry_after=retry_after(exc.response))
-            return ProviderRequestError(f"{t} refused the request (HTTP {status}).", provider=p)
+            return ProviderRequestError(Message("provider.refused", {"title": t, "status": status}), provider=p)
         if _connection_dropped(exc):
-            return ProviderUnavailable(f"{t} dropped the connection in the middle of its answer.",
-                                       provider=p, retryable=True)
+            return ProviderUnavailable(Message("provider.dropped", {"title": t}), provider=p, retryable=True)
         if isinstance(exc, (openai.APIConnectionError, httpx.TransportError, ConnectionError)):
-            return ProviderUnavailable(f"Could not reach {t} at {self.host}: is it running and is "
-                                       f"{self.url_var or 'the URL'} right?", provider=p, retryable=True)
-        return ProviderUnavailable(f"{t} answered in a way the app could not read ({type(exc).__name__}).",
+            message = (Message("provider.unreachable", {"title": t, "host": self.host, "variable": self.url_var})
+                       if self.url_var else Message("provider.unreachable_url", {"title": t, "host": self.host}))
+            return ProviderUnavailable(message, provider=p, retryable=True)
+        return ProviderUnavailable(Message("provider.unreadable", {"title": t, "error": type(exc).__name__}),
                                    provider=p, retryable=True)
-
 
 def _connection_dropped(exc: BaseException) -> bool:
     # The SDK wraps a stream cut mid-answer as a connection error; the server *was* reached.

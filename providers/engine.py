@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from domain.errors import InputError, ProviderError, ProviderNotConfigured, ProviderUnavailable
+from domain.messages import Message
 from domain.parser import parse_answer
 from domain.prompt import build_messages
 from domain.request import LANGUAGES, DiagnosisRequest, PatientInfo
@@ -107,7 +108,7 @@ class Engine:
                                 max_bytes=int(s.image_max_upload_mb * 1_000_000), max_pixels=s.image_max_pixels,
                                 concurrency=s.image_decode_concurrency)
         except ImageRejected as exc:
-            raise InputError(str(exc)) from None
+            raise InputError(Message(exc.code, exc.params)) from None
 
     def make_request(self, text: str | None = None, image: bytes | ShrunkImage | None = None,
                      provider: str | None = None, use_cache: bool = True, *, info: PatientInfo | None = None,
@@ -141,38 +142,36 @@ class Engine:
         name = request.provider or self.default_provider(request.kind)
         provider = self.providers.get(name)
         if provider is None:
-            raise InputError(f"Unknown provider '{name}': choose one of {', '.join(self.providers)}.")
+            raise InputError(Message("input.unknown_provider", {"name": name, "choices": ", ".join(self.providers)}))
         if not provider.configured:
             others = [p.title for p in self.providers.values() if p.configured]
-            also = f" Configured now: {', '.join(others)}." if others else ""
-            raise ProviderNotConfigured(f"{provider.title} is not configured: {provider.setup_hint()}.{also}",
-                                        provider=name)
+            raise ProviderNotConfigured(provider.not_configured(others), provider=name)
         if request.image is not None and not provider.accepts_images:
-            raise InputError(f"{provider.title} does not accept photos: choose another provider, "
-                             "or describe the lesion in text.")
+            raise InputError(Message("input.no_photos", {"title": provider.title}))
         return provider
 
     def _validate(self, request: DiagnosisRequest) -> None:
         if request.image is None and not request.text.strip():
-            raise InputError("Give a photo of the lesion or describe it in text (either is enough).")
+            raise InputError(Message("input.empty"))
         if len(request.text) > self.settings.max_text_chars:
-            raise InputError(f"The description has {len(request.text):,} characters; the limit is "
-                             f"{self.settings.max_text_chars:,}. Please shorten it.")
+            raise InputError(Message("input.text_too_long",
+                                     {"chars": len(request.text), "limit": self.settings.max_text_chars}))
         info = request.info
-        fields = (("description", request.text), ("body site", info.body_site), ("duration", info.duration),
+        # Keys of the word group "field" (domain/messages.py), so the message names the field in any language.
+        fields = (("description", request.text), ("body_site", info.body_site), ("duration", info.duration),
                   ("sex", info.sex))
         for name, value in fields[1:]:  # the description's limit must not be side-stepped through these
             if len(value) > _MAX_INFO_CHARS:
-                raise InputError(f"The {name} has {len(value):,} characters; the limit is {_MAX_INFO_CHARS}. "
-                                 "Please shorten it.")
+                raise InputError(Message("input.field_too_long",
+                                         {"field": name, "chars": len(value), "limit": _MAX_INFO_CHARS}))
         for name, value in fields:
             try:  # lone surrogates (invalid UTF-8 on a command line) would fail later, in the cache key or the request
                 value.encode("utf-8")
             except UnicodeEncodeError:
-                raise InputError(f"The {name} contains characters that are not valid text (a broken encoding?). "
-                                 "Please type it again.") from None
+                raise InputError(Message("input.field_not_text", {"field": name})) from None
         if request.language not in LANGUAGES:
-            raise InputError(f"Unknown language '{request.language}': use one of {', '.join(LANGUAGES)}.")
+            raise InputError(Message("input.unknown_language",
+                                     {"language": request.language, "choices": ", ".join(LANGUAGES)}))
 
     def budget(self, kind: str) -> float:
         """Seconds one assessment of this kind may take, retries included."""
@@ -242,11 +241,9 @@ class Engine:
             pinned = self.history.pinned_answer(keys.values()) if self.history else None
         except StoreUnavailable:  # the page, the command line and the API show this instead of a traceback
             log.warning("demo replay: the history database is unavailable")
-            raise ProviderUnavailable("Demo mode replays pinned cases from the history database, which does not "
-                                      "answer now: try again in a moment.", retryable=True) from None
+            raise ProviderUnavailable(Message("demo.store_down"), retryable=True) from None
         if pinned is None:
-            raise InputError("Demo mode replays pinned cases only, and this case is not one of them: "
-                             "choose a pinned case, or set DEMO_MODE=false to ask a provider.")
+            raise InputError(Message("demo.not_pinned"))
         provider = self.providers.get(pinned["provider"]) or next(iter(self.providers.values()))
         usage = Usage(pinned["prompt_tokens"], pinned["completion_tokens"])
         result = replace(self._result(request, provider, pinned["raw"], usage, started, cached=True),

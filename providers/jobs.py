@@ -27,6 +27,7 @@ from dataclasses import replace
 
 from domain.errors import DiagnosisError
 from domain.jobs import DONE, FAILED, Job, JobStoreUnavailable
+from domain.messages import Message
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
 from storage.jobs import JobStore
@@ -110,15 +111,16 @@ class JobRunner:
         started = time.monotonic()
         if not self.store.claim(job_id):
             return  # no longer queued (interrupted by a restart, or expired)
-        status, result, error = FAILED, None, None
+        status, result = FAILED, None
+        error: Message | str | None = None
         try:
             result = self.diagnose(self.store.request_of(job_id))
             status = DONE
-        except DiagnosisError as exc:  # the provider's, the input's, or an unreadable job's own message
-            error = str(exc)
+        except DiagnosisError as exc:  # the provider's, the input's, or an unreadable job's own message, kept as an
+            error = exc.message or str(exc)  # id and values so the Jobs page says it in its reader's language
         except Exception as exc:  # the job says what happened; the worker lives on
             log.exception("job %s crashed", job_id)
-            error = f"Unexpected error ({type(exc).__name__})."
+            error = Message("job.unexpected", {"error": type(exc).__name__})
         self.store.finish(job_id, status, result=result, error=error,
                           elapsed_ms=(time.monotonic() - started) * 1000)
 

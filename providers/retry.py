@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from domain.errors import ProviderError, ProviderTimeout
+from domain.messages import Message
 from providers.base import Attempt, Provider
 from providers.health import ProviderHealth
 from utils.settings import Settings
@@ -42,7 +43,7 @@ class RetryPolicy:
                     return await provider.complete(messages, stream=s.stream, on_text=on_text)
             except TimeoutError:
                 health.failure()
-                raise ProviderTimeout(f"{provider.title} did not answer within the {budget:g} s time budget.",
+                raise ProviderTimeout(Message("provider.over_budget", {"title": provider.title, "budget": budget}),
                                       provider=provider.name) from None
             except ProviderError as exc:
                 if exc.retryable:

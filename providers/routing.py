@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from domain.errors import ProviderError, ProviderTimeout
+from domain.messages import Message
 from domain.parser import parse_answer
 from domain.result import ParsedAnswer
 from providers.base import Attempt, Provider
@@ -206,16 +207,22 @@ class Race:
         if self.incomplete is not None:
             return self._outcome(*self.incomplete)
         first = self.errors[0]
-        messages = list(dict.fromkeys(str(e) for e in self.errors))  # one message per distinct failure
-        if len(messages) == 1:
+        firsts: dict[str, ProviderError] = {}
+        for error in self.errors:  # one message per distinct failure
+            firsts.setdefault(str(error), error)
+        distinct = list(firsts.values())
+        if len(distinct) == 1:
             raise first
-        raise type(first)(f"{first} Also: {' '.join(messages[1:])}", provider=first.provider)
+        if first.message is None or any(e.message is None for e in distinct[1:]):  # an error from outside the app
+            raise type(first)(f"{first} Also: {' '.join(str(e) for e in distinct[1:])}", provider=first.provider)
+        also = first.message.also + tuple(e.message for e in distinct[1:] if e.message)
+        raise type(first)(replace(first.message, also=also), provider=first.provider)
 
     def _out_of_time(self) -> Outcome:
         if self.incomplete is not None:
             return self._outcome(*self.incomplete)
         titles = ", ".join(dict.fromkeys(lane.provider.title for lane in self.lanes))
-        raise ProviderTimeout(f"No answer within the {self.budget:g} s time budget (tried {titles}).",
+        raise ProviderTimeout(Message("routing.over_budget", {"budget": self.budget, "titles": titles}),
                               provider=self.lanes[0].provider.name if self.lanes else "")
 
     def _cancel_all(self) -> None:

@@ -40,15 +40,17 @@ import sqlalchemy as sa
 from domain.jobs import (
     INTERRUPTED,
     QUEUED,
-    RESTARTED,
+    RESTARTED_MESSAGE,
     RUNNING,
     UNREADABLE,
+    UNREADABLE_MESSAGE,
     Job,
     JobStoreUnavailable,
     JobUnreadable,
     request_from_record,
     request_record,
 )
+from domain.messages import Message
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
 from storage.database import StoreUnavailable
@@ -62,8 +64,29 @@ POLL_SECONDS = 1.0  # how long an idle worker waits for a job before it looks wh
 LEASE_SECONDS = 15.0  # a shared database: a job's process is taken for dead this long after its last renewal
 
 # What a job of a process that stopped without a word shows (both stores that share jobs between processes).
-PROCESS_GONE = "The app process running this job stopped; run it again."
-NEVER_STARTED = "The app process that took this job stopped before it started; run it again."
+PROCESS_GONE_MESSAGE = Message("job.process_gone")
+PROCESS_GONE = str(PROCESS_GONE_MESSAGE)
+NEVER_STARTED_MESSAGE = Message("job.never_started")
+NEVER_STARTED = str(NEVER_STARTED_MESSAGE)
+
+
+def error_columns(error: Message | str | None) -> dict[str, str | None]:
+    """A job's error as both stores keep it: `error`, the English text (the API, the command line), and
+    `error_message`, the message id and values as JSON (the pages, in the reader's language; None for a plain
+    string)."""
+    message = error if isinstance(error, Message) else None
+    return {"error": None if error is None else str(error),
+            "error_message": dumps(message.record()) if message else None}
+
+
+def stored_message(stored: str | bytes | None) -> Message | None:
+    """The message `error_columns` stored; None for none, or for one this version cannot read."""
+    if not stored:
+        return None
+    try:
+        return Message.from_record(json.loads(stored))
+    except (ValueError, KeyError, TypeError, AttributeError):  # hand-edited or from a newer release: the text stays
+        return None
 
 
 class JobStore(Protocol):
@@ -104,10 +127,10 @@ class JobStore(Protocol):
     def claim(self, job_id: str) -> bool:
         """queued → running, for this process; False when the job is no longer queued."""
 
-    def finish(self, job_id: str, status: str, *, result: Diagnosis | None = None, error: str | None = None,
-               elapsed_ms: float | None = None) -> bool:
+    def finish(self, job_id: str, status: str, *, result: Diagnosis | None = None,
+               error: Message | str | None = None, elapsed_ms: float | None = None) -> bool:
         """running → `status`, only for the process that claimed it; False when it is no longer running
-        (a restart marked it interrupted meanwhile: it stays so)."""
+        (a restart marked it interrupted meanwhile: it stays so). `error` as `error_columns` takes it."""
 
     def upkeep(self) -> None:
         """Periodic care while this process runs jobs (every `upkeep_seconds`)."""
@@ -153,22 +176,22 @@ class JobCodec:
 
         A job sealed under a key this process lacks is listed all the same, unreadable, with UNREADABLE as error.
         """
-        error, unreadable = row["error"], False
+        error, message, unreadable = row["error"], stored_message(row.get("error_message")), False
         try:
             record = json.loads(self._open(row["request"]))
             result = Diagnosis.from_dict(json.loads(self._open(row["result"]))) if row["result"] else None
         except SealedWithAnotherKey:
-            record, result, error, unreadable = {"text": ""}, None, UNREADABLE, True
+            record, result, error, message, unreadable = {"text": ""}, None, UNREADABLE, UNREADABLE_MESSAGE, True
         return Job(id=row["id"], created_at=row["created_at"], updated_at=row["updated_at"], status=row["status"],
                    kind=row["kind"], provider=result.provider if result else row["provider"], text=record["text"],
-                   user=row["user"], error=error, elapsed_ms=row["elapsed_ms"], result=result, unreadable=unreadable)
+                   user=row["user"], error=error, elapsed_ms=row["elapsed_ms"], result=result, unreadable=unreadable,
+                   error_message=message)
 
 
 # A listing reads every column but the photo and the lease.
 _LISTED = (jobs.c.id, jobs.c.created_at, jobs.c.updated_at, jobs.c.status, jobs.c.kind, jobs.c.provider, jobs.c.user,
-           jobs.c.request, jobs.c.result, jobs.c.error, jobs.c.elapsed_ms)
+           jobs.c.request, jobs.c.result, jobs.c.error, jobs.c.error_message, jobs.c.elapsed_ms)
 _TAKE_LOCK = "jobs-line"  # one process at a time takes the next job in line
-_WHERE = "the database that keeps the jobs"
 
 
 def database_clock(dialect: str) -> sa.ColumnElement[Any]:
@@ -205,7 +228,7 @@ class SqlJobStore:
                 yield conn
         except StoreUnavailable as exc:
             log.warning("jobs: %s failed: %s", what, type(exc).__name__)  # the class only: the message names the URL
-            raise JobStoreUnavailable(_WHERE) from None
+            raise JobStoreUnavailable("database") from None
 
     def _lease(self) -> sa.ColumnElement[Any] | None:
         if self.lease_seconds is None:
@@ -279,7 +302,8 @@ class SqlJobStore:
 
     def _interrupt_all(self) -> int:
         query = (jobs.update().where(jobs.c.status.in_((QUEUED, RUNNING)))
-                 .values(status=INTERRUPTED, updated_at=now(), error=RESTARTED, owner=None, lease_until=None))
+                 .values(status=INTERRUPTED, updated_at=now(), **error_columns(RESTARTED_MESSAGE), owner=None,
+                         lease_until=None))
         with self._connect("recover") as conn:
             count = conn.execute(query).rowcount
         if count:
@@ -292,7 +316,7 @@ class SqlJobStore:
         if self._recover_pending:
             self.recover()
             if self._recover_pending:
-                raise JobStoreUnavailable(_WHERE)
+                raise JobStoreUnavailable("database")
         taken = self._take()
         if taken is None and self._added.wait(self.poll_seconds):
             self._added.clear()
@@ -325,11 +349,12 @@ class SqlJobStore:
         return self._move(job_id, jobs.c.status == QUEUED, status=RUNNING, owner=self.owner,
                           lease_until=self._lease())
 
-    def finish(self, job_id: str, status: str, *, result: Diagnosis | None = None, error: str | None = None,
-               elapsed_ms: float | None = None) -> bool:
+    def finish(self, job_id: str, status: str, *, result: Diagnosis | None = None,
+               error: Message | str | None = None, elapsed_ms: float | None = None) -> bool:
         """running → `status` with its result or error, only by the process that claimed it; False when no longer
         running (it stays as it is)."""
-        fields: dict[str, Any] = {"status": status, "error": error, "elapsed_ms": elapsed_ms, "lease_until": None}
+        fields: dict[str, Any] = {"status": status, **error_columns(error), "elapsed_ms": elapsed_ms,
+                                  "lease_until": None}
         if result is not None:
             fields.update(result=self.codec.seal_result(result).decode("utf-8"), assessment_id=result.assessment_id)
         return self._move(job_id, sa.and_(jobs.c.status == RUNNING, jobs.c.owner == self.owner), **fields)
@@ -356,7 +381,8 @@ class SqlJobStore:
         try:
             with self._connect("close") as conn:
                 conn.execute(jobs.update().where(mine, jobs.c.status == RUNNING)
-                             .values(status=INTERRUPTED, updated_at=now(), error=RESTARTED, lease_until=None))
+                             .values(status=INTERRUPTED, updated_at=now(), **error_columns(RESTARTED_MESSAGE),
+                                     lease_until=None))
                 conn.execute(jobs.update().where(mine, jobs.c.status == QUEUED).values(owner=None, lease_until=None))
         except JobStoreUnavailable:
             pass  # logged; their leases run out and another process's keeper marks them
@@ -376,10 +402,12 @@ class SqlJobStore:
         clock = database_clock(self.store.dialect)
         running = (jobs.update()
                    .where(jobs.c.status == RUNNING, sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < clock))
-                   .values(status=INTERRUPTED, updated_at=now(), error=PROCESS_GONE, lease_until=None))
+                   .values(status=INTERRUPTED, updated_at=now(), **error_columns(PROCESS_GONE_MESSAGE),
+                           lease_until=None))
         taken = (jobs.update()
                  .where(jobs.c.status == QUEUED, jobs.c.owner.is_not(None), jobs.c.lease_until < clock)
-                 .values(status=INTERRUPTED, updated_at=now(), error=NEVER_STARTED, lease_until=None))
+                 .values(status=INTERRUPTED, updated_at=now(), **error_columns(NEVER_STARTED_MESSAGE),
+                         lease_until=None))
         with self._connect("look for stopped processes") as conn:
             count = conn.execute(running).rowcount + conn.execute(taken).rowcount
         if count:

@@ -38,10 +38,17 @@ from typing import Any, cast
 import redis
 from redis.typing import EncodableT, FieldT
 
-from domain.jobs import INTERRUPTED, QUEUED, RESTARTED, RUNNING, Job, JobStoreUnavailable
+from domain.jobs import INTERRUPTED, QUEUED, RESTARTED_MESSAGE, RUNNING, Job, JobStoreUnavailable
+from domain.messages import Message
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
-from storage.jobs import NEVER_STARTED, POLL_SECONDS, PROCESS_GONE, JobCodec
+from storage.jobs import (
+    NEVER_STARTED_MESSAGE,
+    POLL_SECONDS,
+    PROCESS_GONE_MESSAGE,
+    JobCodec,
+    error_columns,
+)
 from storage.redis_client import FAILURES, connect, key
 from storage.store import new_id, now
 from utils.crypto import Sealer
@@ -59,7 +66,7 @@ RUNNING_SET = key("jobs", "v1", "running")
 
 # Fields a listing reads: everything but the photo.
 _LIST_FIELDS = ("id", "created_at", "updated_at", "status", "kind", "provider", "user", "request", "result", "error",
-                "elapsed_ms")
+                "error_message", "elapsed_ms")
 
 # KEYS: job, lease, queued set, running set. ARGV: id, owner, now, lease ms.
 _CLAIM = """
@@ -82,26 +89,28 @@ redis.call('SREM', KEYS[3], ARGV[1])
 return 1
 """
 
-# KEYS: job, lease, running set. ARGV: id, now, message. A running job whose lease is gone becomes interrupted.
+# KEYS: job, lease, running set. ARGV: id, now, message, message as JSON. A running job whose lease is gone becomes
+# interrupted.
 _REAP_RUNNING = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
   redis.call('SREM', KEYS[3], ARGV[1])
   return 0
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'interrupted', 'updated_at', ARGV[2], 'error', ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'interrupted', 'updated_at', ARGV[2], 'error', ARGV[3], 'error_message', ARGV[4])
 redis.call('SREM', KEYS[3], ARGV[1])
 return 1
 """
 
-# KEYS: job, queue, queued set. ARGV: id, now, message. A queued job no longer in the queue was lost by a worker.
+# KEYS: job, queue, queued set. ARGV: id, now, message, message as JSON. A queued job no longer in the queue was
+# lost by a worker.
 _REAP_QUEUED = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then
   redis.call('SREM', KEYS[3], ARGV[1])
   return 0
 end
 if redis.call('LPOS', KEYS[2], ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'interrupted', 'updated_at', ARGV[2], 'error', ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'interrupted', 'updated_at', ARGV[2], 'error', ARGV[3], 'error_message', ARGV[4])
 redis.call('SREM', KEYS[3], ARGV[1])
 return 1
 """
@@ -127,6 +136,12 @@ def _str(value: bytes | str) -> str:
 
 def _text(value: bytes | str | None) -> str | None:
     return None if value is None else _str(value)
+
+
+def _interrupted(message: Message) -> tuple[str, str]:
+    # The error and error_message fields of a job a reaper marks interrupted (see `error_columns`).
+    fields = error_columns(message)
+    return str(fields["error"]), str(fields["error_message"])
 
 
 def _unavailable(what: str, exc: BaseException) -> JobStoreUnavailable:
@@ -245,7 +260,7 @@ class RedisJobStore:
         row: dict[str, Any] = dict(zip(_LIST_FIELDS, values, strict=True))
         if row["status"] is None or row["request"] is None:
             return None  # expired with the retention
-        for name in ("id", "status", "kind", "provider", "user", "error"):
+        for name in ("id", "status", "kind", "provider", "user", "error", "error_message"):
             row[name] = _text(row[name])
         for name in ("created_at", "updated_at", "elapsed_ms"):
             row[name] = None if row[name] is None else float(row[name])
@@ -303,12 +318,11 @@ class RedisJobStore:
                     self._held.discard(job_id)
         return claimed
 
-    def finish(self, job_id: str, status: str, *, result: Diagnosis | None = None, error: str | None = None,
-               elapsed_ms: float | None = None) -> bool:
+    def finish(self, job_id: str, status: str, *, result: Diagnosis | None = None,
+               error: Message | str | None = None, elapsed_ms: float | None = None) -> bool:
         """running → `status`, only by this process; False when no longer running (it stays as it is)."""
         fields: dict[str, Any] = {"status": status, "updated_at": now()}
-        if error is not None:
-            fields["error"] = error
+        fields.update((name, value) for name, value in error_columns(error).items() if value is not None)
         if elapsed_ms is not None:
             fields["elapsed_ms"] = elapsed_ms
         if result is not None:
@@ -348,7 +362,7 @@ class RedisJobStore:
             held = list(self._held)
         for job_id in held:
             try:
-                self._move(job_id, {"status": INTERRUPTED, "updated_at": now(), "error": RESTARTED})
+                self._move(job_id, {"status": INTERRUPTED, "updated_at": now(), **error_columns(RESTARTED_MESSAGE)})
             except FAILURES as exc:  # the lease expires and another process's keeper marks it
                 log.warning("jobs: could not mark a job interrupted at shutdown: %s", type(exc).__name__)
 
@@ -378,7 +392,7 @@ class RedisJobStore:
         for raw in self._redis.smembers(RUNNING_SET):
             job_id = _str(raw)
             count += self._reap_running(keys=[_job_key(job_id), _lease_key(job_id), RUNNING_SET],
-                                        args=[job_id, stamp, PROCESS_GONE])
+                                        args=[job_id, stamp, *_interrupted(PROCESS_GONE_MESSAGE)])
         queued = {_str(raw) for raw in self._redis.smembers(QUEUED_SET)}
         missing = set()
         if queued:
@@ -388,7 +402,8 @@ class RedisJobStore:
                 pipe.lpos(QUEUE, job_id)
             missing = {job_id for job_id, pos in zip(ordered, pipe.execute(), strict=True) if pos is None}
         for job_id in missing & self._suspects:
-            count += self._reap_queued(keys=[_job_key(job_id), QUEUE, QUEUED_SET], args=[job_id, stamp, NEVER_STARTED])
+            count += self._reap_queued(keys=[_job_key(job_id), QUEUE, QUEUED_SET],
+                                       args=[job_id, stamp, *_interrupted(NEVER_STARTED_MESSAGE)])
         self._suspects = missing
         if count:
             log.info("%d jobs of stopped app processes marked interrupted", count)

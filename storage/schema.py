@@ -78,7 +78,8 @@ jobs = sa.Table(
     sa.Column("image", sa.LargeBinary),             # the shrunk photo, so the job can run again
     sa.Column("assessment_id", sa.Text, sa.ForeignKey("assessments.id", ondelete="SET NULL")),
     sa.Column("result", sa.Text),                   # JSON: the result's to_dict(), so jobs work without history
-    sa.Column("error", sa.Text),
+    sa.Column("error", sa.Text),                    # the English text of why it failed or was interrupted
+    sa.Column("error_message", sa.Text),            # JSON: the same as a message id and its values (0010)
     sa.Column("elapsed_ms", Seconds),
     # Several servers on one database (migration 0007): the process that took or runs the job, and until when
     # (the database's clock) it is taken to be alive; it renews this while it lives.

@@ -40,6 +40,7 @@ from testkit.answers import VALID
 from testkit.redis_server import redis_module_server, redis_server  # noqa: F401
 from tests.page_text import alerts
 from tests.test_page_jobs import APP, wait_done
+from ui.messages import KOREAN
 from utils.crypto import Sealer
 from utils.images import ShrunkImage
 
@@ -351,9 +352,10 @@ def test_the_jobs_page_shows_a_job_sealed_under_another_key_and_why_it_cannot_ru
     reconfigure(DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())  # the app now runs with another key
     at = AppTest.from_file(APP, default_timeout=20).run()
     at.switch_page("pages/jobs.py").run()
-    assert not at.exception and alerts(at, "error") == [UNREADABLE]
+    # The Korean page says it in Korean (the API and the command line read UNREADABLE, in English).
+    assert not at.exception and alerts(at, "error") == [KOREAN["job.unreadable"]]
     at.button(key=f"jobs_rerun_{job_id}").click().run()
-    assert not at.exception and alerts(at, "warning") == [UNREADABLE]
+    assert not at.exception and alerts(at, "warning") == [KOREAN["job.unreadable"]]
     assert [j.id for j in providers.get_engine().jobs.list()] == [job_id]  # nothing new was queued
 
 

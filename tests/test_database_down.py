@@ -27,6 +27,7 @@ from storage.jobs import SqlJobStore
 from storage.store import Store
 from tests.page_text import alerts, plain_alerts, shown
 from ui.i18n import STRINGS
+from ui.messages import KOREAN, KOREAN_WORDS
 from web.api.bodies import diagnosis_body
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +103,8 @@ def test_the_history_and_jobs_pages_say_the_database_is_down(on_postgres, postgr
         assert alerts(at, "error") == [STRINGS["store.down"]["ko"]]
         at.switch_page("pages/jobs.py").run()
         assert not at.exception
-        assert plain_alerts(at, "error") == [str(JobStoreUnavailable("the database that keeps the jobs"))]
+        assert plain_alerts(at, "error") == [KOREAN["job.store_down"].format(store=KOREAN_WORDS["job_store.database"])]
+        assert str(JobStoreUnavailable("database")).startswith("Background jobs are unavailable: the database that")
 
 
 def test_the_job_store_raises_its_own_error_and_a_start_waits_for_the_database(postgres_url, postgres_server):

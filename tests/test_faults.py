@@ -268,8 +268,8 @@ def _kept(at: AppTest) -> None:
     assert at.text_input(key="body_site").value == "left cheek"
 
 
-# Each fault: set it up (cleaning up through `stack`), return what the message says and what, if
-# anything, must happen before the re-run can succeed (a server coming back).
+# Each fault: set it up (cleaning up through `stack`), return what the message says (on the Korean page, in
+# Korean) and what, if anything, must happen before the re-run can succeed (a server coming back).
 
 def _fault_key_rejected(fake, reconfigure, stack):
     fake.script(Reply.error(401, f"Incorrect API key provided: {RUNPOD_KEY}"))
@@ -278,7 +278,7 @@ def _fault_key_rejected(fake, reconfigure, stack):
 
 def _fault_rate_limited(fake, reconfigure, stack):
     fake.script(Reply.error(429, headers={"Retry-After": "120"}))
-    return "rate limiting", None
+    return "요청 수를 제한", None
 
 
 def _fault_server_error(fake, reconfigure, stack):
@@ -290,12 +290,12 @@ def _fault_never_answers(fake, reconfigure, stack):
     reconfigure(TEXT_BUDGET_SECONDS="0.6")
     fake.script(Reply(hang=True))
     # The default budget again for the re-run, so that a loaded machine cannot fail it.
-    return "time budget", lambda: reconfigure(TEXT_BUDGET_SECONDS=None)
+    return "제한 시간", lambda: reconfigure(TEXT_BUDGET_SECONDS=None)
 
 
 def _fault_stream_cut(fake, reconfigure, stack):
     fake.script(Reply(VALID, cut_after=60), Reply(VALID, cut_after=60))
-    return "dropped the connection", None
+    return "답변 도중 연결을 끊었습니다", None
 
 
 def _fault_malformed(fake, reconfigure, stack):
@@ -303,14 +303,14 @@ def _fault_malformed(fake, reconfigure, stack):
     stack.callback(server.stop)
     reconfigure(RUNPOD_BASE_URL=server.url)
     server.script(*[MALFORMED["sse: garbage data line"][1]] * 2)
-    return "could not read", None
+    return "읽을 수 없었습니다", None
 
 
 def _fault_refused(fake, reconfigure, stack):
     url = closed_port_url()
     reconfigure(RUNPOD_BASE_URL=url)
     port = int(url.rsplit(":", 1)[1].split("/")[0])
-    return "Could not reach RunPod", lambda: stack.enter_context(FakeLLM(port=port))
+    return "에 연결할 수 없습니다", lambda: stack.enter_context(FakeLLM(port=port))
 
 
 FAULTS = {"key rejected": _fault_key_rejected, "rate limited": _fault_rate_limited,

@@ -452,7 +452,7 @@ def test_page_refuses_oversized_patient_information_with_the_limit_and_keeps_ser
     at.text_input(key="body_site").set_value("forearm " * 12_500).run()
     at = _assess(at)
     assert not at.exception
-    assert "The body site has 100,000 characters; the limit is 200" in alerts(at, "error")[0]
+    assert "부위 항목이 100,000자입니다. 최대 200자까지" in alerts(at, "error")[0]  # the Korean page's words
     assert at.text_area(key="symptoms").value == "itchy papule"
     assert engine_env.chat_requests == []
     at.text_input(key="body_site").set_value("left forearm").run()

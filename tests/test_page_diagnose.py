@@ -56,7 +56,7 @@ def test_starts_without_any_key_and_says_what_to_set(no_providers):
     at.text_area(key="symptoms").input("작은 갈색 구진").run()
     at = _assess(at)
     assert not at.exception
-    assert "is not configured" in alerts(at, "error")[0]
+    assert "설정되지 않았습니다" in alerts(at, "error")[0]  # "… is not configured", on the Korean page
     assert at.text_area(key="symptoms").value == "작은 갈색 구진"
 
 
@@ -108,7 +108,7 @@ def test_neither_photo_nor_text_is_explained(engine_env, fake_llm):
     at = _assess(_app())
     assert not at.exception
     message = alerts(at, "error")[0]
-    assert "photo" in message and "text" in message
+    assert "사진" in message and "글로 설명" in message
     assert fake_llm.requests == []
 
 
@@ -186,7 +186,7 @@ def test_time_budget_message_keeps_the_case_for_a_rerun(engine_env, reconfigure)
     at.text_area(key="symptoms").input("rapidly growing nodule").run()
     at = _assess(at)
     message = alerts(at, "error")[0]
-    assert "0.5 s time budget" in message and "입력한 내용은 그대로" in message
+    assert "제한 시간 0.5초" in message and "입력한 내용은 그대로" in message  # the budget, in Korean
     assert at.text_area(key="symptoms").value == "rapidly growing nodule"
     at = _assess(at)
     assert not any("time budget" in e for e in alerts(at, "error")) and "기저세포암" in _texts(at)

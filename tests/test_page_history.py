@@ -92,7 +92,7 @@ def test_table_lists_every_assessment(cases):
     assert list(table["class"]) == ["", "광선각화증", "지루각화증", "기저세포암"]
     assert list(table["provider"]) == ["RunPod", "RunPod", "OpenAI", "RunPod"]
     assert list(table["risk"]) == ["", "전암성", "", "악성"]
-    assert table["error"][0] == "ProviderAuthError" and table["score"][3] == 78
+    assert table["error"][0] == "API 키가 거부됨" and table["score"][3] == 78  # ProviderAuthError, in Korean
     assert "photo" not in table  # no thumbnails unless HISTORY_KEEP_IMAGES
     assert "365일" in _texts(at)  # the retention setting is stated
 
@@ -137,7 +137,7 @@ def test_selecting_a_row_shows_its_card_and_case(cases):
     assert "RunPod · clinic-derm-v1" in text
     # A failed case has no card, only what went wrong.
     at = _select(at, 0)
-    assert any("ProviderAuthError" in e for e in alerts(at, "error")) and "평가 결과" not in _texts(at)
+    assert any("API 키가 거부됨" in e for e in alerts(at, "error")) and "평가 결과" not in _texts(at)
 
 
 def test_english_ui_names_classes_in_english(cases):

@@ -39,7 +39,7 @@ def test_run_in_background_then_read_the_result_in_jobs(engine_env):
 def test_background_job_with_no_input_is_refused_at_once(engine_env):
     at = AppTest.from_file(APP, default_timeout=20).run()
     at.button(key="submit_job").click().run()
-    assert "photo" in alerts(at, "error")[0]
+    assert "병변 사진" in alerts(at, "error")[0]
     assert providers.get_engine().jobs.list() == []
 
 

@@ -27,9 +27,10 @@ from domain.jobs import DONE, INTERRUPTED, QUEUED, RUNNING
 from providers.jobs import JobRunner
 from providers.wiring import build_engine
 from storage import metrics
+from storage.jobs import NEVER_STARTED, PROCESS_GONE
 from storage.redis_cache import RedisAnswerCache
 from storage.redis_client import PREFIX, Breaker, connect
-from storage.redis_jobs import NEVER_STARTED, PROCESS_GONE, QUEUE, RedisJobStore
+from storage.redis_jobs import QUEUE, RedisJobStore
 from storage.redis_metrics import METRICS_KEY, MetricsFeed, feed_for
 from testkit.answers import DISCLAIMER, VALID, xml_answer
 from testkit.fake_llm import Reply

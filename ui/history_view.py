@@ -15,7 +15,7 @@ from datetime import time as day_time
 import pandas as pd
 
 from domain.classes import CLASSES, by_code
-from ui.i18n import STRINGS, t, tr
+from ui.i18n import STRINGS, error_kind, t, tr
 from ui.labels import lesion_name
 
 SHORT_TEXT = 60  # characters of the description shown in the table
@@ -92,7 +92,7 @@ def table(rows: list[dict], provider_titles: Mapping[str, str]) -> pd.DataFrame:
         "latency": [None if r["latency_ms"] is None else round(r["latency_ms"] / 1000, 2) for r in rows],
         "flags": [flags(r) for r in rows],
         "pinned": [bool(r["pinned"]) for r in rows],
-        "error": [r["error"] or "" for r in rows],
+        "error": [error_kind(r["error"]) if r["error"] else "" for r in rows],
     })
     if any(r.get("thumbnail") for r in rows):
         frame.insert(0, "photo", [thumbnail_url(r.get("thumbnail")) for r in rows])

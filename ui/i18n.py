@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import streamlit as st
+
+from domain.errors import DiagnosisError
+from domain.messages import Message, render
+from ui.messages import ERROR_KINDS, LANGUAGES
 
 LANGUAGE_NAMES = {"ko": "한국어", "en": "English"}
 
@@ -157,3 +163,38 @@ def tr(ko: str, en: str, **values) -> str:
     """An inline string in both languages, for words only one page uses: tr("기록", "History")."""
     text = ko if lang() == "ko" else en
     return text.format(**values) if values else text
+
+
+def message_text(message: Message, fallback: str | None = None) -> str:
+    """`message` (an engine message id with its values) in the chosen language.
+
+    An id or word this version has no text for (a job stored by a newer release) shows `fallback`, else the
+    English text, else the id: never nothing.
+    """
+    language = LANGUAGES[lang()]
+    try:
+        return render(message, language.templates, language.words, also=language.also,
+                      list_join=language.list_join)
+    except (KeyError, ValueError, IndexError):
+        if fallback:
+            return fallback
+        try:
+            return str(message)
+        except (KeyError, ValueError, IndexError):
+            return message.code
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as the clinician reads it: an engine error (or a photo refusal) in the chosen language,
+    any other exception as its own text."""
+    if isinstance(exc, DiagnosisError):
+        return message_text(exc.message, str(exc)) if exc.message else str(exc)
+    code, params = getattr(exc, "code", None), getattr(exc, "params", None)
+    if isinstance(code, str) and isinstance(params, Mapping):  # utils.images.ImageRejected
+        return message_text(Message(code, params), str(exc))
+    return str(exc)
+
+
+def error_kind(name: str) -> str:
+    """The History page's name for an error class ('ProviderTimeout'), in the chosen language."""
+    return ERROR_KINDS[name][lang()] if name in ERROR_KINDS else name

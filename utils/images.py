@@ -59,15 +59,50 @@ DEFAULT_DECODE_CONCURRENCY = 2
 DEFAULT_MAX_PIXELS = 50_000_000
 
 # Leading bytes of formats that are refused, only to name them in the message: nothing is decoded.
-_NAMED_OTHERS = ((b"GIF87a", "a GIF image"), (b"GIF89a", "a GIF image"), (b"II*\0", "a TIFF image"),
-                 (b"MM\0*", "a TIFF image"), (b"BM", "a BMP image"), (b"%!PS", "a PostScript (EPS) file"),
-                 (b"\xc5\xd0\xd3\xc6", "a PostScript (EPS) file"), (b"%PDF", "a PDF"),
-                 (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"), (b"\xff\x4f\xff\x51", "a JPEG 2000 image"))
+_NAMED_OTHERS = ((b"GIF87a", "gif"), (b"GIF89a", "gif"), (b"II*\0", "tiff"), (b"MM\0*", "tiff"), (b"BM", "bmp"),
+                 (b"%!PS", "eps"), (b"\xc5\xd0\xd3\xc6", "eps"), (b"%PDF", "pdf"),
+                 (b"\x00\x00\x00\x0cjP  ", "jpeg2000"), (b"\xff\x4f\xff\x51", "jpeg2000"))
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 
 
+# The English text of every refusal, by message id (domain/messages.py lists them with the engine's own; the UI
+# translates them by id). A `{format}` names one of IMAGE_FORMATS, whose words are translated too.
+MESSAGES = {
+    "image.no_heic": "This server cannot read HEIC photos. Please send the photo as JPEG (on an iPhone: "
+                     "Settings, Camera, Formats, Most Compatible).",
+    "image.other_format": "This file is {format}, not a photo the app can read (JPEG, PNG, WebP, HEIC). "
+                          "Please save the photo as JPEG and choose it again.",
+    "image.not_a_photo": "This file is not a photo the app can read (JPEG, PNG, WebP, HEIC). "
+                         "Please choose the photo itself.",
+    "image.empty": "The photo file is empty (0 bytes). Please choose the photo again.",
+    "image.too_large": "The photo is {size}; the limit is {limit}. Please send a smaller photo.",
+    "image.too_many_pixels_sized": "The photo is {width}×{height} pixels ({megapixels} megapixels), too many pixels "
+                                   "for the limit of {limit} megapixels. Please send a smaller photo: the phone "
+                                   "camera's standard size, or resized in any photo editor.",
+    "image.too_many_pixels": "The photo is {megapixels} megapixels, too many pixels for the limit of {limit} "
+                             "megapixels. Please send a smaller photo: the phone camera's standard size, or resized "
+                             "in any photo editor.",
+    "image.too_many_pixels_over": "The photo is over {megapixels} megapixels, too many pixels for the limit of "
+                                  "{limit} megapixels. Please send a smaller photo: the phone camera's standard "
+                                  "size, or resized in any photo editor.",
+    "image.damaged": "The photo file is damaged or incomplete. Please take or upload it again.",
+}
+IMAGE_FORMATS = {"gif": "a GIF image", "tiff": "a TIFF image", "bmp": "a BMP image", "eps": "a PostScript (EPS) file",
+                 "pdf": "a PDF", "jpeg2000": "a JPEG 2000 image", "avif": "an AVIF image"}
+
+
 class ImageRejected(ValueError):
-    """The upload cannot be used; the message is safe to show the clinician."""
+    """The upload cannot be used; the message is safe to show the clinician.
+
+    `code` is its id in MESSAGES and `params` its values (plain str and int), so a UI can say it in its language.
+    """
+
+    def __init__(self, code: str, **params: str | int) -> None:
+        """The refusal `code` (a MESSAGES id) with the values its text names."""
+        words = {**params, "format": IMAGE_FORMATS[str(params["format"])]} if "format" in params else params
+        super().__init__(MESSAGES[code].format(**words))
+        self.code = code
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -209,21 +244,12 @@ def _refuse_other_formats(data: bytes) -> NoReturn:
     """Name a format that is not on the allow-list (GIF, TIFF, EPS...) from its first bytes."""
     head = data[:16]
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS and not HEIF_SUPPORTED:
-        raise ImageRejected("This server cannot read HEIC photos. Please send the photo as JPEG (on an iPhone: "
-                            "Settings, Camera, Formats, Most Compatible).")
-    others = _NAMED_OTHERS + ((head[:4] + b"ftypavif", "an AVIF image"), (head[:4] + b"ftypavis", "an AVIF image"))
+        raise ImageRejected("image.no_heic")
+    others = _NAMED_OTHERS + ((head[:4] + b"ftypavif", "avif"), (head[:4] + b"ftypavis", "avif"))
     for magic, name in others:
         if head.startswith(magic):
-            raise ImageRejected(f"This file is {name}, not a photo the app can read (JPEG, PNG, WebP, HEIC). "
-                                "Please save the photo as JPEG and choose it again.")
-    raise ImageRejected("This file is not a photo the app can read (JPEG, PNG, WebP, HEIC). "
-                        "Please choose the photo itself.")
-
-
-def _too_many_pixels(found: str, max_pixels: int) -> ImageRejected:
-    return ImageRejected(f"The photo is {found}, too many pixels for the limit of {_megapixels(max_pixels)} "
-                         "megapixels. Please send a smaller photo: the phone camera's standard size, or resized in "
-                         "any photo editor.")
+            raise ImageRejected("image.other_format", format=name)
+    raise ImageRejected("image.not_a_photo")
 
 
 def _megapixels(pixels: int) -> str:
@@ -270,10 +296,9 @@ def shrink_image(data: bytes, *, max_side: int = 512, quality: int = 70, max_byt
     for one of `concurrency` slots of the process-wide `DECODES` gate.
     """
     if not data:
-        raise ImageRejected("The photo file is empty (0 bytes). Please choose the photo again.")
+        raise ImageRejected("image.empty")
     if len(data) > max_bytes:
-        raise ImageRejected(f"The photo is {_size(len(data))}; the limit is {_size(max_bytes)}. "
-                            "Please send a smaller photo.")
+        raise ImageRejected("image.too_large", size=_size(len(data)), limit=_size(max_bytes))
     try:
         try:
             with warnings.catch_warnings():
@@ -285,7 +310,8 @@ def shrink_image(data: bytes, *, max_side: int = 512, quality: int = 70, max_byt
         fmt = img.format or "unknown"
         width, height = img.size
         if width * height > max_pixels:
-            raise _too_many_pixels(f"{width}×{height} pixels ({_megapixels(width * height)} megapixels)", max_pixels)
+            raise ImageRejected("image.too_many_pixels_sized", width=width, height=height,
+                                megapixels=_megapixels(width * height), limit=_megapixels(max_pixels))
         with DECODES.slot(concurrency):
             removed = _found_metadata(img)  # PNG may decode here to find EXIF: inside the gate
             icc = img.info.get("icc_profile")
@@ -303,9 +329,10 @@ def shrink_image(data: bytes, *, max_side: int = 512, quality: int = 70, max_byt
     except Image.DecompressionBombError as exc:  # over twice Pillow's limit: refused by Image.open itself
         found = re.search(r"\((\d+) pixels\)", str(exc))
         pixels = int(found[1]) if found else 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        raise _too_many_pixels(f"{'' if found else 'over '}{_megapixels(pixels)} megapixels", max_pixels) from None
+        raise ImageRejected("image.too_many_pixels" if found else "image.too_many_pixels_over",
+                            megapixels=_megapixels(pixels), limit=_megapixels(max_pixels)) from None
     except (OSError, SyntaxError, ValueError, EOFError):
-        raise ImageRejected("The photo file is damaged or incomplete. Please take or upload it again.") from None
+        raise ImageRejected("image.damaged") from None
     # Draft mode decodes at 1/2, 1/4 or 1/8 scale: report the photo's true size, upright.
     original_w, original_h = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
     return ShrunkImage(jpeg=out.getvalue(), width=img.width, height=img.height,

@@ -1,0 +1,144 @@
+"""What the engine tells a clinician, as message ids with parameters, and their English text.
+
+An error carries a `Message` (an id from ENGLISH and its values) rather than a finished sentence,
+so the UI can say it in the clinician's language (ui/messages.py holds the other languages) while
+the command line, the HTTP API, the logs and the report files keep the English text (`str`).
+
+Parameter values are plain str, int or float: they are stored with a failed job and rendered later.
+Three kinds of value are not pasted as they are:
+- a word (`WORD_PARAMS`: "body site", "a GIF image"...) is a key into the language's WORDS, so it is
+  translated too;
+- a list (`LIST_PARAMS`: environment variable names) is stored ", "-joined and joined again the
+  language's way ("A and B");
+- everything else (provider titles, hosts, model names, numbers, variable names) is literal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from utils.images import IMAGE_FORMATS
+from utils.images import MESSAGES as IMAGE_MESSAGES
+
+Value = str | int | float
+
+# Which word group a word parameter's value is a key of, by parameter name.
+WORD_PARAMS = {"field": "field", "format": "image_format", "store": "job_store"}
+# Parameters holding a ", "-joined list, and how each language joins it again.
+LIST_PARAMS = frozenset({"variables"})
+LIST_SEPARATOR = ", "
+
+ENGLISH: dict[str, str] = {
+    # Providers: setup, refusals, failures (providers/base.py, providers/engine.py).
+    "provider.not_configured": "{title} is not configured: set {variables} in .env.",
+    "provider.not_configured_others": "{title} is not configured: set {variables} in .env. Configured now: {others}.",
+    "provider.timeout": "{title} did not answer in time.",
+    "provider.auth": "{title} rejected the API key (HTTP {status}): check {variable} in .env.",
+    "provider.auth_server": "{title} rejected the API key (HTTP {status}): check the server's access settings.",
+    "provider.unknown_model": "{title} does not know model '{model}' or the URL is wrong (HTTP 404): "
+                              "check {variables} in .env.",
+    "provider.rate_limited": "{title} is rate limiting requests (HTTP 429).",
+    "provider.failed": "{title} failed on its side (HTTP {status}).",
+    "provider.refused": "{title} refused the request (HTTP {status}).",
+    "provider.dropped": "{title} dropped the connection in the middle of its answer.",
+    "provider.unreachable": "Could not reach {title} at {host}: is it running and is {variable} right?",
+    "provider.unreachable_url": "Could not reach {title} at {host}: is it running and is the URL right?",
+    "provider.unreadable": "{title} answered in a way the app could not read ({error}).",
+    # Time budgets (providers/retry.py, providers/routing.py).
+    "provider.over_budget": "{title} did not answer within the {budget:g} s time budget.",
+    "routing.over_budget": "No answer within the {budget:g} s time budget (tried {titles}).",
+    # Demo mode (providers/engine.py).
+    "demo.store_down": "Demo mode replays pinned cases from the history database, which does not answer now: "
+                       "try again in a moment.",
+    "demo.not_pinned": "Demo mode replays pinned cases only, and this case is not one of them: choose a pinned case, "
+                       "or set DEMO_MODE=false to ask a provider.",
+    # The clinician's input (providers/engine.py).
+    "input.unknown_provider": "Unknown provider '{name}': choose one of {choices}.",
+    "input.no_photos": "{title} does not accept photos: choose another provider, or describe the lesion in text.",
+    "input.empty": "Give a photo of the lesion or describe it in text (either is enough).",
+    "input.text_too_long": "The description has {chars:,} characters; the limit is {limit:,}. Please shorten it.",
+    "input.field_too_long": "The {field} has {chars:,} characters; the limit is {limit}. Please shorten it.",
+    "input.field_not_text": "The {field} contains characters that are not valid text (a broken encoding?). "
+                            "Please type it again.",
+    "input.unknown_language": "Unknown language '{language}': use one of {choices}.",
+    # Refine and explain (providers/assist.py).
+    "assist.nothing_to_refine": "Type the patient's description first: there is nothing to refine.",
+    "assist.nothing_to_explain": "This answer names no lesion class, so there is nothing to explain: re-run it first.",
+    # Background jobs (domain/jobs.py, storage/jobs.py, storage/redis_jobs.py, providers/jobs.py).
+    "job.unreadable": "This job is encrypted with another DATA_ENCRYPTION_KEY and cannot be read here: set the key "
+                      "it was stored with (DATA_ENCRYPTION_KEY takes several keys, comma-separated), or submit the "
+                      "case again.",
+    "job.store_down": "Background jobs are unavailable: {store} does not answer. Assess the case directly, or try "
+                      "again in a moment.",
+    "job.restarted": "The app restarted while this job was waiting or running.",
+    "job.process_gone": "The app process running this job stopped; run it again.",
+    "job.never_started": "The app process that took this job stopped before it started; run it again.",
+    "job.unexpected": "Unexpected error ({error}).",
+    # Photos (utils/images.py).
+    **IMAGE_MESSAGES,
+}
+
+# Several failures in one message: "<first> Also: <second> <third>".
+ALSO = "{first} Also: {others}"
+
+ENGLISH_WORDS: dict[str, str] = {
+    "field.description": "description", "field.body_site": "body site", "field.duration": "duration",
+    "field.sex": "sex",
+    "job_store.redis": "the shared job store (Redis, REDIS_URL)",
+    "job_store.database": "the database that keeps the jobs",
+    **{f"image_format.{key}": word for key, word in IMAGE_FORMATS.items()},
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One thing to tell the clinician: its id (`code`, a key of ENGLISH), its values, and further failures.
+
+    `str()` is the English text; `render` says it in another language from that language's tables.
+    `also` lists further messages said after the first (several providers failed differently).
+    """
+
+    code: str
+    params: Mapping[str, Value] = field(default_factory=dict)
+    also: tuple[Message, ...] = ()
+
+    def __str__(self) -> str:
+        return render(self, ENGLISH, ENGLISH_WORDS, also=ALSO, list_join=" and ")
+
+    def record(self) -> dict:
+        """The message as plain JSON types (to store it with a job)."""
+        return {"code": self.code, "params": dict(self.params), "also": [m.record() for m in self.also]}
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> Message:
+        """The message `record` describes (the inverse of `record`)."""
+        return cls(str(record["code"]), dict(record.get("params") or {}),
+                   tuple(cls.from_record(m) for m in record.get("also") or ()))
+
+
+def render(message: Message, templates: Mapping[str, str], words: Mapping[str, str], *, also: str,
+           list_join: str) -> str:
+    """`message` in one language: its template from `templates`, word values from `words`, lists joined by
+    `list_join`, further messages after `also` (a template with {first} and {others}).
+
+    Raises KeyError for an id or word the tables lack (the caller decides what to fall back to).
+    """
+    values: dict[str, Value] = {}
+    for name, value in message.params.items():
+        if name in WORD_PARAMS:
+            values[name] = words[f"{WORD_PARAMS[name]}.{value}"]
+        elif name in LIST_PARAMS:
+            values[name] = list_join.join(str(value).split(LIST_SEPARATOR))
+        else:
+            values[name] = value
+    text = templates[message.code].format(**values)
+    if not message.also:
+        return text
+    others = " ".join(render(m, templates, words, also=also, list_join=list_join) for m in message.also)
+    return also.format(first=text, others=others)
+
+
+def listed(items: list[str] | tuple[str, ...]) -> str:
+    """A list parameter's value (see LIST_PARAMS)."""
+    return LIST_SEPARATOR.join(items)
