@@ -402,10 +402,10 @@ def _page_text(at: AppTest) -> str:
 
 
 @pytest.mark.parametrize(("upload", "expected"), [
-    (lambda: png_declaring(50_000, 50_000), "too many pixels"),
-    (lambda: jpeg_declaring(60_000, 60_000), "too many pixels"),
-    (lambda: corpus.plain_jpeg(64, 48) + b"\0" * 50_000_000, "the limit is 25.0 MB"),
-    (lambda: png_with_text_bomb(64), "damaged"),
+    (lambda: png_declaring(50_000, 50_000), "한도인 50메가픽셀을 넘습니다"),
+    (lambda: jpeg_declaring(60_000, 60_000), "한도인 50메가픽셀을 넘습니다"),
+    (lambda: corpus.plain_jpeg(64, 48) + b"\0" * 50_000_000, "최대 25.0 MB까지"),
+    (lambda: png_with_text_bomb(64), "손상되었거나"),
 ], ids=["png-bomb", "jpeg-bomb", "50-MB", "metadata-bomb"])
 def test_page_answers_a_hostile_upload_and_keeps_serving(engine_env, upload, expected):
     at = _app()

@@ -95,7 +95,7 @@ def test_unreadable_photo_gets_a_message_and_nothing_is_lost(engine_env, fake_ll
     at.text_area(key="symptoms").input("scaly patch").run()
     at.file_uploader(key="photo_upload").set_value(("scan.jpg", b"%PDF-1.7\n%binary", "image/jpeg")).run()
     assert not at.exception
-    assert any("not a photo" in e for e in alerts(at, "error"))
+    assert any("PDF" in e and "사진(JPEG, PNG, WebP, HEIC)이 아닌" in e for e in alerts(at, "error"))
     assert at.text_area(key="symptoms").value == "scaly patch"
     assert fake_llm.requests == []
     # Pressing Assess does not quietly assess the text alone: the clinician thinks the photo went too.

@@ -17,7 +17,8 @@ from streamlit.testing.v1 import AppTest
 import ui.photo
 from testkit import corpus
 from tests.page_text import alerts, shown
-from ui.photo_picker import Pick, PickRefused, read_pick
+from ui.photo_picker import Pick, read_pick
+from utils.images import ImageRejected
 
 APP = str(Path(__file__).resolve().parent.parent / "main.py")
 
@@ -65,14 +66,15 @@ def test_nothing_and_clear():
                                    {"kind": "shrunk"}, {"kind": "shrunk", "b64": 12},
                                    {"kind": "shrunk", "b64": "not base64!"}])
 def test_malformed_values_are_refused_with_a_message(value):
-    with pytest.raises(PickRefused, match="cannot be read|읽을 수 없습니다"):
+    with pytest.raises(ImageRejected, match="damaged or incomplete") as refused:
         read_pick(value, 1_000)
+    assert refused.value.code == "image.damaged"
 
 
 def test_an_oversized_payload_is_refused_before_it_is_decoded(monkeypatch):
     decoded = []
     monkeypatch.setattr(base64, "b64decode", lambda *a, **k: decoded.append(a) or b"")
-    with pytest.raises(PickRefused, match="1 KB|한도"):
+    with pytest.raises(ImageRejected, match="The photo is 30 KB; the limit is 1 KB"):
         read_pick({"kind": "original", "b64": "A" * 40_000}, 1_000)
     assert not decoded
 

@@ -22,6 +22,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "sidebar.ready": {"ko": "준비됨 · {model}", "en": "ready · {model}"},
     "sidebar.none": {"ko": "설정된 AI 제공자가 없습니다. `.env`에 아래 변수를 설정하고 앱을 다시 시작하세요.",
                      "en": "No AI provider is configured. Set the variables below in `.env` and restart the app."},
+    "sidebar.setup": {"ko": "`.env`에 {variables} 설정 필요", "en": "set {variables} in .env"},
     "sidebar.no_photos": {"ko": "사진 불가", "en": "no photos"},
     "input.photo": {"ko": "병변 사진 (JPEG, PNG, WebP, HEIC)", "en": "Lesion photo (JPEG, PNG, WebP, HEIC)"},
     "input.use_camera": {"ko": "카메라로 촬영", "en": "Take a photo with the camera"},
@@ -73,6 +74,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "photo.via_server_unsupported": {"ko": "이 브라우저는 사진 축소를 지원하지 않아 원본을 보내 서버에서 축소함:",
                                      "en": "this browser cannot shrink photos, so the photo was sent whole and "
                                            "shrunk on the server:"},
+    "photo.removed": {"ko": "{items} 제거됨", "en": "{items} removed"},
+    "photo.metadata.location data": {"ko": "위치 정보", "en": "location data"},
+    "photo.metadata.camera data": {"ko": "카메라 정보", "en": "camera data"},
+    "photo.metadata.XMP": {"ko": "XMP", "en": "XMP"},
+    "photo.metadata.comment": {"ko": "주석", "en": "comment"},
     "photo.other_ways": {"ko": "다른 방법: 원본 그대로 업로드", "en": "Other ways: upload the file as it is"},
     "photo.other_ways_help": {"ko": "위의 사진 선택이 동작하지 않을 때 쓰세요. 파일 전체를 보내고 서버에서 축소합니다.",
                               "en": "For when the picker above does not work: the whole file is sent and shrunk "
@@ -81,10 +87,6 @@ STRINGS: dict[str, dict[str, str]] = {
                              "사진을 지우세요.",
                        "en": "The photo was not accepted, so nothing was sent. Choose another photo, or remove it to "
                              "assess the description alone."},
-    "photo.unreadable": {"ko": "사진 선택기에서 받은 내용을 읽을 수 없습니다. 사진을 다시 선택하세요.",
-                         "en": "What the photo picker sent cannot be read. Please choose the photo again."},
-    "photo.too_large": {"ko": "사진이 {size}입니다. 한도는 {limit}입니다. 더 작은 사진을 보내세요.",
-                        "en": "The photo is {size}; the limit is {limit}. Please send a smaller photo."},
     "picker.choose": {"ko": "사진 선택", "en": "Choose a photo"},
     "picker.camera": {"ko": "후면 카메라로 촬영", "en": "Take a photo"},
     "picker.drop": {"ko": "또는 사진을 여기로 끌어다 놓으세요. 사진은 이 기기에서 축소된 뒤 전송됩니다.",
@@ -100,13 +102,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "picker.unsupported": {"ko": "이 브라우저는 사진 축소를 지원하지 않습니다. 원본({size})을 보내 서버에서 축소합니다.",
                            "en": "This browser cannot shrink photos: it is sent whole ({size}) and shrunk on the "
                                  "server."},
-    "picker.too_large": {"ko": "사진이 {size}입니다. 한도는 {limit}입니다. 더 작은 사진을 보내세요.",
-                         "en": "The photo is {size}; the limit is {limit}. Please send a smaller photo."},
-    "picker.too_many_pixels": {"ko": "사진이 {mp}메가픽셀입니다. 한도는 {limit}메가픽셀입니다. 더 작은 사진을 보내세요.",
-                               "en": "The photo has {mp} megapixels; the limit is {limit}. Please send a smaller "
-                                     "photo."},
-    "picker.empty": {"ko": "사진 파일이 비어 있습니다 (0바이트). 사진을 다시 선택하세요.",
-                     "en": "The photo file is empty (0 bytes). Please choose the photo again."},
     "picker.failed": {"ko": "이 사진을 처리하지 못했습니다. 다시 선택하거나 아래 ‘다른 방법’을 쓰세요.",
                       "en": "This photo could not be processed. Choose it again, or use “Other ways” below."},
     "error.kept": {"ko": "입력한 내용은 그대로 남아 있습니다. 다시 시도하려면 버튼을 누르세요.",

@@ -8,9 +8,9 @@ from typing import Literal
 import streamlit as st
 
 from providers import Engine, InputError
-from ui.i18n import t
-from ui.photo_picker import PickRefused, photo_picker, read_pick
-from utils.images import ShrunkImage, size_text
+from ui.i18n import error_text, t
+from ui.photo_picker import photo_picker, read_pick
+from utils.images import ImageRejected, ShrunkImage, size_text
 
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif"]
 
@@ -30,22 +30,22 @@ class Photo:
 class _Slot:
     source: str                  # "picker:<id>", "upload:<file id>" or "camera:<file id>"
     photo: Photo | None
-    error: str | None
+    error: Exception | None  # said in the UI's language each time it is drawn
 
 
 def _prepared(engine: Engine, source: str, data: bytes, **how) -> _Slot:
     try:
         return _Slot(source, Photo(engine.prepare_image(data), **how), None)
     except InputError as exc:
-        return _Slot(source, None, str(exc))
+        return _Slot(source, None, exc)
 
 
 def _picked(engine: Engine, value: object, pick_id: str) -> _Slot | None:
     s = engine.settings
     try:
         pick = read_pick(value, int(s.image_max_upload_mb * 1_000_000))
-    except PickRefused as exc:
-        return _Slot(pick_id, None, str(exc))
+    except ImageRejected as exc:
+        return _Slot(pick_id, None, exc)
     if pick is None or pick == "clear":
         return None
     return _prepared(engine, pick_id, pick.data, path="browser" if pick.shrunk_in_browser else "server",
@@ -87,7 +87,18 @@ def photo_input(engine: Engine, key_prefix: str = "photo") -> tuple[Photo | None
             slot = None  # the clinician removed it from that widget
         seen[widget] = source
     st.session_state[key_prefix] = slot
-    return (slot.photo, slot.error) if slot is not None else (None, None)
+    if slot is None:
+        return None, None
+    return slot.photo, error_text(slot.error) if slot.error is not None else None
+
+
+def _shrinking(image: ShrunkImage) -> str:
+    """What the server's shrinking did, in the UI's language: '4032×3024, 3.1 MB → 512×384, 34 KB; 위치 정보 제거됨'."""
+    line = (f"{image.original_width}×{image.original_height}, {size_text(image.original_bytes)} → "
+            f"{image.width}×{image.height}, {size_text(len(image.jpeg))}")
+    if not image.removed:
+        return line
+    return f"{line}; {t('photo.removed', items=', '.join(t(f'photo.metadata.{name}') for name in image.removed))}"
 
 
 def show_photo(photo: Photo) -> None:
@@ -98,7 +109,7 @@ def show_photo(photo: Photo) -> None:
             size_text(photo.original_bytes) if photo.original_bytes else "?")
         how = t("photo.via_browser", before=before, after=f"{image.width}×{image.height}, {size_text(len(image.jpeg))}")
     elif photo.reason:
-        how = f"{t('photo.via_server_' + photo.reason)} {image.describe()}"
+        how = f"{t('photo.via_server_' + photo.reason)} {_shrinking(image)}"
     else:
-        how = f"{t('photo.via_server')} {image.describe()}"
+        how = f"{t('photo.via_server')} {_shrinking(image)}"
     st.image(image.jpeg, caption=f"{t('photo.shrunk')}: {how}", width="stretch")

@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 import streamlit as st
 
-from ui.i18n import t
-from utils.images import size_text
+from domain.messages import Message
+from ui.i18n import message_text, t
+from utils.images import ImageRejected, size_text
 
 _ASSETS = Path(__file__).parent / "components"
 _COMPONENT = st.components.v2.component(
@@ -35,14 +36,13 @@ _COMPONENT = st.components.v2.component(
 # Why the browser did not shrink a photo it sent whole; each has a line in the UI's language.
 FALLBACK_REASONS = ("cannot_read", "unsupported")
 _LABELS = ("choose", "camera", "drop", "remove", "preview", "working", "shrunk", "cannot_read", "unsupported",
-           "too_large", "too_many_pixels", "empty", "failed")
+           "failed")
+# The picker refuses these on the device in the server's own words: templates whose {names} its script fills.
+_REFUSALS = {"too_large": ("image.too_large", ("size", "limit")), "empty": ("image.empty", ()),
+             "too_many_pixels": ("image.too_many_pixels_sized", ("width", "height", "megapixels", "limit"))}
 # The browser's own counts are shown, never trusted: anything beyond these is a forged value, not a photo.
 _MAX_CLAIMED_BYTES = 10**10
 _MAX_CLAIMED_SIDE = 10**6
-
-
-class PickRefused(ValueError):
-    """The picker sent something that is not a photo payload; the message is for the clinician."""
 
 
 @dataclass(frozen=True)
@@ -63,24 +63,25 @@ def _claimed(value: Any, limit: int) -> int | None:
 def read_pick(value: Any, max_bytes: int) -> Pick | Literal["clear"] | None:
     """Turn the picker's trigger value into a `Pick`, "clear" (the clinician removed the photo) or None (nothing).
 
-    Raises `PickRefused` for a malformed value or one whose photo is larger than `max_bytes`; the length of the
-    base64 text is checked before anything is decoded.
+    Raises `ImageRejected` with the upload's own messages: "image.damaged" for a malformed value and
+    "image.too_large" for a photo over `max_bytes`, found from the length of the base64 text before anything is
+    decoded.
     """
     if value is None:
         return None
     if not isinstance(value, dict) or value.get("kind") not in ("shrunk", "original", "clear"):
-        raise PickRefused(t("photo.unreadable"))
+        raise ImageRejected("image.damaged")
     if value["kind"] == "clear":
         return "clear"
     text = value.get("b64")
     if not isinstance(text, str):
-        raise PickRefused(t("photo.unreadable"))
+        raise ImageRejected("image.damaged")
     if len(text) > 4 * (max_bytes // 3 + 1):
-        raise PickRefused(t("photo.too_large", size=size_text(len(text) * 3 // 4), limit=size_text(max_bytes)))
+        raise ImageRejected("image.too_large", size=size_text(len(text) * 3 // 4), limit=size_text(max_bytes))
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise PickRefused(t("photo.unreadable")) from None
+        raise ImageRejected("image.damaged") from None
     width = _claimed(value.get("original_width"), _MAX_CLAIMED_SIDE)
     height = _claimed(value.get("original_height"), _MAX_CLAIMED_SIDE)
     reason = value.get("reason")
@@ -96,6 +97,8 @@ def photo_picker(key: str, *, max_side: int, quality: int, max_bytes: int, max_p
     `key` names the component; its words come in the UI's language, its limits from the settings.
     """
     labels = {name: t(f"picker.{name}") for name in _LABELS}
+    for name, (code, params) in _REFUSALS.items():
+        labels[name] = message_text(Message(code, {p: f"{{{p}}}" for p in params}))
     result = _COMPONENT(key=key, data={"labels": labels, "maxSide": max_side, "quality": quality,
                                        "maxBytes": max_bytes, "maxPixels": max_pixels},
                         on_picked_change=lambda: None)

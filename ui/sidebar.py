@@ -44,5 +44,6 @@ def provider_picker(engine: Engine) -> str | None:
                 extra = "" if p.accepts_images else f" ({t('sidebar.no_photos')})"
                 st.markdown(f":material/check_circle: **{p.title}** — {t('sidebar.ready', model=p.model)}{extra}")
             else:
-                st.markdown(f":material/radio_button_unchecked: **{p.title}** — {p.setup_hint()}")
+                setup = t("sidebar.setup", variables=", ".join(p.missing()))
+                st.markdown(f":material/radio_button_unchecked: **{p.title}** — {setup}")
     return choice or None

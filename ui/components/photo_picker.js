@@ -158,7 +158,8 @@ export default function photoPicker(component) {
     try {
       const dims = await headerSize(file);
       if (dims && dims[0] * dims[1] > maxPixels) {
-        show("refused", fill(labels.too_many_pixels, { mp: ((dims[0] * dims[1]) / 1e6).toFixed(0),
+        show("refused", fill(labels.too_many_pixels, { width: dims[0], height: dims[1],
+                                                       megapixels: ((dims[0] * dims[1]) / 1e6).toFixed(0),
                                                        limit: (maxPixels / 1e6).toFixed(0) }));
         return;
       }
