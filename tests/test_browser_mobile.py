@@ -116,7 +116,7 @@ def _start_assessment(page, url: str, photo: Path, text: str) -> float:
     from playwright.sync_api import expect
 
     _open(page, url)
-    page.locator(".st-key-photo_upload input[type=file]").set_input_files(str(photo))
+    page.locator('input[data-testid="photo-picker-input"]').set_input_files(str(photo))  # shrunk on the device
     expect(page.get_by_test_id("stImage")).to_be_visible(timeout=20_000)
     page.get_by_role("textbox", name="증상 및 소견").fill(text)
     assess = page.get_by_role("button", name="평가하기")
@@ -175,6 +175,13 @@ def test_every_page_fits_a_phone_and_a_thumb(app_url, phone):
     phone.get_by_role("button", name="평가하기").click()
     expect(phone.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
     _assert_thumb_friendly(phone, "Assess")
+    # The photo picker draws in its own shadow root, which the scan above does not enter: its buttons, and the
+    # rear camera's, which a phone shows (a desk computer's fine pointer hides it).
+    for name in ("photo-picker-input", "photo-picker-camera"):
+        button = phone.locator(f'label:has(input[data-testid="{name}"])')
+        expect(button).to_be_visible()
+        assert button.bounding_box()["height"] >= 44, name
+    assert phone.locator('input[data-testid="photo-picker-camera"]').get_attribute("capture") == "environment"
 
     for path, where in (("jobs", "Jobs"), ("history", "History"), ("performance", "Performance")):
         _open(phone, app_url + path)

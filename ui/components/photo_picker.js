@@ -129,12 +129,12 @@ export default function photoPicker(component) {
       show("refused", fill(labels.too_large, { size: size(file.size), limit: size(maxBytes) }));
       return;
     }
-    show("fallback", fill(labels[reason], { size: size(file.size), type: file.type || "?" }));
     delete root.dataset.shrinkMs;
     root.dataset.originalBytes = String(file.size);
     root.dataset.sentBytes = String(file.size);
     setTriggerValue("picked", { pick: pickId(), kind: "original", reason, b64: await base64(file),
                                 original_bytes: file.size });
+    show("fallback", fill(labels[reason], { size: size(file.size), type: file.type || "?" }));
   }
 
   async function take(file) {
@@ -148,7 +148,10 @@ export default function photoPicker(component) {
       show("refused", fill(labels.too_large, { size: size(file.size), limit: size(maxBytes) }));
       return;
     }
-    show("working", labels.working);
+    // Only the status line changes while the photo is shrunk: a re-layout of the page now would compete with the
+    // decoding for the phone's main thread. The previous preview stays until the new one is ready.
+    root.dataset.state = "working";
+    status.textContent = labels.working;
     if (typeof createImageBitmap !== "function") {
       await sendWhole(file, "unsupported");
       return;
@@ -173,11 +176,13 @@ export default function photoPicker(component) {
     root.dataset.originalBytes = String(file.size);
     root.dataset.sentBytes = String(shrunk.blob.size);
     const saved = Math.max(0, Math.round(100 * (1 - shrunk.blob.size / file.size)));
-    show("shrunk", fill(labels.shrunk, { before: size(file.size), after: size(shrunk.blob.size), saved }),
-         shrunk.blob);
+    // Sent before it is shown: an Assess pressed at the sight of the preview then reaches the server after the
+    // photo (Streamlit merges the two reruns and keeps the photo), never before it.
     setTriggerValue("picked", { pick: pickId(), kind: "shrunk", b64: await base64(shrunk.blob),
                                 original_bytes: file.size, original_width: shrunk.originalWidth,
                                 original_height: shrunk.originalHeight, ms: Math.round(ms) });
+    show("shrunk", fill(labels.shrunk, { before: size(file.size), after: size(shrunk.blob.size), saved }),
+         shrunk.blob);
   }
 
   function chosen(event) {
