@@ -114,6 +114,12 @@ ENGLISH: dict[str, str] = {
                             "the same cases and providers, or choose another output folder.",
     "batch.other_case": "{path} holds rows of another batch (case '{name}' is not in this one): resume with the "
                         "same cases and providers, or choose another output folder.",
+    # A cases file's bad row (providers/batch_input.py): said after "line N (id X): ", several joined by "; ".
+    "batch.row_empty": "empty row: give a description in 'text' or a photo file name in 'image'",
+    "batch.row_unknown_image": "unknown image file '{image}': it is not among the {count} photos given",
+    "batch.row_unknown_image_one": "unknown image file '{image}': it is not among the {count} photo given",
+    "batch.row_bad_expected": "bad expected value '{value}': use a class code from 0 to 14 (or leave it empty)",
+    "batch.row_repeated_id": "id '{id}' is used again (first on line {first}): ids must be unique",
     # QA reviews (storage/reviews.py).
     "review.unknown_verdict": "Unknown verdict '{verdict}': use one of {choices}.",
     "review.unknown_class": "Unknown expected class {code}: use a class code from 0 to 14.",

@@ -206,7 +206,7 @@ def _ask(engine, case: BatchCase, image: ShrunkImage | None, provider: str, *, l
         result = engine.diagnose(request, started=started)
     except DiagnosisError as exc:
         return BatchRow(case=case, provider=provider, model=model, error=f"{type(exc).__name__}: {exc}",
-                        latency_ms=(time.monotonic() - started) * 1000)
+                        error_message=exc.message, latency_ms=(time.monotonic() - started) * 1000)
     except Exception as exc:  # noqa: BLE001 - one broken row must not lose a long batch; the log keeps the trace
         log.exception("batch case %s on %s failed unexpectedly", case.id, provider)
         return BatchRow(case=case, provider=provider, model=model,

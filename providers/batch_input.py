@@ -20,7 +20,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -76,6 +76,8 @@ class BatchCase:
     expected: LesionClass | None = None
     photo_key: str | None = None    # the key of its photo in the photo mapping
     problem: str | None = None
+    # The problems as message ids, for the QA page's language (`problem` is their English, after the line).
+    problem_messages: tuple[Message, ...] = field(default=(), compare=False)
 
     @property
     def valid(self) -> bool:
@@ -370,27 +372,27 @@ def _missing_columns(missing: list[str], header: list[str]) -> Message:
 def _check_row(cell: dict[str, str], line: int, photos: Mapping[str, bytes], seen: dict[str, int]) -> BatchCase:
     case_id = cell["id"] or f"line-{line}"
     where = f"line {line} (id {case_id})"
-    problems = []
+    problems: list[Message] = []
     if not cell["text"] and not cell["image"]:
-        problems.append("empty row: give a description in 'text' or a photo file name in 'image'")
+        problems.append(Message("batch.row_empty"))
     photo_key = None
     if cell["image"]:
         photo_key = find_photo(cell["image"], photos)
         if photo_key is None:
-            problems.append(f"unknown image file '{cell['image']}': it is not among the "
-                            f"{len(photos)} photo{'s' * (len(photos) != 1)} given")
+            code = "batch.row_unknown_image_one" if len(photos) == 1 else "batch.row_unknown_image"
+            problems.append(Message(code, {"image": cell["image"], "count": len(photos)}))
     expected = None
     if cell["expected"]:
         expected = _expected_class(cell["expected"])
         if expected is None:
-            problems.append(f"bad expected value '{cell['expected']}': use a class code from 0 to 14 "
-                            "(or leave it empty)")
+            problems.append(Message("batch.row_bad_expected", {"value": cell["expected"]}))
     if case_id in seen:
-        problems.append(f"id '{case_id}' is used again (first on line {seen[case_id]}): ids must be unique")
+        problems.append(Message("batch.row_repeated_id", {"id": case_id, "first": seen[case_id]}))
     else:
         seen[case_id] = line
+    problem = f"{where}: {'; '.join(str(m) for m in problems)}" if problems else None
     return BatchCase(id=case_id, line=line, text=cell["text"], image=cell["image"], expected=expected,
-                     photo_key=photo_key, problem=f"{where}: {'; '.join(problems)}" if problems else None)
+                     photo_key=photo_key, problem=problem, problem_messages=tuple(problems))
 
 
 def _expected_class(value: str) -> LesionClass | None:

@@ -116,6 +116,11 @@ KOREAN: dict[str, str] = {
                             "사례와 제공자로 이어서 실행하거나 다른 출력 폴더를 고르세요.",
     "batch.other_case": "{path}에 다른 일괄 평가의 행이 있습니다 (사례 '{name}'이(가) 이번 실행에 없음). 같은 "
                         "사례와 제공자로 이어서 실행하거나 다른 출력 폴더를 고르세요.",
+    "batch.row_empty": "빈 행: 'text'에 설명을 쓰거나 'image'에 사진 파일 이름을 쓰세요",
+    "batch.row_unknown_image": "알 수 없는 사진 파일 '{image}': 받은 사진 {count}장 중에 없습니다",
+    "batch.row_unknown_image_one": "알 수 없는 사진 파일 '{image}': 받은 사진 {count}장 중에 없습니다",
+    "batch.row_bad_expected": "잘못된 expected 값 '{value}': 0부터 14까지의 분류 코드를 쓰세요 (비워도 됩니다)",
+    "batch.row_repeated_id": "id '{id}'이(가) 다시 쓰였습니다 (처음: {first}번째 줄). id는 서로 달라야 합니다",
     "review.unknown_verdict": "알 수 없는 판정 '{verdict}'입니다. 다음 중 하나를 쓰세요: {choices}.",
     "review.unknown_class": "알 수 없는 예상 분류 {code}입니다. 0부터 14까지의 분류 코드를 쓰세요.",
     "review.not_in_history": "평가 {assessment_id}이(가) 기록에 없어 리뷰할 수 없습니다.",
