@@ -433,9 +433,24 @@ def test_the_korean_batch_tab_says_a_zip_with_two_photos_of_one_name_in_korean(e
     at.checkbox(key="batch_confirm").check().run()
     at.button(key="batch_run").click().run()
     assert not at.exception and engine_env.requests == []
-    assert alerts(at, "error") == ["사진 ZIP에 이름이 'p/a.jpg'인 파일이 두 개 있습니다. 하나의 이름을 바꾸거나 지운 뒤 "
-                                   "다시 압축하세요."]
+    assert alerts(at, "error") == ["사진 ZIP에 이름이 'p/a.jpg'인 파일이 두 개 있습니다. 하나의 이름을 바꾸거나 "
+                                   "지운 뒤 다시 압축하세요."]
     at.session_state["lang"] = "en"  # the refusal is kept as an id: said again in the language now chosen
     at.run()
     assert alerts(at, "error") == ["The photo archive holds two files named 'p/a.jpg': rename or remove one and zip "
                                    "the photos again."]
+
+
+def test_the_korean_review_form_says_a_refused_review_in_korean(engine_env):
+    at = AppTest.from_string(QA_SCRIPT, default_timeout=30)
+    at.session_state["lang"] = "ko"
+    at.run()
+    at.text_area(key="qa_text").input("pearly papule beside the nose").run()
+    at = at.button(key="qa_run").click().run()
+    aid = at.session_state["qa_results"]["results"]["runpod"].assessment_id
+    providers.get_engine().history.delete(aid)  # deleted on the History page while the reviewer was typing
+    at.radio(key=f"qa_verdict_{aid}").set_value("correct").run()
+    at = at.button(key=f"qa_save_{aid}").click().run()
+    assert not at.exception
+    assert f"평가 {aid}이(가) 기록에 없어 리뷰할 수 없습니다." in alerts(at, "warning")
+    assert "not in the history" not in shown(at)

@@ -33,7 +33,7 @@ START = "batch_start"     # the number of calls the run button was pressed for, 
 
 
 def _seconds(ms: float | None) -> str:
-    return "—" if ms is None else f"{ms / 1000:.2f} s"
+    return "—" if ms is None else tr("{s:.2f}초", "{s:.2f} s", s=ms / 1000)
 
 
 def batch_panel(engine) -> None:
