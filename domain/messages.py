@@ -77,6 +77,53 @@ ENGLISH: dict[str, str] = {
     "job.unexpected": "Unexpected error ({error}).",
     # Photos (utils/images.py).
     **IMAGE_MESSAGES,
+    # Batch QA input (providers/batch_input.py, providers/batch.py, providers/qa_report.py). File names, sizes
+    # (megabytes() text), columns and a parser's own error text are shown as written.
+    "batch.zip_lists_too_many": "The photo archive lists {listed:,} files; the limit is {limit:,}. "
+                                "Split it into smaller batches.",
+    "batch.zip_unreadable": "The photo archive is not a readable ZIP file ({error}).",
+    "batch.zip_too_many": "The photo archive holds {count:,} files; the limit is {limit:,}.",
+    "batch.zip_duplicate": "The photo archive holds two files named '{name}': rename or remove one and zip the "
+                           "photos again.",
+    "batch.zip_too_big": "The photo archive unpacks to {size}; the limit is {limit}. Split it into smaller batches.",
+    "batch.zip_bomb": "The photo archive cannot be used: '{name}' would unpack {packed} into {size}, far more than "
+                      "photos ever compress. Zip the photo files themselves and try again.",
+    "batch.no_directory": "The photo directory {path} does not exist or is not a directory.",
+    "batch.directory_too_many": "The photo directory {path} holds more than {limit:,} files: give the folder that "
+                                "holds this batch's photos.",
+    "batch.csv_encoding": "The cases file is neither UTF-8 nor CP949 text: save it as 'CSV UTF-8'.",
+    "batch.csv_too_big": "The cases file is {size}, more than {limit:,} cases can need ({most}): split it into "
+                         "smaller batches.",
+    "batch.csv_empty": "The cases file is empty: it needs a header row id,text,image,expected.",
+    "batch.csv_missing_column": "The cases file lacks the column {columns}: the header must be "
+                                "id,text,image,expected (found: {found}).",
+    "batch.csv_missing_columns": "The cases file lacks the columns {columns}: the header must be "
+                                 "id,text,image,expected (found: {found}).",
+    "batch.csv_no_header": "The cases file lacks the columns {columns}: the header must be id,text,image,expected "
+                           "(found: nothing).",
+    "batch.csv_invalid": "The cases file is not valid CSV at line {line}: {error}.",
+    "batch.no_cases": "The cases file has a header but no cases.",
+    "batch.too_many_cases": "The cases file has {count:,} cases; the limit is {limit:,} (BATCH_MAX_CASES). Split it "
+                            "into smaller batches, or raise the limit (command line: --max-cases {count}).",
+    "batch.no_provider": "Choose at least one provider: {choices}.",
+    "batch.unknown_provider": "Unknown provider '{name}': choose among {choices}.",
+    "batch.cannot_resume": "Cannot resume from {path}: {error}",
+    "batch.not_results": "{path} is not a results.csv this tool wrote (its header differs): choose another output "
+                         "folder, or run without --resume.",
+    "batch.other_provider": "{path} holds rows of another batch (provider '{name}' is not in this one): resume with "
+                            "the same cases and providers, or choose another output folder.",
+    "batch.other_case": "{path} holds rows of another batch (case '{name}' is not in this one): resume with the "
+                        "same cases and providers, or choose another output folder.",
+    # A cases file's bad row (providers/batch_input.py): said after "line N (id X): ", several joined by "; ".
+    "batch.row_empty": "empty row: give a description in 'text' or a photo file name in 'image'",
+    "batch.row_unknown_image": "unknown image file '{image}': it is not among the {count} photos given",
+    "batch.row_unknown_image_one": "unknown image file '{image}': it is not among the {count} photo given",
+    "batch.row_bad_expected": "bad expected value '{value}': use a class code from 0 to 14 (or leave it empty)",
+    "batch.row_repeated_id": "id '{id}' is used again (first on line {first}): ids must be unique",
+    # QA reviews (storage/reviews.py).
+    "review.unknown_verdict": "Unknown verdict '{verdict}': use one of {choices}.",
+    "review.unknown_class": "Unknown expected class {code}: use a class code from 0 to 14.",
+    "review.not_in_history": "Assessment {assessment_id} is not in the history: it cannot be reviewed.",
 }
 
 # Several failures in one message: "<first> Also: <second> <third>".
@@ -137,6 +184,29 @@ def render(message: Message, templates: Mapping[str, str], words: Mapping[str, s
         return text
     others = " ".join(render(m, templates, words, also=also, list_join=list_join) for m in message.also)
     return also.format(first=text, others=others)
+
+
+class Refusal(ValueError):
+    """Input refused before any work starts (a batch's files, a review's values), said as a `Message`.
+
+    Like `domain.errors.DiagnosisError`: `str(exc)` is the English text (the command line prints it), `message`
+    lets the UI say it in the reader's language; built from a plain string, `message` is None.
+    """
+
+    def __init__(self, message: Message | str) -> None:
+        """`message`: what to tell the reader (its English text becomes `str(exc)`)."""
+        super().__init__(str(message))
+        self.message: Message | None = message if isinstance(message, Message) else None
+
+    @property
+    def code(self) -> str:
+        """The message id ('' for a refusal built from a plain string)."""
+        return self.message.code if self.message else ""
+
+    @property
+    def params(self) -> Mapping[str, Value]:
+        """The message's values."""
+        return self.message.params if self.message else {}
 
 
 def listed(items: list[str] | tuple[str, ...]) -> str:

@@ -130,8 +130,17 @@ def _save_review(engine: Engine, assessment_id: str, label: LesionClass | None) 
         Reviews(engine.store).add(assessment_id, verdict, st.session_state.get(f"qa_note_{assessment_id}", ""),
                                   reviewer=st.session_state.get("user"),
                                   expected_code=None if expected is None else expected.code)
-    except (ValueError, StoreError) as exc:  # not in the history, or its database is down
-        st.session_state[f"qa_review_msg_{assessment_id}"] = str(exc)
+    except StoreUnavailable:
+        st.session_state[f"qa_review_msg_{assessment_id}"] = tr(
+            "기록 데이터베이스가 응답하지 않아 리뷰를 저장하지 못했습니다. 잠시 후 다시 시도하세요.",
+            "The history database does not answer, so the review was not saved. Try again in a moment.")
+        return
+    except StoreError as exc:
+        st.session_state[f"qa_review_msg_{assessment_id}"] = tr("리뷰를 저장하지 못했습니다 ({error}).",
+                                                                "The review was not saved ({error}).", error=exc)
+        return
+    except ValueError as exc:  # ReviewRefused: not in the history (deleted meanwhile), or a value it does not know
+        st.session_state[f"qa_review_msg_{assessment_id}"] = error_text(exc)
         return
     st.session_state[f"qa_verdict_{assessment_id}"] = None
     st.session_state[f"qa_expected_{assessment_id}"] = None

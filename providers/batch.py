@@ -23,6 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
 from domain.errors import DiagnosisError
+from domain.messages import Message
 from providers.batch_input import BatchCase, BatchInputError, PhotoRefused
 from providers.batch_metrics import BatchReport, BatchRow
 from utils.images import ShrunkImage
@@ -40,13 +41,14 @@ def check_providers(engine, names: Sequence[str]) -> tuple[str, ...]:
     """
     chosen = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
     if not chosen:
-        raise BatchInputError(f"Choose at least one provider: {', '.join(engine.providers)}.")
+        raise BatchInputError(Message("batch.no_provider", {"choices": ", ".join(engine.providers)}))
     for name in chosen:
         provider = engine.providers.get(name)
         if provider is None:
-            raise BatchInputError(f"Unknown provider '{name}': choose among {', '.join(engine.providers)}.")
+            raise BatchInputError(Message("batch.unknown_provider",
+                                          {"name": name, "choices": ", ".join(engine.providers)}))
         if not provider.configured:
-            raise BatchInputError(f"{provider.title} is not configured: {provider.setup_hint()}.")
+            raise BatchInputError(provider.not_configured())
     return chosen
 
 
@@ -204,7 +206,7 @@ def _ask(engine, case: BatchCase, image: ShrunkImage | None, provider: str, *, l
         result = engine.diagnose(request, started=started)
     except DiagnosisError as exc:
         return BatchRow(case=case, provider=provider, model=model, error=f"{type(exc).__name__}: {exc}",
-                        latency_ms=(time.monotonic() - started) * 1000)
+                        error_message=exc.message, latency_ms=(time.monotonic() - started) * 1000)
     except Exception as exc:  # noqa: BLE001 - one broken row must not lose a long batch; the log keeps the trace
         log.exception("batch case %s on %s failed unexpectedly", case.id, provider)
         return BatchRow(case=case, provider=provider, model=model,

@@ -20,11 +20,12 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 from domain.classes import LesionClass, by_code, by_name
+from domain.messages import Message, Refusal
 from utils.files import FileRefused, megabytes, read_regular_file
 from utils.settings import get_settings
 
@@ -48,16 +49,18 @@ _EOCD_SIZE = 22
 _CHUNK = 1 << 20
 
 
-class BatchInputError(ValueError):
-    """The batch cannot start: unreadable CSV, missing columns, unknown or unconfigured provider."""
+class BatchInputError(Refusal):
+    """The batch cannot start: unreadable CSV, missing columns, unknown or unconfigured provider.
+
+    Carries a `Message` (`message`, `code`, `params`) for the QA page; `str(exc)` is the English the CLI prints.
+    """
 
 
 class TooManyCases(BatchInputError):
     """The cases file holds more cases than one batch may (`BATCH_MAX_CASES`); says how many of each."""
 
     def __init__(self, count: int, limit: int) -> None:
-        super().__init__(f"The cases file has {count:,} cases; the limit is {limit:,} (BATCH_MAX_CASES). "
-                         f"Split it into smaller batches, or raise the limit (command line: --max-cases {count}).")
+        super().__init__(Message("batch.too_many_cases", {"count": count, "limit": limit}))
         self.count = count
         self.limit = limit
 
@@ -73,6 +76,8 @@ class BatchCase:
     expected: LesionClass | None = None
     photo_key: str | None = None    # the key of its photo in the photo mapping
     problem: str | None = None
+    # The problems as message ids, for the QA page's language (`problem` is their English, after the line).
+    problem_messages: tuple[Message, ...] = field(default=(), compare=False)
 
     @property
     def valid(self) -> bool:
@@ -132,30 +137,28 @@ class ZipPhotos(Mapping):
         self.max_entry_bytes = max_entry_bytes
         listed = _listed_entries(data)
         if listed is not None and listed > MAX_ZIP_FILES:
-            raise BatchInputError(f"The photo archive lists {listed:,} files; the limit is {MAX_ZIP_FILES:,}. "
-                                  "Split it into smaller batches.")
+            raise BatchInputError(Message("batch.zip_lists_too_many", {"listed": listed, "limit": MAX_ZIP_FILES}))
         try:
             self._archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise BatchInputError(f"The photo archive is not a readable ZIP file ({exc}).") from None
+            raise BatchInputError(Message("batch.zip_unreadable", {"error": str(exc)})) from None
         members = [m for m in self._archive.infolist() if not m.is_dir() and not _is_junk(m.filename)]
         if len(members) > MAX_ZIP_FILES:
-            raise BatchInputError(f"The photo archive holds {len(members):,} files; the limit is {MAX_ZIP_FILES:,}.")
+            raise BatchInputError(Message("batch.zip_too_many", {"count": len(members), "limit": MAX_ZIP_FILES}))
         self._members: dict[str, zipfile.ZipInfo] = {}
         for m in members:
             if m.filename in self._members:  # which copy a case would get is up to the unzip tool: refuse
-                raise BatchInputError(f"The photo archive holds two files named '{m.filename}': rename or remove "
-                                      "one and zip the photos again.")
+                raise BatchInputError(Message("batch.zip_duplicate", {"name": m.filename}))
             self._members[m.filename] = m
         total = sum(m.file_size for m in members)
         if total > max_total_bytes:
-            raise BatchInputError(f"The photo archive unpacks to {megabytes(total)}; the limit is "
-                                  f"{megabytes(max_total_bytes)}. Split it into smaller batches.")
+            raise BatchInputError(Message("batch.zip_too_big", {"size": megabytes(total),
+                                                                "limit": megabytes(max_total_bytes)}))
         for m in members:
             if m.file_size > RATIO_CHECK_FROM_BYTES and m.file_size > max_ratio * max(m.compress_size, 1):
-                raise BatchInputError(f"The photo archive cannot be used: '{m.filename}' would unpack "
-                                      f"{megabytes(m.compress_size)} into {megabytes(m.file_size)}, far more than "
-                                      "photos ever compress. Zip the photo files themselves and try again.")
+                raise BatchInputError(Message("batch.zip_bomb", {"name": m.filename,
+                                                                 "packed": megabytes(m.compress_size),
+                                                                 "size": megabytes(m.file_size)}))
 
     def __getitem__(self, name: str) -> bytes:
         member = self._members[name]  # KeyError, as a mapping should
@@ -219,7 +222,7 @@ class DirectoryPhotos(Mapping):
         self.root = Path(root)
         self.max_photo_bytes = max_photo_bytes
         if not self.root.is_dir():
-            raise BatchInputError(f"The photo directory {self.root} does not exist or is not a directory.")
+            raise BatchInputError(Message("batch.no_directory", {"path": str(self.root)}))
         self._real_root = os.path.realpath(self.root)
         self._refused: dict[str, str] = {}
         names = []
@@ -231,8 +234,8 @@ class DirectoryPhotos(Mapping):
                     continue
                 names.append(name)
                 if len(names) > MAX_DIR_FILES:
-                    raise BatchInputError(f"The photo directory {self.root} holds more than {MAX_DIR_FILES:,} "
-                                          "files: give the folder that holds this batch's photos.")
+                    raise BatchInputError(Message("batch.directory_too_many",
+                                                  {"path": str(self.root), "limit": MAX_DIR_FILES}))
                 if os.path.islink(path) and not _inside(os.path.realpath(path), self._real_root):
                     self._refused[name] = (f"it is a link to {os.path.realpath(path)}, outside the photo folder: "
                                            "copy the photo into the folder")
@@ -298,7 +301,7 @@ def decode_csv(data: bytes) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise BatchInputError("The cases file is neither UTF-8 nor CP949 text: save it as 'CSV UTF-8'.")
+    raise BatchInputError(Message("batch.csv_encoding"))
 
 
 def max_cases() -> int:
@@ -323,21 +326,19 @@ def read_cases(data: bytes | str, photos: Mapping[str, bytes] | None = None, *,
     """
     limit = max_cases() if limit is None else limit
     if len(data) > cases_file_limit(limit):
-        raise BatchInputError(f"The cases file is {megabytes(len(data))}, more than {limit:,} cases can need "
-                              f"({megabytes(cases_file_limit(limit))}): split it into smaller batches.")
+        raise BatchInputError(Message("batch.csv_too_big", {"size": megabytes(len(data)), "limit": limit,
+                                                            "most": megabytes(cases_file_limit(limit))}))
     text = decode_csv(data) if isinstance(data, (bytes, bytearray)) else data
     photos = photos if photos is not None else {}
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
         if header is None:
-            raise BatchInputError("The cases file is empty: it needs a header row id,text,image,expected.")
+            raise BatchInputError(Message("batch.csv_empty"))
         names = [h.strip().lstrip("\ufeff").casefold() for h in header]
         missing = [c for c in COLUMNS if c not in names]
         if missing:
-            raise BatchInputError(f"The cases file lacks the column{'s' * (len(missing) > 1)} "
-                                  f"{', '.join(missing)}: the header must be id,text,image,expected "
-                                  f"(found: {', '.join(h.strip() for h in header) or 'nothing'}).")
+            raise BatchInputError(_missing_columns(missing, header))
         index = {c: names.index(c) for c in COLUMNS}
         cases: list[BatchCase] = []
         seen: dict[str, int] = {}
@@ -351,38 +352,47 @@ def read_cases(data: bytes | str, photos: Mapping[str, bytes] | None = None, *,
             cell = {c: values[i].strip() if i < len(values) else "" for c, i in index.items()}
             cases.append(_check_row(cell, reader.line_num, photos, seen))
     except csv.Error as exc:
-        raise BatchInputError(f"The cases file is not valid CSV at line {reader.line_num}: {exc}.") from None
+        raise BatchInputError(Message("batch.csv_invalid", {"line": reader.line_num, "error": str(exc)})) from None
     if count > limit:
         raise TooManyCases(count, limit)
     if not cases:
-        raise BatchInputError("The cases file has a header but no cases.")
+        raise BatchInputError(Message("batch.no_cases"))
     return cases
+
+
+def _missing_columns(missing: list[str], header: list[str]) -> Message:
+    """Which columns the header lacks, and what it holds instead (as written in the file)."""
+    columns, found = ", ".join(missing), ", ".join(h.strip() for h in header)
+    if not found:
+        return Message("batch.csv_no_header", {"columns": columns})
+    code = "batch.csv_missing_columns" if len(missing) > 1 else "batch.csv_missing_column"
+    return Message(code, {"columns": columns, "found": found})
 
 
 def _check_row(cell: dict[str, str], line: int, photos: Mapping[str, bytes], seen: dict[str, int]) -> BatchCase:
     case_id = cell["id"] or f"line-{line}"
     where = f"line {line} (id {case_id})"
-    problems = []
+    problems: list[Message] = []
     if not cell["text"] and not cell["image"]:
-        problems.append("empty row: give a description in 'text' or a photo file name in 'image'")
+        problems.append(Message("batch.row_empty"))
     photo_key = None
     if cell["image"]:
         photo_key = find_photo(cell["image"], photos)
         if photo_key is None:
-            problems.append(f"unknown image file '{cell['image']}': it is not among the "
-                            f"{len(photos)} photo{'s' * (len(photos) != 1)} given")
+            code = "batch.row_unknown_image_one" if len(photos) == 1 else "batch.row_unknown_image"
+            problems.append(Message(code, {"image": cell["image"], "count": len(photos)}))
     expected = None
     if cell["expected"]:
         expected = _expected_class(cell["expected"])
         if expected is None:
-            problems.append(f"bad expected value '{cell['expected']}': use a class code from 0 to 14 "
-                            "(or leave it empty)")
+            problems.append(Message("batch.row_bad_expected", {"value": cell["expected"]}))
     if case_id in seen:
-        problems.append(f"id '{case_id}' is used again (first on line {seen[case_id]}): ids must be unique")
+        problems.append(Message("batch.row_repeated_id", {"id": case_id, "first": seen[case_id]}))
     else:
         seen[case_id] = line
+    problem = f"{where}: {'; '.join(str(m) for m in problems)}" if problems else None
     return BatchCase(id=case_id, line=line, text=cell["text"], image=cell["image"], expected=expected,
-                     photo_key=photo_key, problem=f"{where}: {'; '.join(problems)}" if problems else None)
+                     photo_key=photo_key, problem=problem, problem_messages=tuple(problems))
 
 
 def _expected_class(value: str) -> LesionClass | None:

@@ -12,6 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from domain.classes import CLASSES, LesionClass
+from domain.messages import Message
 from providers.batch_input import BatchCase
 from utils.stats import percentile
 
@@ -33,6 +34,7 @@ class BatchRow:
     tokens: int | None = None
     cached: bool | None = None
     error: str = ""
+    error_message: Message | None = field(default=None, compare=False)  # the error's id, for the page's language
     rejected: bool = False          # the case itself was bad: no call was made
     assessment_id: str | None = None
 
@@ -101,6 +103,7 @@ class Failure:
     line: int
     provider: str | None
     message: str
+    said: tuple[Message, ...] = ()  # the message as ids, for the QA page's language (empty: `message` only)
 
 
 @dataclass(frozen=True)
@@ -196,8 +199,9 @@ class BatchReport:
 
     def failures(self) -> list[Failure]:
         """Rows that could not run (once each), then calls that failed, in case order."""
-        out = [Failure(c.id, c.line, None, c.problem) for c in self.cases if c.problem]
-        out += [Failure(r.case.id, r.case.line, r.provider, r.error) for r in self.calls if r.error]
+        out = [Failure(c.id, c.line, None, c.problem, c.problem_messages) for c in self.cases if c.problem]
+        out += [Failure(r.case.id, r.case.line, r.provider, r.error, (r.error_message,) if r.error_message else ())
+                for r in self.calls if r.error]
         return out
 
     def summary_line(self) -> str:

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from domain.classes import LesionClass, by_code
+from domain.messages import Message
 from providers.batch_input import BatchCase, BatchInputError
 from providers.batch_metrics import BatchReport, BatchRow, Confusion, format_rate
 from providers.qa_metrics import metrics_json, qa_metrics, verdict
@@ -195,12 +196,11 @@ def read_results(path: str | Path, cases: Sequence[BatchCase],
     try:
         text = read_regular_file(path, RESULTS_MAX_BYTES, what="results", follow_links=False).decode("utf-8-sig")
     except (FileRefused, UnicodeDecodeError) as exc:
-        raise BatchInputError(f"Cannot resume from {path}: {exc}") from None
+        raise BatchInputError(Message("batch.cannot_resume", {"path": str(path), "error": str(exc)})) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = tuple(reader.fieldnames or ())
     if columns not in (RESULT_COLUMNS, _COLUMNS_WITHOUT_SIMILAR):
-        raise BatchInputError(f"{path} is not a results.csv this tool wrote (its header differs): choose another "
-                              "output folder, or run without --resume.")
+        raise BatchInputError(Message("batch.not_results", {"path": str(path)}))
     by_id = {case.id: case for case in cases if case.valid}
     ids = {case.id for case in cases}
     rows: dict[tuple[str, str], BatchRow] = {}
@@ -211,10 +211,10 @@ def read_results(path: str | Path, cases: Sequence[BatchCase],
                 log.warning("results.csv line %d is incomplete (an interrupted write): left out", reader.line_num)
                 continue
             if record["provider"] not in providers or record["id"] not in ids:
-                other = f"provider '{record['provider']}'" if record["provider"] not in providers \
-                    else f"case '{record['id']}'"
-                raise BatchInputError(f"{path} holds rows of another batch ({other} is not in this one): resume "
-                                      "with the same cases and providers, or choose another output folder.")
+                other = Message("batch.other_provider", {"path": str(path), "name": record["provider"]}) \
+                    if record["provider"] not in providers \
+                    else Message("batch.other_case", {"path": str(path), "name": record["id"]})
+                raise BatchInputError(other)
             if record["id"] not in by_id or record["error"].startswith("line "):
                 continue  # refused before any call (its message starts with the CSV line): checked again now
             try:

@@ -14,10 +14,18 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from domain.classes import by_code
+from domain.messages import Message, Refusal
 from storage.schema import assessments, reviews
 from storage.store import Store, new_id, now
 
 VERDICTS = ("correct", "incorrect")
+
+
+class ReviewRefused(Refusal):
+    """A review that cannot be recorded: an unknown verdict or class, or an assessment not in the history.
+
+    A `ValueError` carrying a `Message`, so the QA page says it in the reviewer's language.
+    """
 
 
 class ReviewStore(Protocol):
@@ -27,7 +35,7 @@ class ReviewStore(Protocol):
     def add(self, assessment_id: str, verdict: str, note: str = "", reviewer: str | None = None,
             expected_code: int | None = None) -> str:
         """Record one review of an assessment, with the class the reviewer says it is when given; returns its id
-        (ValueError: unknown verdict, class or assessment)."""
+        (`ReviewRefused`, a ValueError: unknown verdict, class or assessment)."""
 
     def for_assessment(self, assessment_id: str) -> list[dict]:
         """The reviews of one assessment, newest first."""
@@ -51,13 +59,14 @@ class Reviews:
 
         `expected_code` is the class the reviewer says the case is (None: not given). Raises `ValueError` for a
         verdict other than 'correct' or 'incorrect', a code that is no class, or an assessment that is not in
-        the history. Earlier reviews are kept: the latest one is the verdict.
+        the history (`ReviewRefused`). Earlier reviews are kept: the latest one is the verdict.
         """
         if verdict not in VERDICTS:
-            raise ValueError(f"Unknown verdict '{verdict}': use one of {', '.join(VERDICTS)}.")
+            raise ReviewRefused(Message("review.unknown_verdict", {"verdict": str(verdict),
+                                                                   "choices": ", ".join(VERDICTS)}))
         if expected_code is not None and (isinstance(expected_code, bool) or not isinstance(expected_code, int)
                                           or by_code(expected_code) is None):
-            raise ValueError(f"Unknown expected class {expected_code!r}: use a class code from 0 to 14.")
+            raise ReviewRefused(Message("review.unknown_class", {"code": repr(expected_code)}))
         review_id = new_id()
         row = {"id": review_id, "assessment_id": assessment_id, "created_at": now(), "reviewer": reviewer,
                "verdict": verdict, "note": (note or "").strip(), "expected_code": expected_code}
@@ -65,7 +74,7 @@ class Reviews:
             with self.store.connect() as conn:
                 conn.execute(reviews.insert().values(row))
         except sa.exc.IntegrityError:  # the foreign key: deleted, or never recorded (history off)
-            raise ValueError(f"Assessment {assessment_id} is not in the history: it cannot be reviewed.") from None
+            raise ReviewRefused(Message("review.not_in_history", {"assessment_id": str(assessment_id)})) from None
         return review_id
 
     def for_assessment(self, assessment_id: str) -> list[dict]:

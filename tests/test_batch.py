@@ -313,8 +313,12 @@ def test_panel(llm, photo_zip):
     assert not at.exception and not at.error
     tables = "\n".join(df.value.to_string() for df in at.dataframe)
     assert "40.0%" in tables and "60.0%" in tables  # accuracy, and agreement
-    assert "unknown image file 'missing.jpg'" in tables and "ProviderRequestError" in tables
-    assert "accuracy: runpod 40.0% (2/5)" in at.warning[0].value
+    # The Korean page says the failures in Korean (their message ids); the report files keep the English.
+    assert "알 수 없는 사진 파일 'missing.jpg'" in tables and "OpenAI이(가) 요청을 거부했습니다 (HTTP 400)." in tables
+    assert "unknown image file" not in tables and "refused the request" not in tables
+    assert at.warning[0].value == "정확도: runpod 40.0% (2/5), openai 60.0% (3/5); 사례 8개, 실패 3건"
+    assert b"unknown image file &#x27;missing.jpg&#x27;" in at.session_state["batch_result"]["html"]
+    assert b"ProviderRequestError: OpenAI refused the request (HTTP 400)." in at.session_state["batch_result"]["csv"]
     assert len(llm.chat_requests) == 12
     # Only runpod, in English: the figures change, the last report is replaced.
     at.session_state["lang"] = "en"
@@ -323,6 +327,9 @@ def test_panel(llm, photo_zip):
     at.button(key="batch_run").click().run()
     assert not at.exception
     assert "Accuracy" in [s.value for s in at.subheader]
+    assert at.warning[0].value == "accuracy: runpod 40.0% (2/5); 8 cases, 2 failures"
+    tables = "\n".join(df.value.to_string() for df in at.dataframe)
+    assert "unknown image file 'missing.jpg'" in tables and "알 수 없는" not in tables
     assert at.session_state["batch_result"]["report"].providers == ("runpod",)
     assert b"40.0%" in at.session_state["batch_result"]["html"]
     metrics = json.loads(at.session_state["batch_result"]["metrics"])

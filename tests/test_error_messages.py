@@ -8,9 +8,12 @@ chosen language, a failed job's too, however long after it failed.
 from __future__ import annotations
 
 import ast
+import io
 import re
 import string
 import time
+import warnings
+import zipfile
 from pathlib import Path
 from unittest import mock
 
@@ -20,13 +23,17 @@ from streamlit.testing.v1 import AppTest
 import providers
 from domain.errors import DiagnosisError, InputError, ProviderTimeout
 from domain.jobs import JobStoreUnavailable, JobUnreadable
-from domain.messages import ENGLISH, ENGLISH_WORDS, LIST_PARAMS, WORD_PARAMS, Message
+from domain.messages import ENGLISH, ENGLISH_WORDS, LIST_PARAMS, WORD_PARAMS, Message, Refusal
+from providers.batch import check_providers
+from providers.batch_input import BatchInputError, photos_from_dir, photos_from_zip, read_cases
+from providers.qa_report import read_results
 from storage.jobs import stored_message
+from storage.reviews import Reviews
 from storage.schema import jobs
 from testkit.answers import VALID
 from testkit.fake_llm import Reply
 from tests.conftest import PROJECT_ROOT, RUNPOD_MODEL
-from tests.page_text import alerts
+from tests.page_text import alerts, shown
 from ui import i18n
 from ui.messages import ERROR_KINDS, LANGUAGES
 from utils.images import IMAGE_FORMATS, ImageRejected, shrink_image
@@ -43,8 +50,12 @@ runpy.run_path({str(QA_PAGE)!r}, run_name="__main__")
 # The errors whose raise sites must name a message id, and the packages they are raised in.
 MESSAGE_ERRORS = {"DiagnosisError", "InputError", "ProviderError", "ProviderNotConfigured", "ProviderAuthError",
                   "ProviderRequestError", "ProviderRateLimited", "ProviderTimeout", "ProviderUnavailable",
-                  "ImageRejected"}
+                  "ImageRejected", "Refusal", "BatchInputError", "ReviewRefused"}
 PACKAGES = ("domain", "providers", "storage", "utils", "web", "commands")
+# Modules whose refusals reach the QA page: there a plain ValueError("...") would be English on a Korean page too.
+REFUSING_MODULES = ("providers/batch_input.py", "providers/batch.py", "providers/qa_report.py", "storage/reviews.py")
+# qa_report's own ValueErrors never leave it: a results line that cannot be read back is asked again (logged).
+INTERNAL_VALUE_ERRORS = {"the results log is closed", "unknown class code {}"}
 
 
 def _placeholders(template: str) -> set[str]:
@@ -111,7 +122,10 @@ def _bare_raises(root: Path = PROJECT_ROOT) -> list[str]:
                 if not isinstance(node, ast.Call) or not node.args:
                     continue
                 name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
-                if name in MESSAGE_ERRORS and isinstance(node.args[0], (ast.Constant, ast.JoinedStr, ast.BinOp)):
+                refusing = path.relative_to(root).as_posix() in REFUSING_MODULES and name == "ValueError" \
+                    and _text(node.args[0]) not in INTERNAL_VALUE_ERRORS
+                if (name in MESSAGE_ERRORS or refusing) \
+                        and isinstance(node.args[0], (ast.Constant, ast.JoinedStr, ast.BinOp)):
                     if name == "ImageRejected" and isinstance(node.args[0], ast.Constant) \
                             and node.args[0].value in ENGLISH:
                         continue  # ImageRejected takes its id as its first argument
@@ -119,8 +133,25 @@ def _bare_raises(root: Path = PROJECT_ROOT) -> list[str]:
     return found
 
 
+def _text(node: ast.expr) -> str:
+    """A string literal's text, an f-string's with {} for each value ('' for anything else)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(_text(v) if isinstance(v, ast.Constant) else "{}" for v in node.values)
+    return ""
+
+
 def test_every_error_the_app_raises_names_a_message_id():
     assert _bare_raises() == []
+
+
+def test_the_scan_reaches_the_batch_and_review_refusals():
+    # Not vacuous: each module the QA page hears from raises its refusals with ids, which the scan walks past.
+    for module in REFUSING_MODULES:
+        source = (PROJECT_ROOT / module).read_text(encoding="utf-8")
+        assert re.search(r"raise (BatchInputError|ReviewRefused)\((Message\(|other\)|provider\.not_configured)",
+                         source), module
 
 
 def test_the_scan_finds_a_bare_string_raise(tmp_path):
@@ -136,6 +167,16 @@ def test_the_scan_finds_a_bare_string_raise(tmp_path):
         'def g():\n'
         '    raise InputError(Message("input.empty"))\n', encoding="utf-8")
     assert _bare_raises(tmp_path) == ["providers/probe.py:3", "providers/probe.py:5"]
+    (tmp_path / "storage").mkdir()
+    (tmp_path / "storage" / "reviews.py").write_text(
+        'def add(v):\n'
+        '    if v:\n'
+        '        raise ValueError(f"Unknown verdict {v}")\n'
+        '    raise ReviewRefused(Message("review.unknown_verdict", {"verdict": v, "choices": "a"}))\n',
+        encoding="utf-8")
+    (tmp_path / "storage" / "other.py").write_text('raise ValueError("elsewhere a ValueError is no message")\n',
+                                                   encoding="utf-8")
+    assert _bare_raises(tmp_path) == ["providers/probe.py:3", "providers/probe.py:5", "storage/reviews.py:3"]
 
 
 def test_every_image_refusal_names_an_id_with_the_same_english_text():
@@ -269,3 +310,147 @@ def test_the_english_ui_and_the_cli_keep_the_english_text(engine_env):
         providers.diagnose(text="")
     assert str(refused.value) == "Give a photo of the lesion or describe it in text (either is enough)."
 
+
+
+# -- batch QA and reviews ----------------------------------------------------------------------
+
+def _zip(files: list[tuple[str, bytes]]) -> bytes:
+    out = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(out, "w") as archive:
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name these tests want
+        for name, data in files:
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def _refusal(make) -> Refusal:
+    with pytest.raises(ValueError) as refused:
+        make()
+    assert isinstance(refused.value, Refusal) and refused.value.code in ENGLISH
+    return refused.value
+
+
+BATCH_REFUSALS = [
+    (lambda: read_cases(b"id,text\n1,papule\n"),
+     "The cases file lacks the columns image, expected: the header must be id,text,image,expected "
+     "(found: id, text).", "image, expected 열이 없습니다"),
+    (lambda: read_cases(b"\n\n"),
+     "The cases file lacks the columns id, text, image, expected: the header must be id,text,image,expected "
+     "(found: nothing).", "첫 줄이 비어 있음"),
+    (lambda: read_cases(b"\xff\xfe\x00\x81\x00"),
+     "The cases file is neither UTF-8 nor CP949 text: save it as 'CSV UTF-8'.", "UTF-8도 CP949도 아닙니다"),
+    (lambda: read_cases("id,text,image,expected\n1," + "x" * 200_000 + ",,\n", limit=5),
+     "The cases file is not valid CSV at line 2: field larger than field limit (131072).",
+     "2번째 줄이 올바른 CSV가 아닙니다: field larger than field limit (131072)."),  # the parser's words as written
+    (lambda: read_cases(b"id,text,image,expected\n1,a,,\n2,b,,\n3,c,,\n", limit=2),
+     "The cases file has 3 cases; the limit is 2 (BATCH_MAX_CASES). Split it into smaller batches, or raise the "
+     "limit (command line: --max-cases 3).", "--max-cases 3"),
+    (lambda: photos_from_zip(_zip([("a.jpg", b"1"), ("a.jpg", b"2")])),
+     "The photo archive holds two files named 'a.jpg': rename or remove one and zip the photos again.",
+     "'a.jpg'인 파일이 두 개"),
+    (lambda: photos_from_zip(b"not a zip"),
+     "The photo archive is not a readable ZIP file (File is not a zip file).", "(File is not a zip file)"),
+    (lambda: photos_from_dir("/no/such/folder"),
+     "The photo directory /no/such/folder does not exist or is not a directory.", "/no/such/folder"),
+]
+
+
+@pytest.mark.parametrize(("make", "english", "korean"), BATCH_REFUSALS)
+def test_batch_refusals_keep_their_english_and_are_said_in_korean(make, english, korean):
+    exc = _refusal(make)
+    assert isinstance(exc, BatchInputError) and str(exc) == english  # what `cli.py batch` prints
+    said = _in("ko", lambda: i18n.error_text(exc))
+    assert korean in said and re.search("[가-힣]", said) and said != english
+    assert _in("en", lambda: i18n.error_text(exc)) == english
+
+
+def test_provider_choice_and_resume_refusals_name_ids(engine_env, tmp_path):
+    engine = providers.get_engine()
+    exc = _refusal(lambda: check_providers(engine, ["runpod", "nope"]))
+    assert str(exc) == "Unknown provider 'nope': choose among runpod, openai, local."
+    assert _in("ko", lambda: i18n.error_text(exc)) == ("알 수 없는 제공자 'nope'입니다. 다음 중에서 고르세요: "
+                                                      "runpod, openai, local.")
+    local = engine.providers["local"]
+    assert not local.configured
+    exc = _refusal(lambda: check_providers(engine, ["local"]))
+    assert exc.message == local.not_configured()  # the engine's own message for a provider not set up
+    assert str(exc) == f"{local.title} is not configured: {local.setup_hint()}."
+    assert _in("ko", lambda: i18n.error_text(exc)).startswith(f"{local.title}이(가) 설정되지 않았습니다")
+    results = tmp_path / "results.csv"
+    results.write_text("a,b\n1,2\n", encoding="utf-8")
+    exc = _refusal(lambda: read_results(results, read_cases(b"id,text,image,expected\n1,a,,\n"), ["runpod"]))
+    assert str(exc) == (f"{results} is not a results.csv this tool wrote (its header differs): choose another "
+                        "output folder, or run without --resume.")
+    assert _in("ko", lambda: i18n.error_text(exc)).startswith(f"{results}은(는) 이 도구가 쓴 results.csv가 아닙니다")
+
+
+def test_row_problems_keep_their_english_and_carry_ids():
+    (case,) = read_cases(b"id,text,image,expected\nx,,gone.jpg,99\n", {"a.jpg": b"1"})
+    assert case.problem == ("line 2 (id x): unknown image file 'gone.jpg': it is not among the 1 photo given; "
+                            "bad expected value '99': use a class code from 0 to 14 (or leave it empty)")
+    assert [m.code for m in case.problem_messages] == ["batch.row_unknown_image_one", "batch.row_bad_expected"]
+    korean = _in("ko", lambda: [i18n.message_text(m) for m in case.problem_messages])
+    assert korean == ["알 수 없는 사진 파일 'gone.jpg': 받은 사진 1장 중에 없습니다",
+                      "잘못된 expected 값 '99': 0부터 14까지의 분류 코드를 쓰세요 (비워도 됩니다)"]
+
+
+def test_review_refusals_are_value_errors_with_ids(engine_env):
+    reviews = Reviews(providers.get_engine().store)
+    exc = _refusal(lambda: reviews.add("x", "maybe"))
+    assert str(exc) == "Unknown verdict 'maybe': use one of correct, incorrect."
+    exc = _refusal(lambda: reviews.add("x", "correct", expected_code="3"))
+    assert str(exc) == "Unknown expected class '3': use a class code from 0 to 14."
+    exc = _refusal(lambda: reviews.add("no-such-assessment", "correct"))
+    assert str(exc) == "Assessment no-such-assessment is not in the history: it cannot be reviewed."
+    assert _in("ko", lambda: i18n.error_text(exc)) == "평가 no-such-assessment이(가) 기록에 없어 리뷰할 수 없습니다."
+
+
+def _batch_tab(cases: bytes, photos: bytes | None = None) -> AppTest:
+    """The Korean QA page with `cases` (and `photos`) uploaded on its Batch tab."""
+    at = AppTest.from_string(QA_SCRIPT, default_timeout=30)
+    at.session_state["lang"] = "ko"
+    at.run()
+    at.file_uploader(key="batch_csv").set_value(("cases.csv", cases, "text/csv"))
+    if photos is not None:
+        at.file_uploader(key="batch_zip").set_value(("photos.zip", photos, "application/zip"))
+    return at.run()
+
+
+@pytest.mark.parametrize(("cases", "korean"), [
+    (b"id,text\n1,papule\n", "사례 파일에 image, expected 열이 없습니다. 머리글은 id,text,image,expected여야 합니다 "
+                             "(파일의 머리글: id, text)."),
+    (b"\xff\xfe\x00\x81\x00", "사례 파일이 UTF-8도 CP949도 아닙니다. 'CSV UTF-8' 형식으로 저장하세요."),
+])
+def test_the_korean_batch_tab_says_a_bad_cases_file_in_korean(engine_env, cases, korean):
+    at = _batch_tab(cases)
+    assert not at.exception
+    assert alerts(at, "error") == [korean]
+    assert "cases file" not in shown(at) and at.button(key="batch_run").disabled
+
+
+def test_the_korean_batch_tab_says_a_zip_with_two_photos_of_one_name_in_korean(engine_env):
+    at = _batch_tab(b"id,text,image,expected\na,papule,,\n", _zip([("p/a.jpg", b"1"), ("p/a.jpg", b"2")]))
+    at.checkbox(key="batch_confirm").check().run()
+    at.button(key="batch_run").click().run()
+    assert not at.exception and engine_env.requests == []
+    assert alerts(at, "error") == ["사진 ZIP에 이름이 'p/a.jpg'인 파일이 두 개 있습니다. 하나의 이름을 바꾸거나 "
+                                   "지운 뒤 다시 압축하세요."]
+    at.session_state["lang"] = "en"  # the refusal is kept as an id: said again in the language now chosen
+    at.run()
+    assert alerts(at, "error") == ["The photo archive holds two files named 'p/a.jpg': rename or remove one and zip "
+                                   "the photos again."]
+
+
+def test_the_korean_review_form_says_a_refused_review_in_korean(engine_env):
+    at = AppTest.from_string(QA_SCRIPT, default_timeout=30)
+    at.session_state["lang"] = "ko"
+    at.run()
+    at.text_area(key="qa_text").input("pearly papule beside the nose").run()
+    at = at.button(key="qa_run").click().run()
+    aid = at.session_state["qa_results"]["results"]["runpod"].assessment_id
+    providers.get_engine().history.delete(aid)  # deleted on the History page while the reviewer was typing
+    at.radio(key=f"qa_verdict_{aid}").set_value("correct").run()
+    at = at.button(key=f"qa_save_{aid}").click().run()
+    assert not at.exception
+    assert f"평가 {aid}이(가) 기록에 없어 리뷰할 수 없습니다." in alerts(at, "warning")
+    assert "not in the history" not in shown(at)

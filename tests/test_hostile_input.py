@@ -890,7 +890,7 @@ def test_batch_tab_quotes_a_hostile_csv_header_as_plain_text(engine_env):
     at.file_uploader(key="batch_csv").set_value(("cases.csv", f"{header}\nnote,a,,1\n".encode(), "text/csv")).run()
     assert not at.exception
     (message,) = plain_alerts(at, "error")
-    assert "lacks the column id" in message and "(found: ![x](http://evil.test/track.png), text" in message
+    assert "id 열이 없습니다" in message and "(파일의 머리글: ![x](http://evil.test/track.png), text" in message
     assert at.button(key="batch_run").disabled and engine_env.chat_requests == []
     assert not any("evil.test" in text for text in _as_markdown(at))
 

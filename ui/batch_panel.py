@@ -6,7 +6,8 @@ runs. Widget and state keys start with `batch_` so that the panel shares a page 
 
 Every call may be paid for, so nothing starts until the reader has ticked a box that names the number of calls
 (cases × providers) for exactly the files and providers chosen; a cases file above BATCH_MAX_CASES is refused.
-Messages that quote the files (a CSV header, a file name) are shown as plain text (`ui.plain`).
+Messages that quote the files (a CSV header, a file name) are shown as plain text (`ui.plain`). Refusals and
+failures are said in the page's language (their message ids); the report files keep the command line's English.
 """
 
 from __future__ import annotations
@@ -17,22 +18,22 @@ import streamlit as st
 
 from providers.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, run_batch
 from providers.batch_input import BatchInputError, TooManyCases, photos_from_zip, read_cases
-from providers.batch_metrics import BatchReport, BatchRow, format_rate
+from providers.batch_metrics import BatchReport, BatchRow, Failure, format_rate
 from providers.qa_report import write_report
 from ui import plain
-from ui.i18n import lang, tr
-from ui.labels import provider_titles
+from ui.i18n import error_text, lang, message_text, tr
+from ui.labels import lesion_name, provider_titles
 
 RESULT = "batch_result"   # {"report": BatchReport, "csv": bytes, "html": bytes, "metrics": bytes} of the last run
-ERROR = "batch_error"     # why the last run could not start
-CASES = "batch_cases"     # (upload id, number of cases or None, why the file cannot be read or None)
+ERROR = "batch_error"     # why the last run could not start (the BatchInputError, said when drawn)
+CASES = "batch_cases"     # (upload id, number of cases or None, the BatchInputError reading it raised or None)
 CONFIRM = "batch_confirm"          # the checkbox that names the number of calls
 CONFIRMED_FOR = "batch_confirm_for"  # the number of calls the checkbox was last drawn for
 START = "batch_start"     # the number of calls the run button was pressed for, with the box ticked
 
 
 def _seconds(ms: float | None) -> str:
-    return "—" if ms is None else f"{ms / 1000:.2f} s"
+    return "—" if ms is None else tr("{s:.2f}초", "{s:.2f} s", s=ms / 1000)
 
 
 def batch_panel(engine) -> None:
@@ -61,12 +62,12 @@ def batch_panel(engine) -> None:
         _run(engine, csv_file.getvalue(), zip_file.getvalue() if zip_file else None, chosen, int(concurrency),
              use_cache)
     if st.session_state.get(ERROR):
-        plain.alert("error", st.session_state[ERROR], icon=":material/error:")
+        plain.alert("error", error_text(st.session_state[ERROR]), icon=":material/error:")
     elif st.session_state.get(RESULT):
         _show(st.session_state[RESULT])
 
 
-def _count_cases(csv_file) -> tuple[int | None, str | None]:
+def _count_cases(csv_file) -> tuple[int | None, BatchInputError | None]:
     """The cases in the uploaded file, or why it cannot be read; worked out once per upload, not per click."""
     known = st.session_state.get(CASES)
     if known and known[0] == csv_file.file_id:
@@ -76,7 +77,7 @@ def _count_cases(csv_file) -> tuple[int | None, str | None]:
     except TooManyCases as exc:  # the page says so in the clinician's language (see `_confirmation`)
         count, problem = exc.count, None
     except BatchInputError as exc:
-        count, problem = None, str(exc)
+        count, problem = None, exc
     st.session_state[CASES] = (csv_file.file_id, count, problem)
     st.session_state[ERROR] = None  # the last run's complaint was about other files
     return count, problem
@@ -88,7 +89,8 @@ def _confirmation(csv_file, providers: int, limit: int) -> int:
         return 0
     count, problem = _count_cases(csv_file)
     if problem is not None or count is None:
-        plain.alert("error", problem or "?", icon=":material/error:")  # it quotes the file: a header, a name
+        plain.alert("error", error_text(problem) if problem else "?",  # it quotes the file: a header, a name
+                    icon=":material/error:")
         return 0
     if count > limit:
         st.error(tr("사례가 {count:,}개입니다. 한 번에 최대 {limit:,}개까지 실행합니다 (BATCH_MAX_CASES): "
@@ -130,7 +132,7 @@ def _run(engine, csv_data: bytes, zip_data: bytes | None, chosen: list[str], con
         report = run_batch(engine, cases, photos, chosen, concurrency=concurrency, language=lang(),
                            use_cache=use_cache, user=st.session_state.get("user"), on_progress=progress)
     except BatchInputError as exc:
-        st.session_state[ERROR] = str(exc)
+        st.session_state[ERROR] = exc
         bar.empty()
         return
     # The files are built on disk, exactly as the command line writes them, then only their bytes are kept.
@@ -142,15 +144,30 @@ def _run(engine, csv_data: bytes, zip_data: bytes | None, chosen: list[str], con
     bar.empty()
 
 
+def _summary(report: BatchReport) -> str:
+    """The command line's summary line (`BatchReport.summary_line`) in the page's language."""
+    if lang() == "en":
+        return report.summary_line()
+    parts = ", ".join(f"{a.provider} {format_rate(a.rate)} ({a.correct}/{a.n})" for a in report.accuracy())
+    return f"정확도: {parts}; 사례 {len(report.cases)}개, 실패 {len(report.failures())}건"
+
+
+def _failure_text(failure: Failure) -> str:
+    """Why a row failed, in the page's language when its message ids are known (the table shows its line and id)."""
+    if not failure.said or lang() == "en":
+        return failure.message  # an unexpected error, a photo that could not be read, a resumed row: as written
+    return "; ".join(message_text(m) for m in failure.said)
+
+
 def _show(outcome: dict) -> None:
     report: BatchReport = outcome["report"]
     failures = report.failures()
     if report.every_call_failed or not report.calls:
-        st.error(report.summary_line(), icon=":material/error:")
+        st.error(_summary(report), icon=":material/error:")
     elif failures:
-        st.warning(report.summary_line(), icon=":material/warning:")
+        st.warning(_summary(report), icon=":material/warning:")
     else:
-        st.success(report.summary_line(), icon=":material/check_circle:")
+        st.success(_summary(report), icon=":material/check_circle:")
 
     st.subheader(tr("정확도", "Accuracy"))
     st.dataframe([{tr("제공자", "provider"): a.provider, tr("모델", "model"): a.model,
@@ -178,8 +195,8 @@ def _show(outcome: dict) -> None:
             if not cm.expected:
                 st.caption(tr("정답이 있는 답변이 없습니다.", "No answered case with an expected class."))
                 continue
-            st.dataframe([{tr("정답", "expected"): f"{e.code} {e.name_ko}",
-                           **{("—" if p is None else f"{p.code} {p.name_ko}"):
+            st.dataframe([{tr("정답", "expected"): f"{e.code} {lesion_name(e)}",
+                           **{("—" if p is None else f"{p.code} {lesion_name(p)}"):
                               cm.count(e.code, None if p is None else p.code) for p in cm.predicted}}
                           for e in cm.expected],
                          hide_index=True, key=f"batch_confusion_{name}")
@@ -188,7 +205,7 @@ def _show(outcome: dict) -> None:
     if failures:
         st.dataframe([{"id": f.case_id, tr("줄", "line"): f.line,
                        tr("제공자", "provider"): f.provider or tr("전체 (실행 안 됨)", "all (not run)"),
-                       tr("내용", "message"): f.message} for f in failures],
+                       tr("내용", "message"): _failure_text(f)} for f in failures],
                      hide_index=True, key="batch_failures_table")
     else:
         st.caption(tr("없음", "None"))

@@ -81,6 +81,49 @@ KOREAN: dict[str, str] = {
     "image.too_many_pixels_over": "사진이 {megapixels}메가픽셀을 넘어, 한도인 {limit}메가픽셀보다 큽니다. "
                                   + _REDUCE_PIXELS,
     "image.damaged": "사진 파일이 손상되었거나 일부만 있습니다. 다시 촬영하거나 올려 주세요.",
+    "batch.zip_lists_too_many": "사진 ZIP에 파일이 {listed:,}개 있습니다. 최대 {limit:,}개까지이니 여러 번으로 "
+                                "나누세요.",
+    "batch.zip_unreadable": "사진 ZIP을 읽을 수 없습니다 ({error}).",
+    "batch.zip_too_many": "사진 ZIP에 파일이 {count:,}개 있습니다. 최대 {limit:,}개까지입니다.",
+    "batch.zip_duplicate": "사진 ZIP에 이름이 '{name}'인 파일이 두 개 있습니다. 하나의 이름을 바꾸거나 지운 뒤 "
+                           "다시 압축하세요.",
+    "batch.zip_too_big": "사진 ZIP의 압축을 풀면 {size}입니다. 최대 {limit}까지이니 여러 번으로 나누세요.",
+    "batch.zip_bomb": "사진 ZIP을 쓸 수 없습니다: '{name}'이(가) {packed}에서 {size}로 풀리는데, 사진은 이만큼 "
+                      "압축되지 않습니다. 사진 파일 자체를 압축해 다시 시도하세요.",
+    "batch.no_directory": "사진 폴더 {path}이(가) 없거나 폴더가 아닙니다.",
+    "batch.directory_too_many": "사진 폴더 {path}에 파일이 {limit:,}개보다 많습니다. 이번 일괄 평가의 사진이 있는 "
+                                "폴더를 지정하세요.",
+    "batch.csv_encoding": "사례 파일이 UTF-8도 CP949도 아닙니다. 'CSV UTF-8' 형식으로 저장하세요.",
+    "batch.csv_too_big": "사례 파일이 {size}로, 사례 {limit:,}개에 필요한 크기({most})보다 큽니다. 여러 파일로 "
+                         "나누세요.",
+    "batch.csv_empty": "사례 파일이 비어 있습니다. 첫 줄에 id,text,image,expected 머리글이 있어야 합니다.",
+    "batch.csv_missing_column": "사례 파일에 {columns} 열이 없습니다. 머리글은 id,text,image,expected여야 합니다 "
+                                "(파일의 머리글: {found}).",
+    "batch.csv_missing_columns": "사례 파일에 {columns} 열이 없습니다. 머리글은 id,text,image,expected여야 합니다 "
+                                 "(파일의 머리글: {found}).",
+    "batch.csv_no_header": "사례 파일에 {columns} 열이 없습니다. 머리글은 id,text,image,expected여야 합니다 "
+                           "(파일의 첫 줄이 비어 있음).",
+    "batch.csv_invalid": "사례 파일의 {line}번째 줄이 올바른 CSV가 아닙니다: {error}.",
+    "batch.no_cases": "사례 파일에 머리글만 있고 사례가 없습니다.",
+    "batch.too_many_cases": "사례 파일에 사례가 {count:,}개 있습니다. 최대 {limit:,}개까지입니다 (BATCH_MAX_CASES). "
+                            "여러 파일로 나누거나 한도를 올리세요 (명령줄: --max-cases {count}).",
+    "batch.no_provider": "제공자를 하나 이상 고르세요: {choices}.",
+    "batch.unknown_provider": "알 수 없는 제공자 '{name}'입니다. 다음 중에서 고르세요: {choices}.",
+    "batch.cannot_resume": "{path}에서 이어서 실행할 수 없습니다: {error}",
+    "batch.not_results": "{path}은(는) 이 도구가 쓴 results.csv가 아닙니다 (머리글이 다름). 다른 출력 폴더를 "
+                         "고르거나 --resume 없이 실행하세요.",
+    "batch.other_provider": "{path}에 다른 일괄 평가의 행이 있습니다 (제공자 '{name}'이(가) 이번 실행에 없음). 같은 "
+                            "사례와 제공자로 이어서 실행하거나 다른 출력 폴더를 고르세요.",
+    "batch.other_case": "{path}에 다른 일괄 평가의 행이 있습니다 (사례 '{name}'이(가) 이번 실행에 없음). 같은 "
+                        "사례와 제공자로 이어서 실행하거나 다른 출력 폴더를 고르세요.",
+    "batch.row_empty": "빈 행: 'text'에 설명을 쓰거나 'image'에 사진 파일 이름을 쓰세요",
+    "batch.row_unknown_image": "알 수 없는 사진 파일 '{image}': 받은 사진 {count}장 중에 없습니다",
+    "batch.row_unknown_image_one": "알 수 없는 사진 파일 '{image}': 받은 사진 {count}장 중에 없습니다",
+    "batch.row_bad_expected": "잘못된 expected 값 '{value}': 0부터 14까지의 분류 코드를 쓰세요 (비워도 됩니다)",
+    "batch.row_repeated_id": "id '{id}'이(가) 다시 쓰였습니다 (처음: {first}번째 줄). id는 서로 달라야 합니다",
+    "review.unknown_verdict": "알 수 없는 판정 '{verdict}'입니다. 다음 중 하나를 쓰세요: {choices}.",
+    "review.unknown_class": "알 수 없는 예상 분류 {code}입니다. 0부터 14까지의 분류 코드를 쓰세요.",
+    "review.not_in_history": "평가 {assessment_id}이(가) 기록에 없어 리뷰할 수 없습니다.",
 }
 
 KOREAN_WORDS: dict[str, str] = {
