@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from domain.classes import LesionClass
+from domain.messages import Message
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ class ParsedAnswer:
     summary: str
     similar: tuple[ScoredClass, ...]
     complete: bool
-    problems: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()  # in English, for files, the API and logs
+    # The same problems as message ids, for the UI to say in its language.
+    problem_messages: tuple[Message, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from utils.images import MESSAGES as IMAGE_MESSAGES
 Value = str | int | float
 
 # Which word group a word parameter's value is a key of, by parameter name.
-WORD_PARAMS = {"field": "field", "format": "image_format", "store": "job_store"}
+WORD_PARAMS = {"field": "field", "format": "image_format", "store": "job_store", "part": "answer_part"}
 # Parameters holding a ", "-joined list, and how each language joins it again.
 LIST_PARAMS = frozenset({"variables"})
 LIST_SEPARATOR = ", "
@@ -124,6 +124,17 @@ ENGLISH: dict[str, str] = {
     "review.unknown_verdict": "Unknown verdict '{verdict}': use one of {choices}.",
     "review.unknown_class": "Unknown expected class {code}: use a class code from 0 to 14.",
     "review.not_in_history": "Assessment {assessment_id} is not in the history: it cannot be reviewed.",
+    # What the parser could not read in an answer (domain/parser.py); {rank} is "" or " 2" after "similar".
+    "answer.code_not_listed": "{part}{rank}: code {code} is not one of the 15; name used",
+    "answer.unknown_class": "{part}{rank}: neither code nor name is one of the 15 classes",
+    "answer.name_mismatch": "{part}{rank}: name does not match code {code}; code kept",
+    "answer.unknown_name": "{part}{rank}: unknown name for code {code}",
+    "answer.no_score": "{part}{rank}: no score",
+    "answer.score_clamped": "{part}{rank}: score {score:g} outside 0-100, clamped",
+    "answer.no_label": "no label element",
+    "answer.no_xml": "no XML in the answer",
+    "answer.no_summary": "summary missing or cut off",
+    "answer.cut_off": "answer cut off before </root>",
 }
 
 # Several failures in one message: "<first> Also: <second> <third>".
@@ -134,6 +145,7 @@ ENGLISH_WORDS: dict[str, str] = {
     "field.sex": "sex",
     "job_store.redis": "the shared job store (Redis, REDIS_URL)",
     "job_store.database": "the database that keeps the jobs",
+    "answer_part.label": "label", "answer_part.similar": "similar",
     **{f"image_format.{key}": word for key, word in IMAGE_FORMATS.items()},
 }
 

@@ -12,6 +12,7 @@ import re
 
 from domain.answer import ParsedAnswer, ScoredClass
 from domain.classes import by_code, by_name
+from domain.messages import Message
 
 _LABEL = re.compile(r"<label\b([^>]*)>(.*?)</label\s*>", re.S | re.I)
 _SIMILAR = re.compile(r"<similar_label\b([^>]*)>(.*?)</similar_label\s*>", re.S | re.I)
@@ -29,28 +30,33 @@ def _clean(text: str) -> str:
     return html.unescape(re.sub(r"\s+", " ", text)).strip()
 
 
-def _scored(attrs: str, name: str, where: str, problems: list[str]) -> ScoredClass | None:
+def _scored(attrs: str, name: str, where: tuple[str, str], problems: list[Message]) -> ScoredClass | None:
+    part, rank = where
+
+    def problem(message_id: str, **values) -> None:
+        problems.append(Message(message_id, {"part": part, "rank": rank, **values}))
+
     name = _clean(name)
     code_match, score_match = _CODE.search(attrs), _SCORE.search(attrs)
     by_its_code = by_code(int(code_match.group(1))) if code_match else None
     by_its_name = by_name(name)
     lesion = by_its_code or by_its_name
     if code_match and by_its_code is None and by_its_name:
-        problems.append(f"{where}: code {code_match.group(1)} is not one of the 15; name used")
+        problem("answer.code_not_listed", code=code_match.group(1))
     if lesion is None:
-        problems.append(f"{where}: neither code nor name is one of the 15 classes")
+        problem("answer.unknown_class")
         return None
     if by_its_code and by_its_name and by_its_code != by_its_name:
         # The fine-tuned model emits the code first and was trained on it; trust it, but say so.
-        problems.append(f"{where}: name does not match code {by_its_code.code}; code kept")
+        problem("answer.name_mismatch", code=by_its_code.code)
     elif by_its_code and name and not by_its_name:
-        problems.append(f"{where}: unknown name for code {by_its_code.code}")
+        problem("answer.unknown_name", code=by_its_code.code)
     if score_match is None:
-        problems.append(f"{where}: no score")
+        problem("answer.no_score")
         return None
     score = float(score_match.group(1))
     if not 0 <= score <= 100:
-        problems.append(f"{where}: score {score:g} outside 0-100, clamped")
+        problem("answer.score_clamped", score=score)
         score = min(max(score, 0.0), 100.0)
     return ScoredClass(lesion, score)
 
@@ -69,31 +75,31 @@ def _summary(raw: str) -> tuple[str, bool]:
 
 def parse_answer(raw: str) -> ParsedAnswer:
     """Parse one raw answer; `complete` is True only when every required part was read."""
-    problems: list[str] = []
+    problems: list[Message] = []
     raw = raw or ""
     label_match = _LABEL.search(raw)
-    label = _scored(label_match.group(1), label_match.group(2), "label", problems) if label_match else None
+    label = _scored(label_match.group(1), label_match.group(2), ("label", ""), problems) if label_match else None
     if not label_match:
-        problems.append("no label element" if "<" in raw else "no XML in the answer")
+        problems.append(Message("answer.no_label" if "<" in raw else "answer.no_xml"))
 
     summary, summary_closed = _summary(raw)
     if not summary_closed:
-        problems.append("summary missing or cut off")
+        problems.append(Message("answer.no_summary"))
 
     similar: list[ScoredClass] = []
     for i, m in enumerate(_SIMILAR.finditer(raw), start=1):
-        item = _scored(m.group(1), m.group(2), f"similar {i}", problems)
+        item = _scored(m.group(1), m.group(2), ("similar", f" {i}"), problems)
         if item and (label is None or item.lesion != label.lesion) and item.lesion not in {s.lesion for s in similar}:
             similar.append(item)
     similar.sort(key=lambda s: s.score, reverse=True)
 
     root_closed = bool(_ROOT_CLOSE.search(raw))
     if label_match and not root_closed:
-        problems.append("answer cut off before </root>")
+        problems.append(Message("answer.cut_off"))
 
     complete = label is not None and summary_closed and root_closed
     return ParsedAnswer(label=label, summary=summary, similar=tuple(similar), complete=complete,
-                        problems=tuple(problems))
+                        problems=tuple(str(p) for p in problems), problem_messages=tuple(problems))
 
 
 def partial_summary(raw: str) -> str:

@@ -16,7 +16,7 @@ from storage.reviews import VERDICTS, Reviews
 from storage.store import new_id
 from ui import plain
 from ui.card import class_name
-from ui.i18n import error_text, lang, t, tr
+from ui.i18n import error_text, lang, problems_text, t, tr
 from ui.labelled_panel import labelled_panel
 from ui.labels import RISK_COLOUR, lesion_name, provider_title
 from ui.photo import photo_input, show_photo
@@ -87,11 +87,11 @@ def _answer(result: Diagnosis) -> None:
     else:
         st.info(t("result.no_label"))
     if not answer.complete:
-        st.warning(t("result.incomplete", problems="; ".join(answer.problems) or "?"), icon=":material/error:")
+        st.warning(t("result.incomplete", problems=problems_text(answer)), icon=":material/error:")
     if answer.summary:
         st.markdown(f"**{t('result.findings')}**")
         plain.text(answer.summary)  # the model's words: never Markdown, links or emoji
-    first = "—" if result.first_token_ms is None else f"{result.first_token_ms / 1000:.2f} s"
+    first = "—" if result.first_token_ms is None else tr("{s:.2f}초", "{s:.2f} s", s=result.first_token_ms / 1000)
     parts = [result.model, tr("소요 {s:.2f}초", "latency {s:.2f} s", s=result.elapsed_ms / 1000),
              tr("첫 토큰 {first}", "first token {first}", first=first),
              t("result.tokens", prompt=result.usage.prompt_tokens, completion=result.usage.completion_tokens),

@@ -158,6 +158,9 @@ def test_incomplete_answer_is_marked_and_shows_raw(engine_env, fake_llm):
     at = _assess(at)
     assert not at.exception
     assert any("불완전한 답변" in w.value for w in at.warning)
+    # What is missing is said in the page's language too (the English stays for files and the API).
+    assert any("소견(summary)이 없거나 잘림; 답변이 </root> 전에 끊김" in w.value for w in at.warning)
+    assert not any("cut off" in w.value for w in at.warning)
     assert any(cut in c.value for c in at.code)
 
 

@@ -431,3 +431,13 @@ def test_partial_summary_is_monotonic_for_any_summary_text(summary):
         assert now.startswith(previous) and final.startswith(now), (summary, i, previous, now)
         previous = now
     assert previous == final
+
+
+def test_problems_are_message_ids_whose_english_is_the_problem_text():
+    from domain.messages import Message
+
+    answer = parse_answer('<root><label id_code="3" score="140">지루각화증</label><similar_labels>'
+                          '<similar_label id_code="99" score="5">지루각화증</similar_label></similar_labels>')
+    assert answer.problem_messages[0] == Message("answer.name_mismatch", {"part": "label", "rank": "", "code": 3})
+    assert tuple(str(m) for m in answer.problem_messages) == answer.problems
+    assert "similar 1: code 99 is not one of the 15; name used" in answer.problems

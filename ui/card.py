@@ -6,7 +6,7 @@ import streamlit as st
 
 from domain.classes import Risk
 from domain.result import Diagnosis, ScoredClass
-from ui.i18n import t
+from ui.i18n import problems_text, t
 from ui.labels import RISK_COLOUR, lesion_names
 from ui.plain import text as plain_text
 
@@ -33,7 +33,7 @@ def render(result: Diagnosis, provider_title: str) -> None:
     with st.container(border=True, key="result_card"):
         st.subheader(t("result.title"))
         if not answer.complete:
-            st.warning(t("result.incomplete", problems="; ".join(answer.problems) or "?"), icon=":material/error:")
+            st.warning(t("result.incomplete", problems=problems_text(answer)), icon=":material/error:")
         flag = result.risk_flag
         if flag is Risk.MALIGNANT:
             st.error(f"**{t('result.malignant')}**", icon=":material/warning:")

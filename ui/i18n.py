@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import streamlit as st
 
+from domain.answer import ParsedAnswer
 from domain.errors import DiagnosisError
 from domain.messages import Message, Refusal, render
 from ui.messages import ERROR_KINDS, LANGUAGES
@@ -190,6 +191,12 @@ def error_text(exc: BaseException) -> str:
     if isinstance(code, str) and isinstance(params, Mapping):  # utils.images.ImageRejected
         return message_text(Message(code, params), str(exc))
     return str(exc)
+
+
+def problems_text(answer: ParsedAnswer) -> str:
+    """What the parser could not read in `answer`, in the chosen language ('?' when it said nothing)."""
+    said = [message_text(m) for m in answer.problem_messages] or list(answer.problems)
+    return "; ".join(said) or "?"
 
 
 def error_kind(name: str) -> str:

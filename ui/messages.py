@@ -124,10 +124,21 @@ KOREAN: dict[str, str] = {
     "review.unknown_verdict": "알 수 없는 판정 '{verdict}'입니다. 다음 중 하나를 쓰세요: {choices}.",
     "review.unknown_class": "알 수 없는 예상 분류 {code}입니다. 0부터 14까지의 분류 코드를 쓰세요.",
     "review.not_in_history": "평가 {assessment_id}이(가) 기록에 없어 리뷰할 수 없습니다.",
+    "answer.code_not_listed": "{part}{rank}: 코드 {code}은(는) 15개 분류에 없어 이름을 사용함",
+    "answer.unknown_class": "{part}{rank}: 코드도 이름도 15개 분류에 없음",
+    "answer.name_mismatch": "{part}{rank}: 이름이 코드 {code}와 맞지 않아 코드를 사용함",
+    "answer.unknown_name": "{part}{rank}: 코드 {code}의 이름을 알 수 없음",
+    "answer.no_score": "{part}{rank}: 점수 없음",
+    "answer.score_clamped": "{part}{rank}: 점수 {score:g}이(가) 0-100 밖이라 범위 안으로 맞춤",
+    "answer.no_label": "label 요소 없음",
+    "answer.no_xml": "답변에 XML이 없음",
+    "answer.no_summary": "소견(summary)이 없거나 잘림",
+    "answer.cut_off": "답변이 </root> 전에 끊김",
 }
 
 KOREAN_WORDS: dict[str, str] = {
     "field.description": "설명", "field.body_site": "부위", "field.duration": "기간", "field.sex": "성별",
+    "answer_part.label": "분류", "answer_part.similar": "유사 병변",
     "job_store.redis": "공유 작업 저장소(Redis, REDIS_URL)", "job_store.database": "작업을 보관하는 데이터베이스",
     "image_format.gif": "GIF 이미지", "image_format.tiff": "TIFF 이미지", "image_format.bmp": "BMP 이미지",
     "image_format.eps": "PostScript(EPS) 파일", "image_format.pdf": "PDF", "image_format.jpeg2000": "JPEG 2000 이미지",
