@@ -7,32 +7,11 @@ the logs show. Messages never carry an API key, patient text or image bytes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from domain.messages import Message, Value
+from domain.messages import Message, Said
 
 
-class DiagnosisError(Exception):
-    """Base of every error `diagnose` raises on purpose.
-
-    Built from a `Message` (every error the app raises) or, for callers outside the app, a plain string;
-    `code` and `params` are then empty and the string is all there is to show.
-    """
-
-    def __init__(self, message: Message | str) -> None:
-        """`message`: what to tell the clinician (its English text becomes `str(exc)`)."""
-        super().__init__(str(message))
-        self.message: Message | None = message if isinstance(message, Message) else None
-
-    @property
-    def code(self) -> str:
-        """The message id ('' for an error built from a plain string)."""
-        return self.message.code if self.message else ""
-
-    @property
-    def params(self) -> Mapping[str, Value]:
-        """The message's values (plain str, int and float)."""
-        return self.message.params if self.message else {}
+class DiagnosisError(Said):
+    """Base of every error `diagnose` raises on purpose, said as a `Message` (see `Said`)."""
 
 
 class InputError(DiagnosisError):

@@ -198,11 +198,10 @@ def render(message: Message, templates: Mapping[str, str], words: Mapping[str, s
     return also.format(first=text, others=others)
 
 
-class Refusal(ValueError):
-    """Input refused before any work starts (a batch's files, a review's values), said as a `Message`.
-
-    Like `domain.errors.DiagnosisError`: `str(exc)` is the English text (the command line prints it), `message`
-    lets the UI say it in the reader's language; built from a plain string, `message` is None.
+class Said(Exception):
+    """An exception said as a `Message`: `str(exc)` is the English text (the command line, the API and the logs
+    print it), `message` lets the UI say it in the reader's language. Built from a plain string (a caller outside
+    the app), `message` is None, `code` and `params` are empty, and the string is all there is to show.
     """
 
     def __init__(self, message: Message | str) -> None:
@@ -212,13 +211,17 @@ class Refusal(ValueError):
 
     @property
     def code(self) -> str:
-        """The message id ('' for a refusal built from a plain string)."""
+        """The message id ('' for one built from a plain string)."""
         return self.message.code if self.message else ""
 
     @property
     def params(self) -> Mapping[str, Value]:
-        """The message's values."""
+        """The message's values (plain str, int and float)."""
         return self.message.params if self.message else {}
+
+
+class Refusal(Said, ValueError):
+    """Input refused before any work starts (a batch's files, a review's values), said as a `Message`."""
 
 
 def listed(items: list[str] | tuple[str, ...]) -> str:

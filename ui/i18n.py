@@ -7,8 +7,7 @@ from collections.abc import Mapping
 import streamlit as st
 
 from domain.answer import ParsedAnswer
-from domain.errors import DiagnosisError
-from domain.messages import Message, Refusal, render
+from domain.messages import Message, Said, render
 from ui.messages import ERROR_KINDS, LANGUAGES
 
 LANGUAGE_NAMES = {"ko": "한국어", "en": "English"}
@@ -183,9 +182,7 @@ def message_text(message: Message, fallback: str | None = None) -> str:
 def error_text(exc: BaseException) -> str:
     """An exception as the clinician reads it: an engine error (a photo refusal, a refused batch file or review) in
     the chosen language, any other exception as its own text."""
-    if isinstance(exc, DiagnosisError):
-        return message_text(exc.message, str(exc)) if exc.message else str(exc)
-    if isinstance(exc, Refusal):  # a batch's files, a review's values
+    if isinstance(exc, Said):  # the engine's errors, a batch's files, a review's values
         return message_text(exc.message, str(exc)) if exc.message else str(exc)
     code, params = getattr(exc, "code", None), getattr(exc, "params", None)
     if isinstance(code, str) and isinstance(params, Mapping):  # utils.images.ImageRejected
