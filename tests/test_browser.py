@@ -173,7 +173,7 @@ def test_qa_answers_and_a_hostile_csv_header_are_plain_text(app_url, browser, fa
     page.locator(".st-key-batch_csv input[type=file]").set_input_files(str(cases))
     error = page.locator(".plain-alert[data-kind=error]")
     expect(error).to_be_visible(timeout=20_000)
-    assert "(found: ![x](http://evil.test/track.png), [id](http://evil.test/), text, image, expected)" in (
+    assert "(파일의 머리글: ![x](http://evil.test/track.png), [id](http://evil.test/), text, image, expected)" in (
         error.locator(".plain-text").inner_text())
     _no_links_or_images_in(error)
     expect(page.get_by_role("button", name="일괄 평가 실행")).to_be_disabled()

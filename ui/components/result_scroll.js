@@ -21,9 +21,10 @@ export default function ({ data, parentElement }) {
   const arrived = () =>
     Math.abs(place.getBoundingClientRect().top - parseFloat(getComputedStyle(place).scrollMarginTop || "0")) < 4;
 
-  // When the press starts, little is drawn below the anchor and the page cannot scroll it up to the top yet: follow
-  // the findings as they grow until the anchor reaches the top, the reader touches the page, or time runs out.
-  const grown = new ResizeObserver(() => (arrived() ? stop() : bring("auto")));
+  // When the press starts, little is drawn below the anchor and the page cannot scroll it up to the top yet; and a
+  // photo above it may finish loading later and push it down. So keep it at the top while the page changes, until
+  // the reader touches or scrolls the page, the anchor goes (the next assessment, another page), or time runs out.
+  const grown = new ResizeObserver(() => { if (!arrived()) bring("auto"); });
   const timer = setTimeout(() => stop(), FOLLOW_MS);
   function stop() {
     grown.disconnect();
