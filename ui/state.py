@@ -7,7 +7,7 @@ import streamlit as st
 DEFAULTS = {
     "lang": "ko",
     "result": None,         # the last Diagnosis shown on the diagnose page
-    "error": None,          # the last error message, shown until the next assessment
+    "error": None,          # the last error (an exception, said in the UI language when drawn)
     "photo": None,          # ui.photo's slot: the shrunk photo (or why it was refused) and where it came from
     # Sign-in (ui/auth.py): who, whether an administrator, the server session's key (storage/sessions.py).
     "user": None,
