@@ -319,8 +319,9 @@ def test_backoff_honours_retry_after_else_grows_with_jitter_up_to_a_ceiling():
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
 def test_a_refusal_ends_that_providers_part_in_the_race(engine_env, reconfigure, status):
     # OpenAI is listed twice (a hedge against its own slow tail); a refused request must not be sent again as the
-    # second lane's "fallback", and the clinician reads the reason once.
-    reconfigure(SKIN_DIAGNOSIS_PROVIDER="openai", PROVIDER_FALLBACKS="openai", HEDGE_AFTER_SECONDS="0.2")
+    # second lane's "fallback", and the clinician reads the reason once. The hedge waits 2 s so that the refusal
+    # (answered at once) always comes first, even on a loaded machine: a hedge sent before it would be right to go.
+    reconfigure(SKIN_DIAGNOSIS_PROVIDER="openai", PROVIDER_FALLBACKS="openai", HEDGE_AFTER_SECONDS="2")
     engine_env.script(Reply.error(status), Reply(VALID))
     with pytest.raises(providers.ProviderError) as caught:
         diagnose(text="pearly papule")
