@@ -246,7 +246,8 @@ def test_metrics_count_every_assessment_with_its_labels(engine_env, client):
 
 
 def test_metrics_count_hedges_and_fallbacks(engine_env, reconfigure, client):
-    reconfigure(PROVIDER_FALLBACKS="runpod,openai", HEDGE_AFTER_SECONDS="0.2")
+    # 1 s: the refusal (answered at once) comes before any hedge even on a loaded machine, and the 3 s answer after.
+    reconfigure(PROVIDER_FALLBACKS="runpod,openai", HEDGE_AFTER_SECONDS="1")
     by_model(engine_env, {RUNPOD_MODEL: Reply.error(401)})
     assert diagnose(text="falls back").fallback
     by_model(engine_env, {RUNPOD_MODEL: Reply(VALID, delay=3), OPENAI_MODEL: Reply(BENIGN)})
