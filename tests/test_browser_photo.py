@@ -214,3 +214,23 @@ def test_the_browser_shrinks_as_well_as_the_server(app_url, browser, provider, t
     sent = _sent_image(provider)
     assert sent.size == by_server.size
     assert _psnr(sent, by_server) > 25
+
+
+def test_a_photo_too_large_is_refused_on_the_device_and_the_one_before_is_not_used(app_url, browser, provider,
+                                                                                   tmp_path):
+    from playwright.sync_api import expect
+
+    page = _open(browser, app_url)
+    first = tmp_path / "first.jpg"
+    first.write_bytes(corpus.plain_jpeg(1600, 1200))
+    page.locator(PICKER_INPUT).set_input_files(str(first))
+    expect(page.get_by_text("이 기기에서 축소함 (1600×1200", exact=False)).to_be_visible(timeout=20_000)
+    huge = tmp_path / "huge.jpg"
+    huge.write_bytes(corpus.plain_jpeg(64, 48) + b"\0" * 26_000_000)  # over IMAGE_MAX_UPLOAD_MB (25)
+    uplink = Uplink(page)
+    page.locator(PICKER_INPUT).set_input_files(str(huge))
+    expect(page.locator(PICKER)).to_have_attribute("data-state", "refused", timeout=20_000)
+    expect(page.locator(".plain-alert[data-kind=error]").get_by_text("26.0 MB", exact=False)).to_be_visible(
+        timeout=20_000)
+    expect(page.get_by_text("이 기기에서 축소함 (1600×1200", exact=False)).to_have_count(0)
+    assert uplink.bytes < 20_000  # the 26 MB never left the device

@@ -37,29 +37,43 @@ def _browser_jpeg(size=(384, 512)) -> bytes:
 
 def test_a_shrunk_pick_is_read_with_the_browsers_counts():
     pick = read_pick({"kind": "shrunk", "pick": "1", "b64": _b64(b"jpeg bytes"), "original_bytes": 2_900_000,
-                      "original_width": 3024, "original_height": 4032, "ms": 120}, 1_000_000)
+                      "original_width": 3024, "original_height": 4032, "ms": 120}, 1_000_000, 50_000_000)
     assert pick == Pick(data=b"jpeg bytes", shrunk_in_browser=True, reason=None, original_bytes=2_900_000,
                         original_size=(3024, 4032))
 
 
 def test_a_whole_file_pick_says_why_and_nothing_else():
-    pick = read_pick({"kind": "original", "reason": "cannot_read", "b64": _b64(b"heic")}, 1_000)
+    pick = read_pick({"kind": "original", "reason": "cannot_read", "b64": _b64(b"heic")}, 1_000, 50_000_000)
     assert isinstance(pick, Pick) and not pick.shrunk_in_browser and pick.reason == "cannot_read"
-    assert read_pick({"kind": "original", "reason": "<script>", "b64": _b64(b"x")}, 1_000).reason is None
+    assert read_pick({"kind": "original", "reason": "<script>", "b64": _b64(b"x")}, 1_000, 50_000_000).reason is None
 
 
 @pytest.mark.parametrize("claims", [{"original_bytes": -1}, {"original_bytes": True}, {"original_bytes": "9"},
                                     {"original_width": 10**7, "original_height": 10},
                                     {"original_width": 10, "original_height": None}])
 def test_forged_counts_are_dropped_not_shown(claims):
-    pick = read_pick({"kind": "shrunk", "b64": _b64(b"x"), **claims}, 1_000)
+    pick = read_pick({"kind": "shrunk", "b64": _b64(b"x"), **claims}, 1_000, 50_000_000)
     assert isinstance(pick, Pick)
     assert pick.original_size is None and pick.original_bytes is None
 
 
+@pytest.mark.parametrize(("value", "said"), [
+    ({"refusal": "too_large", "original_bytes": 31_000_000}, "The photo is 31.0 MB; the limit is 25.0 MB."),
+    ({"refusal": "too_many_pixels", "original_width": 12_000, "original_height": 9_000},
+     "The photo is 12000×9000 pixels (108 megapixels), too many pixels for the limit of 50 megapixels."),
+    ({"refusal": "empty"}, "The photo file is empty (0 bytes)."),
+    ({"refusal": "too_large"}, "damaged or incomplete"),  # no count to say it with
+    ({"refusal": "<b>anything</b>"}, "damaged or incomplete"),
+])
+def test_a_photo_refused_on_the_device_is_refused_on_the_server_in_its_words(value, said):
+    with pytest.raises(ImageRejected) as refused:
+        read_pick({"kind": "refused", "pick": "r", **value}, 25_000_000, 50_000_000)
+    assert said in str(refused.value)
+
+
 def test_nothing_and_clear():
-    assert read_pick(None, 1_000) is None
-    assert read_pick({"kind": "clear", "pick": "7"}, 1_000) == "clear"
+    assert read_pick(None, 1_000, 50_000_000) is None
+    assert read_pick({"kind": "clear", "pick": "7"}, 1_000, 50_000_000) == "clear"
 
 
 @pytest.mark.parametrize("value", ["a string", ["kind", "shrunk"], {"kind": "upload", "b64": "AAAA"},
@@ -67,7 +81,7 @@ def test_nothing_and_clear():
                                    {"kind": "shrunk", "b64": "not base64!"}])
 def test_malformed_values_are_refused_with_a_message(value):
     with pytest.raises(ImageRejected, match="damaged or incomplete") as refused:
-        read_pick(value, 1_000)
+        read_pick(value, 1_000, 50_000_000)
     assert refused.value.code == "image.damaged"
 
 
@@ -75,7 +89,7 @@ def test_an_oversized_payload_is_refused_before_it_is_decoded(monkeypatch):
     decoded = []
     monkeypatch.setattr(base64, "b64decode", lambda *a, **k: decoded.append(a) or b"")
     with pytest.raises(ImageRejected, match="The photo is 30 KB; the limit is 1 KB"):
-        read_pick({"kind": "original", "b64": "A" * 40_000}, 1_000)
+        read_pick({"kind": "original", "b64": "A" * 40_000}, 1_000, 50_000_000)
     assert not decoded
 
 
@@ -126,6 +140,20 @@ def test_a_browser_shrunk_photo_is_checked_sent_and_said_so(engine_env, fake_llm
     assert "이 기기에서 축소함" in _photo_caption(at)
     at = _pick(at, picker, {"kind": "clear", "pick": "b"})
     assert "이 기기에서 축소함" not in _photo_caption(at)
+
+
+def test_a_photo_refused_on_the_device_replaces_the_one_before(engine_env, fake_llm, picker):
+    """The clinician picks a second photo that is too large: the first must not be assessed in its place."""
+    at = AppTest.from_file(APP, default_timeout=20).run()
+    at = _pick(at, picker, {"kind": "shrunk", "pick": "a", "b64": _b64(_browser_jpeg())})
+    assert "이 기기에서 축소함" in _photo_caption(at)
+    at.text_area(key="symptoms").input("코 옆의 진주빛 구진").run()
+    at = _pick(at, picker, {"kind": "refused", "pick": "b", "refusal": "too_large", "original_bytes": 31_000_000})
+    assert not _photo_caption(at)
+    assert any("31.0 MB" in e for e in alerts(at, "error"))
+    at = at.button(key="assess").click().run()
+    assert not [r for r in fake_llm.chat_requests if r.body.get("max_tokens") != 1]
+    assert any("아무것도 보내지 않았습니다" in e for e in alerts(at, "error"))
 
 
 def test_a_forged_picker_payload_gets_the_usual_message_and_the_text_stays(engine_env, fake_llm, picker):

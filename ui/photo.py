@@ -43,7 +43,7 @@ def _prepared(engine: Engine, source: str, data: bytes, **how) -> _Slot:
 def _picked(engine: Engine, value: object, pick_id: str) -> _Slot | None:
     s = engine.settings
     try:
-        pick = read_pick(value, int(s.image_max_upload_mb * 1_000_000))
+        pick = read_pick(value, int(s.image_max_upload_mb * 1_000_000), s.image_max_pixels)
     except ImageRejected as exc:
         return _Slot(pick_id, None, exc)
     if pick is None or pick == "clear":

@@ -23,7 +23,7 @@ import streamlit as st
 
 from domain.messages import Message
 from ui.i18n import message_text, t
-from utils.images import ImageRejected, size_text
+from utils.images import ImageRejected, too_large, too_many_pixels
 
 _ASSETS = Path(__file__).parent / "components"
 _COMPONENT = st.components.v2.component(
@@ -60,24 +60,40 @@ def _claimed(value: Any, limit: int) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= limit else None
 
 
-def read_pick(value: Any, max_bytes: int) -> Pick | Literal["clear"] | None:
+def _refused(value: dict, max_bytes: int, max_pixels: int) -> ImageRejected:
+    """The server's own refusal for a photo the picker refused on the device, from the browser's counts."""
+    size = _claimed(value.get("original_bytes"), _MAX_CLAIMED_BYTES)
+    width = _claimed(value.get("original_width"), _MAX_CLAIMED_SIDE)
+    height = _claimed(value.get("original_height"), _MAX_CLAIMED_SIDE)
+    refusal = value.get("refusal")
+    if refusal == "too_large" and size:
+        return too_large(size, max_bytes)
+    if refusal == "too_many_pixels" and width and height:
+        return too_many_pixels(width, height, max_pixels)
+    return ImageRejected("image.empty" if refusal == "empty" else "image.damaged")
+
+
+def read_pick(value: Any, max_bytes: int, max_pixels: int) -> Pick | Literal["clear"] | None:
     """Turn the picker's trigger value into a `Pick`, "clear" (the clinician removed the photo) or None (nothing).
 
-    Raises `ImageRejected` with the upload's own messages: "image.damaged" for a malformed value and
+    Raises `ImageRejected` with the upload's own messages: for a photo the picker refused on the device (too large,
+    too many pixels, empty: no older photo may stand in for it), "image.damaged" for a malformed value, and
     "image.too_large" for a photo over `max_bytes`, found from the length of the base64 text before anything is
     decoded.
     """
     if value is None:
         return None
-    if not isinstance(value, dict) or value.get("kind") not in ("shrunk", "original", "clear"):
+    if not isinstance(value, dict) or value.get("kind") not in ("shrunk", "original", "clear", "refused"):
         raise ImageRejected("image.damaged")
     if value["kind"] == "clear":
         return "clear"
+    if value["kind"] == "refused":
+        raise _refused(value, max_bytes, max_pixels)
     text = value.get("b64")
     if not isinstance(text, str):
         raise ImageRejected("image.damaged")
     if len(text) > 4 * (max_bytes // 3 + 1):
-        raise ImageRejected("image.too_large", size=size_text(len(text) * 3 // 4), limit=size_text(max_bytes))
+        raise too_large(len(text) * 3 // 4, max_bytes)
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):

@@ -256,6 +256,17 @@ def _megapixels(pixels: int) -> str:
     return f"{pixels / 1_000_000:.0f}" if pixels >= 10_000_000 else f"{pixels / 1_000_000:.1f}".rstrip("0").rstrip(".")
 
 
+def too_large(size: int, max_bytes: int) -> ImageRejected:
+    """The refusal of a photo of `size` bytes over the `max_bytes` limit."""
+    return ImageRejected("image.too_large", size=_size(size), limit=_size(max_bytes))
+
+
+def too_many_pixels(width: int, height: int, max_pixels: int) -> ImageRejected:
+    """The refusal of a `width`×`height` photo over the `max_pixels` limit, found from its header."""
+    return ImageRejected("image.too_many_pixels_sized", width=width, height=height,
+                         megapixels=_megapixels(width * height), limit=_megapixels(max_pixels))
+
+
 def _fitted(size: tuple[int, int], max_side: int) -> tuple[int, int]:
     """`size` fitted within max_side×max_side, never enlarged; rounded as `Image.thumbnail` rounds."""
     width, height = size
@@ -298,7 +309,7 @@ def shrink_image(data: bytes, *, max_side: int = 512, quality: int = 70, max_byt
     if not data:
         raise ImageRejected("image.empty")
     if len(data) > max_bytes:
-        raise ImageRejected("image.too_large", size=_size(len(data)), limit=_size(max_bytes))
+        raise too_large(len(data), max_bytes)
     try:
         try:
             with warnings.catch_warnings():
@@ -310,8 +321,7 @@ def shrink_image(data: bytes, *, max_side: int = 512, quality: int = 70, max_byt
         fmt = img.format or "unknown"
         width, height = img.size
         if width * height > max_pixels:
-            raise ImageRejected("image.too_many_pixels_sized", width=width, height=height,
-                                megapixels=_megapixels(width * height), limit=_megapixels(max_pixels))
+            raise too_many_pixels(width, height, max_pixels)
         with DECODES.slot(concurrency):
             removed = _found_metadata(img)  # PNG may decode here to find EXIF: inside the gate
             icc = img.info.get("icc_profile")

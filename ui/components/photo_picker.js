@@ -124,11 +124,14 @@ export default function photoPicker(component) {
     root.querySelector(".remove").hidden = state === "empty" || state === "refused";
   }
 
+  // Refused here, before anything travels; the server is told which refusal (with the browser's counts) so that it
+  // says so too and no earlier photo is assessed in this one's place.
+  function refuse(refusal, message, counts = {}) {
+    show("refused", message);
+    setTriggerValue("picked", { pick: pickId(), kind: "refused", refusal, ...counts });
+  }
+
   async function sendWhole(file, reason) {
-    if (file.size > maxBytes) {
-      show("refused", fill(labels.too_large, { size: size(file.size), limit: size(maxBytes) }));
-      return;
-    }
     delete root.dataset.shrinkMs;
     root.dataset.originalBytes = String(file.size);
     root.dataset.sentBytes = String(file.size);
@@ -141,11 +144,12 @@ export default function photoPicker(component) {
     if (!file) return;
     for (const key of ["shrinkMs", "sentBytes", "originalBytes"]) delete root.dataset[key];
     if (file.size === 0) {
-      show("refused", labels.empty);
+      refuse("empty", labels.empty);
       return;
     }
     if (file.size > maxBytes) {
-      show("refused", fill(labels.too_large, { size: size(file.size), limit: size(maxBytes) }));
+      refuse("too_large", fill(labels.too_large, { size: size(file.size), limit: size(maxBytes) }),
+             { original_bytes: file.size });
       return;
     }
     // Only the status line changes while the photo is shrunk: a re-layout of the page now would compete with the
@@ -161,9 +165,9 @@ export default function photoPicker(component) {
     try {
       const dims = await headerSize(file);
       if (dims && dims[0] * dims[1] > maxPixels) {
-        show("refused", fill(labels.too_many_pixels, { width: dims[0], height: dims[1],
-                                                       megapixels: ((dims[0] * dims[1]) / 1e6).toFixed(0),
-                                                       limit: (maxPixels / 1e6).toFixed(0) }));
+        refuse("too_many_pixels", fill(labels.too_many_pixels, {
+          width: dims[0], height: dims[1], megapixels: ((dims[0] * dims[1]) / 1e6).toFixed(0),
+          limit: (maxPixels / 1e6).toFixed(0) }), { original_width: dims[0], original_height: dims[1] });
         return;
       }
       shrunk = await shrink(file, maxSide, quality);
@@ -188,7 +192,7 @@ export default function photoPicker(component) {
   function chosen(event) {
     const file = event.target.files && event.target.files[0];
     event.target.value = "";  // the same file picked again is a new pick (a re-run hits the cache)
-    take(file).catch(() => show("refused", labels.failed));
+    take(file).catch(() => refuse("failed", labels.failed));
   }
 
   input.onchange = chosen;
@@ -199,7 +203,7 @@ export default function photoPicker(component) {
     event.preventDefault();
     root.classList.remove("over");
     const file = event.dataTransfer && event.dataTransfer.files[0];
-    take(file).catch(() => show("refused", labels.failed));
+    take(file).catch(() => refuse("failed", labels.failed));
   };
   root.querySelector(".remove").onclick = () => {
     show("empty", "");
