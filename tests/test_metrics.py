@@ -233,7 +233,9 @@ def test_empty_history_gets_a_friendly_message(engine_env):
 
 def test_page_shows_tiles_table_and_chart(engine_env):
     store = providers.get_engine().store
-    now = time.time()
+    # The rows below (now-60 … now-30) fall in one minute, so in one chart bucket of any size (the day's is 15 min):
+    # with a plain time.time() a bucket's boundary fell between them now and then, and the chart had two points.
+    now = (time.time() - 65) // 60 * 60 + 65
     add(store, now - 60, latency_ms=8000.0, first_token_ms=700.0)
     add(store, now - 50, latency_ms=15_500.0, error="ProviderTimeout")
     add(store, now - 40, provider="openai", latency_ms=3000.0, first_token_ms=300.0, fallback=1)
