@@ -145,7 +145,11 @@ def test_on_a_phone_the_streaming_findings_and_the_card_scroll_into_view(app_url
     assert 0 <= top < PHONE["viewport"]["height"] / 2, top  # the card's head, not its tail, is in sight
 
     # Once per assessment: a rerun that is not an assessment (the language switch) leaves the page where it is.
+    # The reader scrolls back up by hand (a wheel here, a finger on a phone): the page stops following the answer.
+    phone.mouse.move(200, 400)
+    phone.mouse.wheel(0, -400)
     phone.evaluate("() => document.querySelector('[data-testid=stMain]').scrollTo(0, 0)")
+    phone.wait_for_timeout(300)
     assert _scroll_top(phone) == 0
     phone.get_by_test_id("stExpandSidebarButton").click()
     phone.get_by_test_id("stSidebar").get_by_text("English", exact=True).click()
@@ -172,6 +176,9 @@ def test_every_page_fits_a_phone_and_a_thumb(app_url, phone):
     _open(phone, app_url)
     phone.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진, 6개월간 커짐")
     phone.get_by_text("추가 정보 (선택)").click()
+    # The expander opens with an animation: press Assess once it has settled, or the press can land on a field.
+    expect(phone.get_by_role("textbox", name="기간")).to_be_visible()
+    phone.wait_for_timeout(300)
     phone.get_by_role("button", name="평가하기").click()
     expect(phone.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
     _assert_thumb_friendly(phone, "Assess")
