@@ -43,8 +43,17 @@ def parse_since(text: str) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def since_option(value: str | None) -> float | None:
-    """`--since` as a UTC timestamp, None when not given; raises ValueError with the line to show otherwise."""
+def export_since(value: str | None, recorded: str) -> float | None:
+    """An export's `--since` as a UTC timestamp (None when not given), once the history is known to be on.
+
+    Raises ValueError with the line to show when HISTORY_ENABLED is off (`recorded` names what is then not
+    recorded: "assessment", "QA case") or `value` is not a date.
+    """
+    from utils.settings import get_settings
+
+    if not get_settings().history_enabled:
+        raise ValueError(f"history is off (HISTORY_ENABLED=false): no {recorded} is recorded, so there is nothing "
+                         "to export.")
     if value is None:
         return None
     try:
@@ -111,14 +120,9 @@ def cmd_history_export(args: argparse.Namespace) -> int:
     """Export the history (filtered by --since and --user) as JSON or CSV to --out or stdout."""
     from storage.history import Filters
     from utils.files import atomic_file
-    from utils.settings import get_settings
 
-    if not get_settings().history_enabled:
-        print("error: history is off (HISTORY_ENABLED=false): no assessment is recorded, so there is nothing to "
-              "export.", file=sys.stderr)
-        return EXIT_INPUT
     try:
-        since = since_option(args.since)
+        since = export_since(args.since, "assessment")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -19,7 +19,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from commands.exits import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
-from commands.history import since_option
+from commands.history import export_since
 
 if TYPE_CHECKING:
     from providers.labelled_set import LabelledSet
@@ -64,14 +64,9 @@ def cmd_qa_export(args: argparse.Namespace) -> int:
 
     from storage.database import StoreError, StoreUnavailable
     from utils.files import FileRefused, check_output_dir, write_atomic
-    from utils.settings import get_settings
 
-    if not get_settings().history_enabled:
-        print("error: history is off (HISTORY_ENABLED=false): no QA case is recorded, so there is nothing to "
-              "export.", file=sys.stderr)
-        return EXIT_INPUT
     try:
-        since = since_option(args.since)
+        since = export_since(args.since, "QA case")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
