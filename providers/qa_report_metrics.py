@@ -97,29 +97,30 @@ def _figures_table(metrics: Mapping[str, Any]) -> str:
     def row(label: str, cells: list[str]) -> str:
         return f"<tr><th>{_e(label)}</th>{''.join(cells)}</tr>"
 
+    def accuracy(p: Mapping[str, Any], top: str) -> str:
+        n, share = p.get("n", 0), p.get(f"{top}_accuracy")
+        return _figure_cell(share, p.get(f"{top}_ci95"), _count(_share_count(share, n), n))
+
+    def rate(figures: Mapping[str, Any], prefix: str, key: str, hits: str, total: str) -> str:
+        """Sensitivity or specificity with its interval and count: 'flagged 9 of 9', 'cleared 30 of 36'."""
+        return _figure_cell(figures.get(f"{prefix}{key}"), figures.get(f"{prefix}{key}_ci95"),
+                            f"{hits} {_count(figures.get(f'{prefix}{hits}'), figures.get(f'{prefix}{total}'))}")
+
     ps = list(providers.values())
     wider = [p.get("malignant_or_premalignant") or {} for p in ps]
     rows = [
         row("cases scored (n)", [f"<td class=num>{p.get('n', 0)}</td>" for p in ps]),
         row("unanswered", [f"<td class=num>{p.get('unanswered', 0)}</td>" for p in ps]),
-        row("top-1 accuracy", [_figure_cell(p.get("top1_accuracy"), p.get("top1_ci95"),
-                                            _count(_share_count(p.get("top1_accuracy"), p.get("n", 0)),
-                                                   p.get("n", 0))) for p in ps]),
-        row("top-3 accuracy", [_figure_cell(p.get("top3_accuracy"), p.get("top3_ci95"),
-                                            _count(_share_count(p.get("top3_accuracy"), p.get("n", 0)),
-                                                   p.get("n", 0))) for p in ps]),
-        row("malignant: sensitivity", [_figure_cell(
-            p.get("malignant_sensitivity"), p.get("malignant_sensitivity_ci95"),
-            f"flagged {_count(p.get('malignant_flagged'), p.get('malignant_positives'))}") for p in ps]),
-        row("malignant: specificity", [_figure_cell(
-            p.get("malignant_specificity"), p.get("malignant_specificity_ci95"),
-            f"cleared {_count(p.get('malignant_cleared'), p.get('malignant_negatives'))}") for p in ps]),
-        row("malignant or premalignant: sensitivity", [_figure_cell(
-            w.get("sensitivity"), w.get("sensitivity_ci95"),
-            f"flagged {_count(w.get('flagged'), w.get('positives'))}") for w in wider]),
-        row("malignant or premalignant: specificity", [_figure_cell(
-            w.get("specificity"), w.get("specificity_ci95"),
-            f"cleared {_count(w.get('cleared'), w.get('negatives'))}") for w in wider]),
+        row("top-1 accuracy", [accuracy(p, "top1") for p in ps]),
+        row("top-3 accuracy", [accuracy(p, "top3") for p in ps]),
+        row("malignant: sensitivity",
+            [rate(p, "malignant_", "sensitivity", "flagged", "positives") for p in ps]),
+        row("malignant: specificity",
+            [rate(p, "malignant_", "specificity", "cleared", "negatives") for p in ps]),
+        row("malignant or premalignant: sensitivity",
+            [rate(w, "", "sensitivity", "flagged", "positives") for w in wider]),
+        row("malignant or premalignant: specificity",
+            [rate(w, "", "specificity", "cleared", "negatives") for w in wider]),
         row("calibration error (ECE)", [
             f"<td class=num>{'—' if p.get('ece') is None else format(p['ece'], '.3f')}</td>" for p in ps]),
     ]
