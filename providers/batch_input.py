@@ -94,7 +94,7 @@ class PhotoRefused(ValueError):
 
 def photo_limit() -> int:
     """The largest photo accepted, in bytes (`IMAGE_MAX_UPLOAD_MB`): the same for a ZIP entry, a file, an upload."""
-    return int(get_settings().image_max_upload_mb * 1_000_000)
+    return get_settings().image_max_upload_bytes
 
 
 def _is_junk(name: str) -> bool:

@@ -105,7 +105,7 @@ class Engine:
         s = self.settings
         try:
             return shrink_image(data, max_side=s.image_max_side, quality=s.image_jpeg_quality,
-                                max_bytes=int(s.image_max_upload_mb * 1_000_000), max_pixels=s.image_max_pixels,
+                                max_bytes=s.image_max_upload_bytes, max_pixels=s.image_max_pixels,
                                 concurrency=s.image_decode_concurrency)
         except ImageRejected as exc:
             raise InputError(Message(exc.code, exc.params)) from None

@@ -43,7 +43,7 @@ def _prepared(engine: Engine, source: str, data: bytes, **how) -> _Slot:
 def _picked(engine: Engine, value: object, pick_id: str) -> _Slot | None:
     s = engine.settings
     try:
-        pick = read_pick(value, int(s.image_max_upload_mb * 1_000_000), s.image_max_pixels)
+        pick = read_pick(value, s.image_max_upload_bytes, s.image_max_pixels)
     except ImageRejected as exc:
         return _Slot(pick_id, None, exc)
     if pick is None or pick == "clear":
@@ -63,7 +63,7 @@ def photo_input(engine: Engine, key_prefix: str = "photo") -> tuple[Photo | None
     """
     s = engine.settings
     picked = photo_picker(f"{key_prefix}_picker", max_side=s.image_max_side, quality=s.image_jpeg_quality,
-                          max_bytes=int(s.image_max_upload_mb * 1_000_000), max_pixels=s.image_max_pixels)
+                          max_bytes=s.image_max_upload_bytes, max_pixels=s.image_max_pixels)
     # "use_camera" predates the prefix: the diagnose page's tests and browser test find the toggle by it.
     camera_toggle = "use_camera" if key_prefix == "photo" else f"{key_prefix}_use_camera"
     shot = None

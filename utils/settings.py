@@ -303,6 +303,11 @@ class Settings:
     data_encryption_key: str = setting("DATA_ENCRYPTION_KEY", "", "Fernet key(s) sealing patient data at rest "
                                        "(see *Privacy*); `NEW,OLD` to rotate", "encryption_key", unset="off")
 
+    @property
+    def image_max_upload_bytes(self) -> int:
+        """IMAGE_MAX_UPLOAD_MB in bytes: the one limit for an upload, a picked photo, a file or a ZIP entry."""
+        return int(self.image_max_upload_mb * 1_000_000)
+
 
 def declarations() -> tuple[tuple[dataclasses.Field[Any], Setting], ...]:
     """Every field of `Settings` with its declaration, in declaration order."""

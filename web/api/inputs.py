@@ -59,7 +59,7 @@ def upload_limit(settings: Settings) -> int:
 
 def photo_limit(settings: Settings) -> int:
     """The largest photo accepted, in bytes (IMAGE_MAX_UPLOAD_MB)."""
-    return int(settings.image_max_upload_mb * 1_000_000)
+    return settings.image_max_upload_bytes
 
 
 def _too_large(limit: int) -> ApiError:
