@@ -94,11 +94,10 @@ def photo_input(engine: Engine, key_prefix: str = "photo") -> tuple[Photo | None
 
 def _shrinking(image: ShrunkImage) -> str:
     """What the server's shrinking did, in the UI's language: '4032×3024, 3.1 MB → 512×384, 34 KB; 위치 정보 제거됨'."""
-    line = (f"{image.original_width}×{image.original_height}, {size_text(image.original_bytes)} → "
-            f"{image.width}×{image.height}, {size_text(len(image.jpeg))}")
     if not image.removed:
-        return line
-    return f"{line}; {t('photo.removed', items=', '.join(t(f'photo.metadata.{name}') for name in image.removed))}"
+        return image.sizes()
+    removed = ", ".join(t(f"photo.metadata.{name}") for name in image.removed)
+    return f"{image.sizes()}; {t('photo.removed', items=removed)}"
 
 
 def show_photo(photo: Photo) -> None:

@@ -118,11 +118,14 @@ class ShrunkImage:
     original_format: str
     removed: tuple[str, ...] = ()
 
-    def describe(self) -> str:
-        """One line for the clinician, e.g. '4032×3024, 3.1 MB → 512×384, 34 KB; location data removed'."""
-        line = (f"{self.original_width}×{self.original_height}, {_size(self.original_bytes)} → "
+    def sizes(self) -> str:
+        """What shrinking did to the size, in any language: '4032×3024, 3.1 MB → 512×384, 34 KB'."""
+        return (f"{self.original_width}×{self.original_height}, {_size(self.original_bytes)} → "
                 f"{self.width}×{self.height}, {_size(len(self.jpeg))}")
-        return f"{line}; {', '.join(self.removed)} removed" if self.removed else line
+
+    def describe(self) -> str:
+        """One line in English, e.g. '4032×3024, 3.1 MB → 512×384, 34 KB; location data removed'."""
+        return f"{self.sizes()}; {', '.join(self.removed)} removed" if self.removed else self.sizes()
 
 
 def _size(n: int) -> str:
