@@ -14,26 +14,19 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
-import providers
+import startup
 from storage.database import StoreError
 from utils.settings import SettingsError
 from web.routes import routes
 
 log = logging.getLogger("app")
 
-# `main.py`'s st.navigation is the app's only navigation. Streamlit would otherwise treat the `pages/` folder as
-# an old-style multipage app until some session first reaches st.navigation, which a sign-in gate delays: a link
-# to /history would run pages/history.py alone, with a navigation made of file names.
-PagesManager.uses_pages_directory = False
-
-
 def migrate_store() -> None:
     """The store at the newest migration; a database that is down, or a DATA_DIR that cannot be used, is one log
     line: the pages then say the database is unavailable, and the store migrates on its next use."""
     try:
-        store = providers.get_store()
+        store = startup.get_store()
         revision = store.migrate()
     except SettingsError:
         return  # main.py's first page names the variable to fix

@@ -69,9 +69,11 @@ def _print_human(result) -> None:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """Assess one lesion from a description and/or a photo; print it (or JSON) and return the exit code."""
-    from providers import InputError, PatientInfo, ProviderError, diagnose
-    from providers.batch_input import photo_limit
+    from domain.errors import InputError, ProviderError
+    from domain.request import PatientInfo
+    from startup import diagnose
     from utils.files import FileRefused, read_regular_file
+    from utils.settings import get_settings
 
     if args.age is not None and not MIN_AGE <= args.age <= MAX_AGE:
         print(f"error: --age must be a whole number of years from {MIN_AGE} to {MAX_AGE}, got {args.age}.",
@@ -80,7 +82,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     image = None
     if args.image:
         try:  # a device, a FIFO or a huge file is refused before anything is read
-            image = read_regular_file(args.image, photo_limit(), what="photo")
+            image = read_regular_file(args.image, get_settings().image_max_upload_bytes, what="photo")
         except FileRefused as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_INPUT
@@ -114,20 +116,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
     """
     from tqdm import tqdm
 
-    from providers import get_engine
-    from providers.batch import check_providers, run_batch
-    from providers.batch_input import (
+    from qa.batch import check_providers, run_batch
+    from qa.batch_input import (
         BatchInputError,
         cases_file_limit,
-        max_cases,
         photos_from_dir,
         photos_from_zip,
         read_cases,
     )
-    from providers.qa_report import RESULTS_FILE, ResultsLog, check_out_dir, read_results, write_report
+    from qa.report import RESULTS_FILE, ResultsLog, check_out_dir, read_results, write_report
+    from startup import get_engine
     from utils.files import FileRefused, read_regular_file
+    from utils.settings import get_settings
 
-    limit = args.max_cases or max_cases()
+    settings = get_settings()
+    limit = args.max_cases or settings.batch_max_cases
     try:
         data = read_regular_file(args.cases, cases_file_limit(limit), what="cases")
     except FileRefused as exc:
@@ -142,9 +145,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         chosen = check_providers(engine, names)
         photos: Mapping[str, bytes]
         if args.images and Path(args.images).is_file():  # a ZIP of photos, as `qa export` writes; read when used
-            photos = photos_from_zip(open(args.images, "rb"))  # noqa: SIM115 (open while the batch runs)
+            photos = photos_from_zip(open(args.images, "rb"), max_entry_bytes=settings.image_max_upload_bytes)  # noqa: SIM115 (open while the batch runs)
         else:
-            photos = photos_from_dir(args.images) if args.images else {}
+            photos = photos_from_dir(args.images, max_photo_bytes=settings.image_max_upload_bytes) if args.images else {}
         cases = read_cases(data, photos, limit=limit)
         out = check_out_dir(args.out)
         done = read_results(out / RESULTS_FILE, cases, chosen) if args.resume else {}
@@ -186,7 +189,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _concurrency(value: str) -> int:
-    from providers.batch import MAX_CONCURRENCY
+    from qa.batch import MAX_CONCURRENCY
 
     number = int(value)
     if not 1 <= number <= MAX_CONCURRENCY:

@@ -30,11 +30,11 @@ require_sign_in()
 account_sidebar()
 
 PAGES = [
-    ("pages/diagnose.py", "nav.diagnose", ":material/dermatology:"),
-    ("pages/jobs.py", "nav.jobs", ":material/work_history:"),
-    ("pages/history.py", "nav.history", ":material/history:"),
-    ("pages/qa.py", "nav.qa", ":material/fact_check:"),
-    ("pages/performance.py", "nav.performance", ":material/speed:"),
+    ("app_pages/diagnose.py", "nav.diagnose", ":material/dermatology:"),
+    ("app_pages/jobs.py", "nav.jobs", ":material/work_history:"),
+    ("app_pages/history.py", "nav.history", ":material/history:"),
+    ("app_pages/qa.py", "nav.qa", ":material/fact_check:"),
+    ("app_pages/performance.py", "nav.performance", ":material/speed:"),
 ]
 page = st.navigation([st.Page(path, title=t(title), icon=icon, default=(i == 0))
                       for i, (path, title, icon) in enumerate(PAGES)])

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import providers
+import startup
 from utils.settings import ENV_NAMES
 
 RUNPOD_MODEL = "clinic-derm-v1"
@@ -41,10 +41,10 @@ def engine_pointed_at(url: str) -> Iterator[Path]:
                 "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
             })
             os.chdir(tmp)
-            providers.reset_engine()
+            startup.reset_engine()
             yield Path(tmp)
         finally:
-            providers.reset_engine()
+            startup.reset_engine()
             os.chdir(saved_cwd)
             os.environ.clear()
             os.environ.update(saved_env)

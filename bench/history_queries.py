@@ -4,9 +4,9 @@ Fills one database (a throw-away PostgreSQL cluster, testkit/postgres.py, and fo
 SQLite file) with realistic rows (several users, every class, risks, providers, a year of
 dates, some pinned, some failed), inserted in batches through storage/schema.assessments. Then
 times, through `History` itself, exactly what the History page and the HTTP API run
-(pages/history.py, web/api/analyses.py): the purge and the "anything?" probe at page open, the
+(app_pages/history.py, web/api/analyses.py): the purge and the "anything?" probe at page open, the
 default view, a user's own view, each filter, a text search, the pinned answers of demo mode
-and the API's pages; and `History.record` of one engine-shaped row (providers/recording.py).
+and the API's pages; and `History.record` of one engine-shaped row (engine/recording.py).
 Each query's plan comes from EXPLAIN of the very statement the call sent (caught on the engine).
 
     .venv/bin/python -m bench.history_queries                  # both databases, ~3-5 min
@@ -101,7 +101,7 @@ def _pick(weighted: list[tuple[str, int]], rng: random.Random) -> str:
 
 
 def fake_row(rng: random.Random, created_at: float) -> dict:
-    """One assessment as the engine writes it (providers/recording.py), answered or (2 %) failed."""
+    """One assessment as the engine writes it (engine/recording.py), answered or (2 %) failed."""
     text = f"{rng.choice(SITES)}의 {rng.choice(SIGNS)}, {rng.choice(COURSES)} (크기 {rng.randint(2, 30)}mm)"
     row = {"id": new_id(), "created_at": created_at, "user": _pick(USERS, rng), "source": _pick(SOURCES, rng),
            "kind": rng.choice(("text", "text", "image")), "language": rng.choice(("ko", "ko", "ko", "en")),

@@ -39,22 +39,22 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM must not fetch its price list
 
 from PIL import Image  # noqa: E402
 
+import startup as wiring  # noqa: E402
 from bench.simulator import Simulator, SimulatorProcess  # noqa: E402
-from providers.base import Attempt, Provider  # noqa: E402
-from providers import wiring  # noqa: E402
-from providers.engine import Engine  # noqa: E402
 from domain.errors import DiagnosisError, ProviderUnavailable  # noqa: E402
-from providers.registry import RunPodProvider  # noqa: E402
 from domain.result import Usage  # noqa: E402
+from engine.core import Engine  # noqa: E402
+from providers.base import Attempt, Provider  # noqa: E402
+from providers.registry import RunPodProvider  # noqa: E402
 from utils.settings import load_settings  # noqa: E402
 from utils.stats import percentile  # noqa: E402
 
@@ -143,7 +143,7 @@ class LiteLLMRouterProvider(Provider):
     model_var = "LITELLM"
     MODELS = {"runpod": "clinic-derm-v1", "openai": "gpt-4o-mini"}
 
-    def __init__(self, settings, sim: "SimulatorProcess | Simulator", scale: float) -> None:
+    def __init__(self, settings, sim: SimulatorProcess | Simulator, scale: float) -> None:
         super().__init__(settings, api_key="", base_url="", model="runpod→openai")
         from litellm import Router
 
@@ -190,7 +190,7 @@ def _scaled(seconds: float, scale: float) -> str:
     return f"{seconds * scale:.6f}"
 
 
-def build_engine(strategy: str, sim: "SimulatorProcess | Simulator", scale: float, data_dir: Path) -> Engine:
+def build_engine(strategy: str, sim: SimulatorProcess | Simulator, scale: float, data_dir: Path) -> Engine:
     """An engine configured as `strategy` would be, against the simulator."""
     forever = _scaled(100_000, scale)
     env = {

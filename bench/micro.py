@@ -9,7 +9,7 @@ median, p95 and max against a target:
   1. shrink a 12 MP phone JPEG (4032×3024, grainy, EXIF orientation 6 + GPS) with
      `utils.images.shrink_image` at the defaults (512 px, quality 70)    median ≤ 60 ms
   2. the same for a 12 MP HEIC (pillow-heif)                            median ≤ 900 ms
-  3. a cache hit through the public `providers.diagnose`, for text and for an
+  3. a cache hit through the public `startup.diagnose`, for text and for an
      already shrunk photo                                               median ≤ 10 ms
   4. the app's overhead per assessment: `diagnose(..., use_cache=False)` against a
      server that answers at once (streamed), minus the same request sent with a plain
@@ -50,17 +50,17 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import PIL
 from PIL import features
 
-import providers
+import startup
 from bench.environment import RUNPOD_KEY, engine_pointed_at
 from bench.measuring import Row, timed
 from bench.photos import heic_12mp, typical_jpeg
@@ -89,7 +89,7 @@ class Plan:
     warmup: int = 3
 
     @classmethod
-    def quick(cls) -> "Plan":
+    def quick(cls) -> Plan:
         return cls(shrink_jpeg=10, shrink_heic=2, cache_hit=50, overhead=15, rounds=2, warmup=1)
 
 
@@ -126,9 +126,9 @@ def bench_cache_hits(plan: Plan, report: Report, fake: FakeLLM, image: ShrunkIma
     """Benchmark 3: a repeated question (a re-render, a colleague's second look) must cost nothing noticeable."""
     text = "5 mm pearly papule beside the nose with fine telangiectasia"
     before = len(fake.chat_requests)
-    misses = [providers.diagnose(text=text), providers.diagnose(image=image)]
-    hits = {"text=…": lambda: providers.diagnose(text=text),
-            "image=<already shrunk>": lambda: providers.diagnose(image=image)}
+    misses = [startup.diagnose(text=text), startup.diagnose(image=image)]
+    hits = {"text=…": lambda: startup.diagnose(text=text),
+            "image=<already shrunk>": lambda: startup.diagnose(image=image)}
     for kind, call in hits.items():
         samples = timed(call, warmup=plan.warmup * 5, reps=plan.cache_hit)
         report.rows.append(Row(f"3. cache hit, diagnose({kind})", "ms", samples, 10))
@@ -178,10 +178,10 @@ def bench_overhead(plan: Plan, report: Report, fake: FakeLLM, image: ShrunkImage
     informational measurement repeats the text case at 2 characters an event (176 events).
     """
     url = fake.url + "/chat/completions"
-    cases = {"text": (lambda: providers.diagnose(text="scaly red plaque on the scalp, 3 cm", use_cache=False), 8),
-             "image": (lambda: providers.diagnose(image=image, use_cache=False), 8),
+    cases = {"text": (lambda: startup.diagnose(text="scaly red plaque on the scalp, 3 cm", use_cache=False), 8),
+             "image": (lambda: startup.diagnose(image=image, use_cache=False), 8),
              "text, 2 characters an event": (
-                 lambda: providers.diagnose(text="scaly red plaque on the scalp, 3 cm", use_cache=False), 2)}
+                 lambda: startup.diagnose(text="scaly red plaque on the scalp, 3 cm", use_cache=False), 2)}
     per_event: dict[int, float] = {}
     with httpx.Client(timeout=30, transport=httpx.HTTPTransport(socket_options=_NODELAY)) as client:
         for kind, (call, chunk_chars) in cases.items():
@@ -222,7 +222,7 @@ def _rounds(fake: FakeLLM, reply: Reply, rounds: int) -> tuple[list[float], list
 
     def one() -> float:
         start = time.perf_counter()
-        providers.diagnose(text=f"irregular pigmented macule, case {next(counter)}", use_cache=False)
+        startup.diagnose(text=f"irregular pigmented macule, case {next(counter)}", use_cache=False)
         return time.perf_counter() - start
 
     single, batch, per_call = [], [], []
@@ -281,7 +281,7 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> Report:
 
     attempt("1-2. shrinking photos", lambda: bench_shrinking(plan, report, log))
     with FakeLLM() as fake, engine_pointed_at(fake.url):
-        image = providers.prepare_image(phone_jpeg())
+        image = startup.prepare_image(phone_jpeg())
         attempt("3. cache hits", lambda: bench_cache_hits(plan, report, fake, image))
         attempt("4. app overhead", lambda: bench_overhead(plan, report, fake, image))
         attempt("5. concurrency", lambda: bench_concurrency(plan, report, fake))
@@ -298,7 +298,7 @@ def machine() -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    info = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "platform": platform.platform(),
+    info = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "platform": platform.platform(),
             "cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(), "pillow": PIL.__version__,
             "libjpeg_turbo": features.check_feature("libjpeg_turbo")}
     with contextlib.suppress(ImportError):

@@ -46,7 +46,7 @@ import time
 import uuid
 from contextlib import ExitStack, suppress
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
@@ -55,8 +55,8 @@ import sqlalchemy as sa
 from bench import history_queries, shared_database
 from bench.browser_rounds import CASES, Round, Session, answer_for, drive, echo_token
 from bench.shared_database import SLOW, App, server_env, start_app, wait_up
+from storage.metrics.redis import METRICS_KEY, MetricsFeed
 from storage.redis_client import PREFIX
-from storage.redis_metrics import METRICS_KEY, MetricsFeed
 from storage.schema import assessments
 from storage.store import Store
 from testkit.browser import CHROMIUM
@@ -205,7 +205,7 @@ def machine() -> dict:
         out = subprocess.run([str(bindir / "postgres") if bindir else "postgres", "--version"], capture_output=True,
                              text=True, timeout=5).stdout
         postgres_version = found.group(1) if (found := re.search(r"(\d+\.\d+)", out)) else "?"
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu, "cpus": os.cpu_count(),
+    return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu, "cpus": os.cpu_count(),
             "platform": platform.platform(), "python": platform.python_version(), "redis": redis_version,
             "postgres": postgres_version}
 

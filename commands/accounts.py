@@ -19,13 +19,10 @@ if TYPE_CHECKING:
 
 
 def _accounts() -> AccountStore:
-    from providers.wiring import open_store
-    from storage.accounts import accounts_for
-    from utils.settings import get_settings
+    import startup
 
-    settings = get_settings()
     # The store the app uses (DATABASE_URL's, else DATA_DIR's), without starting the engine's job workers.
-    return accounts_for(open_store(settings), settings)
+    return startup.accounts()
 
 
 def _read_password() -> str | None:
@@ -136,12 +133,9 @@ def cmd_users_set_password(args: argparse.Namespace) -> int:
 
 
 def _sessions() -> SessionStore:
-    from providers.wiring import open_store
-    from storage.sessions import sessions_for
-    from utils.settings import get_settings
+    import startup
 
-    settings = get_settings()
-    return sessions_for(open_store(settings), settings)
+    return startup.sessions()
 
 
 def cmd_sessions_list(args: argparse.Namespace) -> int:
@@ -202,11 +196,9 @@ def cmd_users_set_admin(args: argparse.Namespace) -> int:
 
 
 def _tokens() -> TokenStore:
-    from providers.wiring import open_store
-    from storage.tokens import SqlTokenStore
-    from utils.settings import get_settings
+    import startup
 
-    return SqlTokenStore(open_store(get_settings()))
+    return startup.tokens()
 
 
 def cmd_tokens_add(args: argparse.Namespace) -> int:

@@ -36,13 +36,13 @@ SEALED_AS_STORED = ("Encrypted values were copied as stored: give the servers on
 
 def _store(target: str | None) -> Store:
     """The store `target` names (a URL or a SQLite path), else the app's: DATABASE_URL or DATA_DIR/app.db."""
-    from providers.wiring import open_store
+    import startup
     from storage.store import Store
     from utils.settings import get_settings
 
-    settings = get_settings()
     if target is None:
-        return open_store(settings)
+        return startup.get_store()
+    settings = get_settings()
     return Store(target, pool_size=settings.database_pool_size, timeout_seconds=settings.database_timeout_seconds)
 
 

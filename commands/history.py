@@ -66,10 +66,9 @@ def export_since(value: str | None, recorded: str) -> float | None:
 def _history() -> History:
     """The app's history (the engine's store, DATABASE_URL's or DATA_DIR's, and key), without starting the engine
     or its job workers."""
-    from providers.wiring import open_history
-    from utils.settings import get_settings
+    import startup
 
-    return open_history(get_settings())
+    return startup.history()
 
 
 def _read_errors() -> tuple[type[Exception], ...]:

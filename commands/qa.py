@@ -4,7 +4,7 @@
     python cli.py batch labelled/cases.csv --images labelled/photos.zip --providers runpod,openai --out qa-report
 
 Writes DIR/cases.csv (id,text,image,expected and columns the batch ignores) and DIR/photos.zip (one
-`<case id>.jpg` per photo case), each atomically and private (0600); see providers/labelled_set.py
+`<case id>.jpg` per photo case), each atomically and private (0600); see qa/labelled_set.py
 for how a case's expected class is decided and which cases are left out. Every user's cases are
 exported (an administrator's tool on the server), as `cli.py history export` does.
 
@@ -22,7 +22,7 @@ from commands.exits import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
 from commands.history import export_since
 
 if TYPE_CHECKING:
-    from providers.labelled_set import LabelledSet
+    from qa.labelled_set import LabelledSet
 
 CASES_FILE = "cases.csv"
 PHOTOS_FILE = "photos.zip"
@@ -38,14 +38,10 @@ LEFT_OUT = {
 
 def _labelled(since: float | None) -> LabelledSet:
     """The labelled set of the app's store (DATABASE_URL's or DATA_DIR's, with its key), every user's cases."""
-    from providers.labelled_set import labelled_set
-    from providers.wiring import open_history, open_store
-    from storage.reviews import Reviews
-    from utils.settings import get_settings
+    import startup
+    from qa.labelled_set import labelled_set
 
-    settings = get_settings()
-    store = open_store(settings)
-    return labelled_set(open_history(settings, store), Reviews(store), since=since)
+    return labelled_set(startup.history(), startup.reviews(), since=since)
 
 
 def summary_lines(found: LabelledSet) -> list[str]:

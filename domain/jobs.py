@@ -1,6 +1,6 @@
 """A background job as every job store and page sees it: its states, its record and its errors.
 
-One definition for both stores (SQL in `storage/jobs.py`, Redis in `storage/redis_jobs.py`):
+One definition for both stores (SQL in `storage/jobs/`, Redis in `storage/jobs/redis.py`):
 what a job is, what of its request a store keeps (plain JSON types only; the photo's bytes
 apart), and the messages a clinician reads, so a job reads and fails the same in both.
 """

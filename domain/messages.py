@@ -30,7 +30,7 @@ LIST_PARAMS = frozenset({"variables"})
 LIST_SEPARATOR = ", "
 
 ENGLISH: dict[str, str] = {
-    # Providers: setup, refusals, failures (providers/base.py, providers/engine.py).
+    # Providers: setup, refusals, failures (providers/base.py, engine/core.py).
     "provider.not_configured": "{title} is not configured: set {variables} in .env.",
     "provider.not_configured_others": "{title} is not configured: set {variables} in .env. Configured now: {others}.",
     "provider.timeout": "{title} did not answer in time.",
@@ -45,15 +45,15 @@ ENGLISH: dict[str, str] = {
     "provider.unreachable": "Could not reach {title} at {host}: is it running and is {variable} right?",
     "provider.unreachable_url": "Could not reach {title} at {host}: is it running and is the URL right?",
     "provider.unreadable": "{title} answered in a way the app could not read ({error}).",
-    # Time budgets (providers/retry.py, providers/routing.py).
+    # Time budgets (engine/retry.py, engine/routing.py).
     "provider.over_budget": "{title} did not answer within the {budget:g} s time budget.",
     "routing.over_budget": "No answer within the {budget:g} s time budget (tried {titles}).",
-    # Demo mode (providers/engine.py).
+    # Demo mode (engine/core.py).
     "demo.store_down": "Demo mode replays pinned cases from the history database, which does not answer now: "
                        "try again in a moment.",
     "demo.not_pinned": "Demo mode replays pinned cases only, and this case is not one of them: choose a pinned case, "
                        "or set DEMO_MODE=false to ask a provider.",
-    # The clinician's input (providers/engine.py).
+    # The clinician's input (engine/core.py).
     "input.unknown_provider": "Unknown provider '{name}': choose one of {choices}.",
     "input.no_photos": "{title} does not accept photos: choose another provider, or describe the lesion in text.",
     "input.empty": "Give a photo of the lesion or describe it in text (either is enough).",
@@ -62,10 +62,10 @@ ENGLISH: dict[str, str] = {
     "input.field_not_text": "The {field} contains characters that are not valid text (a broken encoding?). "
                             "Please type it again.",
     "input.unknown_language": "Unknown language '{language}': use one of {choices}.",
-    # Refine and explain (providers/assist.py).
+    # Refine and explain (engine/assist.py).
     "assist.nothing_to_refine": "Type the patient's description first: there is nothing to refine.",
     "assist.nothing_to_explain": "This answer names no lesion class, so there is nothing to explain: re-run it first.",
-    # Background jobs (domain/jobs.py, storage/jobs.py, storage/redis_jobs.py, providers/jobs.py).
+    # Background jobs (domain/jobs.py, storage/jobs/, storage/jobs/redis.py, engine/jobs.py).
     "job.unreadable": "This job is encrypted with another DATA_ENCRYPTION_KEY and cannot be read here: set the key "
                       "it was stored with (DATA_ENCRYPTION_KEY takes several keys, comma-separated), or submit the "
                       "case again.",
@@ -77,7 +77,7 @@ ENGLISH: dict[str, str] = {
     "job.unexpected": "Unexpected error ({error}).",
     # Photos (utils/images.py).
     **IMAGE_MESSAGES,
-    # Batch QA input (providers/batch_input.py, providers/batch.py, providers/qa_report.py). File names, sizes
+    # Batch QA input (qa/batch_input.py, qa/batch.py, qa/report.py). File names, sizes
     # (megabytes() text), columns and a parser's own error text are shown as written.
     "batch.zip_lists_too_many": "The photo archive lists {listed:,} files; the limit is {limit:,}. "
                                 "Split it into smaller batches.",
@@ -114,7 +114,7 @@ ENGLISH: dict[str, str] = {
                             "the same cases and providers, or choose another output folder.",
     "batch.other_case": "{path} holds rows of another batch (case '{name}' is not in this one): resume with the "
                         "same cases and providers, or choose another output folder.",
-    # A cases file's bad row (providers/batch_input.py): said after "line N (id X): ", several joined by "; ".
+    # A cases file's bad row (qa/batch_input.py): said after "line N (id X): ", several joined by "; ".
     "batch.row_empty": "empty row: give a description in 'text' or a photo file name in 'image'",
     "batch.row_unknown_image": "unknown image file '{image}': it is not among the {count} photos given",
     "batch.row_unknown_image_one": "unknown image file '{image}': it is not among the {count} photo given",

@@ -3,13 +3,13 @@
 The history is the clinic's record and the performance page's data. The photo itself
 is kept only as a small thumbnail, and only when HISTORY_KEEP_IMAGES is on; then a Provider
 QA case also keeps the shrunk photo it was compared on (`photo`, read only by `History.photo`,
-for the labelled set of providers/labelled_set.py). With
+for the labelled set of qa/labelled_set.py). With
 DATA_ENCRYPTION_KEY the columns that carry the patient's case are stored encrypted
 (utils/crypto.py). A deleted case is freed from the database's files, not left in their
 free space (SQLite: secure_delete and a WAL checkpoint; PostgreSQL: VACUUM FULL).
 The same queries (SQLAlchemy Core over storage/schema.py) run on SQLite and PostgreSQL.
 With REDIS_URL, each recorded row's figures also go to a `MetricsSink` (every process's
-metrics in Redis, storage/redis_metrics.py), so the Performance page can show them all.
+metrics in Redis, storage/metrics/redis.py), so the Performance page can show them all.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from storage.history_export import (
     to_csv,
     to_json,
 )
+from storage.metrics import MetricsSink
 from storage.schema import assessments, jobs, reviews
 from storage.store import Store, dumps, new_id, now
 from utils.crypto import SealedWithAnotherKey, Sealer
@@ -93,12 +94,6 @@ def thumbnail(jpeg: bytes) -> bytes:
         img.convert("RGB").save(out, "JPEG", quality=70)
         return out.getvalue()
 
-
-class MetricsSink(Protocol):
-    """Somewhere else a recorded assessment's figures go: times, flags, names and the error class, no patient text."""
-
-    def push(self, row: dict[str, Any], at: float | None = None) -> bool:
-        """Keep the figures of `row` (an `assessments` row) as of `at`; False when not kept. Never raises."""
 
 
 class HistoryStore(Protocol):
@@ -387,7 +382,7 @@ def _mentions(row: dict, needle: str) -> bool:
 
 
 # The export's formats live in storage/history_export.py; they are named here too, where callers have found them.
-__all__ = ["History", "HistoryStore", "MetricsSink", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "JSON_FIELDS",
+__all__ = ["History", "HistoryStore", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "JSON_FIELDS",
            "SCAN_PAGE", "SEALED_COLUMNS", "UNREADABLE", "thumbnail", "csv_lines", "to_csv", "export_record",
            "json_chunks", "to_json", "from_export", "dumps"]
 

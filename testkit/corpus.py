@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from PIL import Image, ImageChops, ImageDraw, PngImagePlugin
 
@@ -65,14 +65,14 @@ def grainy(width: int, height: int) -> Image.Image:
     return photo(width, height, grain=25)
 
 
-@lru_cache(maxsize=None)
+@cache
 def phone_jpeg(orientation: int = 6, width: int = 4032, height: int = 3024, *, gps: bool = True) -> bytes:
     """A 12 MP landscape-stored JPEG whose EXIF says how to turn it; with GPS and camera tags."""
     return encode(grainy(width, height), "JPEG", quality=90,
                  exif=camera_exif(orientation, gps=gps).tobytes())
 
 
-@lru_cache(maxsize=None)
+@cache
 def plain_jpeg(width: int = 800, height: int = 600, quality: int = 90) -> bytes:
     return encode(photo(width, height), "JPEG", quality=quality)
 
@@ -246,7 +246,7 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-@lru_cache(maxsize=None)
+@cache
 def huge_png(width: int = 20000, height: int = 20000) -> bytes:
     """A valid, all-black 1-bit PNG of width×height pixels, a few tens of KB on disk, built without a canvas."""
     row = b"\0" + b"\0" * ((width + 7) // 8)  # filter byte + packed bits

@@ -68,7 +68,7 @@ class RedisServer:
         """True while the server process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
+    def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server (on the same port after a `stop()`) and wait until it answers PING."""
         if self.running:
             return self
@@ -108,7 +108,7 @@ class RedisServer:
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

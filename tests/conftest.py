@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import providers
+import startup
 import utils.settings
 from storage.store import Store
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS
@@ -46,9 +46,9 @@ def isolated_settings(monkeypatch, tmp_path_factory):
     for name in {*SETTINGS_VARS, *SDK_VARS}:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(utils.settings, "ENV_FILE", tmp_path_factory.getbasetemp() / "no-env-file" / ".env")
-    providers.reset_engine()
+    startup.reset_engine()
     yield
-    providers.reset_engine()
+    startup.reset_engine()
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def engine_env(fake_llm, monkeypatch, tmp_path):
     The working directory is `tmp_path` (for subprocesses and relative paths; `isolated_settings`
     already keeps the developer's variables and `.env` out). Everything else is the app's default;
     change settings with the `reconfigure` fixture (or `monkeypatch.setenv` then
-    `providers.reset_engine()`). Yields the FakeLLM.
+    `startup.reset_engine()`). Yields the FakeLLM.
     """
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
@@ -82,9 +82,9 @@ def engine_env(fake_llm, monkeypatch, tmp_path):
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
-    providers.reset_engine()
+    startup.reset_engine()
     yield fake_llm
-    providers.reset_engine()
+    startup.reset_engine()
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def reconfigure(engine_env, monkeypatch):
                 monkeypatch.delenv(name, raising=False)
             else:
                 monkeypatch.setenv(name, str(value))
-        providers.reset_engine()
+        startup.reset_engine()
     return apply
 
 

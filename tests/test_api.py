@@ -457,14 +457,14 @@ def test_token_store_rules(store):  # on SQLite and PostgreSQL
 
 
 def test_a_database_that_is_down_answers_503_not_401(monkeypatch):
-    import providers
+    import startup
     from testkit.redis_server import free_port
     from web.api.auth import identify
     from web.api.errors import ApiError
 
     monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")  # nothing listens
     monkeypatch.setenv("DATABASE_TIMEOUT_SECONDS", "1")
-    providers.reset_engine()
+    startup.reset_engine()
     with pytest.raises(ApiError) as refused:
         identify("skai_" + "a" * 43)
     error = refused.value

@@ -1,4 +1,4 @@
-"""The layers hold: pages/ui/cli → providers → storage → domain → utils, with no import cycle.
+"""The layers hold: entry points → startup → qa → engine → providers → storage → domain → utils, with no import cycle.
 
 Every import counts, as import-linter counts them: module level, inside functions (lazy) and
 under `if TYPE_CHECKING:`. A cycle or an upward import is a knot someone new to the code has
@@ -15,7 +15,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Higher may import lower (or its own layer), never the other way.
-LAYERS = {"app": 4, "main": 4, "cli": 4, "commands": 4, "web": 4, "pages": 4, "ui": 4, "providers": 3, "storage": 2, "domain": 1, "utils": 0}
+# The entry points (app.py, main.py, cli.py, the page scripts, ui/, web/, commands/) build nothing themselves: they
+# take the engine and the store objects from `startup`, the one module that reads the process settings.
+ENTRY_POINTS = ("app", "main", "cli", "commands", "web", "app_pages", "ui")
+LAYERS = {**dict.fromkeys(ENTRY_POINTS, 7), "startup": 6, "qa": 5, "engine": 4, "providers": 3, "storage": 2,
+          "domain": 1, "utils": 0}
 MAX_LINES = 450
 
 
@@ -28,8 +32,8 @@ def _module_name(path: Path) -> str:
 
 def app_modules() -> dict[str, Path]:
     """Every module of the app (not tests/, bench/ or testkit/), by dotted name."""
-    files = [ROOT / "app.py", ROOT / "main.py", ROOT / "cli.py"]
-    for package in ("commands", "web", "pages", "ui", "providers", "storage", "domain", "utils"):
+    files = [ROOT / "app.py", ROOT / "main.py", ROOT / "cli.py", ROOT / "startup.py"]
+    for package in ("commands", "web", "app_pages", "ui", "qa", "engine", "providers", "storage", "domain", "utils"):
         files += sorted((ROOT / package).rglob("*.py"))
     return {_module_name(f): f for f in files}
 
@@ -41,7 +45,7 @@ def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            # `from storage import metrics` names a module; `from providers import diagnose` names the package.
+            # `from storage.metrics import figures as metrics` names a module; `from providers import diagnose` names the package.
             names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
                      for alias in node.names]
         else:
@@ -110,8 +114,8 @@ def test_no_module_imports_a_layer_above_its_own(graph):
 
 
 def test_nothing_imports_the_pages(graph):
-    # The UI sits on top; nothing below it may reach into pages/ or ui/ (pages are run, never imported).
-    assert not [m for m, targets in graph.items() for t in targets if t.startswith("pages")]
+    # The UI sits on top; nothing below it may reach into app_pages/ or ui/ (pages are run, never imported).
+    assert not [m for m, targets in graph.items() for t in targets if t.startswith("app_pages")]
 
 
 def test_the_app_never_imports_the_test_fakes():
@@ -145,10 +149,26 @@ def test_no_bench_or_testkit_module_is_too_long_to_read():
 def test_the_walker_sees_lazy_and_type_checking_imports(tmp_path):
     # The checks above are only as good as the walker: it must see imports that never run at import time.
     module = tmp_path / "m.py"
-    module.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from providers.engine import Engine\n"
-                      "def f():\n    import storage.store\n    from storage import metrics\n")
-    assert imports_of(module, app_modules()) == {"providers.engine", "storage.store", "storage.metrics"}
+    module.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from engine.core import Engine\n"
+                      "def f():\n    import storage.store\n    from storage.metrics import figures as metrics\n")
+    assert imports_of(module, app_modules()) == {"engine.core", "storage.store", "storage.metrics.figures"}
 
 
 def test_a_cycle_is_found():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_only_the_entry_points_and_startup_read_the_process_settings():
+    # Below start-up everything is handed its settings, so a test, a benchmark or a second engine can run any part
+    # with settings of its own, and a setting is never read at a depth nobody expects.
+    readers = sorted(name for name, path in app_modules().items()
+                     if _layer(name) < LAYERS["startup"] and name != "utils.settings"
+                     and "get_settings" in path.read_text(encoding="utf-8"))
+    assert readers == []
+
+
+def test_no_folder_is_named_like_streamlits_legacy_page_folder():
+    # A `pages/` folder beside the main script turns on Streamlit's old multipage mode until st.navigation runs,
+    # which a sign-in gate delays (a link to /history would run that script alone).
+    assert not (ROOT / "pages").exists()
+    assert "PagesManager" not in (ROOT / "app.py").read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-import providers
+import startup
 import storage.accounts as accounts_module
 from storage.accounts import (
     AccountLocked,
@@ -77,7 +77,7 @@ def second_store(store, request, tmp_path):
 def app_accounts(reconfigure) -> Accounts:
     """AUTH_MODE=accounts for the app, and the accounts of the store the app uses."""
     reconfigure(AUTH_MODE="accounts")
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     return accounts_for(engine.store, engine.settings)
 
 
@@ -368,7 +368,7 @@ def test_cli_users_add_list_set_admin_remove(engine_env, tmp_path):
     assert [line.split()[0] for line in run_cli("list").stdout.splitlines()[1:]] == ["nurse.lee"]
 
     # The app's store holds the hash only; the line ending was not part of the password.
-    accounts = Accounts(providers.get_engine().store)
+    accounts = Accounts(startup.get_engine().store)
     assert accounts.verify("nurse.lee", "another password").is_admin
     raw = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("app.db*"))
     assert b"another password" not in raw and b"scrypt$16384$8$1$" in raw
@@ -395,7 +395,7 @@ def test_cli_users_bad_input_exits_2_with_one_line(engine_env):
 
 def test_cli_users_list_shows_a_lock(engine_env):
     run_cli("add", "kim", "--password-stdin", stdin=PASSWORD + "\n")
-    accounts = Accounts(providers.get_engine().store, lock_addresses=2)
+    accounts = Accounts(startup.get_engine().store, lock_addresses=2)
     with pytest.raises(WrongCredentials):
         accounts.verify("kim", "wrong password", STRANGER)
     with pytest.raises(AccountLocked):
@@ -436,7 +436,7 @@ def test_cli_refuses_a_password_of_more_than_one_line_or_not_utf8(engine_env):
     # One trailing line ending, as `echo` or a here-string adds, is not part of the password; spaces are.
     code, _, err = run_cli_bytes("add", "kim", "--password-stdin", stdin="  비밀 번호 long  \n".encode())
     assert code == 0, err
-    assert Accounts(providers.get_engine().store).verify("kim", "  비밀 번호 long  ").name == "kim"
+    assert Accounts(startup.get_engine().store).verify("kim", "  비밀 번호 long  ").name == "kim"
 
 
 # -- the gate --------------------------------------------------------------------------------
@@ -466,7 +466,7 @@ def _app(**state) -> AppTest:
 
 
 def _app_sessions():
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     return sessions_for(engine.store, engine.settings)
 
 
@@ -480,7 +480,7 @@ def _age(key: str, seconds: float, *, last_seen: bool = True) -> None:
     values = {"created_at": sessions.c.created_at - seconds}
     if last_seen:
         values["last_seen"] = sessions.c.last_seen - seconds
-    with providers.get_store().connect() as conn:
+    with startup.get_store().connect() as conn:
         conn.execute(sessions.update().where(sessions.c.key == key).values(values))
 
 
@@ -490,7 +490,7 @@ def test_no_account_yet_says_how_to_create_one_and_shows_no_page(app_accounts):
     assert "cli.py users add YOUR-NAME --admin --password-stdin" in _texts(at)
     assert not _diagnose_page_shown(at) and not at.text_input
     # A page's own address, served without app.py (as Streamlit does before anyone signed in), is gated too.
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("app_pages/jobs.py").run()
     assert not at.exception and "cli.py users add" in _texts(at)
     assert "Background jobs" not in _texts(at) and "백그라운드 작업" not in _texts(at)
 
@@ -610,7 +610,7 @@ def test_the_form_says_how_long_to_wait_and_the_wait_grows(app_accounts, reconfi
 def test_a_database_that_is_down_is_said_on_the_form_and_the_name_stays(reconfigure, postgres_server, postgres_url,
                                                                          caplog):
     reconfigure(AUTH_MODE="accounts", DATABASE_URL=postgres_url, DATABASE_TIMEOUT_SECONDS=2)
-    accounts_for(providers.get_store(), get_settings()).add_user("kim", PASSWORD)
+    accounts_for(startup.get_store(), get_settings()).add_user("kim", PASSWORD)
     at = _app()
     at.session_state["lang"] = "en"
     at.run()
@@ -722,7 +722,7 @@ def test_sign_in_off_warns_in_the_sidebar(engine_env):
 
 
 def test_every_page_starts_with_the_gate():
-    for page in sorted((PROJECT_ROOT / "pages").glob("*.py")):
+    for page in sorted((PROJECT_ROOT / "app_pages").glob("*.py")):
         body = ast.parse(page.read_text()).body
         first = [node for node in body[1:3]]  # after the docstring: the import, then the call
         assert isinstance(first[0], ast.ImportFrom) and first[0].module == "ui.auth", page.name
@@ -803,7 +803,7 @@ def test_oidc_sessions_reach_the_absolute_limit_and_end_from_the_command_line(re
 # -- a user sees their own, an administrator everyone's ---------------------------------------
 
 def _wait(job_ids: list[str]) -> None:
-    jobs = providers.get_engine().jobs
+    jobs = startup.get_engine().jobs
     deadline = time.monotonic() + 10
     while not all(jobs.get(i).finished for i in job_ids):
         assert time.monotonic() < deadline, "jobs did not finish"
@@ -813,7 +813,7 @@ def _wait(job_ids: list[str]) -> None:
 def test_jobs_page_shows_a_user_their_own_and_an_admin_all(app_accounts):
     app_accounts.add_user("kim", PASSWORD)
     app_accounts.add_user("boss", PASSWORD, admin=True)
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     mine = engine.jobs.submit(engine.make_request("kim's case", user="kim"))
     theirs = engine.jobs.submit(engine.make_request("lee's case", user="lee"))
     _wait([mine, theirs])
@@ -822,7 +822,7 @@ def test_jobs_page_shows_a_user_their_own_and_an_admin_all(app_accounts):
         return set(at.dataframe[0].value["ID"])  # the page's one table
 
     at = _signed_in_as("kim")
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("app_pages/jobs.py").run()
     assert not at.exception and listed(at) == {mine}
     # Another user's job link does not open it.
     at.query_params["job"] = theirs
@@ -830,14 +830,14 @@ def test_jobs_page_shows_a_user_their_own_and_an_admin_all(app_accounts):
     assert at.selectbox(key="jobs_pick").value == mine
 
     at = _signed_in_as("boss")
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("app_pages/jobs.py").run()
     assert listed(at) == {mine, theirs}
 
 
 def test_history_page_shows_a_user_their_own_and_an_admin_all_with_a_user_column(app_accounts):
     app_accounts.add_user("kim", PASSWORD)
     app_accounts.add_user("boss", PASSWORD, admin=True)
-    history = providers.get_engine().history
+    history = startup.get_engine().history
     for user, text in (("kim", "kim's case"), ("lee", "lee's case"), (None, "a CLI case")):
         history.record({"kind": "text", "language": "ko", "text": text, "user": user, "source": "page"})
 
@@ -845,12 +845,12 @@ def test_history_page_shows_a_user_their_own_and_an_admin_all_with_a_user_column
         return next(d for d in at.dataframe if d.key == "hist_table").value
 
     at = _signed_in_as("kim")
-    at.switch_page("pages/history.py").run()
+    at.switch_page("app_pages/history.py").run()
     assert not at.exception
     assert list(table(at)["text"]) == ["kim's case"] and "user" not in table(at).columns
 
     at = _signed_in_as("boss")
-    at.switch_page("pages/history.py").run()
+    at.switch_page("app_pages/history.py").run()
     rows = table(at)
     assert sorted(rows["text"]) == ["a CLI case", "kim's case", "lee's case"]
     assert dict(zip(rows["text"], rows["user"])) == {"kim's case": "kim", "lee's case": "lee", "a CLI case": ""}
@@ -858,9 +858,9 @@ def test_history_page_shows_a_user_their_own_and_an_admin_all_with_a_user_column
 
 def test_a_user_with_no_history_of_their_own_sees_none(app_accounts):
     app_accounts.add_user("kim", PASSWORD)
-    providers.get_engine().history.record({"kind": "text", "language": "ko", "text": "lee's case", "user": "lee"})
+    startup.get_engine().history.record({"kind": "text", "language": "ko", "text": "lee's case", "user": "lee"})
     at = _signed_in_as("kim")
-    at.switch_page("pages/history.py").run()
+    at.switch_page("app_pages/history.py").run()
     assert not at.exception and "아직 기록이 없습니다" in _texts(at)
     assert not any(d.key == "hist_table" for d in at.dataframe)
 
@@ -872,7 +872,7 @@ def test_assessments_and_jobs_are_recorded_under_the_signed_in_user(app_accounts
     at.button(key="assess").click().run()
     assert not at.exception
     at.button(key="submit_job").click().run()
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     _wait([at.session_state["last_job"]])
     assert {r["user"] for r in engine.history.search()} == {"kim"}
     assert [j.user for j in engine.jobs.list()] == ["kim"]

@@ -34,13 +34,14 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import cli
-import providers
-from providers.batch import run_batch
-from providers.batch_input import BatchInputError, find_photo, photos_from_dir, photos_from_zip, read_cases
-from providers.qa_report import RESULT_COLUMNS, read_results, render_html, write_report
+import startup
+from qa.batch import run_batch
+from qa.batch_input import BatchInputError, find_photo, photos_from_dir, photos_from_zip, read_cases
+from qa.report import RESULT_COLUMNS, read_results, render_html, write_report
 from storage.schema import assessments
 from testkit.answers import xml_answer
 from testkit.fake_llm import RecordedRequest, Reply
+from testkit.limits import MAX_CASES, PHOTO_LIMIT
 from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
 
 CLI = str(Path(__file__).resolve().parent.parent / "cli.py")
@@ -105,11 +106,11 @@ def photo_zip() -> bytes:
 
 
 def test_figures_are_exact(llm, photo_zip):
-    photos = photos_from_zip(photo_zip)
+    photos = photos_from_zip(photo_zip, max_entry_bytes=PHOTO_LIMIT)
     assert list(photos) == ["photos/lesion.jpg"]
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     seen = []
-    report = run_batch(engine, read_cases(CASES.encode(), photos), photos, ["runpod", "openai"], concurrency=3,
+    report = run_batch(engine, read_cases(CASES.encode(), photos, limit=MAX_CASES), photos, ["runpod", "openai"], concurrency=3,
                        on_progress=lambda done, total, row: seen.append((done, total)))
     assert seen == [(i, 16) for i in range(1, 17)]
     assert len(report.rows) == 16 and [r.case.id for r in report.rows[:4]] == ["a", "a", "b", "b"]
@@ -156,8 +157,8 @@ def test_figures_are_exact(llm, photo_zip):
 
 
 def test_report_files(llm, photo_zip, tmp_path):
-    photos = photos_from_zip(photo_zip)
-    report = run_batch(providers.get_engine(), read_cases(CASES.encode(), photos), photos, ["runpod", "openai"])
+    photos = photos_from_zip(photo_zip, max_entry_bytes=PHOTO_LIMIT)
+    report = run_batch(startup.get_engine(), read_cases(CASES.encode(), photos, limit=MAX_CASES), photos, ["runpod", "openai"])
     csv_path, html_path, metrics_path = write_report(report, tmp_path / "out", titles={"runpod": "RunPod"})
     with csv_path.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -208,13 +209,13 @@ def test_cached_rerun_and_concurrency_bound(llm):
         slow["n"] += 1
         return Reply(BCC, delay=0.15)
     llm.responder = counting
-    cases = read_cases("id,text,image,expected\n" + "".join(f"c{i},papule {i},,1\n" for i in range(8)))
-    report = run_batch(providers.get_engine(), cases, {}, ["runpod"], concurrency=4)
+    cases = read_cases("id,text,image,expected\n" + "".join(f"c{i},papule {i},,1\n" for i in range(8)), limit=MAX_CASES)
+    report = run_batch(startup.get_engine(), cases, {}, ["runpod"], concurrency=4)
     assert [a.rate for a in report.accuracy()] == [1.0]
     # At most four calls at a time: the 8 arrivals come in at least two waves.
     arrivals = sorted(r.at for r in llm.chat_requests)
     assert arrivals[4] - arrivals[0] >= 0.1
-    again = run_batch(providers.get_engine(), cases, {}, ["runpod"])
+    again = run_batch(startup.get_engine(), cases, {}, ["runpod"])
     assert all(r.cached for r in again.rows) and slow["n"] == 8
     assert again.latency()[0].n == 0 and again.latency()[0].cached == 8 and again.latency()[0].p50 is None
     assert "—" in render_html(again)
@@ -222,29 +223,29 @@ def test_cached_rerun_and_concurrency_bound(llm):
 
 def test_input_errors_are_clear(engine_env, tmp_path):
     with pytest.raises(BatchInputError, match="lacks the columns image, expected"):
-        read_cases(b"id,text\n1,papule\n")
+        read_cases(b"id,text\n1,papule\n", limit=MAX_CASES)
     with pytest.raises(BatchInputError, match="no cases"):
-        read_cases(b"id,text,image,expected\n,,,\n")
+        read_cases(b"id,text,image,expected\n,,,\n", limit=MAX_CASES)
     with pytest.raises(BatchInputError, match="not a readable ZIP"):
-        photos_from_zip(b"not a zip")
+        photos_from_zip(b"not a zip", max_entry_bytes=PHOTO_LIMIT)
     # Korean Excel's CSV (CP949), a BOM, a header in capitals, a class name or 7.0 for the code.
-    cases = read_cases("ID,Text,Image,Expected\nk,코 옆 구진,,지루각화증\nm,papule,,7.0\n".encode("cp949"))
+    cases = read_cases("ID,Text,Image,Expected\nk,코 옆 구진,,지루각화증\nm,papule,,7.0\n".encode("cp949"), limit=MAX_CASES)
     assert [(c.id, c.expected.code, c.valid) for c in cases] == [("k", 7, True), ("m", 7, True)]
-    cases = read_cases("\ufeffid,text,image,expected\nx,,,\ny,a,,\ny,b,,\n".encode())
+    cases = read_cases("\ufeffid,text,image,expected\nx,,,\ny,a,,\ny,b,,\n".encode(), limit=MAX_CASES)
     assert "empty row" in cases[0].problem and cases[1].valid and "used again (first on line 3)" in cases[2].problem
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     with pytest.raises(BatchInputError, match="Unknown provider 'nope'"):
         run_batch(engine, cases, {}, ["runpod", "nope"])
     # An unreadable photo fails its case for every provider, and nothing is sent.
     photos = {"broken.jpg": b"not an image"}
-    report = run_batch(engine, read_cases(b"id,text,image,expected\np,,broken.jpg,\n", photos), photos,
+    report = run_batch(engine, read_cases(b"id,text,image,expected\np,,broken.jpg,\n", photos, limit=MAX_CASES), photos,
                        ["runpod", "openai"])
     assert [r.rejected for r in report.rows] == [True, True] and "photo 'broken.jpg'" in report.failures()[0].message
     assert report.calls == [] and engine_env.requests == []
     # Photos from a directory, read when used; names found by base name when unique.
     (tmp_path / "imgs" / "sub").mkdir(parents=True)
     (tmp_path / "imgs" / "sub" / "A.JPG").write_bytes(b"x")
-    found = photos_from_dir(tmp_path / "imgs")
+    found = photos_from_dir(tmp_path / "imgs", max_photo_bytes=PHOTO_LIMIT)
     assert list(found) == ["sub/A.JPG"] and find_photo("a.jpg", found) == "sub/A.JPG" and found["sub/A.JPG"] == b"x"
 
 
@@ -292,12 +293,12 @@ def test_cli_exit_codes(llm, tmp_path, capsys):
 
 
 def _panel_script():
-    import providers
+    import startup
     from ui.batch_panel import batch_panel
     from ui.state import init_state
 
     init_state()
-    batch_panel(providers.get_engine())
+    batch_panel(startup.get_engine())
 
 
 def test_panel(llm, photo_zip):
@@ -340,23 +341,23 @@ def test_panel(llm, photo_zip):
 # -- bounded batches: the case limit, the count of calls, results kept as rows finish, --resume -----------------
 
 def test_count_calls_is_what_the_batch_pays_for(llm, photo_zip):
-    from providers.batch import count_calls
+    from qa.batch import count_calls
 
-    photos = photos_from_zip(photo_zip)
-    cases = read_cases(CASES.encode(), photos)
+    photos = photos_from_zip(photo_zip, max_entry_bytes=PHOTO_LIMIT)
+    cases = read_cases(CASES.encode(), photos, limit=MAX_CASES)
     assert count_calls(cases, ["runpod", "openai"]) == 12  # six valid cases × two providers; bad rows are free
     assert count_calls(cases, ["runpod", " runpod", ""]) == 6
     assert count_calls(cases, ["runpod", "openai"], done={("a", "runpod"), ("b", "openai")}) == 10
-    run_batch(providers.get_engine(), cases, photos, ["runpod", "openai"])
+    run_batch(startup.get_engine(), cases, photos, ["runpod", "openai"])
     assert len(llm.chat_requests) == 12
 
 
 def test_the_case_limit_is_checked_before_any_call(llm, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BATCH_MAX_CASES", "3")
-    providers.reset_engine()
+    startup.reset_engine()
     body = "id,text,image,expected\n" + "".join(f"c{i},papule {i},,1\n" for i in range(4)) + ",,,\n" * 50
     with pytest.raises(BatchInputError) as caught:  # what the Batch tab calls, with the setting's limit
-        read_cases(body.encode())
+        read_cases(body.encode(), limit=3)
     assert str(caught.value) == ("The cases file has 4 cases; the limit is 3 (BATCH_MAX_CASES). Split it into "
                                  "smaller batches, or raise the limit (command line: --max-cases 4).")
     cases = tmp_path / "cases.csv"
@@ -370,7 +371,7 @@ def test_the_case_limit_is_checked_before_any_call(llm, tmp_path, monkeypatch, c
     assert cli.main(["batch", str(cases), "--providers", "runpod", "--out", str(out), "--max-cases", "2"]) == 2
     # A file far bigger than its cases can be is refused without being parsed.
     with pytest.raises(BatchInputError, match="more than 3 cases can need"):
-        read_cases(b"id,text,image,expected\n" + b" " * 2_000_000)
+        read_cases(b"id,text,image,expected\n" + b" " * 2_000_000, limit=3)
 
 
 def _data_rows(path: Path) -> list[dict[str, str]]:
@@ -435,16 +436,16 @@ def test_resume_refuses_the_results_of_another_batch(llm, tmp_path, capsys):
 
 
 def test_resume_keeps_the_similar_classes_and_reads_an_older_results_csv(llm, tmp_path):
-    cases = read_cases(b"id,text,image,expected\nx,papule,,11\ny,nodule,,1\n")
-    report = run_batch(providers.get_engine(), cases, {}, ["runpod"])
+    cases = read_cases(b"id,text,image,expected\nx,papule,,11\ny,nodule,,1\n", limit=MAX_CASES)
+    report = run_batch(startup.get_engine(), cases, {}, ["runpod"])
     out = tmp_path / "out"
     write_report(report, out)
     done = read_results(out / "results.csv", cases, ["runpod"])
     assert [done[(c, "runpod")].similar for c in ("x", "y")] == [((11, 10.0),), ((11, 10.0),)]
     # --resume: nothing asked again, and top-3 still sees sebaceous hyperplasia as x's similar class.
-    again = run_batch(providers.get_engine(), cases, {}, ["runpod"], done=done)
+    again = run_batch(startup.get_engine(), cases, {}, ["runpod"], done=done)
     assert len(llm.chat_requests) == 2
-    from providers.qa_metrics import qa_metrics
+    from qa.metrics import qa_metrics
     assert qa_metrics(again)["providers"]["runpod"]["top3_accuracy"] == 1.0
     # A results.csv written before the similar column existed still resumes, with no similar classes.
     with (out / "results.csv").open(encoding="utf-8-sig", newline="") as f:

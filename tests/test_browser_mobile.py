@@ -16,8 +16,7 @@ from PIL import Image
 
 from testkit.answers import VALID
 from testkit.app_server import ROOT, app_env, serve_app
-from testkit.browser import (CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, in_viewport, page_scroll_width,
-                             small_tap_targets)
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, in_viewport, page_scroll_width, small_tap_targets
 from testkit.fake_llm import FakeLLM
 from testkit.fake_llm.replies import Reply
 

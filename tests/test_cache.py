@@ -1,4 +1,4 @@
-"""Cache keys (storage.cache.cache_key via providers.cache_keys) and the DiskAnswerCache that never fails an assessment."""
+"""Cache keys (storage.cache.cache_key via engine.cache_keys) and the DiskAnswerCache that never fails an assessment."""
 
 from __future__ import annotations
 
@@ -17,16 +17,19 @@ from pathlib import Path
 import diskcache
 import pytest
 
-import providers
-import providers.cache_keys as keys_module
+import engine.cache_keys as keys_module
+import startup
 import storage.cache as cache_module
+import storage.cache.disk as disk_cache_module
 import storage.data_dir as data_dir_module
 from domain.request import DiagnosisRequest, PatientInfo
-from providers.cache_keys import answer_key
+from engine.cache_keys import answer_key
 from providers.registry import build_providers
-from providers.wiring import build_engine
-from storage.cache import DiskAnswerCache, cache_key
+from startup import build_engine
+from storage.cache import cache_key
+from storage.cache.disk import DiskAnswerCache
 from storage.data_dir import DataDirUnsafe, private_dir
+from utils.crypto import Sealer
 from utils.images import ShrunkImage
 from utils.settings import load_settings
 
@@ -171,19 +174,19 @@ VALUE = {"raw": "<root><label id_code=\"1\" score=\"78\">기저세포암</label>
 
 
 def test_round_trip(tmp_path):
-    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, sealer=Sealer())
     assert cache.available
     key = cache_key({"text": KOREAN_TEXT})
     assert cache.get(key) is None
     assert cache.set(key, VALUE) is True
     assert cache.get(key) == VALUE
-    reopened = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)  # survives a restart
+    reopened = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, sealer=Sealer())  # survives a restart
     assert reopened.get(key) == VALUE
     assert reopened.delete(key) is True and reopened.get(key) is None and reopened.delete(key) is False
 
 
 def test_entries_expire_after_the_ttl(tmp_path):
-    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=0.3)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=0.3, sealer=Sealer())
     assert cache.set("k", VALUE)
     assert cache.get("k") == VALUE
     time.sleep(0.45)
@@ -191,19 +194,19 @@ def test_entries_expire_after_the_ttl(tmp_path):
 
 
 def test_zero_ttl_means_no_expiry(tmp_path):
-    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=0)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=0, sealer=Sealer())
     assert cache.set("k", VALUE)
     assert cache._cache.expire() == 0 and cache.get("k") == VALUE  # expire() culls nothing
 
 
 def test_a_stored_non_dict_reads_as_a_miss(tmp_path):
-    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, sealer=Sealer())
     cache._cache.set("k", "not a dict")
     assert cache.get("k") is None
 
 
 def test_disabled_cache_is_all_misses(tmp_path):
-    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, enabled=False)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, enabled=False, sealer=Sealer())
     assert not cache.available
     assert cache.set("k", VALUE) is False and cache.get("k") is None and cache.delete("k") is False
     assert not (tmp_path / "cache").exists()
@@ -218,7 +221,7 @@ def test_a_file_where_the_directory_should_be(tmp_path, caplog):
     blocker = tmp_path / "cache"
     blocker.write_text("not a directory")
     with caplog.at_level(logging.WARNING):
-        cache = DiskAnswerCache(blocker, ttl_seconds=60)
+        cache = DiskAnswerCache(blocker, ttl_seconds=60, sealer=Sealer())
     assert not cache.available
     assert cache.get("k") is None and cache.set("k", VALUE) is False and cache.delete("k") is False
     assert "answer cache unavailable" in caplog.text
@@ -228,7 +231,7 @@ def test_a_corrupt_database_is_a_miss(tmp_path):
     directory = tmp_path / "cache"
     directory.mkdir()
     (directory / "cache.db").write_bytes(b"this is not an SQLite database" * 100)
-    cache = DiskAnswerCache(directory, ttl_seconds=60)
+    cache = DiskAnswerCache(directory, ttl_seconds=60, sealer=Sealer())
     assert cache.get("k") is None and cache.set("k", VALUE) is False
 
 
@@ -238,7 +241,7 @@ def test_read_only_directory_is_a_miss(tmp_path):
     directory.mkdir()
     directory.chmod(0o500)
     try:
-        cache = DiskAnswerCache(directory, ttl_seconds=60)
+        cache = DiskAnswerCache(directory, ttl_seconds=60, sealer=Sealer())
         assert cache.get("k") is None and cache.set("k", VALUE) is False
     finally:
         directory.chmod(0o700)
@@ -252,7 +255,7 @@ def test_read_only_directory_is_a_miss(tmp_path):
                                    diskcache.Timeout("timed out")],
                          ids=["locked", "readonly", "malformed", "disk-full", "permission", "timeout"])
 def test_a_failing_store_behaves_as_a_miss(tmp_path, monkeypatch, caplog, error):
-    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, sealer=Sealer())
     key = cache_key({"text": KOREAN_TEXT})
     assert cache.set(key, VALUE)
 
@@ -275,7 +278,7 @@ def test_a_failure_on_opening_is_a_miss(tmp_path, monkeypatch):
         raise sqlite3.OperationalError("unable to open database file")
 
     monkeypatch.setattr(diskcache, "Cache", fail)
-    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, sealer=Sealer())
     assert not cache.available and cache.get("k") is None and cache.set("k", VALUE) is False
 
 
@@ -289,7 +292,7 @@ def _hold_lock(directory: Path) -> sqlite3.Connection:
 
 
 def test_a_held_lock_skips_the_write_at_once_and_reads_still_answer(tmp_path, caplog):
-    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, sealer=Sealer())
     stored, other = cache_key({"text": "stored"}), cache_key({"text": "other"})
     assert cache.set(stored, VALUE)
     holder = _hold_lock(tmp_path / "cache")
@@ -308,8 +311,8 @@ def test_a_held_lock_skips_the_write_at_once_and_reads_still_answer(tmp_path, ca
 
 
 def test_a_delete_under_a_held_lock_tries_for_a_while_then_gives_up(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(cache_module, "_DELETE_PATIENCE_SECONDS", 0.3)
-    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
+    monkeypatch.setattr(disk_cache_module, "_DELETE_PATIENCE_SECONDS", 0.3)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, sealer=Sealer())
     key = cache_key({"text": "to delete"})
     assert cache.set(key, VALUE)
     holder = _hold_lock(tmp_path / "cache")
@@ -324,7 +327,7 @@ def test_a_delete_under_a_held_lock_tries_for_a_while_then_gives_up(tmp_path, mo
 
 
 def test_no_call_asks_diskcache_to_retry(tmp_path, monkeypatch):
-    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60)
+    cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, sealer=Sealer())
     assert cache._cache.timeout <= 0.1
     calls = []
     for method in ("get", "set", "delete"):
@@ -348,7 +351,7 @@ def test_a_data_folder_others_may_write_to_is_made_private(tmp_path, caplog, mod
     data.mkdir()
     data.chmod(mode)
     with caplog.at_level(logging.WARNING):
-        cache = DiskAnswerCache(data / "cache", ttl_seconds=60)
+        cache = DiskAnswerCache(data / "cache", ttl_seconds=60, sealer=Sealer())
     assert cache.available and cache.set(cache_key({"text": "x"}), VALUE)
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / "cache").stat().st_mode) == 0o700
@@ -359,7 +362,7 @@ def test_a_readable_data_folder_is_left_as_the_operator_set_it(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     data.chmod(0o750)  # a backup group may read; nobody else may write
-    assert DiskAnswerCache(data / "cache", ttl_seconds=60).available
+    assert DiskAnswerCache(data / "cache", ttl_seconds=60, sealer=Sealer()).available
     assert stat.S_IMODE(data.stat().st_mode) == 0o750
 
 
@@ -373,12 +376,12 @@ def test_a_data_folder_that_cannot_be_made_private_is_refused_with_the_fix(engin
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(data_dir_module.os, "chmod", not_the_owner)  # as for a folder another user owns
-    providers.reset_engine()
+    startup.reset_engine()
     with caplog.at_level(logging.WARNING):
-        result = providers.diagnose(text="pearly papule beside the nose")
+        result = startup.diagnose(text="pearly papule beside the nose")
     assert result.complete  # the clinician still gets the answer ...
     assert result.assessment_id is None  # ... but nothing is stored in the open folder
-    assert not providers.get_engine().cache.available
+    assert not startup.get_engine().cache.available
     assert list(data.iterdir()) == []
     assert (f"The data folder {data} can be written by other users (mode 777) and the app cannot make it private "
             f"(PermissionError): run `chmod 700 {data}` as its owner, or set DATA_DIR to a folder of the app's own."

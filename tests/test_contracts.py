@@ -19,21 +19,22 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from streamlit.testing.v1 import AppTest
 
-import providers
+import startup
 from domain.errors import DiagnosisError, InputError
 from domain.jobs import DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, UNREADABLE, JobUnreadable
 from domain.parser import parse_answer
 from domain.request import DiagnosisRequest, PatientInfo
 from domain.result import Diagnosis, Usage
-from providers.jobs import JobRunner
-from storage import metrics
-from storage.cache import DiskAnswerCache
+from engine.jobs import JobRunner
+from storage.cache.disk import DiskAnswerCache
+from storage.cache.redis import RedisAnswerCache
 from storage.history import History
-from storage.jobs import PROCESS_GONE, SqlJobStore
-from storage.redis_cache import RedisAnswerCache
+from storage.jobs import PROCESS_GONE
+from storage.jobs.redis import RedisJobStore
+from storage.jobs.sql import SqlJobStore
+from storage.metrics import figures as metrics
+from storage.metrics.redis import MetricsFeed
 from storage.redis_client import Breaker, connect
-from storage.redis_jobs import RedisJobStore
-from storage.redis_metrics import MetricsFeed
 from storage.schema import jobs
 from storage.store import Store
 from testkit.answers import VALID
@@ -346,17 +347,17 @@ def test_the_jobs_page_shows_a_job_sealed_under_another_key_and_why_it_cannot_ru
     elif backend == "postgresql":
         monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("postgres_url"))
     reconfigure(DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     job_id = engine.jobs.submit(engine.make_request("ulcerated nodule"))
     wait_done(job_id)
     reconfigure(DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())  # the app now runs with another key
     at = AppTest.from_file(APP, default_timeout=20).run()
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("app_pages/jobs.py").run()
     # The Korean page says it in Korean (the API and the command line read UNREADABLE, in English).
     assert not at.exception and alerts(at, "error") == [KOREAN["job.unreadable"]]
     at.button(key=f"jobs_rerun_{job_id}").click().run()
     assert not at.exception and alerts(at, "warning") == [KOREAN["job.unreadable"]]
-    assert [j.id for j in providers.get_engine().jobs.list()] == [job_id]  # nothing new was queued
+    assert [j.id for j in startup.get_engine().jobs.list()] == [job_id]  # nothing new was queued
 
 
 # -- answer caches -------------------------------------------------------------------------------
@@ -418,9 +419,9 @@ def test_a_sealed_answer_reads_only_with_its_key(caches):
 def test_a_failing_cache_behaves_as_misses(caches, tmp_path):
     if caches.kind == "disk":
         (tmp_path / "blocked").write_text("a file where the directory should be")
-        broken = DiskAnswerCache(tmp_path / "blocked", ttl_seconds=60)
+        broken = DiskAnswerCache(tmp_path / "blocked", ttl_seconds=60, sealer=Sealer())
     else:
-        broken = RedisAnswerCache(connect("redis://127.0.0.1:1/0"), ttl_seconds=60, breaker=Breaker())
+        broken = RedisAnswerCache(connect("redis://127.0.0.1:1/0"), ttl_seconds=60, breaker=Breaker(), sealer=Sealer())
     assert broken.get(KEY) is None and broken.set(KEY, VALUE) is False and broken.delete(KEY) is False
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import providers
+import startup
 from domain.jobs import JobStoreUnavailable
 from domain.request import DiagnosisRequest
 from domain.result import NOT_RECORDED
-from providers import diagnose
-from storage.jobs import SqlJobStore
+from startup import diagnose
+from storage.jobs.sql import SqlJobStore
 from storage.store import Store
 from tests.page_text import alerts, plain_alerts, shown
 from ui.i18n import STRINGS
@@ -63,7 +63,7 @@ def test_an_assessment_answers_with_a_note_while_the_database_is_down(on_postgre
         assert body["metadata"]["not_recorded"] == NOT_RECORDED and body["assessment"]["not_recorded"]
     again = diagnose(text="a third case", use_cache=False)
     assert again.assessment_id and not again.not_recorded  # back up: recorded again
-    assert providers.get_engine().history.get(again.assessment_id) is not None
+    assert startup.get_engine().history.get(again.assessment_id) is not None
 
 
 def test_with_the_history_off_nothing_is_noted(reconfigure):
@@ -98,10 +98,10 @@ def test_the_diagnose_page_shows_the_card_and_the_note(on_postgres, postgres_ser
 def test_the_history_and_jobs_pages_say_the_database_is_down(on_postgres, postgres_server):
     at = AppTest.from_file(APP, default_timeout=30).run()
     with down(postgres_server, on_postgres):
-        at.switch_page("pages/history.py").run()
+        at.switch_page("app_pages/history.py").run()
         assert not at.exception
         assert alerts(at, "error") == [STRINGS["store.down"]["ko"]]
-        at.switch_page("pages/jobs.py").run()
+        at.switch_page("app_pages/jobs.py").run()
         assert not at.exception
         assert plain_alerts(at, "error") == [KOREAN["job.store_down"].format(store=KOREAN_WORDS["job_store.database"])]
         assert str(JobStoreUnavailable("database")).startswith("Background jobs are unavailable: the database that")

@@ -20,18 +20,19 @@ from unittest import mock
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import providers
-from domain.errors import DiagnosisError, InputError, ProviderTimeout
+import startup
+from domain.errors import DiagnosisError, InputError, ProviderError, ProviderTimeout
 from domain.jobs import JobStoreUnavailable, JobUnreadable
 from domain.messages import ENGLISH, ENGLISH_WORDS, LIST_PARAMS, WORD_PARAMS, Message, Refusal
-from providers.batch import check_providers
-from providers.batch_input import BatchInputError, photos_from_dir, photos_from_zip, read_cases
-from providers.qa_report import read_results
+from qa.batch import check_providers
+from qa.batch_input import BatchInputError, photos_from_dir, photos_from_zip, read_cases
+from qa.report import read_results
 from storage.jobs import stored_message
 from storage.reviews import Reviews
 from storage.schema import jobs
 from testkit.answers import VALID
 from testkit.fake_llm import Reply
+from testkit.limits import MAX_CASES, PHOTO_LIMIT
 from tests.conftest import PROJECT_ROOT, RUNPOD_MODEL
 from tests.page_text import alerts, shown
 from ui import i18n
@@ -39,7 +40,7 @@ from ui.messages import ERROR_KINDS, LANGUAGES
 from utils.images import IMAGE_FORMATS, ImageRejected, shrink_image
 
 APP = str(PROJECT_ROOT / "main.py")
-QA_PAGE = PROJECT_ROOT / "pages" / "qa.py"
+QA_PAGE = PROJECT_ROOT / "app_pages" / "qa.py"
 QA_SCRIPT = f"""
 import runpy
 from ui.state import init_state
@@ -53,7 +54,7 @@ MESSAGE_ERRORS = {"DiagnosisError", "InputError", "ProviderError", "ProviderNotC
                   "ImageRejected", "Refusal", "BatchInputError", "ReviewRefused"}
 PACKAGES = ("domain", "providers", "storage", "utils", "web", "commands")
 # Modules whose refusals reach the QA page: there a plain ValueError("...") would be English on a Korean page too.
-REFUSING_MODULES = ("providers/batch_input.py", "providers/batch.py", "providers/qa_report.py", "storage/reviews.py")
+REFUSING_MODULES = ("qa/batch_input.py", "qa/batch.py", "qa/report.py", "storage/reviews.py")
 # qa_report's own ValueErrors never leave it: a results line that cannot be read back is asked again (logged).
 INTERNAL_VALUE_ERRORS = {"the results log is closed", "unknown class code {}"}
 
@@ -193,7 +194,7 @@ def test_every_image_refusal_names_an_id_with_the_same_english_text():
 
 def test_the_engine_keeps_the_image_refusal_id(engine_env):
     with pytest.raises(InputError) as refused:
-        providers.get_engine().prepare_image(b"GIF89a" + b"\0" * 64)
+        startup.get_engine().prepare_image(b"GIF89a" + b"\0" * 64)
     assert refused.value.code == "image.other_format" and refused.value.params == {"format": "gif"}
     assert str(refused.value) == ("This file is a GIF image, not a photo the app can read (JPEG, PNG, WebP, HEIC). "
                                   "Please save the photo as JPEG and choose it again.")
@@ -230,8 +231,8 @@ def test_several_failures_are_said_together_in_one_language(engine_env, reconfig
     reconfigure(SKIN_DIAGNOSIS_PROVIDER="runpod", PROVIDER_FALLBACKS="openai", LLM_MAX_RETRIES="0")
     engine_env.responder = lambda request: {RUNPOD_MODEL: Reply.error(503)}.get(request.body["model"],
                                                                                 Reply.error(500))
-    with pytest.raises(providers.ProviderError) as failed:
-        providers.diagnose(text="pearly papule")
+    with pytest.raises(ProviderError) as failed:
+        startup.diagnose(text="pearly papule")
     exc = failed.value
     assert str(exc) == "RunPod failed on its side (HTTP 503). Also: OpenAI failed on its side (HTTP 500)."
     assert _in("ko", lambda: i18n.error_text(exc)) == ("RunPod 쪽에서 오류가 났습니다 (HTTP 503). 그 밖에: "
@@ -257,7 +258,7 @@ def test_the_korean_qa_page_says_a_timeout_in_korean(engine_env, reconfigure):
 
 def _failed_job(engine_env) -> str:
     engine_env.script(Reply.error(503), Reply.error(503))
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     job_id = engine.jobs.submit(engine.make_request("ulcerated nodule"))
     deadline = time.monotonic() + 10
     while not engine.jobs.get(job_id).finished:
@@ -270,13 +271,13 @@ def _failed_job(engine_env) -> str:
                                                     ("en", "RunPod failed on its side (HTTP 503).")])
 def test_the_jobs_page_says_a_failed_jobs_error_in_the_readers_language(engine_env, language, expected):
     job_id = _failed_job(engine_env)
-    job = providers.get_engine().jobs.get(job_id)
+    job = startup.get_engine().jobs.get(job_id)
     assert job.error == "RunPod failed on its side (HTTP 503)."  # the API and the command line read English
     assert job.error_message == Message("provider.failed", {"title": "RunPod", "status": 503})
     at = AppTest.from_file(APP, default_timeout=20)
     at.session_state["lang"] = language
     at.run()
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("app_pages/jobs.py").run()
     assert not at.exception
     assert alerts(at, "error") == [expected]
 
@@ -284,11 +285,11 @@ def test_the_jobs_page_says_a_failed_jobs_error_in_the_readers_language(engine_e
 def test_a_job_stored_without_a_message_id_shows_its_text(engine_env):
     # Jobs that failed before migration 0010 have only their English text: the page shows that, never nothing.
     job_id = _failed_job(engine_env)
-    store = providers.get_engine().store
+    store = startup.get_engine().store
     with store.connect() as conn:
         conn.execute(jobs.update().where(jobs.c.id == job_id).values(error_message=None))
     at = AppTest.from_file(APP, default_timeout=20).run()
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("app_pages/jobs.py").run()
     assert alerts(at, "error") == ["RunPod failed on its side (HTTP 503)."]
 
 
@@ -307,7 +308,7 @@ def test_the_english_ui_and_the_cli_keep_the_english_text(engine_env):
     (message,) = alerts(at, "error")
     assert message.startswith("Give a photo of the lesion or describe it in text (either is enough).")
     with pytest.raises(InputError) as refused:
-        providers.diagnose(text="")
+        startup.diagnose(text="")
     assert str(refused.value) == "Give a photo of the lesion or describe it in text (either is enough)."
 
 
@@ -331,13 +332,13 @@ def _refusal(make) -> Refusal:
 
 
 BATCH_REFUSALS = [
-    (lambda: read_cases(b"id,text\n1,papule\n"),
+    (lambda: read_cases(b"id,text\n1,papule\n", limit=MAX_CASES),
      "The cases file lacks the columns image, expected: the header must be id,text,image,expected "
      "(found: id, text).", "image, expected 열이 없습니다"),
-    (lambda: read_cases(b"\n\n"),
+    (lambda: read_cases(b"\n\n", limit=MAX_CASES),
      "The cases file lacks the columns id, text, image, expected: the header must be id,text,image,expected "
      "(found: nothing).", "첫 줄이 비어 있음"),
-    (lambda: read_cases(b"\xff\xfe\x00\x81\x00"),
+    (lambda: read_cases(b"\xff\xfe\x00\x81\x00", limit=MAX_CASES),
      "The cases file is neither UTF-8 nor CP949 text: save it as 'CSV UTF-8'.", "UTF-8도 CP949도 아닙니다"),
     (lambda: read_cases("id,text,image,expected\n1," + "x" * 200_000 + ",,\n", limit=5),
      "The cases file is not valid CSV at line 2: field larger than field limit (131072).",
@@ -345,12 +346,12 @@ BATCH_REFUSALS = [
     (lambda: read_cases(b"id,text,image,expected\n1,a,,\n2,b,,\n3,c,,\n", limit=2),
      "The cases file has 3 cases; the limit is 2 (BATCH_MAX_CASES). Split it into smaller batches, or raise the "
      "limit (command line: --max-cases 3).", "--max-cases 3"),
-    (lambda: photos_from_zip(_zip([("a.jpg", b"1"), ("a.jpg", b"2")])),
+    (lambda: photos_from_zip(_zip([("a.jpg", b"1"), ("a.jpg", b"2")]), max_entry_bytes=PHOTO_LIMIT),
      "The photo archive holds two files named 'a.jpg': rename or remove one and zip the photos again.",
      "'a.jpg'인 파일이 두 개"),
-    (lambda: photos_from_zip(b"not a zip"),
+    (lambda: photos_from_zip(b"not a zip", max_entry_bytes=PHOTO_LIMIT),
      "The photo archive is not a readable ZIP file (File is not a zip file).", "(File is not a zip file)"),
-    (lambda: photos_from_dir("/no/such/folder"),
+    (lambda: photos_from_dir("/no/such/folder", max_photo_bytes=PHOTO_LIMIT),
      "The photo directory /no/such/folder does not exist or is not a directory.", "/no/such/folder"),
 ]
 
@@ -365,7 +366,7 @@ def test_batch_refusals_keep_their_english_and_are_said_in_korean(make, english,
 
 
 def test_provider_choice_and_resume_refusals_name_ids(engine_env, tmp_path):
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     exc = _refusal(lambda: check_providers(engine, ["runpod", "nope"]))
     assert str(exc) == "Unknown provider 'nope': choose among runpod, openai, local."
     assert _in("ko", lambda: i18n.error_text(exc)) == ("알 수 없는 제공자 'nope'입니다. 다음 중에서 고르세요: "
@@ -378,14 +379,14 @@ def test_provider_choice_and_resume_refusals_name_ids(engine_env, tmp_path):
     assert _in("ko", lambda: i18n.error_text(exc)).startswith(f"{local.title}이(가) 설정되지 않았습니다")
     results = tmp_path / "results.csv"
     results.write_text("a,b\n1,2\n", encoding="utf-8")
-    exc = _refusal(lambda: read_results(results, read_cases(b"id,text,image,expected\n1,a,,\n"), ["runpod"]))
+    exc = _refusal(lambda: read_results(results, read_cases(b"id,text,image,expected\n1,a,,\n", limit=MAX_CASES), ["runpod"]))
     assert str(exc) == (f"{results} is not a results.csv this tool wrote (its header differs): choose another "
                         "output folder, or run without --resume.")
     assert _in("ko", lambda: i18n.error_text(exc)).startswith(f"{results}은(는) 이 도구가 쓴 results.csv가 아닙니다")
 
 
 def test_row_problems_keep_their_english_and_carry_ids():
-    (case,) = read_cases(b"id,text,image,expected\nx,,gone.jpg,99\n", {"a.jpg": b"1"})
+    (case,) = read_cases(b"id,text,image,expected\nx,,gone.jpg,99\n", {"a.jpg": b"1"}, limit=MAX_CASES)
     assert case.problem == ("line 2 (id x): unknown image file 'gone.jpg': it is not among the 1 photo given; "
                             "bad expected value '99': use a class code from 0 to 14 (or leave it empty)")
     assert [m.code for m in case.problem_messages] == ["batch.row_unknown_image_one", "batch.row_bad_expected"]
@@ -395,7 +396,7 @@ def test_row_problems_keep_their_english_and_carry_ids():
 
 
 def test_review_refusals_are_value_errors_with_ids(engine_env):
-    reviews = Reviews(providers.get_engine().store)
+    reviews = Reviews(startup.get_engine().store)
     exc = _refusal(lambda: reviews.add("x", "maybe"))
     assert str(exc) == "Unknown verdict 'maybe': use one of correct, incorrect."
     exc = _refusal(lambda: reviews.add("x", "correct", expected_code="3"))
@@ -448,7 +449,7 @@ def test_the_korean_review_form_says_a_refused_review_in_korean(engine_env):
     at.text_area(key="qa_text").input("pearly papule beside the nose").run()
     at = at.button(key="qa_run").click().run()
     aid = at.session_state["qa_results"]["results"]["runpod"].assessment_id
-    providers.get_engine().history.delete(aid)  # deleted on the History page while the reviewer was typing
+    startup.get_engine().history.delete(aid)  # deleted on the History page while the reviewer was typing
     at.radio(key=f"qa_verdict_{aid}").set_value("correct").run()
     at = at.button(key=f"qa_save_{aid}").click().run()
     assert not at.exception

@@ -24,8 +24,9 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-import providers
-from providers import ProviderAuthError, ProviderUnavailable, diagnose
+import startup
+from domain.errors import ProviderAuthError, ProviderUnavailable
+from startup import diagnose
 from storage.database import StoreUnavailable
 from testkit.answers import VALID
 from testkit.fake_llm import FakeLLM, Reply, closed_port_url
@@ -166,7 +167,7 @@ def test_an_event_stream_of_the_wrong_shape_is_an_incomplete_answer_not_cached(r
                                    PermissionError(errno.EROFS, "Read-only file system")],
                          ids=["ENOSPC", "sqlite-full", "sqlite-readonly", "EROFS"])
 def test_a_full_or_read_only_cache_disk_only_costs_the_cache(engine_env, monkeypatch, caplog, error):
-    engine = providers.get_engine()
+    engine = startup.get_engine()
 
     def fail(*args, **kwargs):
         raise error
@@ -182,7 +183,7 @@ def test_a_full_or_read_only_cache_disk_only_costs_the_cache(engine_env, monkeyp
 
 
 def test_a_cache_that_cannot_be_read_is_a_miss(engine_env, monkeypatch):
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     assert diagnose(text=TEXT).complete
     monkeypatch.setattr(engine.cache._cache, "get",
                         lambda *a, **k: (_ for _ in ()).throw(sqlite3.DatabaseError("database disk image is malformed")))
@@ -193,8 +194,8 @@ def test_a_cache_that_cannot_be_read_is_a_miss(engine_env, monkeypatch):
 def test_a_file_where_the_cache_folder_should_be(engine_env, tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "cache").write_text("not a folder")  # as good as read-only, even for root
-    providers.reset_engine()
-    engine = providers.get_engine()
+    startup.reset_engine()
+    engine = startup.get_engine()
     assert not engine.cache.available
     assert diagnose(text=TEXT).complete and diagnose(text=TEXT).complete
     assert len(engine_env.chat_requests) == 2
@@ -203,7 +204,7 @@ def test_a_file_where_the_cache_folder_should_be(engine_env, tmp_path):
 
 def test_a_file_where_the_data_folder_should_be(engine_env, tmp_path, caplog):
     (tmp_path / "data").write_text("not a folder")  # neither the cache nor the history can be written
-    providers.reset_engine()
+    startup.reset_engine()
     with caplog.at_level(logging.WARNING):
         result = diagnose(text=TEXT)
     assert result.complete and result.assessment_id is None
@@ -225,7 +226,7 @@ HISTORY_ERRORS = [sa.exc.OperationalError("INSERT", {}, sqlite3.OperationalError
 
 @pytest.mark.parametrize("error", HISTORY_ERRORS, ids=["io", "locked", "malformed", "ENOSPC"])
 def test_a_failing_history_write_never_loses_the_answer(engine_env, monkeypatch, caplog, error):
-    engine = providers.get_engine()
+    engine = startup.get_engine()
 
     def fail(row):
         raise error
@@ -339,7 +340,7 @@ def test_page_keeps_the_case_after_a_fault_and_one_click_reruns_it(engine_env, r
 
 @pytest.mark.parametrize("broken", ["cache", "history"])
 def test_page_assesses_while_the_cache_or_history_disk_fails(engine_env, monkeypatch, broken):
-    engine = providers.get_engine()
+    engine = startup.get_engine()
 
     def fail(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -385,7 +386,7 @@ def cache_lock_held(engine, seconds: float):
 def test_a_held_cache_lock_skips_the_write_and_the_assessment_ends_within_its_budget(engine_env, reconfigure,
                                                                                     caplog):
     reconfigure(TEXT_BUDGET_SECONDS="3")
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     assert diagnose(text="warm-up, so that the cache is open").complete
     with cache_lock_held(engine, seconds=8), caplog.at_level(logging.WARNING):
         started = time.monotonic()

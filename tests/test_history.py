@@ -18,8 +18,9 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-import providers
-from providers import InputError, ProviderAuthError, diagnose
+import startup
+from domain.errors import InputError, ProviderAuthError
+from startup import diagnose
 from storage.history import (
     EXPORT_COLUMNS,
     JSON_FIELDS,
@@ -46,13 +47,13 @@ from utils.crypto import Sealer
 def engine_env(engine_env, database_url, monkeypatch):
     """The engine against the fake server, its store on `database_url` (SQLite, then PostgreSQL)."""
     monkeypatch.setenv("DATABASE_URL", database_url)
-    providers.reset_engine()
+    startup.reset_engine()
     yield engine_env
-    providers.reset_engine()
+    startup.reset_engine()
 
 
 def history():
-    return providers.get_engine().history
+    return startup.get_engine().history
 
 
 def age(days: float, *where) -> None:
@@ -115,7 +116,7 @@ def test_export_round_trip(engine_env):
 
 def test_delete_forgets_the_case_and_its_cached_answer(engine_env):
     first = diagnose(text="bleeding nodule")
-    assert providers.get_engine().forget(first.assessment_id)
+    assert startup.get_engine().forget(first.assessment_id)
     assert history().get(first.assessment_id) is None
     again = diagnose(text="bleeding nodule")
     assert not again.cached and len(engine_env.requests) == 2
@@ -154,7 +155,7 @@ def test_store_is_private_and_migrated(tmp_path):
 def test_history_off_records_nothing(engine_env, reconfigure):
     reconfigure(HISTORY_ENABLED="false")
     result = diagnose(text="papule")
-    assert result.assessment_id is None and providers.get_engine().history is None
+    assert result.assessment_id is None and startup.get_engine().history is None
 
 
 def test_csv_export_never_carries_a_formula(engine_env):

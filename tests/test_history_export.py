@@ -17,9 +17,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 import cli
-import providers
+import startup
 from commands import history as history_command
-from providers import ProviderAuthError, diagnose
+from domain.errors import ProviderAuthError
+from startup import diagnose
 from storage.history import EXPORT_COLUMNS, JSON_FIELDS, UNREADABLE, Filters, to_json
 from storage.schema import assessments
 from testkit.answers import BENIGN
@@ -34,13 +35,13 @@ JAN_2024 = datetime(2024, 1, 15, 12, 0, tzinfo=UTC).timestamp()
 def engine_env(engine_env, database_url, monkeypatch):
     """The engine against the fake server, its store on `database_url` (SQLite, then PostgreSQL)."""
     monkeypatch.setenv("DATABASE_URL", database_url)
-    providers.reset_engine()
+    startup.reset_engine()
     yield engine_env
-    providers.reset_engine()
+    startup.reset_engine()
 
 
 def history():
-    return providers.get_engine().history
+    return startup.get_engine().history
 
 
 def export(capsys, *args: str) -> tuple[int, str, str]:

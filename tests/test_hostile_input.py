@@ -32,15 +32,18 @@ from PIL import Image, ImageFile
 from streamlit.testing.v1 import AppTest
 
 import cli
-import providers
+import startup
+from domain.errors import InputError
 from domain.prompt import system_prompt
-from domain.request import SEXES
-from providers import Diagnosis, InputError, PatientInfo, diagnose
-from providers.batch import run_batch
-from providers.batch_input import BatchInputError, PhotoRefused, photos_from_dir, photos_from_zip, read_cases
+from domain.request import SEXES, PatientInfo
+from domain.result import Diagnosis
+from qa.batch import run_batch
+from qa.batch_input import BatchInputError, PhotoRefused, photos_from_dir, photos_from_zip, read_cases
+from startup import diagnose
 from testkit import corpus
 from testkit.decodes import HeldDecodes
 from testkit.fake_llm import FakeLLM, Reply
+from testkit.limits import MAX_CASES, PHOTO_LIMIT
 from tests.conftest import PROJECT_ROOT
 from tests.page_text import alerts
 from utils.images import DECODES
@@ -295,7 +298,7 @@ def test_hostile_exif_is_survived_and_never_sent(engine_env, name):
     out = io.BytesIO()
     corpus.photo(400, 300).save(out, "JPEG", quality=85, exif=HOSTILE_EXIF[name]())
     started = time.perf_counter()
-    shrunk = providers.prepare_image(out.getvalue())
+    shrunk = startup.prepare_image(out.getvalue())
     assert time.perf_counter() - started < 5.0  # no loop followed, no 2**30 values read (a bound, not a benchmark)
     result = diagnose(image=out.getvalue())
     assert result.complete and result.image.jpeg == shrunk.jpeg
@@ -365,7 +368,7 @@ def test_instructions_in_the_patient_text_reach_the_model_only_as_escaped_data(e
 
 
 def test_instructions_in_the_text_to_refine_are_escaped_too(engine_env):
-    providers.get_engine().assist.refine(INJECTION, language="en")
+    startup.get_engine().assist.refine(INJECTION, language="en")
     system, user = engine_env.chat_requests[-1].body["messages"]
     assert "Ignore previous" not in system["content"]
     assert user["content"] == f"<description>{escape(INJECTION.strip())}</description>"
@@ -564,7 +567,7 @@ def test_zip_bomb_is_refused_from_its_directory_before_anything_is_inflated():
     bomb = zip_bomb(950)
     assert len(bomb) < 1_100_000  # a one-megabyte upload that would take 950 MB once unpacked
     with _Peak() as peak, pytest.raises(BatchInputError) as caught:
-        photos_from_zip(bomb)
+        photos_from_zip(bomb, max_entry_bytes=PHOTO_LIMIT)
     assert peak.bytes < 20_000_000 and peak.seconds < 2.0  # unpacked, it would take 950 MB and seconds
     assert str(caught.value) == ("The photo archive cannot be used: 'photos/bomb.jpg' would unpack 1.0 MB into "
                                  "996.1 MB, far more than photos ever compress. Zip the photo files themselves and "
@@ -578,19 +581,19 @@ def test_zip_entry_inflating_past_what_it_declares_is_cut_off_and_fails_only_its
     archive = _zip_of({"photos/ok.jpg": good})
     with zipfile.ZipFile(io.BytesIO(liar)) as a:
         assert a.infolist()[0].file_size == 2_000_000
-    photos = photos_from_zip(liar)  # nothing refused up front: the lie only shows while inflating
+    photos = photos_from_zip(liar, max_entry_bytes=PHOTO_LIMIT)  # nothing refused up front: the lie only shows while inflating
     with _Peak() as peak, pytest.raises(PhotoRefused, match="cannot be unpacked from the archive"):
         photos["photos/bomb.jpg"]
     assert peak.bytes < 20_000_000 and peak.seconds < 2.0
     # Through a batch: the forged photo fails its case, the other photo is answered.
-    both = {"photos/ok.jpg": photos_from_zip(archive)["photos/ok.jpg"]} | {"photos/bomb.jpg": b""}
+    both = {"photos/ok.jpg": photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT)["photos/ok.jpg"]} | {"photos/bomb.jpg": b""}
 
     class Mixed(dict):
         def __getitem__(self, name):
             return photos[name] if name == "photos/bomb.jpg" else super().__getitem__(name)
     mixed = Mixed(both)
-    cases = read_cases(b"id,text,image,expected\nforged,,bomb.jpg,\nfine,,ok.jpg,\n", mixed)
-    report = run_batch(providers.get_engine(), cases, mixed, ["runpod"])
+    cases = read_cases(b"id,text,image,expected\nforged,,bomb.jpg,\nfine,,ok.jpg,\n", mixed, limit=MAX_CASES)
+    report = run_batch(startup.get_engine(), cases, mixed, ["runpod"])
     by_id = {r.case.id: r for r in report.rows}
     assert by_id["forged"].rejected and "photo 'bomb.jpg': it cannot be unpacked" in by_id["forged"].error
     assert by_id["fine"].answered and len(engine_env.chat_requests) == 1
@@ -598,16 +601,16 @@ def test_zip_entry_inflating_past_what_it_declares_is_cut_off_and_fails_only_its
 
 def test_zip_photo_over_the_upload_limit_fails_only_its_case_without_being_inflated(engine_env, monkeypatch):
     monkeypatch.setenv("IMAGE_MAX_UPLOAD_MB", "1")
-    providers.reset_engine()
+    startup.reset_engine()
     archive = _zip_of({"big.jpg": corpus.plain_jpeg(64, 48) + os.urandom(1_500_000), "ok.jpg": corpus.plain_jpeg()},
                       zipfile.ZIP_DEFLATED)
-    photos = photos_from_zip(archive)
+    photos = photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT)
     with _Peak() as peak, pytest.raises(PhotoRefused) as caught:
         photos["big.jpg"]
     assert peak.bytes < 500_000  # refused from the directory: not one byte inflated
     assert str(caught.value) == "it unpacks to 1.5 MB; the largest photo accepted is 1 MB"
-    report = run_batch(providers.get_engine(), read_cases(b"id,text,image,expected\nb,,big.jpg,\no,,ok.jpg,\n",
-                                                          photos), photos, ["runpod"])
+    report = run_batch(startup.get_engine(), read_cases(b"id,text,image,expected\nb,,big.jpg,\no,,ok.jpg,\n",
+                                                          photos, limit=MAX_CASES), photos, ["runpod"])
     assert [(r.case.id, r.answered) for r in report.rows] == [("b", False), ("o", True)]
     assert report.failures()[0].message == ("line 2 (id b): photo 'big.jpg': it unpacks to 1.5 MB; the largest "
                                             "photo accepted is 1 MB")
@@ -620,10 +623,10 @@ def test_zip_photos_are_read_one_at_a_time_as_their_cases_run(engine_env):
     photo = out.getvalue()
     assert len(photo) > 700_000
     archive = _zip_of({f"p{i}.jpg": photo for i in range(40)})
-    photos = photos_from_zip(archive)
+    photos = photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT)
     cases = read_cases(("id,text,image,expected\n" + "".join(f"c{i},,p{i}.jpg,\n" for i in range(40))).encode(),
-                       photos)
-    engine = providers.get_engine()
+                       photos, limit=MAX_CASES)
+    engine = startup.get_engine()
     engine.prepare_image(corpus.plain_jpeg())  # the first decode's one-off allocations are not the batch's
     with _Peak() as peak:
         report = run_batch(engine, cases, photos, ["runpod"], concurrency=2)
@@ -636,7 +639,7 @@ def test_zip_photos_are_read_one_at_a_time_as_their_cases_run(engine_env):
 def test_zip_with_two_files_of_one_name_is_refused_and_names_it():
     archive = _zip_of([("photos/a.jpg", b"first"), ("photos/b.jpg", b"other"), ("photos/a.jpg", b"second")])
     with pytest.raises(BatchInputError) as caught:
-        photos_from_zip(archive)
+        photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT)
     assert str(caught.value) == ("The photo archive holds two files named 'photos/a.jpg': rename or remove one and "
                                  "zip the photos again.")
 
@@ -645,7 +648,7 @@ def test_zip_listing_too_many_files_is_refused_before_its_directory_is_parsed(mo
     archive = _zip_of({f"{i}.jpg": b"" for i in range(10_001)})
     monkeypatch.setattr(zipfile, "ZipFile", lambda *a, **k: pytest.fail("the directory was parsed"))
     with pytest.raises(BatchInputError, match="lists 10,001 files; the limit is 10,000"):
-        photos_from_zip(archive)
+        photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT)
 
 
 def test_photo_folder_refuses_links_out_of_it_and_devices_in_it(engine_env, tmp_path):
@@ -659,11 +662,11 @@ def test_photo_folder_refuses_links_out_of_it_and_devices_in_it(engine_env, tmp_
     (folder / "escape.jpg").symlink_to(secret)
     (folder / "zero.jpg").symlink_to("/dev/zero")
     os.mkfifo(folder / "pipe.jpg")
-    photos = photos_from_dir(folder)
+    photos = photos_from_dir(folder, max_photo_bytes=PHOTO_LIMIT)
     assert sorted(photos.refused) == ["escape.jpg", "zero.jpg"]
     csv_text = "id,text,image,expected\nr,,real.jpg,\ni,,inside.jpg,\ne,,escape.jpg,\nz,,zero.jpg,\np,,pipe.jpg,\n"
     started = time.monotonic()
-    report = run_batch(providers.get_engine(), read_cases(csv_text.encode(), photos), photos, ["runpod"])
+    report = run_batch(startup.get_engine(), read_cases(csv_text.encode(), photos, limit=MAX_CASES), photos, ["runpod"])
     assert time.monotonic() - started < 10  # the FIFO did not block, /dev/zero was not read
     problems = {f.case_id: f.message for f in report.failures()}
     assert sorted(problems) == ["e", "p", "z"]
@@ -849,10 +852,10 @@ def test_jobs_page_shows_a_jobs_findings_exactly(engine_env):
     from tests.test_page_jobs import wait_done
 
     engine_env.default = Reply(HOSTILE_ANSWER)
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     wait_done(engine.jobs.submit(engine.make_request("pearly papule")))
     at = AppTest.from_file(JOBS_APP, default_timeout=20).run()
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("app_pages/jobs.py").run()
     assert not at.exception and HOSTILE in [t.value for t in at.text]
     _nothing_live(at)
 
@@ -876,12 +879,12 @@ def test_qa_page_shows_answers_and_review_notes_exactly(engine_env):
 
 
 def _batch_panel():
-    import providers
+    import startup
     from ui.batch_panel import batch_panel
     from ui.state import init_state
 
     init_state()
-    batch_panel(providers.get_engine())
+    batch_panel(startup.get_engine())
 
 
 def test_batch_tab_quotes_a_hostile_csv_header_as_plain_text(engine_env):
@@ -979,7 +982,7 @@ def test_an_88_megapixel_png_is_refused_by_default_naming_its_size_and_the_limit
 
 def test_image_decode_concurrency_bounds_the_engines_decodes(engine_env, reconfigure, monkeypatch):
     reconfigure(IMAGE_DECODE_CONCURRENCY="1")
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     held = HeldDecodes(monkeypatch)
     photo, shrunk = png(), []
     threads = [threading.Thread(target=lambda: shrunk.append(engine.prepare_image(photo))) for _ in range(3)]

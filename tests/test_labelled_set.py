@@ -17,11 +17,11 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import cli
-import providers
+import startup
 from domain.classes import by_code
-from providers.batch_input import COLUMNS, photos_from_zip, read_cases
-from providers.compare import compare
-from providers.labelled_set import (
+from qa.batch_input import COLUMNS, photos_from_zip, read_cases
+from qa.compare import compare
+from qa.labelled_set import (
     CONFIRMED,
     CONTRADICTED,
     CSV_COLUMNS,
@@ -36,12 +36,13 @@ from storage.history import History
 from storage.reviews import Reviews
 from storage.schema import assessments
 from testkit.answers import BENIGN, VALID
+from testkit.limits import MAX_CASES, PHOTO_LIMIT
 from tests.conftest import PROJECT_ROOT, RUNPOD_MODEL, Clock
 from tests.page_text import alerts, shown
 from utils.crypto import Sealer
 
 CLI = str(PROJECT_ROOT / "cli.py")
-PAGE = PROJECT_ROOT / "pages" / "qa.py"
+PAGE = PROJECT_ROOT / "app_pages" / "qa.py"
 SCRIPT = f"""
 import runpy
 from ui.state import init_state
@@ -153,10 +154,10 @@ def test_the_csv_and_zip_read_back_as_a_batch_with_the_right_classes_and_photos(
     assert data.startswith(b"\xef\xbb\xbf")  # Excel's BOM: Korean text opens right
     header = next(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert tuple(header) == CSV_COLUMNS and tuple(header[:4]) == COLUMNS
-    cases = read_cases(data, photos_from_zip(archive))
+    cases = read_cases(data, photos_from_zip(archive), limit=MAX_CASES)
     assert all(c.valid for c in cases), [c.problem for c in cases if not c.valid]
     assert {c.id: c.expected.code for c in cases} == {c.id: c.expected.code for c in found.cases}
-    photos = photos_from_zip(archive)
+    photos = photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT)
     (with_photo,) = [c for c in cases if c.image]
     assert with_photo.id == "case-f" and photos[with_photo.photo_key] == photo
     assert list(photos) == ["case-f.jpg"]
@@ -168,7 +169,7 @@ def test_text_that_looks_like_a_formula_is_written_as_it_was_asked(store, review
     history, reviews = History(store), Reviews(store)
     aid = answer(history, "case", "runpod", 1, text='-3 mm, "raised", 여러 줄\n두 번째 줄')
     review(reviews, review_clock, aid, "correct")
-    (case,) = read_cases(labelled_set(history, reviews).csv_bytes())
+    (case,) = read_cases(labelled_set(history, reviews).csv_bytes(), limit=MAX_CASES)
     assert case.text == '-3 mm, "raised", 여러 줄\n두 번째 줄' and case.expected == by_code(1)
 
 
@@ -210,12 +211,12 @@ def test_a_review_keeps_the_expected_class_and_refuses_what_is_no_class(store):
 
 
 def _photo_column(assessment_id: str) -> bytes | None:
-    with providers.get_engine().store.connect() as conn:
+    with startup.get_engine().store.connect() as conn:
         return conn.execute(sa.select(assessments.c.photo).where(assessments.c.id == assessment_id)).scalar()
 
 
 def _compare_photo(text: str = "") -> dict:
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     request = engine.make_request(text, _jpeg(side=900))
     return {"request": request, "results": compare(engine, request, ["runpod", "openai"])}
 
@@ -225,21 +226,21 @@ def test_a_qa_photo_is_kept_only_when_the_clinic_opted_in(engine_env, reconfigur
     off = _compare_photo()
     for result in off["results"].values():
         assert _photo_column(result.assessment_id) is None  # HISTORY_KEEP_IMAGES is off by default
-        assert providers.get_engine().history.photo(result.assessment_id) is None
+        assert startup.get_engine().history.photo(result.assessment_id) is None
 
     reconfigure(HISTORY_KEEP_IMAGES="true")
     on = _compare_photo()
-    history = providers.get_engine().history
+    history = startup.get_engine().history
     shrunk = on["request"].image.jpeg
     ids = [r.assessment_id for r in on["results"].values()]
     assert [history.photo(aid) for aid in ids] == [shrunk, shrunk]  # the shrunk photo the providers were sent
-    assert Image.open(io.BytesIO(shrunk)).size[0] <= providers.get_engine().settings.image_max_side
+    assert Image.open(io.BytesIO(shrunk)).size[0] <= startup.get_engine().settings.image_max_side
     assert "photo" not in history.get(ids[0])  # the pages' reads never carry it
     # A photo assessed on the diagnose page keeps its thumbnail only, never the photo.
-    page = providers.diagnose(image=_jpeg(side=900))
+    page = startup.diagnose(image=_jpeg(side=900))
     assert _photo_column(page.assessment_id) is None and history.get(page.assessment_id)["thumbnail"]
     # Deleting the case takes its photo with it.
-    assert providers.get_engine().forget(ids[0])
+    assert startup.get_engine().forget(ids[0])
     assert history.photo(ids[0]) is None and history.photo(ids[1]) == shrunk
 
 
@@ -250,7 +251,7 @@ def test_a_kept_qa_photo_is_sealed_at_rest_and_goes_with_the_retention_purge(eng
     aid = done["results"]["runpod"].assessment_id
     stored = _photo_column(aid)
     assert stored and Sealer.is_sealed(stored) and done["request"].image.jpeg not in stored
-    history = providers.get_engine().history
+    history = startup.get_engine().history
     assert history.photo(aid) == done["request"].image.jpeg
     assert history.purge(older_than_days=0) == 2
     assert _photo_column(aid) is None
@@ -267,7 +268,7 @@ def run_export(*args: str) -> subprocess.CompletedProcess:
 def test_cli_exports_cases_and_photos_that_the_batch_runs(engine_env, reconfigure, tmp_path, capsys):
     reconfigure(HISTORY_KEEP_IMAGES="true")
     engine_env.responder = lambda r: BENIGN if r.body["model"] == RUNPOD_MODEL else VALID
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     reviews = Reviews(engine.store)
     text_case = compare(engine, engine.make_request("waxy stuck-on plaque"), ["runpod", "openai"])
     reviews.add(text_case["runpod"].assessment_id, "correct")  # BENIGN: seborrheic keratosis (7)
@@ -284,7 +285,7 @@ def test_cli_exports_cases_and_photos_that_the_batch_runs(engine_env, reconfigur
     assert sorted(p.name for p in out.iterdir()) == ["cases.csv", "photos.zip"]
     for path in out.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    cases = read_cases((out / "cases.csv").read_bytes(), photos_from_zip((out / "photos.zip").read_bytes()))
+    cases = read_cases((out / "cases.csv").read_bytes(), photos_from_zip((out / "photos.zip").read_bytes()), limit=MAX_CASES)
     assert sorted((c.expected.code, bool(c.image)) for c in cases) == [(6, True), (7, False)]
 
     # The clinic re-runs its labelled set as a batch, the ZIP given as it was written.
@@ -329,12 +330,12 @@ def test_page_review_gives_an_expected_class_and_the_labelled_set_downloads(engi
     at.selectbox(key=f"qa_expected_{openai}").set_value(by_code(7)).run()
     at = at.button(key=f"qa_save_{openai}").click().run()
     assert any("'맞음'은 답변의 분류(기저세포암 (1))를 확인합니다" in w for w in alerts(at, "warning"))
-    assert Reviews(providers.get_engine().store).for_assessment(openai) == []
+    assert Reviews(startup.get_engine().store).for_assessment(openai) == []
     # "Incorrect" with the class it should have been is saved with it, and shown.
     at.radio(key=f"qa_verdict_{openai}").set_value("incorrect").run()
     at = at.button(key=f"qa_save_{openai}").click().run()
     assert not at.exception
-    (saved,) = Reviews(providers.get_engine().store).for_assessment(openai)
+    (saved,) = Reviews(startup.get_engine().store).for_assessment(openai)
     assert (saved["verdict"], saved["expected_code"]) == ("incorrect", 7)
     assert at.selectbox(key=f"qa_expected_{openai}").value is None  # ready for the next review
     assert "리뷰: 틀림 → 예상 분류 지루각화증 (7)" in shown(at)
@@ -342,7 +343,7 @@ def test_page_review_gives_an_expected_class_and_the_labelled_set_downloads(engi
     at = at.button(key=f"qa_save_{runpod}").click().run()
 
     # Another user's reviewed case is not this user's to export.
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     other = compare(engine, engine.make_request("red nodule"), ["runpod"])
     Reviews(engine.store).add(other["runpod"].assessment_id, "correct")
 
@@ -355,7 +356,7 @@ def test_page_review_gives_an_expected_class_and_the_labelled_set_downloads(engi
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["사례 CSV 받기", "사진 ZIP 받기"]
     cases, _photos, _left, data, archive = at.session_state["qa_labelled"]
-    (case,) = read_cases(data, photos_from_zip(archive))
+    (case,) = read_cases(data, photos_from_zip(archive), limit=MAX_CASES)
     assert case.expected == by_code(7) and case.text == "waxy plaque"
 
 

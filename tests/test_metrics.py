@@ -16,10 +16,11 @@ import pytest
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
-import providers
-from providers import ProviderTimeout, diagnose
-from storage import metrics
+import startup
+from domain.errors import ProviderTimeout
+from startup import diagnose
 from storage.history import History
+from storage.metrics import figures as metrics
 from storage.schema import assessments
 from storage.store import Store
 from testkit.corpus import plain_jpeg
@@ -27,7 +28,7 @@ from testkit.fake_llm import Reply
 from tests.conftest import RUNPOD_MODEL
 from utils.stats import percentile
 
-PAGE = Path(__file__).resolve().parent.parent / "pages" / "performance.py"
+PAGE = Path(__file__).resolve().parent.parent / "app_pages" / "performance.py"
 # Until app.py registers the page, run it as a script of its own, after the state app.py sets up.
 WRAPPER = f"""
 import runpy
@@ -162,7 +163,7 @@ def test_table_rows_are_ready_to_show(store):
 def engine_on_both(engine_env, database_url, monkeypatch):
     """The engine against the fake server, its store on `database_url` (SQLite, then PostgreSQL)."""
     monkeypatch.setenv("DATABASE_URL", database_url)
-    providers.reset_engine()
+    startup.reset_engine()
     return engine_env
 
 
@@ -179,7 +180,7 @@ def test_figures_from_the_engines_own_records(engine_on_both, reconfigure, fake_
     fake_llm.responder = lambda request: {RUNPOD_MODEL: Reply.error(503)}.get(request.body.get("model"))
     assert diagnose(text="scaly patch on the shin").fallback                # RunPod fails, OpenAI answers
 
-    report = metrics.for_window(providers.get_engine().store, "hour")
+    report = metrics.for_window(startup.get_engine().store, "hour")
     figures = {(g.kind, g.provider): (g.count, g.complete, g.timeouts, g.errors, g.cached, g.fallbacks)
                for g in report.groups}
     assert figures == {
@@ -195,7 +196,7 @@ def test_figures_from_the_engines_own_records(engine_on_both, reconfigure, fake_
     # Fresh answers have first words (4); the cached one and the timeout have none.
     assert report.overall.first_token_ms.n == 4 and report.overall.latency_ms.n == 6
     # Times vary from run to run; the percentiles must still be exactly those of the recorded rows.
-    rows = providers.get_engine().history.search()
+    rows = startup.get_engine().history.search()
     for g in report.groups:
         for measure in ("latency_ms", "first_token_ms"):
             values = [r[measure] for r in rows if (r["kind"], r["provider"]) == (g.kind, g.provider)
@@ -204,7 +205,7 @@ def test_figures_from_the_engines_own_records(engine_on_both, reconfigure, fake_
                                                                              for p in metrics.PERCENTS))
     timeout = next(r for r in rows if r["error"])
     assert timeout["error"] == "ProviderTimeout" and timeout["latency_ms"] <= 300 + 50  # about its 0.3 s budget
-    assert metrics.compute(providers.get_engine().store, sources=["bench"]).empty
+    assert metrics.compute(startup.get_engine().store, sources=["bench"]).empty
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -232,7 +233,7 @@ def test_empty_history_gets_a_friendly_message(engine_env):
 
 
 def test_page_shows_tiles_table_and_chart(engine_env):
-    store = providers.get_engine().store
+    store = startup.get_engine().store
     # The rows below (now-60 … now-30) fall in one minute, so in one chart bucket of any size (the day's is 15 min):
     # with a plain time.time() a bucket's boundary fell between them now and then, and the chart had two points.
     now = (time.time() - 65) // 60 * 60 + 65
@@ -269,7 +270,7 @@ def test_page_shows_tiles_table_and_chart(engine_env):
 
 
 def test_page_in_english_and_an_empty_window(engine_env):
-    add(providers.get_engine().store, time.time() - 2 * 3600, latency_ms=4000.0)
+    add(startup.get_engine().store, time.time() - 2 * 3600, latency_ms=4000.0)
     at = page()
     at.segmented_control(key="perf_window").set_value("week").run()
     at.session_state["lang"] = "en"  # as the sidebar's picker would set it

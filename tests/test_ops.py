@@ -18,10 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-import providers
+import startup
 import web.readiness
+from domain.errors import ProviderAuthError
 from domain.jobs import RUNNING
-from providers import ProviderAuthError, diagnose
+from startup import diagnose
 from testkit.answers import BENIGN, TRUNCATED, VALID
 from testkit.app_server import app_env, serve_app
 from testkit.corpus import plain_jpeg
@@ -87,7 +88,7 @@ def test_readyz_leaves_nothing_in_the_store(engine_env, reconfigure, client, dat
     reconfigure(DATABASE_URL=database_url)
     response = client.get("/readyz")
     assert response.status_code == 200, response.text
-    store = providers.get_store()
+    store = startup.get_store()
     assert checks(response)["store"]["detail"] == ("writable" if store.dialect == "sqlite" else "answers")
     assert "readiness_probe" not in sa.inspect(store.engine).get_table_names()
     with store.connect() as conn:  # the probe's own busy wait did not stay on the pooled connection
@@ -128,7 +129,7 @@ def test_readyz_is_503_when_the_store_cannot_take_a_write(engine_env, reconfigur
 def test_readyz_is_503_while_the_only_provider_cools_down_and_ready_again_after(engine_env, reconfigure, client):
     reconfigure(OPENAI_API_KEY=None, HEALTH_COOLDOWN_SECONDS="0.5")
     assert client.get("/readyz").status_code == 200
-    health = providers.get_engine().health["runpod"]
+    health = startup.get_engine().health["runpod"]
     for _ in range(3):  # HEALTH_FAILURES failures in a row open the circuit
         health.failure()
     response = client.get("/readyz")
@@ -144,7 +145,7 @@ def test_readyz_is_503_while_the_only_provider_cools_down_and_ready_again_after(
 
 
 def test_readyz_is_ready_while_one_of_two_providers_is_open(engine_env, client):
-    health = providers.get_engine().health["runpod"]
+    health = startup.get_engine().health["runpod"]
     for _ in range(3):
         health.failure()
     response = client.get("/readyz")
@@ -209,7 +210,7 @@ def test_readyz_never_hangs_and_starts_no_second_thread_for_a_check_still_runnin
 # -- /metrics -------------------------------------------------------------------------------------
 
 def test_metrics_count_every_assessment_with_its_labels(engine_env, client):
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     before = scrape(client)
     assert value(before, "skinai_assessments_total", provider="runpod", kind="text", outcome="answered",
                  source="page") == 0
@@ -262,7 +263,7 @@ def test_metrics_count_hedges_and_fallbacks(engine_env, reconfigure, client):
 
 def test_metrics_count_demo_replays(engine_env, reconfigure, client):
     live = diagnose(text="demo case")
-    providers.get_engine().history.pin(live.assessment_id)
+    startup.get_engine().history.pin(live.assessment_id)
     reconfigure(DEMO_MODE="true")
     assert diagnose(text="demo case").replayed
     samples = scrape(client)  # a new engine (reconfigured): its figures start from zero
@@ -272,7 +273,7 @@ def test_metrics_count_demo_replays(engine_env, reconfigure, client):
 
 
 def test_metrics_show_an_open_circuit(engine_env, client):
-    health = providers.get_engine().health["openai"]
+    health = startup.get_engine().health["openai"]
     for _ in range(3):
         health.failure()
     samples = scrape(client)
@@ -282,7 +283,7 @@ def test_metrics_show_an_open_circuit(engine_env, client):
 
 def test_metrics_read_jobs_queued_and_running_when_scraped(engine_env, reconfigure, client):
     reconfigure(JOB_WORKERS="1")
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     engine_env.script(Reply(VALID, delay=1.5))
     first = engine.jobs.submit(engine.make_request(text="job one"))
     second = engine.jobs.submit(engine.make_request(text="job two"))
@@ -317,7 +318,7 @@ def test_a_failing_observer_never_fails_a_case(engine_env):
         def observe(self, *args) -> None:
             raise RuntimeError("metrics backend gone")
 
-    providers.get_engine().recorder.observer = Broken()
+    startup.get_engine().recorder.observer = Broken()
     assert diagnose(text="still answered").complete
 
 

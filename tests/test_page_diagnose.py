@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import providers
+import startup
 from testkit.fake_llm import Reply
 from tests.page_text import alerts, shown
 
@@ -42,9 +42,9 @@ def no_providers(monkeypatch, tmp_path):
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("AUTH_MODE", "off")
     monkeypatch.chdir(tmp_path)
-    providers.reset_engine()
+    startup.reset_engine()
     yield
-    providers.reset_engine()
+    startup.reset_engine()
 
 
 def test_starts_without_any_key_and_says_what_to_set(no_providers):
@@ -129,7 +129,7 @@ def test_provider_error_keeps_inputs_and_rerun_works(engine_env, fake_llm):
 
 def test_english_ui_asks_for_english_findings(engine_env, fake_llm):
     at = _app()
-    # AppTest re-runs only the page once a `pages/` folder exists, never app.py, where the language
+    # AppTest re-runs only the page once a `app_pages/` folder exists, never app.py, where the language
     # picker lives; so the choice is set as the picker would set it. The browser test clicks it.
     at.session_state["lang"] = "en"
     at.run()

@@ -11,9 +11,11 @@ import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-import providers
+import startup
 from domain.classes import by_code
-from providers import PatientInfo, ProviderAuthError, diagnose
+from domain.errors import ProviderAuthError
+from domain.request import PatientInfo
+from startup import diagnose
 from storage.history import EXPORT_COLUMNS, JSON_FIELDS, from_export
 from storage.schema import assessments
 from testkit.answers import BENIGN, VALID, xml_answer
@@ -21,7 +23,7 @@ from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
 from tests.page_text import alerts, shown
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "history.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "history.py")
 
 # app.py does this much before running a page; the page is run on its own until app.py lists it.
 WRAPPER = f"""
@@ -36,7 +38,7 @@ PREMALIGNANT = xml_answer(0, 66, "광선각화증", "햇빛 노출 부위의 거
 
 
 def history():
-    return providers.get_engine().history
+    return startup.get_engine().history
 
 
 def _app(**state) -> AppTest:

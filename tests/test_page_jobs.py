@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-import providers
+import startup
 from testkit.fake_llm import Reply
 from tests.page_text import alerts
 
@@ -15,7 +15,7 @@ APP = str(Path(__file__).resolve().parent.parent / "main.py")
 
 
 def wait_done(job_id: str, seconds: float = 10) -> None:
-    jobs = providers.get_engine().jobs
+    jobs = startup.get_engine().jobs
     deadline = time.monotonic() + seconds
     while not jobs.get(job_id).finished:
         assert time.monotonic() < deadline, "job did not finish"
@@ -29,7 +29,7 @@ def test_run_in_background_then_read_the_result_in_jobs(engine_env):
     assert not at.exception and not at.error
     job_id = at.session_state["last_job"]
     wait_done(job_id)
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("app_pages/jobs.py").run()
     assert not at.exception
     assert at.selectbox(key="jobs_pick").value == job_id
     assert any("기저세포암 · Basal cell carcinoma" in m.value for m in at.markdown)
@@ -40,16 +40,16 @@ def test_background_job_with_no_input_is_refused_at_once(engine_env):
     at = AppTest.from_file(APP, default_timeout=20).run()
     at.button(key="submit_job").click().run()
     assert "병변 사진" in alerts(at, "error")[0]
-    assert providers.get_engine().jobs.list() == []
+    assert startup.get_engine().jobs.list() == []
 
 
 def test_failed_job_explains_and_runs_again(engine_env):
     engine_env.script(Reply.error(503), Reply.error(503))
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     job_id = engine.jobs.submit(engine.make_request("ulcerated nodule"))
     wait_done(job_id)
     at = AppTest.from_file(APP, default_timeout=20).run()
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("app_pages/jobs.py").run()
     assert "HTTP 503" in alerts(at, "error")[0]
     at.button(key=f"jobs_rerun_{job_id}").click().run()
     new_id = at.query_params["job"]
@@ -61,5 +61,5 @@ def test_failed_job_explains_and_runs_again(engine_env):
 
 def test_jobs_page_without_jobs(engine_env):
     at = AppTest.from_file(APP, default_timeout=20).run()
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("app_pages/jobs.py").run()
     assert not at.exception and "No jobs yet" in at.info[0].value or "아직 작업이 없습니다" in at.info[0].value

@@ -25,8 +25,10 @@ import pytest
 from cryptography.fernet import Fernet
 from streamlit.testing.v1 import AppTest
 
-import providers
-from providers import PatientInfo, ProviderError, diagnose
+import startup
+from domain.errors import ProviderError
+from domain.request import PatientInfo
+from startup import diagnose
 from storage.history import UNREADABLE, Filters, to_csv
 from testkit import corpus
 from testkit.answers import xml_answer
@@ -87,7 +89,7 @@ def test_nothing_secret_reaches_logs_stderr_errors_or_cache_keys(private_env, re
     fake = private_env
     for name in LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name)
-    shrunk = providers.prepare_image(PHOTO).jpeg
+    shrunk = startup.prepare_image(PHOTO).jpeg
     texts: list[str] = []
     for name, set_up in _scenarios(fake, reconfigure):
         set_up()
@@ -105,7 +107,7 @@ def test_nothing_secret_reaches_logs_stderr_errors_or_cache_keys(private_env, re
     formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
     logs = "\n".join(formatter.format(record) for record in caplog.records)
     assert "assessment kind=image" in logs and "httpx" in logs  # the capture saw every logger at work
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     keys = list(engine.cache._cache.iterkeys()) + [r["cache_key"] for r in engine.history.search() if r["cache_key"]]
     assert keys
     for where, text in (("logs", logs), ("stderr", captured.err), ("stdout", captured.out),
@@ -166,7 +168,7 @@ def test_an_existing_cache_from_before_is_made_private(engine_env, tmp_path):
     for name in ("cache.db", "cache.db-wal", "cache.db-shm"):
         (cache / name).touch(mode=0o644)
         os.chmod(cache / name, 0o644)
-    providers.reset_engine()
+    startup.reset_engine()
     assert diagnose(text=PATIENT).complete
     for name in ("cache.db", "cache.db-wal", "cache.db-shm"):
         if (cache / name).exists():
@@ -188,7 +190,7 @@ def _assess_everything(fake) -> tuple[str, bytes]:
     fake.script(Reply(ECHO))
     result = diagnose(text=PATIENT, image=PHOTO, info=PatientInfo(age=54, sex="female", body_site=SITE))
     assert result.complete and PATIENT in result.answer.summary
-    row = providers.get_engine().history.get(result.assessment_id)
+    row = startup.get_engine().history.get(result.assessment_id)
     return result.assessment_id, row["thumbnail"]
 
 
@@ -214,14 +216,14 @@ def test_without_a_key_the_files_hold_the_case_in_the_clear(engine_env, reconfig
     raw = _raw_bytes(tmp_path / "data")
     assert all(marker in raw for marker in PLAIN_MARKERS)
     assert thumb[:2] == b"\xff\xd8" and thumb[100:164] in raw
-    row = providers.get_engine().history.get(assessment_id)
+    row = startup.get_engine().history.get(assessment_id)
     assert row["text"] == PATIENT and not Sealer.is_sealed(row["raw"])
 
 
 def test_with_a_key_no_file_holds_the_case_and_everything_reads_back(engine_env, data_key, tmp_path):
     fake = engine_env
     assessment_id, thumb = _assess_everything(fake)
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     data = tmp_path / "data"
     as_written = _raw_bytes(data)
     _checkpoint(data)
@@ -247,7 +249,7 @@ def test_with_a_key_no_file_holds_the_case_and_everything_reads_back(engine_env,
 def test_search_over_encrypted_text_honours_the_limit_newest_first(engine_env, data_key):
     for i in range(6):
         diagnose(text=f"case {i} with a scaly patch", use_cache=False)
-    found = providers.get_engine().history.search(Filters(query="SCALY", limit=4))
+    found = startup.get_engine().history.search(Filters(query="SCALY", limit=4))
     assert [r["text"] for r in found] == [f"case {i} with a scaly patch" for i in (5, 4, 3, 2)]
 
 
@@ -256,7 +258,7 @@ def test_data_sealed_under_another_key_is_a_miss_and_a_row_that_says_so(engine_e
     fake = engine_env
     assessment_id, _ = _assess_everything(fake)
     reconfigure(DATA_ENCRYPTION_KEY=Fernet.generate_key().decode() if later == "another key" else None)
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     result = diagnose(text=PATIENT, image=PHOTO, info=PatientInfo(age=54, sex="female", body_site=SITE))
     assert result.complete and not result.cached  # the sealed answer is a miss: the provider is asked
     assert len(fake.chat_requests) == 2
@@ -279,13 +281,13 @@ def test_on_postgresql_the_table_files_hold_the_case_only_sealed(engine_env, rec
 
     reconfigure(DATABASE_URL=postgres_url, DATA_ENCRYPTION_KEY=Fernet.generate_key().decode(),
                 HISTORY_KEEP_IMAGES="true")
-    providers.get_engine().history.delete(plain_id)  # the unsealed case goes (and its table files are rewritten)
+    startup.get_engine().history.delete(plain_id)  # the unsealed case goes (and its table files are rewritten)
     assessment_id, thumb = _assess_everything(engine_env)
     raw = postgres_server.database_files(postgres_url)
     for marker in PLAIN_MARKERS:
         assert marker not in raw, marker
     assert thumb[100:164] not in raw and SEALED_PREFIX.encode() in raw
-    row = providers.get_engine().history.get(assessment_id)
+    row = startup.get_engine().history.get(assessment_id)
     assert row["text"] == PATIENT and SITE in row["info"] and row["raw"] == ECHO and row["thumbnail"] == thumb
 
 
@@ -303,14 +305,14 @@ def test_the_history_page_shows_a_row_sealed_under_another_key(engine_env, data_
 def test_rotated_keys_read_the_old_data(engine_env, data_key, reconfigure):
     assessment_id, _ = _assess_everything(engine_env)
     reconfigure(DATA_ENCRYPTION_KEY=f"{Fernet.generate_key().decode()},{data_key}")
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     assert engine.history.get(assessment_id)["text"] == PATIENT
     assert diagnose(text=PATIENT, image=PHOTO, info=PatientInfo(age=54, sex="female", body_site=SITE)).cached
 
 
 def test_demo_mode_replays_an_encrypted_pinned_case(engine_env, data_key, reconfigure):
     assessment_id, _ = _assess_everything(engine_env)
-    providers.get_engine().history.pin(assessment_id)
+    startup.get_engine().history.pin(assessment_id)
     reconfigure(DEMO_MODE="true")
     replay = diagnose(text=PATIENT, image=PHOTO, info=PatientInfo(age=54, sex="female", body_site=SITE))
     assert replay.replayed and replay.raw == ECHO
@@ -347,7 +349,7 @@ def test_delete_everything_leaves_nothing_of_the_case_in_the_files(engine_env, r
     # Without encryption, so that only real deletion can make the words disappear.
     reconfigure(HISTORY_KEEP_IMAGES="true")
     assessment_id, thumb = _assess_everything(engine_env)
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     data = tmp_path / "data"
     assert all(marker in _raw_bytes(data) for marker in PLAIN_MARKERS)
     assert engine.forget(assessment_id)
@@ -361,7 +363,7 @@ def test_delete_everything_leaves_nothing_of_the_case_in_the_files(engine_env, r
 
 def test_the_retention_purge_leaves_nothing_either(engine_env, reconfigure, tmp_path):
     _assess_everything(engine_env)
-    history = providers.get_engine().history
+    history = startup.get_engine().history
     assert history.purge(older_than_days=-1) == 1
     data = tmp_path / "data"
     _checkpoint(data)
@@ -373,8 +375,8 @@ def test_the_retention_purge_leaves_nothing_either(engine_env, reconfigure, tmp_
 
 def _run_as_job(text: str, image: bytes | None = None) -> str:
     """Submit a case as a background job, wait for it, return its assessment id."""
-    jobs = providers.get_engine().jobs
-    job_id = jobs.submit(providers.make_request(text=text, image=image))
+    jobs = startup.get_engine().jobs
+    job_id = jobs.submit(startup.make_request(text=text, image=image))
     deadline = time.monotonic() + 10
     while not jobs.get(job_id).finished and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -386,7 +388,7 @@ def _run_as_job(text: str, image: bytes | None = None) -> str:
 def test_delete_everything_includes_the_background_job_that_ran_the_case(engine_env, tmp_path):
     engine_env.script(Reply(ECHO))
     assessment_id = _run_as_job(PATIENT, PHOTO)
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     assert engine.jobs.list()  # the job's row holds the request, the photo and the result
     assert engine.forget(assessment_id)
     assert engine.jobs.list() == []
@@ -398,6 +400,6 @@ def test_delete_everything_includes_the_background_job_that_ran_the_case(engine_
 
 def test_the_retention_purge_takes_finished_jobs_too(engine_env):
     _run_as_job(PATIENT)
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     assert engine.history.purge(older_than_days=-1) == 1
     assert engine.jobs.list() == []

@@ -1,6 +1,6 @@
 """The engine against a real (fake) OpenAI-compatible server: exact requests, retries, budget, cache.
 
-Everything goes through the public entry `providers.diagnose` so that what is pinned here
+Everything goes through the public entry `startup.diagnose` so that what is pinned here
 is what the pages and the command line get.
 """
 
@@ -21,8 +21,7 @@ import pytest
 from PIL import Image
 
 from domain.classes import CLASSES
-from domain.result import Usage
-from providers import (
+from domain.errors import (
     InputError,
     ProviderAuthError,
     ProviderError,
@@ -31,9 +30,9 @@ from providers import (
     ProviderRequestError,
     ProviderTimeout,
     ProviderUnavailable,
-    diagnose,
-    get_engine,
 )
+from domain.result import Usage
+from startup import diagnose, get_engine
 from testkit.answers import BENIGN, REFUSAL, TRUNCATED, VALID, fenced, xml_answer
 from testkit.fake_llm import FakeLLM, Reply, closed_port_url
 from tests.conftest import OPENAI_KEY, OPENAI_MODEL, PROJECT_ROOT, RUNPOD_KEY, RUNPOD_MODEL

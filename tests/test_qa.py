@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import providers
-from providers import Diagnosis, ProviderAuthError
-from providers.compare import agreement, compare
+import startup
+from domain.errors import ProviderAuthError
+from domain.result import Diagnosis
+from qa.compare import agreement, compare
 from storage.reviews import Reviews, ReviewStore
 from storage.schema import assessments
 from storage.store import new_id
@@ -25,7 +26,7 @@ from tests.conftest import OPENAI_MODEL, PROJECT_ROOT, RUNPOD_MODEL
 from tests.page_text import alerts
 from tests.page_text import shown as page_words
 
-PAGE = PROJECT_ROOT / "pages" / "qa.py"
+PAGE = PROJECT_ROOT / "app_pages" / "qa.py"
 # app.py registers the page; here it runs on its own, after the session set-up app.py does first.
 SCRIPT = f"""
 import runpy
@@ -41,12 +42,12 @@ def answer_per_model(runpod: Reply | str, openai: Reply | str):
 
 
 def _request(text: str = "pearly papule beside the nose", qa_case: str | None = None):
-    return replace(providers.get_engine().make_request(text), qa_case=qa_case)
+    return replace(startup.get_engine().make_request(text), qa_case=qa_case)
 
 
 def _rows(qa_case: str) -> list[dict]:
     query = sa.select(assessments).where(assessments.c.qa_case == qa_case).order_by(assessments.c.provider)
-    with providers.get_engine().store.connect() as conn:
+    with startup.get_engine().store.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
@@ -54,7 +55,7 @@ def _rows(qa_case: str) -> list[dict]:
 def engine_on_both(engine_env, database_url, monkeypatch):
     """`engine_env` with the store on `database_url`: the comparisons and reviews run on SQLite, then PostgreSQL."""
     monkeypatch.setenv("DATABASE_URL", database_url)
-    providers.reset_engine()
+    startup.reset_engine()
     return engine_env
 
 
@@ -71,7 +72,7 @@ def test_two_providers_that_agree_are_asked_at_once_and_recorded_as_one_case(eng
     engine_env = engine_on_both
     engine_env.responder = answer_per_model(Reply(VALID, delay=0.5), Reply(VALID, delay=0.5))
     request = _request()
-    results = compare(providers.get_engine(), request, ["runpod", "openai"])
+    results = compare(startup.get_engine(), request, ["runpod", "openai"])
 
     assert list(results) == ["runpod", "openai"]
     assert all(isinstance(r, Diagnosis) for r in results.values())
@@ -90,7 +91,7 @@ def test_two_providers_that_agree_are_asked_at_once_and_recorded_as_one_case(eng
 
 def history_case(results: dict) -> str:
     """The qa_case the results were recorded under (one, shared by all of them)."""
-    history = providers.get_engine().history
+    history = startup.get_engine().history
     cases = {history.get(r.assessment_id)["qa_case"] for r in results.values() if isinstance(r, Diagnosis)}
     (case,) = cases
     return case
@@ -99,7 +100,7 @@ def history_case(results: dict) -> str:
 def test_providers_that_disagree(engine_on_both):
     engine_on_both.responder = answer_per_model(VALID, BENIGN)
     request = _request(qa_case="case-1")
-    results = compare(providers.get_engine(), request, ["runpod", "openai"])
+    results = compare(startup.get_engine(), request, ["runpod", "openai"])
     verdict = agreement(results)
     assert verdict.agree is False and verdict.lesion is None
     assert {n: c.code for n, c in verdict.classes.items()} == {"runpod": 1, "openai": 7}
@@ -111,7 +112,7 @@ def test_a_failing_provider_is_its_own_error_and_nobody_stands_in_for_it(engine_
     # Fallback on: compare must still ask each provider alone, or OpenAI would answer for RunPod.
     reconfigure(PROVIDER_FALLBACKS="runpod,openai")
     engine_env.responder = answer_per_model(Reply.error(401), VALID)
-    results = compare(providers.get_engine(), _request(qa_case="case-2"), ["runpod", "openai", "runpod"])
+    results = compare(startup.get_engine(), _request(qa_case="case-2"), ["runpod", "openai", "runpod"])
 
     assert list(results) == ["runpod", "openai"]  # a name given twice is asked once
     assert isinstance(results["runpod"], ProviderAuthError) and "RUNPOD_API_KEY" in str(results["runpod"])
@@ -126,17 +127,17 @@ def test_a_failing_provider_is_its_own_error_and_nobody_stands_in_for_it(engine_
 
 def test_an_incomplete_answer_does_not_count_towards_agreement(engine_env):
     engine_env.responder = answer_per_model(VALID, TRUNCATED)
-    results = compare(providers.get_engine(), _request(), ["runpod", "openai"])
+    results = compare(startup.get_engine(), _request(), ["runpod", "openai"])
     assert results["openai"].complete is False
     verdict = agreement(results)
     assert verdict.agree is None and verdict.unusable == ("openai",)
-    assert compare(providers.get_engine(), _request(), []) == {}
+    assert compare(startup.get_engine(), _request(), []) == {}
 
 
 # -- reviews ----------------------------------------------------------------------------------
 
 def test_reviews_are_saved_and_read_back(engine_on_both):
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     engine_on_both.responder = answer_per_model(VALID, BENIGN)
     results = compare(engine, _request(qa_case="case-3"), ["runpod", "openai"])
     runpod, openai = results["runpod"].assessment_id, results["openai"].assessment_id
@@ -212,7 +213,7 @@ def test_page_compares_shows_agreement_and_saves_a_review(engine_env):
     assert not at.exception
     assert "리뷰: 틀림 — SK에 더 가까움 (dr.kim)" in _shown(at)  # as typed: no stray backslash
     assert at.text_input(key=f"qa_note_{aid}").value == ""  # ready for the next review
-    (saved,) = Reviews(providers.get_engine().store).for_case(state["case"])
+    (saved,) = Reviews(startup.get_engine().store).for_case(state["case"])
     assert (saved["assessment_id"], saved["verdict"], saved["reviewer"]) == (aid, "incorrect", "dr.kim")
     # The results stay while the reviewer works, and a re-run asks again.
     assert at.session_state["qa_results"]["case"] == state["case"]

@@ -25,12 +25,13 @@ from fractions import Fraction
 import pytest
 
 from domain.classes import by_code
-from providers.batch import run_batch
-from providers.batch_input import BatchCase, read_cases
-from providers.batch_metrics import BatchReport, BatchRow
-from providers.qa_metrics import MIN_N_FOR_INTERVALS, metrics_json, qa_metrics, verdict
+from qa.batch import run_batch
+from qa.batch_input import BatchCase, read_cases
+from qa.batch_metrics import BatchReport, BatchRow
+from qa.metrics import MIN_N_FOR_INTERVALS, metrics_json, qa_metrics, verdict
 from testkit.answers import xml_answer
 from testkit.fake_llm import Reply
+from testkit.limits import MAX_CASES
 from utils.stats import wilson_interval
 
 CASES = {f"c{i}": BatchCase(f"c{i}", i + 1, text=f"case {i}", expected=by_code(code) if code is not None else None)
@@ -267,15 +268,14 @@ def test_the_json_shape():
 # -- the card's flag, through the app's own path -------------------------------------------------------------------
 
 def test_a_malignant_similar_class_at_20_raises_the_flag(engine_env):
-    import providers
-
+    import startup
     answers = {  # seborrheic keratosis chosen; melanoma as a similar class at 20 (flag) or 19.5 (no flag)
         "twenty": xml_answer(7, 60, "지루각화증", "갈색 병변.", [(6, 20, "악성흑색종"), (14, 20, "흑색점")]),
         "under": xml_answer(7, 60, "지루각화증", "갈색 병변.", [(14, 30, "흑색점"), (6, 19.5, "악성흑색종")]),
     }
     engine_env.responder = lambda request: Reply(answers["twenty" if "twenty" in request.text() else "under"])
-    cases = read_cases(b"id,text,image,expected\nm1,twenty papule,,6\nm2,under papule,,6\n")
-    report = run_batch(providers.get_engine(), cases, {}, ["runpod"])
+    cases = read_cases(b"id,text,image,expected\nm1,twenty papule,,6\nm2,under papule,,6\n", limit=MAX_CASES)
+    report = run_batch(startup.get_engine(), cases, {}, ["runpod"])
     assert [(r.risk, r.similar) for r in report.rows] == [("malignant", ((6, 20.0), (14, 20.0))),
                                                           ("benign", ((14, 30.0), (6, 19.5)))]
     runpod = qa_metrics(report)["providers"]["runpod"]

@@ -1,7 +1,7 @@
 """report.html's verdict, figures with intervals, reliability diagram and per-class table, from a metrics dict.
 
 The dict is written by hand in the metrics.json shape, so every number on the page is known; render_html's own
-computation (`providers.qa_metrics`) is replaced by a fake module that hands that dict back.
+computation (`qa.metrics`) is replaced by a fake module that hands that dict back.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from html.parser import HTMLParser
 import pytest
 
 from domain.classes import by_code
-from providers import qa_report
-from providers.batch_input import BatchCase
-from providers.batch_metrics import BatchReport, BatchRow
-from providers.qa_report import render_html
-from providers.qa_report_metrics import BOTTOM, PLOT, TOP, metrics_sections, reliability_svg
+from qa import report as qa_report
+from qa.batch_input import BatchCase
+from qa.batch_metrics import BatchReport, BatchRow
+from qa.report import render_html
+from qa.report_figures import BOTTOM, PLOT, TOP, metrics_sections, reliability_svg
 
 HOSTILE = "RunPod <script>alert(1)</script>"
 ACCURACIES = [None, None, 0.0, 0.25, 0.5, 0.4, 0.6, 0.75, 0.8, 1.0]   # per bin; None: no case in it
@@ -88,9 +88,9 @@ def _report() -> BatchReport:
 
 @pytest.fixture
 def fake_qa_metrics(monkeypatch):
-    """`providers.qa_metrics` as render_html imports it, answering with the hand-written dict; records its calls."""
+    """`qa.metrics` as render_html imports it, answering with the hand-written dict; records its calls."""
     calls: dict[str, object] = {}
-    module = types.ModuleType("providers.qa_metrics")
+    module = types.ModuleType("qa.metrics")
 
     def qa_metrics(report):
         calls["report"] = report
@@ -101,7 +101,7 @@ def fake_qa_metrics(monkeypatch):
         return list(VERDICT)
 
     module.qa_metrics, module.verdict = qa_metrics, verdict  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "providers.qa_metrics", module)
+    monkeypatch.setitem(sys.modules, "qa.metrics", module)
     # and wherever qa_report holds them by name, should it import them at the top
     monkeypatch.setattr(qa_report, "qa_metrics", qa_metrics, raising=False)
     monkeypatch.setattr(qa_report, "verdict", verdict, raising=False)
@@ -174,9 +174,9 @@ def test_the_verdict_is_the_first_thing_after_the_title(fake_qa_metrics):
 
 
 def test_a_given_metrics_dict_is_used_as_it_is(monkeypatch):
-    module = types.ModuleType("providers.qa_metrics")
+    module = types.ModuleType("qa.metrics")
     module.qa_metrics = module.verdict = lambda *a: pytest.fail("computed again")  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "providers.qa_metrics", module)
+    monkeypatch.setitem(sys.modules, "qa.metrics", module)
     monkeypatch.setattr(qa_report, "qa_metrics", module.qa_metrics, raising=False)
     monkeypatch.setattr(qa_report, "verdict", module.verdict, raising=False)
     page = render_html(_report(), _metrics(), ["Only this."])

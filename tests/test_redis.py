@@ -22,20 +22,23 @@ from pathlib import Path
 import pytest
 import redis
 
-import providers
+import startup
+from domain.errors import ProviderError
 from domain.jobs import DONE, INTERRUPTED, QUEUED, RUNNING
-from providers.jobs import JobRunner
-from providers.wiring import build_engine
-from storage import metrics
+from engine.core import Engine
+from engine.jobs import JobRunner
+from startup import build_engine
+from storage.cache.redis import RedisAnswerCache
 from storage.jobs import NEVER_STARTED, PROCESS_GONE
-from storage.redis_cache import RedisAnswerCache
+from storage.jobs.redis import QUEUE, RedisJobStore
+from storage.metrics import figures as metrics
+from storage.metrics.redis import METRICS_KEY, MetricsFeed, feed_for
 from storage.redis_client import PREFIX, Breaker, connect
-from storage.redis_jobs import QUEUE, RedisJobStore
-from storage.redis_metrics import METRICS_KEY, MetricsFeed, feed_for
 from testkit.answers import DISCLAIMER, VALID, xml_answer
 from testkit.fake_llm import Reply
 from testkit.redis_server import RedisServer, redis_module_server, redis_server, skip_unless_available  # noqa: F401
 from tests import test_jobs, test_page_jobs
+from utils.crypto import Sealer
 from utils.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,17 +61,17 @@ def shared(engine_env, redis_server, monkeypatch):
     """The engine environment with REDIS_URL pointing at the test's Redis; yields (fake_llm, server)."""
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     engine_env.responder = echo_token
-    providers.reset_engine()
+    startup.reset_engine()
     yield engine_env, redis_server
-    providers.reset_engine()
+    startup.reset_engine()
 
 
-def make_engine(data_dir: Path, **env: str) -> providers.Engine:
+def make_engine(data_dir: Path, **env: str) -> Engine:
     """An engine with the current environment plus `env`, and its own DATA_DIR (another machine)."""
     return build_engine(load_settings({**os.environ, "DATA_DIR": str(data_dir), **env}, env_file=None))
 
 
-def redis_store(engine: providers.Engine, **timing: float) -> RedisJobStore:
+def redis_store(engine: Engine, **timing: float) -> RedisJobStore:
     """The engine's Redis job store, with test timings (`lease_seconds`, `poll_seconds`)."""
     return RedisJobStore.from_url(engine.settings.redis_url, sealer=engine.sealer, retention_seconds=3600, **timing)
 
@@ -87,7 +90,7 @@ def wait_until(check, seconds: float = 15.0, every: float = 0.05):
 
 def test_cache_round_trip_ttl_and_versioned_keys(redis_server):
     client = connect(redis_server.url)
-    cache = RedisAnswerCache(client, ttl_seconds=0.4)
+    cache = RedisAnswerCache(client, ttl_seconds=0.4, sealer=Sealer())
     key = "answer:v1:" + "a" * 64
     assert cache.available and cache.get(key) is None
     assert cache.set(key, {"raw": "<root/>", "usage": [120, 80]})
@@ -97,10 +100,10 @@ def test_cache_round_trip_ttl_and_versioned_keys(redis_server):
     time.sleep(0.5)
     assert cache.get(key) is None  # expired
 
-    forever = RedisAnswerCache(client, ttl_seconds=0)
+    forever = RedisAnswerCache(client, ttl_seconds=0, sealer=Sealer())
     assert forever.set(key, {"raw": "x", "usage": [0, 0]}) and client.pttl(PREFIX + key) == -1
     assert forever.delete(key) and not forever.delete(key) and forever.get(key) is None
-    assert not RedisAnswerCache(client, ttl_seconds=1, enabled=False).available
+    assert not RedisAnswerCache(client, ttl_seconds=1, enabled=False, sealer=Sealer()).available
 
 
 def test_two_engines_share_answers(shared, tmp_path):
@@ -161,9 +164,9 @@ def test_a_redis_that_hangs_costs_one_short_timeout_not_a_stall(engine_env, tmp_
 CHILD = r"""
 import json, sys
 import sqlalchemy as sa
-from providers import get_engine
-from providers.jobs import JobRunner
-from storage.redis_jobs import RedisJobStore
+from startup import get_engine
+from engine.jobs import JobRunner
+from storage.jobs.redis import RedisJobStore
 from storage.schema import assessments
 
 engine = get_engine()
@@ -271,7 +274,7 @@ def test_a_job_submitted_to_one_process_runs_in_another_and_reads_from_both(chil
 
 def test_a_dead_process_job_is_interrupted_and_a_live_process_job_is_not(shared, children):
     fake, server = shared
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     store = redis_store(engine, lease_seconds=2.0)
     jobs = JobRunner(store, engine.diagnose, workers=0)  # this test process only submits and reads
     b = children("b")
@@ -300,7 +303,7 @@ def test_a_dead_process_job_is_interrupted_and_a_live_process_job_is_not(shared,
 
 
 def test_a_job_taken_from_the_queue_by_a_process_that_died_is_interrupted(shared):
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     store = redis_store(engine)
     jobs = JobRunner(store, engine.diagnose, workers=0)
     client = redis.Redis.from_url(shared[1].url)
@@ -319,7 +322,7 @@ def test_the_jobs_contract_holds_with_redis(name, shared, reconfigure):
     """Every test of the SQLite jobs, again with REDIS_URL set: the pages see the same behaviour."""
     fake, _ = shared
     fake.responder = None
-    assert isinstance(providers.get_engine().jobs.store, RedisJobStore)
+    assert isinstance(startup.get_engine().jobs.store, RedisJobStore)
     test = getattr(test_jobs, name)
     available = {"engine_env": fake, "reconfigure": reconfigure}
     test(**{p: available[p] for p in inspect.signature(test).parameters})
@@ -353,7 +356,7 @@ def test_metrics_of_both_engines_are_aggregated(shared, tmp_path):
         assert everyone.kind("text").latency_ms.n == 6
         assert metrics.compute(a.store, feed=None).overall.count == 2  # A's own history
         # With REDIS_URL in the settings, the Performance page's call reads Redis by default.
-        assert metrics.for_window(providers.get_engine().store, "hour").overall.count == 6
+        assert metrics.for_window(startup.get_engine().store, "hour").overall.count == 6
     finally:
         a.close(), b.close()
 
@@ -363,7 +366,7 @@ def test_metrics_records_match_the_history_rows_and_fall_back_when_redis_is_down
     fake.script(Reply.error(401))
     a = make_engine(tmp_path / "a")
     try:
-        with pytest.raises(providers.ProviderError):
+        with pytest.raises(ProviderError):
             a.diagnose(a.make_request("ulcer TOKEN-fail"))
         a.diagnose(a.make_request("ulcer TOKEN-ok"))
         rows = feed_for(server.url).rows()
@@ -418,7 +421,7 @@ def test_with_an_encryption_key_redis_holds_no_patient_text_in_clear(shared, rec
 
     fake, server = shared
     reconfigure(DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     if not getattr(engine, "sealer", None) or not engine.sealer.enabled:
         pytest.skip("this engine has no encryption at rest")
     text = "홍길동 왼쪽 뺨 흑색 결절 TOKEN-sealed"

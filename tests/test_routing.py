@@ -14,12 +14,14 @@ from types import SimpleNamespace
 import pytest
 
 import providers
+import startup
+from domain.errors import ProviderAuthError, ProviderTimeout, ProviderUnavailable
 from domain.result import Usage
-from providers import ProviderAuthError, ProviderTimeout, ProviderUnavailable, diagnose, warm_up
+from engine.health import ProviderHealth
+from engine.retry import RetryPolicy
+from engine.routing import Race
 from providers.base import Attempt
-from providers.health import ProviderHealth
-from providers.retry import RetryPolicy
-from providers.routing import Race
+from startup import diagnose, warm_up
 from testkit.answers import BENIGN, TRUNCATED, VALID
 from testkit.fake_llm import Reply
 from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
@@ -147,7 +149,7 @@ def test_cold_start_sends_the_next_cases_elsewhere_until_a_probe_finds_it_back(b
     by_model(both, {RUNPOD_MODEL: Reply(VALID, delay=0.4)})
     first = diagnose(text="case one")
     assert first.provider == "runpod"  # slow, but it answered: a cold start
-    health = providers.get_engine().health["runpod"]
+    health = startup.get_engine().health["runpod"]
     assert health.cooling_down
     both.responder = None  # the worker is warm now
     second = diagnose(text="case two")
@@ -168,7 +170,7 @@ def test_a_slow_probe_keeps_the_provider_skipped_for_longer(both, reconfigure):
     reconfigure(COLD_START_SECONDS="0.3", HEALTH_COOLDOWN_SECONDS="1")
     by_model(both, {RUNPOD_MODEL: Reply(VALID, delay=0.4)})  # every RunPod call is a cold start
     diagnose(text="case one")
-    health = providers.get_engine().health["runpod"]
+    health = startup.get_engine().health["runpod"]
     assert 0 < health.cooldown_left() <= 1.0
     time.sleep(1.05)
     diagnose(text="case two")  # sends the probe, which is slow too
@@ -185,7 +187,7 @@ def test_repeated_failures_open_the_breaker(both, reconfigure):
     by_model(both, {RUNPOD_MODEL: Reply.error(503)})
     diagnose(text="case one")
     diagnose(text="case two")
-    assert providers.get_engine().health["runpod"].cooling_down
+    assert startup.get_engine().health["runpod"].cooling_down
     before = models(both).count(RUNPOD_MODEL)
     assert diagnose(text="case three").provider == "openai"
     assert models(both).count(RUNPOD_MODEL) <= before + 1  # at most the probe

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-import providers
+import startup
 from storage.accounts import AccountLocked, Accounts, NoSuchUser, WeakPassword, WrongCredentials
 from storage.schema import sessions as sessions_table
 from storage.sessions import (
@@ -192,7 +192,7 @@ def test_old_rows_are_purged_when_a_session_starts(sessions, store, clock):
 
 def test_the_app_limits_come_from_the_settings(reconfigure):
     reconfigure(SESSION_TIMEOUT_MINUTES=5, SESSION_MAX_HOURS=8)
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     made = sessions_for(engine.store, engine.settings)
     assert (made.idle_seconds, made.max_seconds, made.touch_seconds) == (300, 8 * 3600, 60)
 
@@ -230,7 +230,7 @@ def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
 
 
 def test_cli_sessions_list_and_revoke(engine_env):
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     sessions = sessions_for(engine.store, engine.settings)
     kim_secret, kim = signed_in(sessions, "dr.kim")
     _, kim2 = signed_in(sessions, "dr.kim")
@@ -260,7 +260,7 @@ def test_cli_sessions_list_and_revoke(engine_env):
 def test_cli_users_remove_and_set_password_end_sessions(engine_env):
     assert run_cli("users", "add", "kim", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
     assert run_cli("users", "add", "lee", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     sessions = sessions_for(engine.store, engine.settings)
     _, kim = signed_in(sessions, "kim")
     _, lee = signed_in(sessions, "lee")
@@ -283,7 +283,7 @@ def client(reconfigure) -> TestClient:
 
 @pytest.fixture
 def app_sessions(client) -> SqlSessionStore:
-    return sessions_for(providers.get_store(), providers.get_engine().settings)
+    return sessions_for(startup.get_store(), startup.get_engine().settings)
 
 
 SAME_SITE = {"Sec-Fetch-Site": "same-origin"}

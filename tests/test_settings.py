@@ -178,8 +178,8 @@ def test_the_environment_read_detector_sees_each_form(tmp_path):
 
 
 def test_the_app_reads_its_variables_only_through_the_declarations():
-    files = [PROJECT_ROOT / "app.py", PROJECT_ROOT / "main.py", PROJECT_ROOT / "cli.py"]
-    for package in ("commands", "web", "pages", "ui", "providers", "storage", "domain", "utils"):
+    files = [PROJECT_ROOT / "app.py", PROJECT_ROOT / "main.py", PROJECT_ROOT / "cli.py", PROJECT_ROOT / "startup.py"]
+    for package in ("commands", "web", "app_pages", "ui", "qa", "engine", "providers", "storage", "domain", "utils"):
         files += sorted((PROJECT_ROOT / package).rglob("*.py"))
     reads = {str(f.relative_to(PROJECT_ROOT)): _environment_reads(f) for f in files}
     assert reads["utils/settings.py"] == {"dotenv"}  # the loader is the one place that reads `.env`

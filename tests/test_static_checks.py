@@ -12,7 +12,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-APP_PACKAGES = ["app.py", "main.py", "cli.py", "commands", "web", "pages", "ui", "providers", "storage", "domain", "utils"]
+APP_PACKAGES = ["app.py", "main.py", "cli.py", "startup.py", "commands", "web", "app_pages", "ui", "qa", "engine", "providers",
+                "storage", "domain", "utils"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@
 - `off`: no gate, for development and tests; the sidebar says so.
 
 `main.py` calls `require_sign_in()` before the navigation, and every page calls
-`ensure_signed_in()` on its first line: AppTest runs a page of the `pages/` folder without
+`ensure_signed_in()` on its first line: AppTest runs a page of the `app_pages/` folder without
 `main.py` on a re-run (the server does not: `app.py` turns Streamlit's old pages-folder mode off,
 so a link to `/jobs` runs `main.py`, gate and navigation included). The session keeps `user`,
 `is_admin` and `auth_session` (the server session's key, never its id); the typed password is
@@ -35,7 +35,7 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
-from storage.accounts import AccountLocked, AccountStore, TooManyAttempts, WrongCredentials, accounts_for
+from storage.accounts import AccountLocked, AccountStore, TooManyAttempts, WrongCredentials
 from storage.database import StoreUnavailable
 from storage.sessions import (
     COOKIE_NAME,
@@ -46,7 +46,6 @@ from storage.sessions import (
     SessionStore,
     new_secret,
     session_key,
-    sessions_for,
 )
 from ui.client import client_address, forwarded_client, user_agent
 from ui.i18n import tr
@@ -129,9 +128,9 @@ def account_sidebar() -> None:
 # -- session ---------------------------------------------------------------------------------
 
 def _sessions() -> SessionStore:
-    from providers import get_store  # the engine's store, without building the engine: migrated once per process
+    import startup  # the engine's store, without building the engine: migrated once per process
 
-    return sessions_for(get_store(), get_settings())
+    return startup.sessions()
 
 
 def _clear_session() -> None:
@@ -247,9 +246,9 @@ def _show_notice() -> None:
 # -- accounts --------------------------------------------------------------------------------
 
 def _accounts() -> AccountStore:
-    from providers import get_store  # the engine's store, without building the engine: migrated once per process
+    import startup  # the engine's store, without building the engine: migrated once per process
 
-    return accounts_for(get_store(), get_settings())
+    return startup.accounts()
 
 
 def _store_down(exc: StoreUnavailable) -> None:

@@ -1,7 +1,7 @@
 """Batch QA in the browser: a cases CSV and a ZIP of photos in, the figures and the report files out.
 
 `batch_panel(engine)` draws inside whatever container the caller opened (the QA page's tab); all
-the work is `providers.batch` with its `batch_input` and `batch_metrics`, the same code the command line
+the work is `qa.batch` with its `batch_input` and `batch_metrics`, the same code the command line
 runs. Widget and state keys start with `batch_` so that the panel shares a page safely.
 
 Every call may be paid for, so nothing starts until the reader has ticked a box that names the number of calls
@@ -16,10 +16,10 @@ import tempfile
 
 import streamlit as st
 
-from providers.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, run_batch
-from providers.batch_input import BatchInputError, TooManyCases, photos_from_zip, read_cases
-from providers.batch_metrics import BatchReport, BatchRow, Failure, format_rate
-from providers.qa_report import write_report
+from qa.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, run_batch
+from qa.batch_input import BatchInputError, TooManyCases, photos_from_zip, read_cases
+from qa.batch_metrics import BatchReport, BatchRow, Failure, format_rate
+from qa.report import write_report
 from ui import plain
 from ui.i18n import error_text, lang, message_text, tr
 from ui.labels import lesion_name, provider_titles
@@ -67,13 +67,13 @@ def batch_panel(engine) -> None:
         _show(st.session_state[RESULT])
 
 
-def _count_cases(csv_file) -> tuple[int | None, BatchInputError | None]:
+def _count_cases(csv_file, limit: int) -> tuple[int | None, BatchInputError | None]:
     """The cases in the uploaded file, or why it cannot be read; worked out once per upload, not per click."""
     known = st.session_state.get(CASES)
     if known and known[0] == csv_file.file_id:
         return known[1], known[2]
     try:
-        count, problem = len(read_cases(csv_file.getvalue())), None
+        count, problem = len(read_cases(csv_file.getvalue(), limit=limit)), None
     except TooManyCases as exc:  # the page says so in the clinician's language (see `_confirmation`)
         count, problem = exc.count, None
     except BatchInputError as exc:
@@ -87,7 +87,7 @@ def _confirmation(csv_file, providers: int, limit: int) -> int:
     """Say what the run would cost and draw the box that confirms it; the number of calls, 0 when none may start."""
     if csv_file is None or not providers:
         return 0
-    count, problem = _count_cases(csv_file)
+    count, problem = _count_cases(csv_file, limit)
     if problem is not None or count is None:
         plain.alert("error", error_text(problem) if problem else "?",  # it quotes the file: a header, a name
                     icon=":material/error:")
@@ -127,8 +127,9 @@ def _run(engine, csv_data: bytes, zip_data: bytes | None, chosen: list[str], con
         bar.progress(done / total, text=tr("{done}/{total} 완료", "{done} of {total} done", done=done, total=total))
 
     try:
-        photos = photos_from_zip(zip_data) if zip_data else {}
-        cases = read_cases(csv_data, photos)
+        settings = engine.settings
+        photos = photos_from_zip(zip_data, max_entry_bytes=settings.image_max_upload_bytes) if zip_data else {}
+        cases = read_cases(csv_data, photos, limit=settings.batch_max_cases)
         report = run_batch(engine, cases, photos, chosen, concurrency=concurrency, language=lang(),
                            use_cache=use_cache, user=st.session_state.get("user"), on_progress=progress)
     except BatchInputError as exc:

@@ -1,6 +1,6 @@
 """What the history page shows of a stored assessment: its table row, its card, its case.
 
-Kept out of `pages/history.py` so the page stays thin (widgets in, history calls, drawing out)
+Kept out of `app_pages/history.py` so the page stays thin (widgets in, history calls, drawing out)
 and so these conversions can be tested without Streamlit running.
 """
 

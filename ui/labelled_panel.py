@@ -1,5 +1,5 @@
 """The Provider QA page's "Labelled set" tab: the reviewed QA cases as a cases CSV and a ZIP of photos, which the
-Batch tab and `cli.py batch` read back (providers/labelled_set.py decides each case's class)."""
+Batch tab and `cli.py batch` read back (qa/labelled_set.py decides each case's class)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from datetime import time as day_time
 
 import streamlit as st
 
-from providers import Engine
-from providers.labelled_set import CONTRADICTED, NO_CLASS, NO_PHOTO, UNREADABLE, labelled_set
+import startup
+from engine.core import Engine
+from qa.labelled_set import CONTRADICTED, NO_CLASS, NO_PHOTO, UNREADABLE, labelled_set
 from storage.database import StoreUnavailable
 from storage.history import HistoryStore
 from storage.reviews import Reviews
@@ -74,7 +75,7 @@ def labelled_panel(engine: Engine) -> None:
                           key="qa_export_since", format="YYYY-MM-DD")
     if st.button(tr("라벨 세트 만들기", "Build the labelled set"), key="qa_export_build", icon=":material/dataset:"):
         try:
-            _build(engine.history, Reviews(engine.store), since)
+            _build(engine.history, startup.reviews(), since)
         except StoreUnavailable:
             st.caption(t("store.down"))
             return

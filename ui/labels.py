@@ -11,7 +11,7 @@ from domain.classes import LesionClass, Risk
 from ui.i18n import lang
 
 if TYPE_CHECKING:
-    from providers import Engine
+    from engine.core import Engine
 
 # Streamlit's colour names, for `st.badge(color=...)` and Markdown's `:red-badge[...]`.
 BadgeColour = Literal["red", "orange", "green"]

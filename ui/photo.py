@@ -7,7 +7,8 @@ from typing import Literal
 
 import streamlit as st
 
-from providers import Engine, InputError
+from domain.errors import InputError
+from engine.core import Engine
 from ui.i18n import error_text, t
 from ui.photo_picker import photo_picker, read_pick
 from utils.images import ImageRejected, ShrunkImage, size_text

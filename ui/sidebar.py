@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from providers import Engine
+from engine.core import Engine
 from ui.i18n import LANGUAGE_NAMES, t
 from ui.labels import provider_titles
 

@@ -4,7 +4,7 @@
 - `GET /readyz`: the store takes a write, a configured provider is usable, Redis answers when set
   (web/readiness.py); 200 when this process can serve, else 503. No auth: it names providers and
   states only.
-- `GET /metrics`: Prometheus's text format (providers/prometheus_metrics.py), this process's figures;
+- `GET /metrics`: Prometheus's text format (engine/prometheus_metrics.py), this process's figures;
   with METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`.
 """
 
@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-import providers
-from providers.prometheus_metrics import CONTENT_TYPE, PrometheusMetrics
+import startup
+from engine.prometheus_metrics import CONTENT_TYPE, PrometheusMetrics
 from utils.settings import Settings, SettingsError, get_settings
 from web.readiness import readiness
 
@@ -64,7 +64,7 @@ async def metrics(request: Request) -> Response:
     if settings.metrics_token and not _authorized(request, settings.metrics_token):
         return JSONResponse({"error": "unauthorized", "detail": "Send Authorization: Bearer <METRICS_TOKEN>."},
                             status_code=401, headers={"WWW-Authenticate": "Bearer", **_NO_STORE})
-    engine = await run_in_threadpool(providers.get_engine)  # the first call builds it (about a second)
+    engine = await run_in_threadpool(startup.get_engine)  # the first call builds it (about a second)
     observer = engine.observer
     if not isinstance(observer, PrometheusMetrics):  # an engine built by hand, without the figures
         return JSONResponse({"error": "unavailable", "detail": "This engine keeps no metrics."}, status_code=503,

@@ -26,7 +26,7 @@ import anyio
 import anyio.to_thread
 import sqlalchemy as sa
 
-import providers
+import startup
 from storage.redis_client import FAILURES, connect
 from storage.store import Store
 from utils.settings import Settings
@@ -56,7 +56,7 @@ class Check:
 
 def store_writable() -> Check:
     """The app's store can serve: SQLite takes a write, PostgreSQL answers `SELECT 1` within `STORE_SLOW_SECONDS`."""
-    store = providers.get_store()
+    store = startup.get_store()
     if store.dialect == "postgresql":
         return _database_answers(store)
     try:
@@ -95,7 +95,7 @@ def _database_answers(store: Store) -> Check:
 
 def providers_usable(settings: Settings) -> Check:
     """Each configured provider's circuit; ready when one is usable (or in DEMO_MODE, where none is asked)."""
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     states = []
     for name, provider in engine.providers.items():
         health = engine.health.get(name)

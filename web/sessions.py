@@ -28,7 +28,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Route
 
 from storage.database import StoreUnavailable
-from storage.sessions import COOKIE_NAME, GRANT_PATH, SIGNED_OUT_PATH, Session, session_key, sessions_for
+from storage.sessions import COOKIE_NAME, GRANT_PATH, SIGNED_OUT_PATH, Session, session_key
 from utils.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,9 @@ def is_https(request: Request) -> bool:
 
 
 def _sessions():
-    from providers import get_store  # the engine's store, without building the engine
+    import startup  # the engine's store, without building the engine
 
-    return sessions_for(get_store(), get_settings())
+    return startup.sessions()
 
 
 def _redirect(target: str) -> RedirectResponse:

@@ -11,7 +11,6 @@ import random
 
 from bench.simulator.tokens import count_tokens, split_tokens
 
-
 # (code, Korean name, risk), as in the answer contract.
 _CLASSES = (
     (0, "광선각화증", "premalignant"), (1, "기저세포암", "malignant"), (2, "멜라닌세포모반", "benign"),

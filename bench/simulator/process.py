@@ -21,7 +21,7 @@ class SimulatorProcess:
         self.scale, self.seed, self.args = scale, seed, args
         self.urls: dict[str, str] = {}
 
-    def __enter__(self) -> "SimulatorProcess":
+    def __enter__(self) -> SimulatorProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.simulator", "--scale", str(self.scale),
                                       "--seed", str(self.seed), *self.args], cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

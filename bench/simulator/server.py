@@ -83,7 +83,7 @@ class Simulator:
             self._loop.call_soon_threadsafe(self._stopping.set)
         thread.join(timeout=10)
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         self.start()
         return self
 

@@ -32,7 +32,7 @@ class FakeLLM:
 
     # -- life cycle -------------------------------------------------------------------------
 
-    def start(self) -> "FakeLLM":
+    def start(self) -> FakeLLM:
         """Serve on a background thread (starting twice is harmless); returns self."""
         if self._server is None:
             self._server = ChatServer((self._host, self._port), record=self._record, next_reply=self._next_reply,
@@ -54,7 +54,7 @@ class FakeLLM:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeLLM":
+    def __enter__(self) -> FakeLLM:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -74,7 +74,7 @@ class FakeLLM:
 
     # -- scripting and inspecting -----------------------------------------------------------
 
-    def script(self, *replies: Reply | str) -> "FakeLLM":
+    def script(self, *replies: Reply | str) -> FakeLLM:
         """Queue replies (a str is shorthand for `Reply(str)`), used in order before `default`."""
         with self._lock:
             self._queue.extend(Reply(r) if isinstance(r, str) else r for r in replies)

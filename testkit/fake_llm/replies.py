@@ -38,7 +38,7 @@ class Reply:
     finish_reason: str = "stop"           # "length" for an answer cut by the token limit
 
     @classmethod
-    def error(cls, status: int, message: str | None = None, **kwargs) -> "Reply":
+    def error(cls, status: int, message: str | None = None, **kwargs) -> Reply:
         """An error reply with OpenAI's error body for `status` (message overridable)."""
         default_message, kind, code = _ERRORS.get(status, (f"HTTP {status}", "server_error", None))
         body = {"error": {"message": message or default_message, "type": kind, "param": None, "code": code}}

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-import providers
+import startup
 from storage.history import Filters, History
 from web.api.auth import Caller, caller_of
 from web.api.bodies import analysis_body, respond
@@ -29,7 +29,7 @@ MAX_QUERY_CHARS = 200
 
 
 def _history() -> History:
-    history = providers.get_engine().history
+    history = startup.get_engine().history
     if history is None:
         raise ApiError(404, "not_found", "The history is switched off on this server (HISTORY_ENABLED=false): no "
                        "analysis is kept.")
@@ -107,7 +107,7 @@ async def get_analysis(request: Request) -> Response:
 
 def _forget(caller: Caller, analysis_id: str) -> None:
     _visible_row(caller, analysis_id)
-    providers.get_engine().forget(analysis_id)
+    startup.get_engine().forget(analysis_id)
 
 
 @guarded

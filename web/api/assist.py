@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-import providers
+import startup
 from domain.errors import DiagnosisError
 from domain.request import LANGUAGES
 from web.api.auth import Caller, caller_of
@@ -43,7 +43,7 @@ async def refine(request: Request) -> Response:
         return respond({"refined_text": EMPTY_REFINE[language], "style": "default-disclaimer", "model": "hardcoded",
                         "provider": None, "created_at": iso(time.time())})
     async with ASSESSMENTS.slot():
-        engine = await run_in_threadpool(providers.get_engine)
+        engine = await run_in_threadpool(startup.get_engine)
         assist = await run_in_threadpool(lambda: engine.assist.refine(text, language=language))
     return respond(refine_body(assist, time.time()))
 
@@ -54,7 +54,7 @@ async def _explained(request: Request, caller: Caller, *, image: bool) -> Respon
     extra: dict = {"interpretation": None}
     try:
         async with ASSESSMENTS.slot():
-            engine = await run_in_threadpool(providers.get_engine)
+            engine = await run_in_threadpool(startup.get_engine)
             assist = await run_in_threadpool(lambda: engine.assist.explain(result, language=case.language))
         extra["interpretation"] = interpretation(assist)
     except DiagnosisError as exc:  # the engine's message, safe to show; the assessment stands

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-import providers
-from storage.accounts import AccountStore, accounts_for
+import startup
+from storage.accounts import AccountStore
 from storage.database import StoreUnavailable
-from storage.tokens import MISSING, SqlTokenStore, TokenRejected
+from storage.tokens import MISSING, TokenRejected
 from utils.settings import get_settings
 from web.api.errors import ApiError, retry_after
 from web.api.limits import RateLimiter
@@ -77,16 +77,15 @@ def identify(token: str) -> Caller:
 
 def _identify(token: str) -> Caller:
     settings = get_settings()
-    store = providers.get_store()
     try:
-        record = SqlTokenStore(store).check(token)
+        record = startup.tokens().check(token)
     except TokenRejected as exc:
         raise _unauthorized(str(exc)) from None
     if settings.auth_mode == "off":
         return Caller(record.user, True, record.id)
     if settings.auth_mode == "oidc":
         return Caller(record.user, record.user.casefold() in settings.admin_users, record.id)
-    accounts: AccountStore = accounts_for(store, settings)
+    accounts: AccountStore = startup.accounts()
     user = accounts.get_user(record.user)
     if user is None or user.created_at > record.created_at:
         raise _unauthorized("This API token's user no longer has an account: ask an administrator for a token of "

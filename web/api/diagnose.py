@@ -1,6 +1,6 @@
 """`POST /api/v1/diagnose/skin-lesion` (JSON) and `/skin-lesion-image` (multipart): one assessment, answered at once.
 
-Same engine as the pages (`providers.get_engine()`): the same time budget, fallback, hedging,
+Same engine as the pages (`startup.get_engine()`): the same time budget, fallback, hedging,
 cache and encryption at rest; the case is recorded in the history under the token's user with
 source `api`. The blocking work (decoding the photo, asking the providers) runs in a worker
 thread, inside one of API_MAX_CONCURRENT slots.
@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-import providers
+import startup
 from domain.errors import InputError
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
@@ -28,7 +28,7 @@ from web.api.inputs import Case, case_from_form, case_from_json, form_data, json
 from web.api.limits import ConcurrencyGate
 
 if TYPE_CHECKING:  # the engine's module pulls in the HTTP stack: loaded with the engine, at the first request
-    from providers.engine import Engine
+    from engine.core import Engine
 
 # Per process (see limits.py): the assessments, refines and explains the API runs at once.
 ASSESSMENTS = ConcurrencyGate(lambda: get_settings().api_max_concurrent)
@@ -51,7 +51,7 @@ def build_request(engine: Engine, case: Case, caller: Caller, *, source: str = "
 
 def _assess(case: Case, caller: Caller) -> tuple[Diagnosis, DiagnosisRequest, float]:
     started = time.monotonic()  # the budget counts the photo's shrinking too, as on the pages
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     request = build_request(engine, case, caller)
     result = engine.diagnose(request, started=started)
     return result, request, time.time()

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-import providers
+import startup
 from domain.errors import DiagnosisError
 from domain.jobs import DONE, Job
 from utils.images import ShrunkImage
@@ -26,13 +26,13 @@ from web.api.errors import ApiError, guarded
 from web.api.inputs import FORMATS, Case, choice_field, is_json
 
 if TYPE_CHECKING:
-    from providers.engine import Engine
+    from engine.core import Engine
 
 PREFIX = "/api/v1"
 
 
 def _submit(case: Case, caller: Caller) -> str:
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     request = build_request(engine, case, caller)
     engine.validate(request)  # what diagnose would refuse, refused now: 422, or 503 for an unconfigured provider
     return engine.jobs.submit(request)
@@ -58,7 +58,7 @@ def _photo_of(engine: Engine, job: Job) -> ShrunkImage | None:
 
 
 def _job_body(caller: Caller, job_id: str) -> dict:
-    engine = providers.get_engine()
+    engine = startup.get_engine()
     job = engine.jobs.get(job_id)
     if job is None or not caller.may_see(job.user):
         raise ApiError(404, "not_found", "No job with this id is yours to see: submit one with "

@@ -1,0 +1,67 @@
+"""The helper pipelines: a patient's words as a clinical description (refine), an assessment in plain words (explain).
+
+Same providers, cache, budget and race as an assessment (`Answerer`); only the answer is plain text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from domain.errors import InputError
+from domain.messages import Message
+from domain.prompt import explain_messages, refine_messages
+from domain.request import DiagnosisRequest
+from domain.result import Assist, Diagnosis, TextAnswer
+from engine.answering import Answerer
+from engine.cache_keys import assist_key
+from providers.base import Provider
+from utils.settings import Settings
+
+
+def _plain_text(raw: str) -> TextAnswer:
+    return TextAnswer(raw.strip())
+
+
+class Assistant:
+    """Runs refine and explain; safe to share between threads."""
+
+    def __init__(self, answerer: Answerer, *, chain: Callable[[DiagnosisRequest], list[Provider]],
+                 validate: Callable[[DiagnosisRequest], None], settings: Settings) -> None:
+        """`chain` and `validate` are an assessment's own (`Engine.chain`, `Engine.validate`).
+
+        So the helpers choose their providers and check their input exactly as an assessment does.
+        """
+        self.answerer = answerer
+        self.chain = chain
+        self.validate = validate
+        self.settings = settings
+
+    def refine(self, text: str, *, language: str = "ko", provider: str | None = None,
+               use_cache: bool = True) -> Assist:
+        """A patient's own words rewritten as a concise clinical description (the original 'refine')."""
+        if not text.strip():
+            raise InputError(Message("assist.nothing_to_refine"))
+        self.validate(DiagnosisRequest(text=text, language=language, provider=provider))  # an assessment's limits
+        return self._ask("refine", refine_messages(text, language), text.strip(), language, provider, use_cache)
+
+    def explain(self, result: Diagnosis, *, language: str = "ko", provider: str | None = None,
+                use_cache: bool = True) -> Assist:
+        """An assessment in plain language for the patient (the original 'explain')."""
+        if result.label is None:
+            raise InputError(Message("assist.nothing_to_explain"))
+        label = result.label.lesion.name_ko if language == "ko" else result.label.lesion.name_en
+        risk = result.risk_flag.value if result.risk_flag else "benign"
+        messages = explain_messages(label, risk, result.answer.summary, language)
+        return self._ask("explain", messages, f"{label}|{risk}|{result.answer.summary}", language, provider,
+                         use_cache)
+
+    def _ask(self, task: str, messages: list[dict], subject: str, language: str, provider: str | None,
+             use_cache: bool) -> Assist:
+        started = time.monotonic()
+        chain = self.chain(DiagnosisRequest(text=subject, language=language, provider=provider))
+        keys = {p.name: assist_key(task, subject, language, p, self.settings) for p in dict.fromkeys(chain)}
+        got = self.answerer.answer(chain, messages, keys, kind="text", budget=self.settings.text_budget_seconds,
+                                   started=started, use_cache=use_cache, judge=_plain_text)
+        return Assist(task, got.answer.text, got.provider.name, got.provider.model,
+                      (time.monotonic() - started) * 1000, got.usage, cached=got.cached)

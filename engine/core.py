@@ -1,0 +1,261 @@
+"""The engine: one request in, one result out, for the pages, the command line and the benchmarks.
+
+It checks the input, chooses the providers and runs an assessment through them; the backends it
+works with (cache, store, history, job runner) are built by `startup` and handed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from domain.errors import InputError, ProviderError, ProviderNotConfigured, ProviderUnavailable
+from domain.messages import Message
+from domain.parser import parse_answer
+from domain.prompt import build_messages
+from domain.request import LANGUAGES, DiagnosisRequest, PatientInfo
+from domain.result import Diagnosis, ParsedAnswer, Usage
+from engine import runtime
+from engine.answering import Answerer
+from engine.assist import Assistant
+from engine.cache_keys import answer_key
+from engine.health import ProviderHealth
+from engine.jobs import JobRunner
+from engine.recording import AssessmentObserver, Recorder
+from engine.retry import RetryPolicy
+from engine.warmup import WarmUp
+from providers.base import Provider
+from storage.cache import AnswerCache
+from storage.database import StoreUnavailable
+from storage.history import History
+from storage.store import Store
+from utils.crypto import Sealer
+from utils.images import ImageRejected, ShrunkImage, shrink_image
+from utils.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_MAX_INFO_CHARS = 200  # body site, duration, sex: a few words each
+
+
+class Engine:
+    """Assesses requests with the configured providers; safe to share between threads."""
+
+    def __init__(self, settings: Settings, *, sealer: Sealer, providers: dict[str, Provider],
+                 health: dict[str, ProviderHealth], cache: AnswerCache, store: Store, history: History | None,
+                 jobs: Callable[[Callable[[DiagnosisRequest], Diagnosis]], JobRunner],
+                 observer: AssessmentObserver | None = None) -> None:
+        """Use `startup.build_engine(settings)`, which builds these backends from the settings.
+
+        `health` has one record per provider; `history` is None when HISTORY_ENABLED=false;
+        `jobs(diagnose)` makes the background job runner, which runs `diagnose`, on first use;
+        `observer` is told of every assessment, answered or failed (the Prometheus metrics).
+        """
+        self.settings = settings
+        self.sealer = sealer  # encryption at rest (a pass-through without a key); the job runner reads it too
+        self.providers = providers
+        self.health = health
+        self.cache = cache
+        self.store = store
+        self.history = history
+        self._make_jobs = jobs
+        self._jobs: JobRunner | None = None
+        self._jobs_lock = threading.Lock()
+        # Looked up through the engine at each use: a benchmark may swap `providers` or add health records.
+        self.warm_up = WarmUp(lambda: self.providers.values(), self._health_of, settings)
+        self.answerer = Answerer(cache=cache, attempt=RetryPolicy(settings, self._health_of).attempts,
+                                 health_of=self._health_of, warm_up=self.warm_up, settings=settings)
+        self.observer = observer
+        self.recorder = Recorder(history, cache, keep_images=settings.history_keep_images, observer=observer)
+        self.assist = Assistant(self.answerer, chain=self.chain, validate=self.validate, settings=settings)
+
+    def _health_of(self, name: str) -> ProviderHealth:
+        return self.health[name]
+
+    @property
+    def jobs(self) -> JobRunner:
+        """The background job runner (over SQLite, or Redis with REDIS_URL), started on first use.
+
+        Starting it marks a previous run's jobs interrupted.
+        """
+        with self._jobs_lock:
+            if self._jobs is None:
+                self._jobs = self._make_jobs(self.diagnose)
+            return self._jobs
+
+    def close(self) -> None:
+        """Close every provider's connections; the engine must not be used afterwards."""
+        self.warm_up.stop()
+        if self._jobs is not None:
+            self._jobs.shutdown()
+        self.cache.close()
+
+        async def close_all():
+            for provider in self.providers.values():
+                await provider.aclose()
+        runtime.run(lambda _emit: close_all())
+
+    # -- input ------------------------------------------------------------------------------
+
+    def prepare_image(self, data: bytes) -> ShrunkImage:
+        """Shrink raw photo bytes with the configured limits; raises `InputError` with a clear message."""
+        s = self.settings
+        try:
+            return shrink_image(data, max_side=s.image_max_side, quality=s.image_jpeg_quality,
+                                max_bytes=s.image_max_upload_bytes, max_pixels=s.image_max_pixels,
+                                concurrency=s.image_decode_concurrency)
+        except ImageRejected as exc:
+            raise InputError(Message(exc.code, exc.params)) from None
+
+    def make_request(self, text: str | None = None, image: bytes | ShrunkImage | None = None,
+                     provider: str | None = None, use_cache: bool = True, *, info: PatientInfo | None = None,
+                     language: str = "ko", fallback: bool = True, source: str = "page",
+                     user: str | None = None) -> DiagnosisRequest:
+        """Build the request object; raw photo bytes are shrunk here, an already shrunk photo is kept."""
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            image = self.prepare_image(bytes(image))
+        return DiagnosisRequest(text=text or "", image=image, info=info or PatientInfo(), language=language,
+                                provider=provider or None, use_cache=use_cache, fallback=fallback, source=source,
+                                user=user)
+
+    def validate(self, request: DiagnosisRequest) -> None:
+        """Raise what `diagnose` would raise before asking anyone (for a job about to be queued)."""
+        self._validate(request)
+        self._provider_for(request)
+
+    # -- choosing ---------------------------------------------------------------------------
+
+    def default_provider(self, kind: str) -> str:
+        """The provider used for 'text' or 'image' when none is chosen.
+
+        The configured default (SKIN_DIAGNOSIS_PROVIDER / SKIN_DIAGNOSIS_IMAGE_PROVIDER) when it
+        can answer, else the first configured provider that can, else the configured default name.
+        """
+        wanted = self.settings.image_provider if kind == "image" else self.settings.text_provider
+        usable = [p.name for p in self.providers.values() if p.configured and (kind == "text" or p.accepts_images)]
+        return wanted if wanted in usable or not usable else usable[0]
+
+    def _provider_for(self, request: DiagnosisRequest) -> Provider:
+        name = request.provider or self.default_provider(request.kind)
+        provider = self.providers.get(name)
+        if provider is None:
+            raise InputError(Message("input.unknown_provider", {"name": name, "choices": ", ".join(self.providers)}))
+        if not provider.configured:
+            others = [p.title for p in self.providers.values() if p.configured]
+            raise ProviderNotConfigured(provider.not_configured(others), provider=name)
+        if request.image is not None and not provider.accepts_images:
+            raise InputError(Message("input.no_photos", {"title": provider.title}))
+        return provider
+
+    def _validate(self, request: DiagnosisRequest) -> None:
+        if request.image is None and not request.text.strip():
+            raise InputError(Message("input.empty"))
+        if len(request.text) > self.settings.max_text_chars:
+            raise InputError(Message("input.text_too_long",
+                                     {"chars": len(request.text), "limit": self.settings.max_text_chars}))
+        info = request.info
+        # Keys of the word group "field" (domain/messages.py), so the message names the field in any language.
+        fields = (("description", request.text), ("body_site", info.body_site), ("duration", info.duration),
+                  ("sex", info.sex))
+        for name, value in fields[1:]:  # the description's limit must not be side-stepped through these
+            if len(value) > _MAX_INFO_CHARS:
+                raise InputError(Message("input.field_too_long",
+                                         {"field": name, "chars": len(value), "limit": _MAX_INFO_CHARS}))
+        for name, value in fields:
+            try:  # lone surrogates (invalid UTF-8 on a command line) would fail later, in the cache key or the request
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(Message("input.field_not_text", {"field": name})) from None
+        if request.language not in LANGUAGES:
+            raise InputError(Message("input.unknown_language",
+                                     {"language": request.language, "choices": ", ".join(LANGUAGES)}))
+
+    def budget(self, kind: str) -> float:
+        """Seconds one assessment of this kind may take, retries included."""
+        return self.settings.image_budget_seconds if kind == "image" else self.settings.text_budget_seconds
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def chain(self, request: DiagnosisRequest) -> list[Provider]:
+        """The providers to try for `request`, in order.
+
+        The chosen one first, then the fallbacks (PROVIDER_FALLBACKS, else every other configured
+        provider) that can take this input; providers cooling down after failures or cold starts
+        go last, and a hosted provider may appear a second time as a hedge against its own slow tail.
+        """
+        primary = self._provider_for(request)
+        if not request.fallback:
+            return [primary]
+        order = self.settings.provider_fallbacks
+        names = list(self.providers) if order is None else list(order)
+        others = [self.providers[n] for n in names if n in self.providers and n != primary.name]
+        usable = [primary] + [p for p in others if p.configured and (request.image is None or p.accepts_images)]
+        # A scale-to-zero worker that has gone quiet would only make this case wait for a boot.
+        skip = {p.name for p in usable
+                if self.health[p.name].cooling_down or (self.health[p.name].likely_cold and len(usable) > 1)}
+        ready = [p for p in usable if p.name not in skip]
+        hosted_again = [p for p in ready if not p.serverless][:1]
+        return ready + hosted_again + [p for p in usable if p.name in skip]
+
+    # -- assessing --------------------------------------------------------------------------
+
+    def diagnose(self, request: DiagnosisRequest, on_progress: Callable[[str], None] | None = None, *,
+                 started: float | None = None) -> Diagnosis:
+        """Assess `request`; `on_progress` gets the raw answer so far while it streams.
+
+        The time budget runs from `started` (a `time.monotonic()` value; default now), so that a
+        caller who shrank the photo as part of the assessment counts that time too. Raises
+        `InputError` for unusable input and a `ProviderError` subclass when no answer came in time.
+        """
+        started = time.monotonic() if started is None else started
+        self._validate(request)
+        chain = self.chain(request)
+        self.warm_up.touch()
+        keys = {p.name: answer_key(request, p, self.settings) for p in dict.fromkeys(chain)}
+        if self.settings.demo_mode:
+            return self._replay(request, keys, started)
+        try:
+            got = self.answerer.answer(chain, build_messages(request), keys, kind=request.kind,
+                                       budget=self.budget(request.kind), started=started,
+                                       use_cache=request.use_cache, on_progress=on_progress)
+        except ProviderError as exc:
+            self.recorder.failure(request, exc, started)
+            raise
+        result = self._result(request, got.provider, got.raw, got.usage, started, cached=got.cached,
+                              answer=got.answer)
+        if (outcome := got.outcome) is not None:
+            first_token_ms = None if outcome.first_token_s is None else outcome.first_token_s * 1000
+            result = replace(result, first_token_ms=first_token_ms, hedged=outcome.hedged, fallback=outcome.fallback,
+                             tried=outcome.tried)
+            log.info("assessment kind=%s provider=%s tried=%s hedged=%s fallback=%s complete=%s elapsed_ms=%.0f",
+                     request.kind, got.provider.name, ",".join(outcome.tried), outcome.hedged, outcome.fallback,
+                     result.complete, result.elapsed_ms)
+        return self.recorder.recorded(request, result, got.key)
+
+    def _replay(self, request: DiagnosisRequest, keys: dict[str, str], started: float) -> Diagnosis:
+        """Demo mode: the pinned answer to this case, from the store; no provider is asked."""
+        try:
+            pinned = self.history.pinned_answer(keys.values()) if self.history else None
+        except StoreUnavailable:  # the page, the command line and the API show this instead of a traceback
+            log.warning("demo replay: the history database is unavailable")
+            raise ProviderUnavailable(Message("demo.store_down"), retryable=True) from None
+        if pinned is None:
+            raise InputError(Message("demo.not_pinned"))
+        provider = self.providers.get(pinned["provider"]) or next(iter(self.providers.values()))
+        usage = Usage(pinned["prompt_tokens"], pinned["completion_tokens"])
+        result = replace(self._result(request, provider, pinned["raw"], usage, started, cached=True),
+                         model=pinned["model"], replayed=True, assessment_id=pinned["id"])
+        return self.recorder.replayed(request, result)
+
+    def _result(self, request: DiagnosisRequest, provider: Provider, raw: str, usage: Usage, started: float,
+                *, cached: bool, answer: ParsedAnswer | None = None) -> Diagnosis:
+        return Diagnosis(answer=answer or parse_answer(raw), provider=provider.name, model=provider.model,
+                         raw=raw, elapsed_ms=(time.monotonic() - started) * 1000, usage=usage, cached=cached,
+                         image=request.image, tried=(provider.name,))
+
+    def forget(self, assessment_id: str) -> bool:
+        """Delete everything about one case: its history row, its reviews and its cached answer."""
+        return self.recorder.forget(assessment_id)

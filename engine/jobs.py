@@ -1,0 +1,134 @@
+"""Background jobs: submit an assessment, keep working, pick the result up later.
+
+`JobRunner` is the one runner over either job store (storage/jobs/: the contract and the SQL store,
+SQLite or PostgreSQL; storage/jobs/redis.py: Redis). Every job is recorded in the store before it runs,
+so a reload, a dropped connection or a new browser tab finds it again.
+
+How jobs run: the store keeps the line of waiting jobs and hands out the next one
+(`next_job`); the runner's `workers` threads loop over it, claim a job (queued → running),
+assess it with the `diagnose` callable it was given, and finish it (running → done or
+failed). The line is shared by every process on the store (the `jobs` table, or one Redis
+queue), so a job submitted in process A may run in B. A store that needs periodic care while
+jobs run (Redis, or a PostgreSQL shared by several servers: renew this process's leases, find
+dead processes' jobs) says how often (`upkeep_seconds`), and a keeper thread calls its `upkeep`.
+
+When the app restarts, jobs that were queued or running are marked interrupted (with
+one-click re-run in the page), never silently lost; where several servers share the jobs,
+only those of a server that stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from domain.errors import DiagnosisError
+from domain.jobs import DONE, FAILED, Job, JobStoreUnavailable
+from domain.messages import Message
+from domain.request import DiagnosisRequest
+from domain.result import Diagnosis
+from storage.jobs import JobStore
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 1.0  # how long a worker waits after the store did not answer
+
+
+class JobRunner:
+    """Submits jobs to `store` and runs them with `workers` threads (0: submit and read only)."""
+
+    def __init__(self, store: JobStore, diagnose: Callable[[DiagnosisRequest], Diagnosis], *, workers: int) -> None:
+        """`diagnose` assesses one request (the engine's `diagnose`); it raises `DiagnosisError` on purpose."""
+        self.store = store
+        self.diagnose = diagnose
+        self._stop = threading.Event()
+        store.recover()  # before any worker takes a job: what is left now belongs to a process that is gone
+        self._threads = [threading.Thread(target=self._work, name=f"job-{n}", daemon=True) for n in range(workers)]
+        if workers and store.upkeep_seconds:
+            self._threads.append(threading.Thread(target=self._keep, name="job-keeper", daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    # -- the page's API -----------------------------------------------------------------------
+
+    def submit(self, request: DiagnosisRequest) -> str:
+        """Queue `request`; returns the job's id at once (`JobStoreUnavailable` when the store does not answer)."""
+        # A job from the page is recorded as `job`; one from elsewhere (the API's async endpoint) keeps its origin.
+        return self.store.add(replace(request, source="job" if request.source == "page" else request.source))
+
+    def rerun(self, job_id: str) -> str:
+        """Submit a finished job's request again (without the cache); returns the new job's id.
+
+        Raises `JobUnreadable` (a `DiagnosisError` saying what to do) for a job sealed under another key.
+        """
+        return self.submit(replace(self.request_of(job_id), use_cache=False))
+
+    def request_of(self, job_id: str) -> DiagnosisRequest:
+        """The request a job was submitted with, rebuilt from the store; KeyError when there is no such job."""
+        return self.store.request_of(job_id)
+
+    def get(self, job_id: str) -> Job | None:
+        """One job, or None."""
+        return self.store.get(job_id)
+
+    def list(self, *, user: str | None = None, limit: int = 200) -> list[Job]:
+        """The newest jobs first (one user's, when given)."""
+        return self.store.list(user=user, limit=limit)
+
+    def shutdown(self, wait: bool = False) -> None:
+        """Stop taking jobs; with `wait`, let running ones finish first; then the store closes (see its `close`).
+
+        A job cut short shows as interrupted, with *Run again*: at once with leases (Redis, PostgreSQL), at the next
+        start on SQLite.
+        """
+        self._stop.set()
+        if wait:
+            for thread in self._threads:
+                thread.join()
+        self.store.close()
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job_id = self.store.next_job()
+                if job_id is None:
+                    continue
+                if self._stop.is_set():  # shutting down: the job goes back in line, unrun
+                    self.store.release(job_id)
+                    return
+                self._run(job_id)
+            except JobStoreUnavailable:  # logged by the store; a lease then runs out and a keeper steps in
+                self._stop.wait(RETRY_SECONDS)
+            except Exception:  # a worker thread must never die: the next job still needs it
+                log.exception("jobs: worker error")
+
+    def _run(self, job_id: str) -> None:
+        started = time.monotonic()
+        if not self.store.claim(job_id):
+            return  # no longer queued (interrupted by a restart, or expired)
+        status, result = FAILED, None
+        error: Message | str | None = None
+        try:
+            result = self.diagnose(self.store.request_of(job_id))
+            status = DONE
+        except DiagnosisError as exc:  # the provider's, the input's, or an unreadable job's own message, kept as an
+            error = exc.message or str(exc)  # id and values so the Jobs page says it in its reader's language
+        except Exception as exc:  # the job says what happened; the worker lives on
+            log.exception("job %s crashed", job_id)
+            error = Message("job.unexpected", {"error": type(exc).__name__})
+        self.store.finish(job_id, status, result=result, error=error,
+                          elapsed_ms=(time.monotonic() - started) * 1000)
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.store.upkeep_seconds):
+            try:
+                self.store.upkeep()
+            except JobStoreUnavailable:
+                pass  # logged by the store; the next round tries again
+            except Exception:
+                log.exception("jobs: keeper error")

@@ -1,0 +1,115 @@
+"""Every assessment, and every one that failed, as a row in the history and one `observe` for the metrics;
+and deleting a case again."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from domain.errors import ProviderError
+from domain.request import DiagnosisRequest
+from domain.result import Diagnosis
+from storage.cache import AnswerCache
+from storage.database import StoreError
+from storage.history import History, thumbnail
+from storage.store import dumps
+
+log = logging.getLogger(__name__)
+
+
+class AssessmentObserver(Protocol):
+    """Told of every assessment the engine finishes, from any source (the metrics: engine/prometheus_metrics.py)."""
+
+    def observe(self, request: DiagnosisRequest, result: Diagnosis | None, error: BaseException | None,
+                elapsed: float) -> None:
+        """`result` when it was answered (from a provider, the cache or a demo replay), else the `error` it
+        failed with; `elapsed` is its end-to-end time in seconds. Must be quick and must not raise."""
+
+
+class Recorder:
+    """Writes results to `history` (None: HISTORY_ENABLED=false, nothing is kept) and tells `observer`;
+    a failed write (the database down or too slow) or a failing observer never fails a case: the result then
+    says it was not recorded (`Diagnosis.not_recorded`)."""
+
+    def __init__(self, history: History | None, cache: AnswerCache, *, keep_images: bool,
+                 observer: AssessmentObserver | None = None) -> None:
+        """`cache` holds the answers that `forget` deletes too; `keep_images` is HISTORY_KEEP_IMAGES."""
+        self.history = history
+        self.cache = cache
+        self.keep_images = keep_images
+        self.observer = observer
+
+    def recorded(self, request: DiagnosisRequest, result: Diagnosis, key: str | None) -> Diagnosis:
+        """Record `result` (its answer cached under `key`); returns it with its `assessment_id` when one was written,
+        marked `not_recorded` when the history could not write it."""
+        answer = result.answer
+        row = self._row(request, result.elapsed_ms)
+        row.update(
+            provider=result.provider, model=result.model, complete=int(answer.complete),
+            label_code=answer.label.lesion.code if answer.label else None,
+            label_score=answer.label.score if answer.label else None,
+            risk=result.risk_flag.value if result.risk_flag else None, summary=answer.summary,
+            similar=dumps([s.to_dict() for s in answer.similar]), raw=result.raw,
+            first_token_ms=result.first_token_ms, prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens, cached=int(result.cached),
+            fallback=int(result.fallback), hedged=int(result.hedged), tried=",".join(result.tried), cache_key=key)
+        assessment_id = self._write(row)
+        self._observe(request, result, None, result.elapsed_ms / 1000)
+        if assessment_id:
+            return replace(result, assessment_id=assessment_id)
+        return result if self.history is None else replace(result, not_recorded=True)
+
+    def replayed(self, request: DiagnosisRequest, result: Diagnosis) -> Diagnosis:
+        """A demo-mode replay of a pinned case: counted, not recorded again (the pinned row is its record)."""
+        self._observe(request, result, None, result.elapsed_ms / 1000)
+        return result
+
+    def failure(self, request: DiagnosisRequest, exc: ProviderError, started: float) -> None:
+        """Record that no provider answered `request` (started at `started`, a `time.monotonic()` value)."""
+        elapsed = time.monotonic() - started
+        row = self._row(request, elapsed * 1000)
+        row.update(provider=exc.provider or None, error=type(exc).__name__)
+        self._write(row)
+        self._observe(request, None, exc, elapsed)
+
+    def _observe(self, request: DiagnosisRequest, result: Diagnosis | None, error: BaseException | None,
+                 elapsed: float) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer.observe(request, result, error, elapsed)
+        except Exception as exc:  # figures are a by-product: the clinician still gets the answer
+            log.warning("assessment metrics not updated: %s", type(exc).__name__)
+
+    def forget(self, assessment_id: str) -> bool:
+        """Delete everything about one case: its history row, its reviews and its cached answer."""
+        if self.history is None:
+            return False
+        row = self.history.delete(assessment_id)
+        if row and row["cache_key"]:
+            self.cache.delete(row["cache_key"])
+        return row is not None
+
+    def _row(self, request: DiagnosisRequest, latency_ms: float) -> dict[str, object]:
+        row: dict[str, object] = {
+            "user": request.user, "source": request.source, "qa_case": request.qa_case, "kind": request.kind,
+            "language": request.language, "text": request.text, "info": dumps(request.info.canonical()),
+            "latency_ms": latency_ms}
+        if request.image is not None and self.keep_images:
+            row["thumbnail"] = thumbnail(request.image.jpeg)
+            if request.source == "qa":  # a reviewed QA case becomes a labelled case with its photo (labelled_set)
+                row["photo"] = request.image.jpeg
+        return row
+
+    def _write(self, row: dict) -> str | None:
+        if self.history is None:
+            return None
+        try:
+            return self.history.record(row)
+        except (StoreError, sa.exc.SQLAlchemyError, OSError) as exc:  # the clinician still gets the answer
+            log.warning("history write failed, assessment not recorded: %s", type(exc).__name__)
+            return None

@@ -1,0 +1,227 @@
+"""The report.html sections drawn from metrics.json: the verdict, the figures with intervals, calibration, per class.
+
+    html = metrics_sections(qa_metrics(report), verdict(metrics, names))   # placed right after the title
+
+Input is the dict `qa.metrics.qa_metrics` builds (the metrics.json shape), so the page and the
+file always show the same numbers. Like the rest of the report: no JavaScript, no outside resource, the
+diagram is inline SVG, and every piece of text from outside (provider titles, model names, the verdict)
+is escaped. A figure with nothing to divide (null in the JSON) shows as "—".
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from domain.classes import by_code
+from qa.batch_metrics import format_rate
+
+_e = html.escape
+
+BINS = 10
+# The diagram's plot area in SVG units: a square, so the diagonal (perfect calibration) is at 45°.
+PLOT, LEFT, TOP, BOTTOM = 240, 44, 12, 50
+
+CSS = """
+section.verdict{background:#f8fafc;border-left:4px solid #2563eb;padding:.2rem 1rem;margin:1rem 0}
+section.verdict p{font-size:1.05rem}.ci{color:#4b5563;font-size:.85rem}
+.diagrams{display:flex;flex-wrap:wrap;gap:1.5rem}
+"""
+
+
+def _rate(value: float | None) -> str:
+    return format_rate(value)
+
+
+def _interval(ci: Sequence[float] | None) -> str:
+    """'40.0–97.2%', or '—' when the JSON has none."""
+    if not ci:
+        return "—"
+    lo, hi = ci
+    return f"{lo * 100:.1f}–{hi * 100:.1f}%"
+
+
+def _count(part: int | None, whole: int | None) -> str:
+    return "—" if part is None or whole is None else f"{part} of {whole}"
+
+
+def _share_count(share: float | None, n: int) -> int | None:
+    """The count behind a share of n (the JSON keeps only the share for accuracy)."""
+    return None if share is None else round(share * n)
+
+
+def _figure_cell(value: float | None, ci: Sequence[float] | None, counted: str) -> str:
+    return (f"<td class=num><b>{_rate(value)}</b> <span class=ci>({_interval(ci)})</span><br>"
+            f"<span class=muted>{_e(counted)}</span></td>")
+
+
+def _title(name: str, figures: Mapping[str, Any]) -> str:
+    return str(figures.get("title") or name)
+
+
+def _class_list(codes: Sequence[int]) -> str:
+    names = []
+    for code in codes:
+        c = by_code(code)
+        names.append(f"{code}" if c is None else f"{code} {c.name_en}")
+    return ", ".join(names)
+
+
+def verdict_section(lines: Sequence[str]) -> str:
+    """The plain-language verdict: one paragraph per line, escaped."""
+    body = "".join(f"<p>{_e(line)}</p>" for line in lines) or \
+        "<p class=muted>No verdict: there is no pair of providers to compare and nothing to warn about.</p>"
+    return f'<section class=verdict aria-label="Verdict"><h2>Verdict</h2>{body}</section>'
+
+
+def _method_note(method: Mapping[str, Any]) -> str:
+    interval = str(method.get("interval") or "—")
+    confidence = method.get("confidence")
+    level = "—" if confidence is None else f"{confidence * 100:g}%"
+    parts = [f"{level} intervals by the {interval[:1].upper()}{interval[1:]} method."]
+    if method.get("flag_rule"):
+        parts.append(str(method["flag_rule"]))
+    parts.append(f"Malignant classes: {_class_list(method.get('malignant_classes', ()))}; "
+                 f"premalignant: {_class_list(method.get('premalignant_classes', ()))}.")
+    if method.get("ece_bins"):
+        parts.append(f"ECE over {method['ece_bins']} equal-width bins of the label score / 100.")
+    return f"<p class=muted>{_e(' '.join(parts))}</p>"
+
+
+def _figures_table(metrics: Mapping[str, Any]) -> str:
+    providers: Mapping[str, Mapping[str, Any]] = metrics.get("providers", {})
+    head = "".join(f"<th>{_e(_title(name, p))}<br><span class=muted>{_e(str(p.get('model', '')))}</span></th>"
+                   for name, p in providers.items())
+
+    def row(label: str, cells: list[str]) -> str:
+        return f"<tr><th>{_e(label)}</th>{''.join(cells)}</tr>"
+
+    def accuracy(p: Mapping[str, Any], top: str) -> str:
+        n, share = p.get("n", 0), p.get(f"{top}_accuracy")
+        return _figure_cell(share, p.get(f"{top}_ci95"), _count(_share_count(share, n), n))
+
+    def rate(figures: Mapping[str, Any], prefix: str, key: str, hits: str, total: str) -> str:
+        """Sensitivity or specificity with its interval and count: 'flagged 9 of 9', 'cleared 30 of 36'."""
+        return _figure_cell(figures.get(f"{prefix}{key}"), figures.get(f"{prefix}{key}_ci95"),
+                            f"{hits} {_count(figures.get(f'{prefix}{hits}'), figures.get(f'{prefix}{total}'))}")
+
+    ps = list(providers.values())
+    wider = [p.get("malignant_or_premalignant") or {} for p in ps]
+    rows = [
+        row("cases scored (n)", [f"<td class=num>{p.get('n', 0)}</td>" for p in ps]),
+        row("unanswered", [f"<td class=num>{p.get('unanswered', 0)}</td>" for p in ps]),
+        row("top-1 accuracy", [accuracy(p, "top1") for p in ps]),
+        row("top-3 accuracy", [accuracy(p, "top3") for p in ps]),
+        row("malignant: sensitivity",
+            [rate(p, "malignant_", "sensitivity", "flagged", "positives") for p in ps]),
+        row("malignant: specificity",
+            [rate(p, "malignant_", "specificity", "cleared", "negatives") for p in ps]),
+        row("malignant or premalignant: sensitivity",
+            [rate(w, "", "sensitivity", "flagged", "positives") for w in wider]),
+        row("malignant or premalignant: specificity",
+            [rate(w, "", "specificity", "cleared", "negatives") for w in wider]),
+        row("calibration error (ECE)", [
+            f"<td class=num>{'—' if p.get('ece') is None else format(p['ece'], '.3f')}</td>" for p in ps]),
+    ]
+    return ("<h2>Accuracy, malignancy and calibration</h2>"
+            "<p class=muted>Over the answered cases with an expected class. Each cell: the figure, its 95% "
+            "interval in brackets, and the counts behind it. Top-3: the expected class is the label or one of "
+            "its two highest-scoring similar classes. Sensitivity: expected-malignant cases that got the card's "
+            "red flag; specificity: the other cases that did not.</p>"
+            f"{_method_note(metrics.get('method', {}))}"
+            f"<table><tr><th>figure</th>{head}</tr>{''.join(rows)}</table>")
+
+
+def _pairs_table(metrics: Mapping[str, Any]) -> str:
+    pairs = metrics.get("pairs") or []
+    if not pairs:
+        return ""
+    providers: Mapping[str, Mapping[str, Any]] = metrics.get("providers", {})
+
+    def title(name: str) -> str:
+        return _e(_title(name, providers.get(name, {})))
+
+    rows = "".join(
+        f"<tr><td>{title(p['a'])}</td><td>{title(p['b'])}</td><td class=num>{p.get('n', '—')}</td>"
+        f"<td class=num>{p['both_right']}</td><td class=num>{p['only_a']}</td><td class=num>{p['only_b']}</td>"
+        f"<td class=num>{p['both_wrong']}</td><td class=num>"
+        f"{'—' if p.get('mcnemar_p') is None else format(p['mcnemar_p'], '.3g')}</td></tr>" for p in pairs)
+    return ("<h3>Paired comparison (top-1)</h3><p class=muted>Over the cases both providers answered; the exact "
+            "McNemar test is a two-sided binomial test on the cases only one of the two got right.</p>"
+            "<table><tr><th>A</th><th>B</th><th>n</th><th>both right</th><th>only A</th><th>only B</th>"
+            f"<th>both wrong</th><th>McNemar p</th></tr>{rows}</table>")
+
+
+def reliability_svg(calibration: Sequence[Mapping[str, Any]], *, title: str) -> str:
+    """The reliability diagram: per score bin a bar of accuracy, against the diagonal of perfect calibration.
+
+    Each bar is drawn from the bin's own [lo, hi) on the x axis; a bin without cases has no bar, and
+    its count (n) is written under it. The dot in a bar marks the bin's mean confidence.
+    """
+    width, height = LEFT + PLOT + 12, TOP + PLOT + BOTTOM
+    base = TOP + PLOT
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="{_e(title)}"><title>{_e(title)}</title>',
+             f'<rect x="{LEFT}" y="{TOP}" width="{PLOT}" height="{PLOT}" fill="#f9fafb" stroke="#d1d5db"/>']
+    for tick in range(0, 11, 2):
+        y, x = base - PLOT * tick / 10, LEFT + PLOT * tick / 10
+        parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="10">{tick / 10:g}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{base + 28}" text-anchor="middle" font-size="10" fill="#6b7280">'
+                     f'{tick / 10:g}</text>')
+    for i, b in enumerate(calibration):
+        lo, hi = b.get("bin") or (i / BINS, (i + 1) / BINS)
+        x, w = LEFT + PLOT * lo, PLOT * (hi - lo)
+        accuracy, confidence = b.get("accuracy"), b.get("confidence")
+        if accuracy is not None and b.get("n"):
+            h = PLOT * accuracy
+            parts.append(f'<rect class=acc data-bin="{i}" x="{x + 1:.1f}" y="{base - h:.1f}" width="{w - 2:.1f}" '
+                         f'height="{h:.1f}" fill="#2563eb" fill-opacity="0.75"><title>'
+                         f'{lo:g}–{hi:g}: accuracy {_rate(accuracy)} of {b.get("n")}</title></rect>')
+            if confidence is not None:
+                parts.append(f'<circle cx="{x + w / 2:.1f}" cy="{base - PLOT * confidence:.1f}" r="2.5" '
+                             'fill="#111827"/>')
+        parts.append(f'<text class=count x="{x + w / 2:.1f}" y="{base + 14}" text-anchor="middle" '
+                     f'font-size="10">{int(b.get("n") or 0)}</text>')
+    parts.append(f'<line x1="{LEFT}" y1="{base}" x2="{LEFT + PLOT}" y2="{TOP}" stroke="#b91c1c" '
+                 'stroke-dasharray="4 3"/>')
+    parts.append(f'<text x="{LEFT + PLOT / 2}" y="{base + 42}" text-anchor="middle" font-size="11">'
+                 'label score / 100 (first row: cases per bin)</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _calibration_section(metrics: Mapping[str, Any]) -> str:
+    diagrams = []
+    for name, p in metrics.get("providers", {}).items():
+        title = f"Reliability diagram: {_title(name, p)}"
+        diagrams.append(f"<figure><figcaption>{_e(_title(name, p))} · ECE "
+                        f"{'—' if p.get('ece') is None else format(p['ece'], '.3f')}</figcaption>"
+                        f"{reliability_svg(p.get('calibration') or [], title=title)}</figure>")
+    return ("<h2>Calibration: how far a score can be trusted</h2><p class=muted>Answered cases with an expected "
+            "class, grouped by the label's score in ten equal bins. Bar: the share correct in the bin; dot: the "
+            "bin's mean score; dashed line: where a score of 80 would be right 80% of the time. The number under "
+            f"each bin is its case count.</p><div class=diagrams>{''.join(diagrams)}</div>")
+
+
+def _per_class_section(metrics: Mapping[str, Any]) -> str:
+    parts = ["<h2>Per class: precision and recall</h2><p class=muted>Support: cases of the class; predicted: "
+             "answers naming it. Precision: of those answers, the share right; recall: of those cases, the "
+             "share found. Classes that occur only.</p>"]
+    for name, p in metrics.get("providers", {}).items():
+        rows = "".join(
+            f"<tr><td class=num>{int(c['code'])}</td><td>{_e(str(c.get('name_ko', '')))}</td>"
+            f"<td>{_e(str(c.get('name_en', '')))}</td><td class=num>{c.get('support', 0)}</td>"
+            f"<td class=num>{c.get('predicted', 0)}</td><td class=num>{_rate(c.get('precision'))}</td>"
+            f"<td class=num>{_rate(c.get('recall'))}</td></tr>" for c in p.get("per_class") or [])
+        table = (f"<table><tr><th>code</th><th>class (ko)</th><th>class (en)</th><th>support</th><th>predicted</th>"
+                 f"<th>precision</th><th>recall</th></tr>{rows}</table>" if rows
+                 else "<p class=muted>No answered case with an expected class.</p>")
+        parts.append(f"<h3>{_e(_title(name, p))} · {_e(str(p.get('model', '')))}</h3>{table}")
+    return "".join(parts)
+
+
+def metrics_sections(metrics: Mapping[str, Any], verdict: Sequence[str]) -> str:
+    """The report's opening: the verdict first, then the figures with intervals, calibration and per-class tables."""
+    return (verdict_section(verdict) + _figures_table(metrics) + _pairs_table(metrics)
+            + _calibration_section(metrics) + _per_class_section(metrics))
