@@ -145,9 +145,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
         chosen = check_providers(engine, names)
         photos: Mapping[str, bytes]
         if args.images and Path(args.images).is_file():  # a ZIP of photos, as `qa export` writes; read when used
-            photos = photos_from_zip(open(args.images, "rb"), max_entry_bytes=settings.image_max_upload_bytes)  # noqa: SIM115 (open while the batch runs)
+            zipped = open(args.images, "rb")  # noqa: SIM115 (open while the batch runs)
+            photos = photos_from_zip(zipped, max_entry_bytes=settings.image_max_upload_bytes)
+        elif args.images:
+            photos = photos_from_dir(args.images, max_photo_bytes=settings.image_max_upload_bytes)
         else:
-            photos = photos_from_dir(args.images, max_photo_bytes=settings.image_max_upload_bytes) if args.images else {}
+            photos = {}
         cases = read_cases(data, photos, limit=limit)
         out = check_out_dir(args.out)
         done = read_results(out / RESULTS_FILE, cases, chosen) if args.resume else {}
