@@ -32,8 +32,13 @@ def plain_alerts(at: AppTest, kind: str | None = None) -> list[str]:
 
 
 def alerts(at: AppTest, kind: str) -> list[str]:
-    """Streamlit's own alerts of `kind` ("error", "warning", "info", "success"), then the plain-text ones."""
-    native = {"error": at.error, "warning": at.warning, "info": at.info, "success": at.success}[kind]
+    """The page's own alerts of `kind` ("error", "warning", "info", "success"): Streamlit's, then the plain-text ones.
+
+    The sidebar's are left out: `main.py` draws them on every page (sign-in off, a provider to set up), and a
+    page test reads what its page says.
+    """
+    main = at.main
+    native = {"error": main.error, "warning": main.warning, "info": main.info, "success": main.success}[kind]
     return [a.value for a in native] + plain_alerts(at, kind)
 
 

@@ -371,13 +371,14 @@ def caches(request, tmp_path):
     """`make(ttl_seconds=60, enabled=True, sealer=None)`: an answer cache of this kind; all share one storage."""
     if request.param == "disk":
         def make(ttl_seconds: float = 60, enabled: bool = True, sealer: Sealer | None = None):
-            return DiskAnswerCache(tmp_path / "cache", ttl_seconds=ttl_seconds, enabled=enabled, sealer=sealer)
+            return DiskAnswerCache(tmp_path / "cache", ttl_seconds=ttl_seconds, enabled=enabled,
+                                   sealer=sealer or Sealer())
     else:
         url = request.getfixturevalue("redis_server").url
 
         def make(ttl_seconds: float = 60, enabled: bool = True, sealer: Sealer | None = None):
             return RedisAnswerCache(connect(url), ttl_seconds=ttl_seconds, enabled=enabled, breaker=Breaker(),
-                                    sealer=sealer)
+                                    sealer=sealer or Sealer())
     make.kind = request.param
     return make
 

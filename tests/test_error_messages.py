@@ -52,7 +52,7 @@ runpy.run_path({str(QA_PAGE)!r}, run_name="__main__")
 MESSAGE_ERRORS = {"DiagnosisError", "InputError", "ProviderError", "ProviderNotConfigured", "ProviderAuthError",
                   "ProviderRequestError", "ProviderRateLimited", "ProviderTimeout", "ProviderUnavailable",
                   "ImageRejected", "Refusal", "BatchInputError", "ReviewRefused"}
-PACKAGES = ("domain", "providers", "storage", "utils", "web", "commands")
+PACKAGES = ("domain", "providers", "engine", "qa", "storage", "utils", "web", "commands")
 # Modules whose refusals reach the QA page: there a plain ValueError("...") would be English on a Korean page too.
 REFUSING_MODULES = ("qa/batch_input.py", "qa/batch.py", "qa/report.py", "storage/reviews.py")
 # qa_report's own ValueErrors never leave it: a results line that cannot be read back is asked again (logged).

@@ -581,12 +581,14 @@ def test_zip_entry_inflating_past_what_it_declares_is_cut_off_and_fails_only_its
     archive = _zip_of({"photos/ok.jpg": good})
     with zipfile.ZipFile(io.BytesIO(liar)) as a:
         assert a.infolist()[0].file_size == 2_000_000
-    photos = photos_from_zip(liar, max_entry_bytes=PHOTO_LIMIT)  # nothing refused up front: the lie only shows while inflating
+    # Nothing is refused up front: the lie only shows while inflating.
+    photos = photos_from_zip(liar, max_entry_bytes=PHOTO_LIMIT)
     with _Peak() as peak, pytest.raises(PhotoRefused, match="cannot be unpacked from the archive"):
         photos["photos/bomb.jpg"]
     assert peak.bytes < 20_000_000 and peak.seconds < 2.0
     # Through a batch: the forged photo fails its case, the other photo is answered.
-    both = {"photos/ok.jpg": photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT)["photos/ok.jpg"]} | {"photos/bomb.jpg": b""}
+    both = {"photos/ok.jpg": photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT)["photos/ok.jpg"],
+            "photos/bomb.jpg": b""}
 
     class Mixed(dict):
         def __getitem__(self, name):
@@ -599,12 +601,11 @@ def test_zip_entry_inflating_past_what_it_declares_is_cut_off_and_fails_only_its
     assert by_id["fine"].answered and len(engine_env.chat_requests) == 1
 
 
-def test_zip_photo_over_the_upload_limit_fails_only_its_case_without_being_inflated(engine_env, monkeypatch):
-    monkeypatch.setenv("IMAGE_MAX_UPLOAD_MB", "1")
-    startup.reset_engine()
+def test_zip_photo_over_the_upload_limit_fails_only_its_case_without_being_inflated(engine_env, reconfigure):
+    reconfigure(IMAGE_MAX_UPLOAD_MB="1")
     archive = _zip_of({"big.jpg": corpus.plain_jpeg(64, 48) + os.urandom(1_500_000), "ok.jpg": corpus.plain_jpeg()},
                       zipfile.ZIP_DEFLATED)
-    photos = photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT)
+    photos = photos_from_zip(archive, max_entry_bytes=startup.get_engine().settings.image_max_upload_bytes)
     with _Peak() as peak, pytest.raises(PhotoRefused) as caught:
         photos["big.jpg"]
     assert peak.bytes < 500_000  # refused from the directory: not one byte inflated

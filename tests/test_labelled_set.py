@@ -154,7 +154,7 @@ def test_the_csv_and_zip_read_back_as_a_batch_with_the_right_classes_and_photos(
     assert data.startswith(b"\xef\xbb\xbf")  # Excel's BOM: Korean text opens right
     header = next(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert tuple(header) == CSV_COLUMNS and tuple(header[:4]) == COLUMNS
-    cases = read_cases(data, photos_from_zip(archive), limit=MAX_CASES)
+    cases = read_cases(data, photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT), limit=MAX_CASES)
     assert all(c.valid for c in cases), [c.problem for c in cases if not c.valid]
     assert {c.id: c.expected.code for c in cases} == {c.id: c.expected.code for c in found.cases}
     photos = photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT)
@@ -285,7 +285,7 @@ def test_cli_exports_cases_and_photos_that_the_batch_runs(engine_env, reconfigur
     assert sorted(p.name for p in out.iterdir()) == ["cases.csv", "photos.zip"]
     for path in out.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    cases = read_cases((out / "cases.csv").read_bytes(), photos_from_zip((out / "photos.zip").read_bytes()), limit=MAX_CASES)
+    cases = read_cases((out / "cases.csv").read_bytes(), photos_from_zip((out / "photos.zip").read_bytes(), max_entry_bytes=PHOTO_LIMIT), limit=MAX_CASES)
     assert sorted((c.expected.code, bool(c.image)) for c in cases) == [(6, True), (7, False)]
 
     # The clinic re-runs its labelled set as a batch, the ZIP given as it was written.
@@ -356,7 +356,7 @@ def test_page_review_gives_an_expected_class_and_the_labelled_set_downloads(engi
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["사례 CSV 받기", "사진 ZIP 받기"]
     cases, _photos, _left, data, archive = at.session_state["qa_labelled"]
-    (case,) = read_cases(data, photos_from_zip(archive), limit=MAX_CASES)
+    (case,) = read_cases(data, photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT), limit=MAX_CASES)
     assert case.expected == by_code(7) and case.text == "waxy plaque"
 
 

@@ -295,7 +295,7 @@ def test_the_history_page_shows_a_row_sealed_under_another_key(engine_env, data_
     _assess_everything(engine_env)
     reconfigure(DATA_ENCRYPTION_KEY=Fernet.generate_key().decode())
     wrapper = ("import runpy\nfrom ui.state import init_state\ninit_state()\n"
-               f"runpy.run_path({str(PROJECT_ROOT / 'pages' / 'history.py')!r}, run_name='__main__')\n")
+               f"runpy.run_path({str(PROJECT_ROOT / 'app_pages' / 'history.py')!r}, run_name='__main__')\n")
     at = AppTest.from_string(wrapper, default_timeout=30).run()
     assert not at.exception
     table = next(d for d in at.dataframe if d.key == "hist_table")

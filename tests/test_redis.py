@@ -355,8 +355,8 @@ def test_metrics_of_both_engines_are_aggregated(shared, tmp_path):
         assert everyone.overall.count == 6 and everyone.overall.cached == 1 and everyone.overall.complete == 6
         assert everyone.kind("text").latency_ms.n == 6
         assert metrics.compute(a.store, feed=None).overall.count == 2  # A's own history
-        # With REDIS_URL in the settings, the Performance page's call reads Redis by default.
-        assert metrics.for_window(startup.get_engine().store, "hour").overall.count == 6
+        # With REDIS_URL in the settings, the Performance page reads every process's figures through start-up's feed.
+        assert metrics.for_window(startup.get_engine().store, "hour", feed=startup.metrics_feed()).overall.count == 6
     finally:
         a.close(), b.close()
 

@@ -15,7 +15,7 @@ import pytest
 
 import providers
 import startup
-from domain.errors import ProviderAuthError, ProviderTimeout, ProviderUnavailable
+from domain.errors import ProviderAuthError, ProviderError, ProviderTimeout, ProviderUnavailable
 from domain.result import Usage
 from engine.health import ProviderHealth
 from engine.retry import RetryPolicy
@@ -325,7 +325,7 @@ def test_a_refusal_ends_that_providers_part_in_the_race(engine_env, reconfigure,
     # (answered at once) always comes first, even on a loaded machine: a hedge sent before it would be right to go.
     reconfigure(SKIN_DIAGNOSIS_PROVIDER="openai", PROVIDER_FALLBACKS="openai", HEDGE_AFTER_SECONDS="2")
     engine_env.script(Reply.error(status), Reply(VALID))
-    with pytest.raises(providers.ProviderError) as caught:
+    with pytest.raises(ProviderError) as caught:
         diagnose(text="pearly papule")
     assert caught.value.refusal
     assert models(engine_env) == [OPENAI_MODEL]
