@@ -63,4 +63,4 @@ class RetryPolicy:
         if retry_after is not None:
             return retry_after
         # Exponential with jitter, as openai-python does, so retries from many sessions spread out.
-        return min(self.settings.retry_base_delay * 2 ** attempt, _MAX_BACKOFF) * (1 - 0.25 * random.random())
+        return min(self.settings.retry_base_delay * 2.0 ** attempt, _MAX_BACKOFF) * (1 - 0.25 * random.random())

@@ -154,6 +154,7 @@ class History:
     def record(self, row: dict[str, Any]) -> str:
         """Insert one assessment (the engine builds `row`), and push its figures to `metrics`; returns its id."""
         row = {"id": new_id(), "created_at": now(), **row}
+        assessment_id: str = row["id"]
         if self.metrics is not None:  # first: a history that fails to write still counts in every process's figures
             self.metrics.push(row, at=row["created_at"])
         if not self.keep_images:  # no photo of a patient unless the clinic opted in
@@ -168,7 +169,7 @@ class History:
                     row[column] = self.sealer.seal_text(value)
         with self.store.connect() as conn:
             conn.execute(assessments.insert(), row)
-        return row["id"]
+        return assessment_id
 
     def get(self, assessment_id: str) -> dict | None:
         """One assessment as a dict, or None."""

@@ -13,6 +13,7 @@ import json
 import textwrap
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from domain.classes import by_code
 from utils.spreadsheet import safe_row
@@ -93,9 +94,10 @@ def to_json(rows: Iterable[dict]) -> str:
     return "".join(json_chunks(rows))
 
 
-def from_export(text: str) -> list[dict]:
+def from_export(text: str) -> list[dict[str, Any]]:
     """Read a JSON export back (the round trip the tests check)."""
-    return json.loads(text)
+    records: list[dict[str, Any]] = json.loads(text)
+    return records
 
 
 def _iso(timestamp: float) -> str:
