@@ -581,12 +581,14 @@ def test_zip_entry_inflating_past_what_it_declares_is_cut_off_and_fails_only_its
     archive = _zip_of({"photos/ok.jpg": good})
     with zipfile.ZipFile(io.BytesIO(liar)) as a:
         assert a.infolist()[0].file_size == 2_000_000
-    photos = photos_from_zip(liar, max_entry_bytes=PHOTO_LIMIT)  # nothing refused up front: the lie only shows while inflating
+    # Nothing refused up front: the lie only shows while inflating.
+    photos = photos_from_zip(liar, max_entry_bytes=PHOTO_LIMIT)
     with _Peak() as peak, pytest.raises(PhotoRefused, match="cannot be unpacked from the archive"):
         photos["photos/bomb.jpg"]
     assert peak.bytes < 20_000_000 and peak.seconds < 2.0
     # Through a batch: the forged photo fails its case, the other photo is answered.
-    both = {"photos/ok.jpg": photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT)["photos/ok.jpg"]} | {"photos/bomb.jpg": b""}
+    both = ({"photos/ok.jpg": photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT)["photos/ok.jpg"]}
+            | {"photos/bomb.jpg": b""})
 
     class Mixed(dict):
         def __getitem__(self, name):
