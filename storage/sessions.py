@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -272,7 +272,7 @@ def _ending(reason: Ended) -> sa.Update:
             .values(ended=reason.value, grant_key=None, grant_until=None))
 
 
-def _row(session: Session) -> dict:
+def _row(session: Session) -> dict[str, Any]:
     return {"key": session.key, "user": session.user, "created_at": session.created_at,
             "last_seen": session.last_seen, "address": session.address, "agent": session.agent}
 
