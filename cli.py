@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from commands import accounts, database, history, qa
@@ -241,11 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command `argv` names and return its exit code (settings errors are input errors)."""
     args = build_parser().parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.func  # each subcommand's set_defaults(func=cmd_...)
     from storage.database import StoreUnavailable
     from utils.settings import SettingsError
 
     try:
-        return args.func(args)
+        return command(args)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT

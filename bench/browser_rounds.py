@@ -137,12 +137,12 @@ async def drive(app_urls: list[str], plan: list[Round], seconds: float, fake: Fa
                                                 for s in step.sessions))
                 # Every case typed first, then all press at once.
                 await asyncio.gather(*(page.get_by_role("textbox", name="증상 및 소견").fill(s.text)
-                                       for s, (_, page) in zip(step.sessions, opened)))
+                                       for s, (_, page) in zip(step.sessions, opened, strict=True)))
                 calls_before = len(fake.chat_requests)
                 log(f"round {step.name}: {len(step.sessions)} sessions press 평가하기 at once")
                 began, started = time.time(), time.monotonic()
                 await asyncio.gather(*(assess(page, s, step.name, seconds)
-                                       for s, (_, page) in zip(step.sessions, opened)))
+                                       for s, (_, page) in zip(step.sessions, opened, strict=True)))
                 last = max((s.rounds[step.name]["seen_at"] or time.monotonic()) for s in step.sessions)
                 done[step.name] = {"wall_s": last - started, "from": began, "until": time.time(),
                                    "provider_calls": len(fake.chat_requests) - calls_before}

@@ -25,9 +25,10 @@ def _foreign(name: str) -> bool:
 def engine_pointed_at(url: str) -> Iterator[Path]:
     """Point the process-wide engine at `url` as RunPod, alone, with a private data dir; yields that dir.
 
-    As tests/conftest.py does (every variable the settings declare is cleared): no fallback, no hedging, no warm-up pings (each would add a
-    request the benchmark does not mean to time), and the working directory is a fresh
-    temporary one so a developer's `.env` is not read. Everything is restored afterwards.
+    As tests/conftest.py does (every variable the settings declare is cleared): no fallback, no
+    hedging, no warm-up pings (each would add a request the benchmark does not mean to time),
+    and the working directory is a fresh temporary one so a developer's `.env` is not read.
+    Everything is restored afterwards.
     """
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     with tempfile.TemporaryDirectory(prefix="bench-micro-") as tmp:

@@ -120,9 +120,9 @@ def fake_row(rng: random.Random, created_at: float) -> dict:
         model=rng.choice(("clinic-derm-v1", "gpt-4o-mini")), complete=1, label_code=label.code,
         label_score=float(score), summary=summary,
         risk=label.risk.value if label.risk in (Risk.MALIGNANT, Risk.PREMALIGNANT) else None,
-        similar=dumps([{"code": c.code, "score": s, "name": c.name_ko} for c, s in zip(similar, (12, 6))]),
-        raw=xml_answer(label.code, score, label.name_ko, summary, [(c.code, s, c.name_ko) for c, s in
-                                                                  zip(similar, (12, 6))], tail=DISCLAIMER),
+        similar=dumps([{"code": c.code, "score": s, "name": c.name_ko} for c, s in zip(similar, (12, 6), strict=True)]),
+        raw=xml_answer(label.code, score, label.name_ko, summary,
+                       [(c.code, s, c.name_ko) for c, s in zip(similar, (12, 6), strict=True)], tail=DISCLAIMER),
         first_token_ms=rng.uniform(300, 2000), prompt_tokens=rng.randint(400, 1200),
         completion_tokens=rng.randint(150, 400), cached=int(rng.random() < 0.1), tried=row["provider"],
         cache_key=f"{rng.getrandbits(128):032x}")

@@ -295,8 +295,8 @@ def run_strategy(strategy: str, cases: list[Case], photos: list[bytes], *, scale
             try:
                 result = engine.diagnose(request, started=started)
                 wall = time.monotonic() - started
-                outcome = Outcome(case.number, case.kind, result.complete, shrink + wall / scale,
-                                  None if result.first_token_ms is None else shrink + result.first_token_ms / 1000 / scale,
+                first_token = None if result.first_token_ms is None else shrink + result.first_token_ms / 1000 / scale
+                outcome = Outcome(case.number, case.kind, result.complete, shrink + wall / scale, first_token,
                                   result.provider, result.hedged, result.fallback,
                                   None if result.complete else "incomplete")
             except DiagnosisError as exc:
@@ -313,10 +313,8 @@ def run_strategy(strategy: str, cases: list[Case], photos: list[bytes], *, scale
                 pool.submit(one, case)
         wall = time.monotonic() - t0
         router = engine.providers.get("litellm")
-        if router is not None:  # LiteLLM picks the deployment itself: report which one answered
-            extra_providers = dict(router.answered_by)
-        else:
-            extra_providers = None
+        # LiteLLM picks the deployment itself: report which one answered.
+        extra_providers = dict(router.answered_by) if router is not None else None
         engine.close()
         sim_stats = sim.stats()
     progress(f"  {strategy}: {len(outcomes)} cases in {wall:.0f} s wall")

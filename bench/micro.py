@@ -188,8 +188,9 @@ def bench_overhead(plan: Plan, report: Report, fake: FakeLLM, image: ShrunkImage
             fake.default = Reply(VALID, chunk_chars=chunk_chars)
             call()
             body = fake.chat_requests[-1].raw
-            app, bare = _paired(call, lambda: _direct_call(client, url, body), warmup=plan.warmup, reps=plan.overhead)
-            overhead = [a - d for a, d in zip(app, bare)]
+            app, bare = _paired(call, lambda body=body: _direct_call(client, url, body), warmup=plan.warmup,
+                                reps=plan.overhead)
+            overhead = [a - d for a, d in zip(app, bare, strict=True)]
             events = -(-len(VALID) // chunk_chars)
             if chunk_chars == 8:
                 report.rows.append(Row(f"4. app overhead per assessment, {kind} (app − direct)", "ms", overhead, 20,
@@ -252,13 +253,14 @@ def bench_concurrency(plan: Plan, report: Report, fake: FakeLLM) -> None:
     single, batch, per_call = _rounds(fake, Reply(VALID, delay=1.0), plan.rounds)
     report.rows.append(Row("5. one diagnose, provider takes 1.0 s", "s", single))
     report.rows.append(Row("5. 20 concurrent diagnose (20 threads), wall", "s", batch))
-    report.rows.append(Row("5. 20 concurrent ÷ one (wall-time ratio)", "×", [b / a for a, b in zip(single, batch)],
-                           1.5, note=f"each call in the batches: median {statistics.median(per_call):.2f} s, "
-                                     f"max {max(per_call):.2f} s"))
+    report.rows.append(Row("5. 20 concurrent ÷ one (wall-time ratio)", "×",
+                           [b / a for a, b in zip(single, batch, strict=True)], 1.5,
+                           note=f"each call in the batches: median {statistics.median(per_call):.2f} s, "
+                                f"max {max(per_call):.2f} s"))
     report.raw["concurrency"] = {"single_s": single, "batch_s": batch, "per_call_s": per_call}
     single, batch, per_call = _rounds(fake, Reply(VALID, delay=1.0, chunk_chars=2), plan.rounds)
     report.rows.append(Row("5b. 20 concurrent ÷ one, answer in 176 events", "×",
-                           [b / a for a, b in zip(single, batch)],
+                           [b / a for a, b in zip(single, batch, strict=True)],
                            note=f"one alone: median {statistics.median(single):.2f} s; 20 at once: median "
                                 f"{statistics.median(batch):.2f} s"))
     report.raw["concurrency_176_events"] = {"single_s": single, "batch_s": batch, "per_call_s": per_call}

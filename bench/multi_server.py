@@ -153,9 +153,11 @@ def markdown(meta: dict, plan: list[Round], done: dict, shared: dict, db: dict) 
 def database_table(db: dict, total: int) -> tuple[list[str], bool]:
     """The shared database's checks and measures, as table rows, and whether all passed."""
     sign_in, history = db["sign_in"], db["history"]
+    # Not strict: a sign-in that failed before its form was sent has no time.
+    signed_in = zip(sign_in["signed_in"], sign_in["seconds"], strict=False)
     rows = [("an account added once (`cli.py users add`, server 1's settings) signs in through each server's form",
              "every server", ", ".join(f"server {i + 1}: {'yes' if ok else 'NO'} ({t:.1f} s to the app)"
-                                       for i, (ok, t) in enumerate(zip(sign_in["signed_in"], sign_in["seconds"]))),
+                                       for i, (ok, t) in enumerate(signed_in)),
              all(sign_in["signed_in"]) and len(sign_in["signed_in"]) == db["servers"]),
             ("server 1's session cookie opens server 2 without the form", "yes",
              "yes" if sign_in["cookie_opens_other"] else "no", bool(sign_in["cookie_opens_other"])),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from domain.classes import LesionClass
 from domain.messages import Message
@@ -15,7 +16,7 @@ class ScoredClass:
     lesion: LesionClass
     score: float
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON form: code, Korean and English name, score and risk."""
         return {"code": self.lesion.code, "name_ko": self.lesion.name_ko, "name_en": self.lesion.name_en,
                 "score": self.score, "risk": self.lesion.risk.value}

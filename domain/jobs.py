@@ -8,6 +8,7 @@ apart), and the messages a clinician reads, so a job reads and fails the same in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from domain.errors import DiagnosisError
 from domain.messages import Message
@@ -70,7 +71,7 @@ class Job:
         return self.status in (DONE, FAILED, INTERRUPTED)
 
 
-def _image_record(image: ShrunkImage | None) -> dict | None:
+def _image_record(image: ShrunkImage | None) -> dict[str, Any] | None:
     if image is None:
         return None
     return {"width": image.width, "height": image.height, "original_width": image.original_width,
@@ -78,14 +79,14 @@ def _image_record(image: ShrunkImage | None) -> dict | None:
             "original_format": image.original_format, "removed": list(image.removed)}
 
 
-def request_record(request: DiagnosisRequest) -> dict:
+def request_record(request: DiagnosisRequest) -> dict[str, Any]:
     """What a job store keeps of a request, besides the photo's bytes (plain JSON types only)."""
     return {"text": request.text, "info": request.info.canonical(), "language": request.language,
             "provider": request.provider, "use_cache": request.use_cache, "fallback": request.fallback,
             "source": request.source, "image": _image_record(request.image)}
 
 
-def request_from_record(record: dict, jpeg: bytes | None, user: str | None) -> DiagnosisRequest:
+def request_from_record(record: dict[str, Any], jpeg: bytes | None, user: str | None) -> DiagnosisRequest:
     """The request `request_record` and the photo's bytes describe, as the job will run it."""
     image = None
     if jpeg is not None and record.get("image"):

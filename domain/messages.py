@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from utils.images import IMAGE_FORMATS
 from utils.images import MESSAGES as IMAGE_MESSAGES
@@ -165,12 +166,12 @@ class Message:
     def __str__(self) -> str:
         return render(self, ENGLISH, ENGLISH_WORDS, also=ALSO, list_join=" and ")
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         """The message as plain JSON types (to store it with a job)."""
         return {"code": self.code, "params": dict(self.params), "also": [m.record() for m in self.also]}
 
     @classmethod
-    def from_record(cls, record: Mapping) -> Message:
+    def from_record(cls, record: Mapping[str, Any]) -> Message:
         """The message `record` describes (the inverse of `record`)."""
         return cls(str(record["code"]), dict(record.get("params") or {}),
                    tuple(cls.from_record(m) for m in record.get("also") or ()))

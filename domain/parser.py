@@ -12,7 +12,7 @@ import re
 
 from domain.answer import ParsedAnswer, ScoredClass
 from domain.classes import by_code, by_name
-from domain.messages import Message
+from domain.messages import Message, Value
 
 _LABEL = re.compile(r"<label\b([^>]*)>(.*?)</label\s*>", re.S | re.I)
 _SIMILAR = re.compile(r"<similar_label\b([^>]*)>(.*?)</similar_label\s*>", re.S | re.I)
@@ -33,7 +33,7 @@ def _clean(text: str) -> str:
 def _scored(attrs: str, name: str, where: tuple[str, str], problems: list[Message]) -> ScoredClass | None:
     part, rank = where
 
-    def problem(message_id: str, **values) -> None:
+    def problem(message_id: str, **values: Value) -> None:
         problems.append(Message(message_id, {"part": part, "rank": rank, **values}))
 
     name = _clean(name)

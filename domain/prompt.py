@@ -7,6 +7,7 @@ changes, so that answers to the old prompt are not served for the new one.
 from __future__ import annotations
 
 import base64
+from typing import Any
 from xml.sax.saxutils import escape
 
 from domain.classes import CLASSES
@@ -45,7 +46,7 @@ def system_prompt(language: str) -> str:
     )
 
 
-def user_content(request: DiagnosisRequest, *, image_detail: str | None = "low") -> list[dict]:
+def user_content(request: DiagnosisRequest, *, image_detail: str | None = "low") -> list[dict[str, Any]]:
     """The user turn: the case as delimited data, plus the photo as a JPEG data URL."""
     parts = []
     if request.text.strip():
@@ -57,7 +58,7 @@ def user_content(request: DiagnosisRequest, *, image_detail: str | None = "low")
                      + "</additional_info>")
     if request.image is not None:
         parts.append("Assess the lesion in the attached photo.")
-    content: list[dict] = [{"type": "text", "text": "\n".join(parts) or "Assess the lesion."}]
+    content: list[dict[str, Any]] = [{"type": "text", "text": "\n".join(parts) or "Assess the lesion."}]
     if request.image is not None:
         url = "data:image/jpeg;base64," + base64.b64encode(request.image.jpeg).decode("ascii")
         image_url = {"url": url, **({"detail": image_detail} if image_detail else {})}
@@ -65,7 +66,7 @@ def user_content(request: DiagnosisRequest, *, image_detail: str | None = "low")
     return content
 
 
-def build_messages(request: DiagnosisRequest) -> list[dict]:
+def build_messages(request: DiagnosisRequest) -> list[dict[str, Any]]:
     """System and user messages in the chat-completions form every provider accepts."""
     return [{"role": "system", "content": system_prompt(request.language)},
             {"role": "user", "content": user_content(request)}]
@@ -75,7 +76,7 @@ def build_messages(request: DiagnosisRequest) -> list[dict]:
 HELPER_PROMPT_VERSION = "2026-11-25.1"
 
 
-def refine_messages(text: str, language: str) -> list[dict]:
+def refine_messages(text: str, language: str) -> list[dict[str, Any]]:
     """Turn a patient's own words into a concise clinical description of the lesion."""
     return [
         {"role": "system", "content": (
@@ -88,7 +89,7 @@ def refine_messages(text: str, language: str) -> list[dict]:
     ]
 
 
-def explain_messages(label: str, risk: str, summary: str, language: str) -> list[dict]:
+def explain_messages(label: str, risk: str, summary: str, language: str) -> list[dict[str, Any]]:
     """Turn an assessment into plain language a patient understands."""
     return [
         {"role": "system", "content": (

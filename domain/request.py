@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from utils.images import ShrunkImage
 
@@ -23,7 +24,7 @@ class PatientInfo:
         """True when no field was filled in."""
         return self.age is None and not (self.sex or self.body_site.strip() or self.duration.strip())
 
-    def canonical(self) -> dict:
+    def canonical(self) -> dict[str, Any]:
         """A stable, plain form for cache keys and prompts."""
         return {"age": self.age, "sex": self.sex, "body_site": self.body_site.strip(),
                 "duration": self.duration.strip()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from domain.answer import ParsedAnswer, ScoredClass, TextAnswer, Usage
 from domain.classes import Risk
@@ -61,7 +62,7 @@ class Diagnosis:
         return None
 
     @classmethod
-    def from_dict(cls, data: dict) -> Diagnosis:
+    def from_dict(cls, data: dict[str, Any]) -> Diagnosis:
         """Rebuild a result from `to_dict()` output (a stored job); the answer is parsed again from `raw`."""
         usage = data.get("usage") or {}
         return cls(answer=parse_answer(data.get("raw", "")), provider=data["provider"], model=data["model"],
@@ -72,7 +73,7 @@ class Diagnosis:
                    tried=tuple(data.get("tried", ())), replayed=data.get("replayed", False),
                    assessment_id=data.get("assessment_id"), not_recorded=bool(data.get("not_recorded")))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The documented JSON shape shared by the command line and any caller; with `not_recorded` (the note
         `NOT_RECORDED`) only when the history could not keep this assessment."""
         found = {

@@ -52,8 +52,8 @@ class Answerer:
         self.warm_up = warm_up
         self.settings = settings
 
-    def answer(self, chain: list[Provider], messages: list[dict], keys: dict[str, str], *, kind: str, budget: float,
-               started: float, use_cache: bool = True, judge: Callable[[str], Any] = parse_answer,
+    def answer(self, chain: list[Provider], messages: list[dict[str, Any]], keys: dict[str, str], *, kind: str,
+               budget: float, started: float, use_cache: bool = True, judge: Callable[[str], Any] = parse_answer,
                on_progress: Callable[[str], None] | None = None) -> Answered:
         """The cached answer of the first provider in `chain` that has one, else the race's winner.
 

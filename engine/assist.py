@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from domain.errors import InputError
 from domain.messages import Message
@@ -56,7 +57,7 @@ class Assistant:
         return self._ask("explain", messages, f"{label}|{risk}|{result.answer.summary}", language, provider,
                          use_cache)
 
-    def _ask(self, task: str, messages: list[dict], subject: str, language: str, provider: str | None,
+    def _ask(self, task: str, messages: list[dict[str, Any]], subject: str, language: str, provider: str | None,
              use_cache: bool) -> Assist:
         started = time.monotonic()
         chain = self.chain(DiagnosisRequest(text=subject, language=language, provider=provider))

@@ -93,7 +93,7 @@ class Engine:
             self._jobs.shutdown()
         self.cache.close()
 
-        async def close_all():
+        async def close_all() -> None:
             for provider in self.providers.values():
                 await provider.aclose()
         runtime.run(lambda _emit: close_all())

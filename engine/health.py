@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from utils.stats import percentile_of_sorted
 
@@ -29,7 +30,7 @@ class ProviderHealth:
     def __init__(self, name: str, *, failures_to_open: int = 3, cooldown: float = 60.0,
                  cold_start: float = 10.0, serverless: bool = False,
                  hedge_bounds: tuple[float, float] = (0.75, 4.0), idle_timeout: float = 5.0,
-                 clock=time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.failures_to_open = failures_to_open
         self.cooldown = cooldown

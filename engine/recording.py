@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -105,7 +105,7 @@ class Recorder:
                 row["photo"] = request.image.jpeg
         return row
 
-    def _write(self, row: dict) -> str | None:
+    def _write(self, row: dict[str, Any]) -> str | None:
         if self.history is None:
             return None
         try:

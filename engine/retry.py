@@ -7,6 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 from domain.errors import ProviderError, ProviderTimeout
 from domain.messages import Message
@@ -27,7 +28,7 @@ class RetryPolicy:
         self.settings = settings
         self.health_of = health_of
 
-    async def attempts(self, provider: Provider, messages: list[dict], deadline: float, budget: float,
+    async def attempts(self, provider: Provider, messages: list[dict[str, Any]], deadline: float, budget: float,
                        on_text: Callable[[str], None], on_retry: Callable[[], None] = lambda: None) -> Attempt:
         """Call `provider` until it answers, a non-retryable error, or the deadline.
 
@@ -63,4 +64,4 @@ class RetryPolicy:
         if retry_after is not None:
             return retry_after
         # Exponential with jitter, as openai-python does, so retries from many sessions spread out.
-        return min(self.settings.retry_base_delay * 2 ** attempt, _MAX_BACKOFF) * (1 - 0.25 * random.random())
+        return min(self.settings.retry_base_delay * 2.0 ** attempt, _MAX_BACKOFF) * (1 - 0.25 * random.random())

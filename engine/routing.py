@@ -24,7 +24,7 @@ from providers.base import Attempt, Provider
 
 # Calls one provider, retrying inside the deadline (`RetryPolicy.attempts`):
 # (provider, messages, deadline, budget, on_text, on_retry) -> the provider's answer.
-AttemptFn = Callable[[Provider, list[dict], float, float, Callable[[str], None], Callable[[], None]],
+AttemptFn = Callable[[Provider, list[dict[str, Any]], float, float, Callable[[str], None], Callable[[], None]],
                      Awaitable[Attempt]]
 
 _EMIT_EVERY = 0.05  # seconds between progress updates sent to the caller
@@ -58,7 +58,7 @@ class _Lane:
 class Race:
     """Runs `chain` for one request; `run()` returns an `Outcome` or raises a `ProviderError`."""
 
-    def __init__(self, chain: list[Provider], messages: list[dict], *, attempt: AttemptFn,
+    def __init__(self, chain: list[Provider], messages: list[dict[str, Any]], *, attempt: AttemptFn,
                  health_of: Callable[[str], ProviderHealth], hedge_after: float | None, started: float,
                  budget: float, deadline: float, kind: str, emit: Callable[[str], None],
                  judge: Callable[[str], Any] = parse_answer) -> None:
@@ -84,7 +84,7 @@ class Race:
         self.leader: _Lane | None = None
         self.errors: list[ProviderError] = []
         self.incomplete: tuple[_Lane, Attempt, ParsedAnswer] | None = None
-        self._nudge: asyncio.Future | None = None  # set to wake the race loop when a lane was added
+        self._nudge: asyncio.Future[None] | None = None  # set to wake the race loop when a lane was added
         self._last_emit = 0.0
 
     # -- lanes ------------------------------------------------------------------------------

@@ -13,10 +13,11 @@ import queue
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 _loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
+_T = TypeVar("_T")
 
 
 def _get_loop() -> asyncio.AbstractEventLoop:
@@ -38,9 +39,9 @@ def run(make: Callable[[Callable[[Any], None]], Coroutine[Any, Any, Any]],
     If the caller is interrupted (an exception from `on_progress`, a Streamlit
     rerun), the task is cancelled before the exception propagates.
     """
-    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     _done = object()
-    future: Future = asyncio.run_coroutine_threadsafe(make(inbox.put), _get_loop())
+    future: Future[Any] = asyncio.run_coroutine_threadsafe(make(inbox.put), _get_loop())
     future.add_done_callback(lambda _: inbox.put(_done))
     try:
         while True:
@@ -59,6 +60,6 @@ def run(make: Callable[[Callable[[Any], None]], Coroutine[Any, Any, Any]],
         future.cancel()
 
 
-def spawn(make: Callable[[], Coroutine[Any, Any, Any]]) -> Future:
+def spawn(make: Callable[[], Coroutine[Any, Any, _T]]) -> Future[_T]:
     """Start `make()` on the loop without waiting for it (warm-ups, probes, keep-warm pings)."""
     return asyncio.run_coroutine_threadsafe(make(), _get_loop())

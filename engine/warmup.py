@@ -43,9 +43,9 @@ class WarmUp:
         self.settings = settings
         self._lock = threading.Lock()
         self._last_wake: dict[str, float] = {}
-        self._in_flight: dict[str, Future] = {}
+        self._in_flight: dict[str, Future[None]] = {}
         self._active_until = 0.0
-        self._keep_warm: Future | None = None
+        self._keep_warm: Future[None] | None = None
         self.pings = 0  # how many pings were sent: each may have booted a paid worker
 
     def wake(self, kind: str | None = None) -> list[str]:
@@ -102,7 +102,7 @@ class WarmUp:
         future.add_done_callback(lambda _: self._forget(provider.name, future))
         return True
 
-    def _forget(self, name: str, future: Future) -> None:
+    def _forget(self, name: str, future: Future[None]) -> None:
         with self._lock:
             if self._in_flight.get(name) is future:
                 del self._in_flight[name]

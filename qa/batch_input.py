@@ -114,6 +114,8 @@ def _listed_entries(data: bytes | IO[bytes]) -> int | None:
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or len(tail) - at < _EOCD_SIZE:
         return None
+    entries: int
+    directory_size: int
     entries, directory_size = struct.unpack_from("<HI", tail, at + 10)
     # 0xFFFF marks a ZIP64 archive, whose count lives elsewhere; a directory entry takes 46 bytes at least.
     return max(entries, directory_size // 46) if entries == 0xFFFF else entries

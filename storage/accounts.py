@@ -34,6 +34,7 @@ from storage.schema import users
 from storage.sessions import SessionStore, SqlSessionStore, sessions_for
 from storage.sign_in_throttle import LOCAL, SignInThrottle
 from storage.store import Store
+from utils.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ class AccountStore(Protocol):
         ...
 
 
-def _user(row) -> User:
+def _user(row: sa.RowMapping) -> User:
     return User(name=row["name"], is_admin=bool(row["is_admin"]), failed_count=row["failed_count"],
                 locked_until=row["locked_until"], created_at=row["created_at"], last_login=row["last_login"])
 
@@ -427,8 +428,8 @@ class Accounts:
         return AccountLocked(until)
 
 
-def accounts_for(store: Store, settings) -> Accounts:
-    """The accounts of `store` with the sign-in policy of `settings` (a `utils.settings.Settings`)."""
+def accounts_for(store: Store, settings: Settings) -> Accounts:
+    """The accounts of `store` with the sign-in policy of `settings`."""
     return Accounts(store, max_failures=settings.login_max_failures, lockout_seconds=settings.login_lockout_seconds,
                     lock_addresses=settings.login_lock_addresses, sessions=sessions_for(store, settings))
 

@@ -145,7 +145,7 @@ def same_database(a: Store, b: Store) -> bool:
             == (b.url.host or "localhost", b.url.port or 5432, b.url.database))
 
 
-def in_key_order(table: sa.Table, dialect: str) -> sa.Select:
+def in_key_order(table: sa.Table, dialect: str) -> sa.Select[Any]:
     """Every row of `table`, every column, ordered by its primary key compared byte by byte on `dialect`."""
     order = [column.collate(_BYTEWISE[dialect]) if isinstance(column.type, sa.String) else column
              for column in table.primary_key.columns]

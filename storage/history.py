@@ -108,16 +108,16 @@ class HistoryStore(Protocol):
     def record(self, row: dict[str, Any]) -> str:
         """Insert one assessment (`row`: its columns; id and created_at default to new ones); returns its id."""
 
-    def get(self, assessment_id: str) -> dict | None:
+    def get(self, assessment_id: str) -> dict[str, Any] | None:
         """One assessment, or None."""
 
-    def search(self, filters: Filters = Filters()) -> list[dict]:
+    def search(self, filters: Filters = Filters()) -> list[dict[str, Any]]:
         """The newest `filters.limit` assessments matching `filters`, newest first."""
 
-    def scan(self, filters: Filters = Filters(), *, page_size: int = SCAN_PAGE) -> Iterator[dict]:
+    def scan(self, filters: Filters = Filters(), *, page_size: int = SCAN_PAGE) -> Iterator[dict[str, Any]]:
         """Every assessment matching `filters` (`limit` aside), newest first, a page of rows per read (the export)."""
 
-    def delete(self, assessment_id: str) -> dict | None:
+    def delete(self, assessment_id: str) -> dict[str, Any] | None:
         """Delete everything about one case (its row, reviews and background job), freed from the database's
         files; returns the row, None when there was none."""
 
@@ -127,7 +127,7 @@ class HistoryStore(Protocol):
     def pin(self, assessment_id: str, pinned: bool = True) -> None:
         """Keep (or stop keeping) a case without expiry: a demo case whose answer is replayed."""
 
-    def pinned_answer(self, cache_keys: Iterable[str]) -> dict | None:
+    def pinned_answer(self, cache_keys: Iterable[str]) -> dict[str, Any] | None:
         """The newest pinned, complete, readable assessment with one of these cache keys (demo mode)."""
 
     def photo(self, assessment_id: str) -> bytes | None:
@@ -154,6 +154,7 @@ class History:
     def record(self, row: dict[str, Any]) -> str:
         """Insert one assessment (the engine builds `row`), and push its figures to `metrics`; returns its id."""
         row = {"id": new_id(), "created_at": now(), **row}
+        assessment_id: str = row["id"]
         if self.metrics is not None:  # first: a history that fails to write still counts in every process's figures
             self.metrics.push(row, at=row["created_at"])
         if not self.keep_images:  # no photo of a patient unless the clinic opted in
@@ -168,15 +169,15 @@ class History:
                     row[column] = self.sealer.seal_text(value)
         with self.store.connect() as conn:
             conn.execute(assessments.insert(), row)
-        return row["id"]
+        return assessment_id
 
-    def get(self, assessment_id: str) -> dict | None:
+    def get(self, assessment_id: str) -> dict[str, Any] | None:
         """One assessment as a dict, or None."""
         with self.store.connect() as conn:
             found = conn.execute(sa.select(*_ROW).where(assessments.c.id == assessment_id)).mappings().first()
         return self._opened(found) if found else None
 
-    def _opened(self, found: sa.RowMapping) -> dict:
+    def _opened(self, found: sa.RowMapping) -> dict[str, Any]:
         """A stored row as a dict with its sealed columns decrypted.
 
         A column sealed under another key (or with no key set) reads as UNREADABLE, and the row
@@ -221,7 +222,7 @@ class History:
             where.append(a.created_at < filters.until)
         return where, filters.query.casefold() if in_python else ""
 
-    def search(self, filters: Filters = Filters()) -> list[dict]:
+    def search(self, filters: Filters = Filters()) -> list[dict[str, Any]]:
         """The newest assessments matching `filters` (text search over the description and findings).
 
         With encryption on, the text search runs here over the decrypted rows, newest first, a page
@@ -235,7 +236,7 @@ class History:
         with self.store.connect() as conn:
             return [self._opened(r) for r in conn.execute(query).mappings()]
 
-    def scan(self, filters: Filters = Filters(), *, page_size: int = SCAN_PAGE) -> Iterator[dict]:
+    def scan(self, filters: Filters = Filters(), *, page_size: int = SCAN_PAGE) -> Iterator[dict[str, Any]]:
         """Every assessment matching `filters` (`limit` aside), newest first, read `page_size` rows per query.
 
         Each page is its own short query that resumes after the last row of the one before (by
@@ -262,7 +263,7 @@ class History:
             if len(found) < page_size:
                 return
 
-    def delete(self, assessment_id: str) -> dict | None:
+    def delete(self, assessment_id: str) -> dict[str, Any] | None:
         """Delete one assessment (its reviews and its background job go with it); returns the row.
 
         The deleted rows are then freed from the database's files (see `_free`). The caller drops
@@ -347,7 +348,7 @@ class History:
         with self.store.connect() as conn:
             conn.execute(assessments.update().where(assessments.c.id == assessment_id).values(pinned=int(pinned)))
 
-    def pinned_answer(self, cache_keys: Iterable[str]) -> dict | None:
+    def pinned_answer(self, cache_keys: Iterable[str]) -> dict[str, Any] | None:
         """The newest pinned, complete assessment with one of these cache keys."""
         keys = list(cache_keys)
         if not keys:
@@ -376,7 +377,7 @@ class History:
             return None
 
 
-def _mentions(row: dict, needle: str) -> bool:
+def _mentions(row: dict[str, Any], needle: str) -> bool:
     """Whether the (decrypted) description or findings of `row` contain `needle` (already casefolded)."""
     return needle in (row["text"] or "").casefold() or needle in (row["summary"] or "").casefold()
 
@@ -387,7 +388,7 @@ __all__ = ["History", "HistoryStore", "Filters", "NO_FLAG", "EXPORT_COLUMNS", "J
            "json_chunks", "to_json", "from_export", "dumps"]
 
 
-def diagnosis_from_row(row: Mapping) -> Diagnosis:
+def diagnosis_from_row(row: Mapping[str, Any]) -> Diagnosis:
     """Rebuild the result of one history row, for the card; the answer is parsed again from `raw`.
 
     Goes through `Diagnosis.from_dict`, the one way a stored result comes back, so a field

@@ -13,6 +13,7 @@ import json
 import textwrap
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from domain.classes import by_code
 from utils.spreadsheet import safe_row
@@ -33,7 +34,7 @@ JSON_FIELDS = (
 )
 
 
-def csv_lines(rows: Iterable[dict]) -> Iterator[str]:
+def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """The CSV export, a line at a time: the header, then one formula-safe line per row (times ISO 8601 UTC)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
@@ -51,12 +52,12 @@ def csv_lines(rows: Iterable[dict]) -> Iterator[str]:
         yield taken()
 
 
-def to_csv(rows: Iterable[dict]) -> str:
+def to_csv(rows: Iterable[dict[str, Any]]) -> str:
     """The export as CSV text (UTF-8 with a BOM-free header; times as ISO 8601 UTC)."""
     return "".join(csv_lines(rows))
 
 
-def export_record(row: dict) -> dict:
+def export_record(row: dict[str, Any]) -> dict[str, Any]:
     """One assessment as a JSON export record, keys in JSON_FIELDS order.
 
     `label` is {code, name_ko, name_en, score} or None, `created` (and `created_at`) ISO 8601 UTC,
@@ -78,7 +79,7 @@ def export_record(row: dict) -> dict:
     return {key: made[key] if key in made else row.get(key) for key in JSON_FIELDS}
 
 
-def json_chunks(rows: Iterable[dict]) -> Iterator[str]:
+def json_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """The JSON export, a record at a time: together, one JSON array of `export_record`s."""
     opened = False
     for row in rows:
@@ -88,14 +89,15 @@ def json_chunks(rows: Iterable[dict]) -> Iterator[str]:
     yield "\n]" if opened else "[]"
 
 
-def to_json(rows: Iterable[dict]) -> str:
+def to_json(rows: Iterable[dict[str, Any]]) -> str:
     """The export as a JSON array of `export_record`s (the History page's download)."""
     return "".join(json_chunks(rows))
 
 
-def from_export(text: str) -> list[dict]:
+def from_export(text: str) -> list[dict[str, Any]]:
     """Read a JSON export back (the round trip the tests check)."""
-    return json.loads(text)
+    records: list[dict[str, Any]] = json.loads(text)
+    return records
 
 
 def _iso(timestamp: float) -> str:

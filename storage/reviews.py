@@ -9,7 +9,7 @@ which is how a case's reviews are found together.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -37,13 +37,13 @@ class ReviewStore(Protocol):
         """Record one review of an assessment, with the class the reviewer says it is when given; returns its id
         (`ReviewRefused`, a ValueError: unknown verdict, class or assessment)."""
 
-    def for_assessment(self, assessment_id: str) -> list[dict]:
+    def for_assessment(self, assessment_id: str) -> list[dict[str, Any]]:
         """The reviews of one assessment, newest first."""
 
-    def for_case(self, qa_case: str) -> list[dict]:
+    def for_case(self, qa_case: str) -> list[dict[str, Any]]:
         """The reviews of every answer in one QA comparison, newest first, each with its `provider`."""
 
-    def latest(self, assessment_ids: Iterable[str] | None = None) -> dict[str, dict]:
+    def latest(self, assessment_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """The latest review of each assessment that has one (only of `assessment_ids` when given)."""
 
 
@@ -77,14 +77,14 @@ class Reviews:
             raise ReviewRefused(Message("review.not_in_history", {"assessment_id": str(assessment_id)})) from None
         return review_id
 
-    def for_assessment(self, assessment_id: str) -> list[dict]:
+    def for_assessment(self, assessment_id: str) -> list[dict[str, Any]]:
         """The reviews of one assessment, newest first."""
         query = (sa.select(reviews).where(reviews.c.assessment_id == assessment_id)
                  .order_by(reviews.c.created_at.desc(), reviews.c.id.desc()))
         with self.store.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
-    def for_case(self, qa_case: str) -> list[dict]:
+    def for_case(self, qa_case: str) -> list[dict[str, Any]]:
         """The reviews of every answer in one QA comparison, newest first, each with its `provider`."""
         query = (sa.select(reviews, assessments.c.provider)
                  .join(assessments, assessments.c.id == reviews.c.assessment_id)
@@ -93,7 +93,7 @@ class Reviews:
         with self.store.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
-    def latest(self, assessment_ids: Iterable[str] | None = None) -> dict[str, dict]:
+    def latest(self, assessment_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """The latest review of each assessment that has one: assessment id -> review row.
 
         Only for `assessment_ids` when given (an empty list gives {}), else for every assessment.

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -35,6 +35,7 @@ from storage.schema import sessions
 from storage.sign_in_throttle import normalise_address
 from storage.store import Store
 from storage.upsert import upsert
+from utils.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -271,18 +272,18 @@ def _ending(reason: Ended) -> sa.Update:
             .values(ended=reason.value, grant_key=None, grant_until=None))
 
 
-def _row(session: Session) -> dict:
+def _row(session: Session) -> dict[str, Any]:
     return {"key": session.key, "user": session.user, "created_at": session.created_at,
             "last_seen": session.last_seen, "address": session.address, "agent": session.agent}
 
 
-def _session(row) -> Session:
+def _session(row: sa.RowMapping) -> Session:
     return Session(key=row["key"], user=row["user"], created_at=row["created_at"], last_seen=row["last_seen"],
                    address=row["address"], agent=row["agent"])
 
 
-def sessions_for(store: Store, settings) -> SqlSessionStore:
-    """The sessions of `store` with the limits of `settings` (a `utils.settings.Settings`)."""
+def sessions_for(store: Store, settings: Settings) -> SqlSessionStore:
+    """The sessions of `store` with the limits of `settings`."""
     return SqlSessionStore(store, idle_seconds=settings.session_timeout_minutes * 60,
                               max_seconds=settings.session_max_hours * 3600)
 

@@ -90,7 +90,7 @@ class TokenStore(Protocol):
         """Revoke a token for good; returns its record, None when no token has this id."""
 
 
-def _token(row) -> ApiToken:
+def _token(row: sa.RowMapping) -> ApiToken:
     return ApiToken(id=row["id"], user=row["user"], name=row["name"], created_at=row["created_at"],
                     expires_at=row["expires_at"], revoked_at=row["revoked_at"], last_used_at=row["last_used_at"])
 

@@ -45,7 +45,8 @@ def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            # `from storage.metrics import figures as metrics` names a module; `from providers import diagnose` names the package.
+            # `from storage.metrics import figures as metrics` names a module;
+            # `from providers import diagnose` names the package.
             names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
                      for alias in node.names]
         else:

@@ -853,7 +853,8 @@ def test_history_page_shows_a_user_their_own_and_an_admin_all_with_a_user_column
     at.switch_page("app_pages/history.py").run()
     rows = table(at)
     assert sorted(rows["text"]) == ["a CLI case", "kim's case", "lee's case"]
-    assert dict(zip(rows["text"], rows["user"])) == {"kim's case": "kim", "lee's case": "lee", "a CLI case": ""}
+    assert dict(zip(rows["text"], rows["user"], strict=True)) == {"kim's case": "kim", "lee's case": "lee",
+                                                                  "a CLI case": ""}
 
 
 def test_a_user_with_no_history_of_their_own_sees_none(app_accounts):

@@ -63,9 +63,9 @@ f,red papule,,99
 
 def _has_image(request: RecordedRequest) -> bool:
     for message in (request.body or {}).get("messages", []):
-        if isinstance(message.get("content"), list):
-            if any(part.get("type") == "image_url" for part in message["content"]):
-                return True
+        content = message.get("content")
+        if isinstance(content, list) and any(part.get("type") == "image_url" for part in content):
+            return True
     return False
 
 
@@ -110,8 +110,8 @@ def test_figures_are_exact(llm, photo_zip):
     assert list(photos) == ["photos/lesion.jpg"]
     engine = startup.get_engine()
     seen = []
-    report = run_batch(engine, read_cases(CASES.encode(), photos, limit=MAX_CASES), photos, ["runpod", "openai"], concurrency=3,
-                       on_progress=lambda done, total, row: seen.append((done, total)))
+    report = run_batch(engine, read_cases(CASES.encode(), photos, limit=MAX_CASES), photos, ["runpod", "openai"],
+                       concurrency=3, on_progress=lambda done, total, row: seen.append((done, total)))
     assert seen == [(i, 16) for i in range(1, 17)]
     assert len(report.rows) == 16 and [r.case.id for r in report.rows[:4]] == ["a", "a", "b", "b"]
     # Six valid cases on two providers; OpenAI's 400 is not retried, and nothing falls back.
@@ -158,7 +158,8 @@ def test_figures_are_exact(llm, photo_zip):
 
 def test_report_files(llm, photo_zip, tmp_path):
     photos = photos_from_zip(photo_zip, max_entry_bytes=PHOTO_LIMIT)
-    report = run_batch(startup.get_engine(), read_cases(CASES.encode(), photos, limit=MAX_CASES), photos, ["runpod", "openai"])
+    report = run_batch(startup.get_engine(), read_cases(CASES.encode(), photos, limit=MAX_CASES), photos,
+                       ["runpod", "openai"])
     csv_path, html_path, metrics_path = write_report(report, tmp_path / "out", titles={"runpod": "RunPod"})
     with csv_path.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -229,7 +230,8 @@ def test_input_errors_are_clear(engine_env, tmp_path):
     with pytest.raises(BatchInputError, match="not a readable ZIP"):
         photos_from_zip(b"not a zip", max_entry_bytes=PHOTO_LIMIT)
     # Korean Excel's CSV (CP949), a BOM, a header in capitals, a class name or 7.0 for the code.
-    cases = read_cases("ID,Text,Image,Expected\nk,코 옆 구진,,지루각화증\nm,papule,,7.0\n".encode("cp949"), limit=MAX_CASES)
+    cases = read_cases("ID,Text,Image,Expected\nk,코 옆 구진,,지루각화증\nm,papule,,7.0\n".encode("cp949"),
+                       limit=MAX_CASES)
     assert [(c.id, c.expected.code, c.valid) for c in cases] == [("k", 7, True), ("m", 7, True)]
     cases = read_cases("\ufeffid,text,image,expected\nx,,,\ny,a,,\ny,b,,\n".encode(), limit=MAX_CASES)
     assert "empty row" in cases[0].problem and cases[1].valid and "used again (first on line 3)" in cases[2].problem

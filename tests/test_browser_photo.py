@@ -180,7 +180,8 @@ def test_a_forged_upload_is_refused_with_the_usual_message(app_url, browser, pro
     assert "PDF" in alert.inner_text()
     page.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진")
     page.get_by_role("button", name="평가하기").click()
-    expect(page.get_by_text("사진이 받아들여지지 않아 아무것도 보내지 않았습니다", exact=False)).to_be_visible(timeout=20_000)
+    refused = page.get_by_text("사진이 받아들여지지 않아 아무것도 보내지 않았습니다", exact=False)
+    expect(refused).to_be_visible(timeout=20_000)
     assert len(_assessments(provider)) == asked  # nothing went to the provider with a refused photo
     assert page.get_by_role("textbox", name="증상 및 소견").input_value() == "코 옆의 진주빛 구진"
 

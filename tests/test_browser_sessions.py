@@ -66,7 +66,8 @@ def test_sign_in_once_then_reload_new_tab_and_deep_links_open_directly(server, b
     expect(page.get_by_role("heading", name="평가 기록")).to_be_visible(timeout=30_000)
     assert page.url == server + "/history"
     cookie = session_cookie(context)
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and not cookie["secure"]  # plain http, no proxy said https
+    # Plain http, no proxy said https.
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and not cookie["secure"]
     assert cookie["expires"] == -1  # a browser session's cookie: closing the browser forgets it
     assert len(cookie["value"]) >= 43 and PASSWORD not in cookie["value"]
     assert page.evaluate("() => document.cookie").find(COOKIE_NAME) == -1  # HttpOnly: no script reads it

@@ -379,7 +379,8 @@ def test_provider_choice_and_resume_refusals_name_ids(engine_env, tmp_path):
     assert _in("ko", lambda: i18n.error_text(exc)).startswith(f"{local.title}이(가) 설정되지 않았습니다")
     results = tmp_path / "results.csv"
     results.write_text("a,b\n1,2\n", encoding="utf-8")
-    exc = _refusal(lambda: read_results(results, read_cases(b"id,text,image,expected\n1,a,,\n", limit=MAX_CASES), ["runpod"]))
+    exc = _refusal(lambda: read_results(results, read_cases(b"id,text,image,expected\n1,a,,\n", limit=MAX_CASES),
+                                        ["runpod"]))
     assert str(exc) == (f"{results} is not a results.csv this tool wrote (its header differs): choose another "
                         "output folder, or run without --resume.")
     assert _in("ko", lambda: i18n.error_text(exc)).startswith(f"{results}은(는) 이 도구가 쓴 results.csv가 아닙니다")

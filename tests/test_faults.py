@@ -185,8 +185,8 @@ def test_a_full_or_read_only_cache_disk_only_costs_the_cache(engine_env, monkeyp
 def test_a_cache_that_cannot_be_read_is_a_miss(engine_env, monkeypatch):
     engine = startup.get_engine()
     assert diagnose(text=TEXT).complete
-    monkeypatch.setattr(engine.cache._cache, "get",
-                        lambda *a, **k: (_ for _ in ()).throw(sqlite3.DatabaseError("database disk image is malformed")))
+    monkeypatch.setattr(engine.cache._cache, "get", lambda *a, **k: (_ for _ in ()).throw(
+        sqlite3.DatabaseError("database disk image is malformed")))
     result = diagnose(text=TEXT)
     assert result.complete and not result.cached and len(engine_env.chat_requests) == 2
 

@@ -28,7 +28,7 @@ def decode(shrunk: ShrunkImage) -> Image.Image:
 
 
 def near(pixel, expected, tolerance: int = 12) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected))
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected, strict=True))
 
 
 def corner_of(img: Image.Image, colour) -> str:

@@ -285,7 +285,8 @@ def test_cli_exports_cases_and_photos_that_the_batch_runs(engine_env, reconfigur
     assert sorted(p.name for p in out.iterdir()) == ["cases.csv", "photos.zip"]
     for path in out.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    cases = read_cases((out / "cases.csv").read_bytes(), photos_from_zip((out / "photos.zip").read_bytes(), max_entry_bytes=PHOTO_LIMIT), limit=MAX_CASES)
+    photos = photos_from_zip((out / "photos.zip").read_bytes(), max_entry_bytes=PHOTO_LIMIT)
+    cases = read_cases((out / "cases.csv").read_bytes(), photos, limit=MAX_CASES)
     assert sorted((c.expected.code, bool(c.image)) for c in cases) == [(6, True), (7, False)]
 
     # The clinic re-runs its labelled set as a batch, the ZIP given as it was written.
@@ -300,7 +301,8 @@ def test_cli_exports_cases_and_photos_that_the_batch_runs(engine_env, reconfigur
 
     assert run_export("--out", str(out), "--since", "tomorrow").returncode == 2
     later = run_export("--out", str(tmp_path / "none"), "--since", "2999-01-01")
-    assert later.returncode == 0 and "nothing to export" in later.stderr and not (tmp_path / "none" / "cases.csv").exists()
+    assert later.returncode == 0 and "nothing to export" in later.stderr
+    assert not (tmp_path / "none" / "cases.csv").exists()
     reconfigure(HISTORY_ENABLED="false")
     off = run_export("--out", str(out))
     assert off.returncode == 2 and "HISTORY_ENABLED=false" in off.stderr

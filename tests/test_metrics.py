@@ -246,7 +246,7 @@ def test_page_shows_tiles_table_and_chart(engine_env):
     at = page()
     assert not at.exception and not at.info
     table = at.dataframe[0].value
-    assert list(zip(table["provider"], table["kind"], table["count"])) == [
+    assert list(zip(table["provider"], table["kind"], table["count"], strict=True)) == [
         ("RunPod", "텍스트", 2), ("OpenAI", "텍스트", 1), ("RunPod", "사진", 1)]
     tiles = {m.label: m.value for m in at.metric}
     assert tiles["평가 수"] == "4" and tiles["성공률"] == "75%" and tiles["시간 초과"] == "25%"
@@ -254,7 +254,8 @@ def test_page_shows_tiles_table_and_chart(engine_env):
     spec, data = chart(at)
     assert [layer["mark"]["type"] for layer in spec["layer"]] == ["line", "rule", "text"]
     targets = data[spec["layer"][1]["data"]["name"]]
-    assert list(zip(targets["label"], targets["target"])) == [("텍스트 목표 15초", 15.0), ("사진 목표 30초", 30.0)]
+    assert list(zip(targets["label"], targets["target"], strict=True)) == [("텍스트 목표 15초", 15.0),
+                                                                           ("사진 목표 30초", 30.0)]
     points = data[spec["layer"][0]["data"]["name"]]
     assert sorted(points["kind"]) == ["사진", "텍스트"] and max(points["p95"]) == 22.0
 

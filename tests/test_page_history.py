@@ -197,7 +197,7 @@ def test_exports_carry_the_filtered_rows(cases, monkeypatch):
 
     back = from_export(served[f"lesion-history-{stamp}.json"].decode())
     assert [r["id"] for r in back] == [r["id"] for r in rows]
-    for item, row in zip(back, rows):
+    for item, row in zip(back, rows, strict=True):
         assert list(item) == list(JSON_FIELDS)  # the same records as `cli.py history export --format json`
         lesion = by_code(row["label_code"]) if row["label_code"] is not None else None
         assert item["label"] == (lesion and {"code": lesion.code, "name_ko": lesion.name_ko,

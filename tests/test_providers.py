@@ -7,6 +7,7 @@ is what the pages and the command line get.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from xml.sax.saxutils import escape
 
 import httpx
@@ -168,7 +170,7 @@ def test_streaming_reports_growing_prefixes_in_the_calling_thread(engine_env):
     texts = [t for t, _ in progress]
     assert len(texts) >= 3
     assert all(VALID.startswith(t) for t in texts)
-    assert all(len(a) < len(b) for a, b in zip(texts, texts[1:]))
+    assert all(len(a) < len(b) for a, b in pairwise(texts))
     assert {ident for _, ident in progress} == {threading.get_ident()}
 
 
@@ -460,10 +462,8 @@ def test_fake_stops_promptly_with_a_hanging_client():
     fake.script(Reply(hang=True))
 
     def hang_on() -> None:
-        try:
+        with contextlib.suppress(httpx.HTTPError):  # the server went away, as it should
             httpx.post(fake.url + "/chat/completions", json={"model": "m", "messages": []}, timeout=10)
-        except httpx.HTTPError:
-            pass  # the server went away, as it should
 
     client = threading.Thread(target=hang_on, daemon=True)
     client.start()

@@ -211,7 +211,7 @@ class Child:
     def __init__(self, tmp_path: Path, name: str, redis_url: str) -> None:
         env = {**os.environ, "REDIS_URL": redis_url, "DATA_DIR": str(tmp_path / name), "PYTHONPATH": str(ROOT),
                "PYTHONUNBUFFERED": "1"}
-        self.log = open(tmp_path / f"{name}.log", "w")
+        self.log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 -- the child's stderr until close()
         self.proc = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True, cwd=tmp_path, env=env)
         assert self._read(60)["ready"]

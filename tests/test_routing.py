@@ -13,7 +13,6 @@ from types import SimpleNamespace
 
 import pytest
 
-import providers
 import startup
 from domain.errors import ProviderAuthError, ProviderError, ProviderTimeout, ProviderUnavailable
 from domain.result import Usage

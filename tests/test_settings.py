@@ -201,7 +201,7 @@ def test_the_table_has_one_line_per_variable_with_its_default():
     rows = markdown_table().splitlines()[2:]
     assert [re.match(r"\| `([A-Z_0-9]+)` \|", row).group(1) for row in rows] == list(ENV_NAMES)
     assert all(row.count("|") == 5 for row in rows)  # no `|` or newline inside a description
-    row = dict(zip(ENV_NAMES, rows))
+    row = dict(zip(ENV_NAMES, rows, strict=True))
     assert row["MAX_TOKENS"].endswith("| whole number ≥ 64 | 700 |")
     assert row["IMAGE_JPEG_QUALITY"].endswith("| whole number 10–95 | 70 |")
     assert row["IMAGE_MAX_PIXELS"].endswith("| whole number ≥ 1 000 000 | 50 000 000 |")

@@ -145,7 +145,7 @@ STRINGS: dict[str, dict[str, str]] = {
 
 def lang() -> str:
     """The language the clinician chose ('ko' until they change it)."""
-    return st.session_state.get("lang", "ko")
+    return str(st.session_state.get("lang", "ko"))
 
 
 def t(key: str, **values) -> str:

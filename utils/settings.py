@@ -24,7 +24,7 @@ from dotenv import dotenv_values
 
 # Where `load_settings` looks for `.env` unless told otherwise; read at call time, so the tests
 # can point it at a file that does not exist (tests/conftest.py).
-ENV_FILE: str | os.PathLike = ".env"
+ENV_FILE: str | os.PathLike[str] = ".env"
 
 Kind = Literal["text", "secret", "name", "path", "number", "integer", "flag", "choice", "names", "list",
                "seconds_or_auto", "encryption_key"]
@@ -318,7 +318,7 @@ ENV_NAMES: tuple[str, ...] = tuple(spec.env for _, spec in declarations())
 
 
 def load_settings(env: Mapping[str, str] | None = None,
-                  env_file: str | os.PathLike | None | EllipsisType = ...) -> Settings:
+                  env_file: str | os.PathLike[str] | None | EllipsisType = ...) -> Settings:
     """Build `Settings` from `env` (default: `env_file` overlaid by the process environment).
 
     `env_file` defaults to `ENV_FILE` (`.env` in the working directory); None reads no file.

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 CACHE_KEY_VERSION = 1
 
 
-def cache_key(record: dict) -> str:
+def cache_key(record: dict[str, Any]) -> str:
     """SHA-256 over the canonical JSON of `record`; the key reveals nothing of its content."""
     canonical = json.dumps({"v": CACHE_KEY_VERSION, **record}, sort_keys=True, ensure_ascii=False,
                            separators=(",", ":"))
@@ -35,10 +35,10 @@ class AnswerCache(Protocol):
     def available(self) -> bool:
         """False when the cache is switched off (or, on disk, could not be opened)."""
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str) -> dict[str, Any] | None:
         """The stored value, or None on a miss or any error."""
 
-    def set(self, key: str, value: dict) -> bool:
+    def set(self, key: str, value: dict[str, Any]) -> bool:
         """Store `value` for the cache's TTL (0: no expiry); False when it could not be stored."""
 
     def delete(self, key: str) -> bool:

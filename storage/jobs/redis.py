@@ -338,7 +338,7 @@ class RedisJobStore:
                 self._held.discard(job_id)
 
     def _move(self, job_id: str, fields: dict[str, Any]) -> bool:
-        def encoded(value) -> str | bytes:
+        def encoded(value: object) -> str | bytes:
             return repr(value) if isinstance(value, float) else value if isinstance(value, bytes) else str(value)
 
         pairs = [part for name, value in fields.items() for part in (name, encoded(value))]

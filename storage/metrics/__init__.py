@@ -50,10 +50,10 @@ TABLE = sa.Table(
 )
 
 
-def record_of(row: dict[str, Any], at: float) -> list:
+def record_of(row: dict[str, Any], at: float) -> list[Any]:
     """The compact record of one history row: times, flags, names and the error class, no patient text."""
 
-    def ms(value):
+    def ms(value: Any) -> float | None:
         return None if value is None else float(value)
 
     # Unrounded: the same rows give the same percentiles from Redis as from the store.

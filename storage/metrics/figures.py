@@ -226,7 +226,7 @@ def compute(store: Store, since: float | None = None, until: float | None = None
         counts = _counts(conn, where)
         values = _values(conn, where, bucket)
 
-    def stats(kind: str | None, provider: str | None, counts: dict[str, int], grouping: str, key: tuple) -> Stats:
+    def stats(kind: str | None, provider: str | None, counts: dict[str, int], grouping: str, key: _Group) -> Stats:
         return Stats(kind=kind, provider=provider, **counts,
                      latency_ms=_percentiles(values["latency_ms"][grouping].get(key)),
                      first_token_ms=_percentiles(values["first_token_ms"][grouping].get(key)))
@@ -314,7 +314,12 @@ def _counts(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) -> dict[tu
             for r in conn.execute(query).mappings()}
 
 
-def _values(conn: sa.Connection, where: list[sa.ColumnElement[bool]], bucket: int) -> dict[str, dict[str, dict]]:
+# A group's key: (provider, kind), (kind,), (kind, bucket start) or (); its values, in ascending order.
+_Group = tuple[Any, ...]
+_Grouped = dict[str, dict[_Group, list[float]]]
+
+
+def _values(conn: sa.Connection, where: list[sa.ColumnElement[bool]], bucket: int) -> dict[str, _Grouped]:
     """Every latency and first-token time in the window, grouped, each group in ascending order.
 
     {measure: {grouping: {key: values}}} with the groupings "pair" (provider, kind), "kind" (kind,),
@@ -327,12 +332,12 @@ def _values(conn: sa.Connection, where: list[sa.ColumnElement[bool]], bucket: in
     query = sa.select(_A.provider, _A.kind, _A.created_at, _A.latency_ms, _A.first_token_ms).where(*where)
     rows = [(provider, kind, int(created // bucket) * bucket, latency, first)
             for provider, kind, created, latency, first in conn.execute(query)]
-    found: dict[str, dict[str, dict]] = {}
+    found: dict[str, _Grouped] = {}
     for measure, column in (("latency_ms", 3), ("first_token_ms", 4)):
         ordered = sorted((r for r in rows if r[column] is not None), key=itemgetter(column))
-        pair: defaultdict[tuple, list] = defaultdict(list)
-        kind: defaultdict[tuple, list] = defaultdict(list)
-        series: defaultdict[tuple, list] = defaultdict(list)
+        pair: defaultdict[_Group, list[float]] = defaultdict(list)
+        kind: defaultdict[_Group, list[float]] = defaultdict(list)
+        series: defaultdict[_Group, list[float]] = defaultdict(list)
         for r in ordered:
             pair[r[0], r[1]].append(r[column])
             kind[(r[1],)].append(r[column])

@@ -7,6 +7,7 @@ hang up, and cuts connections as a crashed worker would. What it sends comes fro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import socket
@@ -51,10 +52,8 @@ class ChatServer(ThreadingHTTPServer):
         with self._conn_lock:
             conns, self._connections = list(self._connections), set()
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request, client_address) -> None:
         # A client that hangs up mid-answer (a cancelled call) is normal here, not worth a traceback.
@@ -221,8 +220,6 @@ class ChatHandler(BaseHTTPRequestHandler):
     def _hang_up(self) -> None:
         """Close the connection mid-body, as a crashed worker or a dropped proxy does."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
