@@ -20,7 +20,7 @@ from storage.reviews import VERDICTS
 from storage.store import new_id
 from ui import plain
 from ui.card import class_name
-from ui.i18n import error_text, lang, problems_text, t, tr
+from ui.i18n import error_text, lang, problems_text, t
 from ui.labelled_panel import labelled_panel
 from ui.labels import RISK_COLOUR, lesion_name, provider_title
 from ui.photo import photo_input, show_photo
@@ -33,15 +33,14 @@ def _lesion(lesion: LesionClass) -> str:
 
 
 def _verdict(verdict: str) -> str:
-    return {"correct": tr("맞음", "correct"), "incorrect": tr("틀림", "incorrect")}[verdict]
+    return {"correct": t("qa.verdict.correct"), "incorrect": t("qa.verdict.incorrect")}[verdict]
 
 
 def _run(engine: Engine, text: str, image, chosen: list[str], fresh: bool) -> None:
     request = engine.make_request(text, image, use_cache=not fresh, language=lang())
     # The case id is made here, not inside compare(), so the page knows which case it shows.
     request = replace(request, user=st.session_state.get("user"), qa_case=new_id())
-    with st.spinner(tr("{n}개 제공자에 동시에 묻는 중…", "Asking {n} providers at once…", n=len(chosen)),
-                    show_time=True):
+    with st.spinner(t("qa.asking", n=len(chosen)), show_time=True):
         results = compare(engine, request, chosen)
     st.session_state[RESULTS] = {"case": request.qa_case, "results": results}
 
@@ -51,27 +50,19 @@ def _agreement_marker(engine: Engine, verdict: CaseAgreement) -> None:
     agreed = verdict.lesion  # set exactly when they agree
     if agreed is not None:
         if missing:
-            st.success(tr("답변한 제공자가 일치합니다: {name} (사용할 수 있는 답변 없음: {missing})",
-                          "The providers that answered agree: {name} (no usable answer from {missing})",
-                          name=_lesion(agreed), missing=missing), icon=":material/check_circle:")
+            st.success(t("qa.agree_answered", name=_lesion(agreed), missing=missing), icon=":material/check_circle:")
         else:
-            st.success(tr("모든 제공자가 일치합니다: {name}", "All providers agree: {name}",
-                          name=_lesion(agreed)), icon=":material/check_circle:")
+            st.success(t("qa.agree", name=_lesion(agreed)), icon=":material/check_circle:")
     elif verdict.agree is False:
         chosen = " · ".join(f"{provider_title(engine, n)}: {_lesion(c)}" for n, c in verdict.classes.items())
         if missing:
-            chosen += tr(" (사용할 수 있는 답변 없음: {missing})", " (no usable answer from {missing})",
-                         missing=missing)
-        st.warning(tr("제공자 간 불일치: {chosen}", "Providers disagree: {chosen}", chosen=chosen),
-                   icon=":material/compare_arrows:")
+            chosen += t("qa.unusable", missing=missing)
+        st.warning(t("qa.disagree", chosen=chosen), icon=":material/compare_arrows:")
     elif verdict.classes:
         only = next(iter(verdict.classes))
-        st.info(tr("{provider}만 사용할 수 있는 답변을 주었습니다. 비교할 대상이 없습니다.",
-                   "Only {provider} gave a usable answer: there is nothing to compare it with.",
-                   provider=provider_title(engine, only)), icon=":material/info:")
+        st.info(t("qa.only_one", provider=provider_title(engine, only)), icon=":material/info:")
     else:
-        st.error(tr("사용할 수 있는 답변을 준 제공자가 없습니다.", "No provider gave a usable answer."),
-                 icon=":material/error:")
+        st.error(t("qa.none_usable"), icon=":material/error:")
 
 
 def _answer(result: Diagnosis) -> None:
@@ -86,8 +77,7 @@ def _answer(result: Diagnosis) -> None:
         flag = result.risk_flag
         if flag is not None and flag is not answer.label.lesion.risk:
             # The card raises the flag for a likely similar class too; QA should see why it would.
-            st.caption(tr("유사 병변 때문에 {risk} 플래그", "Flagged {risk} because of a similar class",
-                          risk=t(f"risk.{flag.value}")))
+            st.caption(t("qa.flagged", risk=t(f"risk.{flag.value}")))
     else:
         st.info(t("result.no_label"))
     if not answer.complete:
@@ -95,12 +85,12 @@ def _answer(result: Diagnosis) -> None:
     if answer.summary:
         st.markdown(f"**{t('result.findings')}**")
         plain.text(answer.summary)  # the model's words: never Markdown, links or emoji
-    first = "—" if result.first_token_ms is None else tr("{s:.2f}초", "{s:.2f} s", s=result.first_token_ms / 1000)
-    parts = [result.model, tr("소요 {s:.2f}초", "latency {s:.2f} s", s=result.elapsed_ms / 1000),
-             tr("첫 토큰 {first}", "first token {first}", first=first),
+    first = "—" if result.first_token_ms is None else t("qa.seconds", s=result.first_token_ms / 1000)
+    parts = [result.model, t("qa.latency", s=result.elapsed_ms / 1000),
+             t("qa.first_token", first=first),
              t("result.tokens", prompt=result.usage.prompt_tokens, completion=result.usage.completion_tokens),
              t("result.cached") if result.cached else t("result.fresh"),
-             tr("완전한 답변", "complete") if answer.complete else tr("불완전한 답변", "incomplete")]
+             t("qa.complete") if answer.complete else t("qa.incomplete")]
     st.caption(" · ".join(parts))
     with st.expander(t("result.raw"), expanded=not answer.complete):
         st.code(result.raw or "(empty)", language="xml", wrap_lines=True)
@@ -111,12 +101,9 @@ def _expected_problem(verdict: str, expected: LesionClass | None, label: LesionC
     if expected is None or label is None:
         return None
     if verdict == "correct" and expected.code != label.code:
-        return tr("'맞음'은 답변의 분류({name})를 확인합니다. 다른 분류를 주려면 '틀림'을 고르세요.",
-                  "'Correct' confirms the answer's own class ({name}): choose 'incorrect' to give another class.",
-                  name=_lesion(label))
+        return t("qa.review.correct_other_class", name=_lesion(label))
     if verdict == "incorrect" and expected.code == label.code:
-        return tr("'틀림'의 예상 분류가 답변의 분류와 같습니다: 다른 분류를 고르거나 '맞음'을 고르세요.",
-                  "An 'incorrect' mark cannot expect the answer's own class: choose another class, or 'correct'.")
+        return t("qa.review.incorrect_same_class")
     return None
 
 
@@ -125,7 +112,7 @@ def _save_review(engine: Engine, assessment_id: str, label: LesionClass | None) 
     verdict = st.session_state.get(f"qa_verdict_{assessment_id}")
     expected = st.session_state.get(f"qa_expected_{assessment_id}")
     if verdict is None:
-        st.session_state[f"qa_review_msg_{assessment_id}"] = tr("먼저 판정을 고르세요.", "Choose a verdict first.")
+        st.session_state[f"qa_review_msg_{assessment_id}"] = t("qa.review.no_verdict")
         return
     if problem := _expected_problem(verdict, expected, label):
         st.session_state[f"qa_review_msg_{assessment_id}"] = problem
@@ -135,13 +122,10 @@ def _save_review(engine: Engine, assessment_id: str, label: LesionClass | None) 
                                   reviewer=st.session_state.get("user"),
                                   expected_code=None if expected is None else expected.code)
     except StoreUnavailable:
-        st.session_state[f"qa_review_msg_{assessment_id}"] = tr(
-            "기록 데이터베이스가 응답하지 않아 리뷰를 저장하지 못했습니다. 잠시 후 다시 시도하세요.",
-            "The history database does not answer, so the review was not saved. Try again in a moment.")
+        st.session_state[f"qa_review_msg_{assessment_id}"] = t("qa.review.store_down")
         return
     except StoreError as exc:
-        st.session_state[f"qa_review_msg_{assessment_id}"] = tr("리뷰를 저장하지 못했습니다 ({error}).",
-                                                                "The review was not saved ({error}).", error=exc)
+        st.session_state[f"qa_review_msg_{assessment_id}"] = t("qa.review.failed", error=exc)
         return
     except ValueError as exc:  # ReviewRefused: not in the history (deleted meanwhile), or a value it does not know
         st.session_state[f"qa_review_msg_{assessment_id}"] = error_text(exc)
@@ -157,25 +141,21 @@ def _review_form(engine: Engine, result: Diagnosis) -> None:
         st.caption(t("result.not_recorded"))
         return
     if engine.history is None or aid is None:
-        st.caption(tr("기록이 꺼져 있어(HISTORY_ENABLED=false) 리뷰를 저장할 수 없습니다.",
-                      "History is off (HISTORY_ENABLED=false), so reviews cannot be saved."))
+        st.caption(t("qa.review.history_off"))
         return
     if result.replayed:
         # A demo replay is the pinned case's stored answer: a review would land on that old case.
-        st.caption(tr("데모 재생 답변은 리뷰하지 않습니다.", "Demo replays are not reviewed."))
+        st.caption(t("qa.review.replayed"))
         return
-    st.radio(tr("판정", "Verdict"), VERDICTS, index=None, horizontal=True, format_func=_verdict,
+    st.radio(t("qa.review.verdict"), VERDICTS, index=None, horizontal=True, format_func=_verdict,
              key=f"qa_verdict_{aid}")
-    st.selectbox(tr("예상 분류 (선택)", "Expected class (optional)"), CLASSES, index=None, format_func=_lesion,
+    st.selectbox(t("qa.review.expected"), CLASSES, index=None, format_func=_lesion,
                  key=f"qa_expected_{aid}",
-                 placeholder=tr("주지 않음", "not given"),
-                 help=tr("'맞음'은 답변의 분류를 확인합니다. '틀림'이면 맞는 분류를 골라 두세요: 그래야 이 사례가 "
-                         "라벨 세트에 들어갑니다.",
-                         "'Correct' confirms the answer's class. With 'incorrect', pick the right class here: "
-                         "only then can the case join the labelled set."))
-    st.text_input(tr("메모", "Note"), key=f"qa_note_{aid}")
+                 placeholder=t("qa.review.not_given"),
+                 help=t("qa.review.expected_help"))
+    st.text_input(t("qa.review.note"), key=f"qa_note_{aid}")
     label = result.answer.label.lesion if result.answer.label else None
-    st.button(tr("리뷰 저장", "Save review"), key=f"qa_save_{aid}", on_click=_save_review, args=(engine, aid, label),
+    st.button(t("qa.review.save"), key=f"qa_save_{aid}", on_click=_save_review, args=(engine, aid, label),
               icon=":material/rate_review:")
     if message := st.session_state.pop(f"qa_review_msg_{aid}", None):
         plain.alert("warning", message, icon=":material/warning:")
@@ -185,10 +165,10 @@ def _review_form(engine: Engine, result: Diagnosis) -> None:
         st.caption(t("store.down"))
         return
     for review in reviews:
-        line = tr("리뷰: {verdict}", "Reviewed: {verdict}", verdict=_verdict(review["verdict"]))
+        line = t("qa.review.line", verdict=_verdict(review["verdict"]))
         code = review.get("expected_code")
         if code is not None and (expected := by_code(code)) is not None:
-            line += tr(" → 예상 분류 {name}", " → expected {name}", name=_lesion(expected))
+            line += t("qa.review.expected_line", name=_lesion(expected))
         if review["note"]:
             line += f" — {review['note']}"
         if review["reviewer"]:
@@ -199,7 +179,7 @@ def _review_form(engine: Engine, result: Diagnosis) -> None:
 def _results(engine: Engine, state: dict) -> None:
     results = state["results"]
     _agreement_marker(engine, agreement(results))
-    st.caption(tr("QA 사례 {case}", "QA case {case}", case=state["case"]))
+    st.caption(t("qa.case", case=state["case"]))
     for column, (name, result) in zip(st.columns(len(results)), results.items(), strict=True):
         with column, st.container(border=True, key=f"qa_answer_{name}"):
             st.subheader(provider_title(engine, name))
@@ -214,8 +194,7 @@ def _results(engine: Engine, state: dict) -> None:
 def _compare_tab(engine: Engine) -> None:
     ready = {name: p for name, p in engine.providers.items() if p.configured}
     if not ready:
-        st.warning(tr("설정된 AI 제공자가 없습니다. 사이드바의 설정 상태와 `.env`를 확인하세요.",
-                      "No AI provider is configured: see `.env` and the README."))
+        st.warning(t("qa.no_provider"))
     left, right = st.columns([1, 1], gap="large")
     with left:
         photo, photo_error = photo_input(engine, key_prefix="qa_photo")
@@ -224,23 +203,22 @@ def _compare_tab(engine: Engine) -> None:
             plain.alert("error", photo_error, icon=":material/image_not_supported:")
         text = st.text_area(t("input.text"), key="qa_text", height=120, max_chars=engine.settings.max_text_chars,
                             placeholder=t("input.text_placeholder"), help=t("input.text_help"))
-        chosen = st.multiselect(tr("비교할 제공자", "Providers to compare"), list(ready), default=list(ready),
+        chosen = st.multiselect(t("qa.providers"), list(ready), default=list(ready),
                                 format_func=lambda n: f"{ready[n].title} · {ready[n].model}", key="qa_providers")
-        fresh = st.checkbox(tr("캐시 없이 새로 묻기", "Ask afresh (skip the cache)"), key="qa_fresh")
-        run = st.button(tr("비교하기", "Compare"), type="primary", key="qa_run", icon=":material/compare:")
+        fresh = st.checkbox(t("qa.fresh"), key="qa_fresh")
+        run = st.button(t("qa.compare"), type="primary", key="qa_run", icon=":material/compare:")
     with right:
         if photo is not None:
             show_photo(photo)
 
     if run:
         if not chosen:
-            st.warning(tr("비교할 제공자를 하나 이상 고르세요.", "Choose at least one provider to compare."))
+            st.warning(t("qa.none_chosen"))
         elif photo_error:
             # Comparing on the text alone would not be the case the reviewer thinks it is.
-            st.error(tr("사진을 바꾸거나 지운 뒤 다시 비교하세요.", "Replace or remove the photo, then compare again."))
+            st.error(t("qa.photo_refused"))
         elif image is None and not text.strip():
-            st.error(tr("사진이나 병변 설명을 입력하세요 (둘 중 하나면 충분합니다).",
-                        "Give a photo of the lesion or describe it in text (either is enough)."))
+            st.error(t("qa.empty"))
         else:
             _run(engine, text, image, chosen, fresh)
 
@@ -256,7 +234,7 @@ def _batch_tab(engine: Engine) -> None:
     except ModuleNotFoundError as exc:
         if exc.name != "ui.batch_panel":
             raise
-        st.caption(tr("일괄 QA는 아직 사용할 수 없습니다.", "Batch QA is not available yet."))
+        st.caption(t("qa.batch_unavailable"))
         return
     batch_panel(engine)
 
@@ -265,9 +243,8 @@ engine = get_engine()
 # Comparisons usually include the serverless model: wake it while the reviewer types the case.
 warm_up()
 
-st.title(tr("제공자 QA", "Provider QA"))
-compare_tab, batch_tab, labelled_tab = st.tabs([tr("비교", "Compare"), tr("일괄", "Batch"),
-                                                tr("라벨 세트", "Labelled set")])
+st.title(t("qa.title"))
+compare_tab, batch_tab, labelled_tab = st.tabs([t("qa.tab.compare"), t("qa.tab.batch"), t("qa.tab.labelled")])
 with compare_tab:
     _compare_tab(engine)
 with batch_tab:

@@ -157,7 +157,7 @@ class Engine:
             raise InputError(Message("input.text_too_long",
                                      {"chars": len(request.text), "limit": self.settings.max_text_chars}))
         info = request.info
-        # Keys of the word group "field" (domain/messages.py), so the message names the field in any language.
+        # Keys of the word group "field" ("word.field.<name>"), so the message names the field in any language.
         fields = (("description", request.text), ("body_site", info.body_site), ("duration", info.duration),
                   ("sex", info.sex))
         for name, value in fields[1:]:  # the description's limit must not be side-stepped through these

@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 import startup
 from domain.errors import DiagnosisError, InputError
 from domain.jobs import DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, UNREADABLE, JobUnreadable
+from domain.locales import TABLES
 from domain.parser import parse_answer
 from domain.request import DiagnosisRequest, PatientInfo
 from domain.result import Diagnosis, Usage
@@ -41,7 +42,6 @@ from testkit.answers import VALID
 from testkit.redis_server import redis_module_server, redis_server  # noqa: F401
 from tests.page_text import alerts
 from tests.test_page_jobs import APP, wait_done
-from ui.messages import KOREAN
 from utils.crypto import Sealer
 from utils.images import ShrunkImage
 
@@ -354,9 +354,9 @@ def test_the_jobs_page_shows_a_job_sealed_under_another_key_and_why_it_cannot_ru
     at = AppTest.from_file(APP, default_timeout=20).run()
     at.switch_page("app_pages/jobs.py").run()
     # The Korean page says it in Korean (the API and the command line read UNREADABLE, in English).
-    assert not at.exception and alerts(at, "error") == [KOREAN["job.unreadable"]]
+    assert not at.exception and alerts(at, "error") == [TABLES["ko"]["job.unreadable"]]
     at.button(key=f"jobs_rerun_{job_id}").click().run()
-    assert not at.exception and alerts(at, "warning") == [KOREAN["job.unreadable"]]
+    assert not at.exception and alerts(at, "warning") == [TABLES["ko"]["job.unreadable"]]
     assert [j.id for j in startup.get_engine().jobs.list()] == [job_id]  # nothing new was queued
 
 

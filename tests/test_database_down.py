@@ -20,14 +20,13 @@ from streamlit.testing.v1 import AppTest
 
 import startup
 from domain.jobs import JobStoreUnavailable
+from domain.locales import TABLES
 from domain.request import DiagnosisRequest
 from domain.result import NOT_RECORDED
 from startup import diagnose
 from storage.jobs.sql import SqlJobStore
 from storage.store import Store
 from tests.page_text import alerts, plain_alerts, shown
-from ui.i18n import STRINGS
-from ui.messages import KOREAN, KOREAN_WORDS
 from web.api.bodies import diagnosis_body
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +91,7 @@ def test_the_diagnose_page_shows_the_card_and_the_note(on_postgres, postgres_ser
         at = at.button(key="assess").click().run()
     assert not at.exception
     assert "기저세포암" in shown(at)  # the card
-    assert STRINGS["result.not_recorded"]["ko"] in [w.value for w in at.warning]
+    assert TABLES["ko"]["result.not_recorded"] in [w.value for w in at.warning]
 
 
 def test_the_history_and_jobs_pages_say_the_database_is_down(on_postgres, postgres_server):
@@ -100,10 +99,11 @@ def test_the_history_and_jobs_pages_say_the_database_is_down(on_postgres, postgr
     with down(postgres_server, on_postgres):
         at.switch_page("app_pages/history.py").run()
         assert not at.exception
-        assert alerts(at, "error") == [STRINGS["store.down"]["ko"]]
+        assert alerts(at, "error") == [TABLES["ko"]["store.down"]]
         at.switch_page("app_pages/jobs.py").run()
         assert not at.exception
-        assert plain_alerts(at, "error") == [KOREAN["job.store_down"].format(store=KOREAN_WORDS["job_store.database"])]
+        korean = TABLES["ko"]
+        assert plain_alerts(at, "error") == [korean["job.store_down"].format(store=korean["word.job_store.database"])]
         assert str(JobStoreUnavailable("database")).startswith("Background jobs are unavailable: the database that")
 
 

@@ -23,7 +23,8 @@ from streamlit.testing.v1 import AppTest
 import startup
 from domain.errors import DiagnosisError, InputError, ProviderError, ProviderTimeout
 from domain.jobs import JobStoreUnavailable, JobUnreadable
-from domain.messages import ENGLISH, ENGLISH_WORDS, LIST_PARAMS, WORD_PARAMS, Message, Refusal
+from domain.locales import TABLES
+from domain.messages import ENGLISH, LIST_PARAMS, WORD_PARAMS, Message, Refusal
 from qa.batch import check_providers
 from qa.batch_input import BatchInputError, photos_from_dir, photos_from_zip, read_cases
 from qa.report import read_results
@@ -36,7 +37,6 @@ from testkit.limits import MAX_CASES, PHOTO_LIMIT
 from tests.conftest import PROJECT_ROOT, RUNPOD_MODEL
 from tests.page_text import alerts, shown
 from ui import i18n
-from ui.messages import ERROR_KINDS, LANGUAGES
 from utils.images import IMAGE_FORMATS, ImageRejected, shrink_image
 
 APP = str(PROJECT_ROOT / "main.py")
@@ -71,22 +71,26 @@ def _in(language: str, make):
 
 # -- the catalogue -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("language", sorted(LANGUAGES))
+def _words(table) -> dict[str, str]:
+    """A table's words for word parameters ("word.field.body_site": "body site")."""
+    return {key: text for key, text in table.items() if key.startswith("word.")}
+
+
+@pytest.mark.parametrize("language", sorted(TABLES))
 def test_every_id_has_a_text_in_each_language_with_the_english_placeholders(language):
-    tables = LANGUAGES[language]
-    assert set(tables.templates) == set(ENGLISH)
+    table = TABLES[language]
     for code, english in ENGLISH.items():
-        assert tables.templates[code].strip(), code
-        assert _placeholders(tables.templates[code]) == _placeholders(english), code
-    assert set(tables.words) == set(ENGLISH_WORDS)
-    assert all(tables.words.values())
-    assert _placeholders(tables.also) == {"first", "others"}
+        assert table[code].strip(), code
+        assert _placeholders(table[code]) == _placeholders(english), code
+    assert set(_words(table)) == set(_words(TABLES["en"]))
+    assert all(_words(table).values())
+    assert _placeholders(table["message.also"]) == {"first", "others"}
 
 
 def test_the_korean_texts_are_korean():
     hangul = re.compile("[가-힣]")
-    assert all(hangul.search(text) for text in LANGUAGES["ko"].templates.values())
-    assert all(hangul.search(word) or word == "PDF" for word in LANGUAGES["ko"].words.values())
+    assert all(hangul.search(TABLES["ko"][code]) for code in ENGLISH)
+    assert all(hangul.search(word) or word == "PDF" for word in _words(TABLES["ko"]).values())
 
 
 def test_word_and_list_parameters_are_translated_not_pasted():
@@ -98,7 +102,7 @@ def test_word_and_list_parameters_are_translated_not_pasted():
     assert str(missing) == "OpenAI is not configured: set OPENAI_API_KEY and OPENAI_MODEL in .env."
     korean = _in("ko", lambda: i18n.message_text(missing))
     assert "OPENAI_API_KEY, OPENAI_MODEL" in korean and " and " not in korean and ".env" in korean
-    assert set(WORD_PARAMS.values()) == {key.split(".")[0] for key in ENGLISH_WORDS}
+    assert set(WORD_PARAMS.values()) == {key.split(".")[1] for key in _words(TABLES["en"])}
     assert {name for t in ENGLISH.values() for name in _placeholders(t)} >= LIST_PARAMS
 
 
@@ -222,7 +226,8 @@ def test_error_text_never_shows_nothing():
     assert _in("ko", lambda: i18n.error_text(unknown)) == "RunPod이(가) 제시간에 답변하지 않았습니다."
     assert _in("ko", lambda: i18n.error_text(JobUnreadable())).startswith("이 작업은 다른 DATA_ENCRYPTION_KEY")
     assert "데이터베이스" in _in("ko", lambda: i18n.error_text(JobStoreUnavailable("database")))
-    assert set(ERROR_KINDS) >= {"ProviderTimeout", "ProviderAuthError", "ProviderUnavailable"}
+    assert set(TABLES["ko"]) >= {f"error_kind.{name}" for name in ("ProviderTimeout", "ProviderAuthError",
+                                                                     "ProviderUnavailable")}
     assert _in("ko", lambda: i18n.error_kind("ProviderTimeout")) == "제한 시간 안에 답변 없음"
     assert _in("ko", lambda: i18n.error_kind("SomethingElse")) == "SomethingElse"
 

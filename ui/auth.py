@@ -48,7 +48,7 @@ from storage.sessions import (
     session_key,
 )
 from ui.client import client_address, forwarded_client, user_agent
-from ui.i18n import tr
+from ui.i18n import t
 from ui.state import init_state
 from utils.settings import get_settings
 
@@ -111,18 +111,14 @@ def account_sidebar() -> None:
     """Who is signed in and the sign-out button; with sign-in off, a warning instead."""
     mode = get_settings().auth_mode
     if mode == "off":
-        st.sidebar.warning(tr("로그인이 꺼져 있습니다 (AUTH_MODE=off): 이 주소를 여는 누구나 모든 기록을 봅니다. "
-                              "개발용으로만 사용하세요.",
-                              "Sign-in is off (AUTH_MODE=off): anyone who opens this address sees every record. "
-                              "For development only."), icon=":material/no_encryption:")
+        st.sidebar.warning(t("auth.off"), icon=":material/no_encryption:")
         return
     user = st.session_state.get("user")
     if not user:
         return
-    role = tr(" (관리자)", " (admin)") if is_admin() else ""
-    st.sidebar.caption(tr("로그인: **{user}**{role}", "Signed in as **{user}**{role}", user=user, role=role))
-    st.sidebar.button(tr("로그아웃", "Sign out"), key="sign_out", icon=":material/logout:", on_click=_sign_out,
-                      args=(mode,))
+    role = t("auth.admin") if is_admin() else ""
+    st.sidebar.caption(t("auth.signed_in_as", user=user, role=role))
+    st.sidebar.button(t("auth.sign_out"), key="sign_out", icon=":material/logout:", on_click=_sign_out, args=(mode,))
 
 
 # -- session ---------------------------------------------------------------------------------
@@ -176,14 +172,10 @@ def _keep_alive(user: str, admin: bool) -> None:
 def _ended_notice(reason: Ended) -> str:
     settings = get_settings()
     if reason is Ended.IDLE:
-        return tr("{minutes:g}분 동안 사용하지 않아 로그아웃되었습니다. 다시 로그인하세요.",
-                  "You were signed out after {minutes:g} minutes without activity. Sign in again.",
-                  minutes=settings.session_timeout_minutes)
+        return t("auth.idle", minutes=settings.session_timeout_minutes)
     if reason is Ended.LIFETIME:
-        return tr("로그인한 지 {hours:g}시간이 지나 세션이 끝났습니다. 다시 로그인하세요.",
-                  "Your session ended {hours:g} hours after sign-in. Sign in again.", hours=settings.session_max_hours)
-    return tr("세션이 끝났습니다 (다른 탭에서 로그아웃했거나 관리자가 끝냈습니다). 다시 로그인하세요.",
-              "Your session has ended (signed out in another tab, or by an administrator). Sign in again.")
+        return t("auth.lifetime", hours=settings.session_max_hours)
+    return t("auth.ended")
 
 
 def _current_session() -> Session | None:
@@ -231,7 +223,7 @@ def _sign_out(mode: str) -> None:
     log.info("signed out: %s", st.session_state.get("user"))
     if key := st.session_state.get("auth_session"):
         _sessions().revoke(key)
-    _end_session(tr("로그아웃했습니다.", "You signed out."))
+    _end_session(t("auth.signed_out"))
     if mode == "oidc":
         st.logout()
     elif _cookie_key() is not None:
@@ -254,11 +246,7 @@ def _accounts() -> AccountStore:
 def _store_down(exc: StoreUnavailable) -> None:
     """Say on the form that sign-in cannot be checked now (the database's address goes to the log only)."""
     log.error("sign-in unavailable: %s", exc)
-    st.session_state.auth_error = tr(
-        "로그인 데이터베이스를 사용할 수 없습니다: 지금은 이름과 비밀번호를 확인할 수 없습니다. "
-        "잠시 뒤 다시 시도하고, 계속되면 관리자에게 알리세요.",
-        "The sign-in database is unavailable: your name and password cannot be checked now. "
-        "Try again in a moment; if it keeps failing, tell the administrator.")
+    st.session_state.auth_error = t("auth.store_down")
 
 
 def _signed_in(accounts: AccountStore) -> str | None:
@@ -268,7 +256,7 @@ def _signed_in(accounts: AccountStore) -> str | None:
     current = accounts.get_user(session.user)
     if current is None:
         _sessions().revoke(session.key)
-        _end_session(tr("이 계정은 삭제되었습니다.", "This account has been removed."))
+        _end_session(t("auth.removed"))
         return None
     _keep_alive(current.name, current.is_admin)
     if grant := st.session_state.pop("auth_grant", None):
@@ -287,7 +275,7 @@ def _accounts_gate() -> str:
         has_users = True
     if st.session_state.pop("auth_forget_cookie", False):
         _go(SIGNED_OUT_PATH, next=_here())
-    st.title(tr("로그인", "Sign in"))
+    st.title(t("auth.sign_in"))
     _show_notice()
     if not has_users:
         _setup_message()
@@ -299,21 +287,17 @@ def _accounts_gate() -> str:
 
 def _setup_message() -> None:
     # Never open access because nobody can sign in yet: say how to create the first account.
-    st.warning(tr("아직 사용자 계정이 없습니다. 서버에서 앱 폴더에 들어가 첫 관리자 계정을 만드세요 "
-                  "(비밀번호를 두 번 묻습니다, 8자 이상):",
-                  "No user account exists yet. On the server, in the app's folder, create the first administrator "
-                  "(it asks for the password twice, 8 characters or more):"), icon=":material/person_add:")
+    st.warning(t("auth.no_users"), icon=":material/person_add:")
     st.code(SETUP_COMMAND, language="bash")
-    st.caption(tr("그다음 이 페이지를 새로고침하세요. 개발 중에만 AUTH_MODE=off로 로그인을 끌 수 있습니다.",
-                  "Then reload this page. Only for development, AUTH_MODE=off switches sign-in off."))
+    st.caption(t("auth.no_users_then"))
 
 
 def _sign_in_form() -> None:
     with st.form("login_form"):
-        st.text_input(tr("사용자 이름", "User name"), key="login_name", autocomplete="username", max_chars=64)
-        st.text_input(tr("비밀번호", "Password"), type="password", key="login_password",
+        st.text_input(t("auth.user_name"), key="login_name", autocomplete="username", max_chars=64)
+        st.text_input(t("auth.password"), type="password", key="login_password",
                       autocomplete="current-password", max_chars=1024)
-        st.form_submit_button(tr("로그인", "Sign in"), key="login_submit", type="primary", icon=":material/login:",
+        st.form_submit_button(t("auth.sign_in"), key="login_submit", type="primary", icon=":material/login:",
                               on_click=_submit)
     if error := st.session_state.pop("auth_error", None):
         st.error(error, icon=":material/lock:")
@@ -321,8 +305,8 @@ def _sign_in_form() -> None:
 
 def _wait_text(seconds: float) -> str:
     if seconds < 120:
-        return tr("{n}초", "{n} s", n=max(1, math.ceil(seconds)))
-    return tr("약 {n}분", "about {n} min", n=math.ceil(seconds / 60))
+        return t("auth.wait_seconds", n=max(1, math.ceil(seconds)))
+    return t("auth.wait_minutes", n=math.ceil(seconds / 60))
 
 
 def _submit() -> None:
@@ -330,7 +314,7 @@ def _submit() -> None:
     name = (st.session_state.get("login_name") or "").strip()
     password = st.session_state.get("login_password") or ""
     if not name or not password:
-        st.session_state.auth_error = tr("이름과 비밀번호를 입력하세요.", "Enter your user name and password.")
+        st.session_state.auth_error = t("auth.missing_fields")
         return
     try:
         user = _accounts().verify(name, password, client_address())
@@ -340,21 +324,15 @@ def _submit() -> None:
     except StoreUnavailable as exc:
         _store_down(exc)
     except TooManyAttempts as exc:
-        st.session_state.auth_error = tr(
-            "이 주소에서 로그인 실패가 너무 많습니다. {wait} 기다린 뒤 다시 시도하세요.",
-            "Too many failed sign-ins from this address: wait {wait}, then try again.",
-            wait=_wait_text(exc.wait_seconds))
+        st.session_state.auth_error = t("auth.too_many_address", wait=_wait_text(exc.wait_seconds))
     except AccountLocked as exc:
         minutes = max(1, round((exc.until - time.time()) / 60))
-        st.session_state.auth_error = tr(
-            "로그인 실패가 너무 많아 이 계정은 {until}까지 (약 {minutes}분) 잠겼습니다.",
-            "Too many failed sign-ins: this account is locked until {until} (about {minutes} min).",
+        st.session_state.auth_error = t("auth.locked",
             until=time.strftime("%H:%M", time.localtime(exc.until)), minutes=minutes)
     except WrongCredentials as exc:
-        wrong = tr("사용자 이름 또는 비밀번호가 맞지 않습니다.", "Wrong user name or password.")
+        wrong = t("auth.wrong")
         if exc.retry_at is not None:
-            wrong += " " + tr("다음 시도까지 {wait} 기다리세요.", "Wait {wait} before the next attempt.",
-                              wait=_wait_text(exc.retry_at - time.time()))
+            wrong += " " + t("auth.retry_wait", wait=_wait_text(exc.retry_at - time.time()))
         st.session_state.auth_error = wrong
     else:
         _start_session(user.name, user.is_admin, session.key)  # also drops the typed password from the session
@@ -375,8 +353,7 @@ def _authlib_installed() -> bool:
 def _oidc_problem() -> str | None:
     """What is missing before `st.login()` can work, or None."""
     if not _authlib_installed():
-        return tr("AUTH_MODE=oidc에는 Authlib가 필요합니다: `.venv/bin/pip install \"Authlib>=1.3.2\"`",
-                  "AUTH_MODE=oidc needs Authlib: `.venv/bin/pip install \"Authlib>=1.3.2\"`")
+        return t("auth.no_authlib")
     try:
         section = st.secrets.get("auth")
     except Exception:  # no secrets.toml at all, or one that does not parse
@@ -384,10 +361,7 @@ def _oidc_problem() -> str | None:
     needed = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
     missing = [key for key in needed if not section or key not in section]
     if missing:
-        return tr("`.streamlit/secrets.toml`의 `[auth]`에 {keys}이(가) 없습니다. "
-                  "`.streamlit/secrets.toml.example`을 참고하세요.",
-                  "`[auth]` in `.streamlit/secrets.toml` lacks {keys}; see `.streamlit/secrets.toml.example`.",
-                  keys=", ".join(missing))
+        return t("auth.secrets_missing", keys=", ".join(missing))
     return None
 
 
@@ -410,10 +384,8 @@ def _oidc_gate() -> str:
         email = str(info.get("email") or "").strip().lower() if info.get("email_verified", True) else ""
         name = email or str(info.get("name") or "").strip()
         if not name:
-            st.error(tr("신원 제공자가 이메일이나 이름을 보내지 않았습니다. 관리자에게 문의하세요.",
-                        "The identity provider sent neither an e-mail address nor a name; ask your administrator."),
-                     icon=":material/error:")
-            st.button(tr("로그아웃", "Sign out"), key="sign_out", on_click=_sign_out, args=("oidc",))
+            st.error(t("auth.no_identity"), icon=":material/error:")
+            st.button(t("auth.sign_out"), key="sign_out", on_click=_sign_out, args=("oidc",))
             st.stop()
         admin = bool(email) and email in admin_users()
         key = _oidc_key()
@@ -429,13 +401,12 @@ def _oidc_gate() -> str:
             return name
         _keep_alive(name, admin)
         return name
-    st.title(tr("로그인", "Sign in"))
+    st.title(t("auth.sign_in"))
     if problem := _oidc_problem():
         st.error(problem, icon=":material/settings:")
         st.stop()
     _show_notice()
-    st.button(tr("기관 계정으로 로그인", "Sign in with your organisation's account"), key="oidc_login",
-              type="primary", icon=":material/login:", on_click=st.login)
+    st.button(t("auth.oidc_sign_in"), key="oidc_login", type="primary", icon=":material/login:", on_click=st.login)
     st.stop()
     raise AssertionError("st.stop() returns only outside a script run")
 

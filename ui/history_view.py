@@ -15,7 +15,7 @@ from datetime import time as day_time
 import pandas as pd
 
 from domain.classes import CLASSES, by_code
-from ui.i18n import STRINGS, error_kind, t, tr
+from ui.i18n import error_kind, known, t
 from ui.labels import lesion_name
 
 SHORT_TEXT = 60  # characters of the description shown in the table
@@ -41,8 +41,8 @@ def risk_label(risk: str | None) -> str:
 
 def flags(row: Mapping) -> str:
     """How the answer came: from the cache, from a fallback provider, from a hedged second call."""
-    found = [word for column, word in (("cached", tr("캐시", "cached")), ("fallback", tr("대체", "fallback")),
-                                        ("hedged", tr("병렬", "hedged"))) if row.get(column)]
+    found = [word for column, word in (("cached", t("history.route.cached")), ("fallback", t("history.route.fallback")),
+                                        ("hedged", t("history.route.hedged"))) if row.get(column)]
     return ", ".join(found)
 
 
@@ -55,7 +55,7 @@ def short_text(row: Mapping) -> str:
     """The description cut for a table cell; a photo-only case says so."""
     text = " ".join((row.get("text") or "").split())
     if not text:
-        return tr("(사진만)", "(photo only)") if row.get("kind") == "image" else ""
+        return t("history.photo_only") if row.get("kind") == "image" else ""
     return text if len(text) <= SHORT_TEXT else text[:SHORT_TEXT - 1] + "…"
 
 
@@ -83,7 +83,7 @@ def table(rows: list[dict], provider_titles: Mapping[str, str]) -> pd.DataFrame:
     """The history table, one line per row in the order given; a thumbnail column only when one is stored."""
     frame = pd.DataFrame({
         "time": [local_time(r["created_at"]) for r in rows],
-        "kind": [tr("사진", "photo") if r["kind"] == "image" else tr("텍스트", "text") for r in rows],
+        "kind": [t("kind.image") if r["kind"] == "image" else t("kind.text") for r in rows],
         "text": [short_text(r) for r in rows],
         "class": [class_label(r["label_code"]) for r in rows],
         "score": [r["label_score"] for r in rows],
@@ -110,7 +110,7 @@ def info_items(row: Mapping) -> list[tuple[str, str]]:
         items.append((t("input.age"), str(info["age"])))
     if info.get("sex"):
         key = f"sex.{info['sex']}"
-        items.append((t("input.sex"), t(key) if key in STRINGS else info["sex"]))
+        items.append((t("input.sex"), t(key) if known(key) else info["sex"]))
     if info.get("body_site"):
         items.append((t("input.site"), info["body_site"]))
     if info.get("duration"):

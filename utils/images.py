@@ -65,8 +65,9 @@ _NAMED_OTHERS = ((b"GIF87a", "gif"), (b"GIF89a", "gif"), (b"II*\0", "tiff"), (b"
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 
 
-# The English text of every refusal, by message id (domain/messages.py lists them with the engine's own; the UI
-# translates them by id). A `{format}` names one of IMAGE_FORMATS, whose words are translated too.
+# The English text of every refusal, by message id (the English table, domain/locales/en/messages.py, lists them with
+# the engine's own; the UI says them by id in its language). A `{format}` names one of IMAGE_FORMATS, whose words
+# are translated too.
 MESSAGES = {
     "image.no_heic": "This server cannot read HEIC photos. Please send the photo as JPEG (on an iPhone: "
                      "Settings, Camera, Formats, Most Compatible).",

@@ -1,31 +1,9 @@
-"""The engine's messages (domain/messages.py) in every UI language, by message id.
-
-English is the engine's own text (`domain.messages.ENGLISH`), so the two cannot drift apart; Korean is
-written here for clinic staff. Each language has its templates (the same {placeholders} as the English),
-its words for word parameters ("body site", "a GIF image"), how it joins a list and how it adds further
-failures after the first. tests/test_error_messages.py checks that every id has a text in each language.
-"""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-from domain.messages import ALSO, ENGLISH, ENGLISH_WORDS
-
-
-@dataclass(frozen=True)
-class Language:
-    """One language's tables for `domain.messages.render`."""
-
-    templates: dict[str, str]
-    words: dict[str, str]
-    also: str
-    list_join: str
-
+"""Korean: the engine's messages by id (the same ids and {placeholders} as en/messages.py), written for clinic
+staff, and the words and joins they are said with."""
 
 _REDUCE_PIXELS = "더 작은 사진을 보내 주세요: 휴대폰 카메라의 기본 크기나 사진 편집기로 줄인 사진이면 됩니다."
 
-KOREAN: dict[str, str] = {
+MESSAGES: dict[str, str] = {
     "provider.not_configured": "{title}이(가) 설정되지 않았습니다: .env에 {variables}을(를) 설정하세요.",
     "provider.not_configured_others": "{title}이(가) 설정되지 않았습니다: .env에 {variables}을(를) 설정하세요. "
                                       "지금 설정된 제공자: {others}.",
@@ -136,27 +114,27 @@ KOREAN: dict[str, str] = {
     "answer.cut_off": "답변이 </root> 전에 끊김",
 }
 
-KOREAN_WORDS: dict[str, str] = {
-    "field.description": "설명", "field.body_site": "부위", "field.duration": "기간", "field.sex": "성별",
-    "answer_part.label": "분류", "answer_part.similar": "유사 병변",
-    "job_store.redis": "공유 작업 저장소(Redis, REDIS_URL)", "job_store.database": "작업을 보관하는 데이터베이스",
-    "image_format.gif": "GIF 이미지", "image_format.tiff": "TIFF 이미지", "image_format.bmp": "BMP 이미지",
-    "image_format.eps": "PostScript(EPS) 파일", "image_format.pdf": "PDF", "image_format.jpeg2000": "JPEG 2000 이미지",
-    "image_format.avif": "AVIF 이미지",
+WORDS: dict[str, str] = {
+    "word.field.description": "설명",
+    "word.field.body_site": "부위",
+    "word.field.duration": "기간",
+    "word.field.sex": "성별",
+    "word.answer_part.label": "분류",
+    "word.answer_part.similar": "유사 병변",
+    "word.job_store.redis": "공유 작업 저장소(Redis, REDIS_URL)",
+    "word.job_store.database": "작업을 보관하는 데이터베이스",
+    "word.image_format.gif": "GIF 이미지",
+    "word.image_format.tiff": "TIFF 이미지",
+    "word.image_format.bmp": "BMP 이미지",
+    "word.image_format.eps": "PostScript(EPS) 파일",
+    "word.image_format.pdf": "PDF",
+    "word.image_format.jpeg2000": "JPEG 2000 이미지",
+    "word.image_format.avif": "AVIF 이미지",
 }
 
-LANGUAGES: dict[str, Language] = {
-    "ko": Language(KOREAN, KOREAN_WORDS, also="{first} 그 밖에: {others}", list_join=", "),
-    "en": Language(ENGLISH, ENGLISH_WORDS, also=ALSO, list_join=" and "),
+JOINS: dict[str, str] = {
+    "message.also": "{first} 그 밖에: {others}",
+    "message.list_join": ", ",
 }
 
-# What the History page shows for an assessment no provider answered: its error class, named in each language.
-ERROR_KINDS: dict[str, dict[str, str]] = {
-    "ProviderNotConfigured": {"ko": "제공자가 설정되지 않음", "en": "Provider not configured"},
-    "ProviderAuthError": {"ko": "API 키가 거부됨", "en": "API key rejected"},
-    "ProviderRequestError": {"ko": "제공자가 요청을 거부함", "en": "Request refused by the provider"},
-    "ProviderRateLimited": {"ko": "요청 수 제한", "en": "Rate limited"},
-    "ProviderTimeout": {"ko": "제한 시간 안에 답변 없음", "en": "No answer in time"},
-    "ProviderUnavailable": {"ko": "제공자에 연결할 수 없거나 제공자 쪽 오류", "en": "Provider unreachable or failing"},
-    "ProviderError": {"ko": "제공자 오류", "en": "Provider error"},
-}
+TEXT: dict[str, str] = {**MESSAGES, **WORDS, **JOINS}

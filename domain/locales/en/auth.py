@@ -1,0 +1,31 @@
+"""English: sign-in, sign-out and the session (ui/auth.py)."""
+
+TEXT: dict[str, str] = {
+    # ui/auth.py
+    "auth.off": "Sign-in is off (AUTH_MODE=off): anyone who opens this address sees every record. For development only.",
+    "auth.admin": " (admin)",
+    "auth.signed_in_as": "Signed in as **{user}**{role}",
+    "auth.sign_out": "Sign out",
+    "auth.idle": "You were signed out after {minutes:g} minutes without activity. Sign in again.",
+    "auth.lifetime": "Your session ended {hours:g} hours after sign-in. Sign in again.",
+    "auth.ended": "Your session has ended (signed out in another tab, or by an administrator). Sign in again.",
+    "auth.signed_out": "You signed out.",
+    "auth.store_down": "The sign-in database is unavailable: your name and password cannot be checked now. Try again in a moment; if it keeps failing, tell the administrator.",
+    "auth.removed": "This account has been removed.",
+    "auth.sign_in": "Sign in",
+    "auth.no_users": "No user account exists yet. On the server, in the app's folder, create the first administrator (it asks for the password twice, 8 characters or more):",
+    "auth.no_users_then": "Then reload this page. Only for development, AUTH_MODE=off switches sign-in off.",
+    "auth.user_name": "User name",
+    "auth.password": "Password",
+    "auth.wait_seconds": "{n} s",
+    "auth.wait_minutes": "about {n} min",
+    "auth.missing_fields": "Enter your user name and password.",
+    "auth.too_many_address": "Too many failed sign-ins from this address: wait {wait}, then try again.",
+    "auth.locked": "Too many failed sign-ins: this account is locked until {until} (about {minutes} min).",
+    "auth.wrong": "Wrong user name or password.",
+    "auth.retry_wait": "Wait {wait} before the next attempt.",
+    "auth.no_authlib": "AUTH_MODE=oidc needs Authlib: `.venv/bin/pip install \"Authlib>=1.3.2\"`",
+    "auth.secrets_missing": "`[auth]` in `.streamlit/secrets.toml` lacks {keys}; see `.streamlit/secrets.toml.example`.",
+    "auth.no_identity": "The identity provider sent neither an e-mail address nor a name; ask your administrator.",
+    "auth.oidc_sign_in": "Sign in with your organisation's account",
+}
