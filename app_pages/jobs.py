@@ -54,8 +54,8 @@ def job_board() -> None:
           t("jobs.col.kind"): t("kind.image") if j.kind == "image" else t("kind.text"),
           t("jobs.col.case"): (j.text[:40] + "…") if len(j.text) > 40 else j.text,
           t("jobs.col.provider"): j.provider or "",
-          t("jobs.col.elapsed"): f"{j.elapsed_ms / 1000:.1f} s" if j.elapsed_ms else "",
-          "ID": j.id} for j in listed],
+          t("jobs.col.elapsed"): t("unit.seconds", s=j.elapsed_ms / 1000) if j.elapsed_ms else "",
+          t("jobs.col.id"): j.id} for j in listed],
         hide_index=True, key="jobs_table")
 
     ids = [j.id for j in listed]

@@ -140,7 +140,7 @@ line = alt.Chart(points).mark_line(point=True).encode(
     color=colour,
     tooltip=[alt.Tooltip("time:T", title=t("performance.chart.time"), format="%Y-%m-%d %H:%M"),
              alt.Tooltip("kind:N", title=t("performance.col.input")),
-             alt.Tooltip("p95:Q", title="p95 (s)", format=".2f"),
+             alt.Tooltip("p95:Q", title=t("performance.chart.p95"), format=".2f"),
              alt.Tooltip("count:Q", title=t("performance.col.count"))])
 rules = alt.Chart(targets).mark_rule(strokeDash=[6, 4]).encode(y="target:Q", color=colour)
 labels = alt.Chart(targets).mark_text(align="left", baseline="bottom", dx=4, dy=-2).encode(

@@ -70,7 +70,7 @@ def render(result: Diagnosis, provider_title: str) -> None:
             st.caption(":material/call_split: " + t("result.hedged", provider=provider_title))
         elif result.fallback:
             st.caption(":material/alt_route: " + t("result.fallback", tried=" → ".join(result.tried)))
-        parts = [provider_title, result.model, f"{result.elapsed_ms / 1000:.1f} s"]
+        parts = [provider_title, result.model, t("unit.seconds", s=result.elapsed_ms / 1000)]
         if result.first_token_ms is not None:
             parts.append(t("result.first_words", seconds=result.first_token_ms / 1000))
         parts.append(t("result.tokens", prompt=result.usage.prompt_tokens, completion=result.usage.completion_tokens))
@@ -78,4 +78,4 @@ def render(result: Diagnosis, provider_title: str) -> None:
                      else t("result.fresh"))
         st.caption(" · ".join(parts))
         with st.expander(t("result.raw"), expanded=not answer.complete):
-            st.code(result.raw or "(empty)", language="xml", wrap_lines=True)
+            st.code(result.raw or t("result.raw_empty"), language="xml", wrap_lines=True)

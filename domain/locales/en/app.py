@@ -87,6 +87,8 @@ TEXT: dict[str, str] = {
     "result.disclaimer": "This is an AI's supporting opinion, not a diagnosis. The clinician makes the decision.",
     "result.cached": "cached",
     "result.fresh": "fresh",
+    "result.raw_empty": "(empty)",
+    "unit.seconds": "{s:.1f} s",
     "result.first_words": "first words {seconds:.1f} s",
     "result.fallback": "A fallback provider answered (tried: {tried}).",
     "result.hedged": "The first provider was slow, so another was asked in parallel; {provider} answered first.",

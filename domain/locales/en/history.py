@@ -65,6 +65,7 @@ TEXT: dict[str, str] = {
     "jobs.col.kind": "Kind",
     "jobs.col.case": "Case",
     "jobs.col.provider": "Provider",
+    "jobs.col.id": "ID",
     "jobs.col.elapsed": "Elapsed",
     "jobs.show": "Show job",
     "jobs.failed": "The job failed.",

@@ -90,6 +90,8 @@ TEXT: dict[str, str] = {
     "result.disclaimer": "이 결과는 AI의 참고 의견이며 진단이 아닙니다. 최종 판단은 의료진이 내립니다.",
     "result.cached": "캐시",
     "result.fresh": "새 답변",
+    "result.raw_empty": "(비어 있음)",
+    "unit.seconds": "{s:.1f}초",
     "result.first_words": "첫 응답 {seconds:.1f}초",
     "result.fallback": "대체 제공자가 답변했습니다 (시도: {tried}).",
     "result.hedged": "응답이 늦어 다른 제공자에게 동시에 요청했고, {provider}이(가) 먼저 답변했습니다.",

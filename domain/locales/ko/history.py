@@ -68,6 +68,7 @@ TEXT: dict[str, str] = {
     "jobs.col.kind": "종류",
     "jobs.col.case": "내용",
     "jobs.col.provider": "제공자",
+    "jobs.col.id": "ID",
     "jobs.col.elapsed": "소요 시간",
     "jobs.show": "작업 보기",
     "jobs.failed": "작업이 실패했습니다.",
