@@ -81,6 +81,7 @@ def test_same_key_in_a_fresh_interpreter():
     record = {"text": KOREAN_TEXT, "temperature": 0.1, "info": {"age": 54}, "image": None}
     code = ("import json, sys; from storage.cache import cache_key; "
             "print(cache_key(json.loads(sys.stdin.read())))")
+    # A real process: another interpreter with another PYTHONHASHSEED must compute the same key.
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps(record), capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONHASHSEED": "123"},
                          check=True, timeout=60)
