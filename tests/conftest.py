@@ -1,5 +1,8 @@
 """Shared fixtures: every test isolated from the developer's settings, a real fake LLM server, and an
-environment that points the engine at it."""
+environment that points the engine at it; the real PostgreSQL and Redis servers.
+
+Every fixture is here, registered once: a test module names a fixture as a parameter and never imports one
+(tests/test_architecture.py checks)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from storage.store import Store
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS
 from testkit.fake_llm import FakeLLM
 from testkit.postgres import PostgresServer
+from testkit.redis_server import RedisServer, skip_unless_available
 from utils.settings import ENV_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # engine_env changes the cwd; use this for app paths
@@ -170,3 +174,41 @@ def store(database_url):
     opened = Store(database_url)
     yield opened
     opened.dispose()
+
+
+@pytest.fixture(scope="module")
+def redis_module_server():
+    """One redis-server for a test module (testkit/redis_server.py)."""
+    skip_unless_available()
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_server(redis_module_server):
+    """The module's redis-server, running and empty at the start of each test."""
+    import redis
+
+    redis_module_server.start()
+    client = redis.Redis.from_url(redis_module_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    yield redis_module_server
+
+
+@pytest.fixture(params=["store", "redis"])
+def jobs_backend(request, engine_env, monkeypatch):
+    """Jobs in the store (the default), then in Redis (REDIS_URL): the jobs tests and the Jobs page's hold on both.
+
+    A module asks for it with `pytestmark = pytest.mark.usefixtures("jobs_backend")`; yields the backend's name.
+    """
+    if request.param == "redis":
+        from storage.jobs.redis import RedisJobStore
+
+        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_server").url)
+        startup.reset_engine()
+        assert isinstance(startup.get_engine().jobs.store, RedisJobStore)
+        startup.reset_engine()
+    yield request.param

@@ -38,9 +38,8 @@ from storage.redis_client import Breaker, connect
 from storage.schema import jobs
 from storage.store import Store
 from testkit.answers import VALID
-from testkit.redis_server import redis_module_server, redis_server  # noqa: F401
+from tests.app_scripts import APP, wait_done
 from tests.page_text import alerts
-from tests.test_page_jobs import APP, wait_done
 from ui.messages import KOREAN
 from utils.crypto import Sealer
 from utils.images import ShrunkImage
@@ -322,7 +321,7 @@ def test_after_shutdown_no_job_is_taken(runners):
     assert runner.get(job_id).status == QUEUED and calls == []
 
 
-def test_a_worker_given_a_job_sealed_under_another_key_fails_it_with_the_error(redis_server):  # noqa: F811
+def test_a_worker_given_a_job_sealed_under_another_key_fails_it_with_the_error(redis_server):
     # Only a shared queue can hand a process a job it cannot read (two processes configured with different keys).
     writer = RedisJobStore.from_url(redis_server.url, sealer=Sealer(Fernet.generate_key().decode()),
                                     retention_seconds=3600, poll_seconds=0.1)

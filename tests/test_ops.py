@@ -27,7 +27,6 @@ from testkit.answers import BENIGN, TRUNCATED, VALID
 from testkit.app_server import app_env, serve_app
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
-from testkit.redis_server import redis_module_server, redis_server  # noqa: F401
 from tests.conftest import OPENAI_KEY, OPENAI_MODEL, RUNPOD_KEY, RUNPOD_MODEL
 from web.routes import routes
 
@@ -161,7 +160,7 @@ def test_readyz_is_503_without_a_configured_provider_unless_in_demo_mode(engine_
     assert client.get("/readyz").status_code == 200
 
 
-def test_readyz_checks_redis_when_it_is_set(engine_env, reconfigure, client, redis_server):  # noqa: F811
+def test_readyz_checks_redis_when_it_is_set(engine_env, reconfigure, client, redis_server):
     reconfigure(REDIS_URL=redis_server.url)
     response = client.get("/readyz")
     assert response.status_code == 200 and checks(response)["redis"] == {"name": "redis", "ok": True,
@@ -304,7 +303,7 @@ def test_metrics_read_jobs_queued_and_running_when_scraped(engine_env, reconfigu
 
 
 def test_metrics_still_answer_when_the_job_store_is_down(engine_env, reconfigure, client,
-                                                          redis_server):  # noqa: F811
+                                                          redis_server):
     reconfigure(REDIS_URL=redis_server.url)
     assert "skinai_jobs_queued" in client.get("/metrics").text
     redis_server.stop()

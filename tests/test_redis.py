@@ -7,7 +7,6 @@ that share nothing but Redis (and the fake LLM).
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -36,8 +35,7 @@ from storage.metrics.redis import METRICS_KEY, MetricsFeed, feed_for
 from storage.redis_client import PREFIX, Breaker, connect
 from testkit.answers import DISCLAIMER, VALID, xml_answer
 from testkit.fake_llm import Reply
-from testkit.redis_server import RedisServer, redis_module_server, redis_server, skip_unless_available  # noqa: F401
-from tests import test_jobs, test_page_jobs
+from testkit.redis_server import RedisServer, skip_unless_available
 from utils.crypto import Sealer
 from utils.settings import load_settings
 
@@ -316,26 +314,8 @@ def test_a_job_taken_from_the_queue_by_a_process_that_died_is_interrupted(shared
     assert jobs.get(waiting).status == QUEUED  # still in the queue: some process will run it
 
 
-@pytest.mark.parametrize("name", [n for n, f in inspect.getmembers(test_jobs, inspect.isfunction)
-                                  if n.startswith("test_")])
-def test_the_jobs_contract_holds_with_redis(name, shared, reconfigure):
-    """Every test of the SQLite jobs, again with REDIS_URL set: the pages see the same behaviour."""
-    fake, _ = shared
-    fake.responder = None
-    assert isinstance(startup.get_engine().jobs.store, RedisJobStore)
-    test = getattr(test_jobs, name)
-    available = {"engine_env": fake, "reconfigure": reconfigure}
-    test(**{p: available[p] for p in inspect.signature(test).parameters})
-
-
-@pytest.mark.parametrize("name", [n for n, f in inspect.getmembers(test_page_jobs, inspect.isfunction)
-                                  if n.startswith("test_")])
-def test_the_jobs_pages_work_unchanged_with_redis(name, shared, reconfigure):
-    fake, _ = shared
-    fake.responder = None
-    test = getattr(test_page_jobs, name)
-    available = {"engine_env": fake, "reconfigure": reconfigure}
-    test(**{p: available[p] for p in inspect.signature(test).parameters})
+# The jobs tests (tests/test_jobs.py) and the Jobs page's (tests/test_page_jobs.py) run again with REDIS_URL set:
+# the `jobs_backend` fixture of tests/conftest.py.
 
 
 # -- metrics -------------------------------------------------------------------------------------
