@@ -6,12 +6,14 @@ Every fixture is here, registered once: a test module names a fixture as a param
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 
 import startup
 import utils.settings
+from engine.health import ProviderHealth
 from storage.store import Store
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS
 from testkit.fake_llm import FakeLLM
@@ -122,6 +124,17 @@ class Clock:
 def clock() -> Clock:
     """A `Clock` at a fixed moment, for stores that take `clock=`."""
     return Clock()
+
+
+@pytest.fixture
+def health_clock(clock, monkeypatch) -> Clock:
+    """The engine's provider health records (cool-downs, probes) read `clock` instead of `time.monotonic`.
+
+    The engine is built afresh on next use; move the clock by hand (`health_clock.now += 60`) instead of sleeping.
+    """
+    monkeypatch.setattr(startup, "ProviderHealth", functools.partial(ProviderHealth, clock=clock))
+    startup.reset_engine()
+    return clock
 
 
 @pytest.fixture

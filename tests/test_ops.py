@@ -125,7 +125,8 @@ def test_readyz_is_503_when_the_store_cannot_take_a_write(engine_env, reconfigur
     assert str(tmp_path) not in response.text  # an error class, never a path
 
 
-def test_readyz_is_503_while_the_only_provider_cools_down_and_ready_again_after(engine_env, reconfigure, client):
+def test_readyz_is_503_while_the_only_provider_cools_down_and_ready_again_after(engine_env, reconfigure, client,
+                                                                                health_clock):
     reconfigure(OPENAI_API_KEY=None, HEALTH_COOLDOWN_SECONDS="0.5")
     assert client.get("/readyz").status_code == 200
     health = startup.get_engine().health["runpod"]
@@ -137,7 +138,8 @@ def test_readyz_is_503_while_the_only_provider_cools_down_and_ready_again_after(
     assert not found["ok"] and "cooling down" in found["detail"]
     assert found["providers"] == [{"name": "runpod", "circuit": "open", "usable": False,
                                    "retry_in_seconds": pytest.approx(0.5, abs=0.2)}]
-    time.sleep(0.6)  # nobody sends a case meanwhile: readiness must come back on its own, for the probe to follow
+    health_clock.now += 0.6  # nobody sends a case meanwhile: readiness must come back on its own, for the probe
+    # to follow
     response = client.get("/readyz")
     assert response.status_code == 200, response.text
     assert checks(response)["providers"]["providers"][0]["usable"]

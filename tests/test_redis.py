@@ -7,6 +7,7 @@ that share nothing but Redis (and the fake LLM).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from domain.jobs import DONE, INTERRUPTED, QUEUED, RUNNING
 from engine.core import Engine
 from engine.jobs import JobRunner
 from startup import build_engine
+from storage import redis_client
 from storage.cache.redis import RedisAnswerCache
 from storage.jobs import NEVER_STARTED, PROCESS_GONE
 from storage.jobs.redis import QUEUE, RedisJobStore
@@ -117,8 +119,9 @@ def test_two_engines_share_answers(shared, tmp_path):
         a.close(), b.close()
 
 
-def test_redis_down_means_misses_and_assessments_still_work(engine_env, tmp_path, caplog):
+def test_redis_down_means_misses_and_assessments_still_work(engine_env, tmp_path, caplog, clock, monkeypatch):
     skip_unless_available()
+    monkeypatch.setattr(redis_client, "Breaker", functools.partial(Breaker, clock=clock))  # the engine's breaker
     with RedisServer() as server:
         engine = make_engine(tmp_path / "a", REDIS_URL=server.url)
         try:
@@ -133,7 +136,7 @@ def test_redis_down_means_misses_and_assessments_still_work(engine_env, tmp_path
             assert len(engine_env.chat_requests) == 4
             assert "ConnectionError" in caplog.text and "scaly" not in caplog.text
             server.start()  # and comes back: after the breaker's cool-down the cache works again
-            time.sleep(2.1)
+            clock.now += 2.1
             engine.diagnose(engine.make_request("scaly plaque on the scalp"))
             assert engine.diagnose(engine.make_request("scaly plaque on the scalp")).cached
         finally:
