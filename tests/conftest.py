@@ -137,9 +137,9 @@ def health_clock(clock, monkeypatch) -> Clock:
     return clock
 
 
-@pytest.fixture
-def browser():
-    """Debian's headless Chromium through Playwright, closed after the test."""
+@pytest.fixture(scope="module")
+def module_browser():
+    """Debian's headless Chromium through Playwright, launched once per test module and closed after it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -148,6 +148,15 @@ def browser():
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def browser(module_browser):
+    """The module's Chromium; every context (and page) the test opened is closed after it, so no cookie, storage
+    or open app session reaches the next test."""
+    yield module_browser
+    for context in module_browser.contexts:
+        context.close()
 
 
 @pytest.fixture(scope="session")
