@@ -19,6 +19,7 @@ from testkit.browser import CHROMIUM, CHROMIUM_ARGS
 from testkit.fake_llm import FakeLLM
 from testkit.postgres import PostgresServer
 from testkit.redis_server import RedisServer, skip_unless_available
+from tests import static_runs
 from utils.settings import ENV_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # engine_env changes the cwd; use this for app paths
@@ -38,6 +39,23 @@ SDK_VARS = (
     # A proxy would send 127.0.0.1 traffic elsewhere (httpx honours these unless NO_PROXY matches).
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "static_check(*args): the test reads `python -m ARGS`'s run "
+                            "(tests/static_runs.py), started in the background when the run begins")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the static checks of the selected tests now, so mypy runs alongside the rest of the suite."""
+    for item in session.items:
+        marker = item.get_closest_marker("static_check")
+        if marker is not None:
+            static_runs.start(*marker.args)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    static_runs.stop_all()
 
 
 @pytest.fixture(autouse=True)
