@@ -266,10 +266,10 @@ def test_cold_start_opens_the_breaker_and_a_warm_answer_closes_it():
     assert not health.cooling_down
 
 
-def test_a_quiet_serverless_provider_is_woken_while_another_answers(both, reconfigure):
+def test_a_quiet_serverless_provider_is_woken_while_another_answers(both, reconfigure, health_clock):
     reconfigure(SERVERLESS_IDLE_SECONDS="0.2", WARM_UP_SECONDS="0")
     assert diagnose(text="case one").provider == "runpod"
-    time.sleep(0.3)  # longer than RunPod keeps an idle worker
+    health_clock.now += 0.3  # longer than RunPod keeps an idle worker
     second = diagnose(text="case two")
     assert second.provider == "openai" and not second.fallback
     ping = [r for r in both.wait_for_requests(3) if r.body["max_completion_tokens"] == 1]
