@@ -207,7 +207,10 @@ for line in sys.stdin:
 
 
 class Child:
-    """An app process: its own engine and DATA_DIR, driven by JSON lines on stdin and stdout."""
+    """An app process: its own engine and DATA_DIR, driven by JSON lines on stdin and stdout.
+
+    A real process, not an engine in this one: the tests kill it (SIGKILL) and check that its jobs' leases lapse.
+    """
 
     def __init__(self, tmp_path: Path, name: str, redis_url: str) -> None:
         env = {**os.environ, "REDIS_URL": redis_url, "DATA_DIR": str(tmp_path / name), "PYTHONPATH": str(ROOT),
