@@ -190,7 +190,7 @@ def test_entries_expire_after_the_ttl(tmp_path):
     cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=0.3, sealer=Sealer())
     assert cache.set("k", VALUE)
     assert cache.get("k") == VALUE
-    time.sleep(0.45)
+    time.sleep(0.45)  # a real wait: diskcache stamps and checks expiry with time.time() in its own SQL
     assert cache.get("k") is None
 
 
