@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from functools import lru_cache
 
 import redis
@@ -59,15 +60,16 @@ class Breaker:
     Logs the error's class only (never a key or a value), once per trip.
     """
 
-    def __init__(self, cooldown: float = 2.0) -> None:
+    def __init__(self, cooldown: float = 2.0, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.cooldown = cooldown
+        self._clock = clock  # injectable for tests
         self._until = 0.0
         self._lock = threading.Lock()
 
     @property
     def closed(self) -> bool:
         """True when calls may go to Redis (no failure within the cool-down)."""
-        return time.monotonic() >= self._until
+        return self._clock() >= self._until
 
     def trip(self, exc: BaseException, what: str) -> None:
         """Record a failure of `what` (e.g. "answer cache"): calls are skipped for the cool-down.
@@ -75,8 +77,9 @@ class Breaker:
         The first failure of a streak is logged, by the error's class only.
         """
         with self._lock:
-            first = time.monotonic() >= self._until
-            self._until = time.monotonic() + self.cooldown
+            now = self._clock()
+            first = now >= self._until
+            self._until = now + self.cooldown
         if first:
             log.warning("%s: Redis unavailable, carrying on without it for %g s: %s", what, self.cooldown,
                         type(exc).__name__)

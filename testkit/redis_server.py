@@ -5,9 +5,8 @@
         server.stop(); ...; server.start()   # Redis down, then back on the same port
 
 Nothing is persisted (no RDB snapshots, no AOF); the server listens on 127.0.0.1 only.
-`redis_server` is a pytest fixture (one server per test module, emptied before each test);
-import it into a test module to use it. It skips when the binary is missing, except in CI,
-where scripts/test.sh installs it and a missing binary is a failure.
+The `redis_server` fixture of tests/conftest.py runs one per test module, emptied before each test; it skips
+when the binary is missing, except in CI, where scripts/test.sh installs it and a missing binary is a failure.
 """
 
 from __future__ import annotations
@@ -119,25 +118,3 @@ def skip_unless_available() -> None:
     """Skip the calling test when redis-server is missing, unless in CI (where that is a failure)."""
     if redis_binary() is None and not os.environ.get("CI"):
         pytest.skip("redis-server is not installed (scripts/test.sh installs Debian's redis-server)")
-
-
-@pytest.fixture(scope="module")
-def redis_module_server():
-    """One redis-server for a test module."""
-    skip_unless_available()
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture
-def redis_server(redis_module_server):
-    """The module's redis-server, running and empty at the start of each test."""
-    import redis
-
-    redis_module_server.start()
-    client = redis.Redis.from_url(redis_module_server.url)
-    try:
-        client.flushall()
-    finally:
-        client.close()
-    yield redis_module_server

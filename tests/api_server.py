@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from storage.tokens import SqlTokenStore
 from testkit.answers import VALID
 from testkit.app_server import LOOPBACK, serve_app
 from testkit.fake_llm import FakeLLM, Reply
+from tests.cli_runs import CliRun, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDER_BODY = "PROVIDER-BODY-MUST-NOT-LEAK"
@@ -93,11 +92,11 @@ class ApiServer:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, trust_env=False)
 
-    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        """`python cli.py ARGS` against this server's data directory."""
-        env = {**_clean_env(), "DATA_DIR": str(self.data_dir), "AUTH_MODE": "accounts"}
-        return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], input=stdin, capture_output=True,
-                              text=True, env=env, cwd=self.data_dir.parent, timeout=60)
+    def cli(self, *args: str, stdin: str = "", **env: str) -> CliRun:
+        """`cli.py ARGS` against this server's data directory, in this process (tests/cli_runs.py); `env` adds
+        settings."""
+        return run_cli(*args, stdin=stdin, env={"DATA_DIR": str(self.data_dir), "AUTH_MODE": "accounts", **env},
+                       cwd=self.data_dir.parent)
 
 
 def _clean_env() -> dict[str, str]:

@@ -1,18 +1,25 @@
 """Shared fixtures: every test isolated from the developer's settings, a real fake LLM server, and an
-environment that points the engine at it."""
+environment that points the engine at it; the real PostgreSQL and Redis servers.
+
+Every fixture is here, registered once: a test module names a fixture as a parameter and never imports one
+(tests/test_architecture.py checks)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 
 import startup
 import utils.settings
+from engine.health import ProviderHealth
 from storage.store import Store
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS
 from testkit.fake_llm import FakeLLM
 from testkit.postgres import PostgresServer
+from testkit.redis_server import RedisServer, skip_unless_available
+from tests import static_runs
 from utils.settings import ENV_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # engine_env changes the cwd; use this for app paths
@@ -32,6 +39,23 @@ SDK_VARS = (
     # A proxy would send 127.0.0.1 traffic elsewhere (httpx honours these unless NO_PROXY matches).
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "static_check(*args): the test reads `python -m ARGS`'s run "
+                            "(tests/static_runs.py), started in the background when the run begins")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the static checks of the selected tests now, so mypy runs alongside the rest of the suite."""
+    for item in session.items:
+        marker = item.get_closest_marker("static_check")
+        if marker is not None:
+            static_runs.start(*marker.args)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    static_runs.stop_all()
 
 
 @pytest.fixture(autouse=True)
@@ -121,8 +145,19 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def browser():
-    """Debian's headless Chromium through Playwright, closed after the test."""
+def health_clock(clock, monkeypatch) -> Clock:
+    """The engine's provider health records (cool-downs, probes) read `clock` instead of `time.monotonic`.
+
+    The engine is built afresh on next use; move the clock by hand (`health_clock.now += 60`) instead of sleeping.
+    """
+    monkeypatch.setattr(startup, "ProviderHealth", functools.partial(ProviderHealth, clock=clock))
+    startup.reset_engine()
+    return clock
+
+
+@pytest.fixture(scope="module")
+def module_browser():
+    """Debian's headless Chromium through Playwright, launched once per test module and closed after it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -131,6 +166,15 @@ def browser():
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def browser(module_browser):
+    """The module's Chromium; every context (and page) the test opened is closed after it, so no cookie, storage
+    or open app session reaches the next test."""
+    yield module_browser
+    for context in module_browser.contexts:
+        context.close()
 
 
 @pytest.fixture(scope="session")
@@ -170,3 +214,41 @@ def store(database_url):
     opened = Store(database_url)
     yield opened
     opened.dispose()
+
+
+@pytest.fixture(scope="module")
+def redis_module_server():
+    """One redis-server for a test module (testkit/redis_server.py)."""
+    skip_unless_available()
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_server(redis_module_server):
+    """The module's redis-server, running and empty at the start of each test."""
+    import redis
+
+    redis_module_server.start()
+    client = redis.Redis.from_url(redis_module_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    yield redis_module_server
+
+
+@pytest.fixture(params=["store", "redis"])
+def jobs_backend(request, engine_env, monkeypatch):
+    """Jobs in the store (the default), then in Redis (REDIS_URL): the jobs tests and the Jobs page's hold on both.
+
+    A module asks for it with `pytestmark = pytest.mark.usefixtures("jobs_backend")`; yields the backend's name.
+    """
+    if request.param == "redis":
+        from storage.jobs.redis import RedisJobStore
+
+        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_server").url)
+        startup.reset_engine()
+        assert isinstance(startup.get_engine().jobs.store, RedisJobStore)
+        startup.reset_engine()
+    yield request.param

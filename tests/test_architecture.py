@@ -8,6 +8,7 @@ to untie in their head; this test keeps them from coming back.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,75 @@ def test_no_folder_is_named_like_streamlits_legacy_page_folder():
     # which a sign-in gate delays (a link to /history would run that script alone).
     assert not (ROOT / "pages").exists()
     assert "PagesManager" not in (ROOT / "app.py").read_text(encoding="utf-8")
+
+
+# -- the tests' own layout ---------------------------------------------------------------------------
+
+def _is_fixture(decorator: ast.expr) -> bool:
+    """`@pytest.fixture`, `@pytest.fixture(...)`, `@fixture` or `@fixture(...)`."""
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    return (isinstance(target, ast.Attribute) and target.attr == "fixture") or \
+        (isinstance(target, ast.Name) and target.id == "fixture")
+
+
+def fixtures_of(path: Path) -> set[str]:
+    """The names `path` defines as pytest fixtures."""
+    return {node.name for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(map(_is_fixture, node.decorator_list))}
+
+
+def imported_names(path: Path) -> set[tuple[str, str]]:
+    """(module, name) of every import in `path`, anywhere in the file; `import a.b` gives ("a.b", "")."""
+    found: set[tuple[str, str]] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {(alias.name, "") for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            module = ("." * node.level) + (node.module or "")
+            found |= {(module, alias.name) for alias in node.names}
+    return found
+
+
+def _names_a_test_module(module: str, name: str) -> bool:
+    dotted = f"{module}.{name}" if name else module
+    return any(part.startswith("test_") for part in dotted.lstrip(".").split("."))
+
+
+def _module_of(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def test_no_test_module_imports_another_test_module():
+    # Shared helpers live in testkit/ or in tests/ helper modules (tests/app_scripts.py, tests/cli_runs.py):
+    # importing a test module runs its collection-time code again and hides which tests share what.
+    offenders = {(path.name, module, name) for path in sorted((ROOT / "tests").glob("test_*.py"))
+                 for module, name in imported_names(path) if _names_a_test_module(module, name)}
+    assert offenders == set()
+
+
+def test_no_test_module_imports_a_fixture():
+    # Fixtures are registered once (tests/conftest.py); a test names one as a parameter. An imported fixture is a
+    # second registration that shadows the first and needs a `noqa` to get past the linter.
+    sources = {_module_of(p): p for p in [*sorted((ROOT / "testkit").rglob("*.py")), ROOT / "tests" / "conftest.py",
+                                          *sorted((ROOT / "tests").glob("[!t]*.py"))]}
+    fixtures = {(module, name) for module, path in sources.items() for name in fixtures_of(path)}
+    assert {("tests.conftest", "engine_env"), ("tests.conftest", "redis_server")} <= fixtures  # the walker sees them
+    offenders = {(path.name, module, name) for path in sorted((ROOT / "tests").glob("test_*.py"))
+                 for module, name in imported_names(path) if (module, name) in fixtures}
+    assert offenders == set()
+    noqa = {path.name for path in sorted((ROOT / "tests").glob("*.py"))
+            if re.search(r"noqa: ?F(401|811)", path.read_text(encoding="utf-8"))}
+    assert noqa == set()
+
+
+def test_the_layout_checks_see_what_they_look_for(tmp_path):
+    module = tmp_path / "test_x.py"
+    module.write_text("import pytest\nfrom tests.test_jobs import wait_for\nfrom tests import test_page_jobs\n"
+                      "def f():\n    from tests.conftest import clock\n"
+                      "@pytest.fixture(scope='module')\ndef here(): ...\n")
+    names = imported_names(module)
+    assert {n for n in names if _names_a_test_module(*n)} == {("tests.test_jobs", "wait_for"),
+                                                              ("tests", "test_page_jobs")}
+    assert ("tests.conftest", "clock") in names and not _names_a_test_module("tests.conftest", "clock")
+    assert "clock" in fixtures_of(ROOT / "tests" / "conftest.py")  # so that import is caught as a fixture's
+    assert fixtures_of(module) == {"here"}

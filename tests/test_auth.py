@@ -41,6 +41,8 @@ from storage.schema import install_keys, sessions, users
 from storage.sessions import Ended, sessions_for
 from storage.sign_in_throttle import LOCAL, address_bucket
 from storage.store import Store
+from tests import cli_runs
+from tests.cli_runs import CliRun
 from tests.conftest import PROJECT_ROOT
 from tests.stored_rows import every_row, file_bytes
 from utils.settings import get_settings
@@ -344,14 +346,20 @@ def test_the_migrations_make_the_throttle_and_a_key_per_install(store, second_st
 
 # -- command line ----------------------------------------------------------------------------
 
-def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, CLI, "users", *args], input=stdin, capture_output=True, text=True,
-                          timeout=60, env=dict(os.environ))
+def run_cli(*args: str, stdin: str = "") -> CliRun:
+    return run_users(*args, stdin=stdin)
+
+
+def run_users(*args: str, stdin: str | bytes = b"") -> CliRun:
+    """`cli.py users ARGS` in this process (tests/cli_runs.py)."""
+    return cli_runs.run_cli("users", *args, stdin=stdin)
 
 
 def test_cli_users_add_list_set_admin_remove(engine_env, tmp_path):
     argv = ["add", "dr.kim", "--password-stdin", "--admin"]
-    done = run_cli(*argv, stdin=PASSWORD + "\n")
+    # The accounts commands' one run as a real process: `python cli.py`, the password on a real pipe.
+    done = subprocess.run([sys.executable, CLI, "users", *argv], input=PASSWORD + "\n", capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "added dr.kim (admin)"
     assert PASSWORD not in " ".join(argv) + done.stdout + done.stderr
@@ -417,9 +425,8 @@ def test_cli_users_use_the_database_url(engine_env, monkeypatch, postgres_url, t
 
 
 def run_cli_bytes(*args: str, stdin: bytes) -> tuple[int, str, str]:
-    done = subprocess.run([sys.executable, CLI, "users", *args], input=stdin, capture_output=True, timeout=60,
-                          env=dict(os.environ))
-    return done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+    done = run_users(*args, stdin=stdin)
+    return done.returncode, done.stdout, done.stderr
 
 
 def test_cli_refuses_a_password_of_more_than_one_line_or_not_utf8(engine_env):

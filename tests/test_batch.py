@@ -42,6 +42,7 @@ from storage.schema import assessments
 from testkit.answers import xml_answer
 from testkit.fake_llm import RecordedRequest, Reply
 from testkit.limits import MAX_CASES, PHOTO_LIMIT
+from tests.cli_runs import run_cli
 from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
 
 CLI = str(Path(__file__).resolve().parent.parent / "cli.py")
@@ -256,9 +257,8 @@ def test_cli_end_to_end(llm, tmp_path):
     (tmp_path / "photos" / "lesion.jpg").write_bytes(_jpeg())
     (tmp_path / "cases.csv").write_text(CASES, encoding="utf-8")
     out = tmp_path / "report"
-    done = subprocess.run([sys.executable, CLI, "batch", str(tmp_path / "cases.csv"), "--images",
-                           str(tmp_path / "photos"), "--providers", "runpod,openai", "--out", str(out),
-                           "--concurrency", "2"], capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    done = run_cli("batch", str(tmp_path / "cases.csv"), "--images", str(tmp_path / "photos"), "--providers",
+                   "runpod,openai", "--out", str(out), "--concurrency", "2")
     assert done.returncode == 0, done.stderr
     assert (out / "results.csv").is_file() and (out / "report.html").is_file()
     assert str(out / "report.html") in done.stdout
@@ -392,9 +392,11 @@ def test_interrupted_batch_keeps_every_row_it_paid_for_and_resume_finishes_it(ll
     cases.write_text("id,text,image,expected\n" + "".join(f"c{i},papule number {i},,1\n" for i in range(8)),
                      encoding="utf-8")
     out = tmp_path / "out"
-    command = [sys.executable, CLI, "batch", str(cases), "--providers", "runpod", "--out", str(out),
-               "--concurrency", "1"]
-    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    args = ["batch", str(cases), "--providers", "runpod", "--out", str(out), "--concurrency", "1"]
+    # A real process, for a real Ctrl-C (SIGINT) in the middle of the batch; also the batch command's one run of
+    # `python cli.py` end to end.
+    run = subprocess.Popen([sys.executable, CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=dict(os.environ))
     deadline = time.monotonic() + 30
     while len(_data_rows(out / "results.csv")) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)  # rows appear in results.csv one by one, while the batch runs
@@ -409,7 +411,7 @@ def test_interrupted_batch_keeps_every_row_it_paid_for_and_resume_finishes_it(ll
     assert os.stat(out / "results.csv").st_mode & 0o777 == 0o600
     paid = len(llm.chat_requests)
 
-    done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    done = run_cli(*args, "--resume")
     assert done.returncode == 0, done.stderr
     assert f"resuming: {len(kept)} rows already in {out / 'results.csv'} are skipped" in done.stderr
     assert len(llm.chat_requests) == 8 == paid + (8 - len(kept))  # each case asked exactly once overall

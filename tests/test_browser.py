@@ -8,19 +8,41 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from testkit.answers import VALID
 from testkit.app_server import app_env, serve_app
 from testkit.browser import CHROMIUM
+from testkit.fake_llm import FakeLLM, Reply
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
                                  reason="Debian's chromium is not installed (scripts/test.sh installs it)")]
 
 
+@pytest.fixture(scope="module")
+def module_fake():
+    """One FakeLLM for the module's app server."""
+    with FakeLLM() as fake:
+        yield fake
+
+
 @pytest.fixture
-def app_url(fake_llm, tmp_path):
-    env = app_env(RUNPOD_API_KEY="rpa-browser-test", RUNPOD_BASE_URL=fake_llm.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
-                  DATA_DIR=str(tmp_path / "data"), AUTH_MODE="off")
-    with serve_app(env, tmp_path) as url:
+def fake_llm(module_fake):
+    """The module's FakeLLM, as a fresh one: no recorded request, no script, the default answer."""
+    module_fake.clear()
+    module_fake.responder = None
+    module_fake.default = Reply(VALID)
+    module_fake.hangups = 0
+    return module_fake
+
+
+@pytest.fixture(scope="module")
+def app_url(module_fake, tmp_path_factory):
+    """One `streamlit run app.py` for the module: each test opens its own page (a new session); the cases differ,
+    so no test is answered from another's cache."""
+    cwd = tmp_path_factory.mktemp("browser")
+    env = app_env(RUNPOD_API_KEY="rpa-browser-test", RUNPOD_BASE_URL=module_fake.url,
+                  RUNPOD_MODEL_NAME="clinic-derm-v1", DATA_DIR=str(cwd / "data"), AUTH_MODE="off")
+    with serve_app(env, cwd) as url:
         yield url + "/"
 
 

@@ -7,18 +7,17 @@ One app server (and one fake LLM) serves the whole module; each test opens its o
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from testkit.answers import VALID
-from testkit.app_server import ROOT, app_env, serve_app
+from testkit.app_server import app_env, serve_app
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, in_viewport, page_scroll_width, small_tap_targets
 from testkit.fake_llm import FakeLLM
 from testkit.fake_llm.replies import Reply
+from tests.cli_runs import run_cli
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
@@ -209,9 +208,8 @@ def test_the_sign_in_form_fits_a_phone(fake, chromium, tmp_path):
 
     env = _env(fake, tmp_path / "data", "accounts")
     # With no account the page explains how to make one; the form is drawn once there is one.
-    added = subprocess.run([sys.executable, str(ROOT / "cli.py"), "users", "add", "dr.kim", "--password-stdin"],
-                           input="correct horse battery\n", capture_output=True, text=True, cwd=tmp_path, env=env,
-                           timeout=60)
+    added = run_cli("users", "add", "dr.kim", "--password-stdin", stdin="correct horse battery\n", cwd=tmp_path,
+                    env={"DATA_DIR": env["DATA_DIR"], "AUTH_MODE": "accounts"})
     assert added.returncode == 0, added.stderr
     with serve_app(env, tmp_path) as url:
         context = chromium.new_context(**PHONE)

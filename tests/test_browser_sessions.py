@@ -4,16 +4,15 @@ Sign out in one tab ends the other; the session cookie's flags."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from storage.sessions import COOKIE_NAME, GRANT_PATH, SIGNED_OUT_PATH
-from testkit.app_server import ROOT, app_env, serve_app
+from testkit.app_server import app_env, serve_app
 from testkit.browser import CHROMIUM
 from testkit.fake_llm import FakeLLM
+from tests.cli_runs import run_cli
 
 PASSWORD = "correct horse battery"
 
@@ -30,8 +29,8 @@ def server(tmp_path_factory):
         env = app_env(RUNPOD_API_KEY="rpa-browser-test", RUNPOD_BASE_URL=fake.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
                       SKIN_DIAGNOSIS_PROVIDER="runpod", DATA_DIR=str(tmp / "data"), AUTH_MODE="accounts",
                       TRUSTED_PROXY_HOPS="1")
-        added = subprocess.run([sys.executable, str(ROOT / "cli.py"), "users", "add", "dr.kim", "--password-stdin"],
-                               input=PASSWORD + "\n", capture_output=True, text=True, cwd=tmp, env=env, timeout=60)
+        added = run_cli("users", "add", "dr.kim", "--password-stdin", stdin=PASSWORD + "\n", cwd=tmp,
+                        env={"DATA_DIR": env["DATA_DIR"], "AUTH_MODE": "accounts"})
         assert added.returncode == 0, added.stderr
         with serve_app(env, tmp) as url:
             yield url

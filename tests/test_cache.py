@@ -81,6 +81,7 @@ def test_same_key_in_a_fresh_interpreter():
     record = {"text": KOREAN_TEXT, "temperature": 0.1, "info": {"age": 54}, "image": None}
     code = ("import json, sys; from storage.cache import cache_key; "
             "print(cache_key(json.loads(sys.stdin.read())))")
+    # A real process: another interpreter with another PYTHONHASHSEED must compute the same key.
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps(record), capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONHASHSEED": "123"},
                          check=True, timeout=60)
@@ -189,7 +190,7 @@ def test_entries_expire_after_the_ttl(tmp_path):
     cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=0.3, sealer=Sealer())
     assert cache.set("k", VALUE)
     assert cache.get("k") == VALUE
-    time.sleep(0.45)
+    time.sleep(0.45)  # a real wait: diskcache stamps and checks expiry with time.time() in its own SQL
     assert cache.get("k") is None
 
 

@@ -1,4 +1,5 @@
-"""The command line as a user runs it: a real process against the local chat-completions server."""
+"""The command line as a user runs it, against the local chat-completions server: in this process (`cli.main`),
+and once as a real process (`python cli.py diagnose`)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from PIL import Image
 
 from testkit.answers import VALID
 from testkit.fake_llm import Reply
+from tests.cli_runs import run_cli
 
 CLI = str(Path(__file__).resolve().parent.parent / "cli.py")
 JSON_KEYS = {"label", "summary", "similar", "complete", "provider", "model", "cached", "elapsed_ms", "first_token_ms",
              "hedged", "fallback", "tried", "usage", "raw"}
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_process(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, CLI, *args], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ))
 
@@ -42,7 +44,7 @@ def test_text_json_is_the_documented_shape(engine_env):
 def test_image_and_provider_choice(engine_env, tmp_path):
     photo = tmp_path / "lesion.png"
     Image.new("RGB", (1200, 900), (120, 80, 60)).save(photo)
-    done = run_cli("diagnose", "--image", str(photo), "--provider", "openai")
+    done = run_process("diagnose", "--image", str(photo), "--provider", "openai")  # the real entry point, end to end
     assert done.returncode == 0, done.stderr
     assert "기저세포암" in done.stdout and "FLAG: malignant" in done.stdout
     assert engine_env.requests[-1].body["model"] == "gpt-4o-mini"

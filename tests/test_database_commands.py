@@ -28,6 +28,8 @@ from storage.store import Store
 from storage.tokens import digest
 from testkit.app_server import app_env, serve_app
 from testkit.redis_server import free_port
+from tests import cli_runs
+from tests.cli_runs import CliRun
 from tests.conftest import PROJECT_ROOT
 from tests.legacy_schema import make_legacy_database
 from utils.crypto import Sealer
@@ -138,8 +140,13 @@ def durable_rows(store: Store) -> dict[str, set[tuple]]:
         return {t.name: {tuple(r) for r in conn.execute(sa.select(t))} for t in DURABLE_TABLES}
 
 
-def run_cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """`python cli.py ARGS` in `cwd` (no .env there), with `env` added to this test's environment."""
+def run_cli(cwd: Path, *args: str, **env: str) -> CliRun:
+    """`cli.py ARGS` in this process (tests/cli_runs.py), in `cwd`, with `env` added to this test's environment."""
+    return cli_runs.run_cli(*args, cwd=cwd, env=env)
+
+
+def run_process(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`python cli.py ARGS` as a real process in `cwd` (no .env there), with `env` added to this test's environment."""
     return subprocess.run([sys.executable, str(CLI), *args], cwd=cwd, env={**os.environ, **env},
                           capture_output=True, text=True, timeout=120)
 
@@ -175,7 +182,8 @@ def test_upgrade_in_place_keeps_every_row_of_a_legacy_file(tmp_path):
     path, clinic = legacy_clinic(tmp_path)
     before = every_row(path)
 
-    done = run_cli(tmp_path, "db", "upgrade", DATA_DIR=str(tmp_path / "data"))
+    # The db commands' one run as a real process: `python cli.py db upgrade`.
+    done = run_process(tmp_path, "db", "upgrade", DATA_DIR=str(tmp_path / "data"))
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{path}: 0005 -> {head()}\n"
     after = every_row(path)
@@ -348,10 +356,9 @@ def test_the_app_migrates_the_store_at_start_and_starts_with_the_database_down(t
 
 
 def test_any_command_with_the_database_down_says_so_in_one_line(tmp_path):
-    env = app_env(DATABASE_URL="postgresql://clinic:s3cret-pw@127.0.0.1:9/clinic", DATABASE_TIMEOUT_SECONDS="1")
+    env = {"DATABASE_URL": "postgresql://clinic:s3cret-pw@127.0.0.1:9/clinic", "DATABASE_TIMEOUT_SECONDS": "1"}
     for args in (["users", "list"], ["tokens", "list"], ["history", "export", "--format", "json"]):
-        done = subprocess.run([sys.executable, str(CLI), *args], capture_output=True, text=True,
-                              env=env, cwd=tmp_path, timeout=60)
+        done = run_cli(tmp_path, *args, **env)
         assert done.returncode == 3, (args, done.stderr)
         assert len(done.stderr.split()) > 3 and len(done.stderr.strip().splitlines()) == 1
         assert "unavailable" in done.stderr and "s3cret-pw" not in done.stderr

@@ -8,9 +8,6 @@ always started again, since the whole run shares it.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +23,7 @@ from domain.result import NOT_RECORDED
 from startup import diagnose
 from storage.jobs.sql import SqlJobStore
 from storage.store import Store
+from tests.cli_runs import run_cli
 from tests.page_text import alerts, plain_alerts, shown
 from web.api.bodies import diagnosis_body
 
@@ -75,8 +73,7 @@ def test_the_command_line_prints_the_note(on_postgres, postgres_server, capsys):
     import cli
 
     with down(postgres_server, on_postgres):
-        done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "diagnose", "--text", "pearly papule", "--json"],
-                              capture_output=True, text=True, timeout=60, env=dict(os.environ))
+        done = run_cli("diagnose", "--text", "pearly papule", "--json")
         result = diagnose(text="pearly papule", use_cache=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["not_recorded"] == NOT_RECORDED and "Traceback" not in done.stderr

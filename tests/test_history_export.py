@@ -162,6 +162,7 @@ def test_an_unusable_out_is_refused_before_the_history_is_read(cases, capsys, tm
 
 
 def test_stdout_is_the_default_even_in_a_subprocess(cases):
+    # The history command's one run as a real process: `python cli.py` under a C locale, stdout a real pipe.
     done = subprocess.run([sys.executable, str(PROJECT_ROOT / "cli.py"), "history", "export", "--format", "json"],
                           capture_output=True, timeout=60, env={**os.environ, "LC_ALL": "C", "PYTHONIOENCODING": ""})
     assert done.returncode == 0, done.stderr

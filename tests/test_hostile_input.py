@@ -44,6 +44,7 @@ from testkit import corpus
 from testkit.decodes import HeldDecodes
 from testkit.fake_llm import FakeLLM, Reply
 from testkit.limits import MAX_CASES, PHOTO_LIMIT
+from tests.app_scripts import QA_SCRIPT, history_page, select_row, wait_done
 from tests.conftest import PROJECT_ROOT
 from tests.page_text import alerts
 from utils.images import DECODES
@@ -835,12 +836,9 @@ def test_refined_and_explained_texts_are_shown_exactly(engine_env):
 
 
 def test_history_shows_the_typed_case_and_the_findings_exactly(engine_env):
-    from tests.test_page_history import _app as history_page
-    from tests.test_page_history import _select
-
     engine_env.default = Reply(HOSTILE_ANSWER)
     diagnose(text=HOSTILE, info=PatientInfo(body_site=HOSTILE_SHORT, duration="2 years"))
-    at = _select(history_page(), 0)
+    at = select_row(history_page(), 0)
     assert not at.exception
     shown = [t.value for t in at.text]
     assert shown.count(HOSTILE) == 2  # the description as typed, the findings as written
@@ -849,23 +847,18 @@ def test_history_shows_the_typed_case_and_the_findings_exactly(engine_env):
 
 
 def test_jobs_page_shows_a_jobs_findings_exactly(engine_env):
-    from tests.test_page_jobs import APP as JOBS_APP
-    from tests.test_page_jobs import wait_done
-
     engine_env.default = Reply(HOSTILE_ANSWER)
     engine = startup.get_engine()
     wait_done(engine.jobs.submit(engine.make_request("pearly papule")))
-    at = AppTest.from_file(JOBS_APP, default_timeout=20).run()
+    at = AppTest.from_file(APP, default_timeout=20).run()
     at.switch_page("app_pages/jobs.py").run()
     assert not at.exception and HOSTILE in [t.value for t in at.text]
     _nothing_live(at)
 
 
 def test_qa_page_shows_answers_and_review_notes_exactly(engine_env):
-    from tests.test_qa import SCRIPT
-
     engine_env.default = Reply(HOSTILE_ANSWER)
-    at = AppTest.from_string(SCRIPT, default_timeout=30).run()
+    at = AppTest.from_string(QA_SCRIPT, default_timeout=30).run()
     at.session_state["user"] = "dr.kim"
     at.text_area(key="qa_text").input("pearly papule").run()
     at = at.button(key="qa_run").click().run()

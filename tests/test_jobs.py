@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 import startup
 from domain.jobs import DONE, FAILED, INTERRUPTED, QUEUED
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
+from tests.app_scripts import wait_for
 
-
-def wait_for(jobs, job_id, seconds=10):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        job = jobs.get(job_id)
-        if job.finished:
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} still {jobs.get(job_id).status}")
+# Every test here runs with jobs in the store, then in Redis (the `jobs_backend` fixture of tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("jobs_backend")
 
 
 def test_a_job_runs_in_the_background_and_keeps_its_result(engine_env):

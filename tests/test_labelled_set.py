@@ -37,6 +37,7 @@ from storage.reviews import Reviews
 from storage.schema import assessments
 from testkit.answers import BENIGN, VALID
 from testkit.limits import MAX_CASES, PHOTO_LIMIT
+from tests.cli_runs import CliRun, run_cli
 from tests.conftest import PROJECT_ROOT, RUNPOD_MODEL, Clock
 from tests.page_text import alerts, shown
 from utils.crypto import Sealer
@@ -260,9 +261,8 @@ def test_a_kept_qa_photo_is_sealed_at_rest_and_goes_with_the_retention_purge(eng
 # -- the command line -------------------------------------------------------------------------------
 
 
-def run_export(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, CLI, "qa", "export", *args], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ))
+def run_export(*args: str) -> CliRun:
+    return run_cli("qa", "export", *args)
 
 
 def test_cli_exports_cases_and_photos_that_the_batch_runs(engine_env, reconfigure, tmp_path, capsys):
@@ -278,7 +278,9 @@ def test_cli_exports_cases_and_photos_that_the_batch_runs(engine_env, reconfigur
     reviews.add(unlabelled["runpod"].assessment_id, "incorrect")
 
     out = tmp_path / "labelled"
-    done = run_export("--out", str(out))
+    # The qa commands' one run as a real process: `python cli.py qa export`.
+    done = subprocess.run([sys.executable, CLI, "qa", "export", "--out", str(out)], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ))
     assert done.returncode == 0, done.stderr
     assert "2 labelled cases, 1 with a photo" in done.stderr
     assert "left out 1: only 'incorrect' marks without an expected class" in done.stderr

@@ -27,7 +27,6 @@ from testkit.answers import BENIGN, TRUNCATED, VALID
 from testkit.app_server import app_env, serve_app
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
-from testkit.redis_server import redis_module_server, redis_server  # noqa: F401
 from tests.conftest import OPENAI_KEY, OPENAI_MODEL, RUNPOD_KEY, RUNPOD_MODEL
 from web.routes import routes
 
@@ -126,7 +125,8 @@ def test_readyz_is_503_when_the_store_cannot_take_a_write(engine_env, reconfigur
     assert str(tmp_path) not in response.text  # an error class, never a path
 
 
-def test_readyz_is_503_while_the_only_provider_cools_down_and_ready_again_after(engine_env, reconfigure, client):
+def test_readyz_is_503_while_the_only_provider_cools_down_and_ready_again_after(engine_env, reconfigure, client,
+                                                                                health_clock):
     reconfigure(OPENAI_API_KEY=None, HEALTH_COOLDOWN_SECONDS="0.5")
     assert client.get("/readyz").status_code == 200
     health = startup.get_engine().health["runpod"]
@@ -138,7 +138,8 @@ def test_readyz_is_503_while_the_only_provider_cools_down_and_ready_again_after(
     assert not found["ok"] and "cooling down" in found["detail"]
     assert found["providers"] == [{"name": "runpod", "circuit": "open", "usable": False,
                                    "retry_in_seconds": pytest.approx(0.5, abs=0.2)}]
-    time.sleep(0.6)  # nobody sends a case meanwhile: readiness must come back on its own, for the probe to follow
+    health_clock.now += 0.6  # nobody sends a case meanwhile: readiness must come back on its own, for the probe
+    # to follow
     response = client.get("/readyz")
     assert response.status_code == 200, response.text
     assert checks(response)["providers"]["providers"][0]["usable"]
@@ -161,7 +162,7 @@ def test_readyz_is_503_without_a_configured_provider_unless_in_demo_mode(engine_
     assert client.get("/readyz").status_code == 200
 
 
-def test_readyz_checks_redis_when_it_is_set(engine_env, reconfigure, client, redis_server):  # noqa: F811
+def test_readyz_checks_redis_when_it_is_set(engine_env, reconfigure, client, redis_server):
     reconfigure(REDIS_URL=redis_server.url)
     response = client.get("/readyz")
     assert response.status_code == 200 and checks(response)["redis"] == {"name": "redis", "ok": True,
@@ -304,7 +305,7 @@ def test_metrics_read_jobs_queued_and_running_when_scraped(engine_env, reconfigu
 
 
 def test_metrics_still_answer_when_the_job_store_is_down(engine_env, reconfigure, client,
-                                                          redis_server):  # noqa: F811
+                                                          redis_server):
     reconfigure(REDIS_URL=redis_server.url)
     assert "skinai_jobs_queued" in client.get("/metrics").text
     redis_server.stop()

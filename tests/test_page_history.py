@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
@@ -21,17 +20,8 @@ from storage.schema import assessments
 from testkit.answers import BENIGN, VALID, xml_answer
 from testkit.corpus import plain_jpeg
 from testkit.fake_llm import Reply
+from tests.app_scripts import history_page, select_row
 from tests.page_text import alerts, shown
-
-PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "history.py")
-
-# app.py does this much before running a page; the page is run on its own until app.py lists it.
-WRAPPER = f"""
-import runpy
-from ui.state import init_state
-init_state()
-runpy.run_path({PAGE!r}, run_name="__main__")
-"""
 
 PREMALIGNANT = xml_answer(0, 66, "광선각화증", "햇빛 노출 부위의 거친 인설성 홍반 반점으로 광선각화증을 시사합니다.",
                           [(3, 14, "보웬병")])
@@ -39,13 +29,6 @@ PREMALIGNANT = xml_answer(0, 66, "광선각화증", "햇빛 노출 부위의 거
 
 def history():
     return startup.get_engine().history
-
-
-def _app(**state) -> AppTest:
-    at = AppTest.from_string(WRAPPER, default_timeout=20)
-    for key, value in state.items():
-        at.session_state[key] = value
-    return at.run()
 
 
 def _rows(at: AppTest) -> list[str]:
@@ -56,12 +39,6 @@ def _rows(at: AppTest) -> list[str]:
 
 def _texts(at: AppTest) -> str:
     return shown(at)
-
-
-def _select(at: AppTest, position: int) -> AppTest:
-    # What a click on a row sends; AppTest has no click for a dataframe, but its selection state is writable.
-    at.session_state["hist_table"] = {"selection": {"rows": [position], "columns": [], "cells": []}}
-    return at.run()
 
 
 @pytest.fixture
@@ -80,13 +57,13 @@ def cases(engine_env):
 
 
 def test_empty_history_says_so(engine_env):
-    at = _app()
+    at = history_page()
     assert not at.exception
     assert "아직 기록이 없습니다" in _texts(at) and _rows(at) == []
 
 
 def test_table_lists_every_assessment(cases):
-    at = _app()
+    at = history_page()
     assert not at.exception
     assert _rows(at) == ["itchy papule on the shin", "rough scaly patch on the scalp",
                          "waxy brown plaque on the back", "pearly papule beside the nose"]
@@ -100,7 +77,7 @@ def test_table_lists_every_assessment(cases):
 
 
 def test_search_and_each_filter_narrow_the_table(cases):
-    at = _app()
+    at = history_page()
     at.text_input(key="hist_query").input("waxy").run()
     assert _rows(at) == ["waxy brown plaque on the back"]
     at.text_input(key="hist_query").input("기저세포암").run()  # the findings are searched too
@@ -131,25 +108,25 @@ def test_search_and_each_filter_narrow_the_table(cases):
 
 
 def test_selecting_a_row_shows_its_card_and_case(cases):
-    at = _select(_app(), 1)
+    at = select_row(history_page(), 1)
     assert not at.exception
     text = _texts(at)
     assert "광선각화증 · Actinic keratosis" in text and "전암성 병변 가능성" in text
     assert "rough scaly patch on the scalp" in text and "scalp" in text and "72" in text and "남성" in text
     assert "RunPod · clinic-derm-v1" in text
     # A failed case has no card, only what went wrong.
-    at = _select(at, 0)
+    at = select_row(at, 0)
     assert any("API 키가 거부됨" in e for e in alerts(at, "error")) and "평가 결과" not in _texts(at)
 
 
 def test_english_ui_names_classes_in_english(cases):
-    at = _select(_app(lang="en"), 3)
+    at = select_row(history_page(lang="en"), 3)
     assert at.dataframe(key="hist_table").value["class"][3] == "Basal cell carcinoma"
     assert "Basal cell carcinoma · 기저세포암" in _texts(at)
 
 
 def test_pin_marks_the_case_and_says_what_pinning_does(cases):
-    at = _select(_app(), 3)
+    at = select_row(history_page(), 3)
     assert "보관 기간이 지나도 삭제되지 않으며" in _texts(at) and "DEMO_MODE=true" in _texts(at)
     at.button(key="hist_pin").click().run()
     assert history().get(cases[0])["pinned"] == 1
@@ -160,7 +137,7 @@ def test_pin_marks_the_case_and_says_what_pinning_does(cases):
 
 
 def test_delete_needs_confirmation_and_forgets_the_cached_answer(cases, engine_env):
-    at = _select(_app(), 3)
+    at = select_row(history_page(), 3)
     assert at.button(key="hist_delete").disabled
     at.checkbox(key="hist_confirm_delete").check().run()
     at.button(key="hist_delete").click().run()
@@ -174,9 +151,9 @@ def test_delete_needs_confirmation_and_forgets_the_cached_answer(cases, engine_e
 
 
 def test_confirmation_does_not_carry_over_to_another_case(cases):
-    at = _select(_app(), 3)
+    at = select_row(history_page(), 3)
     at.checkbox(key="hist_confirm_delete").check().run()
-    at = _select(at, 2)
+    at = select_row(at, 2)
     assert not at.checkbox(key="hist_confirm_delete").value and at.button(key="hist_delete").disabled
 
 
@@ -189,7 +166,7 @@ def test_exports_carry_the_filtered_rows(cases, monkeypatch):
         return original(self, path_or_data, mimetype, kind, filename)
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
-    at = _app()
+    at = history_page()
     at.selectbox(key="hist_provider").set_value("runpod").run()
     stamp = date.today().isoformat()
     rows = [r for r in history().search() if r["provider"] == "runpod"]
@@ -218,7 +195,7 @@ def _age(assessment_id: str, *, days: float) -> None:
 
 def test_old_rows_are_purged_once_when_the_page_opens(cases):
     _age(cases[0], days=400)
-    at = _app()
+    at = history_page()
     assert history().get(cases[0]) is None
     assert "보관 기간이 지난 기록 1건을 삭제했습니다" in _texts(at) and len(_rows(at)) == 3
     # Not again in the same session: a case that ages now stays until the next session opens the page.
@@ -230,21 +207,21 @@ def test_old_rows_are_purged_once_when_the_page_opens(cases):
 def test_thumbnails_are_shown_when_kept(engine_env, reconfigure):
     reconfigure(HISTORY_KEEP_IMAGES="true")
     diagnose(image=plain_jpeg())
-    at = _app()
+    at = history_page()
     photo = at.dataframe(key="hist_table").value["photo"][0]
     assert photo.startswith("data:image/jpeg;base64,/9j/")
     assert _rows(at) == ["(사진만)"]
-    at = _select(at, 0)
+    at = select_row(at, 0)
     assert not at.exception and len(at.image) == 1
 
 
 def test_history_switched_off_is_explained(engine_env, reconfigure):
     reconfigure(HISTORY_ENABLED="false")
-    at = _app()
+    at = history_page()
     assert not at.exception and "HISTORY_ENABLED=false" in _texts(at)
 
 
 def test_retention_days_setting_is_shown(engine_env, reconfigure):
     reconfigure(HISTORY_RETENTION_DAYS="30")
     diagnose(text="papule")
-    assert "30일" in _texts(_app())
+    assert "30일" in _texts(history_page())

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
+import pytest
 from streamlit.testing.v1 import AppTest
 
 import startup
 from testkit.fake_llm import Reply
+from tests.app_scripts import APP, wait_done
 from tests.page_text import alerts
 
-APP = str(Path(__file__).resolve().parent.parent / "main.py")
-
-
-def wait_done(job_id: str, seconds: float = 10) -> None:
-    jobs = startup.get_engine().jobs
-    deadline = time.monotonic() + seconds
-    while not jobs.get(job_id).finished:
-        assert time.monotonic() < deadline, "job did not finish"
-        time.sleep(0.02)
+# Every test here runs with jobs in the store, then in Redis (the `jobs_backend` fixture of tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("jobs_backend")
 
 
 def test_run_in_background_then_read_the_result_in_jobs(engine_env):

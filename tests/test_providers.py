@@ -474,6 +474,7 @@ def test_fake_stops_promptly_with_a_hanging_client():
 
 
 def test_fake_runs_standalone():
+    # A real process: `python -m testkit.fake_llm` is how a developer runs the fake on its own.
     proc = subprocess.Popen([sys.executable, "-m", "testkit.fake_llm", "--port", "0"], cwd=PROJECT_ROOT,
                             stdout=subprocess.PIPE, text=True)
     try:

@@ -22,18 +22,10 @@ from storage.schema import assessments
 from storage.store import new_id
 from testkit.answers import BENIGN, TRUNCATED, VALID
 from testkit.fake_llm import Reply
-from tests.conftest import OPENAI_MODEL, PROJECT_ROOT, RUNPOD_MODEL
+from tests.app_scripts import QA_SCRIPT
+from tests.conftest import OPENAI_MODEL, RUNPOD_MODEL
 from tests.page_text import alerts
 from tests.page_text import shown as page_words
-
-PAGE = PROJECT_ROOT / "app_pages" / "qa.py"
-# app.py registers the page; here it runs on its own, after the session set-up app.py does first.
-SCRIPT = f"""
-import runpy
-from ui.state import init_state
-init_state()
-runpy.run_path({str(PAGE)!r}, run_name="__main__")
-"""
 
 
 def answer_per_model(runpod: Reply | str, openai: Reply | str):
@@ -176,7 +168,7 @@ def test_reviews_offer_the_review_store_contract():
 # -- the page -----------------------------------------------------------------------------------
 
 def _page(lang: str = "ko") -> AppTest:
-    at = AppTest.from_string(SCRIPT, default_timeout=20)
+    at = AppTest.from_string(QA_SCRIPT, default_timeout=20)
     at.session_state["lang"] = lang
     return at.run()
 

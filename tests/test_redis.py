@@ -7,7 +7,7 @@ that share nothing but Redis (and the fake LLM).
 
 from __future__ import annotations
 
-import inspect
+import functools
 import json
 import logging
 import os
@@ -28,6 +28,7 @@ from domain.jobs import DONE, INTERRUPTED, QUEUED, RUNNING
 from engine.core import Engine
 from engine.jobs import JobRunner
 from startup import build_engine
+from storage import redis_client
 from storage.cache.redis import RedisAnswerCache
 from storage.jobs import NEVER_STARTED, PROCESS_GONE
 from storage.jobs.redis import QUEUE, RedisJobStore
@@ -36,8 +37,7 @@ from storage.metrics.redis import METRICS_KEY, MetricsFeed, feed_for
 from storage.redis_client import PREFIX, Breaker, connect
 from testkit.answers import DISCLAIMER, VALID, xml_answer
 from testkit.fake_llm import Reply
-from testkit.redis_server import RedisServer, redis_module_server, redis_server, skip_unless_available  # noqa: F401
-from tests import test_jobs, test_page_jobs
+from testkit.redis_server import RedisServer, skip_unless_available
 from utils.crypto import Sealer
 from utils.settings import load_settings
 
@@ -119,8 +119,9 @@ def test_two_engines_share_answers(shared, tmp_path):
         a.close(), b.close()
 
 
-def test_redis_down_means_misses_and_assessments_still_work(engine_env, tmp_path, caplog):
+def test_redis_down_means_misses_and_assessments_still_work(engine_env, tmp_path, caplog, clock, monkeypatch):
     skip_unless_available()
+    monkeypatch.setattr(redis_client, "Breaker", functools.partial(Breaker, clock=clock))  # the engine's breaker
     with RedisServer() as server:
         engine = make_engine(tmp_path / "a", REDIS_URL=server.url)
         try:
@@ -135,7 +136,7 @@ def test_redis_down_means_misses_and_assessments_still_work(engine_env, tmp_path
             assert len(engine_env.chat_requests) == 4
             assert "ConnectionError" in caplog.text and "scaly" not in caplog.text
             server.start()  # and comes back: after the breaker's cool-down the cache works again
-            time.sleep(2.1)
+            clock.now += 2.1
             engine.diagnose(engine.make_request("scaly plaque on the scalp"))
             assert engine.diagnose(engine.make_request("scaly plaque on the scalp")).cached
         finally:
@@ -206,7 +207,10 @@ for line in sys.stdin:
 
 
 class Child:
-    """An app process: its own engine and DATA_DIR, driven by JSON lines on stdin and stdout."""
+    """An app process: its own engine and DATA_DIR, driven by JSON lines on stdin and stdout.
+
+    A real process, not an engine in this one: the tests kill it (SIGKILL) and check that its jobs' leases lapse.
+    """
 
     def __init__(self, tmp_path: Path, name: str, redis_url: str) -> None:
         env = {**os.environ, "REDIS_URL": redis_url, "DATA_DIR": str(tmp_path / name), "PYTHONPATH": str(ROOT),
@@ -316,26 +320,8 @@ def test_a_job_taken_from_the_queue_by_a_process_that_died_is_interrupted(shared
     assert jobs.get(waiting).status == QUEUED  # still in the queue: some process will run it
 
 
-@pytest.mark.parametrize("name", [n for n, f in inspect.getmembers(test_jobs, inspect.isfunction)
-                                  if n.startswith("test_")])
-def test_the_jobs_contract_holds_with_redis(name, shared, reconfigure):
-    """Every test of the SQLite jobs, again with REDIS_URL set: the pages see the same behaviour."""
-    fake, _ = shared
-    fake.responder = None
-    assert isinstance(startup.get_engine().jobs.store, RedisJobStore)
-    test = getattr(test_jobs, name)
-    available = {"engine_env": fake, "reconfigure": reconfigure}
-    test(**{p: available[p] for p in inspect.signature(test).parameters})
-
-
-@pytest.mark.parametrize("name", [n for n, f in inspect.getmembers(test_page_jobs, inspect.isfunction)
-                                  if n.startswith("test_")])
-def test_the_jobs_pages_work_unchanged_with_redis(name, shared, reconfigure):
-    fake, _ = shared
-    fake.responder = None
-    test = getattr(test_page_jobs, name)
-    available = {"engine_env": fake, "reconfigure": reconfigure}
-    test(**{p: available[p] for p in inspect.signature(test).parameters})
+# The jobs tests (tests/test_jobs.py) and the Jobs page's (tests/test_page_jobs.py) run again with REDIS_URL set:
+# the `jobs_backend` fixture of tests/conftest.py.
 
 
 # -- metrics -------------------------------------------------------------------------------------

@@ -143,7 +143,7 @@ def test_budget_is_never_exceeded(both, reconfigure, kind):
     assert "RunPod" in str(caught.value) and "OpenAI" in str(caught.value)
 
 
-def test_cold_start_sends_the_next_cases_elsewhere_until_a_probe_finds_it_back(both, reconfigure):
+def test_cold_start_sends_the_next_cases_elsewhere_until_a_probe_finds_it_back(both, reconfigure, health_clock):
     reconfigure(COLD_START_SECONDS="0.3", HEALTH_COOLDOWN_SECONDS="0.3")
     by_model(both, {RUNPOD_MODEL: Reply(VALID, delay=0.4)})
     first = diagnose(text="case one")
@@ -154,7 +154,7 @@ def test_cold_start_sends_the_next_cases_elsewhere_until_a_probe_finds_it_back(b
     second = diagnose(text="case two")
     assert second.provider == "openai" and not second.fallback  # RunPod skipped, straight to OpenAI
     assert models(both) == [RUNPOD_MODEL, OPENAI_MODEL]  # and no probe during the cool-down
-    time.sleep(0.35)
+    health_clock.now += 0.35
     third = diagnose(text="case three")  # the cool-down is over: one probe goes out, this case still elsewhere
     assert third.provider == "openai"
     probes = [r for r in both.wait_for_requests(4) if r.body["max_completion_tokens"] == 1]
@@ -165,13 +165,13 @@ def test_cold_start_sends_the_next_cases_elsewhere_until_a_probe_finds_it_back(b
     assert diagnose(text="case four").provider == "runpod"  # the probe answered quickly: back
 
 
-def test_a_slow_probe_keeps_the_provider_skipped_for_longer(both, reconfigure):
+def test_a_slow_probe_keeps_the_provider_skipped_for_longer(both, reconfigure, health_clock):
     reconfigure(COLD_START_SECONDS="0.3", HEALTH_COOLDOWN_SECONDS="1")
     by_model(both, {RUNPOD_MODEL: Reply(VALID, delay=0.4)})  # every RunPod call is a cold start
     diagnose(text="case one")
     health = startup.get_engine().health["runpod"]
     assert 0 < health.cooldown_left() <= 1.0
-    time.sleep(1.05)
+    health_clock.now += 1.05
     diagnose(text="case two")  # sends the probe, which is slow too
     # The probe runs in the background: wait for its verdict, then read the new cool-down (not a timing bound).
     deadline = time.monotonic() + 10
@@ -265,10 +265,10 @@ def test_cold_start_opens_the_breaker_and_a_warm_answer_closes_it():
     assert not health.cooling_down
 
 
-def test_a_quiet_serverless_provider_is_woken_while_another_answers(both, reconfigure):
+def test_a_quiet_serverless_provider_is_woken_while_another_answers(both, reconfigure, health_clock):
     reconfigure(SERVERLESS_IDLE_SECONDS="0.2", WARM_UP_SECONDS="0")
     assert diagnose(text="case one").provider == "runpod"
-    time.sleep(0.3)  # longer than RunPod keeps an idle worker
+    health_clock.now += 0.3  # longer than RunPod keeps an idle worker
     second = diagnose(text="case two")
     assert second.provider == "openai" and not second.fallback
     ping = [r for r in both.wait_for_requests(3) if r.body["max_completion_tokens"] == 1]

@@ -3,9 +3,6 @@ and what ends a session."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from http.cookies import SimpleCookie
 
 import pytest
@@ -29,12 +26,11 @@ from storage.sessions import (
     sessions_for,
 )
 from storage.store import Store
-from tests.conftest import PROJECT_ROOT
+from tests.cli_runs import run_cli
 from tests.stored_rows import every_row, file_bytes
 from web.routes import routes
 from web.sessions import safe_next
 
-CLI = str(PROJECT_ROOT / "cli.py")
 PASSWORD = "correct horse battery"
 AGENT = "Mozilla/5.0 (X11; Linux x86_64) Chromium/156"
 IDLE, LIFETIME = 30 * 60.0, 12 * 3600.0
@@ -223,11 +219,6 @@ def test_removing_an_account_or_a_new_password_ends_its_sessions(store, clock):
 
 
 # -- command line ----------------------------------------------------------------------------
-
-def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, CLI, *args], input=stdin, capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ))
-
 
 def test_cli_sessions_list_and_revoke(engine_env):
     engine = startup.get_engine()

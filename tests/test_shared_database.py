@@ -5,16 +5,14 @@ histories."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from testkit.app_server import ROOT
 from testkit.browser import CHROMIUM
-from tests.api_server import PASSWORD, _clean_env, api_server
+from tests.api_server import PASSWORD, api_server
+from tests.cli_runs import CliRun
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +25,10 @@ def servers(tmp_path_factory, postgres_server):
     postgres_server.drop_database(url)
 
 
-def cli_on(server, database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    """`python cli.py ARGS` as an operator runs it on `server`'s machine: its DATA_DIR, the shared DATABASE_URL."""
-    env = {**_clean_env(), "DATA_DIR": str(server.data_dir), "DATABASE_URL": database_url, "AUTH_MODE": "accounts"}
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], input=stdin, capture_output=True, text=True,
-                          env=env, cwd=server.data_dir.parent, timeout=60)
+def cli_on(server, database_url: str, *args: str, stdin: str = "") -> CliRun:
+    """`cli.py ARGS` as an operator runs it on `server`'s machine (its DATA_DIR, the shared DATABASE_URL), in this
+    process (tests/cli_runs.py)."""
+    return server.cli(*args, stdin=stdin, DATABASE_URL=database_url)
 
 
 def test_a_token_made_on_one_server_works_on_the_other(servers):

@@ -8,34 +8,44 @@ too); mypy checks the app, whose packages pyproject.toml names.
 from __future__ import annotations
 
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
+
+import pytest
+
+from tests import static_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_PACKAGES = ["app.py", "main.py", "cli.py", "startup.py", "commands", "web", "app_pages", "ui", "qa", "engine",
                 "providers", "storage", "domain", "utils"]
 
 
+RUFF = ("ruff", "check", "--no-cache", ".")  # the whole repository: tests, bench and testkit too
+MYPY = ("mypy",)
+
+
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    """`python -m ARGS`'s finished run; a test marked `static_check(ARGS)` had it started at the run's beginning."""
+    return static_runs.result(*args)
 
 
 def _report(done: subprocess.CompletedProcess[str]) -> str:
     return f"exit {done.returncode}\n{done.stdout}{done.stderr}"
 
 
+@pytest.mark.static_check(*RUFF)
 def test_ruff_finds_nothing_in_the_repository():
-    done = _run("ruff", "check", "--no-cache", ".")
+    done = _run(*RUFF)
     assert done.returncode == 0, _report(done)
     assert "All checks passed!" in done.stdout, _report(done)
 
 
+@pytest.mark.static_check(*MYPY)
 def test_mypy_finds_nothing_in_the_app():
     # mypy checks what pyproject.toml names: that must be the whole app, or a package would go unchecked.
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert sorted(config["tool"]["mypy"]["files"]) == sorted(APP_PACKAGES)
-    done = _run("mypy")
+    done = _run(*MYPY)
     assert done.returncode == 0, _report(done)
     assert "Success: no issues found" in done.stdout, _report(done)
 

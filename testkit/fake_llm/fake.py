@@ -37,7 +37,8 @@ class FakeLLM:
         if self._server is None:
             self._server = ChatServer((self._host, self._port), record=self._record, next_reply=self._next_reply,
                                       hung_up=self._hung_up, next_id=self._next_id)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            # stop() waits up to one poll interval: a short one keeps a fresh fake per test cheap (~5 ms, not ~50).
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.005},
                                             name="fake-llm", daemon=True)
             self._thread.start()
         return self
