@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.layout import ROOT, app_modules, support_modules
 
 # Higher may import lower (or its own layer), never the other way.
 # The entry points (app.py, main.py, cli.py, the page scripts, ui/, web/, commands/) build nothing themselves: they
@@ -24,19 +24,6 @@ LAYERS = {**dict.fromkeys(ENTRY_POINTS, 7), "startup": 6, "qa": 5, "engine": 4, 
 MAX_LINES = 450
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def app_modules() -> dict[str, Path]:
-    """Every module of the app (not tests/, bench/ or testkit/), by dotted name."""
-    files = [ROOT / "app.py", ROOT / "main.py", ROOT / "cli.py", ROOT / "startup.py"]
-    for package in ("commands", "web", "app_pages", "ui", "qa", "engine", "providers", "storage", "domain", "utils"):
-        files += sorted((ROOT / package).rglob("*.py"))
-    return {_module_name(f): f for f in files}
 
 
 def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
@@ -135,11 +122,6 @@ def test_no_app_module_is_too_long_to_read():
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}
 
-
-def support_modules() -> dict[str, Path]:
-    """Every module of bench/ and testkit/ (the benchmarks and the fakes tests share), by dotted name."""
-    files = [f for package in ("bench", "testkit") for f in sorted((ROOT / package).rglob("*.py"))]
-    return {_module_name(f): f for f in files}
 
 
 def test_no_bench_or_testkit_module_is_too_long_to_read():

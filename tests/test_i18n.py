@@ -15,7 +15,7 @@ import pytest
 
 from domain.locales import LANGUAGE_NAMES, SOURCE, TABLES
 from domain.locales.table import merged
-from tests.test_architecture import ROOT, app_modules
+from tests.layout import ROOT, app_modules
 from ui import i18n
 
 HANGUL = re.compile("[\uac00-\ud7a3]")

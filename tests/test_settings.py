@@ -18,6 +18,7 @@ from dotenv import dotenv_values
 
 import utils.settings
 from tests.conftest import PROJECT_ROOT, SDK_VARS
+from tests.layout import app_modules
 from ui.auth import admin_users
 from utils.settings import (
     ENV_NAMES,
@@ -179,9 +180,7 @@ def test_the_environment_read_detector_sees_each_form(tmp_path):
 
 
 def test_the_app_reads_its_variables_only_through_the_declarations():
-    files = [PROJECT_ROOT / "app.py", PROJECT_ROOT / "main.py", PROJECT_ROOT / "cli.py", PROJECT_ROOT / "startup.py"]
-    for package in ("commands", "web", "app_pages", "ui", "qa", "engine", "providers", "storage", "domain", "utils"):
-        files += sorted((PROJECT_ROOT / package).rglob("*.py"))
+    files = app_modules().values()
     reads = {str(f.relative_to(PROJECT_ROOT)): _environment_reads(f) for f in files}
     assert reads["utils/settings.py"] == {"dotenv"}  # the loader is the one place that reads `.env`
     elsewhere = {path: names for path, names in reads.items() if names and path != "utils/settings.py"}
