@@ -21,4 +21,6 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 
-exec .venv/bin/python -m pytest "$@"
+# Three workers on two cores: most of the suite's time is spent waiting (servers, browsers, budgets), not computing.
+# One file stays in one worker (--dist loadfile), so a module's server starts once; `-n 0` runs in one process.
+exec .venv/bin/python -m pytest -n 3 --dist loadfile "$@"

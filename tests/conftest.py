@@ -7,6 +7,7 @@ Every fixture is here, registered once: a test module names a fixture as a param
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the static checks of the selected tests now, so mypy runs alongside the rest of the suite."""
+    """Start the static checks of the selected tests now, so mypy runs alongside the rest of the suite.
+
+    Under pytest-xdist every worker collects every test but runs only its share: there the check starts when its
+    test runs, in the one worker that has it, instead of once in each.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     for item in session.items:
         marker = item.get_closest_marker("static_check")
         if marker is not None:
