@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from storage.migrations import head
 from storage.schema import metadata
+from storage.store import Store
 
 
 def _declared_for(dialect: str):
@@ -27,3 +30,27 @@ def test_schema_matches_migrations(store):
                                                          "include_object": _declared_for(store.dialect)})
         differences = compare_metadata(context, metadata)
     assert differences == []
+
+
+def test_stores_migrating_at_once_in_one_process_each_reach_the_head(tmp_path):
+    # Alembic's `op` proxy is module-wide: two migrations at once in one process (the server's start and a page's
+    # first use) ran each other's operations on a proxy the other had just cleared ("'NoneType' object has no
+    # attribute 'create_index'").
+    stores = [Store(tmp_path / f"app{n}.db") for n in range(8)]
+    start = threading.Barrier(len(stores))
+    reached: list[str] = []
+    failed: list[BaseException] = []
+
+    def migrate(store: Store) -> None:
+        start.wait()
+        try:
+            reached.append(store.migrate())
+        except BaseException as exc:  # noqa: BLE001 (collected for the assertion below)
+            failed.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failed == [] and reached == [head()] * len(stores)

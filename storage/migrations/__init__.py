@@ -13,6 +13,7 @@ others find the work done.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 HERE = Path(__file__).resolve().parent
+# Alembic's `op` and `context` are module-wide proxies set for the migration that runs: two stores migrating at once
+# in one process (the server's start and a page's first use, or two engines in a test) would run each other's
+# operations on a proxy the other just cleared. One migration at a time per process; other processes are kept
+# apart by the database's own lock below.
+_MIGRATING = threading.Lock()
 
 
 def config(connection: sa.Connection | None = None) -> Config:
@@ -58,7 +64,7 @@ def upgrade(engine: sa.Engine, target: str = "head") -> str:
             raw.driver_connection.execute("PRAGMA journal_mode = WAL")  # type: ignore[union-attr]
         finally:
             raw.close()
-    with engine.connect() as conn:
+    with _MIGRATING, engine.connect() as conn:
         conn = conn.execution_options(serialize="migrate")
         with conn.begin():
             if engine.dialect.name == "postgresql":
