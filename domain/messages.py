@@ -135,6 +135,7 @@ ENGLISH: dict[str, str] = {
     "answer.no_xml": "no XML in the answer",
     "answer.no_summary": "summary missing or cut off",
     "answer.cut_off": "answer cut off before </root>",
+    "answer.too_long": "answer cut off at {kb:g} KB: far longer than a complete answer",
 }
 
 # Several failures in one message: "<first> Also: <second> <third>".
