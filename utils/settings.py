@@ -29,6 +29,8 @@ ENV_FILE: str | os.PathLike[str] = ".env"
 Kind = Literal["text", "secret", "name", "path", "number", "integer", "flag", "choice", "names", "list",
                "seconds_or_auto", "encryption_key"]
 _SECRET_KINDS = frozenset({"secret", "encryption_key"})
+# The answer byte cap per token of MAX_TOKENS (`Settings.answer_max_bytes`): several times the few bytes a token is.
+_ANSWER_BYTES_PER_TOKEN = 16
 
 
 class SettingsError(ValueError):
@@ -302,6 +304,15 @@ class Settings:
                                  "this token (see *Health and metrics*)", "secret", unset="open")
     data_encryption_key: str = setting("DATA_ENCRYPTION_KEY", "", "Fernet key(s) sealing patient data at rest "
                                        "(see *Privacy*); `NEW,OLD` to rotate", "encryption_key", unset="off")
+
+    @property
+    def answer_max_bytes(self) -> int:
+        """The most of one answer that is read: MAX_TOKENS at 16 bytes of UTF-8 a token, within 4-64 KB.
+
+        A complete answer is 250-400 tokens (2-5 KB); a token is at most a few bytes, so only a runaway
+        answer gets here. The ceiling keeps a misconfigured MAX_TOKENS from letting megabytes through.
+        """
+        return min(max(self.max_tokens * _ANSWER_BYTES_PER_TOKEN, 4_000), 64_000)
 
     @property
     def image_max_upload_bytes(self) -> int:
