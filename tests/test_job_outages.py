@@ -111,3 +111,22 @@ def test_a_job_still_running_when_redis_hung_past_its_lease_is_not_taken_for_dea
     finally:
         gate.answer.set()
         runner.shutdown(wait=True)
+
+
+def test_a_job_that_ends_after_redis_restarted_without_its_data_comes_back_done(redis_server):  # noqa: F811
+    # The test's Redis persists nothing: a restart loses every key, this job's record among them.
+    gate = Gate()
+    runner = JobRunner(store(redis_server), gate, workers=1)
+    try:
+        job_id = runner.submit(DiagnosisRequest(text="nodule", language="en", user="kim"))
+        assert gate.asked.wait(30)
+        redis_server.stop()
+        redis_server.start()
+        assert runner.get(job_id) is None and runner.list() == []  # lost with the restart
+        gate.answer.set()
+        job = wait_until(lambda: runner.get(job_id))
+        assert job.status == DONE and job.result is not None and job.result.raw == VALID
+        assert job.text == "nodule" and job.user == "kim" and [j.id for j in runner.list(user="kim")] == [job_id]
+    finally:
+        gate.answer.set()
+        runner.shutdown(wait=True)

@@ -54,6 +54,7 @@ from storage.jobs.redis_scripts import (
     ALL,
     CLAIM,
     FINISH,
+    KEPT,
     QUEUE,
     QUEUED_SET,
     REAP_QUEUED,
@@ -84,6 +85,10 @@ def _str(value: bytes | str) -> str:
 
 def _text(value: bytes | str | None) -> str | None:
     return None if value is None else _str(value)
+
+
+def _encoded(value: object) -> str | bytes:
+    return repr(value) if isinstance(value, float) else value if isinstance(value, bytes) else str(value)
 
 
 def _interrupted(message: Message) -> tuple[str, str]:
@@ -118,6 +123,7 @@ class RedisJobStore:
         self._held: set[str] = set()          # jobs this process claimed and has not finished (never reaped here)
         self._over: set[str] = set()          # of those, the ones whose work is over, the finish not yet taken
         self._held_lock = threading.Lock()
+        self._kept: dict[str, dict[str, bytes]] = {}  # the claimed jobs' KEPT fields, to write back if Redis lost them
         self._suspects: set[str] = set()      # queued jobs missing from the queue at the last look
 
     def _unavailable(self, what: str, exc: BaseException) -> JobStoreUnavailable:
@@ -260,8 +266,11 @@ class RedisJobStore:
         with self._held_lock:
             self._held.add(job_id)  # before the claim: the keeper must never see a claimed job without its lease
         try:
-            claimed = bool(self._claim(keys=[job_key(job_id), lease_key(job_id), QUEUED_SET, RUNNING_SET],
-                                       args=[job_id, self.owner, repr(now()), int(self.lease_seconds * 1000)]))
+            kept = self._claim(keys=[job_key(job_id), lease_key(job_id), QUEUED_SET, RUNNING_SET],
+                               args=[job_id, self.owner, repr(now()), int(self.lease_seconds * 1000)])
+            if claimed := bool(kept):
+                with self._held_lock:
+                    self._kept[job_id] = {name: value for name, value in zip(KEPT, kept, strict=True) if value}
         except FAILURES as exc:
             claimed = False
             raise self._unavailable("claim", exc) from None
@@ -287,6 +296,8 @@ class RedisJobStore:
                 fields["assessment_id"] = result.assessment_id
         try:
             moved = self._move(job_id, fields)
+            if moved < 0:  # a Redis restarted without its data: the job comes back, finished, with its answer
+                moved = self._restore(job_id, fields)
         except FAILURES as exc:
             with self._held_lock:
                 self._over.add(job_id)
@@ -294,14 +305,32 @@ class RedisJobStore:
         with self._held_lock:
             self._held.discard(job_id)
             self._over.discard(job_id)
-        return moved
+            self._kept.pop(job_id, None)
+        return moved == 1
 
-    def _move(self, job_id: str, fields: dict[str, Any]) -> bool:
-        def encoded(value) -> str | bytes:
-            return repr(value) if isinstance(value, float) else value if isinstance(value, bytes) else str(value)
+    def _restore(self, job_id: str, fields: dict[str, Any]) -> int:
+        with self._held_lock:
+            kept = self._kept.get(job_id)
+        if not kept:
+            return 0
+        record: dict[FieldT, EncodableT] = {"id": job_id, "owner": self.owner}
+        record.update(kept)
+        record.update((name, _encoded(value)) for name, value in fields.items())
+        stamp, user = float(kept["created_at"]), kept.get("user")
+        expire = max(int(self.retention_seconds - (now() - stamp)), 1)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(job_key(job_id), mapping=record)
+        pipe.expire(job_key(job_id), expire)
+        for listing in [ALL] + ([user_key(_str(user))] if user is not None else []):
+            pipe.zadd(listing, {job_id: stamp})
+            pipe.expire(listing, max(int(self.retention_seconds), 1))
+        pipe.execute()
+        log.warning("jobs: Redis had lost a job that ended here; written back with its outcome")
+        return 1
 
-        pairs = [part for name, value in fields.items() for part in (name, encoded(value))]
-        return bool(self._finish(keys=[job_key(job_id), lease_key(job_id), RUNNING_SET],
+    def _move(self, job_id: str, fields: dict[str, Any]) -> int:
+        pairs = [part for name, value in fields.items() for part in (name, _encoded(value))]
+        return int(self._finish(keys=[job_key(job_id), lease_key(job_id), RUNNING_SET],
                                  args=[job_id, self.owner, *pairs]))
 
     def upkeep(self) -> None:

@@ -13,18 +13,23 @@ QUEUED_SET = key("jobs", "v1", "queued")
 RUNNING_SET = key("jobs", "v1", "running")
 
 
-# KEYS: job, lease, queued set, running set. ARGV: id, owner, now, lease ms.
+# What a claim returns of a job (and a finish writes back where a Redis restarted without its data lost the job).
+KEPT = ("created_at", "user", "kind", "provider", "request", "image")
+
+# KEYS: job, lease, queued set, running set. ARGV: id, owner, now, lease ms. Returns 0, or the KEPT fields' values.
 CLAIM = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'owner', ARGV[2], 'updated_at', ARGV[3])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
 redis.call('SREM', KEYS[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
-return 1
+return redis.call('HMGET', KEYS[1], 'created_at', 'user', 'kind', 'provider', 'request', 'image')
 """
 
-# KEYS: job, lease, running set. ARGV: id, owner, then field, value pairs.
+# KEYS: job, lease, running set. ARGV: id, owner, then field, value pairs. Returns 1, 0 (no longer running, or
+# another's), or -1 (no such job: Redis lost it).
 FINISH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then
   return 0
 end
