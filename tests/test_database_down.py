@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,13 +21,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import startup
-from domain.jobs import JobStoreUnavailable
+from domain.jobs import DONE, INTERRUPTED, RUNNING, JobStoreUnavailable
 from domain.locales import TABLES
+from domain.parser import parse_answer
 from domain.request import DiagnosisRequest
-from domain.result import NOT_RECORDED
+from domain.result import NOT_RECORDED, Diagnosis
+from engine.jobs import JobRunner
 from startup import diagnose
 from storage.jobs.sql import SqlJobStore
 from storage.store import Store
+from testkit.answers import VALID
 from tests.page_text import alerts, plain_alerts, shown
 from web.api.bodies import diagnosis_body
 
@@ -127,3 +132,78 @@ def test_the_job_store_raises_its_own_error_and_a_start_waits_for_the_database(p
 
 def _request() -> DiagnosisRequest:
     return DiagnosisRequest(text="nodule", language="en")
+
+
+def _diagnosis() -> Diagnosis:
+    return Diagnosis(answer=parse_answer(VALID), provider="runpod", model="clinic-derm-v1", raw=VALID,
+                     elapsed_ms=12.0)
+
+
+def _wait_until(check, seconds: float = 30.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"not reached within {seconds} s")
+
+
+def test_a_job_that_ends_while_the_database_is_down_is_recorded_done_once_it_is_back(postgres_url, postgres_server):
+    # Jobs on PostgreSQL shared by servers (leases), no Redis: the answer comes while the database is down.
+    store = Store(postgres_url)
+    asked, answer = threading.Event(), threading.Event()
+
+    def slow_diagnose(request: DiagnosisRequest) -> Diagnosis:
+        asked.set()
+        answer.wait(30)
+        return _diagnosis()
+
+    jobs = SqlJobStore(store, lease_seconds=0.6, poll_seconds=0.1)
+    finish, tried = jobs.finish, threading.Event()
+
+    def watched_finish(*args, **kwargs):
+        try:
+            return finish(*args, **kwargs)
+        finally:
+            tried.set()
+
+    jobs.finish = watched_finish  # type: ignore[method-assign]
+    runner = JobRunner(jobs, slow_diagnose, workers=1)
+    try:
+        job_id = runner.submit(_request())
+        assert asked.wait(30)
+        with down(postgres_server, postgres_url):
+            answer.set()
+            assert tried.wait(30)  # the worker's finish found the database gone
+            time.sleep(0.7)  # the job's lease runs out meanwhile
+        job = _wait_until(lambda: (found := runner.get(job_id)) and found.status != RUNNING and found)
+        assert job.status == DONE and job.result is not None and job.result.raw == VALID and job.error is None
+    finally:
+        runner.shutdown(wait=True)
+        store.dispose()
+
+
+def test_after_an_outage_a_server_waits_a_lease_before_taking_another_ones_jobs_for_dead(postgres_url,
+                                                                                         postgres_server, clock):
+    store = Store(postgres_url)
+    try:
+        alive = SqlJobStore(store, lease_seconds=0.5, poll_seconds=0.1)
+        keeper = SqlJobStore(store, lease_seconds=0.5, poll_seconds=0.1, clock=clock)  # another server's keeper
+        job_id = alive.add(_request())
+        assert alive.next_job() == job_id and alive.claim(job_id)
+        with down(postgres_server, postgres_url):
+            with pytest.raises(JobStoreUnavailable):
+                keeper.upkeep()
+            with pytest.raises(JobStoreUnavailable):
+                alive.finish(job_id, DONE, result=_diagnosis())
+            time.sleep(0.6)  # every lease runs out: nobody could renew one
+        assert keeper.reap() == 0  # not yet: `alive` could not renew its lease either, and holds the answer
+        assert alive.finish(job_id, DONE, result=_diagnosis()) and keeper.get(job_id).status == DONE
+        dead = SqlJobStore(store, lease_seconds=0.5, poll_seconds=0.1)
+        lost = dead.add(_request())
+        assert dead.next_job() == lost and dead.claim(lost)
+        time.sleep(0.6)  # `dead` stopped renewing
+        clock.now += 0.5  # a lease after the database came back: a process that is gone is taken for gone
+        assert keeper.reap() == 1 and keeper.get(lost).status == INTERRUPTED
+    finally:
+        store.dispose()
