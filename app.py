@@ -18,7 +18,7 @@ import streamlit as st
 import startup
 from storage.database import StoreError
 from utils.settings import SettingsError
-from web.routes import routes
+from web.routes import middleware, routes
 
 log = logging.getLogger("app")
 
@@ -44,4 +44,4 @@ async def _start(_app: st.App) -> AsyncIterator[None]:
 
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # as main.py
-app = st.App("main.py", routes=routes(), lifespan=_start)
+app = st.App("main.py", routes=routes(), middleware=middleware(), lifespan=_start)

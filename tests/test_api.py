@@ -230,6 +230,32 @@ def test_unknown_paths_and_methods_are_json(server):
         _error(c.post("/api/v1/analyze/custom", params={"prompt": "anything"}), 404, "not_found")
 
 
+
+def test_a_deeply_nested_body_and_a_nul_in_the_path_get_the_json_400(server):
+    with server.client(server.token("dr.hostile")) as c:
+        nested = b'{"lesion_description": "x", "extra": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+        detail = _error(c.post("/api/v1/diagnose/skin-lesion", content=nested,
+                               headers={"Content-Type": "application/json"}), 400, "bad_request")
+        assert "nested" in detail
+        _error(c.post("/api/v1/utterance/refine", content=b"[" * 100_000,
+                      headers={"Content-Type": "application/json"}), 400, "bad_request")
+        for path in ("/api/v1/analyses/%00", "/api/v1/jobs/%00", "/api/v1/analyses/a%00b"):
+            _error(c.get(path), 400, "bad_request")
+        _error(c.delete("/api/v1/analyses/%00"), 400, "bad_request")
+        assert c.get("/api/v1/analyses").status_code == 200  # and it keeps serving
+    assert "RecursionError" not in server.log.read_text()
+
+
+def test_a_json_body_over_its_limit_names_that_limit_not_the_photos(server):
+    with server.client(server.token("dr.large-json")) as c:
+        huge_json = c.post("/api/v1/diagnose/skin-lesion", content=b'{"lesion_description": "' + b"a" * 1_100_000
+                           + b'"}', headers={"Content-Type": "application/json"})
+        detail = _error(huge_json, 413, "payload_too_large")
+        assert "IMAGE_MAX_UPLOAD_MB" not in detail and "JSON body" in detail and "1 MB" in detail
+        big = c.post("/api/v1/diagnose/skin-lesion-image", files={"image": ("big.png", b"\0" * 1_400_000,
+                                                                             "image/png")})
+        assert "IMAGE_MAX_UPLOAD_MB" in _error(big, 413, "payload_too_large")
+
 # -- async jobs -------------------------------------------------------------------------------------
 
 def _wait_job(c, url, until=("done", "failed", "interrupted"), seconds=20):
