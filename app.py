@@ -28,8 +28,9 @@ def migrate_store() -> None:
     try:
         store = startup.get_store()
         revision = store.migrate()
-    except SettingsError:
-        return  # main.py's first page names the variable to fix
+    except SettingsError as exc:  # one line naming the variable (a URL's password hidden); main.py's page says it too
+        log.error("%s", exc)
+        return
     except (StoreError, OSError) as exc:  # the message names the database without its password
         log.error("the store was not migrated at start: %s", exc)
         return

@@ -408,3 +408,25 @@ def test_the_real_server_serves_health_readiness_and_metrics(fake_llm, tmp_path)
         assert status == 200 and content_type.startswith("text/plain")
         assert 'skinai_provider_circuit_state{provider="runpod"} 0.0' in text
         assert "skinai_jobs_queued 0.0" in text
+
+
+def test_a_malformed_url_port_names_the_variable_and_the_server_still_starts(fake_llm, tmp_path):
+    # It was a 28-40 line traceback, a server that did not start, or a 500 on every API call.
+    env = app_env(RUNPOD_API_KEY="rpa-ops-test", RUNPOD_BASE_URL=fake_llm.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
+                  DATA_DIR=str(tmp_path / "data"), AUTH_MODE="off", REDIS_URL="redis://:hunter2-pw@cache:abc/0")
+    with serve_app(env, tmp_path) as base:
+        status, _, body = _get(f"{base}/readyz")
+        assert status == 503 and '"error":"settings"' in body
+        request = urllib.request.Request(f"{base}/api/v1/diagnose/skin-lesion", method="POST",
+                                         data=b'{"lesion_description": "papule"}',
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": "Bearer any-token"})
+        try:
+            urllib.request.urlopen(request, timeout=10)
+        except urllib.error.HTTPError as error:
+            answer = (error.code, error.read().decode())
+        assert answer[0] == 503 and '"error":"settings"' in answer[1] and "Traceback" not in answer[1]
+    log = (tmp_path / "streamlit.log").read_text()
+    named = [line for line in log.splitlines() if "REDIS_URL cannot be used: its port is not a number" in line]
+    assert named and "redis://:***@cache:abc/0" in named[0]
+    assert "hunter2-pw" not in log and "Traceback" not in log
