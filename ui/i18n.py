@@ -137,6 +137,10 @@ STRINGS: dict[str, dict[str, str]] = {
                          "잠시 후 다시 시도하세요.",
                    "en": "The history database is unavailable. Assessments still answer, but they are not recorded. "
                          "Try again in a moment."},
+    "auth.store_down_grace": {"ko": "데이터베이스를 사용할 수 없습니다: 기록 없이 작업합니다. 평가는 계속되지만 기록되지 않으며, "
+                                    "입력한 내용은 이 화면에 남습니다.",
+                              "en": "The database is unavailable: working without recording. Assessments still answer "
+                                    "but are not recorded; what you typed stays on this page."},
     "risk.malignant": {"ko": "악성", "en": "malignant"},
     "risk.premalignant": {"ko": "전암성", "en": "premalignant"},
     "risk.benign": {"ko": "양성", "en": "benign"},
