@@ -113,9 +113,13 @@ def test_missing_wrong_expired_and_orphaned_tokens_get_401(server):
     Accounts(server.store).remove_user("leaving")
     with server.client(leaving) as c:
         assert "no longer has an account" in _error(c.get("/api/v1/analyses"), 401, "unauthorized")
+    listed = [line for line in server.cli("tokens", "list").stdout.splitlines() if " leaving " in line]
+    assert len(listed) == 1 and "unusable (user removed)" in listed[0] and " active " not in listed[0]
     Accounts(server.store).add_user("leaving", "another password")  # a new account of the same name
     with server.client(leaving) as c:  # the old account's token does not become the new one's
         _error(c.get("/api/v1/analyses"), 401, "unauthorized")
+    listed = [line for line in server.cli("tokens", "list").stdout.splitlines() if " leaving " in line]
+    assert "unusable (user made again after the token)" in listed[0]
 
 
 # -- diagnose ---------------------------------------------------------------------------------------
