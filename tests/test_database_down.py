@@ -126,7 +126,8 @@ def test_a_signed_in_clinician_keeps_working_and_keeps_what_was_typed(reconfigur
         assert limits["until"] <= time.time() + settings.session_timeout_minutes * 60
         at.session_state[GRACE_KEY] = {**limits, "until": time.time() - 1}
         expired = at.run()
-        assert _sign_in_form(expired) and alerts(expired, "error")[0].startswith("로그인 데이터베이스를 사용할 수 없습니다")
+        assert _sign_in_form(expired)
+        assert alerts(expired, "error")[0].startswith("로그인 데이터베이스를 사용할 수 없습니다")  # says why
         at.session_state[GRACE_KEY] = limits
     at.run()  # the database is back: checked again, nothing lost, no notice
     assert not at.exception and at.session_state["user"] == "kim"
