@@ -112,8 +112,8 @@ class Provider:
 
     @property
     def host(self) -> str:
-        """The endpoint's host, for messages (never the key or the path's secrets)."""
-        return urlsplit(self.base_url).netloc or "api.openai.com"
+        """The endpoint's host and port, for messages (never the key, the path, or a `user:password@` in the URL)."""
+        return urlsplit(self.base_url).netloc.rpartition("@")[2] or "api.openai.com"
 
     async def aclose(self) -> None:
         """Close the provider's HTTP connections (when the engine is replaced)."""

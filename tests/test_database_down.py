@@ -28,10 +28,14 @@ from domain.request import DiagnosisRequest
 from domain.result import NOT_RECORDED, Diagnosis
 from engine.jobs import JobRunner
 from startup import diagnose
+from storage.accounts import accounts_for
 from storage.jobs.sql import SqlJobStore
+from storage.sessions import sessions_for
 from storage.store import Store
 from testkit.answers import VALID
 from tests.page_text import alerts, plain_alerts, shown
+from ui.auth_grace import GRACE_KEY
+from utils.settings import get_settings
 from web.api.bodies import diagnosis_body
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +101,45 @@ def test_the_diagnose_page_shows_the_card_and_the_note(on_postgres, postgres_ser
     assert not at.exception
     assert "기저세포암" in shown(at)  # the card
     assert TABLES["ko"]["result.not_recorded"] in [w.value for w in at.warning]
+
+
+
+def test_a_signed_in_clinician_keeps_working_and_keeps_what_was_typed(reconfigure, postgres_server, postgres_url):
+    # Pressing Assess during the outage sent the clinician to the sign-in form, and the description was gone.
+    reconfigure(AUTH_MODE="accounts", DATABASE_URL=postgres_url, DATABASE_TIMEOUT_SECONDS=2)
+    settings = get_settings()
+    accounts_for(startup.get_store(), settings).add_user("kim", "correct horse battery")
+    key = sessions_for(startup.get_store(), settings).start("kim", address=None, agent="AppTest").key
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["auth_session"] = key
+    at.run()
+    assert not at.exception and at.session_state["user"] == "kim"
+    typed = "코 옆 진주빛 구진, 6개월간 서서히 커짐"
+    at.text_area(key="symptoms").input(typed).run()
+    with down(postgres_server, postgres_url):
+        at = at.button(key="assess").click().run()
+        assert not at.exception and at.session_state["user"] == "kim"
+        assert not _sign_in_form(at)
+        assert TABLES["ko"]["auth.store_down_grace"] in [w.value for w in at.warning]
+        assert "기저세포암" in shown(at)  # answered
+        assert TABLES["ko"]["result.not_recorded"] in [w.value for w in at.warning]
+        assert at.text_area(key="symptoms").value == typed
+        # The grace is bounded: past the session's own limits as known at its last check, the form again.
+        limits = at.session_state[GRACE_KEY]
+        assert limits["until"] <= time.time() + settings.session_timeout_minutes * 60
+        at.session_state[GRACE_KEY] = {**limits, "until": time.time() - 1}
+        expired = at.run()
+        assert _sign_in_form(expired)
+        assert alerts(expired, "error")[0].startswith("로그인 데이터베이스를 사용할 수 없습니다")  # says why
+        at.session_state[GRACE_KEY] = limits
+    at.run()  # the database is back: checked again, nothing lost, no notice
+    assert not at.exception and at.session_state["user"] == "kim"
+    assert at.text_area(key="symptoms").value == typed
+    assert TABLES["ko"]["auth.store_down_grace"] not in [w.value for w in at.warning]
+
+
+def _sign_in_form(at: AppTest) -> bool:
+    return any(w.key == "login_name" for w in at.text_input)
 
 
 def test_the_history_and_jobs_pages_say_the_database_is_down(on_postgres, postgres_server):
