@@ -18,7 +18,7 @@ import streamlit as st
 import startup
 from storage.database import StoreError
 from utils.settings import SettingsError
-from web.routes import routes
+from web.routes import middleware, routes
 
 log = logging.getLogger("app")
 
@@ -28,8 +28,9 @@ def migrate_store() -> None:
     try:
         store = startup.get_store()
         revision = store.migrate()
-    except SettingsError:
-        return  # main.py's first page names the variable to fix
+    except SettingsError as exc:  # one line naming the variable (a URL's password hidden); main.py's page says it too
+        log.error("%s", exc)
+        return
     except (StoreError, OSError) as exc:  # the message names the database without its password
         log.error("the store was not migrated at start: %s", exc)
         return
@@ -44,4 +45,4 @@ async def _start(_app: st.App) -> AsyncIterator[None]:
 
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # as main.py
-app = st.App("main.py", routes=routes(), lifespan=_start)
+app = st.App("main.py", routes=routes(), middleware=middleware(), lifespan=_start)

@@ -1,9 +1,10 @@
 """What decoding a photo costs in memory: peak resident memory and time of `shrink_image`.
 
-Two photos: an 88 MP PNG (10800×8150, RGBA, one flat colour: about 360 KB on disk, the shape
-of the issue's 343 KB file) and a typical 12 MP phone JPEG (bench.photos.typical_jpeg). Each is
-shrunk once, then sixteen times at once (sixteen threads, as a batch at its highest
-concurrency would), each scenario in a fresh interpreter so that its peak is its own:
+Three photos: an 88 MP PNG (10800×8150, RGBA, one flat colour: about 360 KB on disk, the shape
+of the issue's 343 KB file), a 49 MP PNG just under the 50 MP limit, and a typical 12 MP phone
+JPEG (bench.photos.typical_jpeg). Each is shrunk once, then many times at once (sixteen threads,
+as a batch at its highest concurrency would; twelve for the 49 MP PNG, issue 19's twelve
+uploads), each scenario in a fresh interpreter so that its peak is its own:
 
     .venv/bin/python -m bench.decode_memory                    # this checkout's utils/images.py
     .venv/bin/python -m bench.decode_memory --code 2eaac5b     # utils/images.py as it was at a commit
@@ -14,7 +15,8 @@ own defaults) instead of the working tree's. `--max-pixels` and `--concurrency` 
 `shrink_image` only when given and only when that version takes them; otherwise its defaults
 apply (so the current code refuses the 88 MP PNG at its 50 MP default: that refusal is measured
 too). Figures: peak RSS of the whole process (VmHWM), the part of it above what the process
-held just before the first decode ("added"), and the wall time of the scenario. Each child runs
+held just before the first decode ("added"), what it still holds half a second after the last
+decode ("idle"), and the wall time of the scenario. Each child runs
 under an address-space cap (`--cap-gb`, default 8) so that a scenario that would need more ends
 in MemoryError instead of taking the machine; such decodes are counted as failed.
 """
@@ -22,6 +24,7 @@ in MemoryError instead of taking the machine; such decodes are counted as failed
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import inspect
 import json
@@ -56,7 +59,11 @@ def flat_png(width: int, height: int, rgba: tuple[int, int, int, int] = (196, 12
 def photos() -> dict[str, bytes]:
     """The two benchmark photos, by name."""
     from bench.photos import typical_jpeg
-    return {"88 MP PNG": flat_png(10800, 8150), "12 MP JPEG": typical_jpeg()}
+    return {"88 MP PNG": flat_png(10800, 8150), "49 MP PNG": flat_png(8100, 6050), "12 MP JPEG": typical_jpeg()}
+
+
+# How many decodes each photo gets at once: 12 uploads of 49 MP PNGs is issue 19's case.
+COPIES = {"88 MP PNG": (1, 16), "49 MP PNG": (1, 12), "12 MP JPEG": (1, 16)}
 
 
 def images_module(rev: str | None) -> ModuleType:
@@ -118,7 +125,11 @@ def child(photo_file: str, copies: int, rev: str | None, options: dict, cap_gb: 
         thread.join()
     seconds = time.perf_counter() - started
     peak_mb = _status_mb("VmHWM")
+    gc.collect()
+    time.sleep(0.5)  # what the process keeps once every decode is over: the app between uploads
+    idle_mb = _status_mb("VmRSS")
     return {"copies": copies, "seconds": seconds, "peak_mb": peak_mb, "added_mb": peak_mb - before_mb,
+            "idle_mb": idle_mb,
             "outcomes": sorted(set(outcomes)), "failed": sum(o == "MemoryError" for o in outcomes),
             "kwargs": kwargs}
 
@@ -130,7 +141,7 @@ def run(rev: str | None, options: dict, cap_gb: float, log) -> list[dict]:
         for name, data in photos().items():
             path = Path(tmp) / "photo"
             path.write_bytes(data)
-            for copies in (1, 16):
+            for copies in COPIES[name]:
                 log(f"{name}, {copies} at once ...")
                 args = [sys.executable, "-m", "bench.decode_memory", "--child", str(path), str(copies),
                         "--cap-gb", str(cap_gb), "--options", json.dumps(options)]
@@ -146,16 +157,17 @@ def run(rev: str | None, options: dict, cap_gb: float, log) -> list[dict]:
 
 def markdown(rows: list[dict], label: str) -> str:
     """The table for bench/RESULTS.md."""
-    lines = [label, "", "| photo | at once | peak RSS MB | added MB | wall s | outcome |", "|---|---|---|---|---|---|"]
+    lines = [label, "", "| photo | at once | peak RSS MB | added MB | idle RSS MB | wall s | outcome |",
+             "|---|---|---|---|---|---|---|"]
     for row in rows:
         if "error" in row:
-            lines.append(f"| {row['photo']} | {row['copies']} | – | – | – | child failed: {row['error']} |")
+            lines.append(f"| {row['photo']} | {row['copies']} | – | – | – | – | child failed: {row['error']} |")
             continue
         outcome = "; ".join(o[:70] for o in row["outcomes"])
         if row["failed"]:
             outcome += f" ({row['failed']} of {row['copies']} out of memory)"
         lines.append(f"| {row['photo']} ({row['bytes'] / 1000:.0f} KB) | {row['copies']} | {row['peak_mb']:.0f} | "
-                     f"{row['added_mb']:.0f} | {row['seconds']:.2f} | {outcome} |")
+                     f"{row['added_mb']:.0f} | {row['idle_mb']:.0f} | {row['seconds']:.2f} | {outcome} |")
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ from commands.exits import EXIT_INPUT, EXIT_OK, positive
 if TYPE_CHECKING:
     from storage.accounts import AccountStore
     from storage.sessions import SessionStore
-    from storage.tokens import TokenStore
+    from storage.tokens import ApiToken, TokenStore
 
 
 def _accounts() -> AccountStore:
@@ -240,11 +240,28 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
         print("no API tokens yet: python cli.py tokens add USER", file=sys.stderr)
         return EXIT_OK
     now = time.time()
-    print(f"{'id':<16}  {'user':<20}  {'state':<7}  {'created':<16}  {'expires':<16}  {'last used':<16}  label")
-    for t in tokens:
-        print(f"{t.id:<16}  {t.user:<20}  {t.state(now):<7}  {_when(t.created_at):<16}  {_when(t.expires_at):<16}  "
+    states = [_token_state(t, t.state(now)) for t in tokens]
+    width = max(7, *(len(state) for state in states))
+    print(f"{'id':<16}  {'user':<20}  {'state':<{width}}  {'created':<16}  {'expires':<16}  {'last used':<16}  label")
+    for t, state in zip(tokens, states, strict=True):
+        print(f"{t.id:<16}  {t.user:<20}  {state:<{width}}  {_when(t.created_at):<16}  {_when(t.expires_at):<16}  "
               f"{_when(t.last_used_at):<16}  {t.name}")
     return EXIT_OK
+
+
+def _token_state(token: ApiToken, state: str) -> str:
+    """`state`, or why an active token is unusable all the same: the API refuses a token whose user has no
+    account, or whose account was made again after the token (web/api/auth.py); only with AUTH_MODE=accounts."""
+    from utils.settings import get_settings
+
+    if state != "active" or get_settings().auth_mode != "accounts":
+        return state
+    user = _accounts().get_user(token.user)
+    if user is None:
+        return "unusable (user removed)"
+    if user.created_at > token.created_at:
+        return "unusable (user made again after the token)"
+    return state
 
 
 def cmd_tokens_revoke(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from domain.classes import LesionClass
@@ -42,14 +42,33 @@ class ParsedAnswer:
     # The same problems as message ids, for the UI to say in its language.
     problem_messages: tuple[Message, ...] = field(default=(), compare=False, repr=False)
 
+    def cut_at(self, limit: int) -> ParsedAnswer:
+        """This answer marked incomplete: the provider sent more than `limit` bytes and the rest was not read.
+
+        Whatever was read may look whole, but an answer that ran past any complete answer's size is not trusted.
+        """
+        problem = cut_off_message(limit)
+        return replace(self, complete=False, problems=(*self.problems, str(problem)),
+                       problem_messages=(*self.problem_messages, problem))
+
 
 @dataclass(frozen=True)
 class TextAnswer:
     """A helper's plain-text answer (refine, explain), as the race judges it."""
 
     text: str
+    cut_off: bool = False  # the provider sent more than the answer's byte cap; the rest was not read
 
     @property
     def complete(self) -> bool:
-        """True when the helper said anything: an empty text counts as an incomplete answer."""
-        return bool(self.text)
+        """True when the helper said anything and all of it was read: an empty or cut-off text is incomplete."""
+        return bool(self.text) and not self.cut_off
+
+    def cut_at(self, limit: int) -> TextAnswer:
+        """This text marked cut off (at `limit` bytes): incomplete, never cached."""
+        return replace(self, cut_off=True)
+
+
+def cut_off_message(limit: int) -> Message:
+    """'the answer was cut off at N KB': the provider kept sending past `limit` bytes."""
+    return Message("answer.too_long", {"kb": round(limit / 1000, 1)})

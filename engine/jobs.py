@@ -15,10 +15,17 @@ dead processes' jobs) says how often (`upkeep_seconds`), and a keeper thread cal
 When the app restarts, jobs that were queued or running are marked interrupted (with
 one-click re-run in the page), never silently lost; where several servers share the jobs,
 only those of a server that stopped.
+
+A job whose work ends while its store does not answer (PostgreSQL or Redis down, or hung) keeps
+its outcome in this process's memory (`_owed`), and the workers and the keeper record it as soon
+as the store answers again: the job ends done with its answer (already in the history), not
+running for good nor interrupted. A job taken from the line whose claim did not get through is
+handed back the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -45,6 +52,10 @@ class JobRunner:
         self.store = store
         self.diagnose = diagnose
         self._stop = threading.Event()
+        # What this process still has to tell the store, by job: a finish (the outcome is in hand) or a hand-back.
+        self._owed: dict[str, Callable[[], object]] = {}
+        self._owed_lock = threading.Lock()
+        self._settling = threading.Lock()  # one thread at a time pays what is owed
         store.recover()  # before any worker takes a job: what is left now belongs to a process that is gone
         self._threads = [threading.Thread(target=self._work, name=f"job-{n}", daemon=True) for n in range(workers)]
         if workers and store.upkeep_seconds:
@@ -88,6 +99,8 @@ class JobRunner:
         if wait:
             for thread in self._threads:
                 thread.join()
+        with contextlib.suppress(JobStoreUnavailable):  # a last try; what the store still misses, its rules settle
+            self._settle()
         self.store.close()
 
     # -- workers ------------------------------------------------------------------------------
@@ -95,6 +108,7 @@ class JobRunner:
     def _work(self) -> None:
         while not self._stop.is_set():
             try:
+                self._settle()
                 job_id = self.store.next_job()
                 if job_id is None:
                     continue
@@ -102,15 +116,19 @@ class JobRunner:
                     self.store.release(job_id)
                     return
                 self._run(job_id)
-            except JobStoreUnavailable:  # logged by the store; a lease then runs out and a keeper steps in
+            except JobStoreUnavailable:  # logged by the store; what this process owes it is settled once it answers
                 self._stop.wait(RETRY_SECONDS)
             except Exception:  # a worker thread must never die: the next job still needs it
                 log.exception("jobs: worker error")
 
     def _run(self, job_id: str) -> None:
         started = time.monotonic()
-        if not self.store.claim(job_id):
-            return  # no longer queued (interrupted by a restart, or expired)
+        try:
+            if not self.store.claim(job_id):
+                return  # no longer queued (interrupted by a restart, or expired)
+        except JobStoreUnavailable:  # taken from the line but not started: back in line once the store answers
+            self._owe(job_id, lambda: self.store.release(job_id))
+            raise
         status, result = FAILED, None
         error: Message | str | None = None
         try:
@@ -121,12 +139,45 @@ class JobRunner:
         except Exception as exc:  # the job says what happened; the worker lives on
             log.exception("job %s crashed", job_id)
             error = Message("job.unexpected", {"error": type(exc).__name__})
-        self.store.finish(job_id, status, result=result, error=error,
-                          elapsed_ms=(time.monotonic() - started) * 1000)
+        elapsed_ms = (time.monotonic() - started) * 1000
+
+        def finish() -> object:
+            return self.store.finish(job_id, status, result=result, error=error, elapsed_ms=elapsed_ms)
+
+        try:
+            finish()
+        except JobStoreUnavailable:  # the answer is in hand (and in the history): recorded once the store answers
+            self._owe(job_id, finish)
+            log.warning("jobs: a job ended while its store did not answer; recorded when it answers")
+
+    def _owe(self, job_id: str, call: Callable[[], object]) -> None:
+        with self._owed_lock:
+            self._owed[job_id] = call
+
+    def _settle(self) -> None:
+        """Tell the store what it missed while it did not answer (raises `JobStoreUnavailable` if it still does not);
+        before the keeper's upkeep, so that this process's own reaper never takes such a job for lost."""
+        if not self._owed or not self._settling.acquire(blocking=False):
+            return
+        try:
+            with self._owed_lock:
+                owed = list(self._owed.items())
+            for job_id, call in owed:
+                try:
+                    call()  # False (the job is no longer running: interrupted meanwhile) is settled all the same
+                except JobStoreUnavailable:
+                    raise
+                except Exception:  # never retried for ever: the job's lease (or the next start) settles it
+                    log.exception("jobs: could not record a job's end")
+                with self._owed_lock:
+                    self._owed.pop(job_id, None)
+        finally:
+            self._settling.release()
 
     def _keep(self) -> None:
         while not self._stop.wait(self.store.upkeep_seconds):
             try:
+                self._settle()
                 self.store.upkeep()
             except JobStoreUnavailable:
                 pass  # logged by the store; the next round tries again

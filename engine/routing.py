@@ -180,6 +180,8 @@ class Race:
                 self._drop(lane.provider)
             return None
         answer = self.judge(attempt.raw)
+        if attempt.cut_off_at is not None:  # a runaway answer: whatever was read is not trusted as complete
+            answer = answer.cut_at(attempt.cut_off_at)
         if not answer.complete:
             if self.incomplete is None:
                 self.incomplete = (lane, attempt, answer)

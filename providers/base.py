@@ -6,16 +6,18 @@ off: retrying is the engine's job alone, so timeouts never multiply.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import email.utils
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, cast
 from urllib.parse import urlsplit
 
 import httpx
 import openai
+from langchain_core.messages import AIMessageChunk
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
@@ -39,6 +41,8 @@ class Attempt:
 
     raw: str
     usage: Usage
+    # The answer's byte cap when the provider sent more (the rest was not read, the stream closed); else None.
+    cut_off_at: int | None = None
 
 
 class Provider:
@@ -108,8 +112,8 @@ class Provider:
 
     @property
     def host(self) -> str:
-        """The endpoint's host, for messages (never the key or the path's secrets)."""
-        return urlsplit(self.base_url).netloc or "api.openai.com"
+        """The endpoint's host and port, for messages (never the key, the path, or a `user:password@` in the URL)."""
+        return urlsplit(self.base_url).netloc.rpartition("@")[2] or "api.openai.com"
 
     async def aclose(self) -> None:
         """Close the provider's HTTP connections (when the engine is replaced)."""
@@ -146,19 +150,35 @@ class Provider:
         Raises a `ProviderError` subclass that says what happened and whether a retry may help.
         """
         self.require_configured()
+        limit = self.settings.answer_max_bytes
         try:
             if not stream:
+                # The SDK reads the JSON body whole; what is kept, parsed, stored and shown is bounded here.
                 message = await self._chat().ainvoke(messages)
-                return Attempt(_text(message.content), _usage(message))
+                raw, cut = _bounded(_text(message.content), limit)
+                return Attempt(raw, _usage(message), cut_off_at=limit if cut else None)
             text = ""
+            size = 0
             usage = Usage()
-            async for chunk in self._chat().astream(messages):
-                if chunk.content:
-                    text += _text(chunk.content)
-                    if on_text:
-                        on_text(text)
-                if getattr(chunk, "usage_metadata", None):
-                    usage = _usage(chunk)
+            # aclosing: leaving the loop early closes the generators down to the HTTP response, so a runaway
+            # answer's connection is dropped at once instead of being read to its end.
+            # Typed as an iterator, it is an async generator (it has aclose).
+            stream_of = cast(AsyncGenerator[AIMessageChunk, None], self._chat().astream(messages))
+            async with contextlib.aclosing(stream_of) as chunks:
+                async for chunk in chunks:
+                    if chunk.content:
+                        piece = _text(chunk.content)
+                        size += len(piece.encode("utf-8", "surrogatepass"))
+                        if size > limit:
+                            text, _ = _bounded(text + piece, limit)
+                            if on_text:
+                                on_text(text)
+                            return Attempt(text, usage, cut_off_at=limit)
+                        text += piece
+                        if on_text:
+                            on_text(text)
+                    if getattr(chunk, "usage_metadata", None):
+                        usage = _usage(chunk)
             return Attempt(text, usage)
         except ProviderError:
             raise
@@ -253,6 +273,14 @@ def retry_after(response: _WithHeaders | None) -> float | None:
     if parsed.tzinfo is None:  # "-0000" means UTC, not the local time zone
         parsed = parsed.replace(tzinfo=datetime.UTC)
     return max(0.0, parsed.timestamp() - time.time())
+
+
+def _bounded(text: str, limit: int) -> tuple[str, bool]:
+    """`text` cut to at most `limit` bytes of UTF-8 (never inside a character), and whether it was cut."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text, False
+    return data[:limit].decode("utf-8", "ignore"), True
 
 
 def _text(content) -> str:

@@ -3,6 +3,7 @@
     with RedisServer() as server:
         client = redis.Redis.from_url(server.url)
         server.stop(); ...; server.start()   # Redis down, then back on the same port
+        server.freeze(); ...; server.thaw()  # Redis hung, then answering again
 
 Nothing is persisted (no RDB snapshots, no AOF); the server listens on 127.0.0.1 only.
 The `redis_server` fixture of tests/conftest.py runs one per test module, emptied before each test; it skips
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -100,6 +102,16 @@ class RedisServer:
         if proc is None:
             return
         stop(proc, grace=5)
+
+    def freeze(self) -> None:
+        """Hang the server (SIGSTOP): it keeps its port and its data but answers nothing, until `thaw()`."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let a frozen server answer again (SIGCONT); keys whose expiry passed meanwhile are gone."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def close(self) -> None:
         """Stop the server and remove its temporary directory."""

@@ -113,9 +113,13 @@ def test_missing_wrong_expired_and_orphaned_tokens_get_401(server):
     Accounts(server.store).remove_user("leaving")
     with server.client(leaving) as c:
         assert "no longer has an account" in _error(c.get("/api/v1/analyses"), 401, "unauthorized")
+    listed = [line for line in server.cli("tokens", "list").stdout.splitlines() if " leaving " in line]
+    assert len(listed) == 1 and "unusable (user removed)" in listed[0] and " active " not in listed[0]
     Accounts(server.store).add_user("leaving", "another password")  # a new account of the same name
     with server.client(leaving) as c:  # the old account's token does not become the new one's
         _error(c.get("/api/v1/analyses"), 401, "unauthorized")
+    listed = [line for line in server.cli("tokens", "list").stdout.splitlines() if " leaving " in line]
+    assert "unusable (user made again after the token)" in listed[0]
 
 
 # -- diagnose ---------------------------------------------------------------------------------------
@@ -229,6 +233,32 @@ def test_unknown_paths_and_methods_are_json(server):
         _error(c.put("/api/v1/analyses/abc", json={}), 405, "method_not_allowed")
         _error(c.post("/api/v1/analyze/custom", params={"prompt": "anything"}), 404, "not_found")
 
+
+
+def test_a_deeply_nested_body_and_a_nul_in_the_path_get_the_json_400(server):
+    with server.client(server.token("dr.hostile")) as c:
+        nested = b'{"lesion_description": "x", "extra": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+        detail = _error(c.post("/api/v1/diagnose/skin-lesion", content=nested,
+                               headers={"Content-Type": "application/json"}), 400, "bad_request")
+        assert "nested" in detail
+        _error(c.post("/api/v1/utterance/refine", content=b"[" * 100_000,
+                      headers={"Content-Type": "application/json"}), 400, "bad_request")
+        for path in ("/api/v1/analyses/%00", "/api/v1/jobs/%00", "/api/v1/analyses/a%00b"):
+            _error(c.get(path), 400, "bad_request")
+        _error(c.delete("/api/v1/analyses/%00"), 400, "bad_request")
+        assert c.get("/api/v1/analyses").status_code == 200  # and it keeps serving
+    assert "RecursionError" not in server.log.read_text()
+
+
+def test_a_json_body_over_its_limit_names_that_limit_not_the_photos(server):
+    with server.client(server.token("dr.large-json")) as c:
+        huge_json = c.post("/api/v1/diagnose/skin-lesion", content=b'{"lesion_description": "' + b"a" * 1_100_000
+                           + b'"}', headers={"Content-Type": "application/json"})
+        detail = _error(huge_json, 413, "payload_too_large")
+        assert "IMAGE_MAX_UPLOAD_MB" not in detail and "JSON body" in detail and "1 MB" in detail
+        big = c.post("/api/v1/diagnose/skin-lesion-image", files={"image": ("big.png", b"\0" * 1_400_000,
+                                                                             "image/png")})
+        assert "IMAGE_MAX_UPLOAD_MB" in _error(big, 413, "payload_too_large")
 
 # -- async jobs -------------------------------------------------------------------------------------
 

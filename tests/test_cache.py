@@ -11,6 +11,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -278,7 +279,7 @@ def test_a_failure_on_opening_is_a_miss(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(diskcache, "Cache", fail)
+    monkeypatch.setattr(disk_cache_module, "_Cache", fail)
     cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, sealer=Sealer())
     assert not cache.available and cache.get("k") is None and cache.set("k", VALUE) is False
 
@@ -325,6 +326,34 @@ def test_a_delete_under_a_held_lock_tries_for_a_while_then_gives_up(tmp_path, mo
         holder.execute("ROLLBACK")
         holder.close()
     assert cache.delete(key) is True and cache.get(key) is None
+
+
+def test_a_lock_held_while_the_cache_opens_turns_it_off_with_one_log_line(tmp_path, caplog):
+    # Issue 19: diskcache's own opening waits up to 60 s for the lock. The holder lets go after 20 s at the
+    # latest: an opening that waited for it would find the cache available; one that gave up does not.
+    DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, sealer=Sealer()).close()  # an existing cache
+    held, opened = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        conn = _hold_lock(tmp_path / "cache")
+        held.set()
+        opened.wait(20)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5)
+        with caplog.at_level(logging.WARNING, logger="storage.cache.disk"):
+            cache = DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, sealer=Sealer())
+    finally:
+        opened.set()
+        holder.join()
+    assert not cache.available and cache.get("k") is None and cache.set("k", VALUE) is False
+    assert [r.getMessage() for r in caplog.records] == [
+        "answer cache unavailable, assessing without it: another program held its database's lock for over 0.8 s"]
+    assert DiskAnswerCache(tmp_path / "cache", ttl_seconds=60, sealer=Sealer()).available  # the lock let go
 
 
 def test_no_call_asks_diskcache_to_retry(tmp_path, monkeypatch):

@@ -487,3 +487,15 @@ def test_fake_runs_standalone():
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+def test_a_password_in_a_base_url_never_reaches_a_message():
+    # `host` names the endpoint in "cannot reach …" messages; it quoted the URL's `user:password@` as well.
+    from providers.registry import build_providers
+    from utils.settings import load_settings
+
+    settings = load_settings(env={"OPENAI_API_KEY": "sk-test", "LOCAL_BASE_URL": "http://local-model:11434/v1",
+                                  "OPENAI_BASE_URL": "https://proxy-user:s3cret-pw@proxy.clinic:8443/v1"})
+    providers = build_providers(settings)
+    assert providers["openai"].host == "proxy.clinic:8443"
+    assert providers["local"].host == "local-model:11434"

@@ -58,8 +58,10 @@ def test_defaults_come_from_the_declarations():
 
 def test_secrets_stay_out_of_the_repr():
     secret = Fernet.generate_key().decode()
-    loaded = load_settings(env={spec.env: secret for f, spec in declarations() if f.name in SECRETS})
-    assert all(getattr(loaded, name) == secret for name in SECRETS)
+    values = {f.name: f"redis://:{secret}@host/0" if spec.kind == "secret_url" else secret
+              for f, spec in declarations() if f.name in SECRETS}  # a URL's secret is its password
+    loaded = load_settings(env={spec.env: values[f.name] for f, spec in declarations() if f.name in SECRETS})
+    assert all(getattr(loaded, name) == values[name] for name in SECRETS)
     assert secret not in repr(loaded)
     assert {f.name for f in dataclasses.fields(Settings) if not f.repr} == SECRETS
 
@@ -84,6 +86,9 @@ GOOD = [
     ("seconds_or_auto", "HEDGE_AFTER_SECONDS", "never", "hedge_after_seconds", 0.0),
     ("seconds_or_auto", "HEDGE_AFTER_SECONDS", "1.5", "hedge_after_seconds", 1.5),
     ("encryption_key", "DATA_ENCRYPTION_KEY", "K1,K2", "data_encryption_key", "K1,K2"),
+    ("url", "LOCAL_BASE_URL", " http://localhost:11434/v1 ", "local_base_url", "http://localhost:11434/v1"),
+    ("secret_url", "DATABASE_URL", "postgresql://u:p@db:5432/skin", "database_url", "postgresql://u:p@db:5432/skin"),
+    ("secret_url", "REDIS_URL", "unix:///run/redis.sock", "redis_url", "unix:///run/redis.sock"),
 ]
 KEYS = {"K1": Fernet.generate_key().decode(), "K2": Fernet.generate_key().decode()}
 
@@ -103,6 +108,18 @@ BAD = [
     ("encryption_key", "DATA_ENCRYPTION_KEY", "hunter2-not-a-key",
      "DATA_ENCRYPTION_KEY must be a Fernet key (44 characters); generate one with: python -c "
      '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'),
+    # A malformed port is one line naming the variable, with the URL's password hidden (it was a traceback at
+    # the first use, and every API call a 500).
+    ("secret_url", "DATABASE_URL", "postgresql://u:s3cret@host:99999/db", "DATABASE_URL cannot be used: its port is "
+     "not a number from 1 to 65535 (postgresql://u:***@host:99999/db): fix it in .env"),
+    ("secret_url", "REDIS_URL", "redis://host:abc", "REDIS_URL cannot be used: its port is not a number from 1 to "
+     "65535 (redis://host:abc): fix it in .env"),
+    ("secret_url", "REDIS_URL", "redis://:pa/ss@host:0/0", "REDIS_URL cannot be used: its port is not a number "
+     "from 1 to 65535 (redis://:***@host:0/0): fix it in .env"),
+    ("url", "OPENAI_BASE_URL", "https://proxy-user:s3cret@proxy:80800/v1", "OPENAI_BASE_URL cannot be used: its "
+     "port is not a number from 1 to 65535 (https://proxy-user:***@proxy:80800/v1): fix it in .env"),
+    ("url", "LOCAL_BASE_URL", "localhost:11434/v1", "LOCAL_BASE_URL cannot be used: it does not start with a "
+     "scheme such as postgresql://, redis:// or https://: fix it in .env"),  # not a URL: maybe a secret, not repeated
 ]
 
 

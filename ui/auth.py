@@ -9,7 +9,7 @@
   tab's own, else the cookie's), so a sign-out in one tab, `cli.py sessions revoke` or a removed
   account ends every tab at its next click; it also ends after SESSION_TIMEOUT_MINUTES idle and
   SESSION_MAX_HOURS after sign-in. Failures are counted by the client's address (`ui/client.py`).
-  A database that is down shows a message on the form instead: nothing opens unchecked.
+  A database that is down shows a message on the form; a tab checked lately goes on (ui/auth_grace.py).
 - `oidc`: Streamlit's built-in OpenID Connect sign-in (`st.login`), configured in
   `.streamlit/secrets.toml` `[auth]`; administrators are the e-mail addresses in ADMIN_USERS.
   Streamlit's cookie is tracked in the same session store (by its hash), so the same idle and
@@ -47,6 +47,7 @@ from storage.sessions import (
     new_secret,
     session_key,
 )
+from ui import auth_grace as grace
 from ui.client import client_address, forwarded_client, user_agent
 from ui.i18n import t
 from ui.state import init_state
@@ -92,7 +93,7 @@ def session_still_valid() -> bool:
     try:
         return isinstance(_sessions().check(key, touch=False), Session)
     except StoreUnavailable:
-        return False  # unverifiable: the gate says why
+        return grace.still_signed_in() is not None  # unverifiable: its last check holds for a while (auth_grace.py)
 
 
 def visible_owner() -> str | None:
@@ -259,6 +260,7 @@ def _signed_in(accounts: AccountStore) -> str | None:
         _end_session(t("auth.removed"))
         return None
     _keep_alive(current.name, current.is_admin)
+    grace.remember(session, current.name, get_settings())  # how long it may go on while the database is down
     if grant := st.session_state.pop("auth_grant", None):
         _go(GRANT_PATH, grant=grant, next=_here())  # the cookie, so a reload stays signed in
     return current.name
@@ -270,7 +272,10 @@ def _accounts_gate() -> str:
         if (user := _signed_in(accounts)) is not None:
             return user
         has_users = accounts.has_users()
-    except StoreUnavailable as exc:  # nothing opens unchecked; the form stays, with what was typed in it
+    except StoreUnavailable as exc:  # nothing opens unchecked, but a session checked lately goes on (auth_grace.py)
+        if (user := grace.still_signed_in()) is not None:
+            grace.notice()
+            return user
         _store_down(exc)
         has_users = True
     if st.session_state.pop("auth_forget_cookie", False):

@@ -22,13 +22,17 @@ from typing import Any, Literal
 
 from dotenv import dotenv_values
 
+from utils.urls import url_problem, without_password
+
 # Where `load_settings` looks for `.env` unless told otherwise; read at call time, so the tests
 # can point it at a file that does not exist (tests/conftest.py).
 ENV_FILE: str | os.PathLike[str] = ".env"
 
 Kind = Literal["text", "secret", "name", "path", "number", "integer", "flag", "choice", "names", "list",
-               "seconds_or_auto", "encryption_key"]
-_SECRET_KINDS = frozenset({"secret", "encryption_key"})
+               "seconds_or_auto", "encryption_key", "url", "secret_url"]
+_SECRET_KINDS = frozenset({"secret", "encryption_key", "secret_url"})
+# The answer byte cap per token of MAX_TOKENS (`Settings.answer_max_bytes`): several times the few bytes a token is.
+_ANSWER_BYTES_PER_TOKEN = 16
 
 
 class SettingsError(ValueError):
@@ -131,6 +135,17 @@ def _encryption_key(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    # Checked at load, so a port like 99999 or 'abc' is one line naming the variable, not a traceback (or a 500 on
+    # every request) wherever the URL is first used; the URL is shown without its password.
+    raw = _text(env, name, default)
+    if raw and (problem := url_problem(raw)):
+        # Without "://" the value may be a bare password pasted in the wrong place: it is not repeated then.
+        shown = f" ({without_password(raw)})" if "://" in raw else ""
+        raise SettingsError(f"{name} cannot be used: {problem}{shown}: fix it in .env")
+    return raw
+
+
 def _seconds_or_auto(env: Mapping[str, str], name: str, default: float | None) -> float | None:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -155,6 +170,8 @@ _PARSERS: dict[str, Callable[[Mapping[str, str], Setting, Any], Any]] = {
     "list": lambda env, s, default: _list(env, s.env, default),
     "seconds_or_auto": lambda env, s, default: _seconds_or_auto(env, s.env, default),
     "encryption_key": lambda env, s, default: _encryption_key(env, s.env, default),
+    "url": lambda env, s, default: _url(env, s.env, default),
+    "secret_url": lambda env, s, default: _url(env, s.env, default),
 }
 
 
@@ -167,13 +184,13 @@ class Settings:
     openai_api_key: str = setting("OPENAI_API_KEY", "", "OpenAI API key", "secret")
     openai_model: str = setting("OPENAI_MODEL", "gpt-4o-mini", "OpenAI model")
     openai_base_url: str = setting("OPENAI_BASE_URL", "", "OpenAI base URL, only for a proxy or an Azure-style "
-                                   "gateway", unset="OpenAI's own")
+                                   "gateway", "url", unset="OpenAI's own")
     runpod_api_key: str = setting("RUNPOD_API_KEY", "", "RunPod API key (the clinic's fine-tuned model)", "secret")
     runpod_base_url: str = setting("RUNPOD_BASE_URL", "", "RunPod endpoint: "
-                                   "`https://api.runpod.ai/v2/<ENDPOINT_ID>/openai/v1`")
+                                   "`https://api.runpod.ai/v2/<ENDPOINT_ID>/openai/v1`", "url")
     runpod_model_name: str = setting("RUNPOD_MODEL_NAME", "", "model name the RunPod endpoint serves")
     local_base_url: str = setting("LOCAL_BASE_URL", "", "any OpenAI-compatible server: Ollama "
-                                  "(`http://localhost:11434/v1`), vLLM, llama.cpp")
+                                  "(`http://localhost:11434/v1`), vLLM, llama.cpp", "url")
     local_model: str = setting("LOCAL_MODEL", "", "model name on the local server")
     local_api_key: str = setting("LOCAL_API_KEY", "", "API key of the local server, if it wants one", "secret")
     local_accepts_images: bool = setting("LOCAL_ACCEPTS_IMAGES", True, "the local model reads photos (false for a "
@@ -289,7 +306,7 @@ class Settings:
                                            "`AUTH_MODE=oidc`", "list", unset="none")
     database_url: str = setting("DATABASE_URL", "", "`postgresql://user:password@host/db` to share accounts, "
                                 "sessions, tokens, history, reviews and pins between servers (see *More than one "
-                                "server*)", "secret", unset="SQLite file `app.db` under `DATA_DIR`")
+                                "server*)", "secret_url", unset="SQLite file `app.db` under `DATA_DIR`")
     database_pool_size: int = setting("DATABASE_POOL_SIZE", 5, "connections each app process keeps open to "
                                       "PostgreSQL (up to twice as many under a burst)", "integer", minimum=1,
                                       maximum=100)
@@ -297,11 +314,20 @@ class Settings:
                                               "a connection or a lock wait may take before it fails",
                                               "number", minimum=0.1, maximum=300)
     redis_url: str = setting("REDIS_URL", "", "share the cache, jobs and metrics between app processes (see *More "
-                             "than one server*)", "secret", unset="off")
+                             "than one server*)", "secret_url", unset="off")
     metrics_token: str = setting("METRICS_TOKEN", "", "when set, `GET /metrics` wants `Authorization: Bearer` and "
                                  "this token (see *Health and metrics*)", "secret", unset="open")
     data_encryption_key: str = setting("DATA_ENCRYPTION_KEY", "", "Fernet key(s) sealing patient data at rest "
                                        "(see *Privacy*); `NEW,OLD` to rotate", "encryption_key", unset="off")
+
+    @property
+    def answer_max_bytes(self) -> int:
+        """The most of one answer that is read: MAX_TOKENS at 16 bytes of UTF-8 a token, within 4-64 KB.
+
+        A complete answer is 250-400 tokens (2-5 KB); a token is at most a few bytes, so only a runaway
+        answer gets here. The ceiling keeps a misconfigured MAX_TOKENS from letting megabytes through.
+        """
+        return min(max(self.max_tokens * _ANSWER_BYTES_PER_TOKEN, 4_000), 64_000)
 
     @property
     def image_max_upload_bytes(self) -> int:
@@ -360,6 +386,7 @@ def _accepts(spec: Setting) -> str:
         "choice": ", ".join(f"`{c}`" for c in spec.choices),
         "names": "provider names, comma-separated, or `none`", "list": "comma-separated",
         "seconds_or_auto": "seconds, `auto` or `off`", "encryption_key": "Fernet key(s), comma-separated (secret)",
+        "url": "URL", "secret_url": "URL (secret: its password is never shown)",
     }[spec.kind]
 
 

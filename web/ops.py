@@ -2,8 +2,8 @@
 
 - `GET /healthz`: the process answers HTTP (no I/O at all).
 - `GET /readyz`: the store takes a write, a configured provider is usable, Redis answers when set
-  (web/readiness.py); 200 when this process can serve, else 503. No auth: it names providers and
-  states only.
+  (web/readiness.py); 200 when this process can answer and record assessments ("ready", or "degraded"
+  when an optional part such as Redis is down), else 503. No auth: it names providers and states only.
 - `GET /metrics`: Prometheus's text format (engine/prometheus_metrics.py), this process's figures;
   with METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`.
 """
@@ -40,13 +40,15 @@ def _settings() -> Settings | JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: 200 when this process can serve assessments, 503 when it cannot; each check listed."""
+    """Readiness: 200 when this process can answer and record assessments ("degraded" when an optional part
+    fails), 503 when it cannot; each check listed."""
     settings = _settings()
     if isinstance(settings, JSONResponse):
         return settings
     checks = await readiness(settings)
     ready = all(check.ok for check in checks)
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": [c.to_dict() for c in checks]},
+    status = ("degraded" if any(c.degraded for c in checks) else "ready") if ready else "not ready"
+    return JSONResponse({"status": status, "checks": [c.to_dict() for c in checks]},
                         status_code=200 if ready else 503, headers=_NO_STORE)
 
 

@@ -1,13 +1,18 @@
 """Readiness: can this process serve assessments now? The checks behind `GET /readyz`.
 
-Three checks, run side by side, each in a worker thread (they block) and each given `CHECK_SECONDS`:
+Ready means "this process can answer and record an assessment". Three checks, run side by side, each in a
+worker thread (they block) and each given `CHECK_SECONDS`:
 
 - the store answers: on SQLite it takes a write (a table created in a transaction that is rolled back:
-  nothing is kept); on PostgreSQL a `SELECT 1` comes back, and quickly (down and slow are told apart);
+  nothing is kept) and DATA_DIR keeps at least `DATA_DIR_FLOOR_BYTES` free (a rolled-back write may need
+  no new page, so a full disk would pass it while every history row fails); on PostgreSQL a `SELECT 1`
+  comes back, and quickly (down and slow are told apart);
 - at least one configured provider is usable: its circuit is closed or half-open, or its cool-down is
   over (the next assessment probes it), so readiness comes back on its own after a cool-down even when
   the load balancer sends nothing meanwhile; in DEMO_MODE no provider is asked and none is needed;
-- Redis answers PING, when REDIS_URL is set.
+- Redis answers PING, when REDIS_URL is set. Redis is optional for answering and recording: a Redis that
+  is down or hangs makes the check `degraded` (the body says what degrades, background jobs among it),
+  never not-ready, or one Redis blip would take every server out of the load balancer.
 
 A check that does not answer in time fails; the same check is not started again while its previous
 thread still runs, so a store or a Redis that hangs costs one thread, not one per probe. Details name
@@ -16,10 +21,12 @@ providers, circuit states and error classes only: never a path, a URL, a key or 
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -35,6 +42,11 @@ CHECK_SECONDS = 2.0   # each check's bound: a load balancer probes every few sec
 REDIS_SECONDS = 1.0   # PING's socket timeouts, inside the check's bound
 STORE_BUSY_MS = 1000  # how long the store's write lock is waited for, inside the check's bound
 STORE_SLOW_SECONDS = 1.0  # a PostgreSQL that takes longer than this for SELECT 1 cannot serve a page in time
+# An assessment's history row with its thumbnail, the WAL and a checkpoint fit many times over; far less free
+# and SQLite's next write may fail with "database or disk is full".
+DATA_DIR_FLOOR_BYTES = 64 * 1024 * 1024
+OPTIONAL = {"redis": "the answer cache misses, the performance figures are not shared, background jobs cannot be "
+                     "submitted or run; assessments still answer and are recorded"}
 
 
 @dataclass(frozen=True)
@@ -45,13 +57,21 @@ class Check:
     ok: bool
     detail: str
     states: list[dict[str, Any]] | None = None  # the providers check: each configured provider's circuit
+    degraded: bool = False  # an optional part failed: still ready, with less (`OPTIONAL` says what)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form; the providers check lists each provider under `providers`."""
+        """The JSON form; the providers check lists each provider under `providers`; `degraded` only when true."""
         found: dict[str, Any] = {"name": self.name, "ok": self.ok, "detail": self.detail}
+        if self.degraded:
+            found["degraded"] = True
         if self.states is not None:
             found["providers"] = self.states
         return found
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the file system holding `path` (the seam tests replace to play a full disk)."""
+    return shutil.disk_usage(path).free
 
 
 def store_writable() -> Check:
@@ -61,6 +81,11 @@ def store_writable() -> Check:
         return _database_answers(store)
     try:
         store.migrate()  # makes DATA_DIR and the file when they are missing, as the first assessment would
+        free = free_bytes((store.path or Path(".")).resolve().parent)
+        if free < DATA_DIR_FLOOR_BYTES:
+            needed = DATA_DIR_FLOOR_BYTES // 2**20
+            return Check("store", False, f"DATA_DIR is nearly full ({free // 2**20} MB free, {needed} MB needed): "
+                                         "assessments would not be recorded")
         raw = store.engine.raw_connection()
         try:
             sqlite: Any = raw.driver_connection  # the sqlite3 connection, in autocommit: our BEGIN is the one
@@ -159,7 +184,10 @@ async def readiness(settings: Settings) -> list[Check]:
     verdicts: dict[str, Check] = {}
 
     async def one(name: str) -> None:
-        verdicts[name] = await bounded(name, checks[name])
+        verdict = await bounded(name, checks[name])
+        if not verdict.ok and name in OPTIONAL:  # down, hung or still running: reported, not fatal
+            verdict = Check(name, True, f"{verdict.detail}: {OPTIONAL[name]}", verdict.states, degraded=True)
+        verdicts[name] = verdict
 
     async with anyio.create_task_group() as group:
         for name in checks:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from web import ops, sessions
 from web.api import routes as api
+from web.api.path_guard import ApiPathGuard
 
 
 def routes() -> list[BaseRoute]:
     """The API's, the sign-in session's and the operators' routes."""
     return [*ops.routes(), *sessions.routes(), *api.routes()]
+
+
+def middleware() -> list[Middleware]:
+    """What runs before Streamlit's own middleware: the API's JSON answer to a path Streamlit refuses."""
+    return [Middleware(ApiPathGuard)]

@@ -30,6 +30,47 @@ _FAILURES = (OSError, sqlite3.Error, diskcache.Timeout)
 # IMMEDIATE for as long as the lock is held, after the race and outside the assessment's budget.
 _LOCK_WAIT_SECONDS = 0.05
 _DELETE_PATIENCE_SECONDS = 2.0
+# Opening writes diskcache's settings, and diskcache waits up to 60 s for a lock another program holds;
+# a process starting (a page, the command line) waits this long at most (under a second, with the opening
+# itself), then runs without the cache.
+_OPEN_WAIT_SECONDS = 0.8
+
+
+class _Cache(diskcache.Cache):
+    """A diskcache.Cache whose opening gives up (`diskcache.Timeout`) once the database stayed locked `open_wait` s.
+
+    diskcache retries its opening statements for a fixed 60 s, through `_sql`; while the cache opens,
+    `_sql` retries a locked statement itself until the deadline, then raises what diskcache does not retry.
+    """
+
+    def __init__(self, directory: str, *, open_wait: float, **settings: Any) -> None:
+        self._open_until: float | None = time.monotonic() + open_wait
+        try:
+            super().__init__(directory, **settings)
+        except BaseException:
+            self.close()  # the half-opened connection, not left to the garbage collector
+            raise
+        self._open_until = None
+
+    @property
+    def _sql(self) -> Any:
+        execute = self._con.execute
+        until = self._open_until
+        if until is None:
+            return execute
+
+        def bounded(statement: str, *args: Any, **kwargs: Any) -> Any:
+            while True:
+                try:
+                    return execute(statement, *args, **kwargs)
+                except sqlite3.OperationalError as exc:
+                    if str(exc) != "database is locked":
+                        raise
+                    if time.monotonic() >= until:
+                        raise diskcache.Timeout("the cache's database stayed locked") from None
+                    time.sleep(0.01)
+
+        return bounded
 
 
 class DiskAnswerCache:
@@ -51,11 +92,14 @@ class DiskAnswerCache:
             # -shm files; an empty file made first with 0600 is used as the new database instead.
             os.close(os.open(directory / "cache.db", os.O_CREAT | os.O_WRONLY, 0o600))
             # secure_delete: a deleted or expired answer is overwritten, not left in free pages.
-            self._cache = diskcache.Cache(str(directory), timeout=_LOCK_WAIT_SECONDS, size_limit=2**30,
-                                          disk_min_file_size=_MIN_FILE_SIZE, sqlite_secure_delete=1)
+            self._cache = _Cache(str(directory), open_wait=_OPEN_WAIT_SECONDS, timeout=_LOCK_WAIT_SECONDS,
+                                 size_limit=2**30, disk_min_file_size=_MIN_FILE_SIZE, sqlite_secure_delete=1)
             for name in ("cache.db", "cache.db-wal", "cache.db-shm"):  # a cache made before this was private
                 if (directory / name).exists():
                     os.chmod(directory / name, 0o600)
+        except diskcache.Timeout:
+            log.warning("answer cache unavailable, assessing without it: another program held its database's "
+                        "lock for over %g s", _OPEN_WAIT_SECONDS)
         except _FAILURES as exc:
             log.warning("answer cache unavailable, assessing without it: %s", type(exc).__name__)
 

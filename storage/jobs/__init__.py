@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from domain.jobs import UNREADABLE, UNREADABLE_MESSAGE, Job, JobUnreadable, request_from_record, request_record
@@ -66,6 +67,34 @@ def stored_message(stored: str | bytes | None) -> Message | None:
         return Message.from_record(json.loads(stored))
     except (ValueError, KeyError, TypeError, AttributeError):  # hand-edited or from a newer release: the text stays
         return None
+
+
+class ReapGrace:
+    """Whether this process may take other processes' jobs for dead, after it lost its job store for a while.
+
+    While the store did not answer, nobody could renew a lease: one that ran out meanwhile says nothing of its
+    process, which may be alive and holding the job's answer (see `engine.jobs.JobRunner`). So after a failure
+    the reaper waits one lease from the store's first answer: every live process renews or finishes its jobs
+    within that time, and only the jobs of processes that are really gone are then marked interrupted.
+    """
+
+    def __init__(self, lease_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` (seconds, monotonic) is injectable for tests."""
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self._lost = False
+        self._until = 0.0
+
+    def lost(self) -> None:
+        """The store did not answer this process."""
+        self._lost = True
+
+    def allows(self) -> bool:
+        """True when reaping may go on; call it just before the reaper's own look (which may fail again)."""
+        if self._lost:
+            self._lost = False
+            self._until = self.clock() + self.lease_seconds
+        return self.clock() >= self._until
 
 
 class JobStore(Protocol):

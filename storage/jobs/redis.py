@@ -26,13 +26,13 @@ One Redis (not a cluster) is assumed: the scripts touch several keys.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import redis
@@ -47,9 +47,25 @@ from storage.jobs import (
     POLL_SECONDS,
     PROCESS_GONE_MESSAGE,
     JobCodec,
+    ReapGrace,
     error_columns,
 )
-from storage.redis_client import FAILURES, connect, key
+from storage.jobs.redis_scripts import (
+    ALL,
+    CLAIM,
+    FINISH,
+    KEPT,
+    QUEUE,
+    QUEUED_SET,
+    REAP_QUEUED,
+    REAP_RUNNING,
+    RENEW,
+    RUNNING_SET,
+    job_key,
+    lease_key,
+    user_key,
+)
+from storage.redis_client import FAILURES, connect
 from storage.store import new_id, now
 from utils.crypto import Sealer
 
@@ -58,76 +74,9 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 15.0      # a running job's process is taken for dead this long after its last heartbeat
 PAGE_TIMEOUT = 2.0        # seconds for the page's calls (submit, get, list)
 
-QUEUE = key("jobs", "v1", "queue")
-ALL = key("jobs", "v1", "all")
-QUEUED_SET = key("jobs", "v1", "queued")
-RUNNING_SET = key("jobs", "v1", "running")
-
-
 # Fields a listing reads: everything but the photo.
 _LIST_FIELDS = ("id", "created_at", "updated_at", "status", "kind", "provider", "user", "request", "result", "error",
                 "error_message", "elapsed_ms")
-
-# KEYS: job, lease, queued set, running set. ARGV: id, owner, now, lease ms.
-_CLAIM = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'owner', ARGV[2], 'updated_at', ARGV[3])
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
-redis.call('SREM', KEYS[3], ARGV[1])
-redis.call('SADD', KEYS[4], ARGV[1])
-return 1
-"""
-
-# KEYS: job, lease, running set. ARGV: id, owner, then field, value pairs.
-_FINISH = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then
-  return 0
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('DEL', KEYS[2])
-redis.call('SREM', KEYS[3], ARGV[1])
-return 1
-"""
-
-# KEYS: job, lease, running set. ARGV: id, now, message, message as JSON. A running job whose lease is gone becomes
-# interrupted.
-_REAP_RUNNING = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
-  redis.call('SREM', KEYS[3], ARGV[1])
-  return 0
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'interrupted', 'updated_at', ARGV[2], 'error', ARGV[3], 'error_message', ARGV[4])
-redis.call('SREM', KEYS[3], ARGV[1])
-return 1
-"""
-
-# KEYS: job, queue, queued set. ARGV: id, now, message, message as JSON. A queued job no longer in the queue was
-# lost by a worker.
-_REAP_QUEUED = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then
-  redis.call('SREM', KEYS[3], ARGV[1])
-  return 0
-end
-if redis.call('LPOS', KEYS[2], ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'interrupted', 'updated_at', ARGV[2], 'error', ARGV[3], 'error_message', ARGV[4])
-redis.call('SREM', KEYS[3], ARGV[1])
-return 1
-"""
-
-
-def _job_key(job_id: str) -> str:
-    return key("job", "v1", job_id)
-
-
-def _lease_key(job_id: str) -> str:
-    return key("job", "v1", job_id, "lease")
-
-
-def _user_key(user: str) -> str:
-    # A digest, so that no key shows who uses the app.
-    return key("jobs", "v1", "user", hashlib.sha256(user.encode("utf-8")).hexdigest()[:32])
-
 
 def _str(value: bytes | str) -> str:
     # This store's clients return bytes (see `connect`); redis-py's types also allow a decoding client's str.
@@ -138,16 +87,14 @@ def _text(value: bytes | str | None) -> str | None:
     return None if value is None else _str(value)
 
 
+def _encoded(value: object) -> str | bytes:
+    return repr(value) if isinstance(value, float) else value if isinstance(value, bytes) else str(value)
+
+
 def _interrupted(message: Message) -> tuple[str, str]:
     # The error and error_message fields of a job a reaper marks interrupted (see `error_columns`).
     fields = error_columns(message)
     return str(fields["error"]), str(fields["error_message"])
-
-
-def _unavailable(what: str, exc: BaseException) -> JobStoreUnavailable:
-    # Logged by the error's class only: never a key or a value.
-    log.warning("jobs: %s failed: %s", what, type(exc).__name__)
-    return JobStoreUnavailable()
 
 
 class RedisJobStore:
@@ -155,9 +102,10 @@ class RedisJobStore:
 
     def __init__(self, client: redis.Redis, *, blocking: redis.Redis | None = None, retention_seconds: float,
                  sealer: Sealer | None = None, lease_seconds: float = LEASE_SECONDS,
-                 poll_seconds: float = POLL_SECONDS) -> None:
+                 poll_seconds: float = POLL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         """`client` answers the page's calls; `blocking` (default `client`) waits in BLPOP up to `poll_seconds`,
-        so its socket timeout must be longer than that. Jobs expire `retention_seconds` after submission."""
+        so its socket timeout must be longer than that. Jobs expire `retention_seconds` after submission.
+        `clock` (monotonic seconds) times the reaper's grace after Redis did not answer (see `ReapGrace`)."""
         self._redis = client
         self._blocking = blocking or client
         self.retention_seconds = retention_seconds
@@ -166,21 +114,31 @@ class RedisJobStore:
         self.poll_seconds = poll_seconds
         self.upkeep_seconds = lease_seconds / 3  # well before a lease expires
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._claim = client.register_script(_CLAIM)
-        self._finish = client.register_script(_FINISH)
-        self._reap_running = client.register_script(_REAP_RUNNING)
-        self._reap_queued = client.register_script(_REAP_QUEUED)
-        self._held: set[str] = set()          # jobs this process claimed (their leases are refreshed)
+        self._claim = client.register_script(CLAIM)
+        self._finish = client.register_script(FINISH)
+        self._reap_running = client.register_script(REAP_RUNNING)
+        self._reap_queued = client.register_script(REAP_QUEUED)
+        self._renew = client.register_script(RENEW)
+        self._grace = ReapGrace(lease_seconds, clock)
+        self._held: set[str] = set()          # jobs this process claimed and has not finished (never reaped here)
+        self._over: set[str] = set()          # of those, the ones whose work is over, the finish not yet taken
         self._held_lock = threading.Lock()
+        self._kept: dict[str, dict[str, bytes]] = {}  # the claimed jobs' KEPT fields, to write back if Redis lost them
         self._suspects: set[str] = set()      # queued jobs missing from the queue at the last look
+
+    def _unavailable(self, what: str, exc: BaseException) -> JobStoreUnavailable:
+        self._grace.lost()
+        log.warning("jobs: %s failed: %s", what, type(exc).__name__)  # the class only: never a key or a value
+        return JobStoreUnavailable()
 
     @classmethod
     def from_url(cls, url: str, *, retention_seconds: float, sealer: Sealer | None = None,
-                 lease_seconds: float = LEASE_SECONDS, poll_seconds: float = POLL_SECONDS) -> RedisJobStore:
+                 lease_seconds: float = LEASE_SECONDS, poll_seconds: float = POLL_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> RedisJobStore:
         """The store for REDIS_URL `url`, with the process's shared connection pools."""
         return cls(connect(url, PAGE_TIMEOUT), blocking=connect(url, poll_seconds + PAGE_TIMEOUT),
                    retention_seconds=retention_seconds, sealer=sealer, lease_seconds=lease_seconds,
-                   poll_seconds=poll_seconds)
+                   poll_seconds=poll_seconds, clock=clock)
 
     # -- the page's side ----------------------------------------------------------------------
 
@@ -199,9 +157,9 @@ class RedisJobStore:
         expire = max(int(self.retention_seconds), 1)
         try:
             pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(_job_key(job_id), mapping=fields)
-            pipe.expire(_job_key(job_id), expire)
-            listings = [ALL] + ([_user_key(request.user)] if request.user is not None else [])
+            pipe.hset(job_key(job_id), mapping=fields)
+            pipe.expire(job_key(job_id), expire)
+            listings = [ALL] + ([user_key(request.user)] if request.user is not None else [])
             for listing in listings:
                 pipe.zadd(listing, {job_id: stamp})
                 pipe.zremrangebyscore(listing, "-inf", f"({stamp - self.retention_seconds}")
@@ -210,16 +168,16 @@ class RedisJobStore:
             pipe.rpush(QUEUE, job_id)
             pipe.execute()
         except FAILURES as exc:
-            raise _unavailable("submit", exc) from None
+            raise self._unavailable("submit", exc) from None
         return job_id
 
     def request_of(self, job_id: str) -> DiagnosisRequest:
         """The request a job was submitted with; KeyError when there is no such job, `JobUnreadable` under
         another key."""
         try:
-            request, image, user = self._redis.hmget(_job_key(job_id), "request", "image", "user")
+            request, image, user = self._redis.hmget(job_key(job_id), "request", "image", "user")
         except FAILURES as exc:
-            raise _unavailable("read", exc) from None
+            raise self._unavailable("read", exc) from None
         if request is None:
             raise KeyError(job_id)
         return self.codec.open_request(request, image, _text(user))
@@ -227,23 +185,23 @@ class RedisJobStore:
     def get(self, job_id: str) -> Job | None:
         """One job, or None."""
         try:
-            values = self._redis.hmget(_job_key(job_id), _LIST_FIELDS)
+            values = self._redis.hmget(job_key(job_id), _LIST_FIELDS)
         except FAILURES as exc:
-            raise _unavailable("read", exc) from None
+            raise self._unavailable("read", exc) from None
         return self._job(values)
 
     def list(self, *, user: str | None = None, limit: int = 200) -> list[Job]:
         """The newest jobs first (one user's, when given)."""
-        listing = ALL if user is None else _user_key(user)
+        listing = ALL if user is None else user_key(user)
         try:
             # Members only (no scores), as bytes: redis-py's return type covers every option of the call.
             ids = cast("list[bytes]", self._redis.zrevrange(listing, 0, limit - 1))
             pipe = self._redis.pipeline(transaction=False)
             for job_id in ids:
-                pipe.hmget(_job_key(job_id.decode()), _LIST_FIELDS)
+                pipe.hmget(job_key(job_id.decode()), _LIST_FIELDS)
             rows = pipe.execute() if ids else []
         except FAILURES as exc:
-            raise _unavailable("list", exc) from None
+            raise self._unavailable("list", exc) from None
         found, expired = [], []
         for job_id, values in zip(ids, rows, strict=True):
             job = self._job(values)
@@ -274,7 +232,7 @@ class RedisJobStore:
             pipe.scard(RUNNING_SET)
             queued, running = pipe.execute()
         except FAILURES as exc:
-            raise _unavailable("count", exc) from None
+            raise self._unavailable("count", exc) from None
         return {QUEUED: int(queued), RUNNING: int(running)}
 
     # -- the workers' side --------------------------------------------------------------------
@@ -284,6 +242,7 @@ class RedisJobStore:
         try:
             return self.reap()
         except FAILURES as exc:
+            self._grace.lost()
             log.warning("jobs: could not check for interrupted jobs at start: %s", type(exc).__name__)
             return 0
 
@@ -292,7 +251,7 @@ class RedisJobStore:
         try:
             popped = self._blocking.blpop([QUEUE], timeout=self.poll_seconds)
         except FAILURES as exc:
-            raise _unavailable("queue", exc) from None
+            raise self._unavailable("queue", exc) from None
         return None if popped is None else _str(popped[1])
 
     def release(self, job_id: str) -> None:
@@ -300,18 +259,21 @@ class RedisJobStore:
         try:
             self._redis.lpush(QUEUE, job_id)
         except FAILURES as exc:  # it stays queued and missing from the queue: a keeper marks it interrupted
-            raise _unavailable("hand back", exc) from None
+            raise self._unavailable("hand back", exc) from None
 
     def claim(self, job_id: str) -> bool:
         """queued → running with this process's lease; False when no longer queued (interrupted, or expired)."""
         with self._held_lock:
             self._held.add(job_id)  # before the claim: the keeper must never see a claimed job without its lease
         try:
-            claimed = bool(self._claim(keys=[_job_key(job_id), _lease_key(job_id), QUEUED_SET, RUNNING_SET],
-                                       args=[job_id, self.owner, repr(now()), int(self.lease_seconds * 1000)]))
+            kept = self._claim(keys=[job_key(job_id), lease_key(job_id), QUEUED_SET, RUNNING_SET],
+                               args=[job_id, self.owner, repr(now()), int(self.lease_seconds * 1000)])
+            if claimed := bool(kept):
+                with self._held_lock:
+                    self._kept[job_id] = {name: value for name, value in zip(KEPT, kept, strict=True) if value}
         except FAILURES as exc:
             claimed = False
-            raise _unavailable("claim", exc) from None
+            raise self._unavailable("claim", exc) from None
         finally:
             if not claimed:  # no lease to refresh
                 with self._held_lock:
@@ -320,7 +282,10 @@ class RedisJobStore:
 
     def finish(self, job_id: str, status: str, *, result: Diagnosis | None = None,
                error: Message | str | None = None, elapsed_ms: float | None = None) -> bool:
-        """running → `status`, only by this process; False when no longer running (it stays as it is)."""
+        """running → `status`, only by this process; False when no longer running (it stays as it is).
+
+        When Redis does not answer, the job stays this process's (never reaped here) but its lease is no longer
+        refreshed: its work is over, and the runner finishes it again once Redis answers."""
         fields: dict[str, Any] = {"status": status, "updated_at": now()}
         fields.update((name, value) for name, value in error_columns(error).items() if value is not None)
         if elapsed_ms is not None:
@@ -330,19 +295,42 @@ class RedisJobStore:
             if result.assessment_id:
                 fields["assessment_id"] = result.assessment_id
         try:
-            return self._move(job_id, fields)
-        except FAILURES as exc:  # the lease then expires and a keeper marks the job interrupted
-            raise _unavailable("finish", exc) from None
-        finally:
+            moved = self._move(job_id, fields)
+            if moved < 0:  # a Redis restarted without its data: the job comes back, finished, with its answer
+                moved = self._restore(job_id, fields)
+        except FAILURES as exc:
             with self._held_lock:
-                self._held.discard(job_id)
+                self._over.add(job_id)
+            raise self._unavailable("finish", exc) from None
+        with self._held_lock:
+            self._held.discard(job_id)
+            self._over.discard(job_id)
+            self._kept.pop(job_id, None)
+        return moved == 1
 
-    def _move(self, job_id: str, fields: dict[str, Any]) -> bool:
-        def encoded(value: object) -> str | bytes:
-            return repr(value) if isinstance(value, float) else value if isinstance(value, bytes) else str(value)
+    def _restore(self, job_id: str, fields: dict[str, Any]) -> int:
+        with self._held_lock:
+            kept = self._kept.get(job_id)
+        if not kept:
+            return 0
+        record: dict[FieldT, EncodableT] = {"id": job_id, "owner": self.owner}
+        record.update(kept)
+        record.update((name, _encoded(value)) for name, value in fields.items())
+        stamp, user = float(kept["created_at"]), kept.get("user")
+        expire = max(int(self.retention_seconds - (now() - stamp)), 1)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(job_key(job_id), mapping=record)
+        pipe.expire(job_key(job_id), expire)
+        for listing in [ALL] + ([user_key(_str(user))] if user is not None else []):
+            pipe.zadd(listing, {job_id: stamp})
+            pipe.expire(listing, max(int(self.retention_seconds), 1))
+        pipe.execute()
+        log.warning("jobs: Redis had lost a job that ended here; written back with its outcome")
+        return 1
 
-        pairs = [part for name, value in fields.items() for part in (name, encoded(value))]
-        return bool(self._finish(keys=[_job_key(job_id), _lease_key(job_id), RUNNING_SET],
+    def _move(self, job_id: str, fields: dict[str, Any]) -> int:
+        pairs = [part for name, value in fields.items() for part in (name, _encoded(value))]
+        return int(self._finish(keys=[job_key(job_id), lease_key(job_id), RUNNING_SET],
                                  args=[job_id, self.owner, *pairs]))
 
     def upkeep(self) -> None:
@@ -351,7 +339,7 @@ class RedisJobStore:
             self.heartbeat()
             self.reap()
         except FAILURES as exc:
-            raise _unavailable("heartbeat", exc) from None
+            raise self._unavailable("heartbeat", exc) from None
 
     def close(self) -> None:
         """Mark the jobs this process still runs interrupted now: their leases will not be refreshed any more.
@@ -369,15 +357,16 @@ class RedisJobStore:
     # -- leases -------------------------------------------------------------------------------
 
     def heartbeat(self) -> None:
-        """Extend the lease of every job this process is running."""
+        """Extend the lease of every job this process is running (set again where Redis lost it), but not of those
+        whose work is over."""
         with self._held_lock:
-            held = list(self._held)
-        if not held:
+            running = sorted(self._held - self._over)
+        if not running:
             return
         pipe = self._redis.pipeline(transaction=False)
-        for job_id in held:
-            # XX: only while the lease exists; a job not yet claimed (or already finished) gets none.
-            pipe.set(_lease_key(job_id), self.owner, px=int(self.lease_seconds * 1000), xx=True)
+        for job_id in running:
+            self._renew(keys=[job_key(job_id), lease_key(job_id)], args=[self.owner, int(self.lease_seconds * 1000)],
+                        client=pipe)
         pipe.execute()
 
     def reap(self) -> int:
@@ -386,12 +375,20 @@ class RedisJobStore:
         A running job whose lease expired lost its process. A queued job missing from the queue on
         two looks in a row was taken by a worker whose process died before it could claim it (one
         look could fall in the instant between a worker's BLPOP and its claim).
+
+        Never this process's own running jobs (it is alive, and settles them), and none for a lease after this
+        process lost Redis (`ReapGrace`).
         """
+        if not self._grace.allows():
+            return 0
         stamp = repr(now())
         count = 0
+        with self._held_lock:
+            mine = set(self._held)
         for raw in self._redis.smembers(RUNNING_SET):
-            job_id = _str(raw)
-            count += self._reap_running(keys=[_job_key(job_id), _lease_key(job_id), RUNNING_SET],
+            if (job_id := _str(raw)) in mine:
+                continue
+            count += self._reap_running(keys=[job_key(job_id), lease_key(job_id), RUNNING_SET],
                                         args=[job_id, stamp, *_interrupted(PROCESS_GONE_MESSAGE)])
         queued = {_str(raw) for raw in self._redis.smembers(QUEUED_SET)}
         missing = set()
@@ -402,7 +399,7 @@ class RedisJobStore:
                 pipe.lpos(QUEUE, job_id)
             missing = {job_id for job_id, pos in zip(ordered, pipe.execute(), strict=True) if pos is None}
         for job_id in missing & self._suspects:
-            count += self._reap_queued(keys=[_job_key(job_id), QUEUE, QUEUED_SET],
+            count += self._reap_queued(keys=[job_key(job_id), QUEUE, QUEUED_SET],
                                        args=[job_id, stamp, *_interrupted(NEVER_STARTED_MESSAGE)])
         self._suspects = missing
         if count:

@@ -6,8 +6,9 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,7 +26,14 @@ from domain.messages import Message
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
 from storage.database import StoreUnavailable
-from storage.jobs import NEVER_STARTED_MESSAGE, POLL_SECONDS, PROCESS_GONE_MESSAGE, JobCodec, error_columns
+from storage.jobs import (
+    NEVER_STARTED_MESSAGE,
+    POLL_SECONDS,
+    PROCESS_GONE_MESSAGE,
+    JobCodec,
+    ReapGrace,
+    error_columns,
+)
 from storage.schema import jobs
 from storage.store import Store, new_id, now
 from utils.crypto import Sealer
@@ -52,11 +60,14 @@ class SqlJobStore:
     `lease_seconds` None: the database is this machine's alone (the SQLite file), and a start interrupts every job
     left queued or running. A number: several servers share the database, and a job is interrupted only when the
     process that holds it stopped renewing its lease (the runner's keeper renews it every third of a lease).
+    A job whose finish the database did not take is no longer renewed (its work is over: if this process dies
+    before the runner records it, it is interrupted as its process's), and never reaped by this process.
     """
 
     def __init__(self, store: Store, *, sealer: Sealer | None = None, poll_seconds: float = POLL_SECONDS,
-                 lease_seconds: float | None = None) -> None:
-        """`sealer` encrypts each job's request, photo and result when it holds a key (as the history's rows)."""
+                 lease_seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        """`sealer` encrypts each job's request, photo and result when it holds a key (as the history's rows);
+        `clock` (monotonic seconds) times the reaper's grace after an outage (see `ReapGrace`)."""
         self.store = store
         self.codec = JobCodec(sealer)
         self.poll_seconds = poll_seconds
@@ -65,6 +76,9 @@ class SqlJobStore:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._added = threading.Event()  # a job was added here: this process's idle workers look at once
         self._recover_pending = False    # the start's recovery could not reach the database: done before a take
+        self._grace = ReapGrace(lease_seconds or 0.0, clock)
+        self._over: set[str] = set()     # jobs whose work is over here, their finish not yet taken by the database
+        self._over_lock = threading.Lock()
 
     @contextmanager
     def _connect(self, what: str, *, serialize: str | None = None) -> Iterator[sa.Connection]:
@@ -72,6 +86,7 @@ class SqlJobStore:
             with self.store.connect(serialize=serialize) as conn:
                 yield conn
         except StoreUnavailable as exc:
+            self._grace.lost()
             log.warning("jobs: %s failed: %s", what, type(exc).__name__)  # the class only: the message names the URL
             raise JobStoreUnavailable("database") from None
 
@@ -202,7 +217,12 @@ class SqlJobStore:
                                   "lease_until": None}
         if result is not None:
             fields.update(result=self.codec.seal_result(result).decode("utf-8"), assessment_id=result.assessment_id)
-        return self._move(job_id, sa.and_(jobs.c.status == RUNNING, jobs.c.owner == self.owner), **fields)
+        with self._over_lock:
+            self._over.add(job_id)
+        moved = self._move(job_id, sa.and_(jobs.c.status == RUNNING, jobs.c.owner == self.owner), **fields)
+        with self._over_lock:  # kept when the database did not answer: the runner finishes it again
+            self._over.discard(job_id)
+        return moved
 
     def _move(self, job_id: str, was: sa.ColumnElement[bool], **fields: Any) -> bool:
         # Only from the state the caller left it in: another process may have marked it interrupted meanwhile.
@@ -235,22 +255,32 @@ class SqlJobStore:
     # -- leases -------------------------------------------------------------------------------
 
     def heartbeat(self) -> None:
-        """Extend the lease of every job this process holds (taken or running)."""
-        query = (jobs.update().where(jobs.c.owner == self.owner, jobs.c.status.in_((QUEUED, RUNNING)))
+        """Extend the lease of every job this process holds (taken or running), but those whose work is over."""
+        with self._over_lock:
+            over = sorted(self._over)
+        query = (jobs.update().where(jobs.c.owner == self.owner, jobs.c.status.in_((QUEUED, RUNNING)),
+                                     jobs.c.id.not_in(over))
                  .values(lease_until=self._lease()))
         with self._connect("heartbeat") as conn:
             conn.execute(query)
 
     def reap(self) -> int:
         """Mark interrupted the jobs whose process is gone: running or taken ones whose lease ran out (a running
-        job without any lease was left by a release before leases); returns how many."""
+        job without any lease was left by a release before leases); returns how many.
+
+        Never this process's own jobs (it is alive, and settles them), and none for a lease after this process lost
+        the database (`ReapGrace`)."""
+        if not self._grace.allows():
+            return 0
         clock = database_clock(self.store.dialect)
+        others = jobs.c.owner.is_distinct_from(self.owner)
         running = (jobs.update()
-                   .where(jobs.c.status == RUNNING, sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < clock))
+                   .where(jobs.c.status == RUNNING, others,
+                          sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < clock))
                    .values(status=INTERRUPTED, updated_at=now(), **error_columns(PROCESS_GONE_MESSAGE),
                            lease_until=None))
         taken = (jobs.update()
-                 .where(jobs.c.status == QUEUED, jobs.c.owner.is_not(None), jobs.c.lease_until < clock)
+                 .where(jobs.c.status == QUEUED, jobs.c.owner.is_not(None), others, jobs.c.lease_until < clock)
                  .values(status=INTERRUPTED, updated_at=now(), **error_columns(NEVER_STARTED_MESSAGE),
                          lease_until=None))
         with self._connect("look for stopped processes") as conn:

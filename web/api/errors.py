@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from domain.errors import DiagnosisError, ProviderError
 from domain.jobs import JobStoreUnavailable
+from utils.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ INTERNAL_DETAIL = "The server could not handle this request. Try again; if it ke
 ERROR_CODES = {
     "bad_request": 400, "unauthorized": 401, "not_found": 404, "method_not_allowed": 405,
     "payload_too_large": 413, "unsupported_media_type": 415, "invalid_input": 422, "rate_limited": 429,
-    "internal": 500, "provider_unavailable": 503, "busy": 503,
+    "internal": 500, "provider_unavailable": 503, "busy": 503, "settings": 503,
 }
+SETTINGS_DETAIL = "A setting cannot be used: fix .env (the app's log and its start page say which variable)."
 
 
 class ApiError(Exception):
@@ -88,6 +90,9 @@ def guarded(handler: Endpoint) -> Endpoint:
             return error_response(400, "bad_request", "The client closed the connection before the body was sent.")
         except HTTPException as exc:
             return http_error(request, exc)
+        except SettingsError as exc:  # a value in .env the app cannot use: the message names it, password hidden
+            log.error("api: %s %s: %s", request.method, request.url.path, exc)
+            return error_response(503, "settings", SETTINGS_DETAIL)
         except Exception as exc:  # the catch-all: the class name only, since the text may quote the request
             log.error("api: %s %s failed: %s", request.method, request.url.path, type(exc).__name__)
             return error_response(500, "internal", INTERNAL_DETAIL)
@@ -112,5 +117,5 @@ def http_error(request: Request, exc: Exception) -> Response:
     return error_response(status if status in _HTTP_ERRORS else 500, error, detail, headers)
 
 
-__all__ = ["ApiError", "ERROR_CODES", "INTERNAL_DETAIL", "error_response", "from_engine", "guarded", "http_error",
-           "retry_after"]
+__all__ = ["ApiError", "ERROR_CODES", "INTERNAL_DETAIL", "SETTINGS_DETAIL", "error_response", "from_engine",
+           "guarded", "http_error", "retry_after"]

@@ -62,13 +62,18 @@ def photo_limit(settings: Settings) -> int:
     return settings.image_max_upload_bytes
 
 
-def _too_large(limit: int) -> ApiError:
+def _too_large(limit: int, what: str = "photo") -> ApiError:
+    """413 naming the limit that was passed: the fixed JSON body limit, or the photo's IMAGE_MAX_UPLOAD_MB."""
+    if what == "json":
+        return ApiError(413, "payload_too_large", f"The JSON body is larger than {limit / 1_000_000:g} MB, the "
+                        "API's fixed limit for a JSON body: send a shorter text (a photo goes as multipart/form-data).")
     return ApiError(413, "payload_too_large", f"The request body is larger than {limit / 1_000_000:g} MB: send a "
-                    "smaller photo or a shorter text (IMAGE_MAX_UPLOAD_MB).")
+                    "smaller photo (IMAGE_MAX_UPLOAD_MB).")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or `ApiError` 413 as soon as it is declared or found to be larger than `limit` bytes."""
+async def read_body(request: Request, limit: int, what: str = "photo") -> bytes:
+    """The whole body, or `ApiError` 413 as soon as it is declared or found to be larger than `limit` bytes;
+    `what` ("json" or "photo") says which limit the 413 names."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -76,13 +81,13 @@ async def read_body(request: Request, limit: int) -> bytes:
         except ValueError:
             raise ApiError(400, "bad_request", "The Content-Length header is not a number.") from None
         if size > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, what)
     chunks: list[bytes] = []
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
         if received > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, what)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -91,11 +96,14 @@ async def json_object(request: Request) -> dict[str, Any]:
     """The JSON object the body holds (415 unless declared as JSON, 400 when unreadable, 422 when not an object)."""
     if not is_json(request):
         raise ApiError(415, "unsupported_media_type", "Send the body as JSON, with Content-Type: application/json.")
-    body = await read_body(request, JSON_LIMIT)
+    body = await read_body(request, JSON_LIMIT, "json")
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):  # the parser's message may quote the body: not repeated
         raise ApiError(400, "bad_request", "The body is not valid JSON: send one JSON object, UTF-8 encoded.") from None
+    except RecursionError:  # `[[[[…` a hundred thousand deep: the parser's recursion runs out before the bytes do
+        raise ApiError(400, "bad_request", "The JSON body is nested too deeply: send one flat JSON object "
+                       "of text fields.") from None
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_input", 'The body must be one JSON object, e.g. {"lesion_description": "..."}.')
     return data

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from utils.settings import Settings, get_settings
+from utils.settings import Settings, SettingsError, get_settings
 from web.api import analyses, assist, diagnose, docs_page, jobs
 from web.api.errors import Endpoint, http_error
 from web.api.openapi import OPERATIONS, PREFIX
@@ -62,10 +62,11 @@ def _dispatch(path: str, verbs: list[str]) -> Endpoint:
     return endpoint
 
 
-def middleware(settings: Settings) -> list[Middleware]:
-    """CORS for ALLOWED_ORIGINS (none when empty), and JSON for Starlette's own 404 and 405."""
+def middleware(settings: Settings | None) -> list[Middleware]:
+    """CORS for ALLOWED_ORIGINS (none when empty, or when the settings cannot be read), and JSON for Starlette's
+    own 404 and 405."""
     stack = []
-    if settings.allowed_origins:
+    if settings is not None and settings.allowed_origins:
         stack.append(Middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins),
                                 allow_methods=["GET", "POST", "DELETE"],
                                 allow_headers=["Authorization", "Content-Type"],
@@ -76,7 +77,11 @@ def middleware(settings: Settings) -> list[Middleware]:
 
 def routes() -> list[BaseRoute]:
     """The API, mounted at /api/v1."""
-    return [Mount(PREFIX, routes=_routes(), middleware=middleware(get_settings()))]
+    try:
+        settings: Settings | None = get_settings()
+    except SettingsError:  # the server still starts: each call answers 503 `settings`, the start page says which
+        settings = None
+    return [Mount(PREFIX, routes=_routes(), middleware=middleware(settings))]
 
 
 __all__ = ["HANDLERS", "middleware", "routes"]

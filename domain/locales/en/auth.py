@@ -28,4 +28,5 @@ TEXT: dict[str, str] = {
     "auth.secrets_missing": "`[auth]` in `.streamlit/secrets.toml` lacks {keys}; see `.streamlit/secrets.toml.example`.",
     "auth.no_identity": "The identity provider sent neither an e-mail address nor a name; ask your administrator.",
     "auth.oidc_sign_in": "Sign in with your organisation's account",
+    "auth.store_down_grace": "The database is unavailable: working without recording. Assessments still answer but are not recorded; what you typed stays on this page.",
 }

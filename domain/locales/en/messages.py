@@ -115,6 +115,7 @@ MESSAGES: dict[str, str] = {
     "answer.no_xml": "no XML in the answer",
     "answer.no_summary": "summary missing or cut off",
     "answer.cut_off": "answer cut off before </root>",
+    "answer.too_long": "answer cut off at {kb:g} KB: far longer than a complete answer",
 }
 
 # A word parameter's values (domain.messages.WORD_PARAMS), by group: "word.<group>.<value>".

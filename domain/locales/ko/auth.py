@@ -31,4 +31,5 @@ TEXT: dict[str, str] = {
     "auth.secrets_missing": "`.streamlit/secrets.toml`의 `[auth]`에 {keys}이(가) 없습니다. `.streamlit/secrets.toml.example`을 참고하세요.",
     "auth.no_identity": "신원 제공자가 이메일이나 이름을 보내지 않았습니다. 관리자에게 문의하세요.",
     "auth.oidc_sign_in": "기관 계정으로 로그인",
+    "auth.store_down_grace": "데이터베이스를 사용할 수 없습니다: 기록 없이 작업합니다. 평가는 계속되지만 기록되지 않으며, 입력한 내용은 이 화면에 남습니다.",
 }

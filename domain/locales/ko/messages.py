@@ -112,6 +112,7 @@ MESSAGES: dict[str, str] = {
     "answer.no_xml": "답변에 XML이 없음",
     "answer.no_summary": "소견(summary)이 없거나 잘림",
     "answer.cut_off": "답변이 </root> 전에 끊김",
+    "answer.too_long": "답변이 {kb:g} KB에서 잘림: 완전한 답변보다 훨씬 김",
 }
 
 WORDS: dict[str, str] = {
