@@ -22,7 +22,7 @@ from domain.result import Diagnosis
 from engine.jobs import JobRunner
 from storage.jobs.redis import RedisJobStore
 from testkit.answers import VALID
-from testkit.redis_server import RedisServer, redis_module_server, redis_server  # noqa: F401
+from testkit.redis_server import RedisServer
 
 LEASE = 1.0  # shorter than the client's 2 s timeout: a hang that times a call out outlives every lease
 
@@ -68,7 +68,7 @@ def store(server: RedisServer, **kwargs) -> RedisJobStore:
                                   **kwargs)
 
 
-def test_a_job_that_ends_while_redis_hangs_is_done_with_its_result(redis_server):  # noqa: F811
+def test_a_job_that_ends_while_redis_hangs_is_done_with_its_result(redis_server):
     gate, jobs = Gate(), store(redis_server)
     finish, tried = jobs.finish, threading.Event()
 
@@ -92,7 +92,7 @@ def test_a_job_that_ends_while_redis_hangs_is_done_with_its_result(redis_server)
         runner.shutdown(wait=True)
 
 
-def test_a_job_still_running_when_redis_hung_past_its_lease_is_not_taken_for_dead(redis_server, clock):  # noqa: F811
+def test_a_job_still_running_when_redis_hung_past_its_lease_is_not_taken_for_dead(redis_server, clock):
     gate = Gate()
     runner = JobRunner(store(redis_server), gate, workers=1)
     keeper = store(redis_server, clock=clock)  # another process's keeper
@@ -113,7 +113,7 @@ def test_a_job_still_running_when_redis_hung_past_its_lease_is_not_taken_for_dea
         runner.shutdown(wait=True)
 
 
-def test_a_job_that_ends_after_redis_restarted_without_its_data_comes_back_done(redis_server):  # noqa: F811
+def test_a_job_that_ends_after_redis_restarted_without_its_data_comes_back_done(redis_server):
     # The test's Redis persists nothing: a restart loses every key, this job's record among them.
     gate = Gate()
     runner = JobRunner(store(redis_server), gate, workers=1)
