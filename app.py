@@ -36,10 +36,21 @@ def migrate_store() -> None:
     log.info("store %s at revision %s", store.name, revision)
 
 
+def build_engine() -> None:
+    """The process's engine, built before the first request; settings that cannot be used are the pages' to explain."""
+    try:
+        startup.get_engine()
+    except (SettingsError, StoreError, OSError) as exc:
+        log.error("the engine was not built at start: %s", exc)
+
+
 @asynccontextmanager
 async def _start(_app: st.App) -> AsyncIterator[None]:
     # Before the first request, off the event loop (a remote database may take a moment to answer).
     await anyio.to_thread.run_sync(migrate_store)
+    # The engine too, so the first clinician does not wait for it; the LLM SDK is imported at the first provider
+    # call, on the provider loop's thread (providers/base.py).
+    await anyio.to_thread.run_sync(build_engine)
     yield
 
 

@@ -58,6 +58,11 @@ def get_engine() -> Engine:
         return _engine
 
 
+def built_engine() -> Engine | None:
+    """The process-wide engine if it is built already (at the server's start), else None; never builds it."""
+    return _engine
+
+
 def get_store() -> Store:
     """The process-wide store (history, jobs, accounts), the engine's own, without building the engine.
 

@@ -35,14 +35,14 @@ EMPTY_REFINE = {
 @guarded
 async def refine(request: Request) -> Response:
     """A patient's own words as a concise clinical description: JSON {text?, language?}."""
-    await caller_of(request)  # the refine itself is not recorded: no case was assessed
+    caller = await caller_of(request)  # the refine itself is not recorded: no case was assessed
     data = await json_object(request)
     text = text_field(data, "text")
     language = choice_field(data, "language", LANGUAGES, "ko")
     if not text.strip():
         return respond({"refined_text": EMPTY_REFINE[language], "style": "default-disclaimer", "model": "hardcoded",
                         "provider": None, "created_at": iso(time.time())})
-    async with ASSESSMENTS.slot():
+    async with ASSESSMENTS.slot(caller.user.casefold()):
         engine = await run_in_threadpool(startup.get_engine)
         assist = await run_in_threadpool(lambda: engine.assist.refine(text, language=language))
     return respond(refine_body(assist, time.time()))
@@ -53,7 +53,7 @@ async def _explained(request: Request, caller: Caller, *, image: bool) -> Respon
     result, made, created_at = await assess(case, caller)
     extra: dict = {"interpretation": None}
     try:
-        async with ASSESSMENTS.slot():
+        async with ASSESSMENTS.slot(caller.user.casefold()):
             engine = await run_in_threadpool(startup.get_engine)
             assist = await run_in_threadpool(lambda: engine.assist.explain(result, language=case.language))
         extra["interpretation"] = interpretation(assist)
