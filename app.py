@@ -16,6 +16,7 @@ import anyio.to_thread
 import streamlit as st
 
 import startup
+from providers.base import load_sdk
 from storage.database import StoreError
 from utils.settings import SettingsError
 from web.routes import routes
@@ -42,14 +43,15 @@ def build_engine() -> None:
         startup.get_engine()
     except (SettingsError, StoreError, OSError) as exc:
         log.error("the engine was not built at start: %s", exc)
+    load_sdk()  # the provider loop must not stall on this import under the first clinicians' assessments
 
 
 @asynccontextmanager
 async def _start(_app: st.App) -> AsyncIterator[None]:
     # Before the first request, off the event loop (a remote database may take a moment to answer).
     await anyio.to_thread.run_sync(migrate_store)
-    # The engine too, so the first clinician does not wait for it; the LLM SDK is imported at the first provider
-    # call, on the provider loop's thread (providers/base.py).
+    # The engine and the LLM SDK too, so the first clinicians do not wait for them (a cache hit never needs the SDK:
+    # providers/base.py imports it at the first provider call elsewhere, as on the command line).
     await anyio.to_thread.run_sync(build_engine)
     yield
 

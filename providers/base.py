@@ -31,6 +31,16 @@ if TYPE_CHECKING:  # langchain-openai, openai and httpx take about a second to i
     from langchain_openai import ChatOpenAI
 
 
+def load_sdk() -> None:
+    """Import langchain-openai and the openai SDK now (a server's start), not at the first provider call.
+
+    That import takes a second or more and would block the provider loop, and every assessment on
+    it, while it runs; the command line and cache hits never call this and never pay for it.
+    """
+    import langchain_openai  # noqa: F401
+    import openai  # noqa: F401
+
+
 @dataclass(frozen=True)
 class Attempt:
     """What one successful call returned."""
