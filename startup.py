@@ -251,5 +251,6 @@ def _jobs_factory(settings: Settings,
                   job_store: JobStore) -> Callable[[Callable[[DiagnosisRequest], Diagnosis]], JobRunner]:
     """How the engine makes its job runner on first use (starting one marks a previous run's jobs interrupted)."""
     def make(diagnose: Callable[[DiagnosisRequest], Diagnosis]) -> JobRunner:
-        return JobRunner(job_store, diagnose, workers=settings.job_workers)
+        return JobRunner(job_store, diagnose, workers=settings.job_workers,
+                         max_queued_per_user=settings.job_max_queued_per_user)
     return make

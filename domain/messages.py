@@ -75,6 +75,8 @@ ENGLISH: dict[str, str] = {
     "job.process_gone": "The app process running this job stopped; run it again.",
     "job.never_started": "The app process that took this job stopped before it started; run it again.",
     "job.unexpected": "Unexpected error ({error}).",
+    "job.too_many_queued": "You already have {limit} background jobs waiting to run: wait for some to finish, or "
+                           "assess this case directly.",
     # Photos (utils/images.py).
     **IMAGE_MESSAGES,
     # Batch QA input (qa/batch_input.py, qa/batch.py, qa/report.py). File names, sizes

@@ -1,15 +1,22 @@
-"""Fair shares of the API's assessment slots (issue 19, item 6): `ConcurrencyGate` driven by anyio tasks.
+"""Fair shares (issue 19, item 6): the API's assessment slots (`ConcurrencyGate`) and the job queue.
 
-Deterministic: each step waits until every task is blocked, so the order slots are handed out in
-is the gate's, never the scheduler's. The API-level test is in tests/test_api.py.
+The gate is driven by anyio tasks, deterministically: each step waits until every task is blocked,
+so the order slots are handed out in is the gate's, never the scheduler's. The API-level test is in
+tests/test_api.py. The job queue: a bound on one user's waiting jobs, and the next job for a free
+worker taken from the user with the fewest running (SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
 
+import time
+
 import anyio
-import anyio.lowlevel
 import pytest
 
+from domain.jobs import QUEUED, TooManyQueued
+from domain.request import DiagnosisRequest
+from engine.jobs import JobRunner
+from storage.jobs.sql import SqlJobStore
 from web.api.errors import ApiError
 from web.api.limits import ConcurrencyGate
 
@@ -133,3 +140,39 @@ def test_a_caller_that_leaves_while_waiting_gives_up_its_place_and_no_slot_leaks
         assert gate.in_use() == 0
 
     _run(scenario)
+
+
+# -- the job queue: a per-user bound, and the workers shared between users ------------------------------------------
+
+def _case(user: str, n: int) -> DiagnosisRequest:
+    return DiagnosisRequest(text=f"case {n} of {user}: 2 cm pearly papule", user=user, source="api")
+
+
+def test_one_user_may_queue_only_so_many_jobs_and_others_still_may(store):
+    runner = JobRunner(SqlJobStore(store, poll_seconds=0.05), lambda _request: None, workers=0,  # type: ignore[arg-type]
+                       max_queued_per_user=3)
+    try:
+        for n in range(3):
+            runner.submit(_case("burst", n))
+        with pytest.raises(TooManyQueued) as refused:
+            runner.submit(_case("burst", 3))
+        assert "3" in str(refused.value)
+        runner.submit(_case("other", 0))  # another clinician's job is taken as ever
+        assert sum(job.status == QUEUED for job in runner.list(user="burst")) == 3
+    finally:
+        runner.shutdown()
+
+
+def test_a_free_worker_takes_the_job_of_the_user_with_fewest_jobs_running(store):
+    jobs = SqlJobStore(store, poll_seconds=0.05)
+    burst = []
+    for n in range(3):
+        burst.append(jobs.add(_case("burst", n)))
+        time.sleep(0.01)  # distinct creation times: the line's order is theirs
+    other = jobs.add(_case("other", 0))
+    first = jobs.next_job()
+    assert first == burst[0] and jobs.claim(first)
+    # burst has one running; other none: other's job goes next although burst's second is older.
+    assert jobs.next_job() == other
+    assert jobs.next_job() == burst[1]  # alone in line, burst's jobs take every worker
+    jobs.close()

@@ -253,6 +253,9 @@ class Settings:
     history_retention_days: float = setting("HISTORY_RETENTION_DAYS", 365.0, "purge assessments after this many "
                                             "days (pinned cases stay)", "number", minimum=0.01)
     job_workers: int = setting("JOB_WORKERS", 4, "background jobs run at once", "integer", minimum=1, maximum=64)
+    job_max_queued_per_user: int = setting("JOB_MAX_QUEUED_PER_USER", 20, "background jobs one user (or API token's "
+                                           "user) may have waiting; more are refused (the API: 429) until some run "
+                                           "(0 = no limit)", "integer", minimum=0)
     batch_max_cases: int = setting("BATCH_MAX_CASES", 2000, "most cases in one batch QA run, refused before any "
                                    "call (the command line's `--max-cases N` sets it for one run)", "integer",
                                    minimum=1)
