@@ -110,6 +110,21 @@ def test_while_others_wait_the_slots_even_out_between_callers():
     _run(scenario)
 
 
+def test_the_gate_says_its_slots_and_line_in_prometheus_format():
+    async def scenario(group):
+        gate = ConcurrencyGate(lambda: 2, queue_seconds=60)
+        callers = _Callers(gate, group)
+        for tag in ("a1", "a2", "a3"):
+            await callers.arrive("a", tag)
+        await callers.arrive("b", "b1")
+        text = gate.exposition().decode()
+        for line in ("skinai_api_slots 2", "skinai_api_slots_in_use 2", "skinai_api_waiting 2", "skinai_api_users 2",
+                     "# TYPE skinai_api_waiting gauge"):
+            assert line in text.splitlines()
+
+    _run(scenario)
+
+
 def test_no_slot_within_the_wait_is_503_and_leaves_the_line():
     async def scenario(group):
         gate = ConcurrencyGate(lambda: 1, queue_seconds=0.05)

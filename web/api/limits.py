@@ -97,6 +97,19 @@ class ConcurrencyGate:
         """Callers (API users) holding or waiting for a slot now."""
         return len(self._held.keys() | self._waiting.keys())
 
+    def exposition(self) -> bytes:
+        """The gate's figures now, in Prometheus's text format (appended to /metrics)."""
+        figures = (("skinai_api_slots", "API assessment slots of this process (API_MAX_CONCURRENT), shared fairly "
+                    "between users: a freed slot goes to the waiting user holding the fewest", self.size),
+                   ("skinai_api_slots_in_use", "API assessment slots held now", self.in_use()),
+                   ("skinai_api_waiting", "API requests waiting for a slot now (each waits up to 5 s, then 503)",
+                    self.waiting()),
+                   ("skinai_api_users", "API users holding or waiting for a slot now", self.callers()))
+        lines = []
+        for name, help_text, value in figures:
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
     def _take(self, key: str) -> None:
         self._held[key] = self._held.get(key, 0) + 1
 
