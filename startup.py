@@ -26,6 +26,7 @@ from engine.prometheus_metrics import PrometheusMetrics
 from storage.accounts import Accounts, accounts_for
 from storage.cache import AnswerCache
 from storage.cache.disk import DiskAnswerCache
+from storage.devices import KnownDevices
 from storage.history import History
 from storage.jobs import LEASE_SECONDS, JobStore
 from storage.jobs.sql import SqlJobStore
@@ -148,6 +149,11 @@ def tokens() -> SqlTokenStore:
 def accounts() -> Accounts:
     """The sign-in accounts of the process's store, with the sign-in policy of the settings."""
     return accounts_for(get_store(), get_settings())
+
+
+def devices() -> KnownDevices:
+    """The devices that signed in before (exempt from an account's sign-in wait), of the process's store."""
+    return KnownDevices(get_store())
 
 
 def metrics_feed() -> MetricsFeed | None:

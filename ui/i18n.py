@@ -13,6 +13,10 @@ from ui.messages import ERROR_KINDS, LANGUAGES
 LANGUAGE_NAMES = {"ko": "한국어", "en": "English"}
 
 STRINGS: dict[str, dict[str, str]] = {
+    "auth.account_throttled": {"ko": "이 계정에 처음 보는 기기에서 로그인 실패가 너무 많습니다. {wait} 기다리거나, 전에 "
+                                     "로그인한 적이 있는 기기에서 로그인하세요.",
+                               "en": "Too many failed sign-ins at this account from new devices: wait {wait}, or "
+                                     "sign in on a device you have signed in on before."},
     "app.title": {"ko": "피부 병변 AI 평가", "en": "Skin lesion AI assessment"},
     "nav.diagnose": {"ko": "병변 평가", "en": "Assess a lesion"},
     "sidebar.language": {"ko": "언어", "en": "Language"},

@@ -274,13 +274,13 @@ class Settings:
 
     auth_mode: str = setting("AUTH_MODE", "accounts", "`accounts` (the app's own), `oidc` (Streamlit's "
                              "`st.login`), `off` (development only)", "choice", choices=("accounts", "oidc", "off"))
-    login_max_failures: int = setting("LOGIN_MAX_FAILURES", 5, "failed sign-ins from one client address before "
-                                      "each further attempt from it must wait (2 s, doubling)", "integer", minimum=1)
+    login_max_failures: int = setting("LOGIN_MAX_FAILURES", 5, "failed sign-ins from one client address, or at one "
+                                      "account from devices that never signed in to it, before each further attempt "
+                                      "must wait (2 s, doubling)", "integer", minimum=1)
     login_lockout_seconds: float = setting("LOGIN_LOCKOUT_SECONDS", 900.0, "the longest wait between attempts from "
-                                           "one address, and how long a locked account stays locked", "number")
-    login_lock_addresses: int = setting("LOGIN_LOCK_ADDRESSES", 5, "client addresses whose failed sign-ins at one "
-                                        "account (since its last sign-in, within a day) lock it; one address alone "
-                                        "only slows itself", "integer", minimum=2)
+                                           "one address; an account's wait for unknown devices grows at least this "
+                                           "far, and further if needed so that 1,000 guesses take a day (no account "
+                                           "is ever locked)", "number")
     trusted_proxy_hops: int = setting("TRUSTED_PROXY_HOPS", 0, "reverse proxies in front of the app that append "
                                       "`X-Forwarded-For`; 0 trusts no header (the connection's address counts)",
                                       "integer", minimum=0, maximum=10)
