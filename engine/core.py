@@ -228,7 +228,11 @@ class Engine:
         The cache, the history and the checks run in the engine's small thread pool, the provider
         calls on the provider loop; the same steps as `diagnose`, without progress.
         """
-        plan = self._assessment(request, time.monotonic() if started is None else started)
+        return await self.aplan(self._assessment(request, time.monotonic() if started is None else started))
+
+    async def aplan(self, plan: runtime.Plan[T]) -> T:
+        """Run `plan` from an event loop: its blocking steps in the engine's pool, its calls on the provider loop
+        (refine and explain for the API: `assist.refine_plan`, `assist.explain_plan`)."""
         return await runtime.adrive(plan, self._pool)
 
     async def offload(self, work: Callable[..., T], *args: Any) -> T:
