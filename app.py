@@ -16,6 +16,7 @@ import anyio.to_thread
 import streamlit as st
 
 import startup
+from providers.base import load_sdk
 from storage.database import StoreError
 from utils.settings import SettingsError
 from web.routes import middleware, routes
@@ -37,10 +38,22 @@ def migrate_store() -> None:
     log.info("store %s at revision %s", store.name, revision)
 
 
+def build_engine() -> None:
+    """The process's engine, built before the first request; settings that cannot be used are the pages' to explain."""
+    try:
+        startup.get_engine()
+    except (SettingsError, StoreError, OSError) as exc:
+        log.error("the engine was not built at start: %s", exc)
+    load_sdk()  # the provider loop must not stall on this import under the first clinicians' assessments
+
+
 @asynccontextmanager
 async def _start(_app: st.App) -> AsyncIterator[None]:
     # Before the first request, off the event loop (a remote database may take a moment to answer).
     await anyio.to_thread.run_sync(migrate_store)
+    # The engine and the LLM SDK too, so the first clinicians do not wait for them (a cache hit never needs the SDK:
+    # providers/base.py imports it at the first provider call elsewhere, as on the command line).
+    await anyio.to_thread.run_sync(build_engine)
     yield
 
 

@@ -26,6 +26,7 @@ from engine.prometheus_metrics import PrometheusMetrics
 from storage.accounts import Accounts, accounts_for
 from storage.cache import AnswerCache
 from storage.cache.disk import DiskAnswerCache
+from storage.devices import KnownDevices
 from storage.history import History
 from storage.jobs import LEASE_SECONDS, JobStore
 from storage.jobs.sql import SqlJobStore
@@ -56,6 +57,11 @@ def get_engine() -> Engine:
         if _engine is None:
             _engine = build_engine(get_settings(), store=_open_store())
         return _engine
+
+
+def built_engine() -> Engine | None:
+    """The process-wide engine if it is built already (at the server's start), else None; never builds it."""
+    return _engine
 
 
 def get_store() -> Store:
@@ -143,6 +149,11 @@ def tokens() -> SqlTokenStore:
 def accounts() -> Accounts:
     """The sign-in accounts of the process's store, with the sign-in policy of the settings."""
     return accounts_for(get_store(), get_settings())
+
+
+def devices() -> KnownDevices:
+    """The devices that signed in before (exempt from an account's sign-in wait), of the process's store."""
+    return KnownDevices(get_store())
 
 
 def metrics_feed() -> MetricsFeed | None:
@@ -246,5 +257,6 @@ def _jobs_factory(settings: Settings,
                   job_store: JobStore) -> Callable[[Callable[[DiagnosisRequest], Diagnosis]], JobRunner]:
     """How the engine makes its job runner on first use (starting one marks a previous run's jobs interrupted)."""
     def make(diagnose: Callable[[DiagnosisRequest], Diagnosis]) -> JobRunner:
-        return JobRunner(job_store, diagnose, workers=settings.job_workers)
+        return JobRunner(job_store, diagnose, workers=settings.job_workers,
+                         max_queued_per_user=settings.job_max_queued_per_user)
     return make

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.api_load                  # 50 clients × 4 assessments each, two tiers (~2 min)
     .venv/bin/python -m bench.api_load --clients 10 --requests 2
+    .venv/bin/python -m bench.api_load --clients 200 --fixed-seconds 3.4 --max-concurrent 256   # the throughput run
 
 What runs: `python -m bench.simulator` in its own process (the hosted profile: first tokens
 lognormal around 0.5 s, 80 tokens/s, 2 % slow tails of 5-20 s, 0.5 % 5xx, 0.3 % hangs), once
@@ -14,8 +15,12 @@ description is unique, so no answer comes from the cache.
 
 Reported: end-to-end latency (p50, p95, max) as the client sees it, answers per second, and
 every status code with its count (a 503 is the app saying no provider answered within the
-budget; a 429 its own rate limit, which this benchmark raises out of the way). Written to
-bench/out/api_load.md and .json; copy the table into bench/RESULTS.md. Nothing here asserts.
+budget; a 429 its own rate limit, which this benchmark raises out of the way), and the app
+server's CPU time per answer (its process's user + system time over the run, from /proc).
+With `--fixed-seconds S` the simulated provider answers every request in about S seconds
+(no tails, failures or rate limit: what is left is the app), and one client's time is measured
+first on the same server, for the p95 ÷ one-client ratio. Written to bench/out/api_load.md and
+.json; copy the table into bench/RESULTS.md with `uptime`'s load. Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -43,11 +48,35 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
 
-def bench_env(data_dir: Path, provider_url: str, clients: int) -> dict[str, str]:
+def bench_env(data_dir: Path, provider_url: str, clients: int, max_concurrent: int | None = None) -> dict[str, str]:
     """The app's environment: the simulated provider as OpenAI, its own data, limits out of the measurement's way."""
     return app_env(OPENAI_API_KEY="sk-bench-not-real", OPENAI_BASE_URL=provider_url, OPENAI_MODEL="gpt-4o-mini",
                    SKIN_DIAGNOSIS_PROVIDER="openai", WARM_UP="false", DATA_DIR=str(data_dir), AUTH_MODE="accounts",
-                   API_RATE_PER_MINUTE="100000", API_MAX_CONCURRENT=str(max(clients, 1)))
+                   API_RATE_PER_MINUTE="0", API_MAX_CONCURRENT=str(max_concurrent or min(max(clients, 1), 256)))
+
+
+def server_pid(url: str) -> int | None:
+    """The process serving `url` (the `streamlit run` started with its port), found in /proc; None elsewhere."""
+    port = url.rsplit(":", 1)[-1]
+    for entry in Path("/proc").iterdir():
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"streamlit" in b" ".join(args) and b"--server.port" in args and port.encode() in args:
+            return int(entry.name)
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of process `pid` so far (Linux /proc); None when unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def make_token(env: dict[str, str], cwd: Path) -> str:
@@ -101,22 +130,45 @@ def markdown(results: list[dict]) -> str:
         seconds = [f"{r[k]:.2f} s" if r[k] is not None else "—" for k in ("p50_s", "p95_s", "max_s")]
         api = ", ".join(f"{code}: {n}" for code, n in r["statuses"].items())
         upstream = ", ".join(f"{code}: {n}" for code, n in sorted(r["provider_statuses"].items()))
-        lines.append(f"| {r['rpm']:,.0f}/min | {r['clients']} | {r['requests']} | {' | '.join(seconds)} | "
+        limit = f"{r['rpm']:,.0f}/min" if r["rpm"] else f"none, answers in {r['fixed_seconds']:g} s"
+        lines.append(f"| {limit} | {r['clients']} | {r['requests']} | {' | '.join(seconds)} | "
                      f"{r['answers_per_s']:.1f} | {api} | {upstream} |")
+    extra = [r for r in results if r.get("one_client_s") or r.get("cpu_ms_per_answer")]
+    if extra:
+        lines += ["", "| clients | one client (median) | p95 ÷ one client | app CPU per answer | app CPU (cores) |",
+                  "|---|---|---|---|---|"]
+        for r in extra:
+            one, cpu = r.get("one_client_s"), r.get("cpu_ms_per_answer")
+            ratio = f"{r['p95_s'] / one:.2f}×" if one and r["p95_s"] else "—"
+            lines.append(f"| {r['clients']} | {f'{one:.2f} s' if one else '—'} | {ratio} | "
+                         f"{f'{cpu:.1f} ms' if cpu is not None else '—'} | {r.get('cpu_cores', 0):.2f} |")
     return "\n".join(lines) + "\n"
 
 
-def run_once(clients: int, requests: int, seed: int, rpm: float) -> dict:
-    """One simulator at `rpm`, one app server, every client at once; the figures, with the provider's own statuses."""
+def run_once(clients: int, requests: int, seed: int, rpm: float | None, *, fixed_seconds: float | None = None,
+             max_concurrent: int | None = None) -> dict:
+    """One simulator at `rpm` (or answering in `fixed_seconds`), one app server, every client at once; the figures,
+    with the provider's own statuses and the app's CPU time per answer."""
+    args = ("--hosted-seconds", str(fixed_seconds)) if fixed_seconds else ("--hosted-rpm", str(rpm))
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp, \
-            SimulatorProcess(scale=1.0, seed=seed, args=("--hosted-rpm", str(rpm))) as sim:
+            SimulatorProcess(scale=1.0, seed=seed, args=args) as sim:
         work = Path(tmp)
-        env = bench_env(work / "data", sim.url("openai"), clients)
+        env = bench_env(work / "data", sim.url("openai"), clients, max_concurrent)
         token = make_token(env, work)
         with serve_app(env, work) as url:
+            one = asyncio.run(load(url, token, 1, 3)) if fixed_seconds else None  # also warms the connections
+            pid = server_pid(url)
+            cpu_before = cpu_seconds(pid)
             result = asyncio.run(load(url, token, clients, requests))
+            cpu_after = cpu_seconds(pid)
         upstream = sim.stats()["providers"]["openai"]
-    return {**result, "rpm": rpm, "provider_statuses": upstream.get("statuses", {})}
+    answers = result["statuses"].get("200", 0)
+    cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
+    return {**result, "rpm": None if fixed_seconds else rpm, "fixed_seconds": fixed_seconds,
+            "one_client_s": one["p50_s"] if one else None,
+            "cpu_ms_per_answer": cpu * 1000 / answers if cpu is not None and answers else None,
+            "cpu_cores": cpu / result["wall_s"] if cpu is not None and result["wall_s"] else 0.0,
+            "provider_statuses": upstream.get("statuses", {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,12 +179,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rpm", type=float, nargs="+", default=[500, 10_000],
                         help="the hosted provider's rate limits to run at, requests a minute")
+    parser.add_argument("--fixed-seconds", type=float, default=None,
+                        help="instead of --rpm: one run with the provider answering every request in this many seconds")
+    parser.add_argument("--max-concurrent", type=int, default=None,
+                        help="API_MAX_CONCURRENT (default: the number of clients, at most 256)")
     args = parser.parse_args(argv)
-    results = [run_once(args.clients, args.requests, args.seed, rpm) for rpm in args.rpm]
+    if args.fixed_seconds:
+        results = [run_once(args.clients, args.requests, args.seed, None, fixed_seconds=args.fixed_seconds,
+                            max_concurrent=args.max_concurrent)]
+    else:
+        results = [run_once(args.clients, args.requests, args.seed, rpm, max_concurrent=args.max_concurrent)
+                   for rpm in args.rpm]
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "load_average": os.getloadavg(),
             "date": datetime.now(UTC).isoformat(timespec="seconds")}
     table = markdown(results)
     print(table)
+    print(f"load average (1, 5, 15 min) at the end: {meta['load_average']}")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "api_load.md").write_text(table, encoding="utf-8")
     (OUT_DIR / "api_load.json").write_text(json.dumps({**meta, "runs": results}, indent=2), encoding="utf-8")

@@ -42,6 +42,15 @@ class JobStoreUnavailable(DiagnosisError):
         super().__init__(Message("job.store_down", {"store": store}))
 
 
+class TooManyQueued(DiagnosisError):
+    """The user already has JOB_MAX_QUEUED_PER_USER jobs waiting: one clinic's burst must not delay everyone's."""
+
+    def __init__(self, limit: int) -> None:
+        """`limit` is JOB_MAX_QUEUED_PER_USER, for the message."""
+        super().__init__(Message("job.too_many_queued", {"limit": limit}))
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class Job:
     """One background assessment as the Jobs list shows it.

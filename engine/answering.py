@@ -61,6 +61,13 @@ class Answerer:
         (a `time.monotonic()` value). A complete answer from the race is cached. Raises a
         `ProviderError` when no answer came in time.
         """
+        return runtime.drive(self.plan(chain, messages, keys, kind=kind, budget=budget, started=started,
+                                       use_cache=use_cache, judge=judge), on_progress)
+
+    def plan(self, chain: list[Provider], messages: list[dict], keys: dict[str, str], *, kind: str, budget: float,
+             started: float, use_cache: bool = True,
+             judge: Callable[[str], Any] = parse_answer) -> runtime.Plan[Answered]:
+        """`answer` as a plan (engine/runtime.py): the cache in the driver's thread, the race on the provider loop."""
         if use_cache:
             for provider in dict.fromkeys(chain):
                 if hit := self.cache.get(keys[provider.name]):
@@ -76,7 +83,7 @@ class Answerer:
                               hedge_after=self.settings.hedge_after_seconds, started=started, budget=budget,
                               deadline=deadline, kind=kind, emit=emit, judge=judge).run()
 
-        outcome: Outcome = runtime.run(race, on_progress)
+        outcome: Outcome = yield race
         attempt, key = outcome.attempt, keys[outcome.provider.name]
         if outcome.answer.complete:
             self.cache.set(key, {"raw": attempt.raw,

@@ -14,6 +14,7 @@ from domain.messages import Message
 from domain.prompt import explain_messages, refine_messages
 from domain.request import DiagnosisRequest
 from domain.result import Assist, Diagnosis, TextAnswer
+from engine import runtime
 from engine.answering import Answerer
 from engine.cache_keys import assist_key
 from providers.base import Provider
@@ -41,28 +42,40 @@ class Assistant:
     def refine(self, text: str, *, language: str = "ko", provider: str | None = None,
                use_cache: bool = True) -> Assist:
         """A patient's own words rewritten as a concise clinical description (the original 'refine')."""
-        if not text.strip():
-            raise InputError(Message("assist.nothing_to_refine"))
-        self.validate(DiagnosisRequest(text=text, language=language, provider=provider))  # an assessment's limits
-        return self._ask("refine", refine_messages(text, language), text.strip(), language, provider, use_cache)
+        return runtime.drive(self.refine_plan(text, language=language, provider=provider, use_cache=use_cache))
 
     def explain(self, result: Diagnosis, *, language: str = "ko", provider: str | None = None,
                 use_cache: bool = True) -> Assist:
         """An assessment in plain language for the patient (the original 'explain')."""
+        return runtime.drive(self.explain_plan(result, language=language, provider=provider, use_cache=use_cache))
+
+    def refine_plan(self, text: str, *, language: str = "ko", provider: str | None = None,
+                    use_cache: bool = True) -> runtime.Plan[Assist]:
+        """`refine` as a plan (engine/runtime.py), for `Engine.aplan` on an event loop."""
+        if not text.strip():
+            raise InputError(Message("assist.nothing_to_refine"))
+        self.validate(DiagnosisRequest(text=text, language=language, provider=provider))  # an assessment's limits
+        return (yield from self._ask("refine", refine_messages(text, language), text.strip(), language, provider,
+                                     use_cache))
+
+    def explain_plan(self, result: Diagnosis, *, language: str = "ko", provider: str | None = None,
+                     use_cache: bool = True) -> runtime.Plan[Assist]:
+        """`explain` as a plan (engine/runtime.py), for `Engine.aplan` on an event loop."""
         if result.label is None:
             raise InputError(Message("assist.nothing_to_explain"))
         label = result.label.lesion.name_ko if language == "ko" else result.label.lesion.name_en
         risk = result.risk_flag.value if result.risk_flag else "benign"
         messages = explain_messages(label, risk, result.answer.summary, language)
-        return self._ask("explain", messages, f"{label}|{risk}|{result.answer.summary}", language, provider,
-                         use_cache)
+        return (yield from self._ask("explain", messages, f"{label}|{risk}|{result.answer.summary}", language,
+                                     provider, use_cache))
 
     def _ask(self, task: str, messages: list[dict[str, Any]], subject: str, language: str, provider: str | None,
-             use_cache: bool) -> Assist:
+             use_cache: bool) -> runtime.Plan[Assist]:
         started = time.monotonic()
         chain = self.chain(DiagnosisRequest(text=subject, language=language, provider=provider))
         keys = {p.name: assist_key(task, subject, language, p, self.settings) for p in dict.fromkeys(chain)}
-        got = self.answerer.answer(chain, messages, keys, kind="text", budget=self.settings.text_budget_seconds,
-                                   started=started, use_cache=use_cache, judge=_plain_text)
+        got = yield from self.answerer.plan(chain, messages, keys, kind="text",
+                                            budget=self.settings.text_budget_seconds, started=started,
+                                            use_cache=use_cache, judge=_plain_text)
         return Assist(task, got.answer.text, got.provider.name, got.provider.model,
                       (time.monotonic() - started) * 1000, got.usage, cached=got.cached)

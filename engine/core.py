@@ -6,11 +6,14 @@ works with (cache, store, history, job runner) are built by `startup` and handed
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any, TypeVar
 
 from domain.errors import InputError, ProviderError, ProviderNotConfigured, ProviderUnavailable
 from domain.messages import Message
@@ -39,6 +42,10 @@ from utils.settings import Settings
 log = logging.getLogger(__name__)
 
 _MAX_INFO_CHARS = 200  # body site, duration, sex: a few words each
+# Threads for the API's blocking moments (cache, history write, photo shrinking): a few milliseconds each, so a few
+# threads serve hundreds of assessments in flight; the waiting for providers holds none.
+IO_THREADS = 8
+T = TypeVar("T")
 
 
 class Engine:
@@ -71,6 +78,7 @@ class Engine:
         self.observer = observer
         self.recorder = Recorder(history, cache, keep_images=settings.history_keep_images, observer=observer)
         self.assist = Assistant(self.answerer, chain=self.chain, validate=self.validate, settings=settings)
+        self._pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="engine-io")
 
     def _health_of(self, name: str) -> ProviderHealth:
         return self.health[name]
@@ -89,6 +97,7 @@ class Engine:
     def close(self) -> None:
         """Close every provider's connections; the engine must not be used afterwards."""
         self.warm_up.stop()
+        self._pool.shutdown(wait=False)
         if self._jobs is not None:
             self._jobs.shutdown()
         self.cache.close()
@@ -210,7 +219,27 @@ class Engine:
         caller who shrank the photo as part of the assessment counts that time too. Raises
         `InputError` for unusable input and a `ProviderError` subclass when no answer came in time.
         """
-        started = time.monotonic() if started is None else started
+        return runtime.drive(self._assessment(request, time.monotonic() if started is None else started),
+                             on_progress)
+
+    async def adiagnose(self, request: DiagnosisRequest, *, started: float | None = None) -> Diagnosis:
+        """`diagnose` for an event loop (the HTTP API): no thread is held while the providers answer.
+
+        The cache, the history and the checks run in the engine's small thread pool, the provider
+        calls on the provider loop; the same steps as `diagnose`, without progress.
+        """
+        return await self.aplan(self._assessment(request, time.monotonic() if started is None else started))
+
+    async def aplan(self, plan: runtime.Plan[T]) -> T:
+        """Run `plan` from an event loop: its blocking steps in the engine's pool, its calls on the provider loop
+        (refine and explain for the API: `assist.refine_plan`, `assist.explain_plan`)."""
+        return await runtime.adrive(plan, self._pool)
+
+    async def offload(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` in the engine's bounded thread pool (shrinking a photo for the API), awaited."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+
+    def _assessment(self, request: DiagnosisRequest, started: float) -> runtime.Plan[Diagnosis]:
         self._validate(request)
         chain = self.chain(request)
         self.warm_up.touch()
@@ -218,9 +247,9 @@ class Engine:
         if self.settings.demo_mode:
             return self._replay(request, keys, started)
         try:
-            got = self.answerer.answer(chain, build_messages(request), keys, kind=request.kind,
-                                       budget=self.budget(request.kind), started=started,
-                                       use_cache=request.use_cache, on_progress=on_progress)
+            got = yield from self.answerer.plan(chain, build_messages(request), keys, kind=request.kind,
+                                                budget=self.budget(request.kind), started=started,
+                                                use_cache=request.use_cache)
         except ProviderError as exc:
             self.recorder.failure(request, exc, started)
             raise

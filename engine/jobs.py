@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from domain.errors import DiagnosisError
-from domain.jobs import DONE, FAILED, Job, JobStoreUnavailable
+from domain.jobs import DONE, FAILED, QUEUED, Job, JobStoreUnavailable, TooManyQueued
 from domain.messages import Message
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
@@ -47,10 +47,15 @@ RETRY_SECONDS = 1.0  # how long a worker waits after the store did not answer
 class JobRunner:
     """Submits jobs to `store` and runs them with `workers` threads (0: submit and read only)."""
 
-    def __init__(self, store: JobStore, diagnose: Callable[[DiagnosisRequest], Diagnosis], *, workers: int) -> None:
-        """`diagnose` assesses one request (the engine's `diagnose`); it raises `DiagnosisError` on purpose."""
+    def __init__(self, store: JobStore, diagnose: Callable[[DiagnosisRequest], Diagnosis], *, workers: int,
+                 max_queued_per_user: int = 0) -> None:
+        """`diagnose` assesses one request (the engine's `diagnose`); it raises `DiagnosisError` on purpose.
+
+        `max_queued_per_user` (JOB_MAX_QUEUED_PER_USER; 0: none) bounds one user's jobs waiting in line.
+        """
         self.store = store
         self.diagnose = diagnose
+        self.max_queued_per_user = max_queued_per_user
         self._stop = threading.Event()
         # What this process still has to tell the store, by job: a finish (the outcome is in hand) or a hand-back.
         self._owed: dict[str, Callable[[], object]] = {}
@@ -66,7 +71,15 @@ class JobRunner:
     # -- the page's API -----------------------------------------------------------------------
 
     def submit(self, request: DiagnosisRequest) -> str:
-        """Queue `request`; returns the job's id at once (`JobStoreUnavailable` when the store does not answer)."""
+        """Queue `request`; returns the job's id at once (`JobStoreUnavailable` when the store does not answer).
+
+        `TooManyQueued` when its user already has `max_queued_per_user` jobs waiting.
+        """
+        bound = self.max_queued_per_user
+        if bound and request.user:  # the newest first: a user's waiting jobs are among their newest
+            mine = self.store.list(user=request.user, limit=bound + 200)
+            if sum(job.status == QUEUED for job in mine) >= bound:
+                raise TooManyQueued(bound)
         # A job from the page is recorded as `job`; one from elsewhere (the API's async endpoint) keeps its origin.
         return self.store.add(replace(request, source="job" if request.source == "page" else request.source))
 

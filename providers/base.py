@@ -12,14 +12,8 @@ import email.utils
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, cast
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 from urllib.parse import urlsplit
-
-import httpx
-import openai
-from langchain_core.messages import AIMessageChunk
-from langchain_openai import ChatOpenAI
-from pydantic import SecretStr
 
 from domain.errors import (
     ProviderAuthError,
@@ -33,6 +27,20 @@ from domain.errors import (
 from domain.messages import Message, listed
 from domain.result import Usage
 from utils.settings import Settings
+
+if TYPE_CHECKING:  # langchain-openai, openai and httpx take about a second to import: only a provider call does
+    from langchain_core.messages import AIMessageChunk
+    from langchain_openai import ChatOpenAI
+
+
+def load_sdk() -> None:
+    """Import langchain-openai and the openai SDK now (a server's start), not at the first provider call.
+
+    That import takes a second or more and would block the provider loop, and every assessment on
+    it, while it runs; the command line and cache hits never call this and never pay for it.
+    """
+    import langchain_openai  # noqa: F401
+    import openai  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,13 @@ class Provider:
     def _chat(self) -> ChatOpenAI:
         # Built on first use, inside the engine's event loop, and reused so connections are kept alive.
         if self._llm is None:
+            import httpx  # here, not at the top: a cache hit or a start-up must not pay for the SDK's import
+            from langchain_openai import ChatOpenAI
+            from pydantic import SecretStr
+
             s = self.settings
+            # Room for every API slot and its hedge: with fewer, calls queue for a connection inside httpx.
+            connections = max(64, 2 * s.api_max_concurrent)
             extra = {"max_tokens": s.max_tokens} if self.sends_max_tokens else None
             self._llm = ChatOpenAI(
                 model=self.model,
@@ -139,7 +153,8 @@ class Provider:
                 # Our own async client is used; no socket options on the unused sync one (and no warning).
                 http_socket_options=(),
                 http_async_client=httpx.AsyncClient(
-                    timeout=s.request_timeout, limits=httpx.Limits(max_connections=64, max_keepalive_connections=16)),
+                    timeout=s.request_timeout,
+                    limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections // 4)),
             )
         return self._llm
 
@@ -163,7 +178,7 @@ class Provider:
             # aclosing: leaving the loop early closes the generators down to the HTTP response, so a runaway
             # answer's connection is dropped at once instead of being read to its end.
             # Typed as an iterator, it is an async generator (it has aclose).
-            stream_of = cast(AsyncGenerator[AIMessageChunk, None], self._chat().astream(messages))
+            stream_of = cast("AsyncGenerator[AIMessageChunk, None]", self._chat().astream(messages))
             async with contextlib.aclosing(stream_of) as chunks:
                 async for chunk in chunks:
                     if chunk.content:
@@ -201,6 +216,9 @@ class Provider:
 
     def error_from(self, exc: BaseException) -> ProviderError:
         """Turn an SDK or transport exception into our error with a message that says what to do."""
+        import httpx
+        import openai
+
         t, p = self.title, self.name
         if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException, TimeoutError)):
             return ProviderTimeout(Message("provider.timeout", {"title": t}), provider=p, retryable=True)
@@ -233,6 +251,8 @@ class Provider:
 
 def _connection_dropped(exc: BaseException) -> bool:
     # The SDK wraps a stream cut mid-answer as a connection error; the server *was* reached.
+    import httpx
+
     seen: set[int] = set()
     link: BaseException | None = exc
     while link is not None and id(link) not in seen:

@@ -3,8 +3,8 @@
 No Streamlit here: the sign-in gate (`ui/auth.py`) and the command line (`cli.py users ...`)
 share this module, through the `AccountStore` contract. Accounts live in the `users` table of the
 app's store (SQLite or PostgreSQL: `Accounts`), so every server sharing the database knows the same people.
-Failed sign-ins slow down the client address they come from; an account is locked only when
-failures against it come from many addresses (`storage/sign_in_throttle.py` explains why).
+Failed sign-ins slow down the client address they come from, and the account they guess from devices
+that never signed in to it; nothing locks an account (`storage/sign_in_throttle.py` explains why).
 
 Passwords are hashed with the standard library's scrypt and a random salt, stored as a
 self-describing string `scrypt$n$r$p$salt$hash` (base64), so the cost can be raised later
@@ -30,6 +30,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
+from storage.devices import KnownDevices
 from storage.schema import users
 from storage.sessions import SessionStore, SqlSessionStore, sessions_for
 from storage.sign_in_throttle import LOCAL, SignInThrottle
@@ -88,7 +89,8 @@ class WrongCredentials(SignInError):
 
 
 class AccountLocked(SignInError):
-    """Failed sign-ins from many addresses: the account opens again at `until` (epoch seconds)."""
+    """A lock set by an earlier version of the app (which locked on failures from many addresses): the account
+    opens again at `until` (epoch seconds). No lock is set any more."""
 
     def __init__(self, until: float) -> None:
         self.until = until
@@ -104,6 +106,16 @@ class TooManyAttempts(SignInError):
         self.wait_seconds = max(0.0, until - now)
         super().__init__(f"Too many failed sign-ins from this address: wait {math.ceil(self.wait_seconds)} s, "
                          "then try again.")
+
+
+class AccountThrottled(TooManyAttempts):
+    """Many failed sign-ins at this account from devices it does not know: a device that signed in to it before
+    may try at once; others at `until`."""
+
+    def __init__(self, until: float, now: float) -> None:
+        super().__init__(until, now)
+        self.args = (f"Too many failed sign-ins at this account from new devices: wait "
+                     f"{math.ceil(self.wait_seconds)} s, or sign in on a device you have used before.",)
 
 
 @dataclass(frozen=True)
@@ -254,8 +266,8 @@ class AccountStore(Protocol):
         """Whether any account exists."""
         ...
 
-    def verify(self, name: str, password: str, address: str | None = None) -> User:
-        """The account when `password` is right; else `WrongCredentials`, `AccountLocked` or `TooManyAttempts`."""
+    def verify(self, name: str, password: str, address: str | None = None, *, device: str | None = None) -> User:
+        """The account when `password` is right; else `WrongCredentials`, `TooManyAttempts` (`AccountThrottled`)."""
         ...
 
 
@@ -273,21 +285,22 @@ class Accounts:
     """`AccountStore` on the `users` table of `store`, with the sign-in throttle of `storage/sign_in_throttle.py`.
 
     `max_failures` (LOGIN_MAX_FAILURES): free failures per client address before it must wait;
-    `lockout_seconds` (LOGIN_LOCKOUT_SECONDS): the longest wait, and how long a lock lasts;
-    `lock_addresses` (LOGIN_LOCK_ADDRESSES): addresses whose failures lock an account;
-    `sessions`: the sign-in sessions a removed account or a new password ends (default: those of `store`).
+    `lockout_seconds` (LOGIN_LOCKOUT_SECONDS): the longest wait of an address (an account's may be longer);
+    `sessions`: the sign-in sessions a removed account or a new password ends (default: those of `store`);
+    `devices`: the devices that signed in before, exempt from the account's wait (default: those of `store`).
     """
 
     def __init__(self, store: Store, *, max_failures: int = 5, lockout_seconds: float = 900.0,
-                 lock_addresses: int = 5, clock: Callable[[], float] = time.time,
-                 sessions: SessionStore | None = None) -> None:
+                 clock: Callable[[], float] = time.time, sessions: SessionStore | None = None,
+                 devices: KnownDevices | None = None) -> None:
         self.store = store
         self.sessions: SessionStore = sessions if sessions is not None else SqlSessionStore(store, clock=clock)
+        self.devices = devices if devices is not None else KnownDevices(store, clock=clock)
         self.max_failures = max_failures
         self.lockout_seconds = lockout_seconds
         self.clock = clock
         self.throttle = SignInThrottle(store, free_failures=max_failures, max_wait_seconds=lockout_seconds,
-                                       lock_addresses=lock_addresses, clock=clock)
+                                       clock=clock)
 
     def add_user(self, name: str, password: str, *, admin: bool = False) -> User:
         """Create an account; raises `InvalidName`, `WeakPassword` or `UserExists`."""
@@ -311,6 +324,7 @@ class Accounts:
                 raise NoSuchUser(f"No user is named {name.strip()!r}.")
         log.info("account removed: %s", name.strip())
         self.sessions.revoke_user(name)  # every browser signed in as it is signed out at its next click
+        self.devices.forget_user(name)
 
     def set_password(self, name: str, password: str) -> User:
         """Give an account a new password and end its sessions (whoever knew the old one is signed out).
@@ -326,6 +340,7 @@ class Accounts:
                 raise NoSuchUser(f"No user is named {name.strip()!r}.")
         log.info("password changed: %s", name.strip())
         self.sessions.revoke_user(name)
+        self.devices.forget_user(name)  # a device earns the exemption again by signing in with the new password
         found = self.get_user(name)
         assert found is not None
         return found
@@ -357,26 +372,27 @@ class Accounts:
         with self.store.connect() as conn:
             return conn.execute(sa.select(users.c.name).limit(1)).first() is not None
 
-    def verify(self, name: str, password: str, address: str | None = None) -> User:
-        """The account, when `password` is right; else `WrongCredentials`, `AccountLocked` or `TooManyAttempts`.
+    def verify(self, name: str, password: str, address: str | None = None, *, device: str | None = None) -> User:
+        """The account, when `password` is right; else `WrongCredentials` or `TooManyAttempts`.
 
-        `address` is the client's (None: this machine). An address that failed too often gets
-        `TooManyAttempts` before any password is checked; otherwise every call hashes once, whether
-        the name exists or not. Failures from LOGIN_LOCK_ADDRESSES addresses since the account's
-        last sign-in lock it for LOGIN_LOCKOUT_SECONDS; an unknown name imitates that lock.
+        `address` is the client's (None: this machine); `device` the browser's device cookie, if any. An
+        address that failed too often gets `TooManyAttempts`, a name that failed too often from unknown
+        devices `AccountThrottled` (not a device that signed in to it before), both before any password
+        is checked; otherwise every call hashes once, whether the name exists or not. Nothing locks.
         """
         now = self.clock()
         name = name.strip()
         key = self.throttle.name_key(name)
-        if (opens := self.throttle.attempt(address, key)) is not None:
-            log.info("sign-in refused, the address must wait %.0f s: name %s from %s", opens - now, key,
-                     address or LOCAL)
-            raise TooManyAttempts(opens, now)
+        known = self.devices.known(device, name)
+        if (wait := self.throttle.attempt(address, key, known_device=known)) is not None:
+            log.info("sign-in refused, the %s must wait %.0f s: name %s from %s",
+                     "name" if wait.account else "address", wait.until - now, key, address or LOCAL)
+            raise AccountThrottled(wait.until, now) if wait.account else TooManyAttempts(wait.until, now)
         with self.store.connect() as conn:
             row = conn.execute(sa.select(users).where(_named(name))).mappings().first()
         if row is None:
             _burn_time(password)
-            raise self._failed(None, key, address, now)
+            raise self._failed(None, key, address, known)
         user, stored = _user(row), row["password_hash"]
         right = check_password(password, stored)  # before the lock check: a locked account costs the same
         if (until := user.lock_ends(now)) is not None:
@@ -384,7 +400,7 @@ class Accounts:
                 log.warning("failed sign-in (account locked): name %s from %s", key, address or LOCAL)
             raise AccountLocked(until)
         if not right:
-            raise self._failed(user, key, address, now)
+            raise self._failed(user, key, address, known)
         # Conditional: a parallel wrong attempt may have locked the account meanwhile.
         open_now = sa.or_(users.c.locked_until.is_(None), users.c.locked_until <= now)
         with self.store.connect() as conn:
@@ -401,39 +417,25 @@ class Accounts:
         return User(name=user.name, is_admin=user.is_admin, failed_count=0, locked_until=None,
                     created_at=user.created_at, last_login=now)
 
-    def _failed(self, user: User | None, key: str, address: str | None, now: float) -> SignInError:
-        """Record a wrong password for `user` (None: no such account); lock it on failures from many addresses."""
+    def _failed(self, user: User | None, key: str, address: str | None, known: bool) -> WrongCredentials:
+        """Record a wrong password for `user` (None: no such account); say when this client may try again."""
         # The name in clear could be a password typed into the wrong field: only its keyed hash is logged.
         log.warning("failed sign-in: name %s from %s", key, address or LOCAL)
-        if user is None:
-            if (until := self.throttle.phantom_lock(key)) is not None:
-                return AccountLocked(until)
-            if self.throttle.is_evidence(key, None):
-                until = now + self.lockout_seconds
-                self.throttle.lock_phantom(key, until)
-                return AccountLocked(until)
-            return WrongCredentials(self.throttle.next_attempt_at(address))
-        # One statement increments, so parallel failures are all counted.
-        counted = (users.update().where(_named(user.name)).values(failed_count=users.c.failed_count + 1)
-                   .returning(users.c.failed_count))
-        with self.store.connect() as conn:
-            count = conn.execute(counted).scalar()  # None: the account was removed meanwhile
-        if not self.throttle.is_evidence(key, user.last_login):
-            return WrongCredentials(self.throttle.next_attempt_at(address))
-        until = now + self.lockout_seconds
-        with self.store.connect() as conn:
-            conn.execute(users.update().where(_named(user.name)).values(failed_count=0, locked_until=until))
-        log.warning("account locked after failed sign-ins from %d addresses (%d in a row): name %s",
-                    self.throttle.spread(key, user.last_login), count or 0, key)
-        return AccountLocked(until)
+        if user is not None:  # one statement increments, so parallel failures are all counted
+            with self.store.connect() as conn:
+                conn.execute(users.update().where(_named(user.name)).values(failed_count=users.c.failed_count + 1))
+        waits = [self.throttle.next_attempt_at(address)]
+        if not known:
+            waits.append(self.throttle.next_account_attempt_at(key))
+        return WrongCredentials(max((w for w in waits if w is not None), default=None))
 
 
 def accounts_for(store: Store, settings: Settings) -> Accounts:
     """The accounts of `store` with the sign-in policy of `settings`."""
     return Accounts(store, max_failures=settings.login_max_failures, lockout_seconds=settings.login_lockout_seconds,
-                    lock_addresses=settings.login_lock_addresses, sessions=sessions_for(store, settings))
+                    sessions=sessions_for(store, settings))
 
 
-__all__ = ["AccountError", "AccountLocked", "AccountStore", "Accounts", "InvalidName", "NoSuchUser", "SignInError",
-           "TooManyAttempts", "User", "UserExists", "WeakPassword", "WrongCredentials", "accounts_for", "check_name",
-           "check_password", "check_password_rules", "hash_password", "needs_rehash"]
+__all__ = ["AccountError", "AccountLocked", "AccountStore", "AccountThrottled", "Accounts", "InvalidName",
+           "NoSuchUser", "SignInError", "TooManyAttempts", "User", "UserExists", "WeakPassword", "WrongCredentials",
+           "accounts_for", "check_name", "check_password", "check_password_rules", "hash_password", "needs_rehash"]

@@ -136,6 +136,15 @@ sign_in_locks = sa.Table(  # imitation locks of names with no account
     sa.Column("locked_until", Seconds, nullable=False),
 )
 
+sign_in_devices = sa.Table(  # devices that signed in before: exempt from the per-account wait (storage/devices.py)
+    "sign_in_devices", metadata,
+    sa.Column("key", sa.Text, primary_key=True),   # SHA-256 of the device cookie; the cookie only in the browser
+    sa.Column("user", Name, nullable=False),       # the account it signed in as
+    sa.Column("created_at", Seconds, nullable=False),
+    sa.Column("last_used", Seconds, nullable=False),
+)
+sa.Index("sign_in_devices_user", sign_in_devices.c.user)
+
 sessions = sa.Table(
     "sessions", metadata,
     sa.Column("key", sa.Text, primary_key=True),   # SHA-256 of the session id; the id is only in the cookie

@@ -1,8 +1,10 @@
-"""Sign-in throttling: failures slow down the client address they come from; only many addresses lock an account.
+"""Sign-in throttling: failures slow down the client address they come from, and the account they guess from
+devices it has never signed in from; nothing locks an account (NIST SP 800-63B: throttling, no hard lock-out).
 
-A lock-out counted per account alone lets anyone who reaches the form lock every clinician and
-administrator out with a few wrong passwords each. The policy here (state in the store's tables
-`sign_in_failures` and `sign_in_locks`, so every process and server sharing the database sees the same counts):
+A lock-out lets anyone who reaches the form keep every clinician and administrator out with a few wrong
+passwords each; a lock on failures from several addresses, bought with a handful of addresses, still did.
+The policy here (state in the store's table `sign_in_failures`, so every process and server sharing the
+database sees the same counts):
 
 - **Per client address** (an IPv4 address; an IPv6 address by its /64, which one subscriber
   usually holds whole). The first LOGIN_MAX_FAILURES failures are free; after them each further
@@ -12,12 +14,14 @@ administrator out with a few wrong passwords each. The policy here (state in the
   parallel attempts cannot all slip through), and a successful sign-in refunds what that address
   spent on that one name: a clinician's own typos, never failures against other names, so an
   account holder cannot reset their budget to guess colleagues' passwords.
-- **Per account**: locked for LOGIN_LOCKOUT_SECONDS only on evidence of a distributed guess:
-  failures against it, since its last sign-in, from LOGIN_LOCK_ADDRESSES different addresses. A
-  stranger at one address slows only that address and locks nobody out. A guess spread over many
-  addresses gets less than LOGIN_LOCK_ADDRESSES times one address's throttled budget before the
-  lock, and after it one guess per lock-out (the next failure locks again). Names without an
-  account are "locked" the same way, so a lock does not tell who has an account.
+- **Per account, for unknown devices**: the failures at one name from every address (within the
+  memory below) count too. After LOGIN_MAX_FAILURES of them, an attempt from a device that has
+  never signed in to that account must come 2, 4, 8 ... seconds after the name's previous attempt,
+  up to a cap of at least LOGIN_LOCKOUT_SECONDS and large enough that 1,000 guesses take at least a
+  day however many addresses they come from (`GUESSES`, `account_cap`). A browser that signed in to
+  the account before (its device cookie, storage/devices.py) skips this wait, never its address's:
+  an attacker with any number of addresses cannot keep a clinician out on her own device. Names
+  without an account are throttled the same way, so the waits do not tell who has an account.
 - Counts are forgotten after a day without attempts (twice LOGIN_LOCKOUT_SECONDS if that is longer).
 
 Behind a reverse proxy every client has the proxy's address unless the app is told to trust
@@ -38,16 +42,18 @@ import ipaddress
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from storage.schema import install_keys, sign_in_failures, sign_in_locks
+from storage.schema import install_keys, sign_in_failures
 from storage.store import Store
 from storage.upsert import upsert
 
 LOCAL = "local"  # no address known: the same machine (Streamlit hides loopback) or a caller that gave none
 DAY_SECONDS = 86_400.0
 _MAX_DOUBLINGS = 40  # 2**40 s is far above any cap; bounds the float before min()
+GUESSES = 1_000  # at one account, from any number of addresses and unknown devices, take at least DAY_SECONDS
 
 _keys: dict[str, bytes] = {}  # per database (`Store.name`): read once per process, it never changes
 _keys_lock = threading.Lock()
@@ -83,17 +89,38 @@ def address_bucket(address: str | None) -> str:
     return canonical
 
 
+@dataclass(frozen=True)
+class Wait:
+    """An attempt refused unchecked: the next one may come at `until`; `account` when the name's wait, not the
+    address's, refused it."""
+
+    until: float
+    account: bool = False
+
+
 class SignInThrottle:
-    """The address throttle and the evidence for account locks, kept in `store` (see the module docstring)."""
+    """The address and account throttles, kept in `store` (see the module docstring)."""
 
     def __init__(self, store: Store, *, free_failures: int = 5, max_wait_seconds: float = 900.0,
-                 lock_addresses: int = 5, clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.free_failures = free_failures
         self.max_wait_seconds = max_wait_seconds
-        self.lock_addresses = lock_addresses
         self.clock = clock
         self.memory_seconds = max(DAY_SECONDS, 2 * max_wait_seconds)
+        self.account_cap = max_wait_seconds
+        while self.guesses_take(GUESSES) < DAY_SECONDS:  # a short LOGIN_LOCKOUT_SECONDS must not shorten the day
+            self.account_cap *= 1.25
+
+    def account_delay(self, spent: int) -> float:
+        """Seconds an unknown device must wait after the name's previous attempt, once the name has `spent`."""
+        if spent < self.free_failures:
+            return 0.0
+        return min(self.account_cap, 2.0 ** min(spent - self.free_failures + 1, _MAX_DOUBLINGS))
+
+    def guesses_take(self, guesses: int) -> float:
+        """The least time `guesses` attempts at one name from unknown devices take, however many addresses."""
+        return sum(self.account_delay(spent) for spent in range(guesses))
 
     def name_key(self, name: str) -> str:
         """The keyed hash a name is stored and logged under (the same for 'Kim' and ' kim ')."""
@@ -126,16 +153,30 @@ class SignInThrottle:
         opens = last + self.delay(int(spent))
         return opens if opens > now else None
 
-    def attempt(self, address: str | None, name_key: str) -> float | None:
-        """Count an attempt from `address` at `name_key`; when the address must wait, count nothing and say until when.
+    def _account_open_at(self, conn: sa.Connection, name_key: str, now: float) -> float | None:
+        t = sign_in_failures.c
+        query = (sa.select(sa.func.coalesce(sa.func.sum(t.failures), 0), sa.func.max(t.last_at))
+                 .where(t.name_key == name_key, t.last_at > now - self.memory_seconds))
+        spent, last = conn.execute(query).one()
+        if last is None:
+            return None
+        opens = last + self.account_delay(int(spent))
+        return opens if opens > now else None
 
-        Counted before the password is checked; `succeeded` refunds it.
+    def attempt(self, address: str | None, name_key: str, *, known_device: bool = False) -> Wait | None:
+        """Count an attempt from `address` at `name_key`; when it must wait, count nothing and say until when.
+
+        The address's wait always applies; the name's only to a device that has not signed in to it before
+        (`known_device` False). Counted before the password is checked; `succeeded` refunds it.
         """
         bucket, now = address_bucket(address), self.clock()
-        # The check and the count are one step for every process and server sharing the database.
+        # The checks and the count are one step for every process and server sharing the database: parallel
+        # guesses from many addresses at once cannot all slip past the name's wait.
         with self.store.connect(serialize="sign_in") as conn:
             if (opens := self._open_at(conn, bucket, now)) is not None:
-                return opens
+                return Wait(opens)
+            if not known_device and (opens := self._account_open_at(conn, name_key, now)) is not None:
+                return Wait(opens, account=True)
             conn.execute(sign_in_failures.delete().where(sign_in_failures.c.last_at <= now - self.memory_seconds))
             count = upsert(self.store, sign_in_failures).values(address=bucket, name_key=name_key, failures=1,
                                                                 last_at=now)
@@ -155,32 +196,10 @@ class SignInThrottle:
             conn.execute(sign_in_failures.delete().where(sign_in_failures.c.address == address_bucket(address),
                                                          sign_in_failures.c.name_key == name_key))
 
-    def spread(self, name_key: str, since: float | None) -> int:
-        """How many addresses failed at `name_key` after `since` (and within the memory)."""
-        floor = max(self.clock() - self.memory_seconds, since or 0.0)
-        query = (sa.select(sa.func.count()).select_from(sign_in_failures)
-                 .where(sign_in_failures.c.name_key == name_key, sign_in_failures.c.last_at > floor))
+    def next_account_attempt_at(self, name_key: str) -> float | None:
+        """When an unknown device may try `name_key` again, if it must wait; None when it may try at once."""
         with self.store.connect() as conn:
-            return int(conn.execute(query).scalar_one())
-
-    def is_evidence(self, name_key: str, since: float | None) -> bool:
-        """Whether failures at `name_key` since `since` came from enough addresses to lock it."""
-        return self.spread(name_key, since) >= self.lock_addresses
-
-    def phantom_lock(self, name_key: str) -> float | None:
-        """The end of the imitation lock of a name with no account, if one holds now."""
-        with self.store.connect() as conn:
-            until = conn.execute(sa.select(sign_in_locks.c.locked_until)
-                                 .where(sign_in_locks.c.name_key == name_key)).scalar()
-        return until if until is not None and until > self.clock() else None
-
-    def lock_phantom(self, name_key: str, until: float) -> None:
-        """Lock a name with no account until `until`, as an account would be."""
-        lock = upsert(self.store, sign_in_locks).values(name_key=name_key, locked_until=until)
-        with self.store.connect() as conn:
-            conn.execute(sign_in_locks.delete().where(sign_in_locks.c.locked_until <= self.clock()))
-            conn.execute(lock.on_conflict_do_update(index_elements=[sign_in_locks.c.name_key],
-                                                    set_={"locked_until": lock.excluded.locked_until}))
+            return self._account_open_at(conn, name_key, self.clock())
 
 
-__all__ = ["LOCAL", "SignInThrottle", "address_bucket", "normalise_address"]
+__all__ = ["GUESSES", "LOCAL", "SignInThrottle", "Wait", "address_bucket", "normalise_address"]

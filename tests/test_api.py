@@ -451,6 +451,32 @@ def test_over_the_concurrency_bound_a_request_waits_then_gets_503():
 
 
 
+def test_a_token_that_fills_every_slot_does_not_make_another_users_assessment_wait_behind_its_queue(server):
+    # API_MAX_CONCURRENT is 8 here and a SLOW- case takes 1.5 s: 20 from one token are three waves (8, 8, 4) in
+    # arrival order. Shared fairly, the other user's one case takes the first slot that comes free (wave two).
+    heavy, light = server.token("fair.heavy"), server.token("fair.light")
+    finished: list[tuple[float, str]] = []
+
+    def post(token: str, who: str, n: int) -> None:
+        with server.client(token) as c:
+            r = _diagnose(c, f"SLOW- fair share {who} {n} {time.time()}")
+        assert r.status_code == 200, r.text
+        finished.append((time.monotonic(), who))
+
+    server.fake.clear()
+    threads = [threading.Thread(target=post, args=(heavy, "heavy", n)) for n in range(20)]
+    for t in threads:
+        t.start()
+    server.fake.wait_for_requests(8)  # the first wave is with the provider, the rest wait for slots
+    time.sleep(0.4)
+    threads.append(threading.Thread(target=post, args=(light, "light", 0)))
+    threads[-1].start()
+    for t in threads:
+        t.join()
+    order = [who for _, who in sorted(finished)]
+    assert len(order) == 21 and order.index("light") <= 15, order  # in the second wave, not behind heavy's queue
+
+
 def test_token_store_rules(store):  # on SQLite and PostgreSQL
     from storage.tokens import EXPIRED, REVOKED, UNKNOWN, TokenRejected
 

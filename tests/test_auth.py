@@ -25,6 +25,7 @@ import storage.accounts as accounts_module
 from storage.accounts import (
     AccountLocked,
     Accounts,
+    AccountThrottled,
     InvalidName,
     NoSuchUser,
     SignInError,
@@ -37,9 +38,10 @@ from storage.accounts import (
     hash_password,
     needs_rehash,
 )
+from storage.devices import DEVICE_COOKIE
 from storage.schema import install_keys, sessions, users
 from storage.sessions import Ended, sessions_for
-from storage.sign_in_throttle import LOCAL, address_bucket
+from storage.sign_in_throttle import LOCAL, SignInThrottle, address_bucket
 from storage.store import Store
 from tests import cli_runs
 from tests.cli_runs import CliRun
@@ -56,7 +58,7 @@ HASH_FORMAT = re.compile(r"scrypt\$16384\$8\$1\$[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+
 @pytest.fixture
 def accounts(store, clock) -> Accounts:
     """Accounts on `store`: a SQLite file, then a PostgreSQL database."""
-    return Accounts(store, max_failures=3, lockout_seconds=60, lock_addresses=3, clock=clock)
+    return Accounts(store, max_failures=3, lockout_seconds=60, clock=clock)
 
 
 @pytest.fixture
@@ -161,9 +163,10 @@ def test_verify_returns_the_account_under_its_own_spelling(accounts, clock):
 STRANGER, CLINIC, WARD = "203.0.113.7", "198.51.100.20", "192.0.2.33"
 
 
-def _refused(accounts: Accounts, name: str, password: str, address: str | None) -> SignInError:
+def _refused(accounts: Accounts, name: str, password: str, address: str | None,
+             device: str | None = None) -> SignInError:
     with pytest.raises(SignInError) as refused:
-        accounts.verify(name, password, address)
+        accounts.verify(name, password, address, device=device)
     return refused.value
 
 
@@ -172,12 +175,13 @@ def test_failures_from_one_address_make_it_wait_longer_and_longer(accounts, cloc
     hashed = []
     real = accounts_module._scrypt
     monkeypatch.setattr(accounts_module, "_scrypt", lambda *a: hashed.append(1) or real(*a))
-    for _ in range(2):  # LOGIN_MAX_FAILURES=3 free failures
-        assert _refused(accounts, "kim", "wrong password", STRANGER).retry_at is None
-    third = _refused(accounts, "kim", "wrong password", STRANGER)
+    # The stranger guesses a different name each time: only the address's wait is at work here.
+    for n in range(2):  # LOGIN_MAX_FAILURES=3 free failures
+        assert _refused(accounts, f"guess{n}", "wrong password", STRANGER).retry_at is None
+    third = _refused(accounts, "guess2", "wrong password", STRANGER)
     assert isinstance(third, WrongCredentials) and third.retry_at == clock.now + 2  # the form says so already
     waits = []
-    for _ in range(8):
+    for n in range(8):
         hashed.clear()
         early = _refused(accounts, "kim", PASSWORD, STRANGER)  # even the right password: no check while waiting
         assert isinstance(early, TooManyAttempts) and not hashed
@@ -185,7 +189,7 @@ def test_failures_from_one_address_make_it_wait_longer_and_longer(accounts, cloc
                               "then try again.")
         waits.append(early.wait_seconds)
         clock.now += early.wait_seconds
-        assert isinstance(_refused(accounts, "kim", "wrong password", STRANGER), WrongCredentials)
+        assert isinstance(_refused(accounts, f"guess{n + 3}", "wrong password", STRANGER), WrongCredentials)
     assert waits == [2, 4, 8, 16, 32, 60, 60, 60]  # doubling, capped at LOGIN_LOCKOUT_SECONDS
     # A refused attempt was not counted, and the account was never locked.
     assert not accounts.get_user("kim").locked(clock.now)
@@ -197,35 +201,66 @@ def test_failures_from_one_address_make_it_wait_longer_and_longer(accounts, cloc
 def test_a_stranger_at_one_address_locks_nobody_out(accounts, clock):
     accounts.add_user("kim", PASSWORD)
     accounts.add_user("boss", PASSWORD, admin=True)
+    kims_pc, boss_pc = accounts.devices.remember("kim"), accounts.devices.remember("boss")  # signed in there before
     for _ in range(40):  # hours of guessing, as fast as the throttle lets one address
         for name in ("kim", "boss"):
             refused = _refused(accounts, name, "wrong password", STRANGER)
             assert not isinstance(refused, AccountLocked) and not accounts.get_user(name).locked(clock.now)
             if isinstance(refused, TooManyAttempts):
                 clock.now += refused.wait_seconds
-    # The clinicians sign in at once from their own addresses.
-    assert accounts.verify("kim", PASSWORD, CLINIC).name == "kim"
-    assert accounts.verify("boss", PASSWORD, WARD).is_admin
+    # The clinicians sign in at once from their own addresses, on their own devices.
+    assert accounts.verify("kim", PASSWORD, CLINIC, device=kims_pc).name == "kim"
+    assert accounts.verify("boss", PASSWORD, WARD, device=boss_pc).is_admin
 
 
-def test_failures_from_many_addresses_lock_the_account_until_the_time(accounts, clock):
+def test_one_failure_from_each_of_many_addresses_does_not_keep_a_clinician_out_on_her_own_device(accounts, clock):
+    # Issue 19 item 7: one wrong password from each of 5 addresses locked her out for 15 minutes, even at her desk.
     accounts.add_user("kim", PASSWORD)
-    for address in (STRANGER, CLINIC):
-        assert isinstance(_refused(accounts, "kim", "wrong password", address), WrongCredentials)
-    locked = _refused(accounts, "kim", "wrong password", WARD)  # LOGIN_LOCK_ADDRESSES=3
-    assert isinstance(locked, AccountLocked) and locked.until == clock.now + 60
-    assert "locked until" in str(locked)
-    clock.now += 59
-    still = _refused(accounts, "kim", PASSWORD, "192.0.2.99")  # even the right password, from anywhere
-    assert isinstance(still, AccountLocked) and still.until == locked.until
-    assert accounts.list_users()[0].locked(clock.now)
-    # Still under attack when the lock ends: the next failure locks again (one guess per lock-out).
-    clock.now += 2
-    assert isinstance(_refused(accounts, "kim", "wrong password", "192.0.2.100"), AccountLocked)
-    clock.now += 61
-    assert accounts.verify("kim", PASSWORD, CLINIC).name == "kim"
-    # A sign-in starts the evidence again.
-    assert isinstance(_refused(accounts, "kim", "wrong password", WARD), WrongCredentials)
+    her_pc = accounts.devices.remember("kim")  # she signed in on it before
+    for n in range(50):  # an attacker with fifty addresses, one guess from each, all at once
+        refused = _refused(accounts, "kim", "wrong password", f"198.18.0.{n + 1}")
+        assert not isinstance(refused, AccountLocked)
+    assert not accounts.get_user("kim").locked(clock.now)
+    assert accounts.verify("kim", PASSWORD, CLINIC, device=her_pc).name == "kim"  # at once, right away
+    # From a device the account does not know, the guesses make her wait like anyone (and say so).
+    new_device = _refused(accounts, "kim", PASSWORD, WARD)
+    assert isinstance(new_device, AccountThrottled) and new_device.wait_seconds > 0
+    assert "device you have used before" in str(new_device)
+    # Another account's cookie, or a made-up one, is an unknown device.
+    accounts.add_user("lee", PASSWORD)
+    lees_pc = accounts.devices.remember("lee")
+    for forged in (lees_pc, "made-up-cookie", None):
+        assert isinstance(_refused(accounts, "kim", PASSWORD, "192.0.2.34", device=forged), AccountThrottled)
+    # Her address's own wait still applies to her device: the cookie exempts only the account's wait.
+    for _ in range(3):
+        _refused(accounts, "kim", "wrong password", CLINIC, device=her_pc)
+    assert type(_refused(accounts, "kim", PASSWORD, CLINIC, device=her_pc)) is TooManyAttempts
+
+
+def test_a_thousand_guesses_at_one_account_take_at_least_a_day_from_any_number_of_addresses(store, clock):
+    # NIST SP 800-63B throttling: each guess from its own address, made the moment the throttle allows.
+    throttle = Accounts(store, max_failures=5, lockout_seconds=900, clock=clock).throttle
+    key, started = throttle.name_key("kim"), clock.now
+    for n in range(1_000):
+        while (wait := throttle.attempt(f"10.{n // 65536}.{n // 256 % 256}.{n % 256}", key)) is not None:
+            assert wait.account
+            clock.now = wait.until
+    assert clock.now - started >= 86_400
+    for free, cap in ((1, 1.0), (5, 60.0), (100, 900.0), (10, 86_400.0)):  # LOGIN_MAX_FAILURES, LOGIN_LOCKOUT_SECONDS
+        assert SignInThrottle(store, free_failures=free, max_wait_seconds=cap).guesses_take(1_000) >= 86_400
+
+
+def test_a_device_is_known_only_to_its_account_and_forgotten_with_a_new_password(accounts, clock):
+    accounts.add_user("kim", PASSWORD)
+    cookie = accounts.devices.remember("kim")
+    assert accounts.devices.remember("Kim", cookie) == cookie  # the same device signing in again keeps its cookie
+    assert accounts.devices.known(cookie, " KIM ") and not accounts.devices.known(cookie, "lee")
+    assert cookie not in every_row(accounts.store)  # only its hash is stored
+    accounts.set_password("kim", "a brand new passphrase")
+    assert not accounts.devices.known(cookie, "kim")
+    cookie = accounts.devices.remember("kim")
+    clock.now += 366 * 86_400  # a year unused
+    assert not accounts.devices.known(cookie, "kim")
 
 
 def test_a_success_refunds_only_what_the_address_spent_on_that_name(accounts):
@@ -245,7 +280,7 @@ def test_parallel_attempts_cannot_slip_past_the_wait(accounts, database_url, clo
     accounts.add_user("kim", PASSWORD)
     # Each attempt through its own engine and connections, as from eight app processes or servers.
     opened = [Store(database_url) for _ in range(8)]
-    servers = [Accounts(s, max_failures=3, lockout_seconds=60, lock_addresses=3, clock=clock) for s in opened]
+    servers = [Accounts(s, max_failures=3, lockout_seconds=60, clock=clock) for s in opened]
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
             outcomes = list(pool.map(lambda a: type(_refused(a, "kim", "wrong password", STRANGER)), servers))
@@ -277,8 +312,9 @@ def test_unknown_name_gets_the_same_answer_after_the_same_work(accounts, monkeyp
             hashed.clear()
             refused = _refused(accounts, name, "wrong password", address)
             answers[name].append((type(refused), len(hashed)))
-    # Wrong, wrong, then locked by the third address, for a name with an account and one without alike.
-    expected = [(WrongCredentials, 1), (WrongCredentials, 1), (AccountLocked, 1), (AccountLocked, 1)]
+    # Wrong, wrong, wrong, then the name's wait (refused unchecked), for a name with an account and one without
+    # alike; never a lock.
+    expected = [(WrongCredentials, 1), (WrongCredentials, 1), (WrongCredentials, 1), (AccountThrottled, 0)]
     assert answers["kim"] == answers["nobody"] == expected
     assert str(_refused(accounts, "nobody", "x" * 8, "192.0.2.100")) == str(_refused(accounts, "kim", "x" * 8,
                                                                                         "192.0.2.101"))
@@ -403,11 +439,9 @@ def test_cli_users_bad_input_exits_2_with_one_line(engine_env):
 
 def test_cli_users_list_shows_a_lock(engine_env):
     run_cli("add", "kim", "--password-stdin", stdin=PASSWORD + "\n")
-    accounts = Accounts(startup.get_engine().store, lock_addresses=2)
-    with pytest.raises(WrongCredentials):
-        accounts.verify("kim", "wrong password", STRANGER)
-    with pytest.raises(AccountLocked):
-        accounts.verify("kim", "wrong password", CLINIC)
+    # No lock is set any more; one left by an earlier version still shows until it ends.
+    with startup.get_engine().store.connect() as conn:
+        conn.execute(users.update().where(users.c.name == "kim").values(locked_until=time.time() + 600))
     assert re.search(r"kim\s+no\s+until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", run_cli("list").stdout)
 
 
@@ -551,24 +585,38 @@ def address(monkeypatch) -> dict[str, str | None]:
     return current
 
 
-def test_a_locked_account_says_until_when(app_accounts, reconfigure, address):
-    reconfigure(LOGIN_LOCK_ADDRESSES=2, LOGIN_LOCKOUT_SECONDS=600)
+@pytest.fixture
+def device_cookie(monkeypatch) -> dict[str, str | None]:
+    """The device cookie the sign-in form sees (AppTest sends no cookies); set ["now"]."""
+    import ui.auth
+
+    current: dict[str, str | None] = {"now": None}
+    real = ui.auth._cookie
+    monkeypatch.setattr(ui.auth, "_cookie", lambda name: current["now"] if name == DEVICE_COOKIE else real(name))
+    return current
+
+
+def test_an_account_guessed_from_many_addresses_says_wait_or_use_a_known_device(app_accounts, reconfigure, address,
+                                                                              device_cookie):
+    reconfigure(LOGIN_MAX_FAILURES=2, LOGIN_LOCKOUT_SECONDS=600)
     app_accounts.add_user("kim", PASSWORD)
     at = _app()
     at.session_state["lang"] = "en"
-    address["now"] = STRANGER
-    at = _sign_in(at, "kim", "wrong password")
-    assert at.error[0].value == "Wrong user name or password."
-    address["now"] = "192.0.2.99"  # a second address: evidence of a spread guess
-    at = _sign_in(at, "kim", "wrong password")
-    assert re.fullmatch(r"Too many failed sign-ins: this account is locked until \d\d:\d\d \(about 10 min\)\.",
-                        at.error[0].value)
-    address["now"] = CLINIC
+    for n in range(2):  # one guess from each of two addresses
+        address["now"] = f"198.18.0.{n + 1}"
+        at = _sign_in(at, "kim", "wrong password")
+    address["now"] = CLINIC  # her own address, a new device: the account's wait
     at = _sign_in(at, "kim", PASSWORD)
-    assert "locked until" in at.error[0].value and not _diagnose_page_shown(at)
+    assert re.fullmatch(r"Too many failed sign-ins at this account from new devices: wait [1-4] s, or sign in on a "
+                        r"device you have signed in on before\.", at.error[0].value)
+    assert not _diagnose_page_shown(at)
+    device_cookie["now"] = app_accounts.devices.remember("kim")  # her own browser, which signed in before
+    at = _sign_in(at, "kim", PASSWORD)
+    assert not at.exception and _diagnose_page_shown(at)
 
 
-def test_a_strangers_failures_from_one_address_do_not_lock_the_account(app_accounts, reconfigure, address, caplog):
+def test_a_strangers_failures_from_one_address_do_not_lock_the_account(app_accounts, reconfigure, address, caplog,
+                                                                      device_cookie):
     reconfigure(LOGIN_MAX_FAILURES=2)
     app_accounts.add_user("dr.kim", PASSWORD)
     caplog.set_level(logging.WARNING, logger="storage")
@@ -585,8 +633,9 @@ def test_a_strangers_failures_from_one_address_do_not_lock_the_account(app_accou
                             stranger.error[0].value)
         assert stranger.text_input(key="login_password").value == "guess three"
     assert not _diagnose_page_shown(stranger) and not app_accounts.get_user("dr.kim").locked(time.time())
-    # The clinician, at another address, signs in at once.
+    # The clinician, at another address, on the device she signed in on before, signs in at once.
     address["now"] = CLINIC
+    device_cookie["now"] = app_accounts.devices.remember("dr.kim")
     clinician = _sign_in(_app(), "dr.kim", PASSWORD)
     assert not clinician.exception and _diagnose_page_shown(clinician)
     assert clinician.session_state["user"] == "dr.kim"

@@ -284,6 +284,7 @@ def test_metrics_count_every_assessment_with_its_labels(engine_env, client):
     for provider in ("runpod", "openai"):
         assert value(after, "skinai_provider_circuit_state", provider=provider) == 0
     assert value(after, "skinai_jobs_queued") == 0 and value(after, "skinai_jobs_running") == 0
+    assert value(after, "skinai_api_slots") >= 1 and value(after, "skinai_api_waiting") == 0  # the fair-share gate
     text = client.get("/metrics").text
     assert SECRET_TEXT not in text and RUNPOD_KEY not in text
 

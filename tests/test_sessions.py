@@ -11,7 +11,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 import startup
-from storage.accounts import AccountLocked, Accounts, NoSuchUser, WeakPassword, WrongCredentials
+from storage.accounts import Accounts, NoSuchUser, WeakPassword, WrongCredentials
+from storage.devices import DEVICE_COOKIE
 from storage.schema import sessions as sessions_table
 from storage.sessions import (
     COOKIE_NAME,
@@ -197,21 +198,21 @@ def test_the_app_limits_come_from_the_settings(reconfigure):
 
 def test_removing_an_account_or_a_new_password_ends_its_sessions(store, clock):
     sessions = SqlSessionStore(store, clock=clock)
-    accounts = Accounts(store, clock=clock, sessions=sessions, lock_addresses=2)
+    accounts = Accounts(store, clock=clock, sessions=sessions)
     accounts.add_user("kim", PASSWORD)
     accounts.add_user("lee", PASSWORD)
     _, kim = signed_in(sessions, "kim")
     _, lee = signed_in(sessions, "lee")
     with pytest.raises(WrongCredentials):
         accounts.verify("kim", "wrong password", "198.51.100.1")
-    with pytest.raises(AccountLocked):
+    with pytest.raises(WrongCredentials):
         accounts.verify("kim", "wrong password", "198.51.100.2")
     with pytest.raises(WeakPassword):
         accounts.set_password("kim", "short")
     assert sessions.check(kim.key) == kim  # a refused change ends nothing
     accounts.set_password("kim", "a brand new passphrase")
     assert sessions.check(kim.key) is Ended.REVOKED and isinstance(sessions.check(lee.key), Session)
-    assert accounts.verify("kim", "a brand new passphrase", "203.0.113.7").name == "kim"  # and the lock is gone
+    assert accounts.verify("kim", "a brand new passphrase", "203.0.113.7").name == "kim"
     with pytest.raises(NoSuchUser):
         accounts.set_password("ghost", "a brand new passphrase")
     accounts.remove_user("lee")
@@ -286,7 +287,8 @@ def fresh_grant(sessions: SqlSessionStore, user: str = "dr.kim") -> str:
 
 def cookie_of(response) -> SimpleCookie:
     jar = SimpleCookie()
-    jar.load(response.headers["set-cookie"])
+    for header in response.headers.get_list("set-cookie"):  # the session's, and the device's
+        jar.load(header)
     return jar
 
 
@@ -299,6 +301,13 @@ def test_the_grant_route_sets_an_httponly_lax_cookie_and_goes_on(client, app_ses
     assert morsel["httponly"] and morsel["samesite"].lower() == "lax" and morsel["path"] == "/"
     assert not morsel["secure"] and not morsel["max-age"]  # plain http; the browser forgets it when closed
     assert isinstance(app_sessions.check(session_key(morsel.value)), Session)
+    # Beside it, the long-lived device cookie: this browser has signed in to dr.kim (storage/devices.py).
+    device = cookie_of(response)[DEVICE_COOKIE]
+    assert device["httponly"] and device["samesite"].lower() == "lax" and int(device["max-age"]) >= 300 * 86_400
+    assert startup.devices().known(device.value, "dr.kim") and not startup.devices().known(device.value, "lee")
+    again = client.get(GRANT_PATH, params={"grant": fresh_grant(app_sessions)}, headers=SAME_SITE,
+                       cookies={DEVICE_COOKIE: device.value})
+    assert cookie_of(again)[DEVICE_COOKIE].value == device.value  # the same device keeps its cookie
 
 
 def test_the_cookie_is_secure_over_https_and_behind_a_declared_proxy(client, app_sessions, reconfigure):

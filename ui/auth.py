@@ -2,7 +2,8 @@
 
 - `accounts` (the default): the app's own accounts (`storage/accounts.py`, made with
   `python cli.py users add`); a form, growing waits for a client address that keeps failing
-  and locks only on failures from many addresses (`storage/sign_in_throttle.py`). A right
+  and for an account that keeps failing from devices that never signed in to it; no lock-out
+  (`storage/sign_in_throttle.py`, the device cookie in `storage/devices.py`). A right
   password starts a server session (`storage/sessions.py`) and sends the browser once through
   `/auth/session` (`web/sessions.py`), which sets the HttpOnly session cookie: a reload, a new tab
   or a link then opens the app directly. Every script run checks the session on the server (the
@@ -35,8 +36,9 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
-from storage.accounts import AccountLocked, AccountStore, TooManyAttempts, WrongCredentials
+from storage.accounts import AccountLocked, AccountStore, AccountThrottled, TooManyAttempts, WrongCredentials
 from storage.database import StoreUnavailable
+from storage.devices import DEVICE_COOKIE
 from storage.sessions import (
     COOKIE_NAME,
     GRANT_PATH,
@@ -322,12 +324,14 @@ def _submit() -> None:
         st.session_state.auth_error = t("auth.missing_fields")
         return
     try:
-        user = _accounts().verify(name, password, client_address())
+        user = _accounts().verify(name, password, client_address(), device=_cookie(DEVICE_COOKIE))
         sessions = _sessions()
         session = sessions.start(user.name, address=client_address(), agent=user_agent())
         grant = sessions.grant(session.key)
     except StoreUnavailable as exc:
         _store_down(exc)
+    except AccountThrottled as exc:  # before TooManyAttempts, its parent: the name's wait, not the address's
+        st.session_state.auth_error = t("auth.account_throttled", wait=_wait_text(exc.wait_seconds))
     except TooManyAttempts as exc:
         st.session_state.auth_error = t("auth.too_many_address", wait=_wait_text(exc.wait_seconds))
     except AccountLocked as exc:

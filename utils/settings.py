@@ -270,6 +270,9 @@ class Settings:
     history_retention_days: float = setting("HISTORY_RETENTION_DAYS", 365.0, "purge assessments after this many "
                                             "days (pinned cases stay)", "number", minimum=0.01)
     job_workers: int = setting("JOB_WORKERS", 4, "background jobs run at once", "integer", minimum=1, maximum=64)
+    job_max_queued_per_user: int = setting("JOB_MAX_QUEUED_PER_USER", 20, "background jobs one user (or API token's "
+                                           "user) may have waiting; more are refused (the API: 429) until some run "
+                                           "(0 = no limit)", "integer", minimum=0)
     batch_max_cases: int = setting("BATCH_MAX_CASES", 2000, "most cases in one batch QA run, refused before any "
                                    "call (the command line's `--max-cases N` sets it for one run)", "integer",
                                    minimum=1)
@@ -288,13 +291,13 @@ class Settings:
 
     auth_mode: str = setting("AUTH_MODE", "accounts", "`accounts` (the app's own), `oidc` (Streamlit's "
                              "`st.login`), `off` (development only)", "choice", choices=("accounts", "oidc", "off"))
-    login_max_failures: int = setting("LOGIN_MAX_FAILURES", 5, "failed sign-ins from one client address before "
-                                      "each further attempt from it must wait (2 s, doubling)", "integer", minimum=1)
+    login_max_failures: int = setting("LOGIN_MAX_FAILURES", 5, "failed sign-ins from one client address, or at one "
+                                      "account from devices that never signed in to it, before each further attempt "
+                                      "must wait (2 s, doubling)", "integer", minimum=1)
     login_lockout_seconds: float = setting("LOGIN_LOCKOUT_SECONDS", 900.0, "the longest wait between attempts from "
-                                           "one address, and how long a locked account stays locked", "number")
-    login_lock_addresses: int = setting("LOGIN_LOCK_ADDRESSES", 5, "client addresses whose failed sign-ins at one "
-                                        "account (since its last sign-in, within a day) lock it; one address alone "
-                                        "only slows itself", "integer", minimum=2)
+                                           "one address; an account's wait for unknown devices grows at least this "
+                                           "far, and further if needed so that 1,000 guesses take a day (no account "
+                                           "is ever locked)", "number")
     trusted_proxy_hops: int = setting("TRUSTED_PROXY_HOPS", 0, "reverse proxies in front of the app that append "
                                       "`X-Forwarded-For`; 0 trusts no header (the connection's address counts)",
                                       "integer", minimum=0, maximum=10)

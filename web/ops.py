@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 import startup
 from engine.prometheus_metrics import CONTENT_TYPE, PrometheusMetrics
 from utils.settings import Settings, SettingsError, get_settings
+from web.api.diagnose import ASSESSMENTS
 from web.readiness import readiness
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -72,6 +73,7 @@ async def metrics(request: Request) -> Response:
         return JSONResponse({"error": "unavailable", "detail": "This engine keeps no metrics."}, status_code=503,
                             headers=_NO_STORE)
     body = await run_in_threadpool(observer.exposition)  # reads the job store
+    body += ASSESSMENTS.exposition()  # read here, on the event loop its counts live on
     return Response(body, media_type=CONTENT_TYPE, headers=_NO_STORE)
 
 

@@ -5,7 +5,9 @@
   id, sets it as the cookie and goes on to `next`. The cookie: 256 random bits, HttpOnly, SameSite=Lax
   (a colleague's link from an e-mail or the EMR still arrives signed in), Path=/, Secure when the request
   came over HTTPS (its own scheme, or `X-Forwarded-Proto: https` behind TRUSTED_PROXY_HOPS proxies). No
-  Max-Age: closing the browser forgets it; the server's limits end it anyway.
+  Max-Age: closing the browser forgets it; the server's limits end it anyway. Beside it, the device cookie
+  (storage/devices.py: random, HttpOnly, a year): this browser signed in to that account before, so
+  strangers' failures at the account do not make it wait.
 - `GET /auth/signed-out?next=…`: forgets the cookie, but only when its session has already ended (the
   sign-out button ended it on the server), so nobody can sign a browser out from another site.
 
@@ -28,6 +30,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Route
 
 from storage.database import StoreUnavailable
+from storage.devices import DEVICE_COOKIE
 from storage.sessions import COOKIE_NAME, GRANT_PATH, SIGNED_OUT_PATH, Session, session_key
 from utils.settings import get_settings
 
@@ -76,6 +79,12 @@ def _sessions():
     return startup.sessions()
 
 
+def _devices():
+    import startup
+
+    return startup.devices()
+
+
 def _redirect(target: str) -> RedirectResponse:
     response = RedirectResponse(target, status_code=303)
     response.headers["Cache-Control"] = "no-store"
@@ -102,6 +111,15 @@ async def start_session(request: Request) -> RedirectResponse:
     response = _redirect(target)
     response.set_cookie(COOKIE_NAME, secret, path="/", httponly=True, samesite="lax", secure=is_https(request))
     log.info("session cookie set: %s (session %s)", session.user, session.key[:12])
+    # A grant is only made after a right password: this browser is now a device the account knows.
+    devices = _devices()
+    try:
+        device = await run_in_threadpool(devices.remember, session.user, request.cookies.get(DEVICE_COOKIE))
+    except StoreUnavailable:  # the sign-in stands; the device is recognised at its next one
+        log.warning("device cookie not set: the store is unavailable")
+    else:
+        response.set_cookie(DEVICE_COOKIE, device, max_age=devices.max_age_seconds, path="/", httponly=True,
+                            samesite="lax", secure=is_https(request))
     return response
 
 

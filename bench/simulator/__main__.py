@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from bench.simulator.profiles import default_profiles
+from bench.simulator.profiles import HostedProfile, default_profiles, fixed_hosted
 from bench.simulator.server import Simulator
 
 
@@ -27,8 +27,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     parser.add_argument("--hosted-rpm", type=float, default=None,
                         help="the hosted (openai) profile's rate limit in requests a minute (default: its tier-1 500)")
+    parser.add_argument("--hosted-seconds", type=float, default=None,
+                        help="make the hosted (openai) profile answer every request in about this many seconds: no "
+                             "tails, failures, jitter or rate limit (the API load benchmark's fixed provider)")
     args = parser.parse_args(argv)
     profiles = default_profiles()
+    if args.hosted_seconds is not None:
+        hosted = profiles["openai"]
+        assert isinstance(hosted, HostedProfile)
+        profiles["openai"] = fixed_hosted(hosted, args.hosted_seconds)
     if args.hosted_rpm is not None:
         profiles["openai"] = dataclasses.replace(profiles["openai"], rate_limit_rpm=args.hosted_rpm)
     sim = Simulator(profiles, scale=args.scale, seed=args.seed, host=args.host, port=args.port)

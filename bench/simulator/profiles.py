@@ -158,6 +158,17 @@ def llamacpp_profile(**changes) -> ServerlessProfile:
     return replace(base, **changes)
 
 
+def fixed_hosted(profile: HostedProfile, seconds: float, first_token: float = 0.5) -> HostedProfile:
+    """`profile` answering every request in about `seconds`: first token at `first_token` s, then a fixed-length
+    answer at a fixed speed; no slow tails, failures, hangs, jitter, upload time or rate limit."""
+    if seconds <= first_token:
+        raise ValueError("seconds must be longer than the first token's delay")
+    tokens = max(1, round((seconds - first_token) * profile.tokens_per_second))
+    return replace(profile, uplink_bps=None, speed_jitter=0.0, error_rate=0.0, hang_rate=0.0, slow_rate=0.0,
+                   rate_limit_rpm=None, answer_tokens=(tokens, tokens), prefill_tokens_per_second=1e9,
+                   image_seconds_per_megapixel=0.0, first_token_median=first_token, first_token_sigma=0.0)
+
+
 def default_profiles() -> dict[str, Profile]:
     """The providers `python -m bench.simulator` serves: runpod, openai and a local llama.cpp."""
     return {"runpod": ServerlessProfile(), "openai": HostedProfile(), "local": llamacpp_profile()}

@@ -183,8 +183,15 @@ class SqlJobStore:
         return taken
 
     def _take(self) -> str | None:
+        # Fair shares: the oldest job of the user with the fewest jobs taken or running, so one clinic's burst
+        # does not delay everyone's; alone in line, a user's jobs take every worker (jobs without a user: in order).
+        other = jobs.alias("other")
+        busy = (sa.select(sa.func.count()).select_from(other)
+                .where(other.c.user == jobs.c.user,
+                       sa.or_(other.c.status == RUNNING, sa.and_(other.c.status == QUEUED, other.c.owner.is_not(None))))
+                .scalar_subquery())
         oldest = (sa.select(jobs.c.id).where(jobs.c.status == QUEUED, jobs.c.owner.is_(None))
-                  .order_by(jobs.c.created_at, jobs.c.id).limit(1))
+                  .order_by(busy, jobs.c.created_at, jobs.c.id).limit(1))
         with self._connect("queue") as conn:  # an idle worker's look, taking no lock
             if conn.execute(oldest).scalar() is None:
                 return None

@@ -32,6 +32,7 @@ class ChatServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the listen backlog: socketserver's 5 drops a burst of connections (SYN retried 1 s on)
 
     def __init__(self, address: tuple[str, int], *, record: Callable[[RecordedRequest], None],
                  next_reply: Callable[[RecordedRequest], Reply], hung_up: Callable[[], None],

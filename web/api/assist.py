@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import time
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-import startup
 from domain.errors import DiagnosisError
 from domain.request import LANGUAGES
 from web.api.auth import Caller, caller_of
 from web.api.bodies import interpretation, iso, refine_body, respond
-from web.api.diagnose import ASSESSMENTS, assess, body_of, read_case
+from web.api.diagnose import ASSESSMENTS, assess, body_of, engine_now, read_case
 from web.api.errors import ApiError, guarded
 from web.api.inputs import choice_field, json_object, text_field
 
@@ -35,16 +33,16 @@ EMPTY_REFINE = {
 @guarded
 async def refine(request: Request) -> Response:
     """A patient's own words as a concise clinical description: JSON {text?, language?}."""
-    await caller_of(request)  # the refine itself is not recorded: no case was assessed
+    caller = await caller_of(request)  # the refine itself is not recorded: no case was assessed
     data = await json_object(request)
     text = text_field(data, "text")
     language = choice_field(data, "language", LANGUAGES, "ko")
     if not text.strip():
         return respond({"refined_text": EMPTY_REFINE[language], "style": "default-disclaimer", "model": "hardcoded",
                         "provider": None, "created_at": iso(time.time())})
-    async with ASSESSMENTS.slot():
-        engine = await run_in_threadpool(startup.get_engine)
-        assist = await run_in_threadpool(lambda: engine.assist.refine(text, language=language))
+    async with ASSESSMENTS.slot(caller.user.casefold()):
+        engine = await engine_now()
+        assist = await engine.aplan(engine.assist.refine_plan(text, language=language))
     return respond(refine_body(assist, time.time()))
 
 
@@ -53,9 +51,9 @@ async def _explained(request: Request, caller: Caller, *, image: bool) -> Respon
     result, made, created_at = await assess(case, caller)
     extra: dict = {"interpretation": None}
     try:
-        async with ASSESSMENTS.slot():
-            engine = await run_in_threadpool(startup.get_engine)
-            assist = await run_in_threadpool(lambda: engine.assist.explain(result, language=case.language))
+        async with ASSESSMENTS.slot(caller.user.casefold()):
+            engine = await engine_now()
+            assist = await engine.aplan(engine.assist.explain_plan(result, language=case.language))
         extra["interpretation"] = interpretation(assist)
     except DiagnosisError as exc:  # the engine's message, safe to show; the assessment stands
         extra["interpretation_error"] = str(exc)

@@ -2,8 +2,9 @@
 
 Same engine as the pages (`startup.get_engine()`): the same time budget, fallback, hedging,
 cache and encryption at rest; the case is recorded in the history under the token's user with
-source `api`. The blocking work (decoding the photo, asking the providers) runs in a worker
-thread, inside one of API_MAX_CONCURRENT slots.
+source `api`. An assessment runs inside one of API_MAX_CONCURRENT slots, shared fairly between
+tokens (limits.py); it is awaited, not run in a worker thread: the photo's shrinking and the
+history write take the engine's small thread pool for milliseconds, the providers' answer none.
 """
 
 from __future__ import annotations
@@ -49,18 +50,27 @@ def build_request(engine: Engine, case: Case, caller: Caller, *, source: str = "
                                user=caller.user)
 
 
-def _assess(case: Case, caller: Caller) -> tuple[Diagnosis, DiagnosisRequest, float]:
-    started = time.monotonic()  # the budget counts the photo's shrinking too, as on the pages
-    engine = startup.get_engine()
-    request = build_request(engine, case, caller)
-    result = engine.diagnose(request, started=started)
-    return result, request, time.time()
+async def engine_now() -> Engine:
+    """The process's engine: built at start (app.py), else built now in a worker thread, off the event loop."""
+    engine = startup.built_engine()
+    return engine if engine is not None else await run_in_threadpool(startup.get_engine)
 
 
 async def assess(case: Case, caller: Caller) -> tuple[Diagnosis, DiagnosisRequest, float]:
-    """Assess `case` in a worker thread, in an assessment slot; returns the result, its request, and when it came."""
-    async with ASSESSMENTS.slot():
-        return await run_in_threadpool(_assess, case, caller)
+    """Assess `case` in an assessment slot; returns the result, its request, and when it came.
+
+    Awaited on the server's event loop (`Engine.adiagnose`): no worker thread waits for the provider,
+    so the slots (API_MAX_CONCURRENT), not the thread pool, bound how many are in flight.
+    """
+    async with ASSESSMENTS.slot(caller.user.casefold()):
+        started = time.monotonic()  # the budget counts the photo's shrinking too, as on the pages
+        engine = await engine_now()
+        if case.image is None:  # nothing to shrink: no thread needed
+            request = build_request(engine, case, caller)
+        else:
+            request = await engine.offload(build_request, engine, case, caller)
+        result = await engine.adiagnose(request, started=started)
+        return result, request, time.time()
 
 
 async def read_case(request: Request, *, image: bool) -> Case:
@@ -97,4 +107,5 @@ async def skin_lesion_image(request: Request) -> Response:
     return respond(body_of(result, made, created_at), case.response_format)
 
 
-__all__ = ["ASSESSMENTS", "assess", "body_of", "build_request", "read_case", "skin_lesion", "skin_lesion_image"]
+__all__ = ["ASSESSMENTS", "assess", "body_of", "build_request", "engine_now", "read_case", "skin_lesion",
+           "skin_lesion_image"]

@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from domain.errors import DiagnosisError, ProviderError
-from domain.jobs import JobStoreUnavailable
+from domain.jobs import JobStoreUnavailable, TooManyQueued
 from utils.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ def from_engine(exc: DiagnosisError) -> ApiError:
     if isinstance(exc, ProviderError):
         return ApiError(503, "provider_unavailable", str(exc),
                         headers=retry_after(exc.retry_after, PROVIDER_RETRY_SECONDS))
+    if isinstance(exc, TooManyQueued):  # the token's own queue is full: later, when some of its jobs ran
+        return ApiError(429, "too_many_jobs", str(exc), headers=retry_after(None, 30))
     if isinstance(exc, JobStoreUnavailable):
         return ApiError(503, "provider_unavailable", str(exc), headers=retry_after(None, 5))
     return ApiError(422, "invalid_input", str(exc))  # InputError, an unreadable job: the input cannot be used

@@ -29,4 +29,5 @@ TEXT: dict[str, str] = {
     "auth.no_identity": "The identity provider sent neither an e-mail address nor a name; ask your administrator.",
     "auth.oidc_sign_in": "Sign in with your organisation's account",
     "auth.store_down_grace": "The database is unavailable: working without recording. Assessments still answer but are not recorded; what you typed stays on this page.",
+    "auth.account_throttled": "Too many failed sign-ins at this account from new devices: wait {wait}, or sign in on a device you have signed in on before.",
 }

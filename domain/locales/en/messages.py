@@ -54,6 +54,7 @@ MESSAGES: dict[str, str] = {
     "job.restarted": "The app restarted while this job was waiting or running.",
     "job.process_gone": "The app process running this job stopped; run it again.",
     "job.never_started": "The app process that took this job stopped before it started; run it again.",
+    "job.too_many_queued": "You already have {limit} background jobs waiting to run: wait for some to finish, or assess this case directly.",
     "job.unexpected": "Unexpected error ({error}).",
     # Photos (utils/images.py).
     **IMAGE_MESSAGES,

@@ -45,6 +45,7 @@ MESSAGES: dict[str, str] = {
     "job.process_gone": "이 작업을 실행하던 앱 프로세스가 멈췄습니다. 다시 실행하세요.",
     "job.never_started": "이 작업을 맡은 앱 프로세스가 작업을 시작하기 전에 멈췄습니다. 다시 실행하세요.",
     "job.unexpected": "예기치 않은 오류가 발생했습니다 ({error}).",
+    "job.too_many_queued": "실행을 기다리는 백그라운드 작업이 이미 {limit}개 있습니다: 일부가 끝날 때까지 기다리거나 이 사례를 바로 평가하세요.",
     "image.no_heic": "이 서버는 HEIC 사진을 읽을 수 없습니다. 사진을 JPEG로 보내 주세요 (iPhone: 설정 > 카메라 > "
                      "포맷 > 높은 호환성).",
     "image.other_format": "이 파일은 앱이 읽을 수 있는 사진(JPEG, PNG, WebP, HEIC)이 아닌 {format}입니다. "
