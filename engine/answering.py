@@ -64,7 +64,8 @@ class Answerer:
         return runtime.drive(self.plan(chain, messages, keys, kind=kind, budget=budget, started=started,
                                        use_cache=use_cache, judge=judge), on_progress)
 
-    def plan(self, chain: list[Provider], messages: list[dict], keys: dict[str, str], *, kind: str, budget: float,
+    def plan(self, chain: list[Provider], messages: list[dict[str, Any]], keys: dict[str, str], *, kind: str,
+             budget: float,
              started: float, use_cache: bool = True,
              judge: Callable[[str], Any] = parse_answer) -> runtime.Plan[Answered]:
         """`answer` as a plan (engine/runtime.py): the cache in the driver's thread, the race on the provider loop."""

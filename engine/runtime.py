@@ -83,7 +83,8 @@ def drive(plan: Plan[T], on_progress: Callable[[Any], None] | None = None) -> T:
         try:
             step = resume(value)
         except StopIteration as done:
-            return done.value
+            finished: T = done.value  # what the plan returned
+            return finished
         try:
             value, resume = run(step, on_progress), plan.send
         except BaseException as exc:  # the plan decides (a provider error is recorded), then re-raises
@@ -111,7 +112,8 @@ async def adrive(plan: Plan[T], pool: Executor) -> T:
     while True:
         done, got = await loop.run_in_executor(pool, _resume, resume, value)
         if done:
-            return got
+            finished: T = got  # what the plan returned
+            return finished
         future = asyncio.run_coroutine_threadsafe(got(_no_progress), _get_loop())
         try:
             value, resume = await asyncio.wrap_future(future), plan.send

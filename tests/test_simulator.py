@@ -61,6 +61,17 @@ def read_stream(stream) -> tuple[str, str | None, object]:
     return "".join(parts), finish, usage
 
 
+def settled(sim: Simulator, timeout: float = 5.0) -> list:
+    """The simulator's records once none is still pending: a record is closed just after its last bytes are sent,
+    so the client may read its answer a moment before the server has written the outcome down."""
+    deadline = time.monotonic() + timeout
+    records = sim.records()
+    while any(r.outcome == "pending" for r in records) and time.monotonic() < deadline:
+        time.sleep(0.01)
+        records = sim.records()
+    return records
+
+
 def test_cold_start_then_warm_request_both_protocols():
     with Simulator({"runpod": ServerlessProfile()}, scale=SCALE, seed=1) as sim, client(sim, "runpod") as llm:
         cold, cold_wall = timed(lambda: llm.chat.completions.create(model="clinic-derm-v1", messages=MESSAGES))
@@ -140,7 +151,7 @@ def test_client_hanging_up_frees_the_worker_slot():
         with client(sim, "local") as llm:
             llm.chat.completions.create(model="m", messages=MESSAGES, max_tokens=3)
 
-        abandoned, next_one = sim.records()
+        abandoned, next_one = settled(sim)
         assert abandoned.outcome == "disconnected" and abandoned.completion_tokens < 50
         assert next_one.outcome == "length" and next_one.queue_wait < 10
 
