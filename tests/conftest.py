@@ -51,7 +51,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the static checks of the selected tests now, so mypy runs alongside the rest of the suite.
 
     Under pytest-xdist every worker collects every test but runs only its share: there the check starts when its
-    test runs, in the one worker that has it, instead of once in each.
+    test runs, in the one worker that has it, instead of once in each (and `pytest_collection_modifyitems` puts
+    those tests first, so that worker starts them at once).
     """
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
@@ -59,6 +60,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         marker = item.get_closest_marker("static_check")
         if marker is not None:
             static_runs.start(*marker.args)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The static checks' tests first (in their file's order): a parallel run hands their file out first, so mypy's
+    half minute runs beside the other files instead of after them."""
+    items.sort(key=lambda item: item.get_closest_marker("static_check") is None)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -43,12 +43,6 @@ def client(sim: Simulator, name: str) -> openai.OpenAI:
                          http_client=httpx.Client(trust_env=False))
 
 
-def timed(call):
-    start = time.monotonic()
-    result = call()
-    return result, time.monotonic() - start
-
-
 def read_stream(stream) -> tuple[str, str | None, object]:
     """(content, finish_reason, usage) of a streamed completion."""
     parts, finish, usage = [], None, None
@@ -74,15 +68,16 @@ def settled(sim: Simulator, timeout: float = 5.0) -> list:
 
 def test_cold_start_then_warm_request_both_protocols():
     with Simulator({"runpod": ServerlessProfile()}, scale=SCALE, seed=1) as sim, client(sim, "runpod") as llm:
-        cold, cold_wall = timed(lambda: llm.chat.completions.create(model="clinic-derm-v1", messages=MESSAGES))
-        (text, finish, usage), warm_wall = timed(lambda: read_stream(llm.chat.completions.create(
-            model="clinic-derm-v1", messages=MESSAGES, stream=True, stream_options={"include_usage": True})))
+        cold = llm.chat.completions.create(model="clinic-derm-v1", messages=MESSAGES)
+        text, finish, usage = read_stream(llm.chat.completions.create(
+            model="clinic-derm-v1", messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
 
         assert cold.choices[0].finish_reason == "stop" and parse_answer(cold.choices[0].message.content).complete
         assert finish == "stop" and parse_answer(text).complete
         assert usage.completion_tokens == count_tokens(text) and 200 <= usage.completion_tokens <= 450
-        assert cold_wall > 3 * warm_wall          # a 60-150 s boot against a few seconds of generation
-        first, second = sim.records()
+        # The boot shows on the simulator's own clock (60-150 s, scaled), not as a wall-time ratio a loaded machine
+        # could upset.
+        first, second = settled(sim)
         assert (first.cold_start, second.cold_start) == (True, False)
         assert first.queue_wait >= 60 and second.queue_wait < 1
         assert sim.stats()["runpod"]["workers_booted"] == 1
