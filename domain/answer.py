@@ -58,11 +58,14 @@ class TextAnswer:
 
     text: str
     cut_off: bool = False  # the provider sent more than the answer's byte cap; the rest was not read
+    # Why the text is not in the shape asked for (domain/helper_text.py): incomplete, so the race lets the
+    # next provider try and the cache never keeps it; the helper raises this when no provider did better.
+    refused: Message | None = None
 
     @property
     def complete(self) -> bool:
-        """True when the helper said anything and all of it was read: an empty or cut-off text is incomplete."""
-        return bool(self.text) and not self.cut_off
+        """True when the helper said anything, all of it was read, and it has the shape asked for."""
+        return bool(self.text) and not self.cut_off and self.refused is None
 
     def cut_at(self, limit: int) -> TextAnswer:
         """This text marked cut off (at `limit` bytes): incomplete, never cached."""

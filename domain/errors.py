@@ -52,6 +52,10 @@ class ProviderRequestError(ProviderError):
     refusal = True
 
 
+class ProviderAnswerError(ProviderError):
+    """The provider answered, but not in the shape asked for (a helper's text that is XML, not a description)."""
+
+
 class ProviderRateLimited(ProviderError):
     """The provider asked us to slow down (HTTP 429)."""
 

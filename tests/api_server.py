@@ -2,7 +2,8 @@
 
 The fake answers by what the case says, so the tests never race over a scripted queue:
 a description with SLOW- answers after a delay, FAIL- gets an HTTP 500 whose body carries
-PROVIDER_BODY (which must never reach an API answer), refine and explain get plain text.
+PROVIDER_BODY (which must never reach an API answer), refine and explain get plain text, except that
+NOPROSE- makes them answer the assessment's XML (an assessment of NOPROSE- is BENIGN, whose findings mark it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from PIL import Image
 from storage.accounts import Accounts
 from storage.store import Store
 from storage.tokens import SqlTokenStore
-from testkit.answers import VALID
+from testkit.answers import BENIGN, BENIGN_SUMMARY, VALID
 from testkit.app_server import LOOPBACK, serve_app
 from testkit.fake_llm import FakeLLM, Reply
 from tests.cli_runs import CliRun, run_cli
@@ -44,10 +45,14 @@ def respond(request) -> Reply:
     """The fake's reply, chosen by what the request says."""
     system = str(((request.body or {}).get("messages") or [{}])[0].get("content", ""))
     text = _user_text(request.body)
+    if system.startswith(("You rewrite", "You explain")) and ("NOPROSE-" in text or BENIGN_SUMMARY in text):
+        return Reply(VALID)  # a helper that answers in the assessment's form
     if system.startswith("You rewrite"):
         return Reply(REFINED)
     if system.startswith("You explain"):
         return Reply(EXPLAINED)
+    if "NOPROSE-" in text:
+        return Reply(BENIGN)
     if "FAIL-" in text:
         return Reply.error(500, f"{PROVIDER_BODY}: upstream trace")
     if "SLOW-" in text:

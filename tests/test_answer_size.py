@@ -12,6 +12,7 @@ import time
 import pytest
 
 import startup
+from domain.errors import ProviderAnswerError
 from startup import diagnose, get_engine
 from testkit.answers import VALID
 from testkit.fake_llm import Reply
@@ -78,10 +79,15 @@ def test_a_runaway_json_answer_is_bounded_before_it_is_parsed_or_kept(engine_env
 @pytest.mark.parametrize("stream", ["true", "false"])
 def test_the_helpers_answers_are_bounded_too(engine_env, reconfigure, stream):
     fake = engine_env
-    reconfigure(LLM_STREAM=stream)
-    fake.script(Reply("A red, itchy patch. " * 500_000, chunk_chars=256))  # 10 MB
+    # A description may be as long as the cap here, so what was read is offered (and its length shows the cap).
+    reconfigure(LLM_STREAM=stream, MAX_TEXT_CHARS="100000")
+    runaway = Reply("A red, itchy patch. " * 500_000, chunk_chars=256)  # 10 MB
+    fake.script(runaway, runaway, runaway)
     engine = get_engine()
     out = engine.assist.refine("빨갛고 가려운 반점", language="ko")
     assert 0 < len(out.text.encode()) <= engine.settings.answer_max_bytes
     again = engine.assist.refine("빨갛고 가려운 반점", language="ko")
     assert not again.cached  # cut off: not kept as the helper's answer
+    reconfigure(MAX_TEXT_CHARS="4000")  # at the usual limit, a text this long is no description: refused
+    with pytest.raises(ProviderAnswerError):
+        get_engine().assist.refine("빨갛고 가려운 반점", language="ko")

@@ -325,6 +325,22 @@ def test_refine(server):
     assert empty.json()["style"] == "default-disclaimer" and empty.json()["model"] == "hardcoded"
 
 
+def test_a_refine_answered_in_another_form_is_refused(server):
+    with server.client(server.token("dr.noprose")) as c:
+        r = c.post("/api/v1/utterance/refine", json={"text": "NOPROSE- 뺨에 점이 있어요", "language": "en"})
+    assert "did not return a description" in _error(r, 502, "bad_answer") and "<root>" not in r.text
+
+
+def test_an_explanation_answered_in_another_form_is_refused_and_the_assessment_stands(server):
+    with server.client(server.token("dr.noprose")) as c:
+        r = c.post("/api/v1/interpretation/explain", json={"lesion_description": "NOPROSE- 뺨의 갈색 반점"})
+    assert r.status_code == 200, r.text
+    metadata = r.json()["metadata"]  # (its `raw` is the assessment's own XML, rightly)
+    assert metadata["interpretation"] is None
+    assert "did not return a plain explanation" in metadata["interpretation_error"]
+    assert r.json()["diagnosis"] == "지루각화증"
+
+
 def test_explain_and_explain_image(server):
     with server.client(server.token("dr.explain")) as c:
         text = c.post("/api/v1/interpretation/explain", json={"lesion_description": "설명 요청 사례: 코의 구진"})

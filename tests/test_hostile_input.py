@@ -369,6 +369,7 @@ def test_instructions_in_the_patient_text_reach_the_model_only_as_escaped_data(e
 
 
 def test_instructions_in_the_text_to_refine_are_escaped_too(engine_env):
+    engine_env.script(Reply("A red, itchy patch on the back."))  # a description: the fake's default XML is refused
     startup.get_engine().assist.refine(INJECTION, language="en")
     system, user = engine_env.chat_requests[-1].body["messages"]
     assert "Ignore previous" not in system["content"]
@@ -822,16 +823,18 @@ def test_streaming_findings_are_plain_text_too():
 
 
 def test_refined_and_explained_texts_are_shown_exactly(engine_env):
-    # The assessment prompt names the contract's XML; the helpers' prompts ask for plain text.
-    engine_env.responder = lambda r: HOSTILE_ANSWER if "id_code" in r.body["messages"][0]["content"] else HOSTILE
+    # The assessment prompt names the contract's XML; the helpers' prompts ask for plain text. A helper's
+    # answer with a tag in it is refused (domain/helper_text.py), so theirs is HOSTILE without its <b>.
+    prose = HOSTILE.replace(" <b>html</b>", "")
+    engine_env.responder = lambda r: HOSTILE_ANSWER if "id_code" in r.body["messages"][0]["content"] else prose
     at = _app()
     at.text_area(key="symptoms").input("코 옆에 뭐가 났는데 점점 커져요").run()
     at = at.button(key="refine").click().run()
-    assert plain_alerts(at, "info") == ["다듬은 서술\n\n" + HOSTILE]
+    assert plain_alerts(at, "info") == ["다듬은 서술\n\n" + prose]
     at = _assess(at)
     at = at.button(key="explain").click().run()
     assert not at.exception
-    assert plain_alerts(at, "success") == ["환자용 설명\n\n" + HOSTILE]
+    assert plain_alerts(at, "success") == ["환자용 설명\n\n" + prose]
     _nothing_live(at)
 
 

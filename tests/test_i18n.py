@@ -27,6 +27,7 @@ UI_SOURCES = ("main.py", "app.py", "app_pages", "ui")
 NOT_UI_TEXT = {
     "domain/classes.py": "the 15 lesion classes' names: data of the answer contract (the model answers with them, "
                          "the API returns them), shown through ui.labels.lesion_name",
+    "domain/helper_text.py": "the Korean word for diagnosis in a pattern that recognises a model's answer; never shown",
     "domain/prompt.py": "the model's prompt and its example answer, in the language the model is asked in",
     "web/api/bodies.py": "the legacy HTTP API's fixed Korean texts, which its front end expects as they are",
     "web/api/assist.py": "the legacy HTTP API's fixed reminder for an empty refine, by request language",

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from domain.errors import DiagnosisError, ProviderError
+from domain.errors import DiagnosisError, ProviderAnswerError, ProviderError
 from domain.jobs import JobStoreUnavailable, TooManyQueued
 from utils.settings import SettingsError
 
@@ -31,7 +31,7 @@ INTERNAL_DETAIL = "The server could not handle this request. Try again; if it ke
 ERROR_CODES = {
     "bad_request": 400, "unauthorized": 401, "not_found": 404, "method_not_allowed": 405,
     "payload_too_large": 413, "unsupported_media_type": 415, "invalid_input": 422, "rate_limited": 429,
-    "internal": 500, "provider_unavailable": 503, "busy": 503, "settings": 503,
+    "internal": 500, "bad_answer": 502, "provider_unavailable": 503, "busy": 503, "settings": 503,
 }
 SETTINGS_DETAIL = "A setting cannot be used: fix .env (the app's log and its start page say which variable)."
 
@@ -65,6 +65,8 @@ def retry_after(seconds: float | None, default: int) -> dict[str, str]:
 
 def from_engine(exc: DiagnosisError) -> ApiError:
     """The answer to an error the engine raised on purpose; its message is safe to show as it is."""
+    if isinstance(exc, ProviderAnswerError):  # the provider answered, in the wrong shape: a bad gateway, not an outage
+        return ApiError(502, "bad_answer", str(exc))
     if isinstance(exc, ProviderError):
         return ApiError(503, "provider_unavailable", str(exc),
                         headers=retry_after(exc.retry_after, PROVIDER_RETRY_SECONDS))

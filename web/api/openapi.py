@@ -52,7 +52,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/jobs/{job_id}", "A queued assessment's state, and its result once done.",
               ok=(200, "JobStatus"), errors=_READ_ERRORS, query=("response_format",), xml=True),
     Operation("POST", "/utterance/refine", "A patient's own words rewritten as a concise clinical description.",
-              body="json:RefineRequest", ok=(200, "RefineResponse"), errors=(400, 401, 413, 415, 422, 429, 503)),
+              body="json:RefineRequest", ok=(200, "RefineResponse"),
+              errors=(400, 401, 413, 415, 422, 429, 502, 503)),
     Operation("POST", "/interpretation/explain", "Assess a described lesion and explain it in plain words "
               "(metadata.interpretation).", body="json:DiagnoseRequest", xml=True),
     Operation("POST", "/interpretation/explain-image", "Assess a photographed lesion and explain it in plain words "
@@ -161,6 +162,7 @@ _STATUS_TEXT = {200: "OK", 202: "Accepted", 400: "Bad JSON or form", 401: "Missi
                 404: "Not found (or not yours)", 413: "Body larger than IMAGE_MAX_UPLOAD_MB",
                 415: "Unsupported content type, or a file that is not a photo", 422: "A field is missing or invalid",
                 429: "Too many requests for this token (Retry-After)",
+                502: "The model answered in another form than the one asked for (refine: not a description)",
                 503: "No provider answered within the budget, or the server is busy (Retry-After)"}
 
 

@@ -45,6 +45,10 @@ MESSAGES: dict[str, str] = {
     # Refine and explain (engine/assist.py).
     "assist.nothing_to_refine": "Type the patient's description first: there is nothing to refine.",
     "assist.nothing_to_explain": "This answer names no lesion class, so there is nothing to explain: re-run it first.",
+    "assist.bad_refine": "The model did not return a description (it answered in another form): try again, or edit "
+                         "the text yourself.",
+    "assist.bad_explain": "The model did not return a plain explanation for the patient (it answered in another "
+                          "form): try again.",
     # Background jobs (domain/jobs.py, storage/jobs/, storage/jobs/redis.py, engine/jobs.py).
     "job.unreadable": "This job is encrypted with another DATA_ENCRYPTION_KEY and cannot be read here: set the key "
                       "it was stored with (DATA_ENCRYPTION_KEY takes several keys, comma-separated), or submit the "

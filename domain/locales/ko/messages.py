@@ -36,6 +36,9 @@ MESSAGES: dict[str, str] = {
     "input.unknown_language": "알 수 없는 언어 '{language}'입니다. 다음 중 하나를 쓰세요: {choices}.",
     "assist.nothing_to_refine": "먼저 환자의 설명을 입력하세요. 다듬을 내용이 없습니다.",
     "assist.nothing_to_explain": "이 답변에는 병변 분류가 없어 설명할 내용이 없습니다. 먼저 다시 평가하세요.",
+    "assist.bad_refine": "모델이 서술을 돌려주지 않았습니다(다른 형식으로 답했습니다). 다시 시도하거나 직접 "
+                         "수정하세요.",
+    "assist.bad_explain": "모델이 환자용 설명을 돌려주지 않았습니다(다른 형식으로 답했습니다). 다시 시도하세요.",
     "job.unreadable": "이 작업은 다른 DATA_ENCRYPTION_KEY로 암호화되어 여기서 읽을 수 없습니다. 저장할 때 쓴 키를 "
                       "설정하거나(DATA_ENCRYPTION_KEY에는 쉼표로 구분해 여러 키를 넣을 수 있습니다) 사례를 다시 "
                       "제출하세요.",
