@@ -27,7 +27,7 @@ def _flag_banner(result: Diagnosis) -> None:
         return
     name, score, kind = class_name(reason.item), reason.item.score, reason.risk.value
     if reason.chosen:
-        head, detail = t(f"result.{kind}"), t("result.flag_chosen", name=name, score=score)
+        head, detail = t(f"result.{kind}"), t("result.flag_chosen", score=score)  # its name is the heading below
     else:  # over a class that may be benign, the banner must say it was a similar class that raised it
         head, detail = t(f"result.{kind}_similar", name=name, score=score), t(f"result.{kind}_advice")
     if reason.risk is Risk.MALIGNANT:

@@ -80,7 +80,7 @@ TEXT: dict[str, str] = {
     "result.none_similar": "No similar classes were given.",
     "result.malignant": "Malignant class: refer for dermatology review.",
     "result.premalignant": "Premalignant class: consider dermatology follow-up.",
-    "result.flag_chosen": "Raised by the chosen class, {name}, scored {score:.0f}.",
+    "result.flag_chosen": "Raised by the chosen class itself (score {score:.0f}).",
     "result.malignant_similar": "Possible malignancy: {name} scored {score:.0f} among the similar classes.",
     "result.malignant_advice": "Refer for dermatology review.",
     "result.premalignant_similar": "Possibly premalignant: {name} scored {score:.0f} among the similar classes.",

@@ -83,7 +83,7 @@ TEXT: dict[str, str] = {
     "result.none_similar": "유사 병변이 제시되지 않았습니다.",
     "result.malignant": "악성 병변 가능성: 피부과 전문의 진료를 의뢰하세요.",
     "result.premalignant": "전암성 병변 가능성: 피부과 추적 관찰 또는 진료를 고려하세요.",
-    "result.flag_chosen": "선택된 분류 {name}({score:.0f}점)에 따른 표시입니다.",
+    "result.flag_chosen": "선택된 분류 자체({score:.0f}점)에 따른 표시입니다.",
     "result.malignant_similar": "악성 병변 가능성: 유사 분류 중 {name}이(가) {score:.0f}점을 받았습니다.",
     "result.malignant_advice": "피부과 전문의 진료를 의뢰하세요.",
     "result.premalignant_similar": "전암성 병변 가능성: 유사 분류 중 {name}이(가) {score:.0f}점을 받았습니다.",
