@@ -50,9 +50,11 @@ def _print_human(result) -> None:
         print("No lesion class could be read from the answer.")
     if not d["complete"]:
         print("INCOMPLETE answer: " + "; ".join(result.answer.problems))
-    flag = result.risk_flag
-    if flag is not None:
-        print(f"FLAG: {flag.value} class among the answer: refer for dermatology review.")
+    reason = result.flag_reason
+    if reason is not None:
+        which = "the chosen class" if reason.chosen else "a similar class"
+        print(f"FLAG: {reason.risk.value}, raised by {which}, {reason.item.lesion.name_en} "
+              f"(score {reason.item.score:g}, the model's own, not a probability): refer for dermatology review.")
     if d["summary"]:
         print(f"Findings: {d['summary']}")
     for s in d["similar"]:

@@ -9,7 +9,7 @@ import time
 import streamlit as st
 
 from domain.errors import DiagnosisError
-from domain.jobs import DONE, FAILED, INTERRUPTED, RUNNING
+from domain.jobs import DONE, FAILED, INTERRUPTED, RUNNING, Job
 from startup import get_engine
 from ui import card, plain
 from ui.auth import session_still_valid, visible_owner
@@ -31,6 +31,14 @@ def when(stamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
+def visible_job(job_id: str) -> Job | None:
+    """The job `job_id` when this reader may see it (their own, or any for an administrator), else None."""
+    job = jobs.get(job_id)
+    if job is None or (user is not None and job.user != user):
+        return None
+    return job
+
+
 st.title(t("jobs.title"))
 st.caption(t("jobs.caption"))
 
@@ -41,11 +49,23 @@ def job_board() -> None:
     # A fragment re-run skips the page's gate, so an expired session is sent through it with a full re-run.
     if not session_still_valid():
         st.rerun(scope="app")
+    wanted = st.query_params.get("job") or None
     try:
         listed = jobs.list(user=user)
+        if wanted and wanted not in {j.id for j in listed} and (linked := visible_job(wanted)):
+            listed.append(linked)  # the reader's own job, older than the list's newest 200
     except DiagnosisError as exc:  # the job store (the database, or Redis) does not answer: say so, try at next draw
         plain.alert("error", error_text(exc), icon=":material/cloud_off:")
         return
+    ids = [j.id for j in listed]
+    # A link decides what is shown when it is new, or when nothing is picked yet (a page just opened). A link to
+    # a job that is missing or someone else's shows nothing: never this reader's newest job in its place.
+    if wanted and (wanted != st.session_state.get("jobs_link") or st.session_state.get("jobs_pick") not in ids):
+        st.session_state.jobs_pick = wanted if wanted in ids else None
+    st.session_state.jobs_link = wanted
+    if wanted and wanted not in ids and st.session_state.get("jobs_pick") not in ids:  # not once one is picked
+        # The id came from a URL: shown as text. Missing and not-yours read alike, so ids cannot be probed.
+        plain.alert("warning", t("jobs.not_found", id=wanted), icon=":material/link_off:")
     if not listed:
         st.info(t("jobs.empty"))
         return
@@ -58,15 +78,14 @@ def job_board() -> None:
           t("jobs.col.id"): j.id} for j in listed],
         hide_index=True, key="jobs_table")
 
-    ids = [j.id for j in listed]
-    wanted = st.query_params.get("job")
-    if wanted in ids and st.session_state.get("jobs_pick") not in ids:
-        st.session_state.jobs_pick = wanted
     by_id = {j.id: j for j in listed}
-    picked = st.selectbox(t("jobs.show"), ids, key="jobs_pick",
+    picked: str | None = st.selectbox(t("jobs.show"), ids, key="jobs_pick",
                           format_func=lambda i: f"{when(by_id[i].created_at)} · {status_label(by_id[i].status)} · "
                                                 f"{by_id[i].text[:30] or t('kind.image')}")
+    if picked is None:  # the link named no job of this reader's: the URL stays as it was opened
+        return
     st.query_params["job"] = picked  # a reload or a shared link opens the same job
+    st.session_state.jobs_link = picked
     job = by_id[picked]
     if job.status == DONE and job.result is not None:
         card.render(job.result, provider_title(engine, job.result.provider))

@@ -10,14 +10,27 @@ from domain.classes import Risk
 from domain.parser import parse_answer
 from utils.images import ShrunkImage
 
-__all__ = ["FLAG_SIMILAR_SCORE", "NOT_RECORDED", "Assist", "Diagnosis", "ParsedAnswer", "ScoredClass", "TextAnswer",
-           "Usage"]
+__all__ = ["FLAG_SIMILAR_SCORE", "NOT_RECORDED", "Assist", "Diagnosis", "FlagReason", "ParsedAnswer", "ScoredClass",
+           "TextAnswer", "Usage"]
 
 # A similar class this likely is enough to raise the flag, even when it was not chosen.
 FLAG_SIMILAR_SCORE = 20.0
 
 # What an answer the history could not keep says (the command line, the HTTP API; the pages say it in their language).
 NOT_RECORDED = "Not recorded: the history database is unavailable."
+
+
+@dataclass(frozen=True)
+class FlagReason:
+    """The class that raised the risk flag: the chosen class itself, or a similar class scoring 20 or more."""
+
+    risk: Risk
+    item: ScoredClass
+    chosen: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the class (code, names, score, risk) and whether it was the chosen class."""
+        return {**self.item.to_dict(), "chosen": self.chosen}
 
 
 @dataclass(frozen=True)
@@ -53,12 +66,24 @@ class Diagnosis:
     @property
     def risk_flag(self) -> Risk | None:
         """The highest risk among the chosen class and similar classes scoring 20 or more."""
-        candidates = [self.answer.label] if self.answer.label else []
-        candidates += [s for s in self.answer.similar if s.score >= FLAG_SIMILAR_SCORE]
-        risks = {c.lesion.risk for c in candidates}
+        reason = self.flag_reason
+        return reason.risk if reason else None
+
+    @property
+    def flag_reason(self) -> FlagReason | None:
+        """Which class raised `risk_flag`, and at what score; None when nothing is flagged.
+
+        The chosen class comes first; else the highest-scoring similar class of that risk, so a card over a
+        benign class can say which similar class raised the flag.
+        """
+        label = self.answer.label
+        similar = sorted((s for s in self.answer.similar if s.score >= FLAG_SIMILAR_SCORE), key=lambda s: -s.score)
         for risk in (Risk.MALIGNANT, Risk.PREMALIGNANT):
-            if risk in risks:
-                return risk
+            if label and label.lesion.risk is risk:
+                return FlagReason(risk, label, chosen=True)
+            for item in similar:
+                if item.lesion.risk is risk:
+                    return FlagReason(risk, item, chosen=False)
         return None
 
     @classmethod

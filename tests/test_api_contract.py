@@ -71,6 +71,15 @@ def check_diagnosis(body: dict, *, image: bool, stored: bool = False) -> None:
         assert meta["image_info"] is None and meta["image_size_kb"] is None
     elif image:
         assert isinstance(meta["image_info"], dict) and isinstance(meta["image_size_kb"], (int, float))
+    # The class that raised the flag, and its score: the chosen class, or a similar one scoring 20 or more.
+    reason = meta["flag_reason"]
+    assert (reason is None) == (meta["risk_flag"] is None)
+    if reason is not None:
+        assert reason["risk"] == meta["risk_flag"] and 0 <= reason["score"] <= 100
+        if reason["chosen"]:
+            assert reason["name_ko"] == body["diagnosis"]
+        else:
+            assert reason["score"] >= 20
     datetime.fromisoformat(body["created_at"])
     assert body["hospitals"] is None or isinstance(body["hospitals"], list)
     # The fields computed for the front end.

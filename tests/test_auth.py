@@ -46,6 +46,7 @@ from storage.store import Store
 from tests import cli_runs
 from tests.cli_runs import CliRun
 from tests.conftest import PROJECT_ROOT
+from tests.page_text import alerts
 from tests.stored_rows import every_row, file_bytes
 from utils.settings import get_settings
 
@@ -880,14 +881,21 @@ def test_jobs_page_shows_a_user_their_own_and_an_admin_all(app_accounts):
     at = _signed_in_as("kim")
     at.switch_page("app_pages/jobs.py").run()
     assert not at.exception and listed(at) == {mine}
-    # Another user's job link does not open it.
+    # Another user's job link does not open it, nor the reader's own job in its place; the URL stays as opened.
     at.query_params["job"] = theirs
     at.run()
-    assert at.selectbox(key="jobs_pick").value == mine
+    assert not at.exception
+    assert at.selectbox(key="jobs_pick").value is None
+    assert "본인의 작업이 아닙니다" in alerts(at, "warning")[0]
+    assert not any("Basal cell carcinoma" in m.value for m in at.markdown)  # no case card at all
+    assert at.query_params["job"] in (theirs, [theirs])
 
     at = _signed_in_as("boss")
     at.switch_page("app_pages/jobs.py").run()
     assert listed(at) == {mine, theirs}
+    at.query_params["job"] = theirs  # an administrator may open anyone's job
+    at.run()
+    assert at.selectbox(key="jobs_pick").value == theirs and not alerts(at, "warning")
 
 
 def test_history_page_shows_a_user_their_own_and_an_admin_all_with_a_user_column(app_accounts):

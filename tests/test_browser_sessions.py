@@ -98,6 +98,28 @@ def test_sign_in_once_then_reload_new_tab_and_deep_links_open_directly(server, b
     context.close()
 
 
+def test_a_link_to_a_job_not_found_shows_no_case_and_keeps_its_url(server, browser):
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(server + "/")
+    sign_in(page)
+    # The reader has a finished job of her own, which the link below must not show in its place.
+    page.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진, 6개월간 커짐")
+    page.get_by_role("button", name="백그라운드로 실행").click()
+    page.get_by_role("link", name="작업을 보냈습니다").click()
+    expect(page.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
+
+    linked = context.new_page()
+    linked.goto(server + "/jobs?job=0123456789abcdef")  # a colleague's job, or one that is gone
+    expect(linked.get_by_role("alert").filter(has_text="0123456789abcdef")).to_be_visible(timeout=30_000)
+    linked.wait_for_timeout(2_500)  # past the job board's next re-draw
+    expect(linked.locator(".st-key-result_card")).to_have_count(0)
+    assert linked.url == server + "/jobs?job=0123456789abcdef"
+    context.close()
+
+
 def test_sign_out_in_one_tab_ends_the_other(server, browser):
     from playwright.sync_api import expect
 

@@ -10,6 +10,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import startup
+from testkit.answers import xml_answer
 from testkit.fake_llm import Reply
 from tests.page_text import alerts, shown
 
@@ -204,3 +205,25 @@ def test_camera_photo_at_the_bedside(engine_env, fake_llm):
     at = _assess(at)
     assert "기저세포암" in _texts(at)
     assert any(part.get("type") == "image_url" for part in fake_llm.requests[-1].body["messages"][1]["content"])
+
+
+def test_a_flag_raised_by_a_similar_class_says_which_and_at_what_score(engine_env):
+    # Lentigo (benign) chosen; squamous cell carcinoma at 21 among the similar classes raises the red flag.
+    lentigo = xml_answer(14, 62, "흑색점", "경계가 분명한 갈색 반점.",
+                         [(8, 21, "편평세포암"), (2, 10, "멜라닌세포모반")])
+    engine_env.script(Reply(lentigo), Reply(lentigo))
+    at = _app()
+    at.text_area(key="symptoms").input("얼굴의 갈색 반점").run()
+    at = _assess(at)
+    assert not at.exception
+    banner = at.error[0].value
+    assert "악성 병변 가능성" in banner and "편평세포암 · Squamous cell carcinoma" in banner and "21점" in banner
+    assert "흑색점" not in banner  # the chosen class did not raise it
+    assert "확률이 아닙니다" in _texts(at)  # the score is the model's own, not a probability
+    # The same in English.
+    at.session_state["lang"] = "en"
+    at.run()
+    at = _assess(at)
+    banner = at.error[0].value
+    assert "Possible malignancy: Squamous cell carcinoma · 편평세포암 scored 21 among the similar classes" in banner
+    assert "not probabilities" in _texts(at)

@@ -112,6 +112,8 @@ def test_selecting_a_row_shows_its_card_and_case(cases):
     assert not at.exception
     text = _texts(at)
     assert "광선각화증 · Actinic keratosis" in text and "전암성 병변 가능성" in text
+    assert "선택된 분류 자체(" in text  # the banner says which class raised it
+    assert "확률이 아닙니다" in text  # and what the score is
     assert "rough scaly patch on the scalp" in text and "scalp" in text and "72" in text and "남성" in text
     assert "RunPod · clinic-derm-v1" in text
     # A failed case has no card, only what went wrong.

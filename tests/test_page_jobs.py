@@ -55,3 +55,37 @@ def test_jobs_page_without_jobs(engine_env):
     at = AppTest.from_file(APP, default_timeout=20).run()
     at.switch_page("app_pages/jobs.py").run()
     assert not at.exception and "No jobs yet" in at.info[0].value or "아직 작업이 없습니다" in at.info[0].value
+
+
+def test_a_link_to_a_missing_job_shows_no_case_and_keeps_the_url(engine_env):
+    engine = startup.get_engine()
+    own = engine.jobs.submit(engine.make_request("pearly papule beside the nose"))
+    wait_done(own)
+    at = AppTest.from_file(APP, default_timeout=20).run()
+    at.switch_page("app_pages/jobs.py")
+    at.query_params["job"] = "no-such-job"
+    at.run()
+    assert not at.exception
+    assert "no-such-job" in alerts(at, "warning")[0]
+    # Not the reader's newest job in the linked one's place: nothing picked, no card, the URL as opened.
+    assert at.selectbox(key="jobs_pick").value is None
+    assert not any("Basal cell carcinoma" in m.value for m in at.markdown)
+    assert at.query_params["job"] in ("no-such-job", ["no-such-job"])
+    # Picking a job of one's own then shows it and the URL follows.
+    at.selectbox(key="jobs_pick").select(own).run()
+    assert any("기저세포암 · Basal cell carcinoma" in m.value for m in at.markdown)
+    assert at.query_params["job"] in (own, [own]) and not alerts(at, "warning")
+
+
+def test_a_link_to_an_own_job_beyond_the_list_opens_it(engine_env, monkeypatch):
+    engine = startup.get_engine()
+    old = engine.jobs.submit(engine.make_request("pearly papule beside the nose"))
+    wait_done(old)
+    monkeypatch.setattr(engine.jobs, "list", lambda **kw: [])  # as if 200 newer jobs pushed it off the list
+    at = AppTest.from_file(APP, default_timeout=20).run()
+    at.switch_page("app_pages/jobs.py")
+    at.query_params["job"] = old
+    at.run()
+    assert not at.exception and not alerts(at, "warning")
+    assert at.selectbox(key="jobs_pick").value == old
+    assert any("기저세포암 · Basal cell carcinoma" in m.value for m in at.markdown)

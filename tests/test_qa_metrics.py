@@ -24,7 +24,9 @@ from fractions import Fraction
 
 import pytest
 
-from domain.classes import by_code
+from domain.classes import Risk, by_code
+from domain.parser import parse_answer
+from domain.result import Diagnosis
 from qa.batch import run_batch
 from qa.batch_input import BatchCase, read_cases
 from qa.batch_metrics import BatchReport, BatchRow
@@ -281,3 +283,19 @@ def test_a_malignant_similar_class_at_20_raises_the_flag(engine_env):
     runpod = qa_metrics(report)["providers"]["runpod"]
     assert (runpod["malignant_flagged"], runpod["malignant_positives"]) == (1, 2)
     assert runpod["top1_accuracy"] == 0.0 and runpod["top3_accuracy"] == 1.0  # melanoma is in both top-3s
+
+
+def test_the_flag_says_which_class_raised_it_and_at_what_score():
+    def reason(xml: str):
+        found = Diagnosis(answer=parse_answer(xml), provider="runpod", model="m", raw=xml, elapsed_ms=0).flag_reason
+        return found and (found.risk, found.item.lesion.code, found.item.score, found.chosen)
+
+    # A benign class chosen: the highest-scoring malignant similar class at 20 or more, before a premalignant one.
+    similar = [(0, 40, "광선각화증"), (6, 20, "악성흑색종"), (8, 21, "편평세포암")]
+    assert reason(xml_answer(14, 60, "흑색점", "갈색 반점.", similar)) == (Risk.MALIGNANT, 8, 21.0, False)
+    assert reason(xml_answer(14, 60, "흑색점", "갈색 반점.", [(0, 30, "광선각화증"), (8, 19, "편평세포암")])) == (
+        Risk.PREMALIGNANT, 0, 30.0, False)
+    # The chosen class raises it itself when it is of the highest risk found.
+    chosen = xml_answer(1, 55, "기저세포암", "진주빛 구진.", [(8, 30, "편평세포암")])
+    assert reason(chosen) == (Risk.MALIGNANT, 1, 55.0, True)
+    assert reason(xml_answer(14, 60, "흑색점", "갈색 반점.", [(8, 19.5, "편평세포암")])) is None

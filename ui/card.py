@@ -20,6 +20,22 @@ def _risk_badge(item: ScoredClass) -> None:
     st.badge(t(f"risk.{item.lesion.risk.value}"), color=RISK_COLOUR[item.lesion.risk])
 
 
+def _flag_banner(result: Diagnosis) -> None:
+    """The red (malignant) or amber (premalignant) banner, saying which class raised it and at what score."""
+    reason = result.flag_reason
+    if reason is None:
+        return
+    name, score, kind = class_name(reason.item), reason.item.score, reason.risk.value
+    if reason.chosen:
+        head, detail = t(f"result.{kind}"), t("result.flag_chosen", score=score)  # its name is the heading below
+    else:  # over a class that may be benign, the banner must say it was a similar class that raised it
+        head, detail = t(f"result.{kind}_similar", name=name, score=score), t(f"result.{kind}_advice")
+    if reason.risk is Risk.MALIGNANT:
+        st.error(f"**{head}**\n\n{detail}", icon=":material/warning:")
+    else:
+        st.warning(f"{head}\n\n{detail}", icon=":material/priority_high:")
+
+
 def render_findings_stream(placeholder, summary: str) -> None:
     """Draw the findings as they stream in, before the card is complete."""
     with placeholder.container(border=True):
@@ -34,11 +50,7 @@ def render(result: Diagnosis, provider_title: str) -> None:
         st.subheader(t("result.title"))
         if not answer.complete:
             st.warning(t("result.incomplete", problems=problems_text(answer)), icon=":material/error:")
-        flag = result.risk_flag
-        if flag is Risk.MALIGNANT:
-            st.error(f"**{t('result.malignant')}**", icon=":material/warning:")
-        elif flag is Risk.PREMALIGNANT:
-            st.warning(t("result.premalignant"), icon=":material/priority_high:")
+        _flag_banner(result)
 
         if answer.label:
             st.markdown(f"### {class_name(answer.label)}")  # the contract's class names, never the model's
@@ -46,6 +58,7 @@ def render(result: Diagnosis, provider_title: str) -> None:
             st.markdown(f":gray-badge[{t('result.code', code=answer.label.lesion.code)}] "
                         f":{RISK_COLOUR[risk]}-badge[{t(f'risk.{risk.value}')}]")
             st.progress(answer.label.score / 100, text=t("result.score", score=answer.label.score))
+            st.caption(t("result.score_note"))  # uncalibrated: a reader must not take 21 for a 21 % chance
         else:
             st.info(t("result.no_label"))
 
@@ -62,6 +75,8 @@ def render(result: Diagnosis, provider_title: str) -> None:
                 st.progress(item.score / 100, text=f"{class_name(item)} — {item.score:.0f}")
             with right:
                 _risk_badge(item)
+        if answer.similar and not answer.label:  # the note is otherwise under the chosen class's score
+            st.caption(t("result.score_note"))
 
         if result.not_recorded:  # answered, but the history's database did not take it
             st.warning(t("result.not_recorded"), icon=":material/cloud_off:")

@@ -58,6 +58,7 @@ def diagnosis_body(result: Diagnosis, *, kind: str, created_at: float, image: Sh
         "similar_diseases_scored": [{"name": s.lesion.name_ko, "score": s.score} for s in answer.similar],
         "complete": answer.complete, "cached": result.cached,
         "risk_flag": result.risk_flag.value if result.risk_flag else None,
+        "flag_reason": result.flag_reason.to_dict() if result.flag_reason else None,
     }
     if result.not_recorded:  # answered, but not in the history: GET /analyses/{id} will not find it
         metadata["not_recorded"] = NOT_RECORDED

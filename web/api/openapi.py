@@ -108,6 +108,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "image_info": {"type": ["object", "null"], "description": "Photos only; null for a stored analysis."},
         "image_size_kb": {"type": ["number", "null"], "description": "The photo as uploaded, in KB."},
         "complete": {"type": "boolean"}, "cached": {"type": "boolean"}, "risk_flag": _NULLABLE_TEXT,
+        "flag_reason": {"type": ["object", "null"], "description": "Which class raised risk_flag: the chosen class "
+                        "(chosen true) or a similar class scoring 20 or more; its score is the model's own (0-100), "
+                        "not a probability. Null when nothing is flagged.",
+                        "required": ["code", "name_ko", "name_en", "score", "risk", "chosen"], "properties": {
+                            "code": {"type": "integer"}, "name_ko": {"type": "string"}, "name_en": {"type": "string"},
+                            "score": {"type": "number", "minimum": 0, "maximum": 100},
+                            "risk": {"type": "string", "enum": ["malignant", "premalignant"]},
+                            "chosen": {"type": "boolean"}}},
         "interpretation": {"type": ["object", "null"], "description": "explain only: text, provider, model."},
         "interpretation_error": {"type": "string"},
         "not_recorded": {"type": "string", "description": "Only when the history's database was down: the answer "

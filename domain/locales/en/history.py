@@ -67,6 +67,7 @@ TEXT: dict[str, str] = {
     "jobs.col.provider": "Provider",
     "jobs.col.id": "ID",
     "jobs.col.elapsed": "Elapsed",
+    "jobs.not_found": "Job {id} was not found, or it is not yours. No case is shown for this link.",
     "jobs.show": "Show job",
     "jobs.failed": "The job failed.",
     "jobs.rerun": "Run again",

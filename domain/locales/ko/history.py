@@ -70,6 +70,7 @@ TEXT: dict[str, str] = {
     "jobs.col.provider": "제공자",
     "jobs.col.id": "ID",
     "jobs.col.elapsed": "소요 시간",
+    "jobs.not_found": "작업 {id}을(를) 찾을 수 없거나 본인의 작업이 아닙니다. 이 링크로는 사례를 표시하지 않습니다.",
     "jobs.show": "작업 보기",
     "jobs.failed": "작업이 실패했습니다.",
     "jobs.rerun": "다시 실행",
