@@ -106,6 +106,8 @@ def test_background_job_survives_a_reload_and_a_new_tab(app_url, browser, fake_l
 
 HOSTILE = ("See http://2130706433:8799/phish or www.example.com, write to help@example.com :smile: :material/home: "
            "**bold** [x](http://evil.test/x) <b>html</b> ![t](http://evil.test/t.png) :red[red] a.b.c 1. done")
+# Refine and explain refuse an answer with a tag in it (it is not the prose asked for): theirs is the rest of it.
+HOSTILE_PROSE = HOSTILE.replace(" <b>html</b>", "")
 LIVE = ("2130706433", "example.com", "evil.test")  # in any link's address or text, or any request, it got through
 
 
@@ -118,7 +120,7 @@ def _hostile_model(request) -> str:
     system = str((request.body or {}).get("messages", [{}])[0].get("content"))
     if "id_code" in system:
         return xml_answer(1, 78, "기저세포암", escape(HOSTILE), [(11, 12, "피지샘증식증")])
-    return HOSTILE
+    return HOSTILE_PROSE
 
 
 def _assert_nothing_live(page, fetched: list[str]) -> None:
@@ -154,7 +156,7 @@ def test_model_text_on_the_card_and_in_the_helpers_is_plain_text(app_url, browse
     page.get_by_role("button", name="임상 서술로 다듬기").click()
     refined = page.locator(".plain-alert[data-kind=info]")
     expect(refined).to_be_visible(timeout=30_000)
-    assert refined.locator(".plain-text").inner_text() == HOSTILE
+    assert refined.locator(".plain-text").inner_text() == HOSTILE_PROSE
     _no_links_or_images_in(refined)
 
     page.get_by_role("button", name="평가하기").click()
@@ -166,7 +168,7 @@ def test_model_text_on_the_card_and_in_the_helpers_is_plain_text(app_url, browse
     page.get_by_role("button", name="환자용 설명 만들기").click()
     explained = page.locator(".plain-alert[data-kind=success]")
     expect(explained).to_be_visible(timeout=30_000)
-    assert explained.locator(".plain-text").inner_text() == HOSTILE
+    assert explained.locator(".plain-text").inner_text() == HOSTILE_PROSE
     _no_links_or_images_in(explained)
     _assert_nothing_live(page, fetched)
 
