@@ -31,6 +31,7 @@ from storage.sessions import sessions_for
 from storage.store import Store
 from testkit.answers import VALID
 from tests.cli_runs import run_cli
+from tests.job_watch import watch_finish
 from tests.page_text import alerts, plain_alerts, shown
 from ui.auth_grace import GRACE_KEY
 from utils.settings import get_settings
@@ -199,15 +200,7 @@ def test_a_job_that_ends_while_the_database_is_down_is_recorded_done_once_it_is_
         return _diagnosis()
 
     jobs = SqlJobStore(store, lease_seconds=0.6, poll_seconds=0.1)
-    finish, tried = jobs.finish, threading.Event()
-
-    def watched_finish(*args, **kwargs):
-        try:
-            return finish(*args, **kwargs)
-        finally:
-            tried.set()
-
-    jobs.finish = watched_finish  # type: ignore[method-assign]
+    tried = watch_finish(jobs)
     runner = JobRunner(jobs, slow_diagnose, workers=1)
     try:
         job_id = runner.submit(_request())

@@ -23,6 +23,7 @@ from engine.jobs import JobRunner
 from storage.jobs.redis import RedisJobStore
 from testkit.answers import VALID
 from testkit.redis_server import RedisServer
+from tests.job_watch import watch_finish
 
 LEASE = 1.0  # shorter than the client's 2 s timeout: a hang that times a call out outlives every lease
 
@@ -70,15 +71,7 @@ def store(server: RedisServer, **kwargs) -> RedisJobStore:
 
 def test_a_job_that_ends_while_redis_hangs_is_done_with_its_result(redis_server):
     gate, jobs = Gate(), store(redis_server)
-    finish, tried = jobs.finish, threading.Event()
-
-    def watched_finish(*args, **kwargs):
-        try:
-            return finish(*args, **kwargs)
-        finally:
-            tried.set()
-
-    jobs.finish = watched_finish  # type: ignore[method-assign]
+    tried = watch_finish(jobs)
     runner = JobRunner(jobs, gate, workers=1)
     try:
         job_id = runner.submit(DiagnosisRequest(text="nodule", language="en"))
