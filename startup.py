@@ -49,7 +49,6 @@ _store: Store | None = None
 _engine_lock = threading.Lock()
 
 
-
 def get_engine() -> Engine:
     """The process-wide engine built from the current settings."""
     global _engine
