@@ -235,3 +235,34 @@ def test_a_photo_too_large_is_refused_on_the_device_and_the_one_before_is_not_us
         timeout=20_000)
     expect(page.get_by_text("이 기기에서 축소함 (1600×1200", exact=False)).to_have_count(0)
     assert uplink.bytes < 20_000  # the 26 MB never left the device
+
+
+def test_a_photo_refused_on_the_device_can_be_removed_and_the_text_assessed(app_url, browser, provider, tmp_path):
+    """The refusal says to remove the photo to assess the text alone: the remove button is there, and keeps the text."""
+    from playwright.sync_api import expect
+
+    page = _open(browser, app_url)
+    box = page.get_by_role("textbox", name="증상 및 소견")
+    box.fill("코 옆의 진주빛 구진")
+    huge = tmp_path / "huge.jpg"
+    huge.write_bytes(corpus.plain_jpeg(64, 48) + b"\0" * 26_000_000)  # over IMAGE_MAX_UPLOAD_MB (25)
+    page.locator(PICKER_INPUT).set_input_files(str(huge))
+    expect(page.locator(PICKER)).to_have_attribute("data-state", "refused", timeout=20_000)
+    alert = page.locator(".plain-alert[data-kind=error]")
+    expect(alert.get_by_text("26.0 MB", exact=False)).to_be_visible(timeout=20_000)
+    page.get_by_role("button", name="평가하기").click()
+    expect(page.get_by_text("설명만으로 평가하려면 사진을 지우세요", exact=False)).to_be_visible(timeout=20_000)
+
+    remove = page.locator(PICKER).get_by_role("button", name="사진 지우기")
+    expect(remove).to_be_visible()
+    remove.click()
+    expect(page.locator(PICKER)).to_have_attribute("data-state", "empty")
+    expect(page.locator(PICKER).get_by_text("26.0 MB", exact=False)).to_have_count(0)
+    expect(alert.get_by_text("26.0 MB", exact=False)).to_have_count(0, timeout=20_000)
+    assert box.input_value() == "코 옆의 진주빛 구진"
+    asked = len(_assessments(provider))
+    _assess(page)
+    assert len(_assessments(provider)) == asked + 1
+    content = _assessments(provider)[-1].body["messages"][1]["content"]
+    assert not any(isinstance(part, dict) and part.get("type") == "image_url" for part in content)
+    assert box.input_value() == "코 옆의 진주빛 구진"

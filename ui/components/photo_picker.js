@@ -121,7 +121,8 @@ export default function photoPicker(component) {
     root.previewUrl = blob ? URL.createObjectURL(blob) : null;
     preview.hidden = !root.previewUrl;
     if (root.previewUrl) preview.src = root.previewUrl;
-    root.querySelector(".remove").hidden = state === "empty" || state === "refused";
+    // A refused photo keeps its remove button: the refusal says to remove the photo to assess the text alone.
+    root.querySelector(".remove").hidden = state === "empty";
   }
 
   // Refused here, before anything travels; the server is told which refusal (with the browser's counts) so that it
