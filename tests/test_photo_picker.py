@@ -154,6 +154,14 @@ def test_a_photo_refused_on_the_device_replaces_the_one_before(engine_env, fake_
     at = at.button(key="assess").click().run()
     assert not [r for r in fake_llm.chat_requests if r.body.get("max_tokens") != 1]
     assert any("아무것도 보내지 않았습니다" in e for e in alerts(at, "error"))
+    # The picker's remove button clears the refusal; the typed text stays and is assessed alone.
+    at = _pick(at, picker, {"kind": "clear", "pick": "c"})
+    assert not any("31.0 MB" in e for e in alerts(at, "error"))
+    assert at.text_area(key="symptoms").value == "코 옆의 진주빛 구진"
+    at = at.button(key="assess").click().run()
+    assert "기저세포암 · Basal cell carcinoma" in shown(at)
+    sent = [r for r in fake_llm.chat_requests if r.body.get("max_tokens") != 1][-1].body["messages"][1]["content"]
+    assert not any(isinstance(part, dict) and part.get("type") == "image_url" for part in sent)
 
 
 def test_a_forged_picker_payload_gets_the_usual_message_and_the_text_stays(engine_env, fake_llm, picker):
