@@ -32,7 +32,7 @@ from qa.metrics import metrics_json, qa_metrics, verdict
 from qa.report_figures import CSS as METRICS_CSS
 from qa.report_figures import metrics_sections
 from utils.files import FileRefused, check_output_dir, open_append, read_regular_file, write_atomic
-from utils.spreadsheet import safe_row
+from utils.spreadsheet import BOM, safe_row
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ _COLUMNS_WITHOUT_SIMILAR = tuple(c for c in RESULT_COLUMNS if c != "similar")
 RESULTS_FILE, REPORT_FILE, METRICS_FILE = "results.csv", "report.html", "metrics.json"
 # A row takes about 300 bytes and an error message at most a few KB: far above any honest results.csv.
 RESULTS_MAX_BYTES = 200_000_000
-BOM = "\ufeff"  # with it, Excel (what reviewers open the file in) reads the Korean class names as UTF-8
 
 TEXT_EXCERPT = 120
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from domain.classes import by_code
-from utils.spreadsheet import safe_row
+from utils.spreadsheet import BOM, safe_row
 
 # The columns a history export carries, in order (no raw photo, no thumbnail).
 EXPORT_COLUMNS = (
@@ -35,7 +35,8 @@ JSON_FIELDS = (
 
 
 def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """The CSV export, a line at a time: the header, then one formula-safe line per row (times ISO 8601 UTC)."""
+    """The CSV export, a line at a time: Excel's BOM and the header, then one formula-safe line per row (times
+    ISO 8601 UTC)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
 
@@ -46,14 +47,14 @@ def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
         return text
 
     writer.writeheader()
-    yield taken()
+    yield BOM + taken()  # without it Excel reads the Korean text in the system code page, garbled
     for row in rows:
         writer.writerow(safe_row({**row, "created_at": _iso(row["created_at"])}))
         yield taken()
 
 
 def to_csv(rows: Iterable[dict[str, Any]]) -> str:
-    """The export as CSV text (UTF-8 with a BOM-free header; times as ISO 8601 UTC)."""
+    """The export as CSV text (starting with the BOM Excel needs to read it as UTF-8; times ISO 8601 UTC)."""
     return "".join(csv_lines(rows))
 
 

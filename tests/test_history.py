@@ -109,7 +109,7 @@ def test_export_round_trip(engine_env):
     back = from_export(to_json(rows))
     assert [r["text"] for r in back] == [r["text"] for r in rows]
     assert back[0]["similar"][0]["name_ko"] == "피지샘증식증" and list(back[0]) == list(JSON_FIELDS)
-    table = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    table = list(csv.DictReader(io.StringIO(to_csv(rows).removeprefix("\ufeff"))))
     assert [r["text"] for r in table] == [r["text"] for r in rows] and set(table[0]) == set(EXPORT_COLUMNS)
     assert "raw" not in table[0] and "thumbnail" not in table[0]
 
@@ -160,7 +160,7 @@ def test_history_off_records_nothing(engine_env, reconfigure):
 
 def test_csv_export_never_carries_a_formula(engine_env):
     diagnose(text="=HYPERLINK(\"http://x\",\"click\") on the cheek")
-    table = list(csv.DictReader(io.StringIO(to_csv(history().search()))))
+    table = list(csv.DictReader(io.StringIO(to_csv(history().search()).removeprefix("\ufeff"))))
     assert table[0]["text"].startswith("'=HYPERLINK")
 
 

@@ -94,8 +94,8 @@ def test_json_records_have_the_documented_fields_and_types(cases, capsys):
 def test_csv_is_the_pages_csv_and_never_carries_a_formula(engine_env, capsys):
     diagnose(text="=HYPERLINK(\"http://x\",\"click\") on the cheek")
     code, out, _ = export(capsys, "--format", "csv")
-    assert code == 0
-    table = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and out.startswith("\ufeffid,")  # Excel's BOM: the Korean text opens as UTF-8
+    table = list(csv.DictReader(io.StringIO(out.removeprefix("\ufeff"))))
     assert list(table[0]) == list(EXPORT_COLUMNS)
     assert table[0]["text"].startswith("'=HYPERLINK") and ISO_UTC.fullmatch(table[0]["created_at"])
 
@@ -123,7 +123,7 @@ def test_a_bad_date_is_refused_in_one_line(cases, capsys, since):
 def test_user_keeps_that_users_assessments(cases, capsys):
     _, old = cases
     code, out, _ = export(capsys, "--format", "csv", "--user", "dr.lee")
-    assert code == 0 and [r["id"] for r in csv.DictReader(io.StringIO(out))] == [old]
+    assert code == 0 and [r["id"] for r in csv.DictReader(io.StringIO(out.removeprefix("\ufeff")))] == [old]
     assert json.loads(export(capsys, "--format", "json", "--user", "nobody")[1]) == []
     assert export(capsys, "--format", "json", "--user", "  ")[0] == 2
 
@@ -159,6 +159,16 @@ def test_an_unusable_out_is_refused_before_the_history_is_read(cases, capsys, tm
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: ")
     assert opened == [] and not (tmp_path / "missing").exists()
     assert set(os.listdir(tmp_path)) <= {"data", "plain.txt"}  # no temporary file, no folder made
+
+
+def test_csv_out_starts_with_excels_bom_and_json_without(cases, capsys, tmp_path):
+    # Excel opens a BOM-less CSV in the system code page and garbles the Korean; JSON readers want no BOM.
+    assert export(capsys, "--format", "csv", "--out", str(tmp_path / "h.csv"))[0] == 0
+    data = (tmp_path / "h.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfid,") and data.count(b"\xef\xbb\xbf") == 1
+    assert "코 옆의 진주빛 구진" in data.decode("utf-8-sig")
+    assert export(capsys, "--format", "json", "--out", str(tmp_path / "h.json"))[0] == 0
+    assert (tmp_path / "h.json").read_bytes().startswith(b"[")
 
 
 def test_stdout_is_the_default_even_in_a_subprocess(cases):

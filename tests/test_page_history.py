@@ -183,7 +183,9 @@ def test_exports_carry_the_filtered_rows(cases, monkeypatch):
                                              "name_en": lesion.name_en, "score": row["label_score"]})
         assert {k: item[k] for k in ("text", "label_code", "risk", "error", "provider", "cached")} == \
                {k: row[k] for k in ("text", "label_code", "risk", "error", "provider", "cached")}
-    table = list(csv.DictReader(io.StringIO(served[f"lesion-history-{stamp}.csv"].decode())))
+    assert served[f"lesion-history-{stamp}.csv"].startswith(b"\xef\xbb\xbfid,")  # Excel's BOM, then the header
+    assert served[f"lesion-history-{stamp}.json"].startswith(b"[")
+    table = list(csv.DictReader(io.StringIO(served[f"lesion-history-{stamp}.csv"].decode("utf-8-sig"))))
     assert [r["id"] for r in table] == [r["id"] for r in rows] and list(table[0]) == list(EXPORT_COLUMNS)
     assert at.get("download_button")[0].proto.label == "CSV로 내보내기"
 

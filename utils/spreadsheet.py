@@ -7,6 +7,9 @@ starting with =, +, -, @ (or a tab or carriage return) would be taken for a form
 from __future__ import annotations
 
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# Put before a CSV's first byte: with it, Excel (what clinicians and reviewers open exports in) reads the
+# Korean text as UTF-8 rather than the system code page.
+BOM = "\ufeff"
 
 
 def safe_cell(value):
