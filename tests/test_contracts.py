@@ -41,6 +41,7 @@ from storage.store import Store
 from testkit.answers import VALID
 from tests.app_scripts import APP, wait_done
 from tests.page_text import alerts
+from tests.waiting import wait_until
 from utils.crypto import Sealer
 from utils.images import ShrunkImage
 
@@ -60,13 +61,6 @@ def diagnosis(provider: str = "runpod") -> Diagnosis:
                      elapsed_ms=12.0, usage=Usage(100, 50))
 
 
-def wait_until(check, seconds: float = 10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"not reached within {seconds} s")
 
 
 # -- job stores ----------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from testkit.answers import VALID
 from tests.cli_runs import run_cli
 from tests.job_watch import watch_finish
 from tests.page_text import alerts, plain_alerts, shown
+from tests.waiting import wait_until
 from ui.auth_grace import GRACE_KEY
 from utils.settings import get_settings
 from web.api.bodies import diagnosis_body
@@ -180,13 +181,6 @@ def _diagnosis() -> Diagnosis:
                      elapsed_ms=12.0)
 
 
-def _wait_until(check, seconds: float = 30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"not reached within {seconds} s")
 
 
 def test_a_job_that_ends_while_the_database_is_down_is_recorded_done_once_it_is_back(postgres_url, postgres_server):
@@ -209,7 +203,7 @@ def test_a_job_that_ends_while_the_database_is_down_is_recorded_done_once_it_is_
             answer.set()
             assert tried.wait(30)  # the worker's finish found the database gone
             time.sleep(0.7)  # the job's lease runs out meanwhile
-        job = _wait_until(lambda: (found := runner.get(job_id)) and found.status != RUNNING and found)
+        job = wait_until(lambda: (found := runner.get(job_id)) and found.status != RUNNING and found)
         assert job.status == DONE and job.result is not None and job.result.raw == VALID and job.error is None
     finally:
         runner.shutdown(wait=True)

@@ -9,8 +9,7 @@ in tests/test_database_down.py.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -24,6 +23,7 @@ from storage.jobs.redis import RedisJobStore
 from testkit.answers import VALID
 from testkit.redis_server import RedisServer
 from tests.job_watch import watch_finish
+from tests.waiting import wait_until
 
 LEASE = 1.0  # shorter than the client's 2 s timeout: a hang that times a call out outlives every lease
 
@@ -33,13 +33,6 @@ def diagnosis() -> Diagnosis:
                      elapsed_ms=12.0)
 
 
-def wait_until(check: Callable[[], object], seconds: float = 30.0) -> object:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"not reached within {seconds} s")
 
 
 @contextmanager

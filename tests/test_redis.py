@@ -38,6 +38,7 @@ from storage.redis_client import PREFIX, Breaker, connect
 from testkit.answers import DISCLAIMER, VALID, xml_answer
 from testkit.fake_llm import Reply
 from testkit.redis_server import RedisServer, skip_unless_available
+from tests.waiting import wait_until
 from utils.crypto import Sealer
 from utils.settings import load_settings
 
@@ -76,14 +77,6 @@ def redis_store(engine: Engine, **timing: float) -> RedisJobStore:
     return RedisJobStore.from_url(engine.settings.redis_url, sealer=engine.sealer, retention_seconds=3600, **timing)
 
 
-def wait_until(check, seconds: float = 15.0, every: float = 0.05):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(every)
-    raise AssertionError(f"not reached within {seconds} s")
 
 
 # -- the answer cache ----------------------------------------------------------------------------
