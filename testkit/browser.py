@@ -56,3 +56,14 @@ def in_viewport(locator) -> bool:
     """Whether any part of the element is inside the visible viewport (not only on the page below the fold)."""
     return locator.evaluate("e => { const r = e.getBoundingClientRect();"
                             " return r.bottom > 0 && r.top < window.innerHeight && r.height > 0; }")
+
+
+# Streamlit keeps the previous run's elements on screen, marked stale, until the new run has drawn over them; a
+# click in between can find two copies of one button.
+_SETTLED = """() => !document.querySelector('[data-testid=stStatusWidget]')
+  && !document.querySelector('[data-testid=stElementContainer][data-stale=true]')"""
+
+
+def settled(page, timeout_ms: int = 30_000) -> None:
+    """Wait until the page's script run has finished and no element of the run before is left on screen."""
+    page.wait_for_function(_SETTLED, timeout=timeout_ms)

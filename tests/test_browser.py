@@ -10,7 +10,7 @@ from PIL import Image
 
 from testkit.answers import VALID
 from testkit.app_server import app_env, serve_app
-from testkit.browser import CHROMIUM
+from testkit.browser import CHROMIUM, settled
 from testkit.fake_llm import FakeLLM, Reply
 
 pytestmark = [pytest.mark.browser,
@@ -57,6 +57,7 @@ def test_upload_assess_and_read_the_card(app_url, browser, fake_llm, tmp_path):
     expect(page.get_by_role("heading", name="피부 병변 AI 평가")).to_be_visible(timeout=30_000)
     page.locator("input[type=file]").first.set_input_files(str(photo))
     expect(page.get_by_text("2000×1500")).to_be_visible(timeout=20_000)
+    settled(page)
     page.get_by_role("button", name="평가하기").click()
     card = page.locator(".st-key-result_card")
     expect(card).to_be_visible(timeout=30_000)
@@ -159,6 +160,7 @@ def test_model_text_on_the_card_and_in_the_helpers_is_plain_text(app_url, browse
     assert refined.locator(".plain-text").inner_text() == HOSTILE_PROSE
     _no_links_or_images_in(refined)
 
+    settled(page)
     page.get_by_role("button", name="평가하기").click()
     card = page.locator(".st-key-result_card")
     expect(card.get_by_text("**bold**", exact=False)).to_be_visible(timeout=30_000)  # the findings have arrived

@@ -14,7 +14,16 @@ from PIL import Image
 
 from testkit.answers import VALID
 from testkit.app_server import app_env, serve_app
-from testkit.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, in_viewport, page_scroll_width, small_tap_targets
+from testkit.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    PHONE,
+    in_viewport,
+    page_scroll_width,
+    settled,
+    small_tap_targets,
+)
 from testkit.fake_llm import FakeLLM
 from testkit.fake_llm.replies import Reply
 from tests.cli_runs import run_cli
@@ -94,7 +103,7 @@ def _open(page, url: str) -> None:
     page.goto(url)
     expect(page.get_by_test_id("stMainBlockContainer").get_by_role("heading").first).to_be_visible(timeout=30_000)
     # The page's own heading is drawn; the rest of its widgets follow in the same run.
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=30_000)
+    settled(page)
 
 
 def _assert_thumb_friendly(page, where: str) -> None:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from testkit import corpus
 from testkit.app_server import app_env, serve_app
-from testkit.browser import CHROMIUM
+from testkit.browser import CHROMIUM, settled
 from testkit.fake_llm import FakeLLM
 
 pytestmark = [pytest.mark.browser,
@@ -88,6 +88,7 @@ def _sent_image(provider: FakeLLM) -> Image.Image:
 def _assess(page):
     from playwright.sync_api import expect
 
+    settled(page)
     page.get_by_role("button", name="평가하기").click()
     card = page.locator(".st-key-result_card")
     expect(card.get_by_text("기저세포암 · Basal cell carcinoma")).to_be_visible(timeout=30_000)
@@ -179,6 +180,7 @@ def test_a_forged_upload_is_refused_with_the_usual_message(app_url, browser, pro
     expect(alert).to_be_visible(timeout=20_000)
     assert "PDF" in alert.inner_text()
     page.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진")
+    settled(page)
     page.get_by_role("button", name="평가하기").click()
     refused = page.get_by_text("사진이 받아들여지지 않아 아무것도 보내지 않았습니다", exact=False)
     expect(refused).to_be_visible(timeout=20_000)
@@ -250,6 +252,7 @@ def test_a_photo_refused_on_the_device_can_be_removed_and_the_text_assessed(app_
     expect(page.locator(PICKER)).to_have_attribute("data-state", "refused", timeout=20_000)
     alert = page.locator(".plain-alert[data-kind=error]")
     expect(alert.get_by_text("26.0 MB", exact=False)).to_be_visible(timeout=20_000)
+    settled(page)
     page.get_by_role("button", name="평가하기").click()
     expect(page.get_by_text("설명만으로 평가하려면 사진을 지우세요", exact=False)).to_be_visible(timeout=20_000)
 
