@@ -138,6 +138,8 @@ def test_diagnose_text_is_recorded_as_the_tokens_user_with_source_api(server):
     sent = [q for q in server.fake.chat_requests if "진주빛 구진, 6개월간" in str(q.body)][-1]
     prompt = sent.body["messages"][1]["content"][0]["text"]
     assert "&lt;b&gt;야외활동&lt;/b&gt;" in prompt and "<b>" not in prompt  # escaped as data, inside the case
+    # No one watches an API answer grow: the provider is asked for it whole, not streamed.
+    assert sent.body.get("stream") in (None, False) and "stream_options" not in sent.body
 
 
 def test_diagnose_as_xml(server):
