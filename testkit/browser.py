@@ -34,9 +34,10 @@ class LocaleDefault:
         return getattr(self._browser, name)
 
 
-# A bedside phone (an iPhone 12-14 class screen) and the desktop the layout was drawn for.
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 3}
-DESKTOP = {"viewport": {"width": 1400, "height": 1000}}
+# A bedside phone (an iPhone 12-14 class screen) and the desktop the layout was drawn for, both the clinic's (Korean).
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 3,
+         "locale": CLINIC_LOCALE}
+DESKTOP = {"viewport": {"width": 1400, "height": 1000}, "locale": CLINIC_LOCALE}
 TAP_MIN_PX = 44  # Apple's and WCAG 2.5.5's minimum for a target a thumb must hit
 
 # Everything a thumb taps. A checkbox, radio or toggle is hit through its label (the input itself is hidden); a file

@@ -52,8 +52,9 @@ def server(tmp_path_factory):
 
 
 def new_page(browser, server: str, path: str = "/", **context):
-    """A page of a new browser context (its own cookies: another browser) at `path`."""
-    page = browser.new_context(**DESKTOP, **context).new_page()
+    """A page of a new browser context (its own cookies: another browser) at `path`; `context` names its locale
+    and time zone."""
+    page = browser.new_context(**{**DESKTOP, **context}).new_page()
     page.goto(server + path)
     return page
 
