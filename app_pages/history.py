@@ -4,8 +4,6 @@ from ui.auth import ensure_signed_in
 
 ensure_signed_in()
 
-from datetime import date
-
 import streamlit as st
 
 from startup import get_engine
@@ -13,9 +11,10 @@ from storage.database import StoreUnavailable
 from storage.history import NO_FLAG, Filters, diagnosis_from_row, to_csv, to_json
 from ui import card, plain
 from ui.auth import is_admin, visible_owner
-from ui.history_view import class_codes, class_label, day_range, info_items, local_time, table
+from ui.history_view import class_codes, class_label, day_range, info_items, table
 from ui.i18n import error_kind, t
 from ui.labels import provider_titles
+from ui.viewer_time import viewer_today, viewer_zone, when
 
 ANY = ""  # the "all" choice of every filter
 NO_SELECTION: dict[str, dict[str, list]] = {"selection": {"rows": [], "columns": [], "cells": []}}
@@ -112,7 +111,7 @@ event = st.dataframe(
     placeholder="", width="stretch",
     column_config={
         "photo": col.ImageColumn(t("history.col.photo")), "user": t("history.col.user"),
-        "time": col.DatetimeColumn(t("history.col.time"), format="YYYY-MM-DD HH:mm"),
+        "time": t("history.col.time"),  # text in the reader's zone, with its name: "2026-12-07 14:05 KST"
         "kind": t("history.col.kind"), "text": t("history.col.case"), "class": t("history.col.class"),
         "score": col.NumberColumn(t("history.col.score"), format="%.0f"), "risk": t("history.col.risk"),
         "provider": t("history.provider"),
@@ -122,11 +121,12 @@ event = st.dataframe(
     })
 st.caption(t("history.count", n=len(rows), limit=filters.limit))
 
-stamp = date.today().isoformat()
+stamp = viewer_today().isoformat()
+zone = viewer_zone()  # the export's times: ISO 8601 with the reader's offset
 e1, e2, _ = st.columns([1, 1, 3])
-e1.download_button(t("history.export_csv"), to_csv(rows), file_name=f"lesion-history-{stamp}.csv",
+e1.download_button(t("history.export_csv"), to_csv(rows, zone), file_name=f"lesion-history-{stamp}.csv",
                    mime="text/csv", key="hist_csv", on_click="ignore", icon=":material/download:")
-e2.download_button(t("history.export_json"), to_json(rows), file_name=f"lesion-history-{stamp}.json",
+e2.download_button(t("history.export_json"), to_json(rows, zone), file_name=f"lesion-history-{stamp}.json",
                    mime="application/json", key="hist_json", on_click="ignore", icon=":material/download:")
 
 # -- one case --------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ if picked:
             card.render(diagnosis_from_row(row), titles.get(row["provider"], row["provider"] or "?"))
     with right:
         st.subheader(t("history.case"))
-        st.caption(f"{local_time(row['created_at']):%Y-%m-%d %H:%M:%S} · {row['source']} · {row['language']}")
+        st.caption(f"{when(row['created_at'], seconds=True)} · {row['source']} · {row['language']}")
         if row.get("thumbnail"):
             st.image(row["thumbnail"], width=128)
         # The description and the details are what the clinician typed: shown as written.

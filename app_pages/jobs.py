@@ -4,8 +4,6 @@ from ui.auth import ensure_signed_in
 
 ensure_signed_in()
 
-import time
-
 import streamlit as st
 
 from domain.errors import DiagnosisError
@@ -15,6 +13,7 @@ from ui import card, plain
 from ui.auth import session_still_valid, visible_owner
 from ui.i18n import error_text, message_text, t
 from ui.labels import provider_title
+from ui.viewer_time import when as shown_at
 
 engine = get_engine()
 jobs = engine.jobs
@@ -27,8 +26,8 @@ def status_label(status: str) -> str:
 
 
 def when(stamp: float) -> str:
-    """A Unix time as local date and time to the second, for the job table."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+    """A Unix time as the reader's date and time to the second, with her zone, for the job table."""
+    return shown_at(stamp, seconds=True)
 
 
 def visible_job(job_id: str) -> Job | None:

@@ -145,6 +145,15 @@ sign_in_devices = sa.Table(  # devices that signed in before: exempt from the pe
 )
 sa.Index("sign_in_devices_user", sign_in_devices.c.user)
 
+user_preferences = sa.Table(  # what a user chose that follows them to any browser (storage/preferences.py)
+    "user_preferences", metadata,
+    # Lower case, as every query compares names: one key per account on both databases, for accounts and OIDC
+    # alike (an OIDC user has no row in `users`), so no foreign key.
+    sa.Column("user", sa.Text, primary_key=True),
+    sa.Column("language", sa.Text, nullable=False),  # a key of domain.locales.TABLES: 'ko', 'en'
+    sa.Column("updated_at", Seconds, nullable=False),
+)
+
 sessions = sa.Table(
     "sessions", metadata,
     sa.Column("key", sa.Text, primary_key=True),   # SHA-256 of the session id; the id is only in the cookie
@@ -176,4 +185,4 @@ sa.Index("api_tokens_user", api_tokens.c.user)
 # What `cli.py db copy` moves, parents before children (the foreign keys), and the column each is ordered by
 # for its checksum. Sessions and sign-in throttling are not moved: they are short-lived, and a copy signs
 # everyone out rather than carrying live session keys to a new database.
-DURABLE_TABLES = (users, assessments, reviews, jobs, api_tokens)
+DURABLE_TABLES = (users, user_preferences, assessments, reviews, jobs, api_tokens)

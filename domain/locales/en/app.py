@@ -3,6 +3,8 @@ card, and the History page's names for the error of an assessment no provider an
 
 TEXT: dict[str, str] = {
     "app.title": "Skin lesion AI assessment",
+    # The browser tab's title: a page's own name, then the app's.
+    "app.tab_title": "{page} · Skin lesion AI assessment",
     "nav.diagnose": "Assess a lesion",
     "sidebar.language": "Language",
     "sidebar.provider": "AI provider",

@@ -6,6 +6,8 @@ The keys of domain/locales/en/app.py, with the same {placeholders}.
 
 TEXT: dict[str, str] = {
     "app.title": "피부 병변 AI 평가",
+    # The browser tab's title: a page's own name, then the app's.
+    "app.tab_title": "{page} · 피부 병변 AI 평가",
     "nav.diagnose": "병변 평가",
     "sidebar.language": "언어",
     "sidebar.provider": "AI 제공자",
