@@ -5,6 +5,7 @@ import logging
 import streamlit as st
 
 from ui import plain
+from ui.a11y import accessible_styles
 from ui.auth import account_sidebar, require_sign_in
 from ui.i18n import t
 from ui.mobile import thumb_sized_controls
@@ -16,6 +17,7 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 
 st.set_page_config(page_title="Lesion assessment", page_icon=":material/dermatology:", layout="wide")
 thumb_sized_controls()
+accessible_styles()
 init_state()
 language_picker()
 
