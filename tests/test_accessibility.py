@@ -59,12 +59,14 @@ def axe_violations(page) -> list[dict]:
 
 
 def described(violations: list[dict]) -> str:
-    """Each violation as `rule (impact): what it asks` and the selectors of the elements it found, one per line."""
+    """Each violation as `rule (impact): what it asks`, then each element it found: its selector and what is wrong."""
     lines = []
     for v in violations:
         lines.append(f"{v['id']} ({v['impact']}): {v['help']}")
-        lines += [f"    {' > '.join(map(str, node['target']))}: {node.get('failureSummary', '').splitlines()[-1:]}"
-                  for node in v["nodes"][:8]]
+        for node in v["nodes"][:8]:
+            # "Fix any of the following:" and the checks that failed, one a line: the checks, joined.
+            why = [line.strip() for line in node.get("failureSummary", "").splitlines()[1:] if line.strip()]
+            lines.append(f"    {' > '.join(map(str, node['target']))}: {'; '.join(why)[:300]}")
         if len(v["nodes"]) > 8:
             lines.append(f"    … and {len(v['nodes']) - 8} more")
     return "\n".join(lines)
