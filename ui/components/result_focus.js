@@ -1,4 +1,4 @@
-// After an assessment, the keyboard focus goes to the result card's heading (tabindex -1), whose text for a screen
+// After an assessment, the keyboard focus goes to the result card's heading (tabindex -1), whose name for a screen
 // reader names the class, its risk and the flag: the answer is announced without hunting for it. Drawn after the
 // card, so the heading is on the page; the page is not scrolled (a phone's anchor does that, a desktop stays put).
 const HEADING = ".st-key-result_card h3.result-heading";
