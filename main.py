@@ -5,6 +5,7 @@ import logging
 import streamlit as st
 
 from ui import plain
+from ui.a11y import accessible_styles
 from ui.auth import account_sidebar, require_sign_in
 from ui.i18n import lang, t
 from ui.language import keep_in_page, settle_language, tab_title
@@ -18,6 +19,7 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 # The tab's title is each page's own, in the reader's language (set below, once the page is known).
 st.set_page_config(page_icon=":material/dermatology:", layout="wide")
 thumb_sized_controls()
+accessible_styles()
 init_state()
 settle_language()  # once per session: this browser's last choice, else the language it asks for
 language_picker()

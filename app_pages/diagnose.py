@@ -11,6 +11,7 @@ from domain.parser import partial_summary
 from domain.request import SEXES, PatientInfo
 from startup import get_engine, warm_up
 from ui import card, plain
+from ui.a11y import focus_result
 from ui.i18n import error_text, lang, t
 from ui.photo import photo_input, show_photo
 from ui.scroll import result_anchor
@@ -108,6 +109,7 @@ with right:
     elif st.session_state.result is not None:
         result = st.session_state.result
         card.render(result, engine.providers[result.provider].title)
+        focus_result()  # after Assess, a keyboard or screen reader user lands on the card's heading
         if st.button(t("tool.explain"), key="explain", icon=":material/record_voice_over:"):
             try:
                 st.session_state.explained = (result.assessment_id, engine.assist.explain(result, language=lang()))

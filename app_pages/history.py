@@ -149,7 +149,7 @@ if picked:
         st.subheader(t("history.case"))
         st.caption(f"{when(row['created_at'], seconds=True)} · {row['source']} · {row['language']}")
         if row.get("thumbnail"):
-            st.image(row["thumbnail"], width=128)
+            st.image(row["thumbnail"], width=128, alt=t("history.photo_alt"))
         # The description and the details are what the clinician typed: shown as written.
         plain.text(row["text"] or t("history.no_description"))
         for label, value in info_items(row):

@@ -112,4 +112,5 @@ def show_photo(photo: Photo) -> None:
         how = f"{t('photo.via_server_' + photo.reason)} {_shrinking(image)}"
     else:
         how = f"{t('photo.via_server')} {_shrinking(image)}"
-    st.image(image.jpeg, caption=f"{t('photo.shrunk')}: {how}", width="stretch")
+    st.image(image.jpeg, caption=f"{t('photo.shrunk')}: {how}", width="stretch",
+             alt=t("photo.alt"))  # the caption is not the image's alternative text

@@ -50,6 +50,7 @@ TEXT: dict[str, str] = {
     "tool.explained": "For the patient",
     "action.working": "Asking {provider} for an assessment…",
     "photo.shrunk": "Photo as sent",
+    "photo.alt": "The lesion photo, as it will be sent for assessment",
     "photo.via_browser": "shrunk on this device ({before} → {after} sent), checked again on the server",
     "photo.via_server": "shrunk on the server:",
     "photo.via_server_cannot_read": "this browser cannot read this format (HEIC?), so the photo was sent whole and shrunk on the server:",

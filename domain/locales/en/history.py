@@ -35,6 +35,7 @@ TEXT: dict[str, str] = {
     "history.export_json": "Export JSON",
     "history.no_answer": "No answer came",
     "history.case": "Case",
+    "history.photo_alt": "The case's lesion photo (thumbnail)",
     "history.no_description": "(no description)",
     "history.pin_heading": "Pin for demos",
     "history.pin_help": "A pinned case is kept without expiry (retention never deletes it), and in demo mode (DEMO_MODE=true) its stored answer is replayed instead of asking a provider (complete answers only).",

@@ -53,6 +53,7 @@ TEXT: dict[str, str] = {
     "tool.explained": "환자용 설명",
     "action.working": "{provider}에 평가를 요청하는 중…",
     "photo.shrunk": "전송될 사진",
+    "photo.alt": "평가에 보낼 병변 사진",
     "photo.via_browser": "이 기기에서 축소함 ({before} → {after} 전송), 서버에서 다시 확인함",
     "photo.via_server": "서버에서 축소함:",
     "photo.via_server_cannot_read": "이 브라우저가 이 형식(HEIC 등)을 읽지 못해 원본을 보내 서버에서 축소함:",

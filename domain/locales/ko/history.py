@@ -38,6 +38,7 @@ TEXT: dict[str, str] = {
     "history.export_json": "JSON으로 내보내기",
     "history.no_answer": "답변을 받지 못했습니다",
     "history.case": "사례",
+    "history.photo_alt": "이 사례의 병변 사진 (축소판)",
     "history.no_description": "(설명 없음)",
     "history.pin_heading": "데모용 고정",
     "history.pin_help": "고정한 사례는 보관 기간이 지나도 삭제되지 않으며, 데모 모드(DEMO_MODE=true)에서는 AI 제공자에게 묻지 않고 이 답변을 그대로 재생합니다 (완전한 답변만).",
