@@ -194,7 +194,7 @@ def tab(request, chromium, app_url):
     from playwright.sync_api import expect
 
     device, lang = request.param
-    context = chromium.new_context(**DEVICES[device], locale=LOCALES[lang])
+    context = chromium.new_context(**{**DEVICES[device], "locale": LOCALES[lang]})
     page = context.new_page()
     page.goto(app_url + "/")
     expect(page.get_by_test_id("stMain").get_by_role("heading").first).to_be_visible(timeout=30_000)
@@ -244,7 +244,7 @@ def test_the_sign_in_form_has_no_violation(chromium, sign_in_url, device):
     """In Korean, then in English: the language is chosen in the sidebar before signing in."""
     from playwright.sync_api import expect
 
-    context = chromium.new_context(**DEVICES[device], locale=LOCALES["ko"])
+    context = chromium.new_context(**{**DEVICES[device], "locale": LOCALES["ko"]})
     page = context.new_page()
     page.goto(sign_in_url)
     expect(page.locator("input[type=password]")).to_be_visible(timeout=30_000)
@@ -308,7 +308,7 @@ def _assert_ring(page, ring, what: str) -> None:
 def test_after_assess_the_focus_is_on_the_results_heading_and_the_ring_is_seen(chromium, app_url):
     from playwright.sync_api import expect
 
-    context = chromium.new_context(**DEVICES["desktop"], locale="ko-KR")
+    context = chromium.new_context(**{**DEVICES["desktop"], "locale": "ko-KR"})
     page = context.new_page()
     page.goto(app_url + "/")
     box = page.get_by_role("textbox", name=words("ko", "input.text"))
