@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import startup
-from domain.readings import AGREE, DIFFER_RISK, DONE, PENDING, UNAVAILABLE, concordance, Reading
+from domain.readings import AGREE, DIFFER_RISK, DONE, PENDING, UNAVAILABLE, Reading, concordance
 from storage.readings import ArbitrationRefused, Readings
 from testkit.answers import BENIGN, VALID
 from testkit.fake_llm import Reply
