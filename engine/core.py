@@ -84,7 +84,7 @@ class Engine:
         # Double reading needs the case in the history to sit beside.
         self.readings = Readings(store, sealer) if history is not None else None
         self.second = SecondReader(settings, providers=providers, health_of=self._health_of, answerer=self.answerer,
-                                   readings=self.readings, jobs=lambda: self.jobs)
+                                   readings=self.readings, jobs=lambda: self.jobs, observer=observer)
 
     def _health_of(self, name: str) -> ProviderHealth:
         return self.health[name]

@@ -24,6 +24,7 @@ from domain.result import Diagnosis
 from engine.answering import Answerer
 from engine.cache_keys import answer_key
 from engine.health import ProviderHealth
+from engine.recording import AssessmentObserver
 from engine.runtime import Plan
 from providers.base import Provider
 from storage.database import StoreError
@@ -55,15 +56,16 @@ class SecondReader:
 
     def __init__(self, settings: Settings, *, providers: dict[str, Provider], health_of: Callable[[str],
                  ProviderHealth], answerer: Answerer, readings: Readings | None,
-                 jobs: Callable[[], JobRunner]) -> None:
+                 jobs: Callable[[], JobRunner], observer: AssessmentObserver | None = None) -> None:
         """`readings` is None when the history is off (a second reading needs a case to sit beside);
-        `jobs()` is the engine's job runner."""
+        `jobs()` is the engine's job runner; `observer` counts each reading that ends (the metrics)."""
         self.settings = settings
         self.name = second_reader_name(settings, providers) if readings is not None else None
         self.health_of = health_of
         self.answerer = answerer
         self.readings = readings
         self.jobs = jobs
+        self.observer = observer
         # The second reader with a patient attempt timeout: one attempt may take the whole budget (a cold boot),
         # where a first answer's attempt gives up after REQUEST_TIMEOUT. Its own pool, the same health record.
         self.provider: Provider | None = None
@@ -154,6 +156,8 @@ class SecondReader:
             log.warning("second reading: not recorded (the database did not answer)")
             return
         log.info("second reading provider=%s status=%s concordance=%s", reading.provider, reading.status, agreement)
+        if self.observer is not None and agreement is not None:
+            self.observer.reading(reading.provider, agreement)
 
     def _model(self) -> str:
         return self.provider.model if self.provider else ""

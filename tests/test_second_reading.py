@@ -51,6 +51,8 @@ def test_a_planted_disagreement_on_risk_is_differ_risk_and_both_readings_are_kep
     assert engine.readings.concordances([first.assessment_id]) == {first.assessment_id: DIFFER_RISK}
     # The case's own row is the first reading, unchanged.
     assert startup.history().get(first.assessment_id)["label_code"] == 1
+    exposition = engine.observer.exposition().decode()
+    assert 'skinai_second_readings_total{concordance="differ_risk",provider="runpod"} 1.0' in exposition
 
 
 def test_agreement_and_a_repeat_case_asks_no_one(two_readers):
@@ -147,3 +149,23 @@ def test_readings_and_arbitration_on_both_databases(store):
         readings.arbitrate("missing-case", 1, "", by="dr.kim")
     History(store).delete(case)
     assert readings.of(case) is None and readings.arbitration_of(case) is None  # they go with the case
+
+
+def test_double_reading_figures_count_what_was_read_how_late_and_how_often_it_agreed():
+    from qa.double_reading import double_reading_figures
+
+    rows = [{"provider": "runpod", "status": DONE, "concordance": AGREE, "asked_at": 0, "at": 4, "elapsed_ms": 4000,
+             "cached": 0},
+            {"provider": "runpod", "status": DONE, "concordance": DIFFER_RISK, "asked_at": 10, "at": 90,
+             "elapsed_ms": 80000, "cached": 0},
+            {"provider": "runpod", "status": DONE, "concordance": AGREE, "asked_at": 20, "at": 20.1, "elapsed_ms": 5,
+             "cached": 1},
+            {"provider": "runpod", "status": UNAVAILABLE, "concordance": UNAVAILABLE, "asked_at": 30, "at": 330,
+             "elapsed_ms": 300000, "cached": 0},
+            {"provider": "runpod", "status": PENDING, "concordance": PENDING, "asked_at": 40, "at": None,
+             "elapsed_ms": None, "cached": 0}]
+    (f,) = double_reading_figures(rows)
+    assert (f.asked, f.read, f.pending, f.unavailable, f.agree, f.differ_risk) == (5, 3, 1, 1, 2, 1)
+    assert f.share_read == 3 / 4 and f.agreement == 2 / 3
+    assert f.worker_seconds == 384.0  # a cached reading cost no worker time; one over its budget did
+    assert f.delay_p50_s == 4 and 0 < f.agreement_ci95[0] < 2 / 3 < f.agreement_ci95[1] < 1
