@@ -147,6 +147,10 @@ def test_readings_and_arbitration_on_both_databases(store):
         readings.arbitrate(case, 15, "", by="dr.kim")
     with pytest.raises(ArbitrationRefused):
         readings.arbitrate("missing-case", 1, "", by="dr.kim")
+    from storage.history import Filters
+    other = History(store).record({"kind": "text", "language": "ko", "text": "다른 사례", "complete": 1})
+    assert [r["id"] for r in History(store).search(Filters(concordance=DIFFER_RISK))] == [case]
+    assert History(store).search(Filters(concordance=AGREE)) == [] and other
     History(store).delete(case)
     assert readings.of(case) is None and readings.arbitration_of(case) is None  # they go with the case
 
