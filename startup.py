@@ -33,6 +33,7 @@ from storage.jobs import LEASE_SECONDS, JobStore
 from storage.jobs.sql import SqlJobStore
 from storage.metrics import MetricsSink
 from storage.preferences import Preferences
+from storage.readings import Readings
 from storage.reviews import Reviews
 from storage.sessions import SqlSessionStore, sessions_for
 from storage.store import Store
@@ -140,6 +141,11 @@ def history() -> History:
 def reviews() -> Reviews:
     """The QA reviews of the process's store."""
     return Reviews(get_store())
+
+
+def readings() -> Readings | None:
+    """The second readings and arbitrations of the process's store (None when the history is off)."""
+    return get_engine().readings
 
 
 def tokens() -> SqlTokenStore:

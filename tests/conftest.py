@@ -114,6 +114,8 @@ def engine_env(fake_llm, monkeypatch, tmp_path):
         # One provider at a time unless a test turns fallback and hedging on (tests/test_routing.py).
         "PROVIDER_FALLBACKS": "none", "HEDGE_AFTER_SECONDS": "off", "WARM_UP": "false",
         "AUTH_MODE": "off",  # sign-in has its own tests (tests/test_auth.py)
+        # One reading per case: double reading has its own tests (tests/test_second_reading.py).
+        "SECOND_READER": "off",
         # The tests were written RunPod-first (the app's text default is OpenAI, see settings.py).
         "SKIN_DIAGNOSIS_PROVIDER": "runpod",
     }

@@ -42,7 +42,9 @@ PASSWORD = "correct horse battery"
 TOKEN = "api-token-for-the-lab-system"
 THUMBNAIL = bytes(range(256)) * 8  # not UTF-8, every byte value
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(1000)
-COUNTS = {"users": 3, "user_preferences": 1, "assessments": 4, "reviews": 2, "jobs": 2, "api_tokens": 1}
+# The legacy file predates double reading: its tables are made by the migration, empty, and copied as such.
+COUNTS = {"users": 3, "user_preferences": 1, "assessments": 4, "reviews": 2, "jobs": 2, "api_tokens": 1,
+          "second_readings": 0, "arbitrations": 0}
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,7 @@ def test_copy_moves_a_sqlite_clinic_to_postgresql(tmp_path, postgres_url):
     for name, (source_rows, target_rows, source_sum, target_sum, verdict) in lines.items():
         assert int(source_rows) == int(target_rows) == COUNTS[name]
         assert source_sum == target_sum and len(source_sum) == 16 and verdict == "ok"
-    assert "13 rows in 6 tables; every count and checksum matches." in done.stdout
+    assert "13 rows in 8 tables; every count and checksum matches." in done.stdout
     assert "Not copied: sign-in sessions" in done.stdout and "same DATA_ENCRYPTION_KEY" in done.stdout
 
     source, target = Store(path), Store(postgres_url)
