@@ -6,6 +6,7 @@ ensure_signed_in()
 
 import streamlit as st
 
+from domain.readings import CONCORDANCES
 from startup import get_engine
 from storage.database import StoreUnavailable
 from storage.history import NO_FLAG, Filters, diagnosis_from_row, to_csv, to_json
@@ -14,6 +15,7 @@ from ui.auth import is_admin, visible_owner
 from ui.history_view import class_codes, class_label, day_range, info_items, table
 from ui.i18n import error_kind, t
 from ui.labels import provider_titles
+from ui.second_reading import second_reading
 from ui.viewer_time import viewer_today, viewer_zone, when
 
 ANY = ""  # the "all" choice of every filter
@@ -91,9 +93,16 @@ provider = c.selectbox(t("history.provider"), list(provider_names), format_func=
 days = d.date_input(t("history.filter.dates"), value=[], key="hist_dates", format="YYYY-MM-DD",
                     on_change=clear_selection)
 since, until = day_range(days)
+concordance = None
+if engine.second.on or st.session_state.get("hist_concordance"):  # double reading: filter by how the readings compare
+    concordance_names = {ANY: everything, **{c: t(f"history.concordance.{c}") for c in CONCORDANCES}}
+    concordance = st.selectbox(t("history.filter.concordance"), list(concordance_names),
+                               format_func=lambda o: concordance_names[o], key="hist_concordance",
+                               on_change=clear_selection)
 
 filters = Filters(query=query.strip(), label_code=label_code if isinstance(label_code, int) else None,  # ANY: all
-                  risk=risk or None, provider=provider or None, since=since, until=until, user=owner)
+                  risk=risk or None, provider=provider or None, since=since, until=until, user=owner,
+                  concordance=concordance or None)
 rows = history.search(filters)
 
 if not rows:
@@ -145,6 +154,7 @@ if picked:
             plain.alert("error", error_kind(row["error"]), title=t("history.no_answer"), icon=":material/error:")
         else:
             card.render(diagnosis_from_row(row), titles.get(row["provider"], row["provider"] or "?"))
+            second_reading(engine, row["id"], key="history", user=st.session_state.get("user"))
     with right:
         st.subheader(t("history.case"))
         st.caption(f"{when(row['created_at'], seconds=True)} · {row['source']} · {row['language']}")

@@ -13,6 +13,7 @@ from ui import card, plain
 from ui.auth import session_still_valid, visible_owner
 from ui.i18n import error_text, message_text, t
 from ui.labels import provider_title
+from ui.second_reading import second_reading
 from ui.viewer_time import when as shown_at
 
 engine = get_engine()
@@ -88,6 +89,7 @@ def job_board() -> None:
     job = by_id[picked]
     if job.status == DONE and job.result is not None:
         card.render(job.result, provider_title(engine, job.result.provider))
+        second_reading(engine, job.result.assessment_id, key="job", user=st.session_state.get("user"))
     elif job.status in (FAILED, INTERRUPTED) or job.unreadable:
         # Said in this reader's language from the stored message id; a job from before ids were kept has its text.
         error = message_text(job.error_message, job.error) if job.error_message else job.error

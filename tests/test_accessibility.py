@@ -27,6 +27,7 @@ from testkit.app_server import app_env, serve_app
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS, PHONE, settled
 from testkit.fake_llm import FakeLLM
 from testkit.fake_llm.replies import Reply
+from tests.accessibility import assert_no_violation
 from tests.cli_runs import run_cli
 from tests.waiting import wait_until
 
@@ -34,7 +35,6 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
                                  reason="Debian's chromium is not installed (scripts/test.sh installs it)")]
 
-WCAG_A_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 DEVICES: dict[str, dict[str, Any]] = {"desktop": {"viewport": {"width": 1400, "height": 900}}, "phone": PHONE}
 LOCALES = {"ko": "ko-KR", "en": "en-US"}
 PASSWORD = "correct horse battery"
@@ -43,39 +43,6 @@ CASE = {"ko": "코 옆의 진주빛 구진, 6개월간 커짐", "en": "pearly pa
 PAGES = {"diagnose": ("nav.diagnose", "app.title"), "jobs": ("nav.jobs", "jobs.title"),
          "history": ("nav.history", "history.title"), "performance": ("nav.performance", "performance.title"),
          "qa": ("nav.qa", "qa.title")}
-
-
-def axe_violations(page) -> list[dict]:
-    """axe-core's WCAG 2.0/2.1 A and AA violations on `page` as it is now.
-
-    axe-core is put into the document once: Streamlit changes pages without loading a new one, so it stays.
-    """
-    from axe_playwright_python.sync_playwright import Axe
-
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(Axe().axe_script)
-    options = {"runOnly": {"type": "tag", "values": WCAG_A_AA}, "resultTypes": ["violations"]}
-    return page.evaluate("options => window.axe.run(document, options).then(r => r.violations)", options)
-
-
-def described(violations: list[dict]) -> str:
-    """Each violation as `rule (impact): what it asks`, then each element it found: its selector and what is wrong."""
-    lines = []
-    for v in violations:
-        lines.append(f"{v['id']} ({v['impact']}): {v['help']}")
-        for node in v["nodes"][:8]:
-            # "Fix any of the following:" and the checks that failed, one a line: the checks, joined.
-            why = [line.strip() for line in node.get("failureSummary", "").splitlines()[1:] if line.strip()]
-            lines.append(f"    {' > '.join(map(str, node['target']))}: {'; '.join(why)[:300]}")
-        if len(v["nodes"]) > 8:
-            lines.append(f"    … and {len(v['nodes']) - 8} more")
-    return "\n".join(lines)
-
-
-def assert_no_violation(page, where: str) -> None:
-    settled(page)
-    found = axe_violations(page)
-    assert not found, f"{where}: axe-core found {len(found)} WCAG A/AA violation(s):\n{described(found)}"
 
 
 def words(lang: str, key: str, **values) -> str:
