@@ -62,7 +62,9 @@ class Readings:
     def record(self, assessment_id: str, reading: Reading) -> str | None:
         """Write the second reader's `reading` of the case; returns the concordance with the first reading
         (None when the case is no longer in the history: deleted while it was being read)."""
-        with self.store.connect() as conn:
+        # Read, then write, in one transaction that holds the write lock from its start: on SQLite a deferred one
+        # that read first is refused at once ("database is locked", no busy wait) when another write came between.
+        with self.store.connect(serialize="second_reading") as conn:
             first = conn.execute(sa.select(assessments.c.provider, assessments.c.model, assessments.c.label_code,
                                            assessments.c.label_score)
                                  .where(assessments.c.id == assessment_id)).first()

@@ -67,7 +67,8 @@ def page() -> str:
     errors = "".join(f"<tr><td>{status}</td><td><code>{escape(code)}</code></td></tr>"
                      for code, status in sorted(ERROR_CODES.items(), key=lambda item: item[1]))
     schemas = "".join(_fields(name) for name in ("DiagnoseRequest", "ImageForm", "SkinDiagnosisResponse",
-                                                 "JobStatus", "RefineRequest", "RefineResponse", "AnalysisPage"))
+                                                 "Reading", "ArbitrationRequest", "Arbitration", "JobStatus",
+                                                 "RefineRequest", "RefineResponse", "AnalysisPage"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Skin lesion AI assessment API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>
