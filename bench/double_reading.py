@@ -17,7 +17,7 @@ case costs: the readings' own provider time, and RunPod's bill (worker uptime, b
 idle tails included) on versus off; for both runs, the first answer's p50/p95 (target: on
 within 10 % of off).
 
-    .venv/bin/python -m bench.double_reading            # 240 cases each way, scale 0.1 (~8 min)
+    .venv/bin/python -m bench.double_reading            # 240 cases each way, scale 0.1 (~7 min)
     .venv/bin/python -m bench.double_reading --quick    # 60 cases, a quick look
 
 Agreement. The simulator's answers follow the case (`--differ runpod=SHARE` of
