@@ -143,10 +143,11 @@ class SecondReader:
             return reading
         job_id = self.readings.pending_job(case)
         job = self.jobs().get(job_id) if job_id else None
-        if job is not None and job.finished and job.status != DONE:
-            return replace(reading, status=UNAVAILABLE,
-                           reason=job.error_message or Message("reading.interrupted"))
-        return reading
+        if job is None or not job.finished:
+            return reading
+        if job.status == DONE and job.result is not None:  # answered, but its write did not get through: the
+            return Reading.of(job.result, at=job.updated_at)  # job kept the answer
+        return replace(reading, status=UNAVAILABLE, reason=job.error_message or Message("reading.interrupted"))
 
     def _record(self, case: str, reading: Reading) -> None:
         assert self.readings is not None

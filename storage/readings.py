@@ -62,8 +62,9 @@ class Readings:
     def record(self, assessment_id: str, reading: Reading) -> str | None:
         """Write the second reader's `reading` of the case; returns the concordance with the first reading
         (None when the case is no longer in the history: deleted while it was being read)."""
-        # Read, then write, in one transaction that holds the write lock from its start: on SQLite a deferred one
-        # that read first is refused at once ("database is locked", no busy wait) when another write came between.
+        # Read, then write: one step (SQLite: BEGIN IMMEDIATE). A plain transaction that read first fails at once
+        # with "database is locked" when another connection wrote meanwhile (a busy wait does not help then), and
+        # the reading was lost whenever the history was written as it came (the double-reading benchmark).
         with self.store.connect(serialize="second_reading") as conn:
             first = conn.execute(sa.select(assessments.c.provider, assessments.c.model, assessments.c.label_code,
                                            assessments.c.label_score)

@@ -173,3 +173,51 @@ def test_double_reading_figures_count_what_was_read_how_late_and_how_often_it_ag
     assert f.share_read == 3 / 4 and f.agreement == 2 / 3
     assert f.worker_seconds == 384.0  # a cached reading cost no worker time; one over its budget did
     assert f.delay_p50_s == 4 and 0 < f.agreement_ci95[0] < 2 / 3 < f.agreement_ci95[1] < 1
+
+
+def test_a_reading_is_recorded_when_the_history_is_written_between_its_read_and_its_write(tmp_path, monkeypatch):
+    # SQLite: a transaction that has read fails at once ("database is locked") when another connection writes
+    # before it does; the reading must take its write lock first, so the other writer waits instead.
+    import sqlite3
+
+    import storage.readings
+    from domain.answer import ScoredClass
+    from domain.classes import by_code
+    from storage.history import History
+    from storage.store import Store
+
+    store = Store(tmp_path / "app.db")
+    history = History(store)
+    row = {"kind": "text", "language": "ko", "text": "사례", "provider": "openai", "model": "m", "complete": 1,
+           "label_code": 1, "label_score": 78.0}
+    case = history.record(row)
+    readings = Readings(store)
+    readings.ask(case, "runpod", job_id=None)
+    writes = []
+
+    def another_case_recorded_meanwhile(first, second):
+        other = sqlite3.connect(tmp_path / "app.db", timeout=0.05)
+        try:
+            with other:
+                other.execute("UPDATE assessments SET label_score = 80 WHERE id = ?", (case,))
+            writes.append("done")
+        except sqlite3.OperationalError:
+            writes.append("waited")  # the reading holds the write lock: the other writer waits its turn
+        finally:
+            other.close()
+        return concordance(first, second)
+
+    monkeypatch.setattr(storage.readings, "concordance", another_case_recorded_meanwhile)
+    done = Reading("runpod", "derm", DONE, label=ScoredClass(by_code(1), 70), at=1.0)
+    assert readings.record(case, done) == AGREE
+    assert readings.of(case).status == DONE and writes == ["waited"]
+    store.dispose()
+
+
+def test_a_reading_whose_write_was_lost_is_taken_from_its_finished_job(two_readers, monkeypatch):
+    _by_model(two_readers, openai=VALID, runpod=BENIGN)
+    engine = startup.get_engine()
+    monkeypatch.setattr(engine.readings, "record", lambda case, reading: None)  # the database dropped the write
+    first = startup.diagnose(text="발바닥의 검은 반점, 기록 유실")
+    reading = _settled(first.assessment_id)
+    assert reading.status == DONE and reading.label.lesion.code == 7 and reading.provider == "runpod"
