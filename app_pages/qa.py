@@ -93,7 +93,7 @@ def _answer(result: Diagnosis) -> None:
              t("qa.complete") if answer.complete else t("qa.incomplete")]
     st.caption(" · ".join(parts))
     with st.expander(t("result.raw"), expanded=not answer.complete):
-        st.code(result.raw or t("result.raw_empty"), language="xml", wrap_lines=True)
+        plain.block(result.raw or t("result.raw_empty"))
 
 
 def _expected_problem(verdict: str, expected: LesionClass | None, label: LesionClass | None) -> str | None:

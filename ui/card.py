@@ -6,6 +6,7 @@ import streamlit as st
 
 from domain.classes import Risk
 from domain.result import Diagnosis, ScoredClass
+from ui import plain
 from ui.i18n import problems_text, t
 from ui.labels import RISK_COLOUR, lesion_names
 from ui.plain import text as plain_text
@@ -93,4 +94,4 @@ def render(result: Diagnosis, provider_title: str) -> None:
                      else t("result.fresh"))
         st.caption(" · ".join(parts))
         with st.expander(t("result.raw"), expanded=not answer.complete):
-            st.code(result.raw or t("result.raw_empty"), language="xml", wrap_lines=True)
+            plain.block(result.raw or t("result.raw_empty"))  # no highlighter: see ui/plain.py
