@@ -12,7 +12,7 @@ from domain.request import SEXES, PatientInfo
 from startup import get_engine, warm_up
 from ui import card, plain
 from ui.i18n import error_text, lang, t
-from ui.photo import photo_input, show_photo
+from ui.photo import photo_input
 from ui.scroll import result_anchor
 from ui.sidebar import provider_picker
 
@@ -68,8 +68,6 @@ with left:
                      query_params={"job": st.session_state.last_job})
 
 with right:
-    if photo is not None:
-        show_photo(photo)
     result_anchor(starting=bool(assess or rerun))  # on a phone, the findings below come into view
     live = st.empty()
 

@@ -10,6 +10,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 # A bedside phone (an iPhone 12-14 class screen) and the desktop the layout was drawn for.
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 3}
 DESKTOP = {"viewport": {"width": 1400, "height": 1000}}
+LAPTOP = {"viewport": {"width": 1400, "height": 900}}  # a clinic laptop's browser window
 TAP_MIN_PX = 44  # Apple's and WCAG 2.5.5's minimum for a target a thumb must hit
 
 # Everything a thumb taps. A checkbox, radio or toggle is hit through its label (the input itself is hidden); a file
@@ -56,6 +57,12 @@ def in_viewport(locator) -> bool:
     """Whether any part of the element is inside the visible viewport (not only on the page below the fold)."""
     return locator.evaluate("e => { const r = e.getBoundingClientRect();"
                             " return r.bottom > 0 && r.top < window.innerHeight && r.height > 0; }")
+
+
+def fully_in_viewport(locator) -> bool:
+    """Whether the whole element is inside the visible viewport, top to bottom."""
+    return locator.evaluate("e => { const r = e.getBoundingClientRect();"
+                            " return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight; }")
 
 
 # Streamlit keeps the previous run's elements on screen, marked stale, until the new run has drawn over them; a

@@ -18,7 +18,9 @@ from testkit.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     DESKTOP,
+    LAPTOP,
     PHONE,
+    fully_in_viewport,
     in_viewport,
     page_scroll_width,
     settled,
@@ -36,6 +38,7 @@ WIDTH = PHONE["viewport"]["width"]
 SLOW = Reply(VALID, chunk_chars=8, chunk_delay=0.08)  # ~45 chunks: about 3.5 s of visible streaming
 TITLE = "피부 병변 AI 평가"
 STREAMING = "소견 작성 중…"
+SENT = "전송될 사진"  # the line under the picker once the app has accepted the photo
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +127,7 @@ def _start_assessment(page, url: str, photo: Path, text: str) -> float:
 
     _open(page, url)
     page.locator('input[data-testid="photo-picker-input"]').set_input_files(str(photo))  # shrunk on the device
-    expect(page.get_by_test_id("stImage")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text(SENT)).to_be_visible(timeout=20_000)  # the app has it
     page.get_by_role("textbox", name="증상 및 소견").fill(text)
     assess = page.get_by_role("button", name="평가하기")
     assess.scroll_into_view_if_needed()
@@ -174,6 +177,36 @@ def test_on_a_desktop_the_page_does_not_move(app_url, desktop, fake, portrait_ph
     expect(desktop.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
     desktop.wait_for_timeout(500)
     assert _scroll_top(desktop) == before
+
+
+def test_on_a_laptop_the_photo_is_shown_once_and_assess_and_the_headline_stay_in_view(app_url, chromium,
+                                                                                     portrait_photo):
+    from playwright.sync_api import expect
+
+    page = chromium.new_context(**LAPTOP).new_page()
+    _open(page, app_url)
+    page.locator('input[data-testid="photo-picker-input"]').set_input_files(str(portrait_photo))
+    expect(page.get_by_text(SENT)).to_be_visible(timeout=20_000)
+    settled(page)
+    # Once, small: the picker's own preview of the JPEG it sent, and no copy drawn by the page beside it.
+    preview = page.get_by_test_id("photo-picker").locator("img")
+    expect(preview).to_be_visible()
+    assert preview.bounding_box()["height"] <= 160
+    assert page.get_by_test_id("stImage").count() == 0
+    assess = page.get_by_role("button", name="평가하기")
+    assert fully_in_viewport(assess), assess.bounding_box()
+
+    page.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진, 1년간 천천히 커짐")
+    settled(page)
+    assess.click()
+    card = page.locator(".st-key-result_card")
+    headline = card.get_by_role("heading", name="기저세포암 · Basal cell carcinoma")
+    expect(headline).to_be_visible(timeout=30_000)
+    settled(page)
+    # The class, its score and the flag, without scrolling; Assess stays where it was, for the next case.
+    for part in (headline, card.get_by_test_id("stProgress").first, card.get_by_text("악성 병변 가능성").first, assess):
+        assert fully_in_viewport(part), part
+    page.context.close()
 
 
 def test_every_page_fits_a_phone_and_a_thumb(app_url, phone):
