@@ -163,7 +163,7 @@ def test_model_text_on_the_card_and_in_the_helpers_is_plain_text(app_url, browse
     settled(page)
     page.get_by_role("button", name="평가하기").click()
     card = page.locator(".st-key-result_card")
-    expect(card.get_by_test_id("stText").get_by_text("**bold**", exact=False)).to_be_visible(timeout=30_000)  # the findings
+    expect(card.get_by_test_id("stText").get_by_text("**bold**", exact=False)).to_be_visible(timeout=30_000)
     _no_links_or_images_in(card)
     assert card.get_by_test_id("stText").inner_text() == HOSTILE  # exactly the model's characters
 
