@@ -65,6 +65,25 @@ def fully_in_viewport(locator) -> bool:
                             " return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight; }")
 
 
+_CUT_OFF = """e => {
+  const cut = [];
+  for (const x of [e, ...e.querySelectorAll('*')]) {
+    const r = x.getBoundingClientRect(), s = getComputedStyle(x);
+    if (!r.width || s.visibility === 'hidden' || !x.textContent.trim()) continue;
+    const clipped = s.overflowX !== 'visible' || s.textOverflow === 'ellipsis';
+    if ((clipped && x.scrollWidth > x.clientWidth + 1) || r.right > window.innerWidth + 1 || r.left < -1)
+      cut.push(`${x.tagName.toLowerCase()}[${x.getAttribute('data-testid') || ''}] `
+               + `"${x.textContent.trim().slice(0, 40)}" ${x.scrollWidth}>${x.clientWidth} right ${r.right.toFixed(0)}`);
+  }
+  return cut;
+}"""
+
+
+def cut_off(locator) -> list[str]:
+    """The element's text that does not show whole: clipped or ellipsised inside it, or past the window's edge."""
+    return locator.evaluate(_CUT_OFF)
+
+
 # Streamlit keeps the previous run's elements on screen, marked stale, until the new run has drawn over them; a
 # click in between can find two copies of one button.
 _SETTLED = """() => !document.querySelector('[data-testid=stStatusWidget]')

@@ -20,6 +20,7 @@ from testkit.browser import (
     DESKTOP,
     LAPTOP,
     PHONE,
+    cut_off,
     fully_in_viewport,
     in_viewport,
     page_scroll_width,
@@ -243,6 +244,55 @@ def test_every_page_fits_a_phone_and_a_thumb(app_url, phone):
     expect(phone.get_by_test_id("stSidebar")).to_be_visible()
     phone.wait_for_timeout(500)  # the sidebar slides in
     _assert_thumb_friendly(phone, "the sidebar")
+
+
+def test_one_camera_control_on_a_phone_and_on_a_desk(app_url, phone, desktop):
+    from playwright.sync_api import expect
+
+    # A phone has the picker's rear-camera button (its own camera app); a desk computer the in-page camera's toggle.
+    for page, picker_camera in ((phone, True), (desktop, False)):
+        _open(page, app_url)
+        camera = page.locator('label:has(input[data-testid="photo-picker-camera"])')
+        toggle = page.locator(".st-key-use_camera")
+        expect(camera if picker_camera else toggle).to_be_visible()
+        expect(toggle if picker_camera else camera).to_be_hidden()
+
+
+def test_the_provider_choice_shows_whole_in_the_sidebar(app_url, desktop):
+    _open(desktop, app_url)
+    sidebar = desktop.get_by_test_id("stSidebar")
+    for language in ("English", "한국어"):
+        sidebar.get_by_text(language, exact=True).click()
+        settled(desktop)
+        assert cut_off(sidebar.get_by_test_id("stSelectbox")) == [], language
+
+
+def test_on_a_phone_the_delete_confirmation_shows_whole(app_url, phone):
+    from playwright.sync_api import expect
+
+    _open(phone, app_url)
+    phone.get_by_role("textbox", name="증상 및 소견").fill("등의 갈색 반점, 최근 모양이 변함")
+    settled(phone)
+    phone.get_by_role("button", name="평가하기").click()
+    expect(phone.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
+    for language in ("한국어", "English"):
+        _open(phone, app_url + "history")
+        if language == "English":
+            phone.get_by_test_id("stExpandSidebarButton").click()
+            phone.get_by_test_id("stSidebar").get_by_text(language, exact=True).click()
+            settled(phone)
+            phone.get_by_test_id("stSidebarCollapseButton").locator("button").click()
+            expect(phone.get_by_role("heading", name="Assessment history")).to_be_visible()
+            expect(phone.get_by_test_id("stSidebar")).not_to_be_in_viewport()
+            settled(phone)
+        # The first row's selection box (the grid is a canvas: a position in it, once it stands still).
+        phone.get_by_test_id("stDataFrame").click(position={"x": 17, "y": 52})
+        settled(phone)
+        for part in (phone.locator(".st-key-hist_confirm_delete"), phone.locator(".st-key-hist_delete")):
+            expect(part, language).to_be_visible(timeout=20_000)
+            part.scroll_into_view_if_needed()
+            assert cut_off(part) == [], language
+        assert page_scroll_width(phone) <= WIDTH
 
 
 def test_the_sign_in_form_fits_a_phone(fake, chromium, tmp_path):

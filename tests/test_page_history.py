@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -74,6 +75,16 @@ def test_table_lists_every_assessment(cases):
     assert table["error"][0] == "API 키가 거부됨" and table["score"][3] == 78  # ProviderAuthError, in Korean
     assert "photo" not in table  # no thumbnails unless HISTORY_KEEP_IMAGES
     assert "365일" in _texts(at)  # the retention setting is stated
+
+
+def test_on_a_phone_the_class_score_and_flag_need_no_sideways_scrolling(cases):
+    # A 390 px phone leaves 358 px for the table; the selection box takes ~34. Class, score and flag come first, in
+    # columns narrow enough to share the rest (checked here, where Streamlit says the widths: the grid is a canvas).
+    at = history_page()
+    table = at.dataframe(key="hist_table")
+    assert list(table.value.columns[:3]) == ["class", "score", "risk"]
+    widths = {name: config.get("width") for name, config in json.loads(table.proto.columns).items()}
+    assert 34 + widths["class"] + widths["score"] + widths["risk"] <= 358, widths
 
 
 def test_search_and_each_filter_narrow_the_table(cases):

@@ -74,6 +74,10 @@ def photo_input(engine: Engine, key_prefix: str = "photo") -> tuple[Photo | None
     # "use_camera" predates the prefix: the diagnose page's tests and browser test find the toggle by it.
     camera_toggle = "use_camera" if key_prefix == "photo" else f"{key_prefix}_use_camera"
     shot = None
+    # One camera control: a phone or tablet has the picker's rear-camera button (its native camera app, full
+    # resolution, shrunk on the device), so the toggle for the in-page camera is for a desk computer only; the
+    # picker hides its button exactly where this shows (photo_picker.css). `st.html` with only a style adds no gap.
+    st.html(f"<style>@media not (pointer: fine) {{ .st-key-{camera_toggle} {{ display: none; }} }}</style>")
     if st.toggle(t("input.use_camera"), key=camera_toggle):
         shot = st.camera_input(t("input.camera"), key=f"{key_prefix}_camera")
     with st.expander(t("photo.other_ways"), icon=":material/upload_file:"):

@@ -41,7 +41,8 @@ TEXT: dict[str, str] = {
     "history.unpin": "Unpin",
     "history.pin": "Pin for demo",
     "history.delete_heading": "Delete",
-    "history.delete_confirm": "Permanently delete this case's record, its reviews and its cached answer.",
+    "history.delete_what": "Permanently deletes this case's record, its reviews and its cached answer.",
+    "history.delete_confirm": "Yes, delete it",
     "history.delete_button": "Delete everything about this case",
     # ui/history_view.py
     "history.route.cached": "cached",
@@ -64,6 +65,7 @@ TEXT: dict[str, str] = {
     "jobs.col.status": "Status",
     "jobs.col.kind": "Kind",
     "jobs.col.case": "Case",
+    "jobs.col.user": "User",
     "jobs.col.provider": "Provider",
     "jobs.col.id": "ID",
     "jobs.col.elapsed": "Elapsed",

@@ -44,7 +44,8 @@ TEXT: dict[str, str] = {
     "history.unpin": "고정 해제",
     "history.pin": "데모용으로 고정",
     "history.delete_heading": "삭제",
-    "history.delete_confirm": "이 사례의 기록, 검토와 캐시된 답변을 영구히 삭제합니다.",
+    "history.delete_what": "이 사례의 기록, 검토와 캐시된 답변을 영구히 삭제합니다.",
+    "history.delete_confirm": "삭제에 동의합니다",
     "history.delete_button": "이 사례에 관한 모든 것 삭제",
     # ui/history_view.py
     "history.route.cached": "캐시",
@@ -65,6 +66,7 @@ TEXT: dict[str, str] = {
     "jobs.empty": "아직 작업이 없습니다. 평가 화면에서 '백그라운드로 실행'을 누르세요.",
     "jobs.col.submitted": "시각",
     "jobs.col.status": "상태",
+    "jobs.col.user": "사용자",
     "jobs.col.kind": "종류",
     "jobs.col.case": "내용",
     "jobs.col.provider": "제공자",
