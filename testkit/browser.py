@@ -73,7 +73,7 @@ _CUT_OFF = """e => {
     const clipped = s.overflowX !== 'visible' || s.textOverflow === 'ellipsis';
     if ((clipped && x.scrollWidth > x.clientWidth + 1) || r.right > window.innerWidth + 1 || r.left < -1)
       cut.push(`${x.tagName.toLowerCase()}[${x.getAttribute('data-testid') || ''}] `
-               + `"${x.textContent.trim().slice(0, 40)}" ${x.scrollWidth}>${x.clientWidth} right ${r.right.toFixed(0)}`);
+               + `"${x.textContent.trim().slice(0, 40)}" ${x.scrollWidth}>${x.clientWidth} right ${r.right | 0}`);
   }
   return cut;
 }"""
