@@ -49,7 +49,10 @@ def no_providers(monkeypatch, tmp_path):
 
 
 def test_starts_without_any_key_and_says_what_to_set(no_providers):
-    at = _app()
+    # An administrator is told which variables to set; a clinician, in plain words, whom to ask.
+    at = AppTest.from_file(APP, default_timeout=20)
+    at.session_state["is_admin"] = True
+    at.run()
     assert not at.exception
     text = _texts(at)
     for variable in ("RUNPOD_API_KEY", "OPENAI_API_KEY", "LOCAL_BASE_URL"):
@@ -59,6 +62,9 @@ def test_starts_without_any_key_and_says_what_to_set(no_providers):
     assert not at.exception
     assert "설정되지 않았습니다" in alerts(at, "error")[0]  # "… is not configured", on the Korean page
     assert at.text_area(key="symptoms").value == "작은 갈색 구진"
+    clinician = _app()
+    assert not any(variable in _texts(clinician) for variable in ("RUNPOD_API_KEY", ".env"))
+    assert "관리자에게 문의" in _texts(clinician)
 
 
 def test_text_assessment_shows_the_card_with_flag_and_footer(engine_env, fake_llm):
@@ -121,7 +127,8 @@ def test_provider_error_keeps_inputs_and_rerun_works(engine_env, fake_llm):
     at = _assess(at)
     assert not at.exception
     message = alerts(at, "error")[0]
-    assert "RUNPOD_API_KEY" in message and "rpa-test" not in message
+    # A clinician is told whom to tell, not which variable (an administrator's page names RUNPOD_API_KEY).
+    assert "관리자에게 알리세요" in message and "RUNPOD_API_KEY" not in message and "rpa-test" not in message
     assert at.text_area(key="symptoms").value == "itchy papule"
     assert at.text_input(key="body_site").value == "left forearm"
     at = _assess(at)

@@ -12,6 +12,8 @@ TEXT: dict[str, str] = {
     "sidebar.ready": "ready · {model}",
     "sidebar.none": "No AI provider is configured. Set the variables below in `.env` and restart the app.",
     "sidebar.setup": "set {variables} in .env",
+    "sidebar.none.plain": "No AI provider is set up yet: ask your administrator.",
+    "sidebar.setup.plain": "not set up (ask your administrator)",
     "sidebar.no_photos": "no photos",
     "input.photo": "Lesion photo (JPEG, PNG, WebP, HEIC)",
     "input.use_camera": "Take a photo with the camera",

@@ -15,6 +15,7 @@ TEXT: dict[str, str] = {
     "performance.providers": "Providers",
     "performance.all_providers": "All providers",
     "performance.history_off": "The history is off (HISTORY_ENABLED=false): new assessments do not appear here.",
+    "performance.history_off.plain": "The history is switched off: new assessments do not appear here.",
     "performance.empty": "No assessments were recorded in this period. Once lesions are assessed, their times and success rates appear here.",
     "performance.seconds": "{s:.1f} s",
     "performance.minutes": "{n:g} min",

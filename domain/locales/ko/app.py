@@ -15,6 +15,8 @@ TEXT: dict[str, str] = {
     "sidebar.ready": "준비됨 · {model}",
     "sidebar.none": "설정된 AI 제공자가 없습니다. `.env`에 아래 변수를 설정하고 앱을 다시 시작하세요.",
     "sidebar.setup": "`.env`에 {variables} 설정 필요",
+    "sidebar.none.plain": "아직 설정된 AI 제공자가 없습니다. 관리자에게 문의하세요.",
+    "sidebar.setup.plain": "설정되지 않음 (관리자에게 문의)",
     "sidebar.no_photos": "사진 불가",
     "input.photo": "병변 사진 (JPEG, PNG, WebP, HEIC)",
     "input.use_camera": "카메라로 촬영",

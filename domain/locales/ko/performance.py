@@ -18,6 +18,7 @@ TEXT: dict[str, str] = {
     "performance.providers": "제공자",
     "performance.all_providers": "모든 제공자",
     "performance.history_off": "기록이 꺼져 있습니다(HISTORY_ENABLED=false): 새 평가는 여기에 나타나지 않습니다.",
+    "performance.history_off.plain": "기록이 꺼져 있어 새 평가가 여기에 나타나지 않습니다.",
     "performance.empty": "이 기간에 기록된 평가가 없습니다. 평가를 하면 여기에 시간과 성공률이 나타납니다.",
     "performance.seconds": "{s:.1f}초",
     "performance.minutes": "{n:g}분",
