@@ -91,7 +91,8 @@ if background:
         st.session_state.error = exc
 elif assess or rerun:
     asked = engine.providers.get(request.provider or engine.default_provider(request.kind))
-    with right, st.spinner(t("action.working", provider=asked.title if asked else "AI"), show_time=True):
+    # No show_time: Streamlit says the time in English only ("(0.4 seconds)"); the card gives it afterwards.
+    with right, st.spinner(t("action.working", provider=asked.title if asked else "AI")):
         try:
             st.session_state.result = engine.diagnose(
                 request, on_progress=lambda raw: card.render_findings_stream(live, partial_summary(raw)))

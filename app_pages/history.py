@@ -132,7 +132,7 @@ event = st.dataframe(
         "risk": col.TextColumn(t("history.col.risk"), width=84),
         "provider": t("history.provider"),
         "latency": col.NumberColumn(t("history.col.latency"), format="%.1f"),
-        "flags": t("history.col.route"), "pinned": col.CheckboxColumn(t("history.col.pinned")),
+        "flags": t("history.col.route"), "pinned": t("history.col.pinned"),
         "error": t("history.col.error"),
     })
 st.caption(t("history.count", n=len(rows), limit=filters.limit))

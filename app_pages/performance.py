@@ -135,7 +135,8 @@ targets = pd.DataFrame([{"kind": KIND_NAMES[k], "target": ms / 1000,
                         for k, ms in metrics.TARGET_MS.items()])
 colour = alt.Color("kind:N", title=t("performance.col.input"), scale=alt.Scale(domain=list(KIND_NAMES.values())))
 line = alt.Chart(points).mark_line(point=True).encode(
-    x=alt.X("time:T", title=t("performance.chart.time")),
+    # 24-hour numbers: the default ("09 AM", "Dec 07") is English whatever the page's language.
+    x=alt.X("time:T", title=t("performance.chart.time"), axis=alt.Axis(format="%m-%d %H:%M", labelOverlap=True)),
     y=alt.Y("p95:Q", title=t("performance.chart.p95")),
     color=colour,
     tooltip=[alt.Tooltip("time:T", title=t("performance.chart.time"), format="%Y-%m-%d %H:%M"),
@@ -145,5 +146,8 @@ line = alt.Chart(points).mark_line(point=True).encode(
 rules = alt.Chart(targets).mark_rule(strokeDash=[6, 4]).encode(y="target:Q", color=colour)
 labels = alt.Chart(targets).mark_text(align="left", baseline="bottom", dx=4, dy=-2).encode(
     x=alt.value(0), y="target:Q", text="label:N", color=colour)
-st.altair_chart(alt.layer(line, rules, labels), key="perf_chart")
+# Vega describes every mark to a screen reader in English ("X-axis titled … for a time scale …"): the chart is
+# described once, in the page's language, and the table above holds its numbers.
+chart = alt.layer(line, rules, labels).properties(description=t("performance.chart.description")).configure(aria=False)
+st.altair_chart(chart, key="perf_chart")
 st.caption(t("performance.over_time_caption", bucket=_duration(report.bucket_seconds)))

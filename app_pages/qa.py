@@ -40,7 +40,7 @@ def _run(engine: Engine, text: str, image, chosen: list[str], fresh: bool) -> No
     request = engine.make_request(text, image, use_cache=not fresh, language=lang())
     # The case id is made here, not inside compare(), so the page knows which case it shows.
     request = replace(request, user=st.session_state.get("user"), qa_case=new_id())
-    with st.spinner(t("qa.asking", n=len(chosen)), show_time=True):
+    with st.spinner(t("qa.asking", n=len(chosen))):  # no show_time: Streamlit says it in English only
         results = compare(engine, request, chosen)
     st.session_state[RESULTS] = {"case": request.qa_case, "results": results}
 

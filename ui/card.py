@@ -11,6 +11,11 @@ from ui.i18n import problems_text, t
 from ui.labels import RISK_COLOUR, lesion_names
 from ui.plain import text as plain_text
 
+# Korean breaks lines between words, not inside them ("기저세포암" never split as "기저세포" / "암"); a word longer
+# than the line still wraps. A style-only `st.html` is drawn off the page flow.
+_KOREAN_WRAP = ('<style>[data-testid="stText"], .plain-text { word-break: keep-all; overflow-wrap: anywhere; }'
+                '</style>')
+
 
 def class_name(item: ScoredClass) -> str:
     """The class name in the UI language first, the other one after it."""
@@ -40,6 +45,7 @@ def _flag_banner(result: Diagnosis) -> None:
 def render_findings_stream(placeholder, summary: str) -> None:
     """Draw the findings as they stream in, before the card is complete."""
     with placeholder.container(border=True):
+        st.html(_KOREAN_WRAP)
         st.caption(t("result.streaming"))
         plain_text(summary or "…")
 
@@ -48,6 +54,7 @@ def render(result: Diagnosis, provider_title: str) -> None:
     """Draw the whole card for `result`."""
     answer = result.answer
     with st.container(border=True, key="result_card"):
+        st.html(_KOREAN_WRAP)
         st.subheader(t("result.title"))
         if not answer.complete:
             st.warning(t("result.incomplete", problems=problems_text(answer)), icon=":material/error:")

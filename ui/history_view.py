@@ -94,7 +94,8 @@ def table(rows: list[dict], provider_titles: Mapping[str, str]) -> pd.DataFrame:
         "provider": [provider_titles.get(r["provider"], r["provider"] or "") for r in rows],
         "latency": [None if r["latency_ms"] is None else round(r["latency_ms"] / 1000, 2) for r in rows],
         "flags": [flags(r) for r in rows],
-        "pinned": [bool(r["pinned"]) for r in rows],
+        # A word, not a checkbox column: the grid reads a checkbox out as "true"/"false", in English.
+        "pinned": [t("history.pinned_mark") if r["pinned"] else "" for r in rows],
         "error": [error_kind(r["error"]) if r["error"] else "" for r in rows],
     })
     if any(r.get("thumbnail") for r in rows):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -81,8 +82,9 @@ def photo_input(engine: Engine, key_prefix: str = "photo") -> tuple[Photo | None
     if st.toggle(t("input.use_camera"), key=camera_toggle):
         shot = st.camera_input(t("input.camera"), key=f"{key_prefix}_camera")
     with st.expander(t("photo.other_ways"), icon=":material/upload_file:"):
+        # The uploader states the app's own limit (IMAGE_MAX_UPLOAD_MB), not the server's (.streamlit/config.toml).
         uploaded = st.file_uploader(t("input.photo"), type=PHOTO_TYPES, key=f"{key_prefix}_upload",
-                                    help=t("photo.other_ways_help"))
+                                    help=t("photo.other_ways_help"), max_upload_size=math.ceil(s.image_max_upload_mb))
 
     slot: _Slot | None = st.session_state.get(key_prefix)
     seen: dict[str, str] = st.session_state.setdefault(f"{key_prefix}_seen", {})

@@ -22,6 +22,7 @@ TEXT: dict[str, str] = {
     "input.text_help": "A photo, a description, or both: either is enough.",
     "input.text_placeholder": "e.g. 5 mm pearly papule beside the nose, slowly growing for 6 months, bleeds at times",
     "input.info": "Additional information (optional)",
+    "input.info_mark": "[Additional information]",
     "input.age": "Age",
     "input.sex": "Sex",
     "input.site": "Body site",

@@ -30,6 +30,7 @@ TEXT: dict[str, str] = {
     "history.col.score": "Score",
     "history.col.latency": "Latency (s)",
     "history.col.route": "Route",
+    "history.pinned_mark": "pinned",
     "history.col.pinned": "Pinned",
     "history.col.error": "Error",
     "history.count": "{n} assessments (newest first, at most {limit}). Select a row to open its card.",

@@ -55,5 +55,6 @@ TEXT: dict[str, str] = {
     "performance.target_line": "{kind} target {t:g} s",
     "performance.chart.time": "Time",
     "performance.chart.p95": "p95 (s)",
+    "performance.chart.description": "Chart: the slowest 5 % of answer times (p95) over time, by input, against each input's target.",
     "performance.over_time_caption": "p95 per {bucket}; the dashed lines are the targets.",
 }

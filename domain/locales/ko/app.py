@@ -25,6 +25,7 @@ TEXT: dict[str, str] = {
     "input.text_help": "사진만, 설명만, 또는 둘 다 입력할 수 있습니다.",
     "input.text_placeholder": "예: 코 옆 5mm 크기의 진주빛 구진, 6개월간 서서히 커짐, 가끔 출혈",
     "input.info": "추가 정보 (선택)",
+    "input.info_mark": "[추가 정보]",
     "input.age": "나이",
     "input.sex": "성별",
     "input.site": "부위",

@@ -33,6 +33,7 @@ TEXT: dict[str, str] = {
     "history.col.score": "점수",
     "history.col.latency": "소요 (초)",
     "history.col.route": "경로",
+    "history.pinned_mark": "고정",
     "history.col.pinned": "고정",
     "history.col.error": "오류",
     "history.count": "{n}건 (최신순, 최대 {limit}건). 행을 선택하면 결과 카드가 열립니다.",

@@ -57,6 +57,7 @@ TEXT: dict[str, str] = {
     "performance.over_time": "p95 응답 시간 추이",
     "performance.target_line": "{kind} 목표 {t:g}초",
     "performance.chart.time": "시각",
+    "performance.chart.description": "차트: 시간에 따른 입력별 답변 시간 상위 5 %(p95)와 각 입력의 목표 시간.",
     "performance.chart.p95": "p95 (초)",
     "performance.over_time_caption": "{bucket} 단위 p95, 점선은 목표 시간입니다.",
 }
