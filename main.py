@@ -10,6 +10,7 @@ from ui.i18n import t
 from ui.mobile import thumb_sized_controls
 from ui.sidebar import language_picker
 from ui.state import init_state
+from ui.streamlit_words import streamlit_words
 from utils.settings import SettingsError, get_settings
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -18,6 +19,7 @@ st.set_page_config(page_title="Lesion assessment", page_icon=":material/dermatol
 thumb_sized_controls()
 init_state()
 language_picker()
+streamlit_words()  # Streamlit's own English (its hints, placeholders, aria-labels) in the reader's language
 
 try:
     get_settings()
