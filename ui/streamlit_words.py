@@ -2,8 +2,9 @@
 writes in English whatever the page's language, and no API sets ("Press Enter to submit form", the file
 uploader's "Upload" and "25MB per file", a help icon's "Help for …", "Show password", "Collapse sidebar" …).
 
-A zero-height component (ui/components/streamlit_words.js and .css, served by the app) drawn once per run by
-`main.py`, before the sign-in gate. Its data is the language's table of Streamlit's strings (domain/locales/*/
+A script (ui/components/streamlit_words.js) drawn once per run by `main.py`, before the sign-in gate, through
+`st.html`, which needs no component runtime (a component would add ~40 KB to the sign-in page); its container is
+hidden, so it leaves no gap. Its data is the language's table of Streamlit's strings (domain/locales/*/
 streamlit.py: the English key text is Streamlit's, the other language's is what to say instead); its script
 rewrites them as Streamlit draws them (a MutationObserver), puts Streamlit's English back when the reader switches
 to English, and marks a Material icon beside words as decoration rather than reading out its name.
@@ -11,6 +12,7 @@ to English, and marks a Material icon beside words as decoration rather than rea
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import streamlit as st
@@ -19,15 +21,11 @@ from domain.locales import SOURCE, TABLES
 from ui.i18n import lang
 
 ASSETS = Path(__file__).parent / "components"
-KEY = "streamlit_words"  # the element's class is .st-key-streamlit_words (the CSS relies on it)
 PREFIX = "streamlit."
-
-_words = st.components.v2.component(
-    "streamlit_words",
-    js=(ASSETS / "streamlit_words.js").read_text(encoding="utf-8"),
-    css=(ASSETS / "streamlit_words.css").read_text(encoding="utf-8"),
-    isolate_styles=False,  # the CSS styles the element's own container, outside any shadow root
-)
+_SCRIPT = (ASSETS / "streamlit_words.js").read_text(encoding="utf-8")
+ID = "lesion-streamlit-words"
+# The element holds nothing to see: its container is not shown, so it leaves no gap in the page (the script has run).
+_HIDDEN = f'[data-testid="stElementContainer"]:has(#{ID}) {{ display: none; }}'
 
 
 def rules(language: str) -> list[tuple[str, str]]:
@@ -39,5 +37,7 @@ def rules(language: str) -> list[tuple[str, str]]:
 
 
 def streamlit_words() -> None:
-    """Draw the component for this run's language (call once per run, before anything that may stop the run)."""
-    _words(key=KEY, data={"rules": rules(lang())})
+    """Draw the script for this run's language (call once per run, before anything that may stop the run)."""
+    said = json.dumps(rules(lang()), ensure_ascii=False).replace("</", "<\\/")  # the tables' own words only
+    st.html(f"<style>{_HIDDEN}</style><script id=\"{ID}\">{_SCRIPT}\nwindow.lesionStreamlitWords({said});</script>",
+            unsafe_allow_javascript=True)

@@ -1,7 +1,10 @@
 // Streamlit's own words in the reader's language: its texts, placeholders, aria-labels and tooltips, which no API sets.
-// `data.rules` holds [English template, the reader's template] pairs from the language tables ({name} = any text);
-// English has none. Only Streamlit's own strings are rewritten: attributes anywhere (a person's or a model's words
+// A plain script (ui/streamlit_words.py runs it through st.html, so the page loads no component runtime): it defines
+// window.lesionStreamlitWords(rules) once; `rules` holds [English template, the reader's template] pairs from the
+// language tables ({name} = any text), none for English. Only Streamlit's own strings are rewritten: attributes anywhere (a person's or a model's words
 // never become an aria-label in English on a Korean page), texts only inside Streamlit's widget chrome.
+(() => {
+if (window.lesionStreamlitWords) return;
 const ATTRIBUTES = ["aria-label", "placeholder", "title"];
 const CHROME = [
   '[data-testid="stSkipToContent"]', '[data-testid="InputInstructions"]', '[data-testid="stFileUploaderDropzone"]',
@@ -91,10 +94,14 @@ function restore() {
   originals.clear();
 }
 
-export default function ({ data }) {
+let current = null;
+window.lesionStreamlitWords = (pairs) => {
+  const wanted = JSON.stringify(pairs || []);
+  if (wanted === current) return;  // every script run draws it again: only a new language changes anything
+  current = wanted;
   restore();  // a language switch: Streamlit does not redraw what it thinks is unchanged
-  rules = compile((data && data.rules) || []);
-  if (!rules.length) return undefined;
+  rules = compile(pairs || []);
+  if (!rules.length) return;
   if (!observer) {
     observer = new MutationObserver((changes) => {
       for (const change of changes) {
@@ -107,5 +114,5 @@ export default function ({ data }) {
                                       attributes: true, attributeFilter: ATTRIBUTES });
   }
   visit(document.body);
-  return undefined;
-}
+};
+})();
