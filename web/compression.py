@@ -9,7 +9,8 @@ The bundles are content-hashed and immutable, so each body is compressed once an
 changed file is a new entry; the least recently used are dropped past `BUDGET_BYTES`). With brotli, the first
 request for a body gets a quick compression (quality 5: ~10 ms a megabyte) while the best (quality 11: about a
 second a megabyte, a sixth smaller) is made on one background thread; a request that comes while it is being made
-waits for it, every later one is served it from memory. Without brotli (or a browser that does not accept it), gzip at level 9.
+waits for it, every later one is served it from memory. Without brotli (or a browser that does not accept it),
+gzip at level 9.
 
 Only successful, whole, uncompressed responses of a compressible type are touched; a range request, a HEAD, a font
 or an image, and every other path (Streamlit compresses those itself) pass through as they are.
