@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from domain.locales import TABLES
 from domain.request import DiagnosisRequest, PatientInfo
 from domain.result import Diagnosis
 from engine.health import ProviderHealth
@@ -31,6 +32,8 @@ from storage.history import History
 from storage.jobs import LEASE_SECONDS, JobStore
 from storage.jobs.sql import SqlJobStore
 from storage.metrics import MetricsSink
+from storage.preferences import Preferences
+from storage.readings import Readings
 from storage.reviews import Reviews
 from storage.sessions import SqlSessionStore, sessions_for
 from storage.store import Store
@@ -140,6 +143,11 @@ def reviews() -> Reviews:
     return Reviews(get_store())
 
 
+def readings() -> Readings | None:
+    """The second readings and arbitrations of the process's store (None when the history is off)."""
+    return get_engine().readings
+
+
 def tokens() -> SqlTokenStore:
     """The API tokens of the process's store."""
     return SqlTokenStore(get_store())
@@ -153,6 +161,11 @@ def accounts() -> Accounts:
 def devices() -> KnownDevices:
     """The devices that signed in before (exempt from an account's sign-in wait), of the process's store."""
     return KnownDevices(get_store())
+
+
+def preferences() -> Preferences:
+    """What each user chose that follows them from browser to browser (the language), of the process's store."""
+    return Preferences(get_store(), languages=TABLES)
 
 
 def metrics_feed() -> MetricsFeed | None:

@@ -11,9 +11,11 @@ from domain.parser import partial_summary
 from domain.request import SEXES, PatientInfo
 from startup import get_engine, warm_up
 from ui import card, plain
+from ui.a11y import focus_result
 from ui.i18n import error_text, lang, t
 from ui.photo import photo_input
 from ui.scroll import result_anchor
+from ui.second_reading import second_reading
 from ui.sidebar import provider_picker
 
 engine = get_engine()
@@ -107,6 +109,8 @@ with right:
     elif st.session_state.result is not None:
         result = st.session_state.result
         card.render(result, engine.providers[result.provider].title)
+        focus_result()  # after Assess, a keyboard or screen reader user lands on the card's heading
+        second_reading(engine, result.assessment_id, key="assess", user=st.session_state.get("user"))
         if st.button(t("tool.explain"), key="explain", icon=":material/record_voice_over:"):
             try:
                 st.session_state.explained = (result.assessment_id, engine.assist.explain(result, language=lang()))

@@ -4,18 +4,19 @@ from ui.auth import ensure_signed_in
 
 ensure_signed_in()
 
-from datetime import date
-
 import streamlit as st
 
+from domain.readings import CONCORDANCES
 from startup import get_engine
 from storage.database import StoreUnavailable
 from storage.history import NO_FLAG, Filters, diagnosis_from_row, to_csv, to_json
 from ui import card, plain
 from ui.auth import is_admin, visible_owner
-from ui.history_view import class_codes, class_label, day_range, info_items, local_time, table
+from ui.history_view import class_codes, class_label, day_range, info_items, table
 from ui.i18n import error_kind, t
 from ui.labels import provider_titles
+from ui.second_reading import second_reading
+from ui.viewer_time import viewer_today, viewer_zone, when
 
 ANY = ""  # the "all" choice of every filter
 NO_SELECTION: dict[str, dict[str, list]] = {"selection": {"rows": [], "columns": [], "cells": []}}
@@ -103,9 +104,15 @@ provider = c.selectbox(t("history.provider"), list(provider_names), format_func=
                        key="hist_provider")
 days = d.date_input(t("history.filter.dates"), value=[], key="hist_dates", format="YYYY-MM-DD")
 since, until = day_range(days)
+concordance = None
+if engine.second.on or st.session_state.get("hist_concordance"):  # double reading: filter by how the readings compare
+    concordance_names = {ANY: everything, **{c: t(f"history.concordance.{c}") for c in CONCORDANCES}}
+    concordance = st.selectbox(t("history.filter.concordance"), list(concordance_names),
+                               format_func=lambda o: concordance_names[o], key="hist_concordance")
 
 filters = Filters(query=query.strip(), label_code=label_code if isinstance(label_code, int) else None,  # ANY: all
-                  risk=risk or None, provider=provider or None, since=since, until=until, user=owner)
+                  risk=risk or None, provider=provider or None, since=since, until=until, user=owner,
+                  concordance=concordance or None)
 keep_selection_for(filters)
 rows = history.search(filters)
 
@@ -124,7 +131,7 @@ event = st.dataframe(
     placeholder="", width="stretch",
     column_config={
         "photo": col.ImageColumn(t("history.col.photo")), "user": t("history.col.user"),
-        "time": col.DatetimeColumn(t("history.col.time"), format="YYYY-MM-DD HH:mm"),
+        "time": t("history.col.time"),  # text in the reader's zone, with its name: "2026-12-07 14:05 KST"
         "kind": t("history.col.kind"), "text": t("history.col.case"),
         # Narrow enough that the selection box, class, score and flag fit a phone (390 px) side by side.
         "class": col.TextColumn(t("history.col.class"), width=168),
@@ -137,11 +144,12 @@ event = st.dataframe(
     })
 st.caption(t("history.count", n=len(rows), limit=filters.limit))
 
-stamp = date.today().isoformat()
+stamp = viewer_today().isoformat()
+zone = viewer_zone()  # the export's times: ISO 8601 with the reader's offset
 e1, e2, _ = st.columns([1, 1, 3])
-e1.download_button(t("history.export_csv"), to_csv(rows), file_name=f"lesion-history-{stamp}.csv",
+e1.download_button(t("history.export_csv"), to_csv(rows, zone), file_name=f"lesion-history-{stamp}.csv",
                    mime="text/csv", key="hist_csv", on_click="ignore", icon=":material/download:")
-e2.download_button(t("history.export_json"), to_json(rows), file_name=f"lesion-history-{stamp}.json",
+e2.download_button(t("history.export_json"), to_json(rows, zone), file_name=f"lesion-history-{stamp}.json",
                    mime="application/json", key="hist_json", on_click="ignore", icon=":material/download:")
 
 # -- one case --------------------------------------------------------------------------------
@@ -160,11 +168,12 @@ if picked:
             plain.alert("error", error_kind(row["error"]), title=t("history.no_answer"), icon=":material/error:")
         else:
             card.render(diagnosis_from_row(row), titles.get(row["provider"], row["provider"] or "?"))
+            second_reading(engine, row["id"], key="history", user=st.session_state.get("user"))
     with right:
         st.subheader(t("history.case"))
-        st.caption(f"{local_time(row['created_at']):%Y-%m-%d %H:%M:%S} · {row['source']} · {row['language']}")
+        st.caption(f"{when(row['created_at'], seconds=True)} · {row['source']} · {row['language']}")
         if row.get("thumbnail"):
-            st.image(row["thumbnail"], width=128)
+            st.image(row["thumbnail"], width=128, alt=t("history.photo_alt"))
         # The description and the details are what the clinician typed: shown as written.
         plain.text(row["text"] or t("history.no_description"))
         for label, value in info_items(row):

@@ -4,8 +4,6 @@ from ui.auth import ensure_signed_in
 
 ensure_signed_in()
 
-import time
-
 import streamlit as st
 
 from domain.errors import DiagnosisError
@@ -15,6 +13,8 @@ from ui import card, plain
 from ui.auth import is_admin, session_still_valid, visible_owner
 from ui.i18n import error_text, message_text, t
 from ui.labels import provider_title
+from ui.second_reading import second_reading
+from ui.viewer_time import when as shown_at
 
 engine = get_engine()
 jobs = engine.jobs
@@ -27,8 +27,8 @@ def status_label(status: str) -> str:
 
 
 def when(stamp: float) -> str:
-    """A Unix time as local date and time to the second, for the job table."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+    """A Unix time as the reader's date and time to the second, with her zone, for the job table."""
+    return shown_at(stamp, seconds=True)
 
 
 def visible_job(job_id: str) -> Job | None:
@@ -92,6 +92,7 @@ def job_board() -> None:
     job = by_id[picked]
     if job.status == DONE and job.result is not None:
         card.render(job.result, provider_title(engine, job.result.provider))
+        second_reading(engine, job.result.assessment_id, key="job", user=st.session_state.get("user"))
     elif job.status in (FAILED, INTERRUPTED) or job.unreadable:
         # Said in this reader's language from the stored message id; a job from before ids were kept has its text.
         error = message_text(job.error_message, job.error) if job.error_message else job.error

@@ -14,6 +14,7 @@ import streamlit as st
 import startup
 from startup import get_engine
 from storage.metrics import figures as metrics
+from ui.double_reading_view import double_reading_section
 from ui.i18n import t
 from ui.labels import provider_titles
 
@@ -151,3 +152,6 @@ labels = alt.Chart(targets).mark_text(align="left", baseline="bottom", dx=4, dy=
 chart = alt.layer(line, rules, labels).properties(description=t("performance.chart.description")).configure(aria=False)
 st.altair_chart(chart, key="perf_chart")
 st.caption(t("performance.over_time_caption", bucket=_duration(report.bucket_seconds)))
+
+# -- double reading ----------------------------------------------------------------------------
+double_reading_section(engine, metrics.window_bounds(window or "day")[0])

@@ -190,8 +190,9 @@ def _scaled(seconds: float, scale: float) -> str:
     return f"{seconds * scale:.6f}"
 
 
-def build_engine(strategy: str, sim: SimulatorProcess | Simulator, scale: float, data_dir: Path) -> Engine:
-    """An engine configured as `strategy` would be, against the simulator."""
+def build_engine(strategy: str, sim: SimulatorProcess | Simulator, scale: float, data_dir: Path,
+                 extra: dict[str, str] | None = None) -> Engine:
+    """An engine configured as `strategy` would be, against the simulator; `extra` settings go on top."""
     forever = _scaled(100_000, scale)
     env = {
         "RUNPOD_API_KEY": "sim", "RUNPOD_BASE_URL": sim.url("runpod"), "RUNPOD_MODEL_NAME": "clinic-derm-v1",
@@ -218,6 +219,7 @@ def build_engine(strategy: str, sim: SimulatorProcess | Simulator, scale: float,
                               ("COLD_START_SECONDS", 10), ("WARM_UP_SECONDS", 20), ("SERVERLESS_IDLE_SECONDS", 5),
                               ("HEDGE_MIN_SECONDS", 0.75), ("HEDGE_MAX_SECONDS", 4)):
             env[name] = _scaled(default, scale)
+    env.update(extra or {})
     settings = load_settings(env=env)
     engine = wiring.build_engine(settings)
     if strategy == "original":
@@ -251,7 +253,10 @@ def _scale_sdk_backoff(scale: float) -> None:
     scaled._bench_scaled = True
     base.BaseClient._calculate_retry_timeout = scaled
 
-    import litellm
+    try:
+        import litellm
+    except ImportError:  # only the litellm strategy needs it (bench/requirements.txt)
+        return
 
     litellm_original = litellm.calculate_retry_after
 

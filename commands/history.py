@@ -2,12 +2,15 @@
 
     python cli.py history export --format json --out history.json
     python cli.py history export --format csv --since 2025-01-01 --user dr.kim > dr-kim.csv
+    python cli.py history export --format csv --tz Asia/Seoul > history.csv
 
 The records are the page's (storage/history.py `export_record`, `EXPORT_COLUMNS`), newest first,
 read a page of rows at a time and written as they come, so a long history never sits in memory
 whole. `--out` is written atomically (the file appears complete, or not at all), private (0600).
 Unlike the page, every user's assessments are exported (an administrator's tool on the server),
-and nothing is deleted: the retention purge stays the page's.
+and nothing is deleted: the retention purge stays the page's. Times are ISO 8601 with the offset of
+this machine's time zone, or of `--tz` (an IANA name such as Asia/Seoul, or UTC); a `--since` day
+starts at midnight in that zone too.
 
 Exit codes: 0 exported, 2 bad input (a date, an output path, the history switched off).
 """
@@ -19,7 +22,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -31,20 +34,38 @@ if TYPE_CHECKING:
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def parse_since(text: str) -> float:
-    """The UTC timestamp `--since` means: YYYY-MM-DD is that day's start in UTC; an ISO 8601 time without an
-    offset is UTC. Raises ValueError for anything else."""
+def parse_since(text: str, zone: tzinfo | None = UTC) -> float:
+    """The timestamp `--since` means: YYYY-MM-DD is that day's start in `zone` (None: this machine's zone); an
+    ISO 8601 time without an offset is in `zone` too. Raises ValueError for anything else."""
+    from utils.times import start_of_day
+
     text = text.strip()
     if _DAY.fullmatch(text):
-        return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC).timestamp()
+        return start_of_day(date.fromisoformat(text), zone)
     if "T" not in text and " " not in text:  # fromisoformat also takes compact days (20250301): not a time here
         raise ValueError(text)
     moment = datetime.fromisoformat(text)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    if moment.tzinfo is None:  # a naive time's astimezone() reads it on this machine's clock
+        moment = moment.replace(tzinfo=zone) if zone is not None else moment.astimezone()
+    return moment.timestamp()
 
 
-def export_since(value: str | None, recorded: str) -> float | None:
-    """An export's `--since` as a UTC timestamp (None when not given), once the history is known to be on.
+def export_zone(name: str | None) -> tzinfo | None:
+    """The zone of `--tz` (None when not given: this machine's own); raises ValueError for an unknown name."""
+    from utils.times import zone_named
+
+    if name is None:
+        return None
+    zone = zone_named(name)
+    if zone is None:
+        raise ValueError(f"--tz {name[:40]!r} is not a time zone: give an IANA name such as Asia/Seoul, "
+                         "America/New_York or UTC.")
+    return zone
+
+
+def export_since(value: str | None, recorded: str, zone: tzinfo | None = UTC) -> float | None:
+    """An export's `--since` as a timestamp (None when not given; a day or a time without an offset is in `zone`),
+    once the history is known to be on.
 
     Raises ValueError with the line to show when HISTORY_ENABLED is off (`recorded` names what is then not
     recorded: "assessment", "QA case") or `value` is not a date.
@@ -57,9 +78,10 @@ def export_since(value: str | None, recorded: str) -> float | None:
     if value is None:
         return None
     try:
-        return parse_since(value)
+        return parse_since(value, zone)
     except ValueError:
-        raise ValueError(f"--since {value[:40]!r} is not a date: give YYYY-MM-DD (a UTC day) or an ISO 8601 time "
+        day = "a UTC day" if zone is UTC else "a day"
+        raise ValueError(f"--since {value[:40]!r} is not a date: give YYYY-MM-DD ({day}) or an ISO 8601 time "
                          "such as 2025-03-01T09:00:00+09:00.") from None
 
 
@@ -92,7 +114,7 @@ def _reason(exc: Exception) -> str:
     return str(exc) if isinstance(exc, StoreError) else type(exc).__name__
 
 
-def _chunks(fmt: str, filters, tally: list[int]) -> Iterator[str]:
+def _chunks(fmt: str, filters, tally: list[int], zone: tzinfo | None) -> Iterator[str]:
     """The export in `fmt`, a piece at a time, counting the rows into `tally[0]`; the history is opened only
     when the first piece is asked for."""
     from storage.history import csv_lines, json_chunks
@@ -104,9 +126,9 @@ def _chunks(fmt: str, filters, tally: list[int]) -> Iterator[str]:
 
     rows = counted(_history().scan(filters))
     if fmt == "csv":
-        yield from csv_lines(rows)
+        yield from csv_lines(rows, zone)
     else:
-        yield from json_chunks(rows)
+        yield from json_chunks(rows, zone)
         yield "\n"  # a text file ends with a line end (the page's download is the same array without it)
 
 
@@ -121,7 +143,8 @@ def cmd_history_export(args: argparse.Namespace) -> int:
     from utils.files import atomic_file
 
     try:
-        since = export_since(args.since, "assessment")
+        zone = export_zone(args.tz)
+        since = export_since(args.since, "assessment", zone)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -135,7 +158,7 @@ def cmd_history_export(args: argparse.Namespace) -> int:
     filters = Filters(since=since, user=user)
     tally = [0]
     if args.out is None:
-        return _to_stdout(_chunks(args.format, filters, tally))
+        return _to_stdout(_chunks(args.format, filters, tally, zone))
     target = Path(args.out)
     if target.is_dir():
         print(f"error: {target} is a folder: give the path of a file to write the export to.", file=sys.stderr)
@@ -143,7 +166,7 @@ def cmd_history_export(args: argparse.Namespace) -> int:
     try:
         # The temporary file is made first: a path that cannot be written is refused before the history is read.
         with atomic_file(target) as out:
-            _write(_chunks(args.format, filters, tally), out)
+            _write(_chunks(args.format, filters, tally, zone), out)
     except OSError as exc:
         print(f"error: cannot write {target} ({exc.strerror or type(exc).__name__}): choose a file in a folder "
               "you can write to; nothing was written.", file=sys.stderr)
@@ -189,6 +212,10 @@ def add_parsers(sub) -> None:
     ex.add_argument("--out", metavar="FILE", help="write here, private (0600) and whole or not at all "
                                                   "(default: stdout)")
     ex.add_argument("--since", metavar="DATE",
-                    help="only assessments from then on: YYYY-MM-DD (UTC start of day) or an ISO 8601 time")
+                    help="only assessments from then on: YYYY-MM-DD (from midnight in the export's time zone) or an "
+                         "ISO 8601 time")
+    ex.add_argument("--tz", metavar="ZONE",
+                    help="the time zone of the times written, an IANA name such as Asia/Seoul or UTC (default: this "
+                         "machine's); ISO 8601 with the offset either way")
     ex.add_argument("--user", metavar="NAME", help="only this user's assessments")
     ex.set_defaults(func=cmd_history_export)

@@ -92,7 +92,8 @@ def request_record(request: DiagnosisRequest) -> dict[str, Any]:
     """What a job store keeps of a request, besides the photo's bytes (plain JSON types only)."""
     return {"text": request.text, "info": request.info.canonical(), "language": request.language,
             "provider": request.provider, "use_cache": request.use_cache, "fallback": request.fallback,
-            "source": request.source, "image": _image_record(request.image)}
+            "source": request.source, "image": _image_record(request.image),
+            "second_reading_of": request.second_reading_of}
 
 
 def request_from_record(record: dict[str, Any], jpeg: bytes | None, user: str | None) -> DiagnosisRequest:
@@ -105,4 +106,5 @@ def request_from_record(record: dict[str, Any], jpeg: bytes | None, user: str | 
     return DiagnosisRequest(text=record["text"], image=image, info=info, language=record["language"],
                             provider=record["provider"], use_cache=record["use_cache"],
                             fallback=record.get("fallback", True), user=user,
-                            source=record.get("source", "job"))  # records from before `source` was kept
+                            source=record.get("source", "job"),  # records from before `source` was kept
+                            second_reading_of=record.get("second_reading_of"))

@@ -44,6 +44,8 @@ class DiagnosisRequest:
     source: str = "page"   # where it came from, for the history: page, job, cli, qa, batch, bench
     user: str | None = None
     qa_case: str | None = None  # groups the answers of one QA comparison
+    # Set on the second reader's job: the case (assessment id) whose second reading this is.
+    second_reading_of: str | None = None
 
     @property
     def kind(self) -> str:

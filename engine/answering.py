@@ -79,7 +79,7 @@ class Answerer:
         # and the clinician must have the answer (or the message) by the budget, not after it.
         deadline = started + budget - min(_STOP_EARLY * budget, 0.25)
 
-        async def race(emit: Callable[[str], None]) -> Outcome:
+        async def race(emit: Callable[[str], None] | None) -> Outcome:
             return await Race(chain, messages, attempt=self.attempt, health_of=self.health_of,
                               hedge_after=self.settings.hedge_after_seconds, started=started, budget=budget,
                               deadline=deadline, kind=kind, emit=emit, judge=judge).run()

@@ -29,11 +29,13 @@ from engine.health import ProviderHealth
 from engine.jobs import JobRunner
 from engine.recording import AssessmentObserver, Recorder
 from engine.retry import RetryPolicy
+from engine.second_reading import SecondReader
 from engine.warmup import WarmUp
 from providers.base import Provider
 from storage.cache import AnswerCache
 from storage.database import StoreUnavailable
 from storage.history import History
+from storage.readings import Readings
 from storage.store import Store
 from utils.crypto import Sealer
 from utils.images import ImageRejected, ShrunkImage, shrink_image
@@ -79,6 +81,10 @@ class Engine:
         self.recorder = Recorder(history, cache, keep_images=settings.history_keep_images, observer=observer)
         self.assist = Assistant(self.answerer, chain=self.chain, validate=self.validate, settings=settings)
         self._pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="engine-io")
+        # Double reading needs the case in the history to sit beside.
+        self.readings = Readings(store, sealer) if history is not None else None
+        self.second = SecondReader(settings, providers=providers, health_of=self._health_of, answerer=self.answerer,
+                                   readings=self.readings, jobs=lambda: self.jobs, observer=observer)
 
     def _health_of(self, name: str) -> ProviderHealth:
         return self.health[name]
@@ -241,7 +247,10 @@ class Engine:
 
     def _assessment(self, request: DiagnosisRequest, started: float) -> runtime.Plan[Diagnosis]:
         self._validate(request)
-        chain = self.chain(request)
+        if request.second_reading_of is not None:  # the second reader's job: a reading beside the case
+            second: Diagnosis = yield from self.second.read(request, started)
+            return second
+        chain = self.second.first_chain(self.chain(request), request)
         self.warm_up.touch()
         keys = {p.name: answer_key(request, p, self.settings) for p in dict.fromkeys(chain)}
         if self.settings.demo_mode:
@@ -262,7 +271,7 @@ class Engine:
             log.info("assessment kind=%s provider=%s tried=%s hedged=%s fallback=%s complete=%s elapsed_ms=%.0f",
                      request.kind, got.provider.name, ",".join(outcome.tried), outcome.hedged, outcome.fallback,
                      result.complete, result.elapsed_ms)
-        return self.recorder.recorded(request, result, got.key)
+        return self.second.ask(request, self.recorder.recorded(request, result, got.key))
 
     def _replay(self, request: DiagnosisRequest, keys: dict[str, str], started: float) -> Diagnosis:
         """Demo mode: the pinned answer to this case, from the store; no provider is asked."""

@@ -41,6 +41,7 @@ class ProviderHealth:
         self._lock = threading.Lock()
         # Per input kind: a photo's first token comes later (upload, image encoder) than a text's.
         self._first_tokens: dict[str, deque[float]] = {}
+        self._answers: dict[str, deque[float]] = {}  # seconds to a complete answer, per input kind
         self._failures = 0
         self._opened = 0  # how many times in a row the breaker opened: the cool-down doubles each time
         self._open_until = 0.0
@@ -61,6 +62,12 @@ class ProviderHealth:
             else:
                 self._warm_answer(seconds)
             self._last_active = self._clock()
+
+    def answered(self, seconds: float, kind: str = "text") -> None:
+        """A complete answer took `seconds` from the call's start (streamed or not): what a whole answer's hedge
+        waits for."""
+        with self._lock:
+            self._answers.setdefault(kind, deque(maxlen=50)).append(seconds)
 
     def success(self) -> None:
         """A complete answer arrived (whether the provider was cold is told by `first_token`)."""
@@ -161,3 +168,15 @@ class ProviderHealth:
             return min(2 * floor, ceiling)
         p90 = percentile_of_sorted(sorted(recent), 90)
         return min(max(p90 * 1.25, floor), ceiling)
+
+    def answer_hedge_after(self, kind: str, budget: float) -> float:
+        """Seconds to wait for a whole (unstreamed) answer before a second provider starts in parallel.
+
+        A little past the 90th percentile of this provider's recent answers for this kind of input; until
+        five are known, half of `budget`, which leaves the other half to the next provider.
+        """
+        with self._lock:
+            recent = list(self._answers.get(kind, ()))
+        if len(recent) < 5:
+            return budget / 2
+        return max(percentile_of_sorted(sorted(recent), 90) * 1.25, self.hedge_bounds[0])

@@ -76,7 +76,9 @@ class JobRunner:
         `TooManyQueued` when its user already has `max_queued_per_user` jobs waiting.
         """
         bound = self.max_queued_per_user
-        if bound and request.user:  # the newest first: a user's waiting jobs are among their newest
+        # A second reading is the app's own work on a case already answered, not the user's burst: never refused.
+        if bound and request.user and request.second_reading_of is None:
+            # The newest first: a user's waiting jobs are among their newest.
             mine = self.store.list(user=request.user, limit=bound + 200)
             if sum(job.status == QUEUED for job in mine) >= bound:
                 raise TooManyQueued(bound)

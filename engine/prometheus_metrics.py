@@ -29,6 +29,7 @@ from domain.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from domain.readings import CONCORDANCES
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
 from engine.health import CLOSED, HALF_OPEN, OPEN
@@ -93,6 +94,8 @@ class PrometheusMetrics:
                               ["kind"], registry=r)
         self.fallbacks = Counter("skinai_fallbacks", "Assessments during which a fallback provider was asked",
                                  ["kind"], registry=r)
+        self.readings = Counter("skinai_second_readings", "Second readings (double reading) by the second reader "
+                                "and how they compared with the first", ["provider", "concordance"], registry=r)
         r.register(_ScrapeTimeGauges(circuits, job_counts))
 
     def observe(self, request: DiagnosisRequest, result: Diagnosis | None, error: BaseException | None,
@@ -115,6 +118,10 @@ class PrometheusMetrics:
             self.hedges.labels(kind).inc()
         if result.fallback:
             self.fallbacks.labels(kind).inc()
+
+    def reading(self, provider: str, concordance: str) -> None:
+        """Count one second reading that ended (`concordance`: one of domain.readings.CONCORDANCES)."""
+        self.readings.labels(provider or "none", concordance if concordance in CONCORDANCES else "unavailable").inc()
 
     def exposition(self) -> bytes:
         """Every figure in Prometheus's text format (reads the job store: call it off the event loop)."""

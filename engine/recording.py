@@ -29,6 +29,10 @@ class AssessmentObserver(Protocol):
         """`result` when it was answered (from a provider, the cache or a demo replay), else the `error` it
         failed with; `elapsed` is its end-to-end time in seconds. Must be quick and must not raise."""
 
+    def reading(self, provider: str, concordance: str) -> None:
+        """A second reading by `provider` ended with `concordance` (domain/readings.py: agree, differ, differ_risk
+        or unavailable). Must be quick and must not raise."""
+
 
 class Recorder:
     """Writes results to `history` (None: HISTORY_ENABLED=false, nothing is kept) and tells `observer`;

@@ -29,9 +29,11 @@ class RetryPolicy:
         self.health_of = health_of
 
     async def attempts(self, provider: Provider, messages: list[dict[str, Any]], deadline: float, budget: float,
-                       on_text: Callable[[str], None], on_retry: Callable[[], None] = lambda: None) -> Attempt:
+                       on_text: Callable[[str], None] | None, on_retry: Callable[[], None] = lambda: None) -> Attempt:
         """Call `provider` until it answers, a non-retryable error, or the deadline.
 
+        With `on_text`, the answer streams (LLM_STREAM permitting) and `on_text` gets it as it grows; without,
+        the provider is asked for the whole answer at once.
         Retries what is worth retrying (timeouts, connection errors, 408/409/429/5xx), honouring
         Retry-After when it fits in what is left; `on_retry` is called before each wait.
         """
@@ -41,7 +43,7 @@ class RetryPolicy:
             remaining = deadline - time.monotonic()
             try:
                 async with asyncio.timeout(max(remaining, 0)):
-                    return await provider.complete(messages, stream=s.stream, on_text=on_text)
+                    return await provider.complete(messages, stream=s.stream and on_text is not None, on_text=on_text)
             except TimeoutError:
                 health.failure()
                 raise ProviderTimeout(Message("provider.over_budget", {"title": provider.title, "budget": budget}),

@@ -24,7 +24,8 @@ from providers.base import Attempt, Provider
 
 # Calls one provider, retrying inside the deadline (`RetryPolicy.attempts`):
 # (provider, messages, deadline, budget, on_text, on_retry) -> the provider's answer.
-AttemptFn = Callable[[Provider, list[dict[str, Any]], float, float, Callable[[str], None], Callable[[], None]],
+# Without on_text (None), the provider is asked for the whole answer rather than a stream.
+AttemptFn = Callable[[Provider, list[dict[str, Any]], float, float, Callable[[str], None] | None, Callable[[], None]],
                      Awaitable[Attempt]]
 
 _EMIT_EVERY = 0.05  # seconds between progress updates sent to the caller
@@ -60,14 +61,16 @@ class Race:
 
     def __init__(self, chain: list[Provider], messages: list[dict[str, Any]], *, attempt: AttemptFn,
                  health_of: Callable[[str], ProviderHealth], hedge_after: float | None, started: float,
-                 budget: float, deadline: float, kind: str, emit: Callable[[str], None],
+                 budget: float, deadline: float, kind: str, emit: Callable[[str], None] | None,
                  judge: Callable[[str], Any] = parse_answer) -> None:
         """`chain` is the order to try; a provider may appear twice (a hedge against its own slow tail).
 
         `attempt` calls one provider (with its retries); `health_of(name)` is a provider's health record;
         `hedge_after` is HEDGE_AFTER_SECONDS (None: learned per provider, 0: never hedge).
         `judge` reads a raw answer into an object with `.complete`: the contract's parser for
-        assessments, something simpler for the free-text helpers.
+        assessments, something simpler for the free-text helpers. `emit` gets the leading answer as it
+        grows; None means no one is watching, so every provider is asked for its answer whole: there is
+        no first token then, and a lane is hedged when it takes longer than the provider's recent answers.
         """
         self.attempt = attempt
         self.health_of = health_of
@@ -98,6 +101,8 @@ class Race:
         return True
 
     async def _run_lane(self, lane: _Lane) -> Attempt:
+        emit = self.emit
+
         def on_text(text: str) -> None:
             if lane.first_token is None:
                 lane.first_token = time.monotonic()
@@ -107,9 +112,9 @@ class Race:
                 self.leader = lane
             now = time.monotonic()
             # Twenty updates a second is all a reader sees; each one wakes the caller's thread.
-            if self.leader is lane and now - self._last_emit >= _EMIT_EVERY:
+            if self.leader is lane and now - self._last_emit >= _EMIT_EVERY and emit is not None:
                 self._last_emit = now
-                self.emit(text)
+                emit(text)
 
         def on_retry() -> None:
             # The provider will wait before retrying: let the next one try meanwhile.
@@ -118,12 +123,16 @@ class Race:
                 if self._start_next("fallback") and self._nudge is not None and not self._nudge.done():
                     self._nudge.set_result(None)
 
-        return await self.attempt(lane.provider, self.messages, self.deadline, self.budget, on_text, on_retry)
+        return await self.attempt(lane.provider, self.messages, self.deadline, self.budget,
+                                  on_text if emit is not None else None, on_retry)
 
     def _hedge_after(self, lane: _Lane) -> float:
+        health = self.health_of(lane.provider.name)
+        if self.emit is None:  # whole answers: HEDGE_AFTER_SECONDS counts to a first token, which never comes
+            return health.answer_hedge_after(self.kind, self.budget)
         if self.hedge_after is not None:
             return self.hedge_after
-        return self.health_of(lane.provider.name).hedge_after(self.kind)
+        return health.hedge_after(self.kind)
 
     def _hedge_due(self, now: float) -> float | None:
         """Start a hedge now if one is due; return when the next one could be due (or None)."""
@@ -187,6 +196,7 @@ class Race:
                 self.incomplete = (lane, attempt, answer)
             return None
         health.success()
+        health.answered(time.monotonic() - lane.started, self.kind)
         return self._outcome(lane, attempt, answer)
 
     def _drop(self, provider: Provider) -> None:

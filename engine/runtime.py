@@ -68,7 +68,8 @@ def spawn(make: Callable[[], Coroutine[Any, Any, T]]) -> Future[T]:
 
 # -- plans: the sync steps of an assessment in the caller's thread (or a pool), its provider calls on the loop --------
 
-Step = Callable[[Callable[[Any], None]], Coroutine[Any, Any, Any]]
+# A step gets what to call with progress, or None when no one is watching (the HTTP API answers once, whole).
+Step = Callable[[Callable[[Any], None] | None], Coroutine[Any, Any, Any]]
 # A generator that does the blocking work itself (cache, history) and yields each coroutine it needs run on the
 # loop; what the coroutine returns (or raises) is sent (thrown) back in. The pages and the command line `drive` it
 # in their own thread; the HTTP API `adrive`s it without holding a thread while the providers answer.
@@ -104,7 +105,9 @@ async def adrive(plan: Plan[T], pool: Executor) -> T:
 
     No thread waits while a provider answers, so one server holds as many assessments in flight as
     its slots allow instead of as many as its worker threads. Cancelling the caller cancels the step
-    on the provider loop (its HTTP request is closed).
+    on the provider loop (its HTTP request is closed). No one watches the answer grow, so its steps
+    are told so (`None` for progress): a provider then sends the answer whole, at a sixth of a
+    stream's CPU (bench/RESULTS.md, "hundreds of clients").
     """
     loop = asyncio.get_running_loop()
     resume: Callable[[Any], Step] = plan.send
@@ -114,7 +117,7 @@ async def adrive(plan: Plan[T], pool: Executor) -> T:
         if done:
             finished: T = got  # what the plan returned
             return finished
-        future = asyncio.run_coroutine_threadsafe(got(_no_progress), _get_loop())
+        future = asyncio.run_coroutine_threadsafe(got(None), _get_loop())
         try:
             value, resume = await asyncio.wrap_future(future), plan.send
         except asyncio.CancelledError:
@@ -122,7 +125,3 @@ async def adrive(plan: Plan[T], pool: Executor) -> T:
         except BaseException as exc:
             value, resume = exc, plan.throw
 
-
-def _no_progress(_value: Any) -> None:
-    # The API answers once, whole: nothing to draw while the answer streams.
-    return None

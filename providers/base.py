@@ -28,7 +28,7 @@ from domain.messages import Message, listed
 from domain.result import Usage
 from utils.settings import Settings
 
-if TYPE_CHECKING:  # langchain-openai, openai and httpx take about a second to import: only a provider call does
+if TYPE_CHECKING:  # langchain-openai, openai and httpx2 take about a second to import: only a provider call does
     from langchain_core.messages import AIMessageChunk
     from langchain_openai import ChatOpenAI
 
@@ -132,12 +132,16 @@ class Provider:
     def _chat(self) -> ChatOpenAI:
         # Built on first use, inside the engine's event loop, and reused so connections are kept alive.
         if self._llm is None:
-            import httpx  # here, not at the top: a cache hit or a start-up must not pay for the SDK's import
+            # The SDK's own HTTP library (openai 3 is built on httpx2), imported here, not at the top: a cache hit
+            # or a start-up must not pay for the SDK's import. Not classic httpx: its connection pool rescans
+            # every connection on every request and release, which at 200 streams in flight cost more CPU
+            # than the rest of the app (bench/RESULTS.md, "hundreds of clients").
+            import httpx2
             from langchain_openai import ChatOpenAI
             from pydantic import SecretStr
 
             s = self.settings
-            # Room for every API slot and its hedge: with fewer, calls queue for a connection inside httpx.
+            # Room for every API slot and its hedge: with fewer, calls queue for a connection inside the pool.
             connections = max(64, 2 * s.api_max_concurrent)
             extra = {"max_tokens": s.max_tokens} if self.sends_max_tokens else None
             self._llm = ChatOpenAI(
@@ -152,9 +156,9 @@ class Provider:
                 extra_body=extra,
                 # Our own async client is used; no socket options on the unused sync one (and no warning).
                 http_socket_options=(),
-                http_async_client=httpx.AsyncClient(
+                http_async_client=httpx2.AsyncClient(
                     timeout=s.request_timeout,
-                    limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections // 4)),
+                    limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections // 4)),
             )
         return self._llm
 
@@ -216,11 +220,11 @@ class Provider:
 
     def error_from(self, exc: BaseException) -> ProviderError:
         """Turn an SDK or transport exception into our error with a message that says what to do."""
-        import httpx
+        import httpx2
         import openai
 
         t, p = self.title, self.name
-        if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException, TimeoutError)):
+        if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException, TimeoutError)):
             return ProviderTimeout(Message("provider.timeout", {"title": t}), provider=p, retryable=True)
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
@@ -242,7 +246,7 @@ class Provider:
             return ProviderRequestError(Message("provider.refused", {"title": t, "status": status}), provider=p)
         if _connection_dropped(exc):
             return ProviderUnavailable(Message("provider.dropped", {"title": t}), provider=p, retryable=True)
-        if isinstance(exc, (openai.APIConnectionError, httpx.TransportError, ConnectionError)):
+        if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError, ConnectionError)):
             message = (Message("provider.unreachable", {"title": t, "host": self.host, "variable": self.url_var})
                        if self.url_var else Message("provider.unreachable_url", {"title": t, "host": self.host}))
             return ProviderUnavailable(message, provider=p, retryable=True)
@@ -251,20 +255,20 @@ class Provider:
 
 def _connection_dropped(exc: BaseException) -> bool:
     # The SDK wraps a stream cut mid-answer as a connection error; the server *was* reached.
-    import httpx
+    import httpx2
 
     seen: set[int] = set()
     link: BaseException | None = exc
     while link is not None and id(link) not in seen:
         seen.add(id(link))
-        if isinstance(link, (httpx.RemoteProtocolError, httpx.ReadError)):
+        if isinstance(link, (httpx2.RemoteProtocolError, httpx2.ReadError)):
             return True
         link = link.__cause__ or link.__context__
     return False
 
 
 class _WithHeaders(Protocol):
-    # An HTTP response of httpx or of httpx2 (the openai SDK's errors carry the latter): only the headers are read.
+    # An HTTP response of httpx2 (the openai SDK's errors carry one) or httpx: only the headers are read.
     @property
     def headers(self) -> Mapping[str, str]: ...
 

@@ -41,6 +41,7 @@ CSV_COLUMNS = ("id", "text", "image", "expected", "expected_name", "basis", "rec
 
 CONFIRMED = "confirmed"  # a review marked the answer correct: its class is the expected one
 REVIEWER = "reviewer"    # a reviewer gave the expected class
+ARBITRATED = "arbitrated"  # a clinician decided between two readings that differed (double reading)
 
 # Why a reviewed case is not in the set (`LabelledSet.left_out`).
 NO_CLASS = "no_class"          # only "incorrect" marks, none with an expected class
@@ -57,7 +58,7 @@ class LabelledCase:
     id: str                      # the QA case id (one comparison), else the assessment's id
     text: str
     expected: LesionClass
-    basis: str                   # CONFIRMED or REVIEWER
+    basis: str                   # CONFIRMED, REVIEWER or ARBITRATED
     recorded_at: float
     reviewed_at: float           # the review that decided the class
     photo: bytes | None = field(default=None, repr=False)
@@ -132,20 +133,34 @@ def _decide(answers: Iterable[tuple[dict, dict]]) -> tuple[LesionClass, str, flo
 
 
 def labelled_set(history: HistoryStore, reviews: ReviewStore, *, since: float | None = None,
-                 user: str | None = None) -> LabelledSet:
-    """Every reviewed case recorded from `since` on (epoch seconds; None: all), of `user` when given (None: every
-    user's), with its expected class and photo; the cases that cannot be labelled are counted in `left_out`.
+                 user: str | None = None, arbitrations: Iterable[dict] = ()) -> LabelledSet:
+    """Every reviewed or arbitrated case recorded from `since` on (epoch seconds; None: all), of `user` when given
+    (None: every user's), with its expected class and photo; the cases that cannot be labelled are counted in
+    `left_out`.
 
-    Reads the latest review of every assessment and each reviewed assessment once. May raise
-    `storage.database.StoreUnavailable`.
+    `arbitrations` are the clinicians' decisions between two readings (`Readings.arbitrated()`: assessment_id,
+    code, at): such a case takes the decided class, basis `arbitrated`, over any review. Reads the latest review of
+    every assessment and each reviewed assessment once. May raise `storage.database.StoreUnavailable`.
     """
+    def wanted(row: dict | None) -> bool:
+        return row is not None and (since is None or row["created_at"] >= since) and (
+            user is None or row.get("user") == user)
+
     cases: dict[str, list[tuple[dict, dict]]] = {}
     for assessment_id, review in reviews.latest().items():
         row = history.get(assessment_id)
-        if row is None or (since is not None and row["created_at"] < since) or (user is not None
-                                                                               and row.get("user") != user):
+        if row is None or not wanted(row):
             continue
         cases.setdefault(row.get("qa_case") or row["id"], []).append((row, review))
+    arbitrated: dict[str, tuple[LesionClass, str, float]] = {}
+    for decision in arbitrations:
+        row = history.get(decision["assessment_id"])
+        if row is None or not wanted(row) or (lesion := by_code(decision["code"])) is None:
+            continue
+        case_id = row.get("qa_case") or row["id"]
+        arbitrated[case_id] = (lesion, ARBITRATED, decision["at"])
+        if case_id not in cases:
+            cases[case_id] = [(row, {})]
     labelled: list[LabelledCase] = []
     left_out: dict[str, list[str]] = {reason: [] for reason in REASONS}
     for case_id, answers in cases.items():
@@ -153,7 +168,7 @@ def labelled_set(history: HistoryStore, reviews: ReviewStore, *, since: float | 
         if any(row.get("unreadable") for row in rows):
             left_out[UNREADABLE].append(case_id)
             continue
-        decided = _decide(answers)
+        decided = arbitrated.get(case_id) or _decide(answers)
         if isinstance(decided, str):
             left_out[decided].append(case_id)
             continue

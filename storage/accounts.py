@@ -31,7 +31,8 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from storage.devices import KnownDevices
-from storage.schema import users
+from storage.preferences import user_key
+from storage.schema import user_preferences, users
 from storage.sessions import SessionStore, SqlSessionStore, sessions_for
 from storage.sign_in_throttle import LOCAL, SignInThrottle
 from storage.store import Store
@@ -318,10 +319,12 @@ class Accounts:
         return User(name=name, is_admin=admin, failed_count=0, locked_until=None, created_at=stamp, last_login=None)
 
     def remove_user(self, name: str) -> None:
-        """Delete an account and end its sessions (what it recorded stays, under its name); raises `NoSuchUser`."""
+        """Delete an account, its preferences and its sessions (what it recorded stays, under its name); raises
+        `NoSuchUser`."""
         with self.store.connect() as conn:
             if conn.execute(users.delete().where(_named(name))).rowcount == 0:
                 raise NoSuchUser(f"No user is named {name.strip()!r}.")
+            conn.execute(user_preferences.delete().where(user_preferences.c.user == user_key(name)))
         log.info("account removed: %s", name.strip())
         self.sessions.revoke_user(name)  # every browser signed in as it is signed out at its next click
         self.devices.forget_user(name)

@@ -37,7 +37,7 @@ from storage.history_export import (
     to_json,
 )
 from storage.metrics import MetricsSink
-from storage.schema import assessments, jobs, reviews
+from storage.schema import assessments, jobs, reviews, second_readings
 from storage.store import Store, dumps, new_id, now
 from utils.crypto import SealedWithAnotherKey, Sealer
 
@@ -82,6 +82,7 @@ class Filters:
     since: float | None = None
     until: float | None = None
     user: str | None = None
+    concordance: str | None = None  # double reading: agree, differ, differ_risk, pending or unavailable
     limit: int = 500
 
 
@@ -216,6 +217,9 @@ class History:
                               (a.provider, filters.provider), (a.user, filters.user)):
             if value is not None:
                 where.append(column == value)
+        if filters.concordance is not None:  # the cases whose second reading compares so
+            where.append(sa.exists().where(second_readings.c.assessment_id == a.id,
+                                           second_readings.c.concordance == filters.concordance))
         if filters.since is not None:
             where.append(a.created_at >= filters.since)
         if filters.until is not None:

@@ -145,6 +145,15 @@ sign_in_devices = sa.Table(  # devices that signed in before: exempt from the pe
 )
 sa.Index("sign_in_devices_user", sign_in_devices.c.user)
 
+user_preferences = sa.Table(  # what a user chose that follows them to any browser (storage/preferences.py)
+    "user_preferences", metadata,
+    # Lower case, as every query compares names: one key per account on both databases, for accounts and OIDC
+    # alike (an OIDC user has no row in `users`), so no foreign key.
+    sa.Column("user", sa.Text, primary_key=True),
+    sa.Column("language", sa.Text, nullable=False),  # a key of domain.locales.TABLES: 'ko', 'en'
+    sa.Column("updated_at", Seconds, nullable=False),
+)
+
 sessions = sa.Table(
     "sessions", metadata,
     sa.Column("key", sa.Text, primary_key=True),   # SHA-256 of the session id; the id is only in the cookie
@@ -173,7 +182,38 @@ api_tokens = sa.Table(
 )
 sa.Index("api_tokens_user", api_tokens.c.user)
 
+# Double reading (0013): the second reader's reading of a case and a clinician's arbitration, one each per case.
+second_readings = sa.Table(
+    "second_readings", metadata,
+    sa.Column("assessment_id", sa.Text, sa.ForeignKey("assessments.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=False, server_default=""),
+    sa.Column("status", sa.Text, nullable=False),   # pending, done or unavailable
+    sa.Column("job_id", sa.Text),                  # the background job making it
+    sa.Column("asked_at", Seconds, nullable=False),
+    sa.Column("at", Seconds),                      # when it was answered or given up
+    sa.Column("elapsed_ms", Seconds),
+    sa.Column("label_code", sa.Integer),
+    sa.Column("label_score", Seconds),
+    sa.Column("similar", sa.Text, nullable=False, server_default="[]"),  # sealed like the history's
+    sa.Column("summary", sa.Text, nullable=False, server_default=""),    # sealed like the history's
+    sa.Column("reason", sa.Text),                  # why unavailable: a message id and its values, as JSON
+    sa.Column("cached", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("concordance", sa.Text),             # agree, differ, differ_risk, pending or unavailable
+)
+sa.Index("second_readings_concordance", second_readings.c.concordance)
+
+arbitrations = sa.Table(
+    "arbitrations", metadata,
+    sa.Column("assessment_id", sa.Text, sa.ForeignKey("assessments.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("code", sa.Integer, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),  # sealed: a clinician's note may name the patient
+    sa.Column("by", sa.Text, nullable=False),
+    sa.Column("at", Seconds, nullable=False),
+)
+
 # What `cli.py db copy` moves, parents before children (the foreign keys), and the column each is ordered by
 # for its checksum. Sessions and sign-in throttling are not moved: they are short-lived, and a copy signs
 # everyone out rather than carrying live session keys to a new database.
-DURABLE_TABLES = (users, assessments, reviews, jobs, api_tokens)
+DURABLE_TABLES = (users, user_preferences, assessments, reviews, jobs, api_tokens, second_readings,
+                  arbitrations)

@@ -26,7 +26,8 @@ def app_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OPENAI_", "RUNPOD_", "LOCAL_", "SKIN_DIAGNOSIS_"))
            and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    env.update(PYTHONUNBUFFERED="1", NO_PROXY=LOOPBACK, no_proxy=LOOPBACK)
+    # One reading per case unless the test asks for double reading (SECOND_READER=runpod).
+    env.update(PYTHONUNBUFFERED="1", NO_PROXY=LOOPBACK, no_proxy=LOOPBACK, SECOND_READER="off")
     env.update(settings)
     return env
 

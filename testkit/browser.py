@@ -7,10 +7,38 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-# A bedside phone (an iPhone 12-14 class screen) and the desktop the layout was drawn for.
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 3}
-DESKTOP = {"viewport": {"width": 1400, "height": 1000}}
-LAPTOP = {"viewport": {"width": 1400, "height": 900}}  # a clinic laptop's browser window
+# The clinic's browsers ask for Korean; headless Chromium asks for en-US whatever its --lang or LANG, and the app
+# follows the browser's language the first time (ui/language.py).
+CLINIC_LOCALE = "ko-KR"
+
+
+class LocaleDefault:
+    """A Playwright `Browser` whose new contexts and pages ask for `locale` unless told otherwise: every browser
+    test sees the Korean a clinic's browser asks for, and a test of the language itself names its own."""
+
+    def __init__(self, browser, locale: str = CLINIC_LOCALE) -> None:
+        self._browser = browser
+        self._locale = locale
+
+    def new_context(self, **options):
+        """`Browser.new_context`, in `locale` unless `options` name one."""
+        options.setdefault("locale", self._locale)
+        return self._browser.new_context(**options)
+
+    def new_page(self, **options):
+        """`Browser.new_page`, in `locale` unless `options` name one."""
+        options.setdefault("locale", self._locale)
+        return self._browser.new_page(**options)
+
+    def __getattr__(self, name: str):
+        return getattr(self._browser, name)
+
+
+# A bedside phone (an iPhone 12-14 class screen) and the desktop the layout was drawn for, both the clinic's (Korean).
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 3,
+         "locale": CLINIC_LOCALE}
+DESKTOP = {"viewport": {"width": 1400, "height": 1000}, "locale": CLINIC_LOCALE}
+LAPTOP = {"viewport": {"width": 1400, "height": 900}, "locale": CLINIC_LOCALE}  # a clinic laptop's browser window
 TAP_MIN_PX = 44  # Apple's and WCAG 2.5.5's minimum for a target a thumb must hit
 
 # Everything a thumb taps. A checkbox, radio or toggle is hit through its label (the input itself is hidden); a file

@@ -16,7 +16,7 @@ import startup
 import utils.settings
 from engine.health import ProviderHealth
 from storage.store import Store
-from testkit.browser import CHROMIUM, CHROMIUM_ARGS
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS, LocaleDefault
 from testkit.fake_llm import FakeLLM
 from testkit.postgres import PostgresServer
 from testkit.redis_server import RedisServer, skip_unless_available
@@ -114,6 +114,8 @@ def engine_env(fake_llm, monkeypatch, tmp_path):
         # One provider at a time unless a test turns fallback and hedging on (tests/test_routing.py).
         "PROVIDER_FALLBACKS": "none", "HEDGE_AFTER_SECONDS": "off", "WARM_UP": "false",
         "AUTH_MODE": "off",  # sign-in has its own tests (tests/test_auth.py)
+        # One reading per case: double reading has its own tests (tests/test_second_reading.py).
+        "SECOND_READER": "off",
         # The tests were written RunPod-first (the app's text default is OpenAI, see settings.py).
         "SKIN_DIAGNOSIS_PROVIDER": "runpod",
     }
@@ -184,9 +186,10 @@ def module_browser():
 
 @pytest.fixture
 def browser(module_browser):
-    """The module's Chromium; every context (and page) the test opened is closed after it, so no cookie, storage
-    or open app session reaches the next test."""
-    yield module_browser
+    """The module's Chromium, its new pages in Korean unless a test names another locale (testkit.browser
+    `LocaleDefault`); every context (and page) the test opened is closed after it, so no cookie, storage or open
+    app session reaches the next test."""
+    yield LocaleDefault(module_browser)
     for context in module_browser.contexts:
         context.close()
 

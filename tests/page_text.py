@@ -15,6 +15,8 @@ _KIND = re.compile(r'class="plain-alert" data-kind="(\w+)"')
 _TITLE = re.compile(r"<strong[^>]*>(.*?)</strong>", re.S)
 _BODY = re.compile(r'<span class="plain-text">(.*?)</span>', re.S)
 _BLOCK = re.compile(r'<pre class="plain-block"[^>]*>(.*?)</pre>', re.S)
+_HEADING = re.compile(r"<h[1-6][^>]*>(.*?)</h[1-6]>", re.S)  # the card's title (ui/a11y.py), drawn with st.html
+_TAG = re.compile(r"<[^>]+>")
 
 
 def plain_alerts(at: AppTest, kind: str | None = None) -> list[str]:
@@ -48,9 +50,15 @@ def alerts(at: AppTest, kind: str) -> list[str]:
     return [a.value for a in native] + plain_alerts(at, kind)
 
 
+def html_headings(at: AppTest) -> list[str]:
+    """The words of every heading drawn with `st.html`, the screen reader's part included."""
+    return [html.unescape(_TAG.sub("", found)) for element in at.html for found in _HEADING.findall(element.value)]
+
+
 def shown(at: AppTest) -> str:
     """Every word on the page: Markdown, captions, headings, plain texts and blocks, alerts and progress labels."""
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
+    parts += html_headings(at)
     parts += [t.value for t in at.text] + [str(p.proto.text) for p in at.progress] + plain_blocks(at)
     for kind in ("error", "warning", "info", "success"):
         parts += alerts(at, kind)

@@ -94,6 +94,8 @@ def check_diagnosis(body: dict, *, image: bool, stored: bool = False) -> None:
     # This app's own JSON, as `cli.py diagnose --json` prints it.
     assessment = body["assessment"]
     assert assessment["label"]["name_ko"] == body["diagnosis"] and assessment["summary"] == body["recommendations"]
+    # Double reading: this server reads each case once (SECOND_READER=off), so there is nothing to compare.
+    assert body["concordance"] is None
 
 
 def test_healthz(client):
@@ -208,3 +210,25 @@ def test_errors_are_json_with_error_and_detail_never_the_exception_text(client, 
         assert r.status_code in (400, 404, 422)
         _conforms(openapi, r.json(), "Error")
         assert "Traceback" not in r.text and "Exception" not in r.text
+
+
+def test_one_analysis_carries_its_reading_and_an_arbitration(client, openapi):
+    made = client.post("/api/v1/diagnose/skin-lesion", json=TEXT_EXAMPLE).json()
+    one = client.get(f"/api/v1/analyses/{made['id']}").json()
+    _conforms(openapi, one, "SkinDiagnosisResponse")
+    [reading] = one["readings"]  # one reader: one reading, no concordance, no arbitration yet
+    assert (reading["provider"], reading["status"], reading["label"]["name_ko"]) == (
+        one["metadata"]["provider"], "done", one["diagnosis"])
+    assert reading["risk"] == reading["label"]["risk"] and datetime.fromisoformat(reading["at"])
+    assert one["concordance"] is None and one["arbitration"] is None
+    r = client.post(f"/api/v1/analyses/{made['id']}/arbitration", json={"code": 6, "note": "조직검사: 흑색종"})
+    assert r.status_code == 200, r.text
+    _conforms(openapi, r.json(), "Arbitration")
+    assert r.json()["name_ko"] == "악성흑색종" and r.json()["by"] == "frontend"
+    datetime.fromisoformat(r.json()["at"])
+    shown = client.get(f"/api/v1/analyses/{made['id']}").json()
+    _conforms(openapi, shown, "SkinDiagnosisResponse")
+    assert shown["arbitration"] == r.json()
+    refused = client.post(f"/api/v1/analyses/{made['id']}/arbitration", json={"code": 99})
+    assert refused.status_code == 422
+    _conforms(openapi, refused.json(), "Error")

@@ -11,6 +11,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -27,8 +28,27 @@ from testkit.answers import BENIGN
 from testkit.fake_llm import Reply
 from tests.conftest import PROJECT_ROOT, RUNPOD_MODEL
 
-ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00")  # this machine's zone, UTC here
 JAN_2024 = datetime(2024, 1, 15, 12, 0, tzinfo=UTC).timestamp()
+
+
+@pytest.fixture(autouse=True)
+def machine_zone():
+    """This machine's time zone (the export's default) is UTC, whatever the developer's; `machine_zone(name)`
+    moves it. Restored afterwards."""
+    before = os.environ.get("TZ")
+
+    def use(name: str) -> None:
+        os.environ["TZ"] = name
+        time.tzset()
+
+    use("UTC")
+    yield use
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
 
 
 @pytest.fixture
@@ -85,7 +105,8 @@ def test_json_records_have_the_documented_fields_and_types(cases, capsys):
     assert malignant["model"] == benign["model"] == RUNPOD_MODEL
     assert malignant["label"] == {"code": 1, "name_ko": "기저세포암", "name_en": "Basal cell carcinoma", "score": 78.0}
     assert malignant["risk"] == "malignant" and malignant["text"] == "코 옆의 진주빛 구진"
-    assert benign["label"]["code"] == 7 and benign["user"] == "dr.lee" and benign["created"] == "2024-01-15T12:00:00Z"
+    assert benign["label"]["code"] == 7 and benign["user"] == "dr.lee"
+    assert benign["created"] == "2024-01-15T12:00:00+00:00"
     assert isinstance(malignant["similar"], list) and isinstance(malignant["info"], dict)
     # One shape: the page's download of the same rows is the same records.
     assert records == json.loads(to_json(history().search()))
@@ -112,6 +133,31 @@ def test_since_a_day_starts_at_midnight_utc(cases, capsys):
     assert [r["id"] for r in json.loads(export(capsys, "--format", "json", "--since", "2024-01-15")[1])][-1] == old
     assert old not in export(capsys, "--format", "json", "--since", "2024-01-16")[1]
     assert history_command.parse_since("2024-01-15") == datetime(2024, 1, 15, tzinfo=UTC).timestamp()
+
+
+def test_times_carry_the_offset_of_the_machines_zone_or_of_tz(cases, capsys, machine_zone):
+    _, old = cases
+    machine_zone("Asia/Seoul")
+    records = {r["id"]: r for r in json.loads(export(capsys, "--format", "json")[1])}
+    assert records[old]["created"] == records[old]["created_at"] == "2024-01-15T21:00:00+09:00"
+    # --tz wins over the machine's zone, and the CSV says the same; the instant is the one stored.
+    code, out, _ = export(capsys, "--format", "csv", "--tz", "America/New_York")
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(out.removeprefix("\ufeff")))}
+    assert code == 0 and rows[old]["created_at"] == "2024-01-15T07:00:00-05:00"
+    assert datetime.fromisoformat(rows[old]["created_at"]).timestamp() == JAN_2024
+
+
+def test_since_a_day_starts_at_midnight_in_the_exports_zone(cases, capsys):
+    _, old = cases  # 2024-01-15 12:00 UTC: already the 16th at UTC+14
+    assert old in export(capsys, "--format", "json", "--since", "2024-01-16", "--tz", "Pacific/Kiritimati")[1]
+    assert old not in export(capsys, "--format", "json", "--since", "2024-01-16", "--tz", "Asia/Seoul")[1]
+    assert old in export(capsys, "--format", "json", "--since", "2024-01-15T20:00:00", "--tz", "Asia/Seoul")[1]
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "../../etc/passwd", "KST", ""])
+def test_an_unknown_zone_is_refused_in_one_line(cases, capsys, zone):
+    code, out, err = export(capsys, "--format", "json", "--tz", zone)
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Asia/Seoul" in err
 
 
 @pytest.mark.parametrize("since", ["yesterday", "2025-02-30", "2025-13-01", "20250101", "", "01/02/2025"])

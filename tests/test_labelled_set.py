@@ -22,6 +22,7 @@ from domain.classes import by_code
 from qa.batch_input import COLUMNS, photos_from_zip, read_cases
 from qa.compare import compare
 from qa.labelled_set import (
+    ARBITRATED,
     CONFIRMED,
     CONTRADICTED,
     CSV_COLUMNS,
@@ -33,6 +34,7 @@ from qa.labelled_set import (
 )
 from storage import reviews as reviews_module
 from storage.history import History
+from storage.readings import Readings
 from storage.reviews import Reviews
 from storage.schema import assessments
 from testkit.answers import BENIGN, VALID
@@ -119,6 +121,20 @@ def reviewed(store, review_clock):
     # I: never reviewed: neither in the set nor counted.
     answer(history, "case-i", "runpod", 5, at=T0 + 8)
     return history, reviews, photo
+
+
+def test_an_arbitration_between_two_readings_labels_its_case_over_any_review(reviewed, store):
+    history, reviews, _ = reviewed
+    page_case = history.record({"source": "page", "kind": "text", "language": "ko", "text": "등의 검은 점",
+                                "provider": "openai", "complete": 1, "label_code": 7, "created_at": T0 + 9})
+    readings = Readings(store)
+    readings.arbitrate(page_case, 6, "biopsy: melanoma", by="dr.kim")  # never reviewed: arbitrated alone
+    a_run = history.search()[-1]["id"]  # case-a's first answer, confirmed as class 1 by a review
+    readings.arbitrate(a_run, 8, "", by="dr.kim")
+    found = labelled_set(history, reviews, arbitrations=readings.arbitrated())
+    got = {c.id: (c.expected.code, c.basis) for c in found.cases}
+    assert got[page_case] == (6, ARBITRATED) and got["case-a"] == (8, ARBITRATED)
+    assert got["case-b"] == (3, REVIEWER)  # the others as before
 
 
 def test_expected_classes_come_from_correct_marks_and_reviewer_classes_and_the_latest_wins(reviewed):

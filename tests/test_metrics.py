@@ -274,6 +274,39 @@ def test_page_shows_tiles_table_and_chart(engine_env):
     assert list(at.dataframe[0].value["provider"]) == ["OpenAI"] and at.metric[0].value == "1"
 
 
+def test_page_shows_the_second_readers_record(engine_env):
+    from domain.answer import ScoredClass
+    from domain.classes import by_code
+    from domain.readings import DONE, UNAVAILABLE, Reading
+
+    engine = startup.get_engine()
+    now = time.time()
+    cases = []
+    for i, code in enumerate((1, 1, 7)):  # two agree with the first reading's class 1, one differs on risk
+        add(engine.store, now - 300 + i, latency_ms=3000.0)
+        case = engine.history.search()[0]["id"]
+        engine.readings.ask(case, "runpod", job_id=None)
+        cases.append(case)
+        with engine.store.connect() as conn:
+            conn.execute(assessments.update().where(assessments.c.id == case).values(label_code=1, label_score=80.0))
+        engine.readings.record(case, Reading("runpod", "m", DONE, label=ScoredClass(by_code(code), 70),
+                                             at=time.time(), elapsed_ms=40_000.0))
+    add(engine.store, now - 100, latency_ms=3000.0)
+    engine.readings.ask(engine.history.search()[0]["id"], "runpod", job_id=None)
+    engine.readings.record(engine.history.search()[0]["id"],
+                           Reading("runpod", "m", UNAVAILABLE, at=time.time(), elapsed_ms=300_000.0))
+
+    at = page()
+    assert not at.exception
+    (double,) = [d.value for d in at.dataframe if "differ_risk" in d.value.columns]
+    row = double.iloc[0]
+    assert (row["provider"], row["asked"], row["read"], row["unavailable"], row["differ_risk"]) == (
+        "RunPod", 4, 3, 1, 1)
+    assert row["share_read"] == 0.75 and abs(row["agreement"] - 2 / 3) < 1e-9
+    assert row["worker_s_per_case"] == (3 * 40 + 300) / 3
+    assert "이중 판독" in [s.value for s in at.subheader]
+
+
 def test_page_in_english_and_an_empty_window(engine_env):
     add(startup.get_engine().store, time.time() - 2 * 3600, latency_ms=4000.0)
     at = page()

@@ -235,6 +235,38 @@ def test_hedge_delay_follows_recent_first_tokens():
     assert health.hedge_after() == 4.0  # never waits longer than the ceiling
 
 
+def test_a_whole_answers_hedge_follows_recent_answers_else_waits_half_the_budget():
+    health = ProviderHealth("x", cold_start=10, hedge_bounds=(0.75, 4.0))
+    assert health.answer_hedge_after("text", budget=15) == 7.5  # nothing known: the other half for the next one
+    for seconds in (3.2, 3.4, 3.5, 3.3, 3.6, 3.4):
+        health.answered(seconds, "text")
+    assert 3.6 * 1.25 - 0.3 <= health.answer_hedge_after("text", budget=15) <= 3.6 * 1.25
+    assert health.answer_hedge_after("image", budget=30) == 15  # photos keep their own record
+    assert health.hedge_after() == 1.5  # first tokens are another record
+
+
+def test_an_unwatched_race_asks_for_whole_answers_and_hedges_on_answer_time_not_first_token():
+    first, second = SimpleNamespace(name="a", title="A"), SimpleNamespace(name="b", title="B")
+    health = {"a": ProviderHealth("a"), "b": ProviderHealth("b")}
+    for _ in range(5):
+        health["a"].answered(0.2, "text")  # a answers whole in 0.2 s as a rule: its hedge is due at 0.25 s
+    texts: list = []
+
+    async def attempt(provider, messages, deadline, budget, on_text, on_retry):
+        texts.append(on_text)
+        if provider is first:
+            await asyncio.sleep(30)  # stuck: only the hedge can save the answer
+        return Attempt(VALID, Usage(10, 20))
+
+    now = time.monotonic()
+    # A first-token hedge of 0.01 s would double every call; for whole answers it does not apply.
+    race = Race([first, second], [], attempt=attempt, health_of=health.__getitem__, hedge_after=0.01, started=now,
+                budget=5, deadline=now + 5, kind="text", emit=None)
+    outcome = asyncio.run(race.run())
+    assert outcome.provider is second and outcome.hedged and outcome.first_token_s is None
+    assert texts == [None, None]  # neither provider was asked to stream
+
+
 def test_breaker_opens_cools_down_probes_once_and_doubles():
     now = [0.0]
     health = ProviderHealth("x", failures_to_open=2, cooldown=10, clock=lambda: now[0])

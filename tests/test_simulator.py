@@ -190,3 +190,29 @@ def test_unknown_provider_is_404_and_stats_are_served():
     assert bad.status_code == 400
     assert stats["providers"]["openai"]["outcomes"] == {"bad_request": 1}
     assert stats["records"][0]["status"] == 400
+
+
+def test_answers_follow_the_case_and_a_provider_differs_on_its_share():
+    from bench.simulator.answers import case_class
+
+    def code(sim: Simulator, name: str, text: str) -> int:
+        messages = [MESSAGES[0], {"role": "user", "content": text}]
+        with client(sim, name) as llm:
+            answer = llm.chat.completions.create(model="m", messages=messages).choices[0].message.content
+        return parse_answer(answer).label.lesion.code
+
+    profiles = {"alike": quiet_hosted(differ_rate=0.0), "same": quiet_hosted(differ_rate=0.0),
+                "other": quiet_hosted(differ_rate=1.0), "random": quiet_hosted()}
+    with Simulator(profiles, scale=SCALE, seed=11) as sim:
+        cases = [f"case {n}: a 5 mm pearly papule" for n in range(6)]
+        alike = [code(sim, "alike", text) for text in cases]
+        assert [code(sim, "alike", text) for text in cases] == alike    # one case, one class, asked again
+        assert [code(sim, "same", text) for text in cases] == alike     # and by another provider
+        assert all(code(sim, "other", text) != own for text, own in zip(cases, alike, strict=True))
+        assert len(set(alike)) > 1                                      # the class is the case's, not a constant
+
+    # A share of cases, seeded: about that share, the same ones every time.
+    many = [[{"role": "user", "content": f"case {n}"}] for n in range(400)]
+    differs = [case_class(1, m, "runpod", 0.15) != case_class(1, m, "openai", 0.0) for m in many]
+    assert 30 <= sum(differs) <= 90
+    assert differs == [case_class(1, m, "runpod", 0.15) != case_class(1, m, "openai", 0.0) for m in many]

@@ -50,7 +50,7 @@ from storage.sessions import (
     session_key,
 )
 from ui import auth_grace as grace
-from ui import plain
+from ui import language, plain
 from ui.client import client_address, forwarded_client, user_agent
 from ui.i18n import t
 from ui.state import init_state
@@ -58,8 +58,8 @@ from utils.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-# Session keys that survive signing out: the language is the browser's, not the user's.
-KEEP_ON_SIGN_OUT = ("lang", "lang_picker")
+# Session keys that survive signing out: the language stays the browser's until the next user's own applies.
+KEEP_ON_SIGN_OUT = ("lang", "lang_picker", language.SOURCE)
 SETUP_COMMAND = ".venv/bin/python cli.py users add YOUR-NAME --admin --password-stdin"
 
 
@@ -146,6 +146,7 @@ def _start_session(user: str, admin: bool, key: str) -> None:
     st.session_state.user = user
     st.session_state.is_admin = admin
     st.session_state.auth_session = key
+    language.signed_in_as(user)  # her own language, stored with her account, wherever she signs in
 
 
 def _cookie(name: str) -> str | None:
@@ -234,6 +235,11 @@ def _sign_out(mode: str) -> None:
         st.session_state.auth_forget_cookie = True
 
 
+def _sign_in_title() -> None:
+    st.set_page_config(page_title=language.tab_title(t("auth.sign_in")))
+    st.title(t("auth.sign_in"))
+
+
 def _show_notice() -> None:
     if notice := st.session_state.get("auth_notice"):
         st.info(notice, icon=":material/info:")
@@ -283,7 +289,7 @@ def _accounts_gate() -> str:
         has_users = True
     if st.session_state.pop("auth_forget_cookie", False):
         _go(SIGNED_OUT_PATH, next=_here())
-    st.title(t("auth.sign_in"))
+    _sign_in_title()
     _show_notice()
     if not has_users:
         _setup_message()
@@ -411,7 +417,7 @@ def _oidc_gate() -> str:
             return name
         _keep_alive(name, admin)
         return name
-    st.title(t("auth.sign_in"))
+    _sign_in_title()
     if problem := _oidc_problem():
         st.error(problem, icon=":material/settings:")
         st.stop()

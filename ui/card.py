@@ -7,6 +7,7 @@ import streamlit as st
 from domain.classes import Risk
 from domain.result import Diagnosis, ScoredClass
 from ui import plain
+from ui.a11y import result_heading
 from ui.i18n import problems_text, t
 from ui.labels import RISK_COLOUR, lesion_names
 from ui.plain import text as plain_text
@@ -26,17 +27,35 @@ def _risk_badge(item: ScoredClass) -> None:
     st.badge(t(f"risk.{item.lesion.risk.value}"), color=RISK_COLOUR[item.lesion.risk])
 
 
-def _flag_banner(result: Diagnosis) -> None:
-    """The red (malignant) or amber (premalignant) banner, saying which class raised it and at what score."""
+def _flag_text(result: Diagnosis) -> tuple[str, str] | None:
+    """The flag banner's headline and detail, saying which class raised it and at what score; None: no flag."""
     reason = result.flag_reason
     if reason is None:
-        return
+        return None
     name, score, kind = class_name(reason.item), reason.item.score, reason.risk.value
     if reason.chosen:
-        head, detail = t(f"result.{kind}"), t("result.flag_chosen", score=score)  # its name is the heading below
-    else:  # over a class that may be benign, the banner must say it was a similar class that raised it
-        head, detail = t(f"result.{kind}_similar", name=name, score=score), t(f"result.{kind}_advice")
-    if reason.risk is Risk.MALIGNANT:
+        return t(f"result.{kind}"), t("result.flag_chosen", score=score)  # its name is the heading below
+    # Over a class that may be benign, the banner must say it was a similar class that raised it.
+    return t(f"result.{kind}_similar", name=name, score=score), t(f"result.{kind}_advice")
+
+
+def _spoken(result: Diagnosis) -> str:
+    """What a screen reader hears after the card's title: the class, its risk and score, then the flag."""
+    label = result.answer.label
+    parts = ([f"{class_name(label)}, {t(f'risk.{label.lesion.risk.value}')}, {t('result.score', score=label.score)}"]
+             if label else [t("result.no_label")])
+    if flag := _flag_text(result):
+        parts.append(flag[0])
+    return " — " + ". ".join(parts)
+
+
+def _flag_banner(result: Diagnosis) -> None:
+    """The red (malignant) or amber (premalignant) banner, saying which class raised it and at what score."""
+    flag = _flag_text(result)
+    if flag is None:
+        return
+    head, detail = flag
+    if result.risk_flag is Risk.MALIGNANT:
         st.error(f"**{head}**\n\n{detail}", icon=":material/warning:")
     else:
         st.warning(f"{head}\n\n{detail}", icon=":material/priority_high:")
@@ -55,7 +74,7 @@ def render(result: Diagnosis, provider_title: str) -> None:
     answer = result.answer
     with st.container(border=True, key="result_card"):
         st.html(_KOREAN_WRAP)
-        st.subheader(t("result.title"))
+        result_heading(t("result.title"), _spoken(result))  # the focus lands here after Assess (ui/a11y.py)
         if not answer.complete:
             st.warning(t("result.incomplete", problems=problems_text(answer)), icon=":material/error:")
         _flag_banner(result)

@@ -9,14 +9,15 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
-from datetime import time as day_time
+from datetime import date, timedelta
 
 import pandas as pd
 
 from domain.classes import CLASSES, by_code
 from ui.i18n import error_kind, known, t
 from ui.labels import lesion_name
+from ui.viewer_time import viewer_zone, when
+from utils.times import start_of_day
 
 SHORT_TEXT = 60  # characters of the description shown in the table
 
@@ -46,9 +47,9 @@ def flags(row: Mapping) -> str:
     return ", ".join(found)
 
 
-def local_time(stamp: float) -> datetime:
-    """A row's time on the clinic's clock (the store keeps epoch seconds)."""
-    return datetime.fromtimestamp(stamp)
+def local_time(stamp: float) -> str:
+    """A row's time on the reader's clock, with her zone: "2026-12-07 14:05 KST" (the store keeps epoch seconds)."""
+    return when(stamp)
 
 
 def short_text(row: Mapping) -> str:
@@ -65,7 +66,8 @@ def thumbnail_url(jpeg: bytes | None) -> str | None:
 
 
 def day_range(value: Sequence[date] | date | None) -> tuple[float | None, float | None]:
-    """`st.date_input`'s range as (since, until) epoch seconds, whole local days, `until` exclusive.
+    """`st.date_input`'s range as (since, until) epoch seconds, whole days of the reader's calendar, `until`
+    exclusive.
 
     While the clinician has picked only the first day the range is open-ended.
     """
@@ -74,8 +76,9 @@ def day_range(value: Sequence[date] | date | None) -> tuple[float | None, float 
     days = list(value or ())
     if not days:
         return None, None
-    since = datetime.combine(days[0], day_time.min).timestamp()
-    until = datetime.combine(days[-1] + timedelta(days=1), day_time.min).timestamp() if len(days) > 1 else None
+    zone = viewer_zone()
+    since = start_of_day(days[0], zone)
+    until = start_of_day(days[-1] + timedelta(days=1), zone) if len(days) > 1 else None
     return since, until
 
 

@@ -1,4 +1,4 @@
-"""The UI's words in the session's language (chosen in the sidebar), from the tables in domain/locales/.
+"""The UI's words in the session's language (ui/language.py), from the tables in domain/locales/.
 
 Every string a page shows is a key there: `t("nav.jobs")`, `t("qa.batch.progress", done=3, total=10)`.
 The engine's messages (its errors, a failed job's reason) are keys of the same tables, said by `message_text`.
@@ -25,7 +25,8 @@ PLAIN = ".plain"  # the suffix of a key's plain-words twin
 
 
 def lang() -> str:
-    """The language the clinician chose ('ko' until they change it)."""
+    """The session's language (settled by ui/language.py: the account's, the browser's cookie, the browser's own;
+    'ko' before that)."""
     return str(st.session_state.get("lang", "ko"))
 
 

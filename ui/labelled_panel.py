@@ -36,7 +36,9 @@ def _left_out_line(reason: str, ids: tuple[str, ...]) -> str:
 
 def _build(history: HistoryStore, reviews: Reviews, since: date | None) -> None:
     start = datetime.combine(since, day_time.min).timestamp() if since else None  # the local day, as History's
-    found = labelled_set(history, reviews, since=start, user=visible_owner())
+    decided = startup.readings()
+    found = labelled_set(history, reviews, since=start, user=visible_owner(),
+                         arbitrations=decided.arbitrated() if decided else ())
     st.session_state[BUILT] = (len(found.cases), found.photos, found.left_out, found.csv_bytes(), found.zip_bytes())
 
 

@@ -136,4 +136,5 @@ def show_photo(photo: Photo) -> None:
     if photo.shown:
         st.caption(line)
     else:
-        st.image(image.jpeg, caption=line, width=THUMBNAIL_PX)
+        st.image(image.jpeg, caption=line, width=THUMBNAIL_PX,
+                 alt=t("photo.alt"))  # the caption is not the image's alternative text

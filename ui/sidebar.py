@@ -5,26 +5,28 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.core import Engine
-from ui.i18n import LANGUAGE_NAMES, t
+from ui.i18n import LANGUAGE_NAMES, lang, t
 from ui.labels import provider_titles
+from ui.language import choose
 
 AUTO = ""
 
 
 def _keep_language() -> None:
-    st.session_state.lang = st.session_state.lang_picker
+    choose(st.session_state.lang_picker)
 
 
 def language_picker() -> None:
-    """The UI and findings language.
+    """The UI and findings language (ui/language.py keeps the choice for the browser and the account).
 
-    The choice is copied to the plain key `lang`: Streamlit forgets a widget's state on any
-    run that does not draw it, and every page must keep the language.
+    The session's language lives in the plain key `lang`: Streamlit forgets a widget's state on any run that
+    does not draw it, and every page must keep the language. The picker is set from it before each drawing,
+    so a language that changed elsewhere (the account's, at sign-in) shows here too.
     """
+    st.session_state.lang_picker = lang()
     st.sidebar.segmented_control(t("sidebar.language"), list(LANGUAGE_NAMES),
                                  format_func=lambda code: LANGUAGE_NAMES[code],
-                                 default=st.session_state.lang, key="lang_picker", required=True,
-                                 on_change=_keep_language)
+                                 key="lang_picker", required=True, on_change=_keep_language)
 
 
 def provider_picker(engine: Engine) -> str | None:

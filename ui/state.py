@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+# The language ("lang") is not here: ui/language.py settles it once per session, from the account, the browser's
+# cookie or the browser's own language.
 DEFAULTS = {
-    "lang": "ko",
     "result": None,         # the last Diagnosis shown on the diagnose page
     "error": None,          # the last error (an exception, said in the UI language when drawn)
     "photo": None,          # ui.photo's slot: the shrunk photo (or why it was refused) and where it came from

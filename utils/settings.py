@@ -246,6 +246,14 @@ class Settings:
     keep_warm_active_seconds: float = setting("KEEP_WARM_ACTIVE_SECONDS", 600.0, "a session counts as active this "
                                               "long after its last use", "number")
 
+    # Double reading (engine/second_reading.py): "auto" is RunPod when RunPod is configured, else off.
+    second_reader: str = setting("SECOND_READER", "auto", "the provider that reads every case a second time, in the "
+                                 "background, shown beside the first reading (never blended): `auto` = `runpod` "
+                                 "when RunPod is configured, a provider name, or `off`", "name")
+    second_reader_budget_seconds: float = setting("SECOND_READER_BUDGET_SECONDS", 300.0, "seconds the second "
+                                                  "reading may take, a serverless worker's cold boot included",
+                                                  "number", minimum=1)
+
     image_max_side: int = setting("IMAGE_MAX_SIDE", 512, "longest side of the photo sent, in pixels", "integer",
                                   minimum=64)
     image_jpeg_quality: int = setting("IMAGE_JPEG_QUALITY", 70, "JPEG quality of the photo sent", "integer",

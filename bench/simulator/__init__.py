@@ -41,7 +41,9 @@ of wall time, so thousands of concurrent streams stay cheap at any scale.
 
 Answers are contract XML (see /work/shared/answer-contract.md): a random class of the 15
 with two similar ones and Korean findings, 250-400 tokens in all, cut at the token limit
-with finish_reason "length" (leaving the XML unclosed). Every random draw of request N
+with finish_reason "length" (leaving the XML unclosed). A profile's `differ_rate` (the CLI's
+`--differ runpod=0.15`) makes the class follow the case instead, so two providers reading one
+case agree except in a seeded share of cases (double reading). Every random draw of request N
 to a provider comes from its own `random.Random` seeded by (seed, provider, N), and
 every worker boot likewise, so a run with the same seed and arrival order replays.
 

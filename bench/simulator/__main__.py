@@ -30,8 +30,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hosted-seconds", type=float, default=None,
                         help="make the hosted (openai) profile answer every request in about this many seconds: no "
                              "tails, failures, jitter or rate limit (the API load benchmark's fixed provider)")
+    parser.add_argument("--differ", action="append", default=[], metavar="PROVIDER=SHARE",
+                        help="answers follow the case (every provider reads one case alike), except that PROVIDER "
+                             "reads another class in SHARE of the cases, e.g. runpod=0.15 (repeatable)")
     args = parser.parse_args(argv)
     profiles = default_profiles()
+    if args.differ:
+        shares = {name: float(share) for name, _, share in (d.partition("=") for d in args.differ)}
+        unknown = set(shares) - set(profiles)
+        if unknown:
+            parser.error(f"--differ: no provider {', '.join(sorted(unknown))}; known: {', '.join(profiles)}")
+        profiles = {name: dataclasses.replace(p, differ_rate=shares.get(name, 0.0)) for name, p in profiles.items()}
     if args.hosted_seconds is not None:
         hosted = profiles["openai"]
         assert isinstance(hosted, HostedProfile)

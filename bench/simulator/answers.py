@@ -7,6 +7,7 @@ does, not share code with the client it is measuring.
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 from bench.simulator.tokens import count_tokens, split_tokens
@@ -57,9 +58,11 @@ def _josa(word: str, after_consonant: str, after_vowel: str) -> str:
     return word + (after_consonant if final else after_vowel)
 
 
-def contract_answer(rng: random.Random, tokens: int = 320) -> str:
-    """A complete contract answer of about `tokens` tokens: a random class, two similar, Korean findings."""
-    code, name, risk = rng.choice(_CLASSES)
+def contract_answer(rng: random.Random, tokens: int = 320, code: int | None = None) -> str:
+    """A complete contract answer of about `tokens` tokens: a random class (or class `code`), two similar, Korean
+    findings. The random class is drawn either way, so that `code` changes no other draw of `rng`."""
+    drawn = rng.choice(_CLASSES)
+    code, name, risk = drawn if code is None else _CLASSES[code]
     (c1, n1, _), (c2, n2, _) = rng.sample([c for c in _CLASSES if c[0] != code], 2)
     score = rng.randint(45, 92)
     rest = 100 - score
@@ -87,6 +90,29 @@ def contract_answer(rng: random.Random, tokens: int = 320) -> str:
         middle.append(findings.pop())
         size += extra
     return render(middle)
+
+
+def case_class(seed: int, messages: list, provider: str, differ_rate: float) -> int:
+    """The class `provider` reads in the case `messages` describe: the case's own class, or in a share
+    `differ_rate` of cases another one.
+
+    The case is known by its user messages' text (not the system prompt, which a client may word per provider),
+    so two providers asked about one case agree on it unless one of them is drawn to differ; both draws are
+    seeded by (seed, case), and the second by the provider too, so a run replays.
+    """
+    texts = []
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
+        texts += [str(p.get("text") or "") for p in parts if isinstance(p, dict) and p.get("type") == "text"]
+    case = hashlib.sha256("\n".join(texts).encode("utf-8", "replace")).hexdigest()[:16]
+    own = random.Random(f"{seed}/case/{case}").randrange(len(_CLASSES))
+    mine = random.Random(f"{seed}/case/{case}/{provider}")
+    if mine.random() >= differ_rate:
+        return own
+    return mine.choice([c for c, _, _ in _CLASSES if c != own])
 
 
 def ramble(tokens: list[str], total: int) -> list[str]:

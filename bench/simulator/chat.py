@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 
-from bench.simulator.answers import contract_answer, ramble
+from bench.simulator.answers import case_class, contract_answer, ramble
 from bench.simulator.capacity import ProviderState, QueueTimeout, Worker
 from bench.simulator.clock import SimClock
 from bench.simulator.connection import Connection, Request, error_body, retry_after_seconds
@@ -55,7 +55,9 @@ class ChatCompletions:
             slow = not (error or hang) and fate < p.error_rate + p.hang_rate + p.slow_rate
             delay = rng.uniform(*p.slow_first_token) if slow else p.first_token_delay(rng)
             speed = p.tokens_per_second * (rng.lognormvariate(0, p.speed_jitter) if p.speed_jitter else 1.0)
-            answer = contract_answer(rng, rng.randint(*p.answer_tokens))
+            code = (None if p.differ_rate is None
+                    else case_class(self.seed, body["messages"], provider.name, p.differ_rate))
+            answer = contract_answer(rng, rng.randint(*p.answer_tokens), code)
             runaway = rng.random() < p.runaway_rate
 
             if provider.bucket is not None:

@@ -36,6 +36,10 @@ class Profile:
     context_limit: int = 8192
     answer_tokens: tuple[int, int] = (250, 400)  # length of a complete answer, uniform
     runaway_rate: float = 0.0                    # share of answers that ramble on past the XML to the limit
+    # None: each answer's class is drawn at random. A share: the class follows the case (every provider so set
+    # reads one case alike), except in this share of cases, where this provider reads another class (double
+    # reading's disagreements; `answers.case_class`).
+    differ_rate: float | None = None
     error_rate: float = 0.0                      # share answered 500/503 after the first-token delay
     hang_rate: float = 0.0                       # share accepted and never answered, until the client leaves
     slow_rate: float = 0.0                       # share whose first token takes `slow_first_token`

@@ -2,9 +2,11 @@
 
 - `GET /analyses?page=&page_size=`: newest first, `{items, page, page_size, has_more}`;
 - `GET /analyses/search?query=`: the same, over the cases whose description or findings contain `query`;
-- `GET /analyses/{id}`: one case;
+- `GET /analyses/{id}`: one case, with both readings, their concordance and the arbitration (double reading);
 - `DELETE /analyses/{id}`: everything about the case (its history row, reviews, job and cached answer),
-  as the History page's *Delete* does.
+  as the History page's *Delete* does;
+- `POST /analyses/{id}/arbitration` {code, note?}: a clinician's decision on the case's class, recorded under
+  the caller with the time (a later one replaces it).
 
 A case of another user is "not found", never "forbidden": the API does not tell which ids exist.
 The original's PUT (rewrite a stored result) is left out on purpose: a clinical record is not edited.
@@ -17,15 +19,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import startup
+from domain.classes import CLASSES
 from storage.history import Filters, History
+from storage.readings import ArbitrationRefused
 from web.api.auth import Caller, caller_of
-from web.api.bodies import analysis_body, respond
+from web.api.bodies import analysis_body, arbitration_body, respond
 from web.api.errors import ApiError, guarded
-from web.api.inputs import FORMATS, choice_field
+from web.api.inputs import FORMATS, choice_field, json_object, text_field
+from web.api.readings import case_readings, concordances
 
 MAX_PAGE_SIZE = 100
 MAX_DEPTH = 10_000  # page × page_size: deeper than this, narrow the search instead
 MAX_QUERY_CHARS = 200
+CODES = f"{min(c.code for c in CLASSES)} to {max(c.code for c in CLASSES)}"  # the classes an arbitration may name
 
 
 def _history() -> History:
@@ -58,7 +64,9 @@ def _page(request: Request, caller: Caller, query: str) -> dict:
     # One more than the page, to tell whether another page follows.
     rows = _history().search(Filters(query=query, user=caller.owner, limit=page * size + 1))
     items = rows[(page - 1) * size:page * size]
-    return {"items": [analysis_body(r) for r in items], "page": page, "page_size": size,
+    agreement = concordances(startup.get_engine(), [r["id"] for r in items])  # the page's, in one query
+    return {"items": [analysis_body(r, agreement=agreement.get(r["id"])) for r in items], "page": page,
+            "page_size": size,
             "has_more": len(rows) > page * size}
 
 
@@ -89,20 +97,28 @@ async def search_analyses(request: Request) -> Response:
     return respond(await run_in_threadpool(_page, request, caller, query), fmt)
 
 
+def _not_yours() -> ApiError:
+    return ApiError(404, "not_found", "No analysis with this id is yours to see: list yours at /api/v1/analyses.")
+
+
 def _visible_row(caller: Caller, analysis_id: str) -> dict:
     row = _history().get(analysis_id)
     if row is None or not caller.may_see(row.get("user")):
-        raise ApiError(404, "not_found", "No analysis with this id is yours to see: list yours at /api/v1/analyses.")
+        raise _not_yours()
     return row
+
+
+def _one(caller: Caller, analysis_id: str) -> dict:
+    row = _visible_row(caller, analysis_id)
+    return analysis_body(row, readings=case_readings(startup.get_engine(), analysis_id))
 
 
 @guarded
 async def get_analysis(request: Request) -> Response:
-    """One analysis of this caller (an administrator: anyone's)."""
+    """One analysis of this caller (an administrator: anyone's), with its readings and arbitration."""
     caller = await caller_of(request)
     fmt = _format(request)
-    row = await run_in_threadpool(_visible_row, caller, request.path_params["analysis_id"])
-    return respond(analysis_body(row), fmt)
+    return respond(await run_in_threadpool(_one, caller, request.path_params["analysis_id"]), fmt)
 
 
 def _forget(caller: Caller, analysis_id: str) -> None:
@@ -119,4 +135,38 @@ async def delete_analysis(request: Request) -> Response:
     return JSONResponse({"id": analysis_id, "deleted": True}, headers={"Cache-Control": "no-store"})
 
 
-__all__ = ["MAX_DEPTH", "MAX_PAGE_SIZE", "delete_analysis", "get_analysis", "list_analyses", "search_analyses"]
+def _code(data: dict) -> int:
+    code: object = data.get("code")
+    if code is None:
+        raise ApiError(422, "invalid_input", "The field 'code' is missing: give the class decided on, as its code "
+                       f"({CODES}; a reading's label.code).")
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise ApiError(422, "invalid_input", f"The field 'code' must be a whole number: a class code from {CODES}.")
+    return code
+
+
+def _arbitrate(caller: Caller, analysis_id: str, code: int, note: str) -> dict:
+    _visible_row(caller, analysis_id)
+    readings = startup.get_engine().readings
+    assert readings is not None  # kept with the history; without one, _visible_row answered 404 already
+    try:
+        decided = readings.arbitrate(analysis_id, code, note, by=caller.user)
+    except ArbitrationRefused as exc:
+        if exc.code == "review.not_in_history":  # deleted since it was looked up
+            raise _not_yours() from None
+        raise ApiError(422, "invalid_input", str(exc)) from None  # no such class, or a note too long
+    return arbitration_body(decided)
+
+
+@guarded
+async def arbitrate(request: Request) -> Response:
+    """Record a clinician's decision on the class of one of this caller's analyses (an administrator: anyone's):
+    JSON {code, note?}; answers the arbitration, which GET /analyses/{id} carries from then on."""
+    caller = await caller_of(request)
+    data = await json_object(request)
+    code, note = _code(data), text_field(data, "note")
+    return respond(await run_in_threadpool(_arbitrate, caller, request.path_params["analysis_id"], code, note))
+
+
+__all__ = ["MAX_DEPTH", "MAX_PAGE_SIZE", "arbitrate", "delete_analysis", "get_analysis", "list_analyses",
+           "search_analyses"]

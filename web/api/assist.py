@@ -59,7 +59,7 @@ async def _explained(request: Request, caller: Caller, *, image: bool) -> Respon
         extra["interpretation_error"] = str(exc)
     except ApiError as exc:  # no free slot for the second step
         extra["interpretation_error"] = exc.detail
-    body = body_of(result, made, created_at)
+    body = await body_of(result, made, created_at)
     body["metadata"].update(extra)
     return respond(body, case.response_format)
 

@@ -5,7 +5,9 @@ Its front end reads `diagnosis`, `confidence_score`, `recommendations`, `similar
 `confidence`, `summary`, `recommendation`, `similar_diseases`). `assessment` adds this app's
 own JSON, as `cli.py diagnose --json` prints it. `id` is the case's id in the history, so
 `GET /api/v1/analyses/{id}` finds it again (the original's `skin_diagnosis_<8 hex>` when the
-history is off and nothing was recorded).
+history is off and nothing was recorded). `concordance` says how the second reader's reading of the
+case compares (domain/readings.py): `pending` while it reads, null when the case has one reading;
+one analysis also carries both `readings`, kept apart, and the clinician's `arbitration`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree
 
 from starlette.responses import JSONResponse, Response
 
+from domain.readings import Arbitration, Reading, concordance
 from domain.result import NOT_RECORDED, Assist, Diagnosis
 from storage.history import diagnosis_from_row
 from utils.images import ShrunkImage
@@ -45,8 +49,9 @@ def _image_info(image: ShrunkImage) -> dict[str, Any]:
 
 
 def diagnosis_body(result: Diagnosis, *, kind: str, created_at: float, image: ShrunkImage | None = None,
-                   extra_metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The original's response for one result (`kind` 'text' or 'image'), with this app's own JSON as `assessment`."""
+                   extra_metadata: Mapping[str, Any] | None = None, agreement: str | None = None) -> dict[str, Any]:
+    """The original's response for one result (`kind` 'text' or 'image'), with this app's own JSON as `assessment`
+    and the case's `concordance` (`agreement`: one of domain.readings.CONCORDANCES, None with one reading)."""
     answer = result.answer
     label = answer.label
     name = label.lesion.name_ko if label else ""
@@ -82,6 +87,7 @@ def diagnosis_body(result: Diagnosis, *, kind: str, created_at: float, image: Sh
         "similar_diseases": [{"name": s.lesion.name_ko, "confidence": round(s.score),
                               "description": SIMILAR_DESCRIPTION} for s in answer.similar],
         "assessment": result.to_dict(),
+        "concordance": agreement,
     }
 
 
@@ -97,8 +103,46 @@ def refine_body(assist: Assist, created_at: float) -> dict[str, Any]:
             "created_at": iso(created_at)}
 
 
-def analysis_body(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One history row in the original's response shape, with who made it, how and with what description."""
+@dataclass(frozen=True)
+class CaseReadings:
+    """What sits beside a case's history row: the second reader's reading (None when never asked) and the
+    clinician's arbitration (None until recorded)."""
+
+    second: Reading | None = None
+    arbitration: Arbitration | None = None
+
+
+def first_reading(row: Mapping[str, Any], result: Diagnosis | None = None) -> Reading:
+    """The case's first reading, as its history row holds it (the answer the clinician got at once);
+    `result` is the row's result when it was rebuilt already."""
+    reading = Reading.of(result or diagnosis_from_row(row), at=row["created_at"])
+    return replace(reading, reason=None)  # Reading.of's reason speaks of the second reader's answer
+
+
+def _stamped(body: dict[str, Any]) -> dict[str, Any]:
+    """A reading's or an arbitration's API form: its time in ISO 8601, like every other time the API gives."""
+    return {**body, "at": iso(body["at"]) if body.get("at") is not None else None}
+
+
+def reading_body(reading: Reading) -> dict[str, Any]:
+    """One reading in the API: provider, model, status, label {code, name_ko, name_en, score, risk}, similar, risk,
+    summary, at, elapsed_ms, reason (why a reading did not come)."""
+    return _stamped(reading.to_dict())
+
+
+def arbitration_body(arbitration: Arbitration) -> dict[str, Any]:
+    """A clinician's arbitration in the API: code, name_ko, name_en, note, by, at."""
+    return _stamped(arbitration.to_dict())
+
+
+def analysis_body(row: Mapping[str, Any], *, agreement: str | None = None,
+                  readings: CaseReadings | None = None) -> dict[str, Any]:
+    """One history row in the original's response shape, with who made it, how and with what description.
+
+    A list item passes the case's `agreement` (looked up for the whole page at once); one analysis passes its
+    `readings`, and then carries `readings` (the first, then the second reader's), their `concordance` and the
+    `arbitration` as well.
+    """
     try:
         info = json.loads(row.get("info") or "{}")
     except ValueError:
@@ -107,7 +151,16 @@ def analysis_body(row: Mapping[str, Any]) -> dict[str, Any]:
              "lesion_description": row.get("text") or "", "patient_info": info, "error": row.get("error"),
              "pinned": bool(row.get("pinned")), "unreadable": bool(row.get("unreadable"))}
     kind = "image" if row.get("kind") == "image" else "text"
-    return diagnosis_body(diagnosis_from_row(row), kind=kind, created_at=row["created_at"], extra_metadata=extra)
+    result = diagnosis_from_row(row)
+    if readings is None:
+        return diagnosis_body(result, kind=kind, created_at=row["created_at"], extra_metadata=extra,
+                              agreement=agreement)
+    first = first_reading(row, result)
+    body = diagnosis_body(result, kind=kind, created_at=row["created_at"], extra_metadata=extra,
+                          agreement=concordance(first, readings.second))
+    body["readings"] = [reading_body(r) for r in (first, readings.second) if r is not None]
+    body["arbitration"] = arbitration_body(readings.arbitration) if readings.arbitration else None
+    return body
 
 
 # -- XML -------------------------------------------------------------------------------------------
@@ -143,5 +196,6 @@ def respond(body: Mapping[str, Any], response_format: str = "json", *, status: i
     return JSONResponse(dict(body), status_code=status, headers=all_headers)
 
 
-__all__ = ["ANALYSIS_TYPES", "RECOMMENDATION", "REFINE_STYLE", "SIMILAR_DESCRIPTION", "analysis_body",
-           "diagnosis_body", "interpretation", "iso", "refine_body", "respond", "to_xml"]
+__all__ = ["ANALYSIS_TYPES", "RECOMMENDATION", "REFINE_STYLE", "SIMILAR_DESCRIPTION", "CaseReadings",
+           "analysis_body", "arbitration_body", "diagnosis_body", "first_reading", "interpretation", "iso",
+           "reading_body", "refine_body", "respond", "to_xml"]

@@ -5,6 +5,8 @@ cache and encryption at rest; the case is recorded in the history under the toke
 source `api`. An assessment runs inside one of API_MAX_CONCURRENT slots, shared fairly between
 tokens (limits.py); it is awaited, not run in a worker thread: the photo's shrinking and the
 history write take the engine's small thread pool for milliseconds, the providers' answer none.
+With a second reader on (SECOND_READER), the answer does not wait for it: `concordance` is
+`pending` while it reads the case, and GET /api/v1/analyses/{id} shows its reading once it lands.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from web.api.bodies import diagnosis_body, respond
 from web.api.errors import ApiError, guarded
 from web.api.inputs import Case, case_from_form, case_from_json, form_data, json_object
 from web.api.limits import ConcurrencyGate
+from web.api.readings import concordance_now
 
 if TYPE_CHECKING:  # the engine's module pulls in the HTTP stack: loaded with the engine, at the first request
     from engine.core import Engine
@@ -84,9 +87,10 @@ async def read_case(request: Request, *, image: bool) -> Case:
         await form.close()
 
 
-def body_of(result: Diagnosis, request: DiagnosisRequest, created_at: float) -> dict:
-    """The original's response for a result of `request`."""
-    return diagnosis_body(result, kind=request.kind, created_at=created_at, image=request.image)
+async def body_of(result: Diagnosis, request: DiagnosisRequest, created_at: float) -> dict:
+    """The original's response for a result of `request`, with the case's concordance as it stands."""
+    agreement = await concordance_now(await engine_now(), result)
+    return diagnosis_body(result, kind=request.kind, created_at=created_at, image=request.image, agreement=agreement)
 
 
 @guarded
@@ -95,7 +99,7 @@ async def skin_lesion(request: Request) -> Response:
     caller = await caller_of(request)
     case = await read_case(request, image=False)
     result, made, created_at = await assess(case, caller)
-    return respond(body_of(result, made, created_at), case.response_format)
+    return respond(await body_of(result, made, created_at), case.response_format)
 
 
 @guarded
@@ -104,7 +108,7 @@ async def skin_lesion_image(request: Request) -> Response:
     caller = await caller_of(request)
     case = await read_case(request, image=True)
     result, made, created_at = await assess(case, caller)
-    return respond(body_of(result, made, created_at), case.response_format)
+    return respond(await body_of(result, made, created_at), case.response_format)
 
 
 __all__ = ["ASSESSMENTS", "assess", "body_of", "build_request", "engine_now", "read_case", "skin_lesion",

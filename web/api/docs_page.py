@@ -16,16 +16,24 @@ from web.api.openapi import LEFT_OUT, OPERATIONS, PREFIX, SCHEMAS, VERSION, docu
 
 _STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #1d2330; }
-table { border-collapse: collapse; width: 100%; margin: 1em 0; display: block; overflow-x: auto; }
+.scroll { overflow-x: auto; margin: 1em 0; }
+.scroll:focus-visible { outline: 2px solid #0a5870; outline-offset: 2px; }
+table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: .35em .6em; border-bottom: 1px solid #dde1e8; }
 code, pre { font: 13px/1.45 ui-monospace, monospace; background: #f3f5f8; }
-pre { padding: .8em; overflow-x: auto; }
+pre { padding: .8em; margin: 0; }
 .m { font-weight: 600; }
 """
 
 _EXAMPLE = """curl -s -X POST https://YOUR-HOST/api/v1/diagnose/skin-lesion \\
   -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\
   -d '{"lesion_description": "코 옆의 진주빛 구진, 6개월간 커짐", "additional_info": "50세 남성"}'"""
+
+
+def _scrolling(label: str, inner: str) -> str:
+    """`inner` in a box that scrolls sideways on a narrow screen. A keyboard must reach it to scroll it (WCAG 2.1.1),
+    so it is a Tab stop, and a named region so that a screen reader says what the stop is."""
+    return f'<div class="scroll" tabindex="0" role="region" aria-label="{escape(label)}">{inner}</div>'
 
 
 def _body_text(body: str | None) -> str:
@@ -43,7 +51,8 @@ def _fields(name: str) -> str:
     rows = "".join(f"<tr><td><code>{escape(field)}</code>{' (required)' if field in required else ''}</td>"
                    f"<td>{escape(str(spec.get('type', 'object')))}</td>"
                    f"<td>{escape(spec.get('description', ''))}</td></tr>" for field, spec in props.items())
-    return f"<h3>{escape(name)}</h3><table><tr><th>field</th><th>type</th><th>notes</th></tr>{rows}</table>"
+    table = f"<table><tr><th>field</th><th>type</th><th>notes</th></tr>{rows}</table>"
+    return f"<h3>{escape(name)}</h3>{_scrolling(f'{name} fields', table)}"
 
 
 def page() -> str:
@@ -58,7 +67,8 @@ def page() -> str:
     errors = "".join(f"<tr><td>{status}</td><td><code>{escape(code)}</code></td></tr>"
                      for code, status in sorted(ERROR_CODES.items(), key=lambda item: item[1]))
     schemas = "".join(_fields(name) for name in ("DiagnoseRequest", "ImageForm", "SkinDiagnosisResponse",
-                                                 "JobStatus", "RefineRequest", "RefineResponse", "AnalysisPage"))
+                                                 "Reading", "ArbitrationRequest", "Arbitration", "JobStatus",
+                                                 "RefineRequest", "RefineResponse", "AnalysisPage"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Skin lesion AI assessment API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>
@@ -73,10 +83,10 @@ Liveness without a token: <code>GET /healthz</code>.</p>
 <code>python cli.py tokens add USER [--name LABEL] [--expires-days N]</code> (shown once, stored hashed), lists them
 with <code>tokens list</code> and revokes one with <code>tokens revoke ID</code>. A token acts as its user: what it
 submits is recorded under that user, and it sees that user's analyses and jobs (an administrator's, everyone's).</p>
-<pre>{escape(_EXAMPLE)}</pre>
+{_scrolling("Example request", f"<pre>{escape(_EXAMPLE)}</pre>")}
 <h2>Endpoints</h2>
-<table><tr><th>method</th><th>path</th><th>what</th><th>body</th><th>answer</th><th>errors</th><th>auth</th></tr>
-{endpoints}</table>
+{_scrolling("Endpoints", "<table><tr><th>method</th><th>path</th><th>what</th><th>body</th><th>answer</th>"
+           f"<th>errors</th><th>auth</th></tr>{endpoints}</table>")}
 <p>Add <code>response_format=xml</code> (in the body, or as a query parameter of a GET) for
 <code>application/xml</code>: a <code>&lt;response&gt;</code> element with one child per field, list items as
 <code>&lt;item_0&gt;</code>, <code>&lt;item_1&gt;</code>, …</p>
@@ -85,7 +95,7 @@ submits is recorded under that user, and it sees that user's analyses and jobs (
 <h2>Errors</h2>
 <p>Every error is JSON <code>{{"error": CODE, "detail": "what to do"}}</code>; 429 and 503 carry
 <code>Retry-After</code>. A message never repeats the patient's text or a provider's error body.</p>
-<table><tr><th>status</th><th>error</th></tr>{errors}</table>
+{_scrolling("Errors", f"<table><tr><th>status</th><th>error</th></tr>{errors}</table>")}
 <h2>Bodies</h2>
 {schemas}
 </body></html>"""

@@ -24,6 +24,7 @@ from web.api.bodies import diagnosis_body, iso, respond
 from web.api.diagnose import build_request, read_case
 from web.api.errors import ApiError, guarded
 from web.api.inputs import FORMATS, Case, choice_field, is_json
+from web.api.readings import concordance_of
 
 if TYPE_CHECKING:
     from engine.core import Engine
@@ -65,7 +66,8 @@ def _job_body(caller: Caller, job_id: str) -> dict:
                        "POST /api/v1/diagnose/skin-lesion-async.")
     result = None
     if job.status == DONE and job.result is not None:
-        result = diagnosis_body(job.result, kind=job.kind, created_at=job.updated_at, image=_photo_of(engine, job))
+        result = diagnosis_body(job.result, kind=job.kind, created_at=job.updated_at, image=_photo_of(engine, job),
+                                agreement=concordance_of(engine, job.result.assessment_id))
     return {"job_id": job.id, "status": job.status, "result": result, "error": job.error,
             "created_at": iso(job.created_at), "updated_at": iso(job.updated_at)}
 

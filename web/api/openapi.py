@@ -63,15 +63,29 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/analyses/search", "Your analyses whose description or findings contain the query.",
               ok=(200, "AnalysisPage"), errors=_READ_ERRORS, query=("query", "page", "page_size", "response_format"),
               xml=True),
-    Operation("GET", "/analyses/{analysis_id}", "One of your analyses.", errors=_READ_ERRORS,
+    Operation("GET", "/analyses/{analysis_id}", "One of your analyses, with its readings (the first, then the second "
+              "reader's), their concordance and the clinician's arbitration.", errors=_READ_ERRORS,
               query=("response_format",), xml=True),
     Operation("DELETE", "/analyses/{analysis_id}", "Delete everything about one case: its record, reviews, "
               "background job and cached answer.", ok=(200, "Deleted"), errors=(401, 404, 429)),
+    Operation("POST", "/analyses/{analysis_id}/arbitration", "Record a clinician's decision on the class of one of "
+              "your analyses, after reading both readings (a later one replaces it).",
+              body="json:ArbitrationRequest", ok=(200, "Arbitration"), errors=(400, 401, 404, 413, 415, 422, 429)),
     Operation("GET", "/openapi.json", "This document.", ok=(200, "OpenAPI"), errors=(), auth=False),
     Operation("GET", "/docs", "The endpoints, for people.", ok=(200, "HTML"), errors=(), auth=False),
 )
 
 _NULLABLE_TEXT = {"type": ["string", "null"]}
+_RISK = {"type": "string", "enum": ["malignant", "premalignant", "benign"]}
+_CLASS = {"type": "object", "required": ["code", "name_ko", "name_en", "score"], "properties": {
+    "code": {"type": "integer"}, "name_ko": {"type": "string"}, "name_en": {"type": "string"},
+    "score": {"type": "number", "minimum": 0, "maximum": 100, "description": "The model's own score (0-100), not a "
+              "probability."}, "risk": _RISK}}
+_CONCORDANCE = {"type": ["string", "null"], "enum": ["agree", "differ", "differ_risk", "pending", "unavailable", None],
+                "description": "How the second reader's reading compares with the first: agree (the same class), "
+                               "differ (another class, the same risk level), differ_risk (another risk level: "
+                               "a clinician should decide), pending (still reading), unavailable (it did not come; "
+                               "the reading's reason says why). Null when the case has one reading."}
 _SCORED = {"type": "object", "required": ["name", "score"],
            "properties": {"name": {"type": "string"}, "score": {"type": "number", "minimum": 0, "maximum": 100}}}
 
@@ -125,7 +139,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "SkinDiagnosisResponse": {"type": "object", "required": [
         "id", "diagnosis", "confidence_score", "recommendations", "similar_conditions", "metadata", "created_at",
         "hospitals", "predicted_disease", "confidence", "summary", "recommendation", "similar_diseases",
-        "assessment"], "properties": {
+        "assessment", "concordance"], "properties": {
         "id": {"type": "string", "description": "The analysis id (GET /analyses/{id})."},
         "diagnosis": {"type": "string", "description": "Korean class name; empty when the answer named none."},
         "confidence_score": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
@@ -136,7 +150,34 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "summary": {"type": "string"}, "recommendation": {"type": "string"},
         "similar_diseases": {"type": "array", "items": {"$ref": "#/components/schemas/SimilarDisease"}},
         "assessment": {"type": "object", "description": "This app's own JSON, as `cli.py diagnose --json` prints it.",
-                       "required": ["label", "summary", "similar", "complete", "provider", "model"]}}},
+                       "required": ["label", "summary", "similar", "complete", "provider", "model"]},
+        "concordance": _CONCORDANCE,
+        "readings": {"type": "array", "items": {"$ref": "#/components/schemas/Reading"}, "maxItems": 2,
+                     "description": "GET /analyses/{id} only: the first reading (the answer given at once), then "
+                                    "the second reader's, kept apart, never blended."},
+        "arbitration": {"oneOf": [{"$ref": "#/components/schemas/Arbitration"}, {"type": "null"}],
+                        "description": "GET /analyses/{id} only: the clinician's decision, null until recorded."}}},
+    "Reading": {"type": "object", "required": ["provider", "model", "status", "label", "similar", "risk", "at"],
+                "properties": {
+        "provider": {"type": "string"}, "model": {"type": "string"},
+        "status": {"type": "string", "enum": ["done", "pending", "unavailable"]},
+        "label": {"oneOf": [_CLASS, {"type": "null"}], "description": "The class chosen; null while pending or "
+                  "when the reading did not come."},
+        "similar": {"type": "array", "items": _CLASS},
+        "risk": {"oneOf": [_RISK, {"type": "null"}], "description": "The chosen class's risk level."},
+        "summary": {"type": "string", "description": "The reader's findings, as plain text."},
+        "at": {"type": ["string", "null"], "format": "date-time", "description": "When it was answered (or given "
+               "up); null while pending."},
+        "elapsed_ms": {"type": ["number", "null"]},
+        "reason": {"type": ["string", "null"], "description": "Why an unavailable reading did not come."}}},
+    "ArbitrationRequest": {"type": "object", "required": ["code"], "properties": {
+        "code": {"type": "integer", "description": "The class decided on (a reading's label.code, or another "
+                 "class's)."},
+        "note": {"type": ["string", "null"], "maxLength": 2000, "description": "Why, in a few words (optional)."}}},
+    "Arbitration": {"type": "object", "required": ["code", "name_ko", "name_en", "note", "by", "at"], "properties": {
+        "code": {"type": "integer"}, "name_ko": {"type": "string"}, "name_en": {"type": "string"},
+        "note": {"type": "string"}, "by": {"type": "string", "description": "The user who decided."},
+        "at": {"type": "string", "format": "date-time"}}},
     "JobAccepted": {"type": "object", "required": ["job_id", "status_url"], "properties": {
         "job_id": {"type": "string"}, "status_url": {"type": "string"}}},
     "JobStatus": {"type": "object", "required": ["job_id", "status", "result", "error"], "properties": {

@@ -33,6 +33,7 @@ HANDLERS: dict[tuple[str, str], Endpoint] = {
     ("GET", "/analyses/search"): analyses.search_analyses,  # before /analyses/{analysis_id}, which would match it
     ("GET", "/analyses/{analysis_id}"): analyses.get_analysis,
     ("DELETE", "/analyses/{analysis_id}"): analyses.delete_analysis,
+    ("POST", "/analyses/{analysis_id}/arbitration"): analyses.arbitrate,
     ("GET", "/openapi.json"): docs_page.openapi_json,
     ("GET", "/docs"): docs_page.docs,
 }

@@ -3,6 +3,8 @@ card, and the History page's names for the error of an assessment no provider an
 
 TEXT: dict[str, str] = {
     "app.title": "Skin lesion AI assessment",
+    # The browser tab's title: a page's own name, then the app's.
+    "app.tab_title": "{page} · Skin lesion AI assessment",
     "nav.diagnose": "Assess a lesion",
     "sidebar.language": "Language",
     "sidebar.provider": "AI provider",
@@ -52,6 +54,7 @@ TEXT: dict[str, str] = {
     "tool.explained": "For the patient",
     "action.working": "Asking {provider} for an assessment…",
     "photo.shrunk": "Photo as sent",
+    "photo.alt": "The lesion photo, as it will be sent for assessment",
     "photo.via_browser": "shrunk on this device ({before} → {after} sent), checked again on the server",
     "photo.via_server": "shrunk on the server:",
     "photo.via_server_cannot_read": "this browser cannot read this format (HEIC?), so the photo was sent whole and shrunk on the server:",
@@ -76,6 +79,27 @@ TEXT: dict[str, str] = {
     "picker.failed": "This photo could not be processed. Choose it again, or use “Other ways” below.",
     "error.kept": "Your inputs are kept: press the button to try again.",
     "error.settings": "Settings error",
+    # Double reading on the card (ui/second_reading.py).
+    "reading.title": "Second reading · {provider}",
+    "reading.pending": "{provider} is reading this case a second time. Its reading appears here when it comes; "
+                       "there is no need to reload.",
+    "reading.unavailable_why": "No second reading: {why} The first reading above stands.",
+    "reading.agree": "The second reader agrees: {name} (score {score:.0f}).",
+    "reading.differ": "The second reader chose another class of the same risk level. Both readings are shown apart, "
+                      "as read; decide below if needed.",
+    "reading.differ_risk": "The two readings differ in risk level: this case needs a clinician's decision.",
+    "reading.first": "First reading · {provider}",
+    "reading.second": "Second reading · {provider}",
+    "reading.when": "The second reading came {at}, {seconds:.0f} s after it was asked for.",
+    "reading.arbitrate": "Decide the class",
+    "reading.arbitrate_again": "Change the decision",
+    "reading.decided_class": "Class decided",
+    "reading.note": "Note (optional, e.g. a biopsy result)",
+    "reading.decide": "Record the decision",
+    "reading.choice_first": "{name} (first reading)",
+    "reading.choice_second": "{name} (second reading)",
+    "reading.decided": "Decided: {name}, by {by}, {at}.",
+    "reading.by_unsigned": "a clinician (no sign-in)",
     "result.title": "Assessment",
     "result.score": "score {score:.0f} / 100",
     "result.code": "code {code}",

@@ -109,6 +109,11 @@ MESSAGES: dict[str, str] = {
     "review.unknown_verdict": "Unknown verdict '{verdict}': use one of {choices}.",
     "review.unknown_class": "Unknown expected class {code}: use a class code from 0 to 14.",
     "review.not_in_history": "Assessment {assessment_id} is not in the history: it cannot be reviewed.",
+    # Double reading (domain/readings.py, storage/readings.py, engine/second_reading.py).
+    "reading.no_class": "The second reader's answer named no class.",
+    "reading.unavailable": "The second reading did not come.",
+    "reading.interrupted": "The second reading was interrupted (the app restarted or its job failed to run).",
+    "reading.note_too_long": "The note is longer than {limit} characters: shorten it.",
     # What the parser could not read in an answer (domain/parser.py); {rank} is "" or " 2" after "similar".
     "answer.code_not_listed": "{part}{rank}: code {code} is not one of the 15; name used",
     "answer.unknown_class": "{part}{rank}: neither code nor name is one of the 15 classes",

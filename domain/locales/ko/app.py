@@ -6,6 +6,8 @@ The keys of domain/locales/en/app.py, with the same {placeholders}.
 
 TEXT: dict[str, str] = {
     "app.title": "피부 병변 AI 평가",
+    # The browser tab's title: a page's own name, then the app's.
+    "app.tab_title": "{page} · 피부 병변 AI 평가",
     "nav.diagnose": "병변 평가",
     "sidebar.language": "언어",
     "sidebar.provider": "AI 제공자",
@@ -55,6 +57,7 @@ TEXT: dict[str, str] = {
     "tool.explained": "환자용 설명",
     "action.working": "{provider}에 평가를 요청하는 중…",
     "photo.shrunk": "전송될 사진",
+    "photo.alt": "평가에 보낼 병변 사진",
     "photo.via_browser": "이 기기에서 축소함 ({before} → {after} 전송), 서버에서 다시 확인함",
     "photo.via_server": "서버에서 축소함:",
     "photo.via_server_cannot_read": "이 브라우저가 이 형식(HEIC 등)을 읽지 못해 원본을 보내 서버에서 축소함:",
@@ -79,6 +82,27 @@ TEXT: dict[str, str] = {
     "picker.failed": "이 사진을 처리하지 못했습니다. 다시 선택하거나 아래 ‘다른 방법’을 쓰세요.",
     "error.kept": "입력한 내용은 그대로 남아 있습니다. 다시 시도하려면 버튼을 누르세요.",
     "error.settings": "설정 오류",
+    # 카드의 이중 판독 (ui/second_reading.py).
+    "reading.title": "두 번째 판독 · {provider}",
+    "reading.pending": "{provider}이(가) 이 사례를 한 번 더 판독하고 있습니다. 판독이 오면 여기에 나타나며, "
+                       "새로 고칠 필요가 없습니다.",
+    "reading.unavailable_why": "두 번째 판독 없음: {why} 위의 첫 번째 판독은 그대로 유효합니다.",
+    "reading.agree": "두 번째 판독자도 같은 판독입니다: {name} (점수 {score:.0f}).",
+    "reading.differ": "두 번째 판독자는 같은 위험 수준의 다른 분류를 골랐습니다. 두 판독을 합치지 않고 각각 "
+                      "보여 줍니다. 필요하면 아래에서 결정하세요.",
+    "reading.differ_risk": "두 판독의 위험 수준이 다릅니다: 이 사례는 의료진의 결정이 필요합니다.",
+    "reading.first": "첫 번째 판독 · {provider}",
+    "reading.second": "두 번째 판독 · {provider}",
+    "reading.when": "두 번째 판독은 {at}에 왔습니다 (요청 후 {seconds:.0f}초).",
+    "reading.arbitrate": "분류 결정하기",
+    "reading.arbitrate_again": "결정 바꾸기",
+    "reading.decided_class": "결정한 분류",
+    "reading.note": "메모 (선택, 예: 조직검사 결과)",
+    "reading.decide": "결정 기록하기",
+    "reading.choice_first": "{name} (첫 번째 판독)",
+    "reading.choice_second": "{name} (두 번째 판독)",
+    "reading.decided": "결정: {name}, {by}, {at}.",
+    "reading.by_unsigned": "의료진 (로그인 없음)",
     "result.title": "평가 결과",
     "result.score": "점수 {score:.0f} / 100",
     "result.code": "코드 {code}",

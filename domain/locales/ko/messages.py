@@ -106,6 +106,11 @@ MESSAGES: dict[str, str] = {
     "review.unknown_verdict": "알 수 없는 판정 '{verdict}'입니다. 다음 중 하나를 쓰세요: {choices}.",
     "review.unknown_class": "알 수 없는 예상 분류 {code}입니다. 0부터 14까지의 분류 코드를 쓰세요.",
     "review.not_in_history": "평가 {assessment_id}이(가) 기록에 없어 리뷰할 수 없습니다.",
+    # 이중 판독 (domain/readings.py, storage/readings.py, engine/second_reading.py).
+    "reading.no_class": "두 번째 판독자의 답에 분류가 없습니다.",
+    "reading.unavailable": "두 번째 판독이 오지 않았습니다.",
+    "reading.interrupted": "두 번째 판독이 중단되었습니다 (앱이 다시 시작되었거나 작업을 실행하지 못했습니다).",
+    "reading.note_too_long": "메모가 {limit}자를 넘습니다. 줄여 주세요.",
     "answer.code_not_listed": "{part}{rank}: 코드 {code}은(는) 15개 분류에 없어 이름을 사용함",
     "answer.unknown_class": "{part}{rank}: 코드도 이름도 15개 분류에 없음",
     "answer.name_mismatch": "{part}{rank}: 이름이 코드 {code}와 맞지 않아 코드를 사용함",
