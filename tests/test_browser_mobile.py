@@ -201,7 +201,7 @@ def test_on_a_laptop_the_photo_is_shown_once_and_assess_and_the_headline_stay_in
     settled(page)
     assess.click()
     card = page.locator(".st-key-result_card")
-    headline = card.get_by_role("heading", name="기저세포암 · Basal cell carcinoma")
+    headline = card.get_by_role("heading", name="기저세포암 · Basal cell carcinoma", exact=True)
     expect(headline).to_be_visible(timeout=30_000)
     settled(page)
     # The class, its score and the flag, without scrolling; Assess stays where it was, for the next case.
