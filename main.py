@@ -12,6 +12,7 @@ from ui.language import keep_in_page, settle_language, tab_title
 from ui.mobile import thumb_sized_controls
 from ui.sidebar import language_picker
 from ui.state import init_state
+from ui.streamlit_words import streamlit_words
 from utils.settings import SettingsError, get_settings
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -25,6 +26,7 @@ settle_language()  # once per session: this browser's last choice, else the lang
 language_picker()
 drawn_in = lang()
 keep_in_page()  # <html lang> and the browser's cookie
+streamlit_words()  # Streamlit's own English (its hints, placeholders, aria-labels) in the reader's language
 
 try:
     get_settings()

@@ -13,7 +13,7 @@ from startup import get_engine, warm_up
 from ui import card, plain
 from ui.a11y import focus_result
 from ui.i18n import error_text, lang, t
-from ui.photo import photo_input, show_photo
+from ui.photo import photo_input
 from ui.scroll import result_anchor
 from ui.second_reading import second_reading
 from ui.sidebar import provider_picker
@@ -70,8 +70,6 @@ with left:
                      query_params={"job": st.session_state.last_job})
 
 with right:
-    if photo is not None:
-        show_photo(photo)
     result_anchor(starting=bool(assess or rerun))  # on a phone, the findings below come into view
     live = st.empty()
 
@@ -95,7 +93,8 @@ if background:
         st.session_state.error = exc
 elif assess or rerun:
     asked = engine.providers.get(request.provider or engine.default_provider(request.kind))
-    with right, st.spinner(t("action.working", provider=asked.title if asked else "AI"), show_time=True):
+    # No show_time: Streamlit says the time in English only ("(0.4 seconds)"); the card gives it afterwards.
+    with right, st.spinner(t("action.working", provider=asked.title if asked else "AI")):
         try:
             st.session_state.result = engine.diagnose(
                 request, on_progress=lambda raw: card.render_findings_stream(live, partial_summary(raw)))

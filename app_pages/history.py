@@ -59,6 +59,18 @@ def clear_selection() -> None:
     st.session_state.hist_table = NO_SELECTION
 
 
+def keep_selection_for(filters: Filters) -> None:
+    """Drop the selection when the filters changed since the last run.
+
+    Compared by value rather than by the widgets' on_change: after a language switch the browser may send a filter
+    back under its old language's label, which Streamlit takes for a change on every run, and no row could be
+    picked.
+    """
+    if st.session_state.get("hist_filters", filters) != filters:
+        clear_selection()
+    st.session_state.hist_filters = filters
+
+
 def forget(assessment_id: str) -> None:
     """Delete the case (row, reviews, cached answer) and close its detail view."""
     engine.forget(assessment_id)
@@ -76,7 +88,7 @@ def pin(assessment_id: str, pinned: bool) -> None:
 
 # -- filters ---------------------------------------------------------------------------------
 
-query = st.text_input(t("history.search"), key="hist_query", on_change=clear_selection)
+query = st.text_input(t("history.search"), key="hist_query")
 a, b, c, d = st.columns(4)
 # Labels are worked out now, in this run's language: a format_func is also called later, outside the run.
 everything = t("history.filter.all")
@@ -85,24 +97,23 @@ risk_names = {ANY: everything, "malignant": t("risk.malignant"), "premalignant":
               NO_FLAG: t("history.filter.no_flag")}
 provider_names = {ANY: everything, **titles}
 label_code = a.selectbox(t("history.filter.class"), list(class_names), format_func=lambda o: class_names[o],
-                         key="hist_class", on_change=clear_selection)
+                         key="hist_class")
 risk = b.selectbox(t("history.filter.risk"), list(risk_names), format_func=lambda o: risk_names[o],
-                   key="hist_risk", on_change=clear_selection)
+                   key="hist_risk")
 provider = c.selectbox(t("history.provider"), list(provider_names), format_func=lambda o: provider_names[o],
-                       key="hist_provider", on_change=clear_selection)
-days = d.date_input(t("history.filter.dates"), value=[], key="hist_dates", format="YYYY-MM-DD",
-                    on_change=clear_selection)
+                       key="hist_provider")
+days = d.date_input(t("history.filter.dates"), value=[], key="hist_dates", format="YYYY-MM-DD")
 since, until = day_range(days)
 concordance = None
 if engine.second.on or st.session_state.get("hist_concordance"):  # double reading: filter by how the readings compare
     concordance_names = {ANY: everything, **{c: t(f"history.concordance.{c}") for c in CONCORDANCES}}
     concordance = st.selectbox(t("history.filter.concordance"), list(concordance_names),
-                               format_func=lambda o: concordance_names[o], key="hist_concordance",
-                               on_change=clear_selection)
+                               format_func=lambda o: concordance_names[o], key="hist_concordance")
 
 filters = Filters(query=query.strip(), label_code=label_code if isinstance(label_code, int) else None,  # ANY: all
                   risk=risk or None, provider=provider or None, since=since, until=until, user=owner,
                   concordance=concordance or None)
+keep_selection_for(filters)
 rows = history.search(filters)
 
 if not rows:
@@ -114,18 +125,21 @@ if not rows:
 col = st.column_config
 frame = table(rows, titles)
 if is_admin():  # an administrator sees everyone's cases, so says whose each is
-    frame.insert(1 if "photo" in frame.columns else 0, "user", [r["user"] or "" for r in rows])
+    frame.insert(frame.columns.get_loc("time"), "user", [r["user"] or "" for r in rows])
 event = st.dataframe(
     frame, key="hist_table", on_select="rerun", selection_mode="single-row", hide_index=True,
     placeholder="", width="stretch",
     column_config={
         "photo": col.ImageColumn(t("history.col.photo")), "user": t("history.col.user"),
         "time": t("history.col.time"),  # text in the reader's zone, with its name: "2026-12-07 14:05 KST"
-        "kind": t("history.col.kind"), "text": t("history.col.case"), "class": t("history.col.class"),
-        "score": col.NumberColumn(t("history.col.score"), format="%.0f"), "risk": t("history.col.risk"),
+        "kind": t("history.col.kind"), "text": t("history.col.case"),
+        # Narrow enough that the selection box, class, score and flag fit a phone (390 px) side by side.
+        "class": col.TextColumn(t("history.col.class"), width=168),
+        "score": col.NumberColumn(t("history.col.score"), format="%.0f", width=56),
+        "risk": col.TextColumn(t("history.col.risk"), width=84),
         "provider": t("history.provider"),
         "latency": col.NumberColumn(t("history.col.latency"), format="%.1f"),
-        "flags": t("history.col.route"), "pinned": col.CheckboxColumn(t("history.col.pinned")),
+        "flags": t("history.col.route"), "pinned": t("history.col.pinned"),
         "error": t("history.col.error"),
     })
 st.caption(t("history.count", n=len(rows), limit=filters.limit))
@@ -174,6 +188,8 @@ if picked:
             st.button(t("history.pin"), key="hist_pin", icon=":material/keep:", on_click=pin, args=(row["id"], True))
 
         st.markdown(f"**{t('history.delete_heading')}**")
+        # What is deleted is said in a paragraph, which wraps: a checkbox's label is one line, cut off on a phone.
+        st.markdown(t("history.delete_what"))
         sure = st.checkbox(t("history.delete_confirm"), key="hist_confirm_delete")
         st.button(t("history.delete_button"), key="hist_delete",
                   type="primary", icon=":material/delete_forever:", disabled=not sure,

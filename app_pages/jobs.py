@@ -10,7 +10,7 @@ from domain.errors import DiagnosisError
 from domain.jobs import DONE, FAILED, INTERRUPTED, RUNNING, Job
 from startup import get_engine
 from ui import card, plain
-from ui.auth import session_still_valid, visible_owner
+from ui.auth import is_admin, session_still_valid, visible_owner
 from ui.i18n import error_text, message_text, t
 from ui.labels import provider_title
 from ui.second_reading import second_reading
@@ -69,11 +69,14 @@ def job_board() -> None:
     if not listed:
         st.info(t("jobs.empty"))
         return
+    admin = is_admin()  # an administrator sees everyone's jobs, so is told whose each is
     st.dataframe(
-        [{t("jobs.col.submitted"): when(j.created_at), t("jobs.col.status"): status_label(j.status),
+        [{t("jobs.col.submitted"): when(j.created_at),
+          **({t("jobs.col.user"): j.user or ""} if admin else {}),
+          t("jobs.col.status"): status_label(j.status),
           t("jobs.col.kind"): t("kind.image") if j.kind == "image" else t("kind.text"),
           t("jobs.col.case"): (j.text[:40] + "…") if len(j.text) > 40 else j.text,
-          t("jobs.col.provider"): j.provider or "",
+          t("jobs.col.provider"): provider_title(engine, j.provider) if j.provider else "",
           t("jobs.col.elapsed"): t("unit.seconds", s=j.elapsed_ms / 1000) if j.elapsed_ms else "",
           t("jobs.col.id"): j.id} for j in listed],
         hide_index=True, key="jobs_table")

@@ -135,18 +135,23 @@ targets = pd.DataFrame([{"kind": KIND_NAMES[k], "target": ms / 1000,
                          "label": t("performance.target_line", kind=KIND_NAMES[k], t=ms / 1000)}
                         for k, ms in metrics.TARGET_MS.items()])
 colour = alt.Color("kind:N", title=t("performance.col.input"), scale=alt.Scale(domain=list(KIND_NAMES.values())))
-line = alt.Chart(points).mark_line(point=True).encode(
-    x=alt.X("time:T", title=t("performance.chart.time")),
+line = alt.Chart(points).mark_line(point=True, aria=False).encode(
+    # 24-hour numbers: the default ("09 AM", "Dec 07") is English whatever the page's language.
+    x=alt.X("time:T", title=t("performance.chart.time"), axis=alt.Axis(format="%m-%d %H:%M", labelOverlap=True)),
     y=alt.Y("p95:Q", title=t("performance.chart.p95")),
     color=colour,
     tooltip=[alt.Tooltip("time:T", title=t("performance.chart.time"), format="%Y-%m-%d %H:%M"),
              alt.Tooltip("kind:N", title=t("performance.col.input")),
              alt.Tooltip("p95:Q", title=t("performance.chart.p95"), format=".2f"),
              alt.Tooltip("count:Q", title=t("performance.col.count"))])
-rules = alt.Chart(targets).mark_rule(strokeDash=[6, 4]).encode(y="target:Q", color=colour)
-labels = alt.Chart(targets).mark_text(align="left", baseline="bottom", dx=4, dy=-2).encode(
+rules = alt.Chart(targets).mark_rule(strokeDash=[6, 4], aria=False).encode(y="target:Q", color=colour)
+labels = alt.Chart(targets).mark_text(align="left", baseline="bottom", dx=4, dy=-2, aria=False).encode(
     x=alt.value(0), y="target:Q", text="label:N", color=colour)
-st.altair_chart(alt.layer(line, rules, labels), key="perf_chart")
+# Vega describes every mark and axis to a screen reader in English ("X-axis titled … for a time scale …"): none
+# is (aria=False, here and on each mark), the chart is described once in the page's language, and the table above
+# holds its numbers.
+chart = alt.layer(line, rules, labels).properties(description=t("performance.chart.description")).configure(aria=False)
+st.altair_chart(chart, key="perf_chart")
 st.caption(t("performance.over_time_caption", bucket=_duration(report.bucket_seconds)))
 
 # -- double reading ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from ui.card import class_name
 from ui.i18n import error_text, lang, problems_text, t
 from ui.labelled_panel import labelled_panel
 from ui.labels import RISK_COLOUR, lesion_name, provider_title
-from ui.photo import photo_input, show_photo
+from ui.photo import photo_input
 
 RESULTS = "qa_results"  # session slot: {"case": qa_case id, "results": provider -> Diagnosis | DiagnosisError}
 
@@ -40,7 +40,7 @@ def _run(engine: Engine, text: str, image, chosen: list[str], fresh: bool) -> No
     request = engine.make_request(text, image, use_cache=not fresh, language=lang())
     # The case id is made here, not inside compare(), so the page knows which case it shows.
     request = replace(request, user=st.session_state.get("user"), qa_case=new_id())
-    with st.spinner(t("qa.asking", n=len(chosen)), show_time=True):
+    with st.spinner(t("qa.asking", n=len(chosen))):  # no show_time: Streamlit says it in English only
         results = compare(engine, request, chosen)
     st.session_state[RESULTS] = {"case": request.qa_case, "results": results}
 
@@ -93,7 +93,7 @@ def _answer(result: Diagnosis) -> None:
              t("qa.complete") if answer.complete else t("qa.incomplete")]
     st.caption(" · ".join(parts))
     with st.expander(t("result.raw"), expanded=not answer.complete):
-        st.code(result.raw or t("result.raw_empty"), language="xml", wrap_lines=True)
+        plain.block(result.raw or t("result.raw_empty"))
 
 
 def _expected_problem(verdict: str, expected: LesionClass | None, label: LesionClass | None) -> str | None:
@@ -195,7 +195,7 @@ def _compare_tab(engine: Engine) -> None:
     ready = {name: p for name, p in engine.providers.items() if p.configured}
     if not ready:
         st.warning(t("qa.no_provider"))
-    left, right = st.columns([1, 1], gap="large")
+    left, _ = st.columns([1, 1], gap="large")  # the inputs as wide as on the Assess page
     with left:
         photo, photo_error = photo_input(engine, key_prefix="qa_photo")
         image = photo.image if photo is not None else None
@@ -207,9 +207,6 @@ def _compare_tab(engine: Engine) -> None:
                                 format_func=lambda n: f"{ready[n].title} · {ready[n].model}", key="qa_providers")
         fresh = st.checkbox(t("qa.fresh"), key="qa_fresh")
         run = st.button(t("qa.compare"), type="primary", key="qa_run", icon=":material/compare:")
-    with right:
-        if photo is not None:
-            show_photo(photo)
 
     if run:
         if not chosen:

@@ -38,6 +38,7 @@ class LocaleDefault:
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 3,
          "locale": CLINIC_LOCALE}
 DESKTOP = {"viewport": {"width": 1400, "height": 1000}, "locale": CLINIC_LOCALE}
+LAPTOP = {"viewport": {"width": 1400, "height": 900}, "locale": CLINIC_LOCALE}  # a clinic laptop's browser window
 TAP_MIN_PX = 44  # Apple's and WCAG 2.5.5's minimum for a target a thumb must hit
 
 # Everything a thumb taps. A checkbox, radio or toggle is hit through its label (the input itself is hidden); a file
@@ -84,6 +85,31 @@ def in_viewport(locator) -> bool:
     """Whether any part of the element is inside the visible viewport (not only on the page below the fold)."""
     return locator.evaluate("e => { const r = e.getBoundingClientRect();"
                             " return r.bottom > 0 && r.top < window.innerHeight && r.height > 0; }")
+
+
+def fully_in_viewport(locator) -> bool:
+    """Whether the whole element is inside the visible viewport, top to bottom."""
+    return locator.evaluate("e => { const r = e.getBoundingClientRect();"
+                            " return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight; }")
+
+
+_CUT_OFF = """e => {
+  const cut = [];
+  for (const x of [e, ...e.querySelectorAll('*')]) {
+    const r = x.getBoundingClientRect(), s = getComputedStyle(x);
+    if (!r.width || s.visibility === 'hidden' || !x.textContent.trim()) continue;
+    const clipped = s.overflowX !== 'visible' || s.textOverflow === 'ellipsis';
+    if ((clipped && x.scrollWidth > x.clientWidth + 1) || r.right > window.innerWidth + 1 || r.left < -1)
+      cut.push(`${x.tagName.toLowerCase()}[${x.getAttribute('data-testid') || ''}] `
+               + `"${x.textContent.trim().slice(0, 40)}" ${x.scrollWidth}>${x.clientWidth} right ${r.right | 0}`);
+  }
+  return cut;
+}"""
+
+
+def cut_off(locator) -> list[str]:
+    """The element's text that does not show whole: clipped or ellipsised inside it, or past the window's edge."""
+    return locator.evaluate(_CUT_OFF)
 
 
 # Streamlit keeps the previous run's elements on screen, marked stale, until the new run has drawn over them; a

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 _KIND = re.compile(r'class="plain-alert" data-kind="(\w+)"')
 _TITLE = re.compile(r"<strong[^>]*>(.*?)</strong>", re.S)
 _BODY = re.compile(r'<span class="plain-text">(.*?)</span>', re.S)
+_BLOCK = re.compile(r'<pre class="plain-block"[^>]*>(.*?)</pre>', re.S)
 _HEADING = re.compile(r"<h[1-6][^>]*>(.*?)</h[1-6]>", re.S)  # the card's title (ui/a11y.py), drawn with st.html
 _TAG = re.compile(r"<[^>]+>")
 
@@ -33,6 +34,11 @@ def plain_alerts(at: AppTest, kind: str | None = None) -> list[str]:
     return found
 
 
+def plain_blocks(at: AppTest) -> list[str]:
+    """The text of every `ui.plain.block` (a raw answer, a command), unescaped."""
+    return [html.unescape(m.group(1)) for element in at.html for m in _BLOCK.finditer(element.value)]
+
+
 def alerts(at: AppTest, kind: str) -> list[str]:
     """The page's own alerts of `kind` ("error", "warning", "info", "success"): Streamlit's, then the plain-text ones.
 
@@ -50,10 +56,10 @@ def html_headings(at: AppTest) -> list[str]:
 
 
 def shown(at: AppTest) -> str:
-    """Every word on the page: Markdown, captions, headings, plain texts, alerts and progress labels."""
+    """Every word on the page: Markdown, captions, headings, plain texts and blocks, alerts and progress labels."""
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
     parts += html_headings(at)
-    parts += [t.value for t in at.text] + [str(p.proto.text) for p in at.progress]
+    parts += [t.value for t in at.text] + [str(p.proto.text) for p in at.progress] + plain_blocks(at)
     for kind in ("error", "warning", "info", "success"):
         parts += alerts(at, kind)
     return "\n".join(parts)

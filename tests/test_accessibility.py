@@ -197,12 +197,14 @@ def test_the_assessed_case_has_no_violation(tab, photo):
     page, device, lang = tab
     _go(page, device, lang, "diagnose")
     page.locator('input[data-testid="photo-picker-input"]').set_input_files(str(photo))  # shrunk on the device
-    expect(page.get_by_test_id("stImage")).to_be_visible(timeout=20_000)
+    # The app has it once the line under the picker says so (the picker's preview is the photo: no second copy).
+    expect(page.get_by_text(words(lang, "photo.shrunk") + ":")).to_be_visible(timeout=20_000)
     page.get_by_role("textbox", name=words(lang, "input.text")).fill(CASE[lang] + f" ({device})")  # not cached
     settled(page)
     page.get_by_role("button", name=words(lang, "action.assess"), exact=True).click()
     expect(page.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
-    assert page.get_by_role("img", name=words(lang, "photo.alt")).count() == 1
+    # One photo, named: the picker's preview of the JPEG it sent (a plain upload's small copy says photo.alt).
+    assert page.get_by_role("img", name=words(lang, "picker.preview")).count() == 1
     assert_no_violation(page, f"the assessed case, {device}, {lang}")
 
 

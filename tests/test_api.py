@@ -135,7 +135,7 @@ def test_diagnose_text_is_recorded_as_the_tokens_user_with_source_api(server):
         user, source, text = db.execute("SELECT user, source, text FROM assessments WHERE id = ?",
                                         (body["id"],)).fetchone()
     assert (user, source) == ("dr.text", "api")
-    assert text.endswith("[Additional information] 50세 남성 <b>야외활동</b>")
+    assert text.endswith("[추가 정보] 50세 남성 <b>야외활동</b>")  # the marker in the request's language
     sent = [q for q in server.fake.chat_requests if "진주빛 구진, 6개월간" in str(q.body)][-1]
     prompt = sent.body["messages"][1]["content"][0]["text"]
     assert "&lt;b&gt;야외활동&lt;/b&gt;" in prompt and "<b>" not in prompt  # escaped as data, inside the case
@@ -570,3 +570,12 @@ def test_rate_limiter_refills_and_says_how_long_to_wait():
     unlimited = RateLimiter(lambda: 0, clock=lambda: now[0])  # 0: no limit
     for _ in range(1000):
         unlimited.take("t1")
+
+
+def test_the_additional_information_is_marked_in_the_requests_language():
+    from web.api.inputs import case_text
+
+    english = case_text("pearly papule", "50 y, outdoors", "en")
+    assert english == "pearly papule\n\n[Additional information] 50 y, outdoors"
+    assert case_text("진주빛 구진", "50세 남성", "ko") == "진주빛 구진\n\n[추가 정보] 50세 남성"
+    assert case_text("진주빛 구진", "  ", "ko") == "진주빛 구진"

@@ -46,7 +46,7 @@ from storage.store import Store
 from tests import cli_runs
 from tests.cli_runs import CliRun
 from tests.conftest import PROJECT_ROOT
-from tests.page_text import alerts
+from tests.page_text import alerts, plain_blocks
 from tests.stored_rows import every_row, file_bytes
 from utils.settings import get_settings
 
@@ -486,7 +486,7 @@ def test_cli_refuses_a_password_of_more_than_one_line_or_not_utf8(engine_env):
 def _texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
     parts += [e.value for e in at.error] + [w.value for w in at.warning] + [i.value for i in at.info]
-    parts += [c.value for c in at.code]
+    parts += plain_blocks(at)
     return "\n".join(parts)
 
 

@@ -163,7 +163,7 @@ def test_model_text_on_the_card_and_in_the_helpers_is_plain_text(app_url, browse
     settled(page)
     page.get_by_role("button", name="평가하기").click()
     card = page.locator(".st-key-result_card")
-    expect(card.get_by_text("**bold**", exact=False)).to_be_visible(timeout=30_000)  # the findings have arrived
+    expect(card.get_by_test_id("stText").get_by_text("**bold**", exact=False)).to_be_visible(timeout=30_000)
     _no_links_or_images_in(card)
     assert card.get_by_test_id("stText").inner_text() == HOSTILE  # exactly the model's characters
 
@@ -187,7 +187,7 @@ def test_qa_answers_and_a_hostile_csv_header_are_plain_text(app_url, browser, fa
     page.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진")
     page.get_by_role("button", name="비교하기").click()
     answer = page.locator(".st-key-qa_answer_runpod")
-    expect(answer.get_by_text("**bold**", exact=False)).to_be_visible(timeout=30_000)  # the findings have arrived
+    expect(answer.get_by_test_id("stText").get_by_text("**bold**", exact=False)).to_be_visible(timeout=30_000)
     _no_links_or_images_in(answer)
     assert answer.get_by_test_id("stText").inner_text() == HOSTILE
 

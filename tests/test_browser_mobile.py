@@ -18,7 +18,10 @@ from testkit.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     DESKTOP,
+    LAPTOP,
     PHONE,
+    cut_off,
+    fully_in_viewport,
     in_viewport,
     page_scroll_width,
     settled,
@@ -36,6 +39,7 @@ WIDTH = PHONE["viewport"]["width"]
 SLOW = Reply(VALID, chunk_chars=8, chunk_delay=0.08)  # ~45 chunks: about 3.5 s of visible streaming
 TITLE = "피부 병변 AI 평가"
 STREAMING = "소견 작성 중…"
+SENT = "전송될 사진"  # the line under the picker once the app has accepted the photo
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +128,7 @@ def _start_assessment(page, url: str, photo: Path, text: str) -> float:
 
     _open(page, url)
     page.locator('input[data-testid="photo-picker-input"]').set_input_files(str(photo))  # shrunk on the device
-    expect(page.get_by_test_id("stImage")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text(SENT)).to_be_visible(timeout=20_000)  # the app has it
     page.get_by_role("textbox", name="증상 및 소견").fill(text)
     assess = page.get_by_role("button", name="평가하기")
     assess.scroll_into_view_if_needed()
@@ -176,6 +180,36 @@ def test_on_a_desktop_the_page_does_not_move(app_url, desktop, fake, portrait_ph
     assert _scroll_top(desktop) == before
 
 
+def test_on_a_laptop_the_photo_is_shown_once_and_assess_and_the_headline_stay_in_view(app_url, chromium,
+                                                                                     portrait_photo):
+    from playwright.sync_api import expect
+
+    page = chromium.new_context(**LAPTOP).new_page()
+    _open(page, app_url)
+    page.locator('input[data-testid="photo-picker-input"]').set_input_files(str(portrait_photo))
+    expect(page.get_by_text(SENT)).to_be_visible(timeout=20_000)
+    settled(page)
+    # Once, small: the picker's own preview of the JPEG it sent, and no copy drawn by the page beside it.
+    preview = page.get_by_test_id("photo-picker").locator("img")
+    expect(preview).to_be_visible()
+    assert preview.bounding_box()["height"] <= 160
+    assert page.get_by_test_id("stImage").count() == 0
+    assess = page.get_by_role("button", name="평가하기")
+    assert fully_in_viewport(assess), assess.bounding_box()
+
+    page.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진, 1년간 천천히 커짐")
+    settled(page)
+    assess.click()
+    card = page.locator(".st-key-result_card")
+    headline = card.get_by_role("heading", name="기저세포암 · Basal cell carcinoma", exact=True)
+    expect(headline).to_be_visible(timeout=30_000)
+    settled(page)
+    # The class, its score and the flag, without scrolling; Assess stays where it was, for the next case.
+    for part in (headline, card.get_by_test_id("stProgress").first, card.get_by_text("악성 병변 가능성").first, assess):
+        assert fully_in_viewport(part), part
+    page.context.close()
+
+
 def test_every_page_fits_a_phone_and_a_thumb(app_url, phone):
     from playwright.sync_api import expect
 
@@ -210,6 +244,55 @@ def test_every_page_fits_a_phone_and_a_thumb(app_url, phone):
     expect(phone.get_by_test_id("stSidebar")).to_be_visible()
     phone.wait_for_timeout(500)  # the sidebar slides in
     _assert_thumb_friendly(phone, "the sidebar")
+
+
+def test_one_camera_control_on_a_phone_and_on_a_desk(app_url, phone, desktop):
+    from playwright.sync_api import expect
+
+    # A phone has the picker's rear-camera button (its own camera app); a desk computer the in-page camera's toggle.
+    for page, picker_camera in ((phone, True), (desktop, False)):
+        _open(page, app_url)
+        camera = page.locator('label:has(input[data-testid="photo-picker-camera"])')
+        toggle = page.locator(".st-key-use_camera")
+        expect(camera if picker_camera else toggle).to_be_visible()
+        expect(toggle if picker_camera else camera).to_be_hidden()
+
+
+def test_the_provider_choice_shows_whole_in_the_sidebar(app_url, desktop):
+    _open(desktop, app_url)
+    sidebar = desktop.get_by_test_id("stSidebar")
+    for language in ("English", "한국어"):
+        sidebar.get_by_text(language, exact=True).click()
+        settled(desktop)
+        assert cut_off(sidebar.get_by_test_id("stSelectbox")) == [], language
+
+
+def test_on_a_phone_the_delete_confirmation_shows_whole(app_url, phone):
+    from playwright.sync_api import expect
+
+    _open(phone, app_url)
+    phone.get_by_role("textbox", name="증상 및 소견").fill("등의 갈색 반점, 최근 모양이 변함")
+    settled(phone)
+    phone.get_by_role("button", name="평가하기").click()
+    expect(phone.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
+    for language in ("한국어", "English"):
+        _open(phone, app_url + "history")
+        if language == "English":
+            phone.get_by_test_id("stExpandSidebarButton").click()
+            phone.get_by_test_id("stSidebar").get_by_text(language, exact=True).click()
+            settled(phone)
+            phone.get_by_test_id("stSidebarCollapseButton").locator("button").click()
+            expect(phone.get_by_role("heading", name="Assessment history")).to_be_visible()
+            expect(phone.get_by_test_id("stSidebar")).not_to_be_in_viewport()
+            settled(phone)
+        # The first row's selection box (the grid is a canvas: a position in it, once it stands still).
+        phone.get_by_test_id("stDataFrame").click(position={"x": 17, "y": 52})
+        settled(phone)
+        for part in (phone.locator(".st-key-hist_confirm_delete"), phone.locator(".st-key-hist_delete")):
+            expect(part, language).to_be_visible(timeout=20_000)
+            part.scroll_into_view_if_needed()
+            assert cut_off(part) == [], language
+        assert page_scroll_width(phone) <= WIDTH
 
 
 def test_the_sign_in_form_fits_a_phone(fake, chromium, tmp_path):

@@ -63,9 +63,9 @@ def _placeholders(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
-def _in(language: str, make):
-    """What `make()` returns with the UI set to `language`."""
-    with mock.patch.object(i18n, "lang", lambda: language):
+def _in(language: str, make, *, admin: bool = True):
+    """What `make()` returns with the UI set to `language`, for an administrator (or, `admin=False`, a clinician)."""
+    with mock.patch.object(i18n, "lang", lambda: language), mock.patch.object(i18n, "technical", lambda: admin):
         return make()
 
 
@@ -102,6 +102,9 @@ def test_word_and_list_parameters_are_translated_not_pasted():
     assert str(missing) == "OpenAI is not configured: set OPENAI_API_KEY and OPENAI_MODEL in .env."
     korean = _in("ko", lambda: i18n.message_text(missing))
     assert "OPENAI_API_KEY, OPENAI_MODEL" in korean and " and " not in korean and ".env" in korean
+    # A clinician is told the same in plain words: no variable, no .env.
+    plain = _in("ko", lambda: i18n.message_text(missing), admin=False)
+    assert plain == "OpenAI이(가) 설정되지 않았습니다. 관리자에게 문의하세요."
     assert set(WORD_PARAMS.values()) == {key.split(".")[1] for key in _words(TABLES["en"])}
     assert {name for t in ENGLISH.values() for name in _placeholders(t)} >= LIST_PARAMS
 
@@ -225,6 +228,7 @@ def test_error_text_never_shows_nothing():
     assert _in("ko", lambda: i18n.message_text(newer)) == "from.a.newer.release"
     assert _in("ko", lambda: i18n.error_text(unknown)) == "RunPod이(가) 제시간에 답변하지 않았습니다."
     assert _in("ko", lambda: i18n.error_text(JobUnreadable())).startswith("이 작업은 다른 DATA_ENCRYPTION_KEY")
+    assert "KEY" not in _in("ko", lambda: i18n.error_text(JobUnreadable()), admin=False)
     assert "데이터베이스" in _in("ko", lambda: i18n.error_text(JobStoreUnavailable("database")))
     assert set(TABLES["ko"]) >= {f"error_kind.{name}" for name in ("ProviderTimeout", "ProviderAuthError",
                                                                      "ProviderUnavailable")}

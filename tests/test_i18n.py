@@ -133,3 +133,33 @@ def test_no_korean_string_outside_the_tables():
 def test_the_exclusions_are_still_needed():
     # An excluded file that no longer holds Korean should leave the list, so the scan covers it again.
     assert [name for name in NOT_UI_TEXT if not _hangul_literals(ROOT / name)] == []
+
+
+def test_streamlits_own_words_are_given_in_the_readers_language():
+    from ui.streamlit_words import rules
+
+    assert rules("en") == []  # English: Streamlit's words stand
+    korean = dict(rules("ko"))
+    assert korean["Press Enter to submit form"] == TABLES["ko"]["streamlit.enter_to_submit"]
+    assert korean["{size}MB per file"] == "파일당 {size}MB까지"
+    assert all(HANGUL.search(said) for said in korean.values())  # every one is said in Korean
+
+
+def test_the_korean_pages_say_no_developer_word_to_a_clinician(engine_env):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app_scripts import APP
+    from tests.page_text import shown
+
+    words = ("HISTORY_RETENTION_DAYS", "DEMO_MODE", "HISTORY_ENABLED", "_API_KEY", "_BASE_URL", ".env",
+             "[Additional information]")
+    at = AppTest.from_file(APP, default_timeout=20).run()
+    at.text_area(key="symptoms").input("코 옆의 진주빛 구진").run()
+    at.button(key="assess").click().run()
+    said = {"Assess": shown(at)}
+    for page in ("jobs", "history", "qa", "performance"):
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, page
+        said[page] = shown(at) + "\n".join(str(e.value) for e in at.sidebar.get("markdown"))
+    assert {page: [w for w in words if w in text] for page, text in said.items() if any(w in text for w in words)} \
+        == {}

@@ -258,6 +258,10 @@ def test_page_shows_tiles_table_and_chart(engine_env):
                                                                            ("사진 목표 30초", 30.0)]
     points = data[spec["layer"][0]["data"]["name"]]
     assert sorted(points["kind"]) == ["사진", "텍스트"] and max(points["p95"]) == 22.0
+    # No English on the chart: 24-hour numbers on the time axis ("09 AM" otherwise), and no English description
+    # of every mark for a screen reader ("X-axis titled … for a time scale …"), one in the page's language instead.
+    assert spec["layer"][0]["encoding"]["x"]["axis"]["format"] == "%m-%d %H:%M"
+    assert spec["config"]["aria"] is False and spec["description"].startswith("차트:")
 
     at.segmented_control(key="perf_window").set_value("week").run()
     assert not at.exception

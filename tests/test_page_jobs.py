@@ -89,3 +89,18 @@ def test_a_link_to_an_own_job_beyond_the_list_opens_it(engine_env, monkeypatch):
     assert not at.exception and not alerts(at, "warning")
     assert at.selectbox(key="jobs_pick").value == old
     assert any("기저세포암 · Basal cell carcinoma" in m.value for m in at.markdown)
+
+
+def test_an_administrator_sees_whose_each_job_is_and_every_provider_by_its_title(engine_env):
+    engine = startup.get_engine()
+    job_id = engine.jobs.submit(engine.make_request("pearly papule beside the nose", user="dr.kim"))
+    wait_done(job_id)
+    at = AppTest.from_file(APP, default_timeout=20)
+    at.session_state["is_admin"] = True
+    at.run()
+    at.switch_page("app_pages/jobs.py").run()
+    table = at.dataframe[0].value  # the job list (a table with no selection has no key in AppTest)
+    assert list(table["사용자"]) == ["dr.kim"] and list(table["제공자"]) == ["RunPod"]  # not "runpod"
+    at.session_state["is_admin"] = False  # a clinician's list is her own: no column for whose
+    at.run()
+    assert "사용자" not in at.dataframe[0].value.columns

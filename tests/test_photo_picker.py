@@ -116,8 +116,10 @@ def picker(monkeypatch):
 
 
 def _photo_caption(at: AppTest) -> str:
-    """The caption under the photo as sent."""
-    return "\n".join(caption for image in at.get("image") for caption in image.captions)
+    """The line about the photo as sent: a caption under the picker (whose preview is the photo), or under the
+    small photo the page draws when no input shows it."""
+    lines = [caption for image in at.get("image") for caption in image.captions]
+    return "\n".join(lines + [c.value for c in at.caption if c.value.startswith("전송될 사진")])
 
 
 def _pick(at: AppTest, picker: Picker, value) -> AppTest:
@@ -131,6 +133,7 @@ def test_a_browser_shrunk_photo_is_checked_sent_and_said_so(engine_env, fake_llm
                             "original_width": 3024, "original_height": 4032})
     assert not at.exception
     assert "이 기기에서 축소함 (3024×4032, 2.9 MB → 384×512" in _photo_caption(at)
+    assert not at.get("image")  # the picker's preview is the photo as sent: the page does not draw it again
     at = at.button(key="assess").click().run()
     assert "기저세포암 · Basal cell carcinoma" in shown(at)
     sent = fake_llm.chat_requests[-1].body["messages"][1]["content"]

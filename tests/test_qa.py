@@ -223,7 +223,7 @@ def test_page_shows_disagreement_and_an_error_beside_an_answer(engine_env, recon
                                           "Local server: Seborrheic keratosis (7)")
     assert "no usable answer from RunPod" in at.warning[0].value
     (message,) = alerts(at, "error")
-    assert "RUNPOD_API_KEY" in message and "rpa-test" not in message
+    assert "tell your administrator" in message and "RUNPOD_API_KEY" not in message and "rpa-test" not in message
     shown = _shown(at)
     assert "Basal cell carcinoma · 기저세포암" in shown and "Seborrheic keratosis · 지루각화증" in shown
     # No review form for the provider that did not answer: there is nothing to review.

@@ -50,7 +50,7 @@ from storage.sessions import (
     session_key,
 )
 from ui import auth_grace as grace
-from ui import language
+from ui import language, plain
 from ui.client import client_address, forwarded_client, user_agent
 from ui.i18n import t
 from ui.state import init_state
@@ -302,7 +302,7 @@ def _accounts_gate() -> str:
 def _setup_message() -> None:
     # Never open access because nobody can sign in yet: say how to create the first account.
     st.warning(t("auth.no_users"), icon=":material/person_add:")
-    st.code(SETUP_COMMAND, language="bash")
+    plain.block(SETUP_COMMAND)
     st.caption(t("auth.no_users_then"))
 
 

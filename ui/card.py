@@ -6,10 +6,16 @@ import streamlit as st
 
 from domain.classes import Risk
 from domain.result import Diagnosis, ScoredClass
+from ui import plain
 from ui.a11y import result_heading
 from ui.i18n import problems_text, t
 from ui.labels import RISK_COLOUR, lesion_names
 from ui.plain import text as plain_text
+
+# Korean breaks lines between words, not inside them ("기저세포암" never split as "기저세포" / "암"); a word longer
+# than the line still wraps. A style-only `st.html` is drawn off the page flow.
+_KOREAN_WRAP = ('<style>[data-testid="stText"], .plain-text { word-break: keep-all; overflow-wrap: anywhere; }'
+                '</style>')
 
 
 def class_name(item: ScoredClass) -> str:
@@ -58,6 +64,7 @@ def _flag_banner(result: Diagnosis) -> None:
 def render_findings_stream(placeholder, summary: str) -> None:
     """Draw the findings as they stream in, before the card is complete."""
     with placeholder.container(border=True):
+        st.html(_KOREAN_WRAP)
         st.caption(t("result.streaming"))
         plain_text(summary or "…")
 
@@ -66,6 +73,7 @@ def render(result: Diagnosis, provider_title: str) -> None:
     """Draw the whole card for `result`."""
     answer = result.answer
     with st.container(border=True, key="result_card"):
+        st.html(_KOREAN_WRAP)
         result_heading(t("result.title"), _spoken(result))  # the focus lands here after Assess (ui/a11y.py)
         if not answer.complete:
             st.warning(t("result.incomplete", problems=problems_text(answer)), icon=":material/error:")
@@ -112,4 +120,4 @@ def render(result: Diagnosis, provider_title: str) -> None:
                      else t("result.fresh"))
         st.caption(" · ".join(parts))
         with st.expander(t("result.raw"), expanded=not answer.complete):
-            st.code(result.raw or t("result.raw_empty"), language="xml", wrap_lines=True)
+            plain.block(result.raw or t("result.raw_empty"))  # no highlighter: see ui/plain.py

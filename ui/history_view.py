@@ -83,22 +83,26 @@ def day_range(value: Sequence[date] | date | None) -> tuple[float | None, float 
 
 
 def table(rows: list[dict], provider_titles: Mapping[str, str]) -> pd.DataFrame:
-    """The history table, one line per row in the order given; a thumbnail column only when one is stored."""
+    """The history table, one line per row in the order given; a thumbnail column only when one is stored.
+
+    The class, its score and the flag come first: a phone shows them without scrolling the table sideways.
+    """
     frame = pd.DataFrame({
-        "time": [local_time(r["created_at"]) for r in rows],
-        "kind": [t("kind.image") if r["kind"] == "image" else t("kind.text") for r in rows],
-        "text": [short_text(r) for r in rows],
         "class": [class_label(r["label_code"]) for r in rows],
         "score": [r["label_score"] for r in rows],
         "risk": [risk_label(r["risk"]) for r in rows],
+        "time": [local_time(r["created_at"]) for r in rows],
+        "kind": [t("kind.image") if r["kind"] == "image" else t("kind.text") for r in rows],
+        "text": [short_text(r) for r in rows],
         "provider": [provider_titles.get(r["provider"], r["provider"] or "") for r in rows],
         "latency": [None if r["latency_ms"] is None else round(r["latency_ms"] / 1000, 2) for r in rows],
         "flags": [flags(r) for r in rows],
-        "pinned": [bool(r["pinned"]) for r in rows],
+        # A word, not a checkbox column: the grid reads a checkbox out as "true"/"false", in English.
+        "pinned": [t("history.pinned_mark") if r["pinned"] else "" for r in rows],
         "error": [error_kind(r["error"]) if r["error"] else "" for r in rows],
     })
     if any(r.get("thumbnail") for r in rows):
-        frame.insert(0, "photo", [thumbnail_url(r.get("thumbnail")) for r in rows])
+        frame.insert(frame.columns.get_loc("time"), "photo", [thumbnail_url(r.get("thumbnail")) for r in rows])
     return frame
 
 

@@ -2,6 +2,10 @@
 
 Every string a page shows is a key there: `t("nav.jobs")`, `t("qa.batch.progress", done=3, total=10)`.
 The engine's messages (its errors, a failed job's reason) are keys of the same tables, said by `message_text`.
+
+The set-up's own words (a variable such as HISTORY_RETENTION_DAYS or DEMO_MODE=true, `.env`, a server's internal
+address) are for administrators: where a key has a `<key>.plain` twin, everyone else reads that instead, the same
+thing in plain words ("ask your administrator").
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from domain.answer import ParsedAnswer
 from domain.locales import LANGUAGE_NAMES, TABLES
 from domain.messages import Message, Said, render
 
-__all__ = ["LANGUAGE_NAMES", "error_kind", "error_text", "known", "lang", "message_text", "problems_text", "t"]
+__all__ = ["LANGUAGE_NAMES", "error_kind", "error_text", "known", "lang", "message_text", "problems_text", "t",
+           "technical"]
+
+PLAIN = ".plain"  # the suffix of a key's plain-words twin
 
 
 def lang() -> str:
@@ -23,8 +30,30 @@ def lang() -> str:
     return str(st.session_state.get("lang", "ko"))
 
 
+def technical() -> bool:
+    """Whether this reader is told the set-up's own words (variables, hosts, `.env`): an administrator."""
+    return bool(st.session_state.get("is_admin"))
+
+
+class _Plain(Mapping[str, str]):
+    """A language's table as a reader who is not an administrator reads it: a key's `.plain` twin in its place."""
+
+    def __init__(self, table: Mapping[str, str]) -> None:
+        self._table = table
+
+    def __getitem__(self, key: str) -> str:
+        return self._table.get(key + PLAIN) or self._table[key]
+
+    def __iter__(self):
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
 def _table() -> Mapping[str, str]:
-    return TABLES[lang()]
+    table = TABLES[lang()]
+    return table if technical() else _Plain(table)
 
 
 def t(key: str, **values) -> str:

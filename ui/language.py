@@ -15,11 +15,13 @@ lost by Streamlit's own page navigation, and would need every bookmark made agai
 browser and nobody else.
 
 Streamlit has no API for `<html lang>` (it serves `lang="en"` always) nor for setting a cookie from a script:
-a zero-size component (ui/components/page_language.*) does both in the app's document.
+a script drawn through `st.html` (ui/components/page_language.js, its element hidden) does both in the app's
+document.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,15 +38,11 @@ COOKIE = "skinai_lang"
 COOKIE_DAYS = 365
 SOURCE = "lang_source"  # session slot: where this session's language came from (one of the four below)
 PICKED, ACCOUNT, KEPT, BROWSER = "picked", "account", "cookie", "browser"
-KEY = "page_language"   # the component's element is .st-key-page_language (its CSS hides it)
+ELEMENT = "lesion-page-language"  # the script's id: its element's container is hidden by it (no box, no gap)
 
 _ASSETS = Path(__file__).parent / "components"
-_page_language = st.components.v2.component(
-    "page_language",
-    js=(_ASSETS / "page_language.js").read_text(encoding="utf-8"),
-    css=(_ASSETS / "page_language.css").read_text(encoding="utf-8"),
-    isolate_styles=False,  # the CSS hides the element's own container, outside any shadow root
-)
+_SCRIPT = (_ASSETS / "page_language.js").read_text(encoding="utf-8").strip()
+_HIDDEN = f'[data-testid="stElementContainer"]:has(#{ELEMENT}) {{ display: none; }}'
 
 
 def browser_language(accept_language: str | None, locale: str | None,
@@ -140,8 +138,10 @@ def keep_in_page() -> None:
     """Tell the browser this run's language: `<html lang>`, and the cookie when the language was chosen (here,
     on another browser by the same user, or earlier on this one), not merely guessed from the browser's."""
     remembered = st.session_state.get(SOURCE) in (PICKED, ACCOUNT, KEPT)
-    _page_language(key=KEY, data={"lang": lang(), "cookie": COOKIE if remembered else None,
-                                  "max_age": COOKIE_DAYS * 86_400})
+    data = json.dumps({"lang": lang(), "cookie": COOKIE if remembered else None, "max_age": COOKIE_DAYS * 86_400})
+    data = data.replace("</", "<\\/")  # never the end of the script (the values are the app's own)
+    # A script through st.html, not a component: the component runtime would weigh ~40 KB on the sign-in page.
+    st.html(f'<style>{_HIDDEN}</style><script id="{ELEMENT}">{_SCRIPT}({data});</script>', unsafe_allow_javascript=True)
 
 
 def tab_title(page: str) -> str:

@@ -60,4 +60,20 @@ def alert(kind: AlertKind, body: str, *, icon: str | None = None, title: str | N
     st.html(alert_html(kind, body, icon=icon, title=title))
 
 
-__all__ = ["AlertKind", "text", "alert", "alert_html"]
+def block_html(body: str) -> str:
+    """The HTML of a monospaced block showing `body` as written; see `block`."""
+    return ('<pre class="plain-block" style="white-space:pre-wrap;overflow-wrap:anywhere;margin:0;padding:0.75rem 1rem;'
+            'border-radius:0.5rem;background:rgba(128,128,128,0.1);font-size:0.85rem;line-height:1.5">'
+            f"{html.escape(body)}</pre>")
+
+
+def block(body: str) -> None:
+    """`body` in a monospaced block, line breaks and spaces kept, long lines wrapped: a raw answer, a command.
+
+    Instead of `st.code`, whose syntax highlighter is a 1.5 MB script the browser fetches for the first code block
+    it draws (for a raw answer, in a box that is usually closed).
+    """
+    st.html(block_html(body))
+
+
+__all__ = ["AlertKind", "text", "alert", "alert_html", "block", "block_html"]

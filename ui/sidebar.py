@@ -34,10 +34,13 @@ def provider_picker(engine: Engine) -> str | None:
     providers = engine.providers
     ready = [name for name, p in providers.items() if p.configured]
     title = provider_titles(engine)
-    auto = t("sidebar.auto", image=title.get(engine.default_provider("image"), "?"),
-             text=title.get(engine.default_provider("text"), "?"))
+    auto = t("sidebar.auto")
+    # The options stay short, so the sidebar shows them whole; what Automatic picks is said under the box.
     choice = st.sidebar.selectbox(t("sidebar.provider"), [AUTO, *ready],
                                   format_func=lambda n: auto if n == AUTO else title[n], key="provider_choice")
+    if not choice:
+        st.sidebar.caption(t("sidebar.auto_picks", image=title.get(engine.default_provider("image"), "?"),
+                             text=title.get(engine.default_provider("text"), "?")))
     with st.sidebar.expander(t("sidebar.status"), expanded=not ready):
         if not ready:
             st.warning(t("sidebar.none"))

@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute
 from web import ops, sessions
 from web.api import routes as api
 from web.api.path_guard import ApiPathGuard
+from web.compression import StaticCompression
 
 
 def routes() -> list[BaseRoute]:
@@ -16,5 +17,6 @@ def routes() -> list[BaseRoute]:
 
 
 def middleware() -> list[Middleware]:
-    """What runs before Streamlit's own middleware: the API's JSON answer to a path Streamlit refuses."""
-    return [Middleware(ApiPathGuard)]
+    """What runs before Streamlit's own middleware: the API's JSON answer to a path Streamlit refuses, and the page
+    and Streamlit's bundles compressed (Streamlit leaves them uncompressed; see web/compression.py)."""
+    return [Middleware(ApiPathGuard), Middleware(StaticCompression)]

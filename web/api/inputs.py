@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Message
 
+from domain.locales import TABLES
 from domain.request import LANGUAGES
 from utils.settings import Settings
 from web.api.errors import ApiError
@@ -27,7 +28,7 @@ from web.api.errors import ApiError
 JSON_LIMIT = 1_000_000
 FORM_SLACK = 256 * 1024  # the multipart boundaries and the text fields beside the photo
 MAX_INFO_CHARS = 1000
-ADDITIONAL_INFO_MARK = "[Additional information]"
+INFO_MARK = "input.info_mark"  # the marker before the additional information, in the request's language
 FORMATS = ("json", "xml")
 
 
@@ -152,11 +153,12 @@ def choice_field(data: Any, name: str, choices: tuple[str, ...], default: str) -
     return value
 
 
-def case_text(description: str, additional_info: str) -> str:
-    """The description the engine assesses: the lesion's, then the additional information under its marker."""
+def case_text(description: str, additional_info: str, language: str = "ko") -> str:
+    """The description the engine assesses: the lesion's, then the additional information under its marker, in
+    `language` (the findings' language: the model reads it, and the History page shows it, in that language)."""
     parts = [description.strip()] if description.strip() else []
     if additional_info.strip():
-        parts.append(f"{ADDITIONAL_INFO_MARK} {additional_info.strip()}")
+        parts.append(f"{TABLES[language][INFO_MARK]} {additional_info.strip()}")
     return "\n\n".join(parts)
 
 
@@ -167,8 +169,9 @@ def case_from_json(data: dict[str, Any]) -> Case:
     if not description.strip():
         raise ApiError(422, "invalid_input", "The field 'lesion_description' is missing or empty: describe the lesion, "
                        "or send a photo to /api/v1/diagnose/skin-lesion-image.")
-    return Case(case_text(description, info), None, choice_field(data, "response_format", FORMATS, "json"),
-                choice_field(data, "language", LANGUAGES, "ko"))
+    language = choice_field(data, "language", LANGUAGES, "ko")
+    return Case(case_text(description, info, language), None, choice_field(data, "response_format", FORMATS, "json"),
+                language)
 
 
 async def case_from_form(form: FormData, settings: Settings) -> Case:
@@ -184,12 +187,12 @@ async def case_from_form(form: FormData, settings: Settings) -> Case:
         raise ApiError(422, "invalid_input", "The photo file is empty (0 bytes): choose the photo again.")
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     # `questionnaire_data` and `lesion_description` are accepted as the original did; the first is ignored, as there.
+    language = choice_field(fields, "language", LANGUAGES, "ko")
     text = case_text(text_field(fields, "lesion_description"), text_field(fields, "additional_info",
-                                                                          limit=MAX_INFO_CHARS))
-    return Case(text, data, choice_field(fields, "response_format", FORMATS, "json"),
-                choice_field(fields, "language", LANGUAGES, "ko"))
+                                                                          limit=MAX_INFO_CHARS), language)
+    return Case(text, data, choice_field(fields, "response_format", FORMATS, "json"), language)
 
 
-__all__ = ["ADDITIONAL_INFO_MARK", "Case", "FORMATS", "JSON_LIMIT", "MAX_INFO_CHARS", "case_from_form",
+__all__ = ["INFO_MARK", "Case", "FORMATS", "JSON_LIMIT", "MAX_INFO_CHARS", "case_from_form",
            "case_from_json", "case_text", "choice_field", "form_data", "is_json", "json_object", "media_type",
            "photo_limit", "read_body", "text_field", "upload_limit"]

@@ -98,7 +98,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                "(MAX_TEXT_CHARS, with additional_info)."},
         "additional_info": {"type": ["string", "null"], "maxLength": 1000,
                             "description": "Free text, e.g. \"50세 남성, 야외활동 많음\"; appended to the description "
-                                           "under the marker [Additional information]."},
+                                           "under a marker in the request's language: [추가 정보] (ko) or "
+                                           "[Additional information] (en)."},
         "response_format": {"type": "string", "enum": ["json", "xml"], "default": "json"},
         "language": {"type": "string", "enum": ["ko", "en"], "default": "ko",
                      "description": "Language of the findings (not in the original)."}}},

@@ -129,6 +129,23 @@ MESSAGES: dict[str, str] = {
 }
 
 # A word parameter's values (domain.messages.WORD_PARAMS), by group: "word.<group>.<value>".
+# What a reader who is not an administrator reads instead (ui/i18n.py): no variable, `.env` or internal address.
+PLAIN: dict[str, str] = {
+    "provider.not_configured.plain": "{title} is not set up: ask your administrator.",
+    "provider.not_configured_others.plain": "{title} is not set up (ask your administrator). Set up now: {others}.",
+    "provider.auth.plain": "{title} refused the app's access key (HTTP {status}): tell your administrator.",
+    "provider.unknown_model.plain": "{title} does not know the model the app was set up with (HTTP 404): tell your "
+                                    "administrator.",
+    "provider.unreachable.plain": "Could not reach {title}: try again in a moment, and tell your administrator if it "
+                                  "goes on.",
+    "provider.unreachable_url.plain": "Could not reach {title}: try again in a moment, and tell your administrator if "
+                                      "it goes on.",
+    "demo.not_pinned.plain": "Demo mode replays pinned cases only, and this case is not one of them: choose a pinned "
+                             "case.",
+    "job.unreadable.plain": "This job was stored under another encryption key and cannot be read here: submit the "
+                            "case again, or ask your administrator.",
+}
+
 WORDS: dict[str, str] = {
     "word.field.description": "description",
     "word.field.body_site": "body site",
@@ -148,4 +165,4 @@ JOINS: dict[str, str] = {
     "message.list_join": " and ",
 }
 
-TEXT: dict[str, str] = {**MESSAGES, **WORDS, **JOINS}
+TEXT: dict[str, str] = {**MESSAGES, **PLAIN, **WORDS, **JOINS}

@@ -30,6 +30,7 @@ TEXT: dict[str, str] = {
     "performance.providers": "Providers",
     "performance.all_providers": "All providers",
     "performance.history_off": "The history is off (HISTORY_ENABLED=false): new assessments do not appear here.",
+    "performance.history_off.plain": "The history is switched off: new assessments do not appear here.",
     "performance.empty": "No assessments were recorded in this period. Once lesions are assessed, their times and success rates appear here.",
     "performance.seconds": "{s:.1f} s",
     "performance.minutes": "{n:g} min",
@@ -69,5 +70,6 @@ TEXT: dict[str, str] = {
     "performance.target_line": "{kind} target {t:g} s",
     "performance.chart.time": "Time",
     "performance.chart.p95": "p95 (s)",
+    "performance.chart.description": "Chart: the slowest 5 % of answer times (p95) over time, by input, against each input's target.",
     "performance.over_time_caption": "p95 per {bucket}; the dashed lines are the targets.",
 }

@@ -35,6 +35,7 @@ TEXT: dict[str, str] = {
     "qa.review.expected_line": " → expected {name}",
     "qa.case": "QA case {case}",
     "qa.no_provider": "No AI provider is configured: see `.env` and the README.",
+    "qa.no_provider.plain": "No AI provider is set up yet: ask your administrator.",
     "qa.providers": "Providers to compare",
     "qa.fresh": "Ask afresh (skip the cache)",
     "qa.compare": "Compare",

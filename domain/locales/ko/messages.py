@@ -124,6 +124,21 @@ MESSAGES: dict[str, str] = {
     "answer.too_long": "답변이 {kb:g} KB에서 잘림: 완전한 답변보다 훨씬 김",
 }
 
+# 관리자가 아닌 사람이 대신 읽는 말 (ui/i18n.py): 변수, `.env`, 내부 주소 없이.
+PLAIN: dict[str, str] = {
+    "provider.not_configured.plain": "{title}이(가) 설정되지 않았습니다. 관리자에게 문의하세요.",
+    "provider.not_configured_others.plain": "{title}이(가) 설정되지 않았습니다 (관리자에게 문의하세요). "
+                                            "지금 쓸 수 있는 제공자: {others}.",
+    "provider.auth.plain": "{title}이(가) 앱의 접근 키를 거부했습니다 (HTTP {status}). 관리자에게 알리세요.",
+    "provider.unknown_model.plain": "{title}이(가) 앱에 설정된 모델을 알지 못합니다 (HTTP 404). 관리자에게 알리세요.",
+    "provider.unreachable.plain": "{title}에 연결할 수 없습니다. 잠시 후 다시 시도하고, 계속되면 관리자에게 알리세요.",
+    "provider.unreachable_url.plain": "{title}에 연결할 수 없습니다. 잠시 후 다시 시도하고, 계속되면 관리자에게 "
+                                      "알리세요.",
+    "demo.not_pinned.plain": "데모 모드는 고정된 사례만 재생하며, 이 사례는 고정되어 있지 않습니다. 고정된 사례를 고르세요.",
+    "job.unreadable.plain": "이 작업은 다른 암호화 키로 저장되어 여기서 읽을 수 없습니다. 사례를 다시 제출하거나 "
+                            "관리자에게 문의하세요.",
+}
+
 WORDS: dict[str, str] = {
     "word.field.description": "설명",
     "word.field.body_site": "부위",
@@ -147,4 +162,4 @@ JOINS: dict[str, str] = {
     "message.list_join": ", ",
 }
 
-TEXT: dict[str, str] = {**MESSAGES, **WORDS, **JOINS}
+TEXT: dict[str, str] = {**MESSAGES, **PLAIN, **WORDS, **JOINS}

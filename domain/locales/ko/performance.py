@@ -33,6 +33,7 @@ TEXT: dict[str, str] = {
     "performance.providers": "제공자",
     "performance.all_providers": "모든 제공자",
     "performance.history_off": "기록이 꺼져 있습니다(HISTORY_ENABLED=false): 새 평가는 여기에 나타나지 않습니다.",
+    "performance.history_off.plain": "기록이 꺼져 있어 새 평가가 여기에 나타나지 않습니다.",
     "performance.empty": "이 기간에 기록된 평가가 없습니다. 평가를 하면 여기에 시간과 성공률이 나타납니다.",
     "performance.seconds": "{s:.1f}초",
     "performance.minutes": "{n:g}분",
@@ -71,6 +72,7 @@ TEXT: dict[str, str] = {
     "performance.over_time": "p95 응답 시간 추이",
     "performance.target_line": "{kind} 목표 {t:g}초",
     "performance.chart.time": "시각",
+    "performance.chart.description": "차트: 시간에 따른 입력별 답변 시간 상위 5 %(p95)와 각 입력의 목표 시간.",
     "performance.chart.p95": "p95 (초)",
     "performance.over_time_caption": "{bucket} 단위 p95, 점선은 목표 시간입니다.",
 }

@@ -38,6 +38,7 @@ TEXT: dict[str, str] = {
     "qa.review.expected_line": " → 예상 분류 {name}",
     "qa.case": "QA 사례 {case}",
     "qa.no_provider": "설정된 AI 제공자가 없습니다. 사이드바의 설정 상태와 `.env`를 확인하세요.",
+    "qa.no_provider.plain": "아직 설정된 AI 제공자가 없습니다. 관리자에게 문의하세요.",
     "qa.providers": "비교할 제공자",
     "qa.fresh": "캐시 없이 새로 묻기",
     "qa.compare": "비교하기",
