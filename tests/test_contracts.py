@@ -349,9 +349,10 @@ def test_the_jobs_page_shows_a_job_sealed_under_another_key_and_why_it_cannot_ru
     at = AppTest.from_file(APP, default_timeout=20).run()
     at.switch_page("app_pages/jobs.py").run()
     # The Korean page says it in Korean (the API and the command line read UNREADABLE, in English).
-    assert not at.exception and alerts(at, "error") == [TABLES["ko"]["job.unreadable"]]
+    # In plain words: the reader is not an administrator (with sign-in off, nobody is).
+    assert not at.exception and alerts(at, "error") == [TABLES["ko"]["job.unreadable.plain"]]
     at.button(key=f"jobs_rerun_{job_id}").click().run()
-    assert not at.exception and alerts(at, "warning") == [TABLES["ko"]["job.unreadable"]]
+    assert not at.exception and alerts(at, "warning") == [TABLES["ko"]["job.unreadable.plain"]]
     assert [j.id for j in startup.get_engine().jobs.list()] == [job_id]  # nothing new was queued
 
 
