@@ -21,7 +21,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 
-# Five workers on two cores: most of the suite's time is spent waiting (servers, browsers, budgets), not computing
+# Four workers on two cores: most of the suite's time is spent waiting (servers, browsers, budgets), not computing
 # (a whole run uses about one core on average). One file stays in one worker (--dist loadfile), so a module's
 # server starts once; `-n 0` runs in one process.
-exec .venv/bin/python -m pytest -n 5 --dist loadfile "$@"
+exec .venv/bin/python -m pytest -n 4 --dist loadfile "$@"

@@ -140,7 +140,9 @@ def test_budget_is_never_exceeded(both, reconfigure, kind):
     with pytest.raises(ProviderTimeout) as caught:
         diagnose(**args)
     elapsed = time.monotonic() - started
-    assert elapsed < budget + 0.3, elapsed
+    # Every provider hangs: without the budget this would wait for REQUEST_TIMEOUT (30 s) per retry. The slack is
+    # for the cancelling and, on a machine busy with the rest of the suite, for the threads' wake-ups.
+    assert elapsed < budget + 1.0, elapsed
     assert "RunPod" in str(caught.value) and "OpenAI" in str(caught.value)
 
 
