@@ -16,7 +16,7 @@ from engine import runtime
 from engine.health import ProviderHealth
 from engine.routing import AttemptFn, Outcome, Race
 from engine.warmup import WarmUp
-from providers.base import Provider
+from providers.base import Provider, load_sdk
 from storage.cache import AnswerCache
 from utils.settings import Settings
 
@@ -84,6 +84,9 @@ class Answerer:
                               hedge_after=self.settings.hedge_after_seconds, started=started, budget=budget,
                               deadline=deadline, kind=kind, emit=emit, judge=judge).run()
 
+        # The SDK's first import takes a second: here, in the caller's thread, not on the provider loop, where it
+        # would stall every call's timers (a hedge due at 0.1 s started at 0.7 s). Free once imported.
+        load_sdk()
         outcome: Outcome = yield race
         attempt, key = outcome.attempt, keys[outcome.provider.name]
         if outcome.answer.complete:
