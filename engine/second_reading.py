@@ -48,7 +48,13 @@ def second_reader_name(settings: Settings, providers: dict[str, Provider]) -> st
         return None
     name = "runpod" if wanted == "auto" else wanted
     provider = providers.get(name)
-    return name if provider is not None and provider.configured else None
+    if provider is None:
+        log.warning("SECOND_READER=%s is no provider (use one of %s, auto or off): double reading is off",
+                    wanted, ", ".join(providers))
+        return None
+    if not provider.configured and wanted != "auto":
+        log.warning("SECOND_READER=%s is not configured (%s): double reading is off", wanted, provider.setup_hint())
+    return name if provider.configured else None
 
 
 class SecondReader:
@@ -81,8 +87,8 @@ class SecondReader:
 
     def first_chain(self, chain: list[Provider], request: DiagnosisRequest) -> list[Provider]:
         """The chain for the first answer: without the second reader while any other provider can answer."""
-        if not self.on or request.source not in _READ_TWICE or not request.fallback:
-            return chain
+        if not self.on or request.source not in _READ_TWICE or not request.fallback or request.provider == self.name:
+            return chain  # a clinician who chose the clinic's model by name gets its answer first: one reading
         others = [p for p in chain if p.name != self.name]
         healthy = [p for p in others if not self.health_of(p.name).cooling_down]
         return others if healthy else chain

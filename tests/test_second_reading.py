@@ -221,3 +221,11 @@ def test_a_reading_whose_write_was_lost_is_taken_from_its_finished_job(two_reade
     first = startup.diagnose(text="발바닥의 검은 반점, 기록 유실")
     reading = _settled(first.assessment_id)
     assert reading.status == DONE and reading.label.lesion.code == 7 and reading.provider == "runpod"
+
+
+def test_a_clinician_who_chose_the_clinic_model_gets_its_answer_first_and_one_reading(two_readers):
+    _by_model(two_readers, openai=VALID, runpod=BENIGN)
+    engine = startup.get_engine()
+    request = engine.make_request("손목의 갈색 구진", provider="runpod", source="page")
+    first = engine.diagnose(request)
+    assert first.provider == "runpod" and engine.second.reading_of(first.assessment_id) is None
