@@ -109,7 +109,7 @@ class Engine:
         self.cache.close()
 
         async def close_all() -> None:
-            for provider in self.providers.values():
+            for provider in [*self.providers.values(), *([self.second.provider] if self.second.provider else [])]:
                 await provider.aclose()
         runtime.run(lambda _emit: close_all())
 
