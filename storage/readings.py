@@ -24,6 +24,8 @@ from storage.store import Store, dumps, now
 from utils.crypto import Sealer
 
 _NOTE_MAX = 2000
+# What the concordance needs of a case's first reading: its history row's provider, model, class and score.
+_FIRST = (assessments.c.provider, assessments.c.model, assessments.c.label_code, assessments.c.label_score)
 
 
 class ArbitrationRefused(Refusal):
@@ -66,9 +68,7 @@ class Readings:
         # with "database is locked" when another connection wrote meanwhile (a busy wait does not help then), and
         # the reading was lost whenever the history was written as it came (the double-reading benchmark).
         with self.store.connect(serialize="second_reading") as conn:
-            first = conn.execute(sa.select(assessments.c.provider, assessments.c.model, assessments.c.label_code,
-                                           assessments.c.label_score)
-                                 .where(assessments.c.id == assessment_id)).first()
+            first = conn.execute(sa.select(*_FIRST).where(assessments.c.id == assessment_id)).first()
             if first is None:
                 return None
             agreement = concordance(_first(first), reading)
@@ -96,9 +96,7 @@ class Readings:
     def first_of(self, assessment_id: str) -> Reading | None:
         """The case's first reading, as its history row has it (without the findings): for the concordance."""
         with self.store.connect() as conn:
-            row = conn.execute(sa.select(assessments.c.provider, assessments.c.model, assessments.c.label_code,
-                                         assessments.c.label_score)
-                               .where(assessments.c.id == assessment_id)).first()
+            row = conn.execute(sa.select(*_FIRST).where(assessments.c.id == assessment_id)).first()
         return _first(row) if row else None
 
     def concordances(self, assessment_ids: Iterable[str]) -> dict[str, str]:

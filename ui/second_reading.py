@@ -46,11 +46,12 @@ def second_reading(engine: Engine, case: str | None, *, key: str, user: str | No
         return
     result = diagnosis_from_row(row)
     polling = reading.status == PENDING
+    read_now = [reading]  # the fragment's first run, in this script run, draws what was just read
 
     @st.fragment(run_every=_POLL_SECONDS if polling else None)
     def panel() -> None:
         try:
-            now = engine.second.reading_of(str(case))
+            now = read_now.pop() if read_now else engine.second.reading_of(str(case))
         except StoreError:
             st.caption(t("store.down"))
             return
