@@ -66,6 +66,21 @@ class WireLog:
                  if i in self.finished]
         return sorted(found, key=lambda f: -f.bytes)
 
+    def quiet(self, seconds: float = 1.0, limit: float = 15.0) -> list[str]:
+        """Wait until no new request has started for `seconds` (at most `limit`); every URL requested by then.
+
+        For questions about what a page asked for, not what it cost: a request still in flight (a lazy chunk
+        the server is slow to send on a busy machine) does not hold the answer up."""
+        deadline = time.monotonic() + limit
+        count, since = len(self.started), time.monotonic()
+        while time.monotonic() < deadline:
+            self.page.wait_for_timeout(100)
+            if len(self.started) != count:
+                count, since = len(self.started), time.monotonic()
+            elif time.monotonic() - since >= seconds:
+                break
+        return self.urls()
+
     def urls(self) -> list[str]:
         """Every URL requested so far."""
         return list(self.started.values())

@@ -76,8 +76,7 @@ def test_the_raw_answer_is_shown_without_the_syntax_highlighter(server, browser)
     card.get_by_text("원본 답변").click()
     raw = card.locator("pre.plain-block")
     expect(raw).to_contain_text("<label", timeout=10_000)  # the model's XML, as text
-    log.settle()
-    assert not [u for u in log.urls() if HIGHLIGHTER in u]
+    assert not [u for u in log.quiet() if HIGHLIGHTER in u]
 
 
 def test_no_page_draws_a_code_block():
