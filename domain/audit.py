@@ -106,8 +106,8 @@ class AuditEvent:
         """The JSON form `cli.py audit export --format json` writes: every field, hashes included."""
         return {"seq": self.seq, "at": iso_time(self.at), "action": self.action.value,
                 "actor_kind": self.actor.kind.value, "actor": self.actor.id, "user": self.actor.account,
-                "address": self.actor.address, "outcome": self.outcome.value, "cases": list(self.cases), "detail": dict(self.detail),
-                "prev_hash": self.prev_hash, "hash": self.hash}
+                "address": self.actor.address, "outcome": self.outcome.value, "cases": list(self.cases),
+                "detail": dict(self.detail), "prev_hash": self.prev_hash, "hash": self.hash}
 
 
 def event(action: Action, actor: Actor, *, at: float, outcome: Outcome = Outcome.SUCCESS,
@@ -160,7 +160,8 @@ def canonical(item: AuditEvent) -> str:
     """The exact text the hash covers: every field but the hashes, as sorted, compact JSON (UTF-8)."""
     body = {"v": FORMAT_VERSION, "seq": item.seq, "at": stamp(item.at), "action": item.action.value,
             "actor_kind": item.actor.kind.value, "actor": item.actor.id, "user": item.actor.account,
-            "address": item.actor.address, "outcome": item.outcome.value, "cases": list(item.cases), "detail": item.detail}
+            "address": item.actor.address, "outcome": item.outcome.value, "cases": list(item.cases),
+            "detail": item.detail}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 

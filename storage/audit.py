@@ -80,7 +80,8 @@ def _from_row(row: sa.RowMapping) -> AuditEvent:
 
 def _row(item: AuditEvent) -> dict[str, Any]:
     return {"seq": item.seq, "at": item.at, "action": item.action.value, "actor_kind": item.actor.kind.value,
-            "actor": item.actor.id, "user": item.actor.account, "address": item.actor.address, "outcome": item.outcome.value,
+            "actor": item.actor.id, "user": item.actor.account, "address": item.actor.address,
+            "outcome": item.outcome.value,
             "cases": dumps(list(item.cases)), "detail": dumps(dict(item.detail)), "prev_hash": item.prev_hash,
             "hash": item.hash}
 
