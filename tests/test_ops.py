@@ -75,7 +75,7 @@ def test_readyz_is_ready_and_lists_every_check_without_secrets(engine_env, clien
     response = client.get("/readyz")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["status"] == "ready" and list(checks(response)) == ["store", "providers", "redis"]
+    assert body["status"] == "ready" and list(checks(response)) == ["store", "providers", "redis", "audit"]
     found = checks(response)
     assert found["store"] == {"name": "store", "ok": True, "detail": "writable"}
     assert found["redis"]["ok"] and "not set" in found["redis"]["detail"]
