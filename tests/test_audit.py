@@ -17,7 +17,6 @@ from domain.audit import GENESIS, Action, Actor, ActorKind, Outcome, event
 from domain.audit_fhir import audit_event_resource
 from storage.audit import AuditFilters, AuditLog
 from storage.audit_trail import AuditTrail
-from storage.schema import audit_events
 from storage.store import Store
 from tests.audit_writers import write_events
 from tests.cli_runs import run_cli
@@ -70,8 +69,9 @@ def test_verify_names_the_first_row_changed_removed_or_swapped(store, tamper, ba
 def test_a_row_rehashed_after_an_edit_shows_at_the_next_one(store):
     log = AuditLog(store)
     _fill(log, 4)
-    forged = event(Action.CASE_VIEWED, Actor(ActorKind.USER, "dr.lee", KIM.address), at=1_700_000_001.0, cases=["case0001"],
-                   via="history").sealed(2, log.events(AuditFilters(newest_first=False))[0].hash)
+    lee = Actor(ActorKind.USER, "dr.lee", KIM.address)
+    first = log.events(AuditFilters(newest_first=False))[0]
+    forged = event(Action.CASE_VIEWED, lee, at=1_700_000_001.0, cases=["case0001"], via="history").sealed(2, first.hash)
     _sql(store, "UPDATE audit_events SET actor = :a, \"user\" = :a, hash = :h WHERE seq = 2", a="dr.lee",
          h=forged.hash)
     verdict = log.verify()
