@@ -1,7 +1,8 @@
 """WCAG 2.1 AA in real headless Chromium: axe-core finds no violation of its WCAG 2.0/2.1 A and AA rules on any page
 (Assess before and after an assessment, Jobs and History with a finished case, Performance, each Provider QA tab, the
-sign-in form, the administrators' Audit page, the API's documentation), on a desktop and on a phone, in Korean and in English; after Assess the
-keyboard focus is on the result's heading, which names the class and the flag; the focus ring can be seen.
+sign-in form, the administrators' Audit page, the API's documentation), on a desktop and on a phone, in Korean and
+in English; after Assess the keyboard focus is on the result's heading, which names the class and the flag; the focus
+ring can be seen.
 
 axe-core is the copy bundled by the `axe-playwright-python` package (requirements-dev.txt, installed by scripts/test.sh;
 nothing is fetched while the tests run). Violations are fixed in the app, never by switching a rule off: a failure
