@@ -14,6 +14,8 @@ import startup
 from domain.audit import Action, Actor, ActorKind, Outcome
 from startup import diagnose
 from storage.audit import AuditFilters
+from storage.history import Filters
+from storage.schema import assessments
 from testkit.answers import VALID
 from testkit.fake_llm import Reply
 from tests.app_scripts import APP, history_page, select_row
@@ -132,13 +134,23 @@ def test_sign_in_failure_success_and_sign_out_are_recorded(on_database):
 
 
 def test_the_history_page_records_views_searches_deletes_once_each(engine_env):
-    engine_env.script(Reply(VALID), Reply(VALID))
+    engine_env.script(Reply(VALID), Reply(VALID), Reply(VALID))
     first = diagnose(text=SECRET_WORDS).assessment_id
     diagnose(text=SECRET_WORDS + " again")
+    old = diagnose(text=SECRET_WORDS + " long ago").assessment_id
+    with startup.get_store().connect() as conn:  # older than HISTORY_RETENTION_DAYS: the page's purge takes it
+        conn.execute(assessments.update().where(assessments.c.id == old).values(created_at=1_000_000.0))
     start = last_seq()
     at = history_page(user="dr.kim", is_admin=True)  # every case, hers or not
     at.run()  # a re-run of the same filters is not another search
-    assert actions(start) == ["history.searched"]
+    assert actions(start) == ["history.purged", "history.searched"]
+    purged = trail()[-2]
+    assert purged.actor.kind is ActorKind.SYSTEM and purged.detail["count"] == 1
+    at.download_button(key="hist_csv").click().run()
+    exported = trail()[-1]
+    assert exported.action is Action.HISTORY_EXPORTED and exported.detail == {"format": "csv", "count": 2}
+    assert set(exported.cases) == {first, startup.get_engine().history.search(Filters())[0]["id"]}
+    start = last_seq()
     at.text_input(key="hist_query").input("pearly").run()
     searched = trail()[-1]
     assert searched.action is Action.HISTORY_SEARCHED and searched.detail["filters"]["text_search"] is True
@@ -148,7 +160,7 @@ def test_the_history_page_records_views_searches_deletes_once_each(engine_env):
     assert viewed.action is Action.CASE_VIEWED and viewed.cases == (first,) and viewed.detail == {"via": "history"}
     at.checkbox(key="hist_confirm_delete").check().run()
     at.button(key="hist_delete").click().run()
-    assert actions(start) == ["history.searched", "history.searched", "case.viewed", "case.deleted"]
+    assert actions(start) == ["history.searched", "case.viewed", "case.deleted"]
     assert trail()[-1].cases == (first,)
     no_patient_text()
 
