@@ -18,7 +18,7 @@ from storage.history import Filters
 from storage.schema import assessments
 from testkit.answers import VALID
 from testkit.fake_llm import Reply
-from tests.app_scripts import APP, history_page, select_row
+from tests.app_scripts import APP, history_page, select_row, wait_for
 from tests.cli_runs import run_cli
 from web.api.routes import routes as api_routes
 
@@ -162,6 +162,25 @@ def test_the_history_page_records_views_searches_deletes_once_each(engine_env):
     at.button(key="hist_delete").click().run()
     assert actions(start) == ["history.searched", "case.viewed", "case.deleted"]
     assert trail()[-1].cases == (first,)
+    no_patient_text()
+
+
+def test_the_jobs_page_records_a_result_once_however_often_it_is_drawn(engine_env):
+    engine = startup.get_engine()
+    job_id = engine.jobs.submit(engine.make_request(SECRET_WORDS, user="dr.kim"))
+    job = wait_for(engine.jobs, job_id)
+    start = last_seq()
+    at = AppTest.from_file(APP, default_timeout=20)
+    at.session_state["user"] = "dr.kim"
+    at.run()
+    at.switch_page("app_pages/jobs.py")
+    at.query_params["job"] = job_id
+    at.run()
+    at.run()  # the board draws itself again (every 2 s in a browser): not another view
+    events = [e for e in trail() if e.seq > start]
+    assert [e.action for e in events] == [Action.CASE_VIEWED]
+    assert events[0].cases == (job.result.assessment_id,) and events[0].detail == {"via": "jobs", "job": job_id}
+    assert events[0].actor.id == "dr.kim"
     no_patient_text()
 
 
