@@ -13,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 import startup
 from domain.audit import Action, Actor, ActorKind, Outcome
 from startup import diagnose
-from storage.audit import AuditFilters
+from storage.audit import AuditFilters, AuditLog
+from storage.database import StoreUnavailable
 from storage.history import Filters
 from storage.schema import assessments
 from testkit.answers import VALID
@@ -207,3 +208,22 @@ runpy.run_path({str(APP).replace("main.py", "app_pages/audit.py")!r}, run_name="
     other.session_state["user"] = "dr.lee"
     other.run()
     assert not other.dataframe and other.error  # told it is not hers, shown nothing
+
+
+def test_an_audit_store_that_fails_never_fails_the_request(engine_env, monkeypatch, caplog):
+    engine_env.script(Reply(VALID))
+    case = diagnose(text=SECRET_WORDS).assessment_id  # an assessment is never held up by the trail either
+    _, token = startup.tokens().add("dr.kim")
+
+    def refuse(self, item):
+        raise StoreUnavailable("The database is unavailable (OperationalError)")
+
+    monkeypatch.setattr(AuditLog, "append", refuse)
+    client = TestClient(Starlette(routes=api_routes()))
+    answer = client.get(f"/api/v1/analyses/{case}", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200 and answer.json()["id"] == case
+    trail_writer = startup.audit()
+    assert trail_writer.flush()
+    assert trail_writer.counts()["failed"] == 2  # the token's first use and the view, each counted and logged
+    assert "audit event case.viewed not recorded (StoreUnavailable)" in caplog.text
+    assert SECRET_WORDS not in caplog.text and case not in caplog.text
