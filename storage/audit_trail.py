@@ -3,7 +3,7 @@
 `AuditTrail.record(...)` makes the event at once (its time is the moment of the action) and hands it to one
 background thread per process, which appends it to the chain (storage/audit.py). The caller never waits for the
 database: a database that is down or slow delays only the trail, and an event that cannot be written (the
-database refused it, or more than `QUEUE_LIMIT` events are waiting) is logged by its action and the error's
+database refused it or did not answer in `ATTEMPTS` tries, or more than `QUEUE_LIMIT` events are waiting) is logged by its action and the error's
 class, never its content, and counted (`counts()`, served as `skinai_audit_events_failed_total` on /metrics).
 
 The same thread runs the trail's retention (AUDIT_RETENTION_DAYS) once a day per process.
@@ -20,11 +20,14 @@ from typing import Any
 
 from domain.audit import Action, Actor, AuditEvent, Outcome, event
 from storage.audit import AuditLog
+from storage.database import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 10_000  # events waiting for the database; beyond it each new one is counted as failed
 PURGE_EVERY_SECONDS = 86_400.0
+ATTEMPTS = 3  # tries per event before it is counted as failed
+RETRY_SECONDS = 0.2
 
 
 class AuditTrail:
@@ -82,7 +85,7 @@ class AuditTrail:
                 item = self._queue.popleft()
                 self._busy = True
             try:
-                self.log.append(item)
+                self._append(item)
             except Exception as exc:  # StoreUnavailable, a refused row: counted, logged, the app goes on
                 self._missed(item.action.value, exc)
             else:
@@ -93,6 +96,18 @@ class AuditTrail:
                     self._busy = False
                     self._changed.notify_all()
             self._maybe_purge()
+
+    def _append(self, item: AuditEvent) -> None:
+        # A lock wait that ran out (many writers on one SQLite file) is worth another try or two; a database that
+        # is down fails each try quickly (connection refused) or after its timeout, and the event is counted then.
+        for attempt in range(ATTEMPTS):
+            try:
+                self.log.append(item)
+                return
+            except StoreUnavailable:
+                if attempt == ATTEMPTS - 1 or self._closed:
+                    raise
+                time.sleep(RETRY_SECONDS * (attempt + 1))
 
     def _maybe_purge(self) -> None:
         now = self.clock()
