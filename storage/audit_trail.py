@@ -4,7 +4,8 @@
 background thread per process, which appends it to the chain (storage/audit.py). The caller never waits for the
 database: a database that is down or slow delays only the trail, and an event that cannot be written (the
 database refused it or did not answer in `ATTEMPTS` tries, or more than `QUEUE_LIMIT` events are waiting) is
-logged by its action and the error's class, never its content, and counted (`counts()`, served as `skinai_audit_events_failed_total` on /metrics).
+logged by its action and the error's class, never its content, and counted (`counts()`, served as
+`skinai_audit_events_failed_total` on /metrics).
 
 The same thread runs the trail's retention (AUDIT_RETENTION_DAYS) once a day per process.
 """
