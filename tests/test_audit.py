@@ -180,6 +180,16 @@ def test_fhir_audit_event_is_balp_shaped():
     assert all(audit_event_resource(event(a, KIM, at=0).sealed(1, GENESIS)) for a in Action)  # every action maps
 
 
+def test_every_action_validates_as_a_fhir_r4_audit_event():
+    # A maintained FHIR library, when installed (the FHIR results bring it): R4B's AuditEvent is R4's.
+    fhir = pytest.importorskip("fhir.resources.R4B.auditevent")
+    for action in Action:
+        made = event(action, Actor(ActorKind.TOKEN, "tok1", "198.51.100.2", "dr.kim"), at=1.5, cases=["aa11"],
+                     via="api", filters={"class": 3}).sealed(3, GENESIS)
+        parsed = fhir.AuditEvent.model_validate(audit_event_resource(made))
+        assert parsed.id == "3" and parsed.entity[0].what.identifier.value == "aa11"
+
+
 def test_cli_audit_verify_list_export_and_purge(engine_env, database_url, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", database_url)
     startup.reset_engine()
