@@ -34,8 +34,9 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from commands import accounts, database, history, qa
+from commands import accounts, audit, database, history, qa, trail
 from commands.exits import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER, EXIT_UNAVAILABLE, positive
+from domain.audit import Action
 
 MIN_AGE, MAX_AGE = 0, 120  # as the diagnose page's age field
 
@@ -184,6 +185,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     print(f"report:  {html_path}")
     print(f"metrics: {metrics_path}")
     print(report.summary_line())
+    trail.record(Action.QA_REPORT_EXPORTED, via="cli", format="report", count=len(report.cases))
     if not report.calls:
         print("error: no row could be run; see the failures in the report.", file=sys.stderr)
         return EXIT_INPUT
@@ -237,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_parsers(sub)
     qa.add_parsers(sub)
     database.add_parsers(sub)
+    audit.add_parsers(sub)
     return parser
 
 
@@ -257,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    finally:
+        import startup
+
+        startup.close_audit()  # the command's own audit events, written before the process ends
 
 
 if __name__ == "__main__":

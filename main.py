@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui import plain
 from ui.a11y import accessible_styles
-from ui.auth import account_sidebar, require_sign_in
+from ui.auth import account_sidebar, is_admin, require_sign_in
 from ui.i18n import lang, t
 from ui.language import keep_in_page, settle_language, tab_title
 from ui.mobile import thumb_sized_controls
@@ -48,6 +48,8 @@ PAGES = [
     ("app_pages/qa.py", "nav.qa", ":material/fact_check:"),
     ("app_pages/performance.py", "nav.performance", ":material/speed:"),
 ]
+if is_admin():  # the audit trail names every user's actions: administrators only (with AUTH_MODE=off, nobody is one)
+    PAGES.append(("app_pages/audit.py", "nav.audit", ":material/policy:"))
 page = st.navigation([st.Page(path, title=t(title), icon=icon, default=(i == 0))
                       for i, (path, title, icon) in enumerate(PAGES)])
 st.set_page_config(page_title=tab_title(page.title))

@@ -25,6 +25,8 @@ from engine.health import ProviderHealth
 from engine.jobs import JobRunner
 from engine.prometheus_metrics import PrometheusMetrics
 from storage.accounts import Accounts, accounts_for
+from storage.audit import AuditLog
+from storage.audit_trail import AuditTrail
 from storage.cache import AnswerCache
 from storage.cache.disk import DiskAnswerCache
 from storage.devices import KnownDevices
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 
 _engine: Engine | None = None
 _store: Store | None = None
+_audit: AuditTrail | None = None
 _engine_lock = threading.Lock()
 
 
@@ -85,13 +88,16 @@ def _open_store() -> Store:
 
 def reset_engine() -> None:
     """Forget the engine and the store, and re-read settings on next use (after `.env` changed, and in tests)."""
-    global _engine, _store
+    global _engine, _store, _audit
     with _engine_lock:
         get_settings.cache_clear()
+        if _audit is not None:
+            _audit.close()  # what is waiting is written to the store it was recorded for
         if _engine is not None:
             _engine.close()
         _engine = None
         _store = None
+        _audit = None
 
 
 def prepare_image(data: bytes) -> ShrunkImage:
@@ -173,6 +179,27 @@ def metrics_feed() -> MetricsFeed | None:
     return _metrics_feed(get_settings())
 
 
+def audit() -> AuditTrail:
+    """The process's audit writer (storage/audit_trail.py): `audit().record(Action.…, actor, cases=…, **detail)`
+    returns at once and never fails the caller; events go to the process's store."""
+    global _audit
+    with _engine_lock:
+        if _audit is None:
+            _audit = open_audit(get_settings(), _open_store())
+        return _audit
+
+
+def audit_log() -> AuditLog:
+    """The audit trail of the process's store, to list, verify, export and purge."""
+    return AuditLog(get_store())
+
+
+def close_audit(timeout: float = 10.0) -> None:
+    """Write the events still waiting (a command's end): a short-lived process must not drop its own events."""
+    if _audit is not None:
+        _audit.flush(timeout)
+
+
 def sessions() -> SqlSessionStore:
     """The sign-in sessions of the process's store, with the session limits of the settings."""
     return sessions_for(get_store(), get_settings())
@@ -242,6 +269,11 @@ def open_history(settings: Settings, store: Store | None = None, *, sealer: Seal
     return History(store or open_store(settings), keep_images=settings.history_keep_images,
                    retention_days=settings.history_retention_days,
                    sealer=sealer or Sealer(settings.data_encryption_key), metrics=metrics)
+
+
+def open_audit(settings: Settings, store: Store | None = None) -> AuditTrail:
+    """An audit writer on `store` (by default `open_store(settings)`) with AUDIT_RETENTION_DAYS."""
+    return AuditTrail(AuditLog(store or open_store(settings)), retention_days=settings.audit_retention_days)
 
 
 def _metrics_feed(settings: Settings) -> MetricsFeed | None:

@@ -6,11 +6,13 @@ ensure_signed_in()
 
 import streamlit as st
 
+from domain.audit import Action, Actor, ActorKind
 from domain.readings import CONCORDANCES
 from startup import get_engine
 from storage.database import StoreUnavailable
 from storage.history import NO_FLAG, Filters, diagnosis_from_row, to_csv, to_json
 from ui import card, plain
+from ui.audit import forget_seen, record, record_once
 from ui.auth import is_admin, visible_owner
 from ui.history_view import class_codes, class_label, day_range, info_items, table
 from ui.i18n import error_kind, t
@@ -38,6 +40,9 @@ history = kept  # never None from here on, in the functions below too
 try:
     if "hist_purged" not in st.session_state:
         st.session_state.hist_purged = history.purge()
+        if st.session_state.hist_purged:  # the retention, not the reader, deleted them
+            record(Action.HISTORY_PURGED, who=Actor(ActorKind.SYSTEM, "history-retention"),
+                   count=st.session_state.hist_purged, days=history.retention_days)
     anything = bool(history.search(Filters(limit=1, user=owner)))
 except StoreUnavailable:  # the database is down: say so instead of a traceback (the other pages still assess)
     st.error(t("store.down"), icon=":material/cloud_off:")
@@ -74,6 +79,7 @@ def keep_selection_for(filters: Filters) -> None:
 def forget(assessment_id: str) -> None:
     """Delete the case (row, reviews, cached answer) and close its detail view."""
     engine.forget(assessment_id)
+    record(Action.CASE_DELETED, cases=[assessment_id], via="history", count=1)
     st.session_state.hist_table = NO_SELECTION
     st.session_state.hist_confirm_delete = False
     st.session_state.hist_notice = t("history.deleted")
@@ -115,6 +121,11 @@ filters = Filters(query=query.strip(), label_code=label_code if isinstance(label
                   concordance=concordance or None)
 keep_selection_for(filters)
 rows = history.search(filters)
+# The search's shape (never the words typed: they may name a patient), once per change of filters, not per re-run.
+shape = {"text_search": bool(filters.query), "class": filters.label_code, "risk": filters.risk,
+         "provider": filters.provider, "since": since, "until": until, "concordance": filters.concordance,
+         "scope": "all" if owner is None else "own"}
+record_once("history-search", shape, Action.HISTORY_SEARCHED, via="history", filters=shape, count=len(rows))
 
 if not rows:
     st.info(t("history.no_match"), icon=":material/search_off:")
@@ -147,16 +158,22 @@ st.caption(t("history.count", n=len(rows), limit=filters.limit))
 stamp = viewer_today().isoformat()
 zone = viewer_zone()  # the export's times: ISO 8601 with the reader's offset
 e1, e2, _ = st.columns([1, 1, 3])
+listed = [r["id"] for r in rows]
 e1.download_button(t("history.export_csv"), to_csv(rows, zone), file_name=f"lesion-history-{stamp}.csv",
-                   mime="text/csv", key="hist_csv", on_click="ignore", icon=":material/download:")
+                   mime="text/csv", key="hist_csv", icon=":material/download:", on_click=record,
+                   args=(Action.HISTORY_EXPORTED,), kwargs={"cases": listed, "format": "csv", "count": len(rows)})
 e2.download_button(t("history.export_json"), to_json(rows, zone), file_name=f"lesion-history-{stamp}.json",
-                   mime="application/json", key="hist_json", on_click="ignore", icon=":material/download:")
+                   mime="application/json", key="hist_json", icon=":material/download:", on_click=record,
+                   args=(Action.HISTORY_EXPORTED,), kwargs={"cases": listed, "format": "json", "count": len(rows)})
 
 # -- one case --------------------------------------------------------------------------------
 
 picked = [i for i in event.selection.rows if 0 <= i < len(rows)]
+if not picked:
+    forget_seen("history-case")  # the same case opened again later is another view
 if picked:
     row = rows[picked[0]]
+    record_once("history-case", row["id"], Action.CASE_VIEWED, cases=[row["id"]], via="history")
     # The confirmation belongs to one case: ticking it for one must not arm the button for the next.
     if st.session_state.get("hist_shown") != row["id"]:
         st.session_state.hist_shown = row["id"]

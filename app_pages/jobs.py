@@ -6,10 +6,12 @@ ensure_signed_in()
 
 import streamlit as st
 
+from domain.audit import Action
 from domain.errors import DiagnosisError
 from domain.jobs import DONE, FAILED, INTERRUPTED, RUNNING, Job
 from startup import get_engine
 from ui import card, plain
+from ui.audit import record_once
 from ui.auth import is_admin, session_still_valid, visible_owner
 from ui.i18n import error_text, message_text, t
 from ui.labels import provider_title
@@ -91,6 +93,9 @@ def job_board() -> None:
     st.session_state.jobs_link = picked
     job = by_id[picked]
     if job.status == DONE and job.result is not None:
+        # Once per job shown, not at each of the board's 2-second re-draws.
+        case = job.result.assessment_id
+        record_once("jobs-result", job.id, Action.CASE_VIEWED, cases=[case] if case else [], via="jobs", job=job.id)
         card.render(job.result, provider_title(engine, job.result.provider))
         second_reading(engine, job.result.assessment_id, key="job", user=st.session_state.get("user"))
     elif job.status in (FAILED, INTERRUPTED) or job.unreadable:

@@ -9,6 +9,7 @@ from dataclasses import replace
 import streamlit as st
 
 import startup
+from domain.audit import Action
 from domain.classes import CLASSES, LesionClass, by_code
 from domain.errors import DiagnosisError
 from domain.result import Diagnosis
@@ -19,6 +20,7 @@ from storage.database import StoreError, StoreUnavailable
 from storage.reviews import VERDICTS
 from storage.store import new_id
 from ui import plain
+from ui.audit import record
 from ui.card import class_name
 from ui.i18n import error_text, lang, problems_text, t
 from ui.labelled_panel import labelled_panel
@@ -130,6 +132,8 @@ def _save_review(engine: Engine, assessment_id: str, label: LesionClass | None) 
     except ValueError as exc:  # ReviewRefused: not in the history (deleted meanwhile), or a value it does not know
         st.session_state[f"qa_review_msg_{assessment_id}"] = error_text(exc)
         return
+    record(Action.REVIEW_RECORDED, cases=[assessment_id], verdict=verdict,
+           expected=None if expected is None else expected.code)
     st.session_state[f"qa_verdict_{assessment_id}"] = None
     st.session_state[f"qa_expected_{assessment_id}"] = None
     st.session_state[f"qa_note_{assessment_id}"] = ""

@@ -10,7 +10,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from commands import trail
 from commands.exits import EXIT_INPUT, EXIT_OK, positive
+from domain.audit import Action
 
 if TYPE_CHECKING:
     from storage.accounts import AccountStore
@@ -81,6 +83,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     except AccountError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    trail.record(Action.USER_ADDED, user=user.name, admin=user.is_admin)
     print(f"added {user.name}{' (admin)' if user.is_admin else ''}")
     return EXIT_OK
 
@@ -112,6 +115,7 @@ def cmd_users_remove(args: argparse.Namespace) -> int:
     except AccountError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    trail.record(Action.USER_REMOVED, user=args.name.strip())
     print(f"removed {args.name.strip()}; every session of the account has ended")
     return EXIT_OK
 
@@ -128,6 +132,7 @@ def cmd_users_set_password(args: argparse.Namespace) -> int:
     except AccountError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    trail.record(Action.PASSWORD_SET, user=user.name)
     print(f"new password for {user.name}; every session of the account has ended")
     return EXIT_OK
 
@@ -165,6 +170,7 @@ def cmd_sessions_revoke(args: argparse.Namespace) -> int:
     sessions = _sessions()
     if args.user:
         count = sessions.revoke_user(args.user)
+        trail.record(Action.SESSION_REVOKED, user=args.user.strip(), count=count)
         print(f"ended {count} session{'s' * (count != 1)} of {args.user.strip()}")
         return EXIT_OK
     if not args.id:
@@ -178,6 +184,7 @@ def cmd_sessions_revoke(args: argparse.Namespace) -> int:
     if not ended:
         print(f"error: no live session has the id {args.id.strip()!r}; see `cli.py sessions list`.", file=sys.stderr)
         return EXIT_INPUT
+    trail.record(Action.SESSION_REVOKED, user=ended[0].user, session=ended[0].key[:12], count=1)
     print(f"ended session {ended[0].key[:12]} of {ended[0].user}")
     return EXIT_OK
 
@@ -191,6 +198,7 @@ def cmd_users_set_admin(args: argparse.Namespace) -> int:
     except AccountError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    trail.record(Action.ROLE_CHANGED, user=user.name, admin=user.is_admin)
     print(f"{user.name} is {'now an admin' if user.is_admin else 'no longer an admin'}")
     return EXIT_OK
 
@@ -219,6 +227,7 @@ def cmd_tokens_add(args: argparse.Namespace) -> int:
     except (AccountError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    trail.record(Action.TOKEN_CREATED, token=record.id, user=record.user, expires_days=args.expires_days)
     until = "never expires" if record.expires_at is None else f"expires {_when(record.expires_at)}"
     print(f"token {record.id} for {record.user} ({until}); copy it now, it is not shown again:")
     print(token)
@@ -270,6 +279,7 @@ def cmd_tokens_revoke(args: argparse.Namespace) -> int:
     if record is None:
         print(f"error: no API token has the id {args.id.strip()!r}: see python cli.py tokens list.", file=sys.stderr)
         return EXIT_INPUT
+    trail.record(Action.TOKEN_REVOKED, token=record.id, user=record.user)
     print(f"revoked token {record.id} of {record.user}")
     return EXIT_OK
 

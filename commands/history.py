@@ -158,7 +158,9 @@ def cmd_history_export(args: argparse.Namespace) -> int:
     filters = Filters(since=since, user=user)
     tally = [0]
     if args.out is None:
-        return _to_stdout(_chunks(args.format, filters, tally, zone))
+        code = _to_stdout(_chunks(args.format, filters, tally, zone))
+        _exported(args, code, tally[0])
+        return code
     target = Path(args.out)
     if target.is_dir():
         print(f"error: {target} is a folder: give the path of a file to write the export to.", file=sys.stderr)
@@ -176,7 +178,17 @@ def cmd_history_export(args: argparse.Namespace) -> int:
               f"{target} was not written.", file=sys.stderr)
         return _read_failed(exc)
     print(f"exported {tally[0]} assessment{'s' * (tally[0] != 1)} to {target}", file=sys.stderr)
+    _exported(args, EXIT_OK, tally[0])
     return EXIT_OK
+
+
+def _exported(args: argparse.Namespace, code: int, count: int) -> None:
+    """The export's audit event: its format, filters and how many assessments (not which: every one matching)."""
+    from commands import trail
+    from domain.audit import Action, Outcome
+
+    trail.record(Action.HISTORY_EXPORTED, outcome=Outcome.SUCCESS if code == EXIT_OK else Outcome.FAILURE,
+                 via="cli", format=args.format, since=args.since, user=args.user, count=count)
 
 
 def _to_stdout(pieces: Iterable[str]) -> int:

@@ -90,6 +90,11 @@ def cmd_qa_export(args: argparse.Namespace) -> int:
         print(f"error: cannot write to {out} ({exc.strerror or type(exc).__name__}): choose a folder you can "
               "write to.", file=sys.stderr)
         return EXIT_INPUT
+    from commands import trail
+    from domain.audit import Action
+
+    trail.record(Action.LABELLED_SET_EXPORTED, cases=[c.id for c in found.cases], via="cli", since=args.since,
+                 count=len(found.cases))
     print(f"cases:  {out / CASES_FILE}")
     print(f"photos: {out / PHOTOS_FILE}")
     print(f"re-run: python cli.py batch {out / CASES_FILE} --images {out / PHOTOS_FILE} --out REPORT_DIR",

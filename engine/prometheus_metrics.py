@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from domain.errors import (
@@ -158,3 +158,29 @@ class _ScrapeTimeGauges(Collector):
                                 "every server shares)", value=counts.get("queued", 0))
         yield GaugeMetricFamily("skinai_jobs_running", "Background jobs running (with REDIS_URL: on every server)",
                                 value=counts.get("running", 0))
+
+
+def audit_exposition(counts: Mapping[str, int]) -> bytes:
+    """The audit writer's figures (storage/audit_trail.py `counts()`) in Prometheus's text format: events written
+    and failed since the process started, and waiting for the database now."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(_AuditFigures(counts))
+    return generate_latest(registry)
+
+
+class _AuditFigures(Collector):
+    def __init__(self, counts: Mapping[str, int]) -> None:
+        self.counts = counts
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        """The three figures, read once."""
+        yield CounterMetricFamily("skinai_audit_events_written", "Audit events written into the trail",
+                                  value=self.counts.get("written", 0))
+        yield CounterMetricFamily("skinai_audit_events_failed", "Audit events that could not be written (the "
+                                  "database down or refusing, or too many waiting); each is in the log",
+                                  value=self.counts.get("failed", 0))
+        yield GaugeMetricFamily("skinai_audit_events_pending", "Audit events waiting for the database",
+                                value=self.counts.get("pending", 0))

@@ -1,10 +1,10 @@
 """Moving a clinic's data from one store to another (`cli.py db copy`), checked by row counts and checksums.
 
 What moves is `schema.DURABLE_TABLES` (accounts and their preferences, history with its pins, reviews, jobs, API
-tokens, second readings and arbitrations), parents before children. Values are copied as stored: a value sealed with
-DATA_ENCRYPTION_KEY stays sealed, and the same key reads it on the target. Sign-in sessions are not copied
-(everyone signs in again), nor is sign-in throttling with its per-install key (the target made its own when it
-was migrated).
+tokens, second readings and arbitrations, the audit trail with its head, so it verifies on the target), parents
+before children. Values are copied as stored: a value sealed with DATA_ENCRYPTION_KEY stays sealed, and the same
+key reads it on the target. Sign-in sessions are not copied (everyone signs in again), nor is sign-in throttling
+with its per-install key (the target made its own when it was migrated).
 
 The source is read in one transaction (a snapshot: SQLite's read transaction, PostgreSQL's REPEATABLE READ),
 a batch of rows at a time, and written in one transaction on the target, so the target ends with all of it or

@@ -273,7 +273,9 @@ class History:
         The deleted rows are then freed from the database's files (see `_free`). The caller drops
         the row's cached answer too (`Engine.forget`).
         """
-        with self.store.connect() as conn:
+        # The write lock from the start: on SQLite a transaction that reads, then writes, fails at once (not after
+        # the busy wait) when another connection wrote in between, as the audit writer often has just then.
+        with self.store.connect(serialize="history-delete") as conn:
             self._secure_delete(conn)
             found = conn.execute(sa.select(*_ROW).where(assessments.c.id == assessment_id)).mappings().first()
             # A case run in the background also left its request, photo and result in its job's row.

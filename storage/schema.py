@@ -212,8 +212,34 @@ arbitrations = sa.Table(
     sa.Column("at", Seconds, nullable=False),
 )
 
+# The audit trail (0014, storage/audit.py): append-only, each event's hash covering the previous one's.
+audit_events = sa.Table(
+    "audit_events", metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),  # 1, 2, 3…: the chain's order
+    sa.Column("at", Seconds, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),      # domain.audit.Action
+    sa.Column("actor_kind", sa.Text, nullable=False),  # user, token, cli or system
+    sa.Column("actor", sa.Text, nullable=False),       # a user name, a token's id (never the token), an OS account
+    sa.Column("user", sa.Text),                        # the account acted as (a token's user); NULL: none
+    sa.Column("address", sa.Text),                     # the client's address; NULL: this machine
+    sa.Column("outcome", sa.Text, nullable=False),     # success or failure
+    sa.Column("cases", sa.Text, nullable=False, server_default="[]"),   # JSON: the assessment ids touched
+    sa.Column("detail", sa.Text, nullable=False, server_default="{}"),  # JSON: counts, filters; never patient text
+    sa.Column("prev_hash", sa.Text, nullable=False),
+    sa.Column("hash", sa.Text, nullable=False),
+)
+sa.Index("audit_events_at", audit_events.c.at)
+sa.Index("audit_events_user", sa.func.lower(audit_events.c.user), audit_events.c.at)
+
+audit_head = sa.Table(  # one row: the newest event's number and hash, written with it (a removed tail shows)
+    "audit_head", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.Text, nullable=False),
+)
+
 # What `cli.py db copy` moves, parents before children (the foreign keys), and the column each is ordered by
 # for its checksum. Sessions and sign-in throttling are not moved: they are short-lived, and a copy signs
 # everyone out rather than carrying live session keys to a new database.
 DURABLE_TABLES = (users, user_preferences, assessments, reviews, jobs, api_tokens, second_readings,
-                  arbitrations)
+                  arbitrations, audit_events, audit_head)

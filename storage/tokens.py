@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -122,7 +122,10 @@ class SqlTokenStore:
         return record, secret
 
     def check(self, token: str) -> ApiToken:
-        """The record of a usable token, else `TokenRejected`; `last_used_at` is refreshed once a minute at most."""
+        """The record of a usable token, else `TokenRejected`; `last_used_at` is refreshed once a minute at most.
+
+        The record is as it was before this use: `last_used_at` None means this call is the token's first use.
+        """
         token = token.strip()
         if not token:
             raise TokenRejected(MISSING)
@@ -137,7 +140,15 @@ class SqlTokenStore:
         state = record.state(now)
         if state != "active":
             raise TokenRejected(state)
-        if record.last_used_at is None or now - record.last_used_at >= TOUCH_EVERY_SECONDS:
+        if record.last_used_at is None:
+            # The first use, exactly once however many requests come at once: the one whose UPDATE found it unused
+            # returns `last_used_at` None (the audit trail's "first used" event); the others, the time it got.
+            with self.store.connect() as conn:
+                first = conn.execute(api_tokens.update().where(api_tokens.c.id == record.id,
+                                                               api_tokens.c.last_used_at.is_(None))
+                                     .values(last_used_at=now)).rowcount
+            return record if first else replace(record, last_used_at=now)
+        if now - record.last_used_at >= TOUCH_EVERY_SECONDS:
             with self.store.connect() as conn:
                 conn.execute(api_tokens.update().where(api_tokens.c.id == record.id).values(last_used_at=now))
         return record

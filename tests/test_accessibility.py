@@ -1,7 +1,8 @@
 """WCAG 2.1 AA in real headless Chromium: axe-core finds no violation of its WCAG 2.0/2.1 A and AA rules on any page
 (Assess before and after an assessment, Jobs and History with a finished case, Performance, each Provider QA tab, the
-sign-in form, the API's documentation), on a desktop and on a phone, in Korean and in English; after Assess the
-keyboard focus is on the result's heading, which names the class and the flag; the focus ring can be seen.
+sign-in form, the administrators' Audit page, the API's documentation), on a desktop and on a phone, in Korean and
+in English; after Assess the keyboard focus is on the result's heading, which names the class and the flag; the focus
+ring can be seen.
 
 axe-core is the copy bundled by the `axe-playwright-python` package (requirements-dev.txt, installed by scripts/test.sh;
 nothing is fetched while the tests run). Violations are fixed in the app, never by switching a rule off: a failure
@@ -83,11 +84,11 @@ def app_url(fake, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sign_in_url(fake, tmp_path_factory):
-    """Sign-in on, with one account: the form is drawn."""
+    """Sign-in on, with one administrator's account: the form is drawn, and after it the Audit page."""
     cwd = tmp_path_factory.mktemp("a11y-sign-in")
     env = _env(fake, cwd / "data", "accounts")
-    added = run_cli("users", "add", "dr.kim", "--password-stdin", stdin=PASSWORD + "\n", cwd=cwd,
-                    env={"DATA_DIR": env["DATA_DIR"], "AUTH_MODE": "accounts"})
+    added = run_cli("users", "add", "dr.kim", "--admin", "--password-stdin", stdin=PASSWORD + "\n", cwd=cwd,
+                    env={"DATA_DIR": env["DATA_DIR"], "AUTH_MODE": "accounts"})  # an admin: the Audit page
     assert added.returncode == 0, added.stderr
     with serve_app(env, cwd) as url:
         yield url
@@ -222,6 +223,34 @@ def test_the_sign_in_form_has_no_violation(chromium, sign_in_url, device):
         _choose_language(page, device, lang)
         expect(page.get_by_role("heading", name=words(lang, "auth.sign_in"))).to_be_visible()
         assert_no_violation(page, f"the sign-in form, {device}, {lang}")
+    context.close()
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_the_audit_page_has_no_violation(chromium, sign_in_url, device):
+    """Signed in as an administrator (the page is hers only), in Korean, then in English, with events listed."""
+    from playwright.sync_api import expect
+
+    context = chromium.new_context(**{**DEVICES[device], "locale": LOCALES["ko"]})
+    page = context.new_page()
+    page.goto(sign_in_url)
+    expect(page.locator("input[type=password]")).to_be_visible(timeout=30_000)
+    settled(page)
+    page.get_by_role("textbox", name=words("ko", "auth.user_name")).fill("dr.kim")
+    page.locator("input[type=password]").fill(PASSWORD)
+    settled(page)
+    page.get_by_role("button", name=words("ko", "auth.sign_in")).click()
+    expect(page.get_by_test_id("stSidebarNav")).to_be_attached(timeout=30_000)
+    settled(page)
+    for lang in LOCALES:
+        _choose_language(page, device, lang)
+        _sidebar(page, device).get_by_test_id("stSidebarNav").get_by_role("link", name=words(lang, "nav.audit")).click()
+        main = page.get_by_test_id("stMain")
+        expect(main.get_by_role("heading", name=words(lang, "audit.title"), exact=True)).to_be_visible(timeout=30_000)
+        expect(page.get_by_test_id("stDataFrame")).to_be_visible(timeout=30_000)  # her own sign-in, at least
+        settled(page)
+        _close_sidebar(page, device)
+        assert_no_violation(page, f"the Audit page, {device}, {lang}")
     context.close()
 
 

@@ -17,8 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 import cli
+from domain.audit import Action, Actor, ActorKind, event
 from storage import copy as copying
 from storage.accounts import WrongCredentials, accounts_for, hash_password
+from storage.audit import AuditLog
 from storage.copy import Checksum, CopyMismatch, CopyRefused, checksum, copy_database, encode_value
 from storage.history import Filters, History
 from storage.migrations import current, head
@@ -44,7 +46,7 @@ THUMBNAIL = bytes(range(256)) * 8  # not UTF-8, every byte value
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(1000)
 # The legacy file predates double reading: its tables are made by the migration, empty, and copied as such.
 COUNTS = {"users": 3, "user_preferences": 1, "assessments": 4, "reviews": 2, "jobs": 2, "api_tokens": 1,
-          "second_readings": 0, "arbitrations": 0}
+          "second_readings": 0, "arbitrations": 0, "audit_events": 2, "audit_head": 1}
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,9 @@ def test_copy_moves_a_sqlite_clinic_to_postgresql(tmp_path, postgres_url):
     try:
         upgraded.migrate()
         Preferences(upgraded, languages=("ko", "en")).set_language("dr.kim", "en")
+        trail = AuditLog(upgraded)  # and its audit trail, which must still verify on the target
+        for at in (1.0, 2.0):
+            trail.append(event(Action.SIGN_IN, Actor(ActorKind.USER, "dr.kim", "203.0.113.7"), at=at))
     finally:
         upgraded.dispose()
     done = run_cli(tmp_path, "db", "copy", "--from", f"sqlite:///{path}", "--to", postgres_url, "--yes",
@@ -243,7 +248,7 @@ def test_copy_moves_a_sqlite_clinic_to_postgresql(tmp_path, postgres_url):
     for name, (source_rows, target_rows, source_sum, target_sum, verdict) in lines.items():
         assert int(source_rows) == int(target_rows) == COUNTS[name]
         assert source_sum == target_sum and len(source_sum) == 16 and verdict == "ok"
-    assert "13 rows in 8 tables; every count and checksum matches." in done.stdout
+    assert "16 rows in 10 tables; every count and checksum matches." in done.stdout
     assert "Not copied: sign-in sessions" in done.stdout and "same DATA_ENCRYPTION_KEY" in done.stdout
 
     source, target = Store(path), Store(postgres_url)
@@ -255,6 +260,7 @@ def test_copy_moves_a_sqlite_clinic_to_postgresql(tmp_path, postgres_url):
             assert a.execute(key).scalar() != b.execute(key).scalar()  # the target kept its own install key
         assert_app_reads(target, clinic)
         assert Preferences(target, languages=("ko", "en")).language("DR.KIM") == "en"
+        assert AuditLog(target).verify().checked == 2 and AuditLog(target).verify().ok
     finally:
         source.dispose()
         target.dispose()

@@ -33,6 +33,7 @@ from qa.labelled_set import (
     labelled_set,
 )
 from storage import reviews as reviews_module
+from storage.audit import AuditFilters
 from storage.history import History
 from storage.readings import Readings
 from storage.reviews import Reviews
@@ -316,6 +317,11 @@ def test_cli_exports_cases_and_photos_that_the_batch_runs(engine_env, reconfigur
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and all(not r["error"] for r in rows)
     assert sorted(r["expected"] for r in rows) == ["6", "7"]
+    startup.close_audit()  # the export (the other process's) and the report are audit events
+    exported = startup.audit_log().events(AuditFilters(action="labelled_set.exported"))
+    assert len(exported) == 1 and exported[0].detail["count"] == 2 and len(exported[0].cases) == 2
+    (made,) = startup.audit_log().events(AuditFilters(action="qa_report.exported"))
+    assert made.detail == {"via": "cli", "format": "report", "count": 2}
 
     assert run_export("--out", str(out), "--since", "tomorrow").returncode == 2
     later = run_export("--out", str(tmp_path / "none"), "--since", "2999-01-01")
@@ -375,6 +381,12 @@ def test_page_review_gives_an_expected_class_and_the_labelled_set_downloads(engi
     assert at.success[-1].value == "라벨된 사례 1건, 그중 사진 0건"
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["사례 CSV 받기", "사진 ZIP 받기"]
+    at.download_button(key="qa_export_csv").click().run()
+    startup.close_audit()
+    made = [(e.action.value, e.cases, e.detail.get("verdict"), e.detail.get("format"))
+            for e in startup.audit_log().events(AuditFilters(user="dr.kim", newest_first=False))]
+    assert made == [("review.recorded", (openai,), "incorrect", None), ("review.recorded", (runpod,), "correct", None),
+                    ("labelled_set.exported", (), None, "csv")]  # the refused save made none
     cases, _photos, _left, data, archive = at.session_state["qa_labelled"]
     (case,) = read_cases(data, photos_from_zip(archive, max_entry_bytes=PHOTO_LIMIT), limit=MAX_CASES)
     assert case.expected == by_code(7) and case.text == "waxy plaque"

@@ -76,7 +76,7 @@ def test_readyz_is_ready_and_lists_every_check_without_secrets(engine_env, clien
     response = client.get("/readyz")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["status"] == "ready" and list(checks(response)) == ["store", "providers", "redis"]
+    assert body["status"] == "ready" and list(checks(response)) == ["store", "providers", "redis", "audit"]
     found = checks(response)
     assert found["store"] == {"name": "store", "ok": True, "detail": "writable"}
     assert found["redis"]["ok"] and "not set" in found["redis"]["detail"]
@@ -444,3 +444,20 @@ def test_a_malformed_url_port_names_the_variable_and_the_server_still_starts(fak
     named = [line for line in log.splitlines() if "REDIS_URL cannot be used: its port is not a number" in line]
     assert named and "redis://:***@cache:abc/0" in named[0]
     assert "hunter2-pw" not in log and "Traceback" not in log
+
+
+def test_an_audit_trail_that_falls_behind_degrades_readiness_and_its_misses_are_counted(engine_env, client,
+                                                                                          monkeypatch):
+    # The audit write never stops an assessment (issue 23): readiness says degraded, the misses show on /metrics.
+    response = client.get("/readyz")
+    assert checks(response)["audit"] == {"name": "audit", "ok": True, "detail": "recording"}
+    trail = startup.audit()
+    monkeypatch.setattr(trail, "counts", lambda: {"written": 3, "failed": 2, "pending": 5000})
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.json()["status"] == "degraded"
+    audit = checks(response)["audit"]
+    assert audit["ok"] and audit["degraded"] and audit["detail"].startswith("5000 events waiting")
+    assert "assessments still answer and are recorded" in audit["detail"]
+    figures = scrape(client)
+    assert figures[("skinai_audit_events_failed_total", frozenset())] == 2
+    assert figures[("skinai_audit_events_pending", frozenset())] == 5000

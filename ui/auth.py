@@ -36,6 +36,7 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
+from domain.audit import Action, Outcome
 from storage.accounts import AccountLocked, AccountStore, AccountThrottled, TooManyAttempts, WrongCredentials
 from storage.database import StoreUnavailable
 from storage.devices import DEVICE_COOKIE
@@ -51,6 +52,7 @@ from storage.sessions import (
 )
 from ui import auth_grace as grace
 from ui import language, plain
+from ui.audit import actor, record
 from ui.client import client_address, forwarded_client, user_agent
 from ui.i18n import t
 from ui.state import init_state
@@ -226,6 +228,7 @@ def _sign_out(mode: str) -> None:
     Ends the server session, so every tab of this browser shows the sign-in form at its next click.
     """
     log.info("signed out: %s", st.session_state.get("user"))
+    record(Action.SIGN_OUT, method=mode)
     if key := st.session_state.get("auth_session"):
         _sessions().revoke(key)
     _end_session(t("auth.signed_out"))
@@ -330,22 +333,28 @@ def _submit() -> None:
     if not name or not password:
         st.session_state.auth_error = t("auth.missing_fields")
         return
+    failed = actor(name)  # the name typed (never the password), from this client
     try:
         user = _accounts().verify(name, password, client_address(), device=_cookie(DEVICE_COOKIE))
         sessions = _sessions()
         session = sessions.start(user.name, address=client_address(), agent=user_agent())
         grant = sessions.grant(session.key)
     except StoreUnavailable as exc:
+        record(Action.SIGN_IN, who=failed, outcome=Outcome.FAILURE, method="accounts", reason="store_down")
         _store_down(exc)
     except AccountThrottled as exc:  # before TooManyAttempts, its parent: the name's wait, not the address's
+        record(Action.SIGN_IN, who=failed, outcome=Outcome.FAILURE, method="accounts", reason="account_throttled")
         st.session_state.auth_error = t("auth.account_throttled", wait=_wait_text(exc.wait_seconds))
     except TooManyAttempts as exc:
+        record(Action.SIGN_IN, who=failed, outcome=Outcome.FAILURE, method="accounts", reason="address_throttled")
         st.session_state.auth_error = t("auth.too_many_address", wait=_wait_text(exc.wait_seconds))
     except AccountLocked as exc:
+        record(Action.SIGN_IN, who=failed, outcome=Outcome.FAILURE, method="accounts", reason="locked")
         minutes = max(1, round((exc.until - time.time()) / 60))
         st.session_state.auth_error = t("auth.locked",
             until=time.strftime("%H:%M", time.localtime(exc.until)), minutes=minutes)
     except WrongCredentials as exc:
+        record(Action.SIGN_IN, who=failed, outcome=Outcome.FAILURE, method="accounts", reason="wrong_credentials")
         wrong = t("auth.wrong")
         if exc.retry_at is not None:
             wrong += " " + t("auth.retry_wait", wait=_wait_text(exc.retry_at - time.time()))
@@ -353,6 +362,7 @@ def _submit() -> None:
     else:
         _start_session(user.name, user.is_admin, session.key)  # also drops the typed password from the session
         st.session_state.auth_grant = grant
+        record(Action.SIGN_IN, who=actor(user.name), method="accounts", admin=user.is_admin)
 
 
 # -- OpenID Connect --------------------------------------------------------------------------
@@ -414,6 +424,7 @@ def _oidc_gate() -> str:
         if st.session_state.get("user") != name or st.session_state.get("auth_session") != key:
             _start_session(name, admin, key)  # a new browser session of a signed-in identity
             log.info("signed in: %s", name)
+            record(Action.SIGN_IN, who=actor(name), method="oidc", admin=admin)
             return name
         _keep_alive(name, admin)
         return name

@@ -16,11 +16,13 @@ import tempfile
 
 import streamlit as st
 
+from domain.audit import Action
 from qa.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, run_batch
 from qa.batch_input import BatchInputError, TooManyCases, photos_from_zip, read_cases
 from qa.batch_metrics import BatchReport, BatchRow, Failure, format_rate
 from qa.report import write_report
 from ui import plain
+from ui.audit import record
 from ui.i18n import error_text, lang, message_text, t
 from ui.labels import lesion_name, provider_titles
 
@@ -204,10 +206,15 @@ def _show(outcome: dict) -> None:
         st.caption(t("qa.batch.no_failures"))
 
     left, middle, right = st.columns(3)
+    # Each download is an export of the run's results: an audit event (the run's cases came from a file, not the
+    # history, so only their number is said).
+    said = {"count": len(report.cases)}
     left.download_button(t("qa.batch.download_csv"), outcome["csv"], file_name="results.csv",
-                         mime="text/csv", key="batch_download_csv", on_click="ignore")
+                         mime="text/csv", key="batch_download_csv", on_click=record,
+                         args=(Action.QA_REPORT_EXPORTED,), kwargs={"format": "csv", **said})
     middle.download_button(t("qa.batch.download_html"), outcome["html"],
-                           file_name="report.html", mime="text/html", key="batch_download_html", on_click="ignore")
+                           file_name="report.html", mime="text/html", key="batch_download_html", on_click=record,
+                           args=(Action.QA_REPORT_EXPORTED,), kwargs={"format": "html", **said})
     right.download_button(t("qa.batch.download_metrics"), outcome["metrics"],
                           file_name="metrics.json", mime="application/json", key="batch_download_metrics",
-                          on_click="ignore")
+                          on_click=record, args=(Action.QA_REPORT_EXPORTED,), kwargs={"format": "metrics", **said})

@@ -9,12 +9,14 @@ from datetime import time as day_time
 import streamlit as st
 
 import startup
+from domain.audit import Action
 from engine.core import Engine
 from qa.labelled_set import CONTRADICTED, NO_CLASS, NO_PHOTO, UNREADABLE, labelled_set
 from storage.database import StoreUnavailable
 from storage.history import HistoryStore
 from storage.reviews import Reviews
 from ui import plain
+from ui.audit import record
 from ui.auth import is_admin, visible_owner
 from ui.i18n import t
 
@@ -75,6 +77,8 @@ def labelled_panel(engine: Engine) -> None:
     stamp = date.today().isoformat()
     left, right = st.columns(2)
     left.download_button(t("qa.labelled.download_csv"), csv_bytes, file_name=f"qa-cases-{stamp}.csv",
-                         mime="text/csv", key="qa_export_csv", on_click="ignore", icon=":material/download:")
+                         mime="text/csv", key="qa_export_csv", icon=":material/download:", on_click=record,
+                         args=(Action.LABELLED_SET_EXPORTED,), kwargs={"format": "csv", "count": cases})
     right.download_button(t("qa.labelled.download_zip"), zip_bytes, file_name=f"qa-photos-{stamp}.zip",
-                          mime="application/zip", key="qa_export_zip", on_click="ignore", icon=":material/download:")
+                          mime="application/zip", key="qa_export_zip", icon=":material/download:", on_click=record,
+                          args=(Action.LABELLED_SET_EXPORTED,), kwargs={"format": "zip", "count": photos})

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from domain.answer import ScoredClass
+from domain.audit import Action
 from domain.classes import CLASSES
 from domain.readings import AGREE, DIFFER_RISK, DONE, PENDING, Arbitration, Reading, concordance
 from domain.result import Diagnosis
 from storage.database import StoreError
 from storage.history import diagnosis_from_row
 from storage.readings import ArbitrationRefused
+from ui.audit import record
 from ui.i18n import error_text, message_text, t
 from ui.labels import RISK_COLOUR, lesion_name, lesion_names, provider_title
 from ui.plain import text as plain_text
@@ -135,6 +137,7 @@ def _arbitration(engine: Engine, result: Diagnosis, reading: Reading, *, key: st
             if st.form_submit_button(t("reading.decide"), icon=":material/gavel:"):
                 try:
                     engine.readings.arbitrate(case, int(code), note, by=user or "")
+                    record(Action.ARBITRATION_RECORDED, cases=[case], via="page", code=int(code))
                     st.rerun()
                 except ArbitrationRefused as exc:
                     st.error(error_text(exc), icon=":material/error:")

@@ -277,6 +277,9 @@ class Settings:
                                         "flag")
     history_retention_days: float = setting("HISTORY_RETENTION_DAYS", 365.0, "purge assessments after this many "
                                             "days (pinned cases stay)", "number", minimum=0.01)
+    audit_retention_days: float = setting("AUDIT_RETENTION_DAYS", 2190.0, "purge audit events after this many "
+                                          "days (six years; separate from the history's); an anchor event records "
+                                          "each cut so the rest still verifies", "number", minimum=1)
     job_workers: int = setting("JOB_WORKERS", 4, "background jobs run at once", "integer", minimum=1, maximum=64)
     job_max_queued_per_user: int = setting("JOB_MAX_QUEUED_PER_USER", 20, "background jobs one user (or API token's "
                                            "user) may have waiting; more are refused (the API: 429) until some run "

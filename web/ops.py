@@ -4,7 +4,8 @@
 - `GET /readyz`: the store takes a write, a configured provider is usable, Redis answers when set
   (web/readiness.py); 200 when this process can answer and record assessments ("ready", or "degraded"
   when an optional part such as Redis is down), else 503. No auth: it names providers and states only.
-- `GET /metrics`: Prometheus's text format (engine/prometheus_metrics.py), this process's figures;
+- `GET /metrics`: Prometheus's text format (engine/prometheus_metrics.py), this process's figures (the audit
+  writer's among them: `skinai_audit_events_failed_total` counts events the trail missed);
   with METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`.
 """
 
@@ -18,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import startup
-from engine.prometheus_metrics import CONTENT_TYPE, PrometheusMetrics
+from engine.prometheus_metrics import CONTENT_TYPE, PrometheusMetrics, audit_exposition
 from utils.settings import Settings, SettingsError, get_settings
 from web.api.diagnose import ASSESSMENTS
 from web.readiness import readiness
@@ -74,6 +75,7 @@ async def metrics(request: Request) -> Response:
                             headers=_NO_STORE)
     body = await run_in_threadpool(observer.exposition)  # reads the job store
     body += ASSESSMENTS.exposition()  # read here, on the event loop its counts live on
+    body += audit_exposition(startup.audit().counts())  # the audit writer's, this process's
     return Response(body, media_type=CONTENT_TYPE, headers=_NO_STORE)
 
 

@@ -1,6 +1,6 @@
 """Readiness: can this process serve assessments now? The checks behind `GET /readyz`.
 
-Ready means "this process can answer and record an assessment". Three checks, run side by side, each in a
+Ready means "this process can answer and record an assessment". Four checks, run side by side, each in a
 worker thread (they block) and each given `CHECK_SECONDS`:
 
 - the store answers: on SQLite it takes a write (a table created in a transaction that is rolled back:
@@ -10,6 +10,8 @@ worker thread (they block) and each given `CHECK_SECONDS`:
 - at least one configured provider is usable: its circuit is closed or half-open, or its cool-down is
   over (the next assessment probes it), so readiness comes back on its own after a cool-down even when
   the load balancer sends nothing meanwhile; in DEMO_MODE no provider is asked and none is needed;
+- the audit trail answers a read and its writer keeps up (optional: `degraded`, never not-ready, since the
+  audit write must never stop an assessment);
 - Redis answers PING, when REDIS_URL is set. Redis is optional for answering and recording: a Redis that
   is down or hangs makes the check `degraded` (the body says what degrades, background jobs among it),
   never not-ready, or one Redis blip would take every server out of the load balancer.
@@ -46,7 +48,12 @@ STORE_SLOW_SECONDS = 1.0  # a PostgreSQL that takes longer than this for SELECT 
 # and SQLite's next write may fail with "database or disk is full".
 DATA_DIR_FLOOR_BYTES = 64 * 1024 * 1024
 OPTIONAL = {"redis": "the answer cache misses, the performance figures are not shared, background jobs cannot be "
-                     "submitted or run; assessments still answer and are recorded"}
+                     "submitted or run; assessments still answer and are recorded",
+            # Optional on purpose: the audit write must never stop an assessment (issue 23), and taking the server
+            # out of the load balancer for it would. Missed events are counted on /metrics and logged.
+            "audit": "audit events are not being recorded (each one missed is counted on /metrics and logged); "
+                     "assessments still answer and are recorded"}
+AUDIT_BACKLOG = 1000  # events waiting for the database: beyond this the trail is falling behind
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,16 @@ def providers_usable(settings: Settings) -> Check:
     return Check("providers", True, f"{usable} of {len(states)} configured providers usable", states)
 
 
+def audit_recording() -> Check:
+    """The audit trail's tables answer a read, and its writer is not falling behind."""
+    trail = startup.audit()
+    trail.log.readable()  # raises when the store does not answer: `bounded` turns it into a failed check
+    pending = trail.counts()["pending"]
+    if pending > AUDIT_BACKLOG:
+        return Check("audit", False, f"{pending} events waiting for the database")
+    return Check("audit", True, "recording")
+
+
 def redis_reachable(settings: Settings) -> Check:
     """Redis answers PING within `REDIS_SECONDS`, when REDIS_URL is set."""
     if not settings.redis_url:
@@ -150,7 +167,7 @@ def redis_reachable(settings: Settings) -> Check:
     return Check("redis", True, "answers")
 
 
-_busy = {name: threading.Lock() for name in ("store", "providers", "redis")}
+_busy = {name: threading.Lock() for name in ("store", "providers", "redis", "audit")}
 
 
 async def bounded(name: str, check: Callable[[], Check], seconds: float | None = None) -> Check:
@@ -180,6 +197,7 @@ async def readiness(settings: Settings) -> list[Check]:
         "store": store_writable,
         "providers": lambda: providers_usable(settings),
         "redis": lambda: redis_reachable(settings),
+        "audit": audit_recording,
     }
     verdicts: dict[str, Check] = {}
 

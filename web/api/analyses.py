@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import startup
+from domain.audit import Action, Outcome
 from domain.classes import CLASSES
 from storage.history import Filters, History
 from storage.readings import ArbitrationRefused
@@ -68,6 +69,9 @@ def _page(request: Request, caller: Caller, query: str) -> dict:
     # One more than the page, to tell whether another page follows.
     rows = _history().search(Filters(query=query, user=caller.owner, limit=page * size + 1))
     items = rows[(page - 1) * size:page * size]
+    # The query's shape, never its words (a search may name a patient) nor the rows.
+    caller.audit(Action.HISTORY_SEARCHED, via="api", text_search=bool(query), page=page, page_size=size,
+                 scope="all" if caller.owner is None else "own", count=len(items))
     agreement = concordances(startup.get_engine(), [r["id"] for r in items])  # the page's, in one query
     return {"items": [analysis_body(r, agreement=agreement.get(r["id"])) for r in items], "page": page,
             "page_size": size,
@@ -105,21 +109,28 @@ def _not_yours() -> ApiError:
     return ApiError(404, "not_found", "No analysis with this id is yours to see: list yours at /api/v1/analyses.")
 
 
-def _visible_row(caller: Caller, analysis_id: str) -> dict:
+def _visible_row(caller: Caller, analysis_id: str, action: Action | None = None) -> dict:
+    """The case when the caller may see it, else 404; with `action`, a refusal is an audit event of its own."""
     row = _history().get(analysis_id)
     if row is None or not caller.may_see(row.get("user")):
+        if action is not None:  # asking for ids that are not yours is worth a line in the trail
+            caller.audit(action, cases=[analysis_id[:64]], outcome=Outcome.FAILURE, via="api", reason="not_found")
         raise _not_yours()
     return row
 
 
-def _one(caller: Caller, analysis_id: str) -> dict:
-    row = _visible_row(caller, analysis_id)
-    return analysis_body(row, readings=case_readings(startup.get_engine(), analysis_id))
+def _one(caller: Caller, analysis_id: str, fmt: str = "json") -> dict:
+    row = _visible_row(caller, analysis_id, Action.CASE_VIEWED)
+    body = analysis_body(row, readings=case_readings(startup.get_engine(), analysis_id))
+    caller.audit(Action.CASE_VIEWED, cases=[analysis_id], via="api", format=fmt)
+    return body
 
 
 def _fhir(caller: Caller, analysis_id: str, patient: str | None) -> dict:
-    row = _visible_row(caller, analysis_id)
-    return fhir_bundle(row, case_readings(startup.get_engine(), analysis_id), patient)
+    row = _visible_row(caller, analysis_id, Action.CASE_VIEWED)
+    bundle = fhir_bundle(row, case_readings(startup.get_engine(), analysis_id), patient)
+    caller.audit(Action.CASE_VIEWED, cases=[analysis_id], via="api", format="fhir")
+    return bundle
 
 
 @guarded
@@ -130,7 +141,7 @@ async def get_analysis(request: Request) -> Response:
     if "response_format" not in request.query_params and wants_fhir(request.headers.get("accept")):
         return await _fhir_answer(request, caller)
     fmt = _format(request)
-    return respond(await run_in_threadpool(_one, caller, request.path_params["analysis_id"]), fmt,
+    return respond(await run_in_threadpool(_one, caller, request.path_params["analysis_id"], fmt), fmt,
                    headers={"Vary": "Accept"})
 
 
@@ -147,8 +158,9 @@ async def get_analysis_fhir(request: Request) -> Response:
 
 
 def _forget(caller: Caller, analysis_id: str) -> None:
-    _visible_row(caller, analysis_id)
+    _visible_row(caller, analysis_id, Action.CASE_DELETED)
     startup.get_engine().forget(analysis_id)
+    caller.audit(Action.CASE_DELETED, cases=[analysis_id], via="api", count=1)
 
 
 @guarded
@@ -180,6 +192,7 @@ def _arbitrate(caller: Caller, analysis_id: str, code: int, note: str) -> dict:
         if exc.code == "review.not_in_history":  # deleted since it was looked up
             raise _not_yours() from None
         raise ApiError(422, "invalid_input", str(exc)) from None  # no such class, or a note too long
+    caller.audit(Action.ARBITRATION_RECORDED, cases=[analysis_id], via="api", code=code)
     return arbitration_body(decided)
 
 

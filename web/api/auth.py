@@ -11,14 +11,18 @@ A token acts as its user. Whose cases that user may see follows the History page
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 import startup
+from domain.audit import Action, Actor, ActorKind, Outcome
 from storage.accounts import AccountStore
 from storage.database import StoreUnavailable
+from storage.sign_in_throttle import normalise_address
 from storage.tokens import MISSING, TokenRejected
 from utils.settings import get_settings
 from web.api.errors import ApiError, retry_after
@@ -39,6 +43,18 @@ class Caller:
     user: str
     admin: bool
     token_id: str
+    address: str | None = None  # the client's (TRUSTED_PROXY_HOPS as for the pages)
+    first_use: bool = False     # this request is the token's first
+
+    @property
+    def actor(self) -> Actor:
+        """Who the audit trail says acted: the token (by its id, never the token), as its user, from `address`."""
+        return Actor(ActorKind.TOKEN, self.token_id, self.address, self.user)
+
+    def audit(self, action: Action, *, cases: Iterable[str] = (), outcome: Outcome = Outcome.SUCCESS,
+              **detail: Any) -> None:
+        """Record an audit event of this call (returns at once; never fails the request)."""
+        startup.audit().record(action, self.actor, outcome=outcome, cases=cases, **detail)
 
     @property
     def owner(self) -> str | None:
@@ -81,21 +97,35 @@ def _identify(token: str) -> Caller:
         record = startup.tokens().check(token)
     except TokenRejected as exc:
         raise _unauthorized(str(exc)) from None
+    first = record.last_used_at is None  # storage/tokens.py: None only for the one request that used it first
     if settings.auth_mode == "off":
-        return Caller(record.user, True, record.id)
+        return Caller(record.user, True, record.id, first_use=first)
     if settings.auth_mode == "oidc":
-        return Caller(record.user, record.user.casefold() in settings.admin_users, record.id)
+        return Caller(record.user, record.user.casefold() in settings.admin_users, record.id, first_use=first)
     accounts: AccountStore = startup.accounts()
     user = accounts.get_user(record.user)
     if user is None or user.created_at > record.created_at:
         raise _unauthorized("This API token's user no longer has an account: ask an administrator for a token of "
                             "a current user (python cli.py tokens add USER).")
-    return Caller(user.name, user.is_admin, record.id)
+    return Caller(user.name, user.is_admin, record.id, first_use=first)
+
+
+def client_of(request: Request) -> str | None:
+    """The client's address: the connection's, or behind TRUSTED_PROXY_HOPS proxies the one they forwarded."""
+    from ui.client import forwarded_client  # the pages' own rule, so the trail names a client the same way
+
+    hops = get_settings().trusted_proxy_hops
+    if hops and (forwarded := forwarded_client(request.headers.getlist("x-forwarded-for"), hops)):
+        return forwarded
+    return normalise_address(request.client.host if request.client else None)
 
 
 async def caller_of(request: Request) -> Caller:
     """The caller of `request`, counted against its token's rate (401 or 429 as `ApiError`)."""
     caller = await run_in_threadpool(identify, bearer(request.headers.get("authorization")))
+    caller = replace(caller, address=client_of(request))
+    if caller.first_use:
+        caller.audit(Action.TOKEN_FIRST_USED, token=caller.token_id, path=request.url.path[:80])
     RATE.take(caller.token_id)
     return caller
 

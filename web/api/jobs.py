@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import startup
+from domain.audit import Action
 from domain.errors import DiagnosisError
 from domain.jobs import DONE, Job
 from utils.images import ShrunkImage
@@ -68,6 +69,9 @@ def _job_body(caller: Caller, job_id: str) -> dict:
     if job.status == DONE and job.result is not None:
         result = diagnosis_body(job.result, kind=job.kind, created_at=job.updated_at, image=_photo_of(engine, job),
                                 agreement=concordance_of(engine, job.result.assessment_id))
+        # A job's result is the case: reading it is viewing the case (polling before it is done reads nothing).
+        case = job.result.assessment_id
+        caller.audit(Action.CASE_VIEWED, cases=[case] if case else [], via="api_job", job=job.id)
     return {"job_id": job.id, "status": job.status, "result": result, "error": job.error,
             "created_at": iso(job.created_at), "updated_at": iso(job.updated_at)}
 
