@@ -96,13 +96,20 @@ def test_the_api_calls_each_make_their_event(on_database, monkeypatch):
     assert client.get("/api/v1/analyses/search", params={"query": "pearly"}, headers=headers).status_code == 200
     assert client.get(f"/api/v1/analyses/{case}", headers=headers).status_code == 200
     assert client.get("/api/v1/analyses/ffffffffffffffff", headers=headers).status_code == 404
+    assert client.get(f"/api/v1/analyses/{case}/fhir", headers=headers).status_code == 200
+    fhir = {**headers, "Accept": "application/fhir+json"}
+    assert client.get(f"/api/v1/analyses/{case}", headers=fhir).headers["content-type"].startswith(
+        "application/fhir+json")
     assert client.post(f"/api/v1/analyses/{case}/arbitration", json={"code": 8}, headers=headers).status_code == 200
     assert client.delete(f"/api/v1/analyses/{case}", headers=headers).status_code == 200
     events = [e for e in trail() if e.seq > start]
     assert [e.action for e in events] == [  # the token's first use once, at the first request only
         Action.TOKEN_FIRST_USED, Action.HISTORY_SEARCHED, Action.HISTORY_SEARCHED, Action.CASE_VIEWED,
-        Action.CASE_VIEWED, Action.ARBITRATION_RECORDED, Action.CASE_DELETED]
-    _, listing, search, view, refused, decided, _ = events
+        Action.CASE_VIEWED, Action.CASE_VIEWED, Action.CASE_VIEWED, Action.ARBITRATION_RECORDED, Action.CASE_DELETED]
+    _, listing, search, view, refused, as_fhir, negotiated, decided, _ = events
+    # A FHIR read is a case view like any other, by route or by Accept.
+    assert as_fhir.cases == negotiated.cases == (case,)
+    assert as_fhir.detail == negotiated.detail == {"via": "api", "format": "fhir"}
     assert all(e.actor.kind is ActorKind.TOKEN and e.actor.id == record.id and e.actor.account == "dr.kim"
                and e.actor.address == "198.51.100.9" for e in events)
     assert listing.detail["text_search"] is False and search.detail["text_search"] is True
