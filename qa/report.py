@@ -31,6 +31,7 @@ from qa.batch_metrics import BatchReport, BatchRow, Confusion, format_rate
 from qa.metrics import metrics_json, qa_metrics, verdict
 from qa.report_figures import CSS as METRICS_CSS
 from qa.report_figures import metrics_sections
+from qa.words import Words
 from utils.files import FileRefused, check_output_dir, open_append, read_regular_file, write_atomic
 from utils.spreadsheet import BOM, safe_row
 
@@ -383,7 +384,7 @@ def _cases_section(report: BatchReport) -> str:
 
 
 def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
-                verdict_lines: Sequence[str] | None = None) -> str:
+                verdict_lines: Sequence[str] | None = None, lang: str = "en") -> str:
     """The whole report page as one string: the verdict right after the title, then the figures.
 
     `metrics` is `qa_metrics(report)` (what metrics.json holds) and `verdict_lines` its `verdict(...)`;
@@ -393,7 +394,8 @@ def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
         metrics = qa_metrics(report)
     if verdict_lines is None:
         names = {name: str(p.get("title") or name) for name, p in metrics.get("providers", {}).items()}
-        verdict_lines = verdict(metrics, names)
+        verdict_lines = verdict(metrics, names, lang)
+    say = Words(lang)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(report.started_at or time.time()))
     took = max(0.0, report.finished_at - report.started_at) if report.finished_at else 0.0
     providers = ", ".join(f"{p} ({report.models.get(p, '')})" for p in report.providers)
@@ -401,7 +403,7 @@ def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         f"<title>Batch QA report {_e(report.run_id)}</title><style>{_CSS}{METRICS_CSS}</style></head><body>"
-        f"<h1>Batch QA report</h1>{metrics_sections(metrics, verdict_lines)}"
+        f"<h1>Batch QA report</h1>{metrics_sections(metrics, verdict_lines, say)}"
         f"<h2>Run</h2><p>Run <code>{_e(report.run_id)}</code> · {_e(when)} · {took:.1f} s · "
         f"{len(report.cases)} cases · providers: {_e(providers)} · each provider's own answer (no fallback)</p>"
         f"<p class=muted>{_e(report.summary_line())}</p>"

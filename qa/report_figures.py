@@ -16,6 +16,8 @@ from typing import Any
 
 from domain.classes import by_code
 from qa.batch_metrics import format_rate
+from qa.report_stats import stats_sections
+from qa.words import Words
 
 _e = html.escape
 
@@ -221,7 +223,11 @@ def _per_class_section(metrics: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def metrics_sections(metrics: Mapping[str, Any], verdict: Sequence[str]) -> str:
-    """The report's opening: the verdict first, then the figures with intervals, calibration and per-class tables."""
-    return (verdict_section(verdict) + _figures_table(metrics) + _pairs_table(metrics)
-            + _calibration_section(metrics) + _per_class_section(metrics))
+def metrics_sections(metrics: Mapping[str, Any], verdict: Sequence[str], say: Words | None = None) -> str:
+    """The report's opening: the verdict first, then the figures with intervals, the malignancy ROC, the flag at
+    the clinic's prevalence, every case counted, pairs, calibration, sample size, subgroups, label provenance and
+    the per-class tables; the words in `say`'s language (English without one)."""
+    say = say or Words()
+    decision, noise, strata = stats_sections(metrics, say)
+    return (verdict_section(verdict) + _figures_table(metrics) + decision + _pairs_table(metrics)
+            + _calibration_section(metrics) + noise + strata + _per_class_section(metrics))
