@@ -6,6 +6,7 @@ computation (`qa.metrics`) is replaced by a fake module that hands that dict bac
 
 from __future__ import annotations
 
+import html
 import re
 import sys
 import types
@@ -199,7 +200,8 @@ def test_figures_show_values_intervals_counts_and_dashes_for_nulls():
                                                                  "— (—) cleared 0 of 0"]
     assert figures["calibration error (ECE)"] == ["0.083", "—"]
     # the interval method is named, with the confidence and the classes the flag counts
-    assert "95% intervals by the Wilson method. The label, or a similar class scoring 20 or more" in page
+    assert ("95% intervals by the Wilson method. The card's red flag: the chosen class, or a similar class scoring "
+            "20 or more") in html.unescape(page)
     assert "Malignant classes: 1 Basal cell carcinoma, 6 " in page and "premalignant: 0 " in page
     [pairs] = [t for t in _tables(page) if t[0][:3] == ["A", "B", "n"]]
     assert pairs[1][2:] == ["0", "0", "0", "0", "0", "—"]
