@@ -14,9 +14,10 @@ give the same reference.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Iterable, Sequence
 from statistics import NormalDist
+
+import numpy as np
 
 from utils.stats import wilson_interval
 
@@ -64,24 +65,22 @@ def brier(pairs: Iterable[tuple[float, bool]]) -> float | None:
     return sum((p - float(right)) ** 2 for p, right in pairs) / len(pairs) if pairs else None
 
 
-def _ece(scores: Sequence[float], rights: Sequence[bool], bins: int) -> float:
-    counts, sums, right = [0] * bins, [0.0] * bins, [0] * bins
-    for s, r in zip(scores, rights, strict=True):
-        i = min(math.floor(round(s * bins, 9)), bins - 1)  # 0.3 is in [0.3, 0.4), as utils.stats bins it
-        counts[i] += 1
-        sums[i] += s
-        right[i] += r
-    n = len(scores)
-    return sum(abs(right[i] - sums[i]) / n for i in range(bins) if counts[i])
-
-
 def ece_noise(scores: Sequence[float], bins: int = 10, runs: int = NOISE_RUNS,
               seed: int = NOISE_SEED) -> dict | None:
     """The ECE a perfectly calibrated model with these confidences (0-1) shows by chance: its mean and 95th
-    percentile over `runs` seeded simulations; None without scores."""
+    percentile over `runs` seeded simulations; None without scores.
+
+    All runs at once with NumPy (2,000 cases × 1,000 runs take a fraction of a second), binned as
+    utils.stats.expected_calibration_error bins (0.3 falls in [0.3, 0.4)).
+    """
     if not scores:
         return None
-    draw = random.Random(seed).random
-    found = sorted(_ece(scores, [draw() < s for s in scores], bins) for _ in range(runs))
-    return {"mean": sum(found) / runs, "p95": found[min(runs - 1, math.ceil(0.95 * runs) - 1)], "runs": runs,
-            "seed": seed}
+    confidence = np.asarray(scores, dtype=float)
+    index = np.minimum(np.floor(np.round(confidence * bins, 9)).astype(int), bins - 1)
+    one_hot = np.zeros((len(scores), bins))
+    one_hot[np.arange(len(scores)), index] = 1.0
+    rights = np.random.default_rng(seed).random((runs, len(scores))) < confidence
+    gaps = np.abs(rights.astype(float) @ one_hot - confidence @ one_hot)  # per run and bin: |right − Σ confidence|
+    found = np.sort(gaps.sum(axis=1) / len(scores))
+    return {"mean": float(found.mean()), "p95": float(found[min(runs - 1, math.ceil(0.95 * runs) - 1)]),
+            "runs": runs, "seed": seed}
