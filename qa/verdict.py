@@ -107,7 +107,8 @@ def _set_paragraph(say: _Say, metrics: dict) -> str | None:
     prevalence = metrics.get("prevalence") or {}
     if not the_set.get("cases"):
         return None
-    text = say("set", cases=the_set["cases"], malignant=the_set["malignant"], share=_pct(the_set["prevalence"]))
+    text = say("set_one" if the_set["cases"] == 1 else "set", cases=the_set["cases"], malignant=the_set["malignant"],
+               share=_pct(the_set["prevalence"]))
     if prevalence.get("value") is not None and 0 < prevalence["value"] < 1:
         key = "at_given" if prevalence.get("source") == "given" else "at_set"
         text += " " + say(key, prevalence=f"{prevalence['value']:.1%}")

@@ -252,7 +252,7 @@ def test_no_malignant_case_and_no_answers():
                          rows=[_answered("c5", "a", 7, 80), _failed("c5", "b")])
     m = qa_metrics(report)
     assert m["providers"]["a"]["title"] == "a" and m["providers"]["a"]["model"] == ""
-    assert verdict(m, {})[0] == "The set holds 1 cases with an expected class, 0 of them malignant (0%)."
+    assert verdict(m, {})[0] == "The set holds 1 case with an expected class, 0 of them malignant (0%)."
     assert verdict(m, {})[1] == ("a and b had no malignant case to flag; a and b answered no case with an expected "
                                  "class in common, so their top-1 accuracy cannot be compared.")
     empty = qa_metrics(BatchReport(run_id="r", providers=("a",), models={}, cases=()))

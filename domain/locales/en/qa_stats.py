@@ -3,6 +3,7 @@
 TEXT: dict[str, str] = {
     # qa/verdict.py
     "qa.stats.set": "The set holds {cases} cases with an expected class, {malignant} of them malignant ({share}).",
+    "qa.stats.set_one": "The set holds {cases} case with an expected class, {malignant} of them malignant ({share}).",
     "qa.stats.at_set": "Predictive values below are at the set's own prevalence ({prevalence}); a clinic usually sees far fewer malignant lesions, so give its own.",
     "qa.stats.at_given": "Predictive values below are at the given prevalence of {prevalence}.",
     "qa.stats.no_malignant_pair": "{first} and {second} had no malignant case to flag",

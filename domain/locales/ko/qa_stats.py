@@ -3,6 +3,7 @@
 TEXT: dict[str, str] = {
     # qa/verdict.py
     "qa.stats.set": "이 세트에는 정답 분류가 있는 증례가 {cases}건이며, 그중 {malignant}건이 악성입니다({share}).",
+    "qa.stats.set_one": "이 세트에는 정답 분류가 있는 증례가 {cases}건이며, 그중 {malignant}건이 악성입니다({share}).",
     "qa.stats.at_set": "아래 예측도는 세트 자체의 유병률({prevalence}) 기준입니다. 실제 진료실의 악성 비율은 보통 훨씬 낮으니 그 값을 입력하세요.",
     "qa.stats.at_given": "아래 예측도는 입력한 유병률 {prevalence} 기준입니다.",
     "qa.stats.no_malignant_pair": "{first}와(과) {second} 모두 표시할 악성 증례가 없었습니다",
