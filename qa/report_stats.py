@@ -32,9 +32,15 @@ def _cell(value: float | None, ci: Sequence[float] | None, counted: str = "") ->
     return f"<td class=num><b>{format_rate(value)}</b> <span class=ci>({_interval(ci)})</span>{more}</td>"
 
 
+def _fixed(value: float, digits: int) -> str:
+    """`value` to `digits` decimals, without a minus sign on a value that rounds to zero."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 def _number_cell(value: float | None, ci: Sequence[float] | None, digits: int = 2) -> str:
-    shown = "—" if value is None else f"{value:.{digits}f}"
-    spread = "—" if not ci else f"{ci[0]:.{digits}f}–{ci[1]:.{digits}f}"
+    shown = "—" if value is None else _fixed(value, digits)
+    spread = "—" if not ci else f"{_fixed(ci[0], digits)}–{_fixed(ci[1], digits)}"
     return f"<td class=num><b>{shown}</b> <span class=ci>({spread})</span></td>"
 
 

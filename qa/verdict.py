@@ -59,6 +59,12 @@ def _difference(say: _Say, key: str, part: dict, first: str, second: str) -> str
     return text
 
 
+def _two(value: float) -> str:
+    """Two decimals, without a minus sign on a value that rounds to zero."""
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
 def _kappa(say: _Say, pair: dict) -> str:
     if pair.get("kappa") is None or pair.get("kappa_ci95") is None:
         return ""
@@ -66,9 +72,8 @@ def _kappa(say: _Say, pair: dict) -> str:
     flag = say("flag_kappa_none")
     if pair.get("flag_kappa") is not None and pair.get("flag_kappa_ci95") is not None:
         flo, fhi = pair["flag_kappa_ci95"]
-        flag = say("flag_kappa", kappa=f"{pair['flag_kappa']:.2f}", low=f"{flo:.2f}", high=f"{fhi:.2f}")
-    return say("kappa", kappa=f"{pair['kappa']:.2f}", low=f"{lo:.2f}", high=f"{hi:.2f}", n=pair["kappa_n"],
-               flag=flag)
+        flag = say("flag_kappa", kappa=_two(pair["flag_kappa"]), low=_two(flo), high=_two(fhi))
+    return say("kappa", kappa=_two(pair["kappa"]), low=_two(lo), high=_two(hi), n=pair["kappa_n"], flag=flag)
 
 
 def _pair_paragraph(say: _Say, pair: dict, first: str, a: dict, second: str, b: dict) -> str:
@@ -139,17 +144,22 @@ def _warning(say: _Say, metrics: dict, title: Mapping[str, str]) -> str | None:
 
 
 def _strata(say: _Say, metrics: dict, title: Mapping[str, str]) -> str | None:
-    """The small strata below the whole set: malignant and benign cases, each subgroup."""
+    """The small strata below the whole set: malignant and benign cases by name, subgroups by count (the report's
+    sample size table lists each)."""
     found = []
     for name, m in metrics["providers"].items():
         if not m["n"]:
             continue
-        for s in m.get("sample_size") or []:
-            if s["stratum"] == "all cases" or not s["small"] or not s["n"]:
+        small = [s for s in m.get("sample_size") or [] if s["small"] and s["n"] and s["stratum"] != "all cases"]
+        for s in small:
+            if "=" in s["stratum"]:
                 continue
             lo, hi = s["ci95"]
             found.append(say("stratum", title=title[name], stratum=say_stratum(say, s["stratum"]), n=s["n"],
                              low=_pct(lo), high=_pct(hi), needed=s["n_for_5_points"]))
+        subgroups = sum(1 for s in small if "=" in s["stratum"])
+        if subgroups:
+            found.append(say("small_subgroups", title=title[name], count=subgroups))
     return say("small_strata", listed="; ".join(found)) if found else None
 
 

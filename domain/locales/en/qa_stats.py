@@ -28,6 +28,7 @@ TEXT: dict[str, str] = {
     "qa.stats.unanswered_sensitivity": "Counting them as not flagged, its malignant sensitivity is {sensitivity} (over answered cases: {answered}).",
     "qa.stats.too_few": "Too few cases for the intervals to mean much: {listed} (answered cases with an expected class; at least {minimum} are needed). Even with {minimum} cases a 95% interval around 50% runs from {low} to {high}, and a real difference between providers can go undetected. Add labelled cases before deciding.",
     "qa.stats.small_strata": "Small groups, whose figures are uncertain: {listed}.",
+    "qa.stats.small_subgroups": "{title}: {count} subgroups under 30 cases (see the sample size table)",
     "qa.stats.stratum": "{title}, {stratum}: n = {n}, 95% interval {low} to {high}; ±5 points needs n = {needed}",
     "qa.stats.stratum_all": "all cases",
     "qa.stats.stratum_malignant": "malignant cases",

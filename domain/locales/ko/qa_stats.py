@@ -28,6 +28,7 @@ TEXT: dict[str, str] = {
     "qa.stats.unanswered_sensitivity": "이를 악성 미표시로 세면 악성 민감도는 {sensitivity}입니다(답한 증례만으로는 {answered}).",
     "qa.stats.too_few": "구간이 의미를 갖기에는 증례가 너무 적습니다: {listed} (정답이 있고 답을 받은 증례; 최소 {minimum}건 필요). {minimum}건이어도 50% 주변의 95% 구간은 {low} ~ {high}이며, 제공자 간 실제 차이를 놓칠 수 있습니다. 결정하기 전에 정답 증례를 더 모으세요.",
     "qa.stats.small_strata": "증례가 적어 수치가 불확실한 군: {listed}.",
+    "qa.stats.small_subgroups": "{title}: 30건 미만인 하위군 {count}개(표본 크기 표 참고)",
     "qa.stats.stratum": "{title}, {stratum}: n = {n}, 95% 구간 {low} ~ {high}; ±5%p에는 n = {needed} 필요",
     "qa.stats.stratum_all": "전체 증례",
     "qa.stats.stratum_malignant": "악성 증례",
