@@ -127,12 +127,24 @@ def _figures_table(metrics: Mapping[str, Any], say: Words) -> str:
             [rate(w, "", "sensitivity", "flagged", "positives") for w in wider]),
         row(say("qa.report.fig.wider_specificity"),
             [rate(w, "", "specificity", "cleared", "negatives") for w in wider]),
-        row(say("qa.report.fig.ece"), [
-            f"<td class=num>{'—' if p.get('ece') is None else format(p['ece'], '.3f')}</td>" for p in ps]),
+        row(say("qa.report.fig.ece"), [_ece_cell(p, say) for p in ps]),
     ]
+    if any("brier" in p for p in ps):
+        rows.append(row(say("qa.report.col.brier"), [
+            f"<td class=num>{'—' if p.get('brier') is None else format(p['brier'], '.3f')}</td>" for p in ps]))
     return (f"<h2>{_e(say('qa.report.fig.heading'))}</h2><p class=muted>{_e(say('qa.report.fig.note'))}</p>"
             f"{_method_note(metrics.get('method', {}), say)}"
             f"<table><tr><th>{_e(say('qa.report.col.figure'))}</th>{head}</tr>{''.join(rows)}</table>")
+
+
+def _ece_cell(p: Mapping[str, Any], say: Words) -> str:
+    """The ECE, and beside it what a perfectly calibrated model with the same scores would show by chance."""
+    ece = "—" if p.get("ece") is None else format(p["ece"], ".3f")
+    noise = p.get("ece_noise_reference") or {}
+    if noise.get("mean") is None:
+        return f"<td class=num>{ece}</td>"
+    said = say("qa.report.fig.ece_noise", mean=f"{noise['mean']:.3f}", p95=f"{noise['p95']:.3f}")
+    return f"<td class=num>{ece}<br><span class=muted>{_e(said)}</span></td>"
 
 
 def _pairs_table(metrics: Mapping[str, Any], say: Words) -> str:

@@ -96,6 +96,7 @@ def test_report_html_draws_the_roc_inline_and_opens_with_the_korean_verdict():
     assert ">alpha<" not in page and ">beta<" not in page
     for heading in ("악성 ROC", "진료실 유병률에서의 악성 표시", "하위군", "정답의 근거", "군별 표본 크기"):
         assert f"<h2>{heading}</h2>" in page
+    assert "우연만으로: " in page  # the ECE beside its noise reference
     english = render_html(report, metrics)
     assert english.startswith("<!doctype html><html lang=en>") and "<h2>Verdict</h2><p>The set holds" in english
     assert "Malignancy ROC" in english and "At the given prevalence of 5.0%." in english
