@@ -27,6 +27,7 @@ from qa.batch_metrics import BatchReport, BatchRow
 from qa.figures import (
     AGE_BANDS,
     CONFIDENCE,
+    CONFIRMED_ANSWER,
     MALIGNANT,
     PREMALIGNANT,
     core_figures,
@@ -221,7 +222,9 @@ def set_prevalence(report: BatchReport) -> dict:
     labelled = [c for c in report.cases if c.expected is not None and c.valid]
     malignant = sum(1 for c in labelled if c.expected is not None and c.expected.code in MALIGNANT)
     value, interval = share(malignant, len(labelled))
-    return {"cases": len(labelled), "malignant": malignant, "prevalence": value, "prevalence_ci95": interval}
+    confirmed = sum(1 for c in labelled if getattr(c, "label_basis", None) == CONFIRMED_ANSWER)
+    return {"cases": len(labelled), "malignant": malignant, "prevalence": value, "prevalence_ci95": interval,
+            "confirmed_answer_labels": confirmed}
 
 
 def qa_metrics(report: BatchReport, titles: Mapping[str, str] | None = None,

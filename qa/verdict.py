@@ -133,6 +133,48 @@ def _unanswered(say: _Say, title: str, m: dict) -> str | None:
     return text
 
 
+def _at_prevalence(say: _Say, metrics: dict, title: Mapping[str, str]) -> str | None:
+    """What each provider's flag means at the prevalence: PPV, NPV, flags and missed cancers per 1,000."""
+    value = (metrics.get("prevalence") or {}).get("value")
+    if value is None or not 0 < value < 1:
+        return None
+    found = []
+    for name, m in metrics["providers"].items():
+        if m.get("ppv") is None and m.get("npv") is None:
+            continue
+        found.append(say("at_prevalence", title=title[name],
+                         ppv=_with_interval(m.get("ppv"), m.get("ppv_ci95"), _pct),
+                         npv=_with_interval(m.get("npv"), m.get("npv_ci95"), _pct),
+                         flags=_with_interval(m.get("flags_per_1000"), m.get("flags_per_1000_ci95"), _whole),
+                         missed=_with_interval(m.get("missed_per_1000"), m.get("missed_per_1000_ci95"), _whole)))
+    return say("at_prevalence_lead", prevalence=f"{value:.1%}", listed="; ".join(found)) if found else None
+
+
+def _whole(value: float) -> str:
+    return f"{value:.0f}"
+
+
+def _with_interval(value: float | None, ci: list[float] | None, shown) -> str:
+    if value is None:
+        return "—"
+    return shown(value) if not ci else f"{shown(value)} ({shown(ci[0])}–{shown(ci[1])})"
+
+
+def _provenance(say: _Say, metrics: dict, title: Mapping[str, str]) -> str | None:
+    """How many labels only confirm a provider's answer, and each provider's top-1 accuracy without them."""
+    the_set = metrics.get("set") or {}
+    count = the_set.get("confirmed_answer_labels") or 0
+    if not count:
+        return None
+    without = []
+    for name, m in metrics["providers"].items():
+        part = m.get("excluding_confirmed_answer") or {}
+        if part.get("top1_accuracy") is not None:
+            without.append(say("provenance_provider", title=title[name], accuracy=_pct(part["top1_accuracy"]),
+                               n=part["n"]))
+    return say("provenance", count=count, cases=the_set.get("cases", 0), listed=", ".join(without) or "—")
+
+
 def _warning(say: _Say, metrics: dict, title: Mapping[str, str]) -> str | None:
     minimum = metrics["method"]["min_n_for_intervals"]
     small = [(title[name], m["n"]) for name, m in metrics["providers"].items() if m["n"] < minimum]
@@ -171,7 +213,8 @@ def say_stratum(say: _Say, stratum: str) -> str:
 
 def verdict(metrics: dict, names: Mapping[str, str], lang: str = "en") -> list[str]:
     """Plain-language paragraphs in `lang` ("en" or "ko"; another falls back to English): the set and its
-    prevalence, one per pair of providers (or the single provider's), the unanswered cases, then warnings.
+    prevalence, one per pair of providers (or the single provider's), the flag at the prevalence, the labels that
+    only confirm an answer, the unanswered cases, then warnings.
 
     `names` maps a provider's name to its title ("runpod" → "RunPod"); one missing from it keeps the title in
     `metrics`, so a provider is named one way throughout.
@@ -185,6 +228,7 @@ def verdict(metrics: dict, names: Mapping[str, str], lang: str = "en") -> list[s
     if len(providers) == 1:
         [(name, m)] = providers.items()
         out.append(_single_paragraph(say, title[name], m))
+    out += [line for line in (_at_prevalence(say, metrics, title), _provenance(say, metrics, title)) if line]
     out += [line for name, m in providers.items() if (line := _unanswered(say, title[name], m))]
     out += [line for line in (_warning(say, metrics, title), _strata(say, metrics, title)) if line]
     return out

@@ -21,6 +21,7 @@ from tests.qa_batches import TITLES, fixed_report
 
 def test_metrics_json_keys_on_a_fixed_batch():
     m = json.loads(metrics_json(qa_metrics(fixed_report(), TITLES, prevalence=0.05)))
+    assert m["set"]["confirmed_answer_labels"] == 3
     assert m["set"]["cases"] == 20 and m["set"]["malignant"] == 5 and m["prevalence"] == {"value": 0.05,
                                                                                            "source": "given"}
     alpha = m["providers"]["alpha"]
@@ -74,6 +75,9 @@ def test_the_verdict_states_the_prevalence_the_unanswered_and_never_says_equival
     assert said[0].startswith("The set holds 20 cases with an expected class, 5 of them malignant (25%).")
     assert "at the given prevalence of 5.0%" in said[0]
     assert any(line.startswith("Alpha gave no answer for 1 of 20 cases") for line in said)
+    assert "At a prevalence of 5.0%: Alpha's flag is right 23% (5%–56%) of the time when raised (PPV)" in said[2]
+    assert said[3] == ("3 of the 20 labels only confirm a provider's own answer, which favours that provider; without "
+                       "them the top-1 accuracy is Alpha 94% (n = 16), Beta 76% (n = 17).")
     assert "Not significant does not mean equivalent" in said[1]
     assert not re.search(r"\bare equivalent\b|\bequally (good|accurate)\b", " ".join(said))
     assert any("malignant cases: n = 5" in line for line in said)  # the small stratum, however large the set

@@ -169,17 +169,19 @@ def test_the_verdict_wording():
         "Beta flagged 3 of 3 malignant cases, Never 0 of 0; Beta and Never answered no case with an expected class "
         "in common, so their top-1 accuracy cannot be compared.",
     ]
+    # The flag at the set's own prevalence (3 of 8), with intervals.
+    assert lines[4].startswith("At a prevalence of 37.5%: Alpha's flag is right 100% (")
     # Every unanswered case is named, with what it does to the figures.
-    assert lines[4] == ("Alpha gave no answer for 1 of 8 cases with an expected class; counting those as wrong, its "
+    assert lines[5] == ("Alpha gave no answer for 1 of 8 cases with an expected class; counting those as wrong, its "
                         "top-1 accuracy is 50%. Counting them as not flagged, its malignant sensitivity is 67% (over "
                         "answered cases: 67%).")
-    assert lines[5].startswith("Never gave no answer for 8 of 8 cases")
-    assert lines[6] == (
+    assert lines[6].startswith("Never gave no answer for 8 of 8 cases")
+    assert lines[7] == (
         "Too few cases for the intervals to mean much: Alpha n = 7, Beta n = 8, Never n = 0 (answered cases with an "
         "expected class; at least 30 are needed). Even with 30 cases a 95% interval around 50% runs from 33% to 67%, "
         "and a real difference between providers can go undetected. Add labelled cases before deciding.")
     # The small strata: 3 malignant cases are warned about however the totals look.
-    assert lines[7].startswith("Small groups, whose figures are uncertain: Alpha, malignant cases: n = 3, 95% interval "
+    assert lines[8].startswith("Small groups, whose figures are uncertain: Alpha, malignant cases: n = 3, 95% interval "
                                "21% to 94%; ±5 points needs n = 339;")
     # A name missing from `names` keeps the title in the metrics.
     assert verdict(m, {})[1].startswith("Alpha flagged 2 of 3 malignant cases, Beta 3 of 3;")
@@ -189,7 +191,8 @@ def test_the_verdict_in_korean():
     lines = verdict(qa_metrics(hand_report(), NAMES), NAMES, "ko")
     assert lines[0].startswith("이 세트에는 정답 분류가 있는 증례가 8건이며, 그중 3건이 악성입니다(38%).")
     assert "유의하지 않다는 것이 동등하다는 뜻은 아닙니다" in lines[1]
-    assert lines[4].startswith("Alpha는(은) 정답이 있는 증례 8건 중 1건에 답하지 못했습니다.")
+    assert lines[4].startswith("유병률 37.5%에서: Alpha의 악성 표시는")
+    assert lines[5].startswith("Alpha는(은) 정답이 있는 증례 8건 중 1건에 답하지 못했습니다.")
     assert verdict(qa_metrics(hand_report(), NAMES), NAMES, "xx")[0].startswith("The set holds")  # unknown: English
 
 
@@ -322,7 +325,8 @@ def test_the_json_shape():
     assert "광선각화증" in text and "NaN" not in text  # UTF-8 as it is; nulls, never NaN
     m = json.loads(text)
     assert set(m) == {"method", "set", "prevalence", "providers", "pairs"}
-    assert m["set"] == {"cases": 8, "malignant": 3, "prevalence": 3 / 8, "prevalence_ci95": _ci(3, 8)}
+    assert m["set"] == {"cases": 8, "malignant": 3, "prevalence": 3 / 8, "prevalence_ci95": _ci(3, 8),
+                        "confirmed_answer_labels": 0}
     assert m["prevalence"] == {"value": 3 / 8, "source": "set"}
     method = m["method"]
     assert {k: method[k] for k in ("interval", "confidence", "ece_bins", "malignant_classes", "premalignant_classes",

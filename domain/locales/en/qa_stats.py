@@ -205,4 +205,8 @@ TEXT: dict[str, str] = {
     "qa.batch.col.flags_per_1000": "flags per 1,000",
     "qa.batch.col.missed_per_1000": "missed per 1,000",
     "qa.report.fig.ece_noise": "by chance alone: {mean} (95th percentile {p95})",
+    "qa.stats.at_prevalence_lead": "At a prevalence of {prevalence}: {listed}.",
+    "qa.stats.at_prevalence": "{title}'s flag is right {ppv} of the time when raised (PPV) and {npv} when not (NPV), with {flags} flags and {missed} missed malignant lesions per 1,000 patients",
+    "qa.stats.provenance": "{count} of the {cases} labels only confirm a provider's own answer, which favours that provider; without them the top-1 accuracy is {listed}.",
+    "qa.stats.provenance_provider": "{title} {accuracy} (n = {n})",
 }

@@ -205,4 +205,8 @@ TEXT: dict[str, str] = {
     "qa.batch.col.flags_per_1000": "1,000명당 악성 표시",
     "qa.batch.col.missed_per_1000": "1,000명당 놓친 악성",
     "qa.report.fig.ece_noise": "우연만으로: {mean} (95 백분위 {p95})",
+    "qa.stats.at_prevalence_lead": "유병률 {prevalence}에서: {listed}.",
+    "qa.stats.at_prevalence": "{title}의 악성 표시는 표시했을 때 {ppv} 맞고(PPV) 표시하지 않았을 때 {npv} 맞으며(NPV), 환자 1,000명당 표시 {flags}건, 놓친 악성 {missed}건입니다",
+    "qa.stats.provenance": "정답 {cases}건 중 {count}건은 제공자의 답을 확인만 한 것이라 그 제공자에게 유리합니다. 이를 빼면 top-1 정확도는 {listed}입니다.",
+    "qa.stats.provenance_provider": "{title} {accuracy} (n = {n})",
 }
