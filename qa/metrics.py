@@ -68,7 +68,8 @@ METHOD = {
     "malignancy_score": "the highest score the answer gives a malignant class among its label and similar classes "
                         "(0 if none); a case is called malignant at a cut-off when its score is at least the cut-off",
     "auroc": "Mann-Whitney AUROC (ties count 1/2); 95% interval AUROC ± 1.96 SE with DeLong's (1988) variance, cut "
-             "to [0, 1], as R's pROC",
+             "to [0, 1], as R's pROC (it has no width when the groups separate perfectly or every score ties: read it "
+             "with the sample size)",
     "specificity_at_sensitivity": "the highest specificity among cut-offs whose sensitivity is at least the target, "
                                   "with its Wilson interval at that cut-off (chosen on the same cases: optimistic)",
     "prevalence": "PPV, NPV and flags/missed per 1,000 by Bayes' rule from the flag's sensitivity and specificity "

@@ -68,12 +68,14 @@ def at_prevalence(flagged: int, positives: int, cleared: int, negatives: int, pr
     sens, spec = flagged / positives, cleared / negatives
     (sl, sh), (pl, ph) = sens_ci, spec_ci
 
-    def ci(low: float | None, high: float | None) -> list[float] | None:
-        return None if low is None or high is None else [low, high]
+    def ci(point: float | None, low: float | None, high: float | None) -> list[float] | None:
+        """An interval only around a figure that exists (a PPV with nothing flagged has none)."""
+        return None if point is None or low is None or high is None else [low, high]
 
+    ppv, npv = _ppv(sens, spec, prevalence), _npv(sens, spec, prevalence)
     return {**out,
-            "ppv": _ppv(sens, spec, prevalence), "ppv_ci95": ci(_ppv(sl, pl, prevalence), _ppv(sh, ph, prevalence)),
-            "npv": _npv(sens, spec, prevalence), "npv_ci95": ci(_npv(sl, pl, prevalence), _npv(sh, ph, prevalence)),
+            "ppv": ppv, "ppv_ci95": ci(ppv, _ppv(sl, pl, prevalence), _ppv(sh, ph, prevalence)),
+            "npv": npv, "npv_ci95": ci(npv, _npv(sl, pl, prevalence), _npv(sh, ph, prevalence)),
             "flags_per_1000": _flags(sens, spec, prevalence),
             "flags_per_1000_ci95": [_flags(sl, ph, prevalence), _flags(sh, pl, prevalence)],
             "missed_per_1000": _missed(sens, spec, prevalence),

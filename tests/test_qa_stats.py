@@ -162,6 +162,8 @@ def test_predictive_values_follow_bayes_rule_at_the_prevalence():
     se = math.sqrt(1 / 90 - 1 / 100 + 1 / 40 - 1 / 200)
     assert found["lr_positive_ci95"] == pytest.approx([4.5 * math.exp(-1.959964 * se), 4.5 * math.exp(1.959964 * se)],
                                                       rel=1e-6)
+    never_clears = at_prevalence(flagged=5, positives=5, cleared=0, negatives=15, prevalence=0.05)
+    assert (never_clears["npv"], never_clears["npv_ci95"]) == (None, None)  # no interval around no figure
     perfect = at_prevalence(flagged=10, positives=10, cleared=20, negatives=20, prevalence=0.05)
     assert perfect["lr_positive"] is None and perfect["ppv"] == 1.0  # no false positive: no finite LR+
     with pytest.raises(ValueError):

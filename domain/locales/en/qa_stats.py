@@ -89,7 +89,7 @@ TEXT: dict[str, str] = {
     "qa.report.top3": "top-3 accuracy",
     "qa.report.itd_heading": "Every case counted (intention to diagnose)",
     "qa.report.itd_note": "Beside each figure over answered cases, the same over every case with an expected class: a failed call or an answer without a readable class counts as wrong, as not flagged for a malignant case and as not cleared for another.",
-    "qa.report.unanswered": "{name}: {count} cases with an expected class got no answer.",
+    "qa.report.unanswered": "{name}: cases with an expected class left unanswered: {count}.",
     "qa.report.noise_note": "An ECE is never 0 by chance alone: a perfectly calibrated model with the same scores would show the ECE below (1000 seeded simulations). An ECE within that range says nothing about miscalibration. Brier score: the mean squared distance between the score / 100 and being right (lower is better).",
     "qa.report.pairs_heading": "Paired differences and agreement",
     "qa.report.pairs_note": "Over the cases both providers answered: A's figure minus B's in percentage points, with a paired 95% interval (Newcombe's method 10) and the exact McNemar test; sensitivity over the malignant cases, specificity over the others. Cohen's kappa with its 95% interval (Fleiss, Cohen & Everitt). An interval that includes 0 is not evidence of equivalence.",

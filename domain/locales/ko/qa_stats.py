@@ -89,7 +89,7 @@ TEXT: dict[str, str] = {
     "qa.report.top3": "top-3 정확도",
     "qa.report.itd_heading": "모든 증례를 센 경우(intention to diagnose)",
     "qa.report.itd_note": "답한 증례만으로 계산한 지표 옆에, 정답이 있는 모든 증례로 계산한 같은 지표를 둡니다. 호출 실패나 분류를 읽을 수 없는 답은 오답, 악성 증례에서는 미표시, 그 외 증례에서는 배제 실패로 셉니다.",
-    "qa.report.unanswered": "{name}: 정답이 있는 증례 {count}건에 답이 없었습니다.",
+    "qa.report.unanswered": "{name}: 정답이 있는데 답이 없는 증례 {count}건.",
     "qa.report.noise_note": "ECE는 우연만으로도 0이 되지 않습니다. 같은 점수를 가진 완벽히 보정된 모델도 아래 ECE를 보입니다(고정 시드 시뮬레이션 1000회). 이 범위 안의 ECE는 보정 오류의 증거가 아닙니다. Brier 점수: 점수/100과 정답 여부의 평균 제곱 거리(낮을수록 좋음).",
     "qa.report.pairs_heading": "짝지은 차이와 일치도",
     "qa.report.pairs_note": "두 제공자가 모두 답한 증례에서: A의 지표에서 B의 지표를 뺀 %p 차이, 짝지은 95% 구간(Newcombe 방법 10)과 정확 McNemar 검정. 민감도는 악성 증례, 특이도는 그 외 증례 기준. Cohen's kappa와 95% 구간(Fleiss, Cohen & Everitt). 0을 포함하는 구간은 동등함의 증거가 아닙니다.",
