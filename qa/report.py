@@ -4,10 +4,12 @@
     done = read_results(out_dir / RESULTS_FILE, cases, providers)   # an interrupted run's rows, to resume it
     with ResultsLog(out_dir, kept=list(done.values())) as log:       # results.csv as rows finish
         log.append(row)
-    write_report(report, out_dir)                     # all three files, whole, at the end
+    write_report(report, out_dir, prevalence=0.05, lang="ko")   # all three files, whole, at the end
 
-The HTML works offline and without JavaScript: inline CSS, charts as inline SVG drawn here,
-every piece of text escaped (case ids, descriptions and error messages are data, not markup).
+The HTML works offline and without JavaScript: inline CSS, charts as inline SVG (qa/report_figures.py,
+qa/report_stats.py, qa/report_run.py), every word from the locale tables in the reader's language, every
+table in its own sideways-scrolling box (the page fits 1280 px), every piece of outside text escaped
+(case ids, descriptions and error messages are data, not markup).
 Every file is written without following a symlink, readable by its owner only (0600), and
 replaced whole (utils/files.py).
 """

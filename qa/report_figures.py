@@ -1,6 +1,9 @@
 """The report.html sections drawn from metrics.json: the verdict, the figures with intervals, calibration, per class.
 
-    html = metrics_sections(qa_metrics(report), verdict(metrics, names))   # placed right after the title
+    html = metrics_sections(metrics, verdict(metrics, names, "ko"), Words("ko"))   # right after the title
+
+The decision sections (ROC, prevalence, intention to diagnose, pairs, sample size, subgroups, provenance) come
+from qa/report_stats.py; the words from the locale tables (qa.words.Words).
 
 Input is the dict `qa.metrics.qa_metrics` builds (the metrics.json shape), so the page and the
 file always show the same numbers. Like the rest of the report: no JavaScript, no outside resource, the
