@@ -179,8 +179,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"interrupted: the rows that finished are in {out / RESULTS_FILE}; run the same command with "
               "--resume to finish the batch.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    csv_path, html_path, metrics_path = write_report(report, out,
-                                                     titles={n: engine.providers[n].title for n in chosen})
+    csv_path, html_path, metrics_path = write_report(report, out, titles={n: engine.providers[n].title for n in chosen},
+                                                     prevalence=args.prevalence, lang=args.lang)
     print(f"results: {csv_path}")
     print(f"report:  {html_path}")
     print(f"metrics: {metrics_path}")
@@ -201,6 +201,16 @@ def _concurrency(value: str) -> int:
     number = int(value)
     if not 1 <= number <= MAX_CONCURRENCY:
         raise argparse.ArgumentTypeError(f"use 1 to {MAX_CONCURRENCY}")
+    return number
+
+
+def _prevalence(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a share between 0 and 1, e.g. 0.05") from None
+    if not 0 < number < 1:
+        raise argparse.ArgumentTypeError("a share between 0 and 1 (exclusive), e.g. 0.05")
     return number
 
 
@@ -234,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow up to N cases in this run (default: BATCH_MAX_CASES, 2000)")
     b.add_argument("--resume", action="store_true",
                    help="skip the case and provider pairs already in --out's results.csv (an interrupted run)")
+    b.add_argument("--prevalence", type=_prevalence, metavar="P",
+                   help="the clinic's share of malignant lesions, 0 < P < 1 (e.g. 0.05), for PPV, NPV and flags and "
+                        "missed cancers per 1,000 (default: the set's own, said as such)")
+    b.add_argument("--lang", choices=["en", "ko"], default="en", help="language of report.html (default en)")
     b.set_defaults(func=cmd_batch)
     accounts.add_parsers(sub)
     history.add_parsers(sub)

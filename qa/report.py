@@ -4,10 +4,12 @@
     done = read_results(out_dir / RESULTS_FILE, cases, providers)   # an interrupted run's rows, to resume it
     with ResultsLog(out_dir, kept=list(done.values())) as log:       # results.csv as rows finish
         log.append(row)
-    write_report(report, out_dir)                     # all three files, whole, at the end
+    write_report(report, out_dir, prevalence=0.05, lang="ko")   # all three files, whole, at the end
 
-The HTML works offline and without JavaScript: inline CSS, charts as inline SVG drawn here,
-every piece of text escaped (case ids, descriptions and error messages are data, not markup).
+The HTML works offline and without JavaScript: inline CSS, charts as inline SVG (qa/report_figures.py,
+qa/report_stats.py, qa/report_run.py), every word from the locale tables in the reader's language, every
+table in its own sideways-scrolling box (the page fits 1280 px), every piece of outside text escaped
+(case ids, descriptions and error messages are data, not markup).
 Every file is written without following a symlink, readable by its owner only (0600), and
 replaced whole (utils/files.py).
 """
@@ -24,13 +26,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from domain.classes import LesionClass, by_code
+from domain.classes import by_code
 from domain.messages import Message
 from qa.batch_input import BatchCase, BatchInputError
-from qa.batch_metrics import BatchReport, BatchRow, Confusion, format_rate
+from qa.batch_metrics import BatchReport, BatchRow
 from qa.metrics import metrics_json, qa_metrics, verdict
 from qa.report_figures import CSS as METRICS_CSS
 from qa.report_figures import metrics_sections
+from qa.report_run import CSS as RUN_CSS
+from qa.report_run import run_sections
+from qa.words import Words
 from utils.files import FileRefused, check_output_dir, open_append, read_regular_file, write_atomic
 from utils.spreadsheet import BOM, safe_row
 
@@ -44,8 +49,6 @@ _COLUMNS_WITHOUT_SIMILAR = tuple(c for c in RESULT_COLUMNS if c != "similar")
 RESULTS_FILE, REPORT_FILE, METRICS_FILE = "results.csv", "report.html", "metrics.json"
 # A row takes about 300 bytes and an error message at most a few KB: far above any honest results.csv.
 RESULTS_MAX_BYTES = 200_000_000
-
-TEXT_EXCERPT = 120
 
 
 def _flag(value: bool | None) -> str:
@@ -87,18 +90,19 @@ def results_csv(report: BatchReport) -> str:
     return _csv_lines(report.rows, header=True)
 
 
-def write_report(report: BatchReport, out_dir: str | Path, *,
-                 titles: Mapping[str, str] | None = None) -> tuple[Path, Path, Path]:
+def write_report(report: BatchReport, out_dir: str | Path, *, titles: Mapping[str, str] | None = None,
+                 prevalence: float | None = None, lang: str = "en") -> tuple[Path, Path, Path]:
     """Write results.csv, report.html and metrics.json into `out_dir` (created if needed); returns their paths.
 
-    `titles` names each provider for people ("RunPod"); without it, its name. Each file replaces
-    the old one whole (a symlink in its place is replaced, never followed).
+    `titles` names each provider for people ("RunPod"); without it, its name. `prevalence` is the clinic's
+    share of malignant lesions (None: the set's own), `lang` the report's language ("en" or "ko"). Each file
+    replaces the old one whole (a symlink in its place is replaced, never followed).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    metrics = qa_metrics(report, titles)  # one computation for the page and the file
+    metrics = qa_metrics(report, titles, prevalence)  # one computation for the page and the file
     csv_path = write_atomic(out / RESULTS_FILE, (BOM + results_csv(report)).encode("utf-8"))
-    html_path = write_atomic(out / REPORT_FILE, render_html(report, metrics).encode("utf-8"))
+    html_path = write_atomic(out / REPORT_FILE, render_html(report, metrics, lang=lang).encode("utf-8"))
     metrics_path = write_atomic(out / METRICS_FILE, metrics_json(metrics).encode("utf-8"))
     return csv_path, html_path, metrics_path
 
@@ -230,160 +234,14 @@ def read_results(path: str | Path, cases: Sequence[BatchCase],
 
 _e = html.escape
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans KR","Malgun Gothic",sans-serif;margin:2rem;
-color:#1f2937;max-width:1200px}
-h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #e5e7eb;padding-bottom:.3rem}
-h3{font-size:1rem;margin-top:1.2rem}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-th,td{border:1px solid #d1d5db;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{background:#f3f4f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
-table.cm td{text-align:center;min-width:2.2rem}table.cm td.diag{outline:2px solid #16a34a;outline-offset:-2px}
-table.cm th.col{font-weight:normal;font-size:.75rem;max-width:6rem}
-.muted{color:#6b7280;font-size:.85rem}.ok{color:#15803d}.bad{color:#b91c1c}
-"""
 
-
-def _pct(rate: float | None) -> str:
-    return format_rate(rate)
-
-
-def _seconds(ms: float | None) -> str:
-    return "—" if ms is None else f"{ms / 1000:.2f} s"
-
-
-def _class_name(c: LesionClass | None) -> str:
-    return "— (no class read)" if c is None else f"{c.code} {c.name_ko} · {c.name_en}"
-
-
-def _bar_chart(items: list[tuple[str, float | None, str]], *, maximum: float, title: str) -> str:
-    """Horizontal bars: (label, value or None, text written after the bar)."""
-    label_w, bar_w, row_h = 180, 420, 26
-    height = row_h * len(items) + 10
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 140}" height="{height}" '
-             f'role="img" aria-label="{_e(title)}"><title>{_e(title)}</title>']
-    for i, (label, value, text) in enumerate(items):
-        y = 5 + i * row_h
-        width = 0 if not value or maximum <= 0 else max(1.0, bar_w * value / maximum)
-        parts.append(f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end" font-size="13">{_e(label)}</text>')
-        parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{bar_w}" height="{row_h - 8}" fill="#f3f4f6"/>')
-        parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{width:.1f}" height="{row_h - 8}" fill="#2563eb"/>')
-        parts.append(f'<text x="{label_w + bar_w + 8}" y="{y + 17}" font-size="13">{_e(text)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _accuracy_section(report: BatchReport) -> str:
-    rows = []
-    for a in report.accuracy():
-        rows.append(f"<tr><td>{_e(a.provider)}</td><td>{_e(a.model)}</td><td class=num><b>{_pct(a.rate)}</b></td>"
-                    f"<td class=num>{a.correct} / {a.n}</td><td class=num>{a.answered}</td>"
-                    f"<td class=num>{a.failed}</td></tr>")
-    chart = _bar_chart([(a.provider, a.rate, f"{_pct(a.rate)} (n={a.n})") for a in report.accuracy()],
-                       maximum=1.0, title="Accuracy per provider")
-    return ("<h2>Accuracy against the expected class</h2>"
-            "<p class=muted>Over the cases with an expected class that the provider answered; an answer "
-            "without a readable class counts as wrong, a failed call is not counted (see failed).</p>"
-            "<table><tr><th>provider</th><th>model</th><th>accuracy</th><th>correct / n</th><th>answered</th>"
-            f"<th>failed</th></tr>{''.join(rows)}</table>{chart}")
-
-
-def _confusion_table(cm: Confusion) -> str:
-    if not cm.expected:
-        return "<p class=muted>No answered case with an expected class.</p>"
-    top = max(cm.counts.values())
-    head = "".join(f'<th class=col title="{_e(_class_name(p))}">'
-                   f'{"—" if p is None else _e(f"{p.code} {p.name_ko}")}<br>'
-                   f'{"no class" if p is None else _e(p.name_en)}</th>' for p in cm.predicted)
-    body = []
-    for e in cm.expected:
-        cells = []
-        for p in cm.predicted:
-            n = cm.count(e.code, None if p is None else p.code)
-            shade = f' style="background:rgba(37,99,235,{0.12 + 0.6 * n / top:.2f})"' if n else ""
-            diag = " class=diag" if p is not None and p.code == e.code else ""
-            cells.append(f"<td{diag}{shade}>{n or ''}</td>")
-        body.append(f"<tr><th>{_e(_class_name(e))}</th>{''.join(cells)}</tr>")
-    return (f"<table class=cm><tr><th>expected ↓ · predicted →</th>{head}</tr>{''.join(body)}</table>")
-
-
-def _confusion_section(report: BatchReport) -> str:
-    parts = ["<h2>Confusion matrices</h2><p class=muted>Rows: expected class; columns: the provider's class. "
-             "Only classes that occur are shown; the diagonal (outlined) is correct.</p>"]
-    for name in report.providers:
-        parts.append(f"<h3>{_e(name)} · {_e(report.models.get(name, ''))}</h3>"
-                     f"{_confusion_table(report.confusion(name))}")
-    return "".join(parts)
-
-
-def _agreement_section(report: BatchReport) -> str:
-    pairs = report.agreement()
-    if not pairs:
-        return ("<h2>Agreement between providers</h2><p class=muted>One provider only: "
-                "choose two or more to compare.</p>")
-    rows = "".join(f"<tr><td>{_e(p.first)}</td><td>{_e(p.second)}</td><td class=num><b>{_pct(p.rate)}</b></td>"
-                   f"<td class=num>{p.same} / {p.n}</td></tr>" for p in pairs)
-    chart = _bar_chart([(f"{p.first} ↔ {p.second}", p.rate, f"{_pct(p.rate)} (n={p.n})") for p in pairs],
-                       maximum=1.0, title="Agreement between providers")
-    return ("<h2>Agreement between providers</h2><p class=muted>The share of cases, among those both providers "
-            "answered with a class, where they chose the same class (expected or not).</p>"
-            f"<table><tr><th>provider</th><th>provider</th><th>agreement</th><th>same / n</th></tr>{rows}</table>"
-            f"{chart}")
-
-
-def _latency_section(report: BatchReport) -> str:
-    stats = report.latency()
-    rows = "".join(f"<tr><td>{_e(s.provider)}</td><td class=num>{_seconds(s.p50)}</td><td class=num>"
-                   f"{_seconds(s.p95)}</td><td class=num>{_seconds(s.p99)}</td><td class=num>{s.n}</td>"
-                   f"<td class=num>{s.cached}</td></tr>" for s in stats)
-    top = max((s.p99 for s in stats if s.p99 is not None), default=0.0)
-    items = []
-    for s in stats:
-        for label, value in (("p50", s.p50), ("p95", s.p95), ("p99", s.p99)):
-            items.append((f"{s.provider} {label}", value, _seconds(value)))
-    chart = _bar_chart(items, maximum=top, title="Latency percentiles per provider") if top else ""
-    return ("<h2>Latency</h2><p class=muted>Whole assessment, as the app measures it, over fresh answers; "
-            "cached answers are left out.</p><table><tr><th>provider</th><th>p50</th><th>p95</th><th>p99</th>"
-            f"<th>n</th><th>cached</th></tr>{rows}</table>{chart}")
-
-
-def _failures_section(report: BatchReport) -> str:
-    failures = report.failures()
-    if not failures:
-        return "<h2>Failures</h2><p class=ok>None: every row ran and every call answered.</p>"
-    rows = "".join(f"<tr><td>{_e(f.case_id)}</td><td class=num>{f.line}</td>"
-                   f"<td>{_e(f.provider or 'all (row not run)')}</td><td>{_e(f.message)}</td></tr>"
-                   for f in failures)
-    return (f"<h2>Failures ({len(failures)})</h2><table><tr><th>id</th><th>line</th><th>provider</th>"
-            f"<th>message</th></tr>{rows}</table>")
-
-
-def _cases_section(report: BatchReport) -> str:
-    by_case: dict[int, dict[str, BatchRow]] = {}
-    for row in report.rows:  # by line: a repeated id is its own (rejected) row
-        by_case.setdefault(row.case.line, {})[row.provider] = row
-    head = "".join(f"<th>{_e(p)}</th>" for p in report.providers)
-    body = []
-    for case in report.cases:
-        text = case.text if len(case.text) <= TEXT_EXCERPT else case.text[:TEXT_EXCERPT] + "…"
-        cells = []
-        for name in report.providers:
-            call = by_case.get(case.line, {}).get(name)
-            if call is None or call.error:
-                cells.append("<td class=bad>failed</td>")
-                continue
-            mark = {True: " <span class=ok>✓</span>", False: " <span class=bad>✗</span>", None: ""}[call.correct]
-            score = "" if call.score is None else f" ({call.score:g})"
-            cells.append(f"<td>{_e(_class_name(call.predicted))}{_e(score)}{mark}</td>")
-        expected = "" if case.expected is None else _class_name(case.expected)
-        body.append(f"<tr><td>{_e(case.id)}</td><td>{_e(text)}</td><td>{_e(case.image)}</td><td>{_e(expected)}</td>"
-                    f"{''.join(cells)}</tr>")
-    return (f"<h2>Cases ({len(report.cases)})</h2><table><tr><th>id</th><th>text</th><th>photo</th>"
-            f"<th>expected</th>{head}</tr>{''.join(body)}</table>")
+def _scrolling(page: str) -> str:
+    """Every table in a box of its own that scrolls sideways, so a wide one never widens the page (1280 px)."""
+    return page.replace("<table", "<div class=scroll><table").replace("</table>", "</table></div>")
 
 
 def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
-                verdict_lines: Sequence[str] | None = None) -> str:
+                verdict_lines: Sequence[str] | None = None, lang: str = "en") -> str:
     """The whole report page as one string: the verdict right after the title, then the figures.
 
     `metrics` is `qa_metrics(report)` (what metrics.json holds) and `verdict_lines` its `verdict(...)`;
@@ -392,20 +250,23 @@ def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
     if metrics is None:
         metrics = qa_metrics(report)
     if verdict_lines is None:
-        names = {name: str(p.get("title") or name) for name, p in metrics.get("providers", {}).items()}
-        verdict_lines = verdict(metrics, names)
+        verdict_lines = verdict(metrics, {name: str(p.get("title") or name)
+                                          for name, p in metrics.get("providers", {}).items()}, lang)
+    say = Words(lang)
+    names = {name: str(p.get("title") or name) for name, p in metrics.get("providers", {}).items()}
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(report.started_at or time.time()))
     took = max(0.0, report.finished_at - report.started_at) if report.finished_at else 0.0
-    providers = ", ".join(f"{p} ({report.models.get(p, '')})" for p in report.providers)
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+    providers = ", ".join(f"{names.get(p, p)} ({report.models.get(p, '')})" for p in report.providers)
+    page = (
+        f"<!doctype html><html lang={say.lang}><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
-        f"<title>Batch QA report {_e(report.run_id)}</title><style>{_CSS}{METRICS_CSS}</style></head><body>"
-        f"<h1>Batch QA report</h1>{metrics_sections(metrics, verdict_lines)}"
-        f"<h2>Run</h2><p>Run <code>{_e(report.run_id)}</code> · {_e(when)} · {took:.1f} s · "
-        f"{len(report.cases)} cases · providers: {_e(providers)} · each provider's own answer (no fallback)</p>"
-        f"<p class=muted>{_e(report.summary_line())}</p>"
-        + _accuracy_section(report) + _confusion_section(report) + _agreement_section(report)
-        + _latency_section(report) + _failures_section(report) + _cases_section(report)
-        + "<p class=muted>AI answers for quality review, not diagnoses.</p></body></html>"
+        f"<title>{_e(say('qa.report.title'))} {_e(report.run_id)}</title><style>{RUN_CSS}{METRICS_CSS}</style>"
+        f"</head><body><h1>{_e(say('qa.report.title'))}</h1>{metrics_sections(metrics, verdict_lines, say)}"
+        f"<h2>{_e(say('qa.report.run.heading'))}</h2><p>"
+        + _e(say("qa.report.run.line", run=report.run_id, when=when, seconds=f"{took:.1f}", cases=len(report.cases),
+                 providers=providers))
+        + f"</p><p class=muted>{_e(report.summary_line())}</p>"
+        + run_sections(report, say, names)
+        + f"<p class=muted>{_e(say('qa.report.footer'))}</p></body></html>"
     )
+    return _scrolling(page)

@@ -1,6 +1,9 @@
 """The report.html sections drawn from metrics.json: the verdict, the figures with intervals, calibration, per class.
 
-    html = metrics_sections(qa_metrics(report), verdict(metrics, names))   # placed right after the title
+    html = metrics_sections(metrics, verdict(metrics, names, "ko"), Words("ko"))   # right after the title
+
+The decision sections (ROC, prevalence, intention to diagnose, pairs, sample size, subgroups, provenance) come
+from qa/report_stats.py; the words from the locale tables (qa.words.Words).
 
 Input is the dict `qa.metrics.qa_metrics` builds (the metrics.json shape), so the page and the
 file always show the same numbers. Like the rest of the report: no JavaScript, no outside resource, the
@@ -15,7 +18,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from domain.classes import by_code
+from domain.result import FLAG_SIMILAR_SCORE
 from qa.batch_metrics import format_rate
+from qa.report_stats import stats_sections
+from qa.words import Words
 
 _e = html.escape
 
@@ -42,8 +48,8 @@ def _interval(ci: Sequence[float] | None) -> str:
     return f"{lo * 100:.1f}–{hi * 100:.1f}%"
 
 
-def _count(part: int | None, whole: int | None) -> str:
-    return "—" if part is None or whole is None else f"{part} of {whole}"
+def _count(say: Words, part: int | None, whole: int | None) -> str:
+    return "—" if part is None or whole is None else say("qa.report.of", part=part, whole=whole)
 
 
 def _share_count(share: float | None, n: int) -> int | None:
@@ -68,28 +74,30 @@ def _class_list(codes: Sequence[int]) -> str:
     return ", ".join(names)
 
 
-def verdict_section(lines: Sequence[str]) -> str:
+def verdict_section(lines: Sequence[str], say: Words | None = None) -> str:
     """The plain-language verdict: one paragraph per line, escaped."""
+    say = say or Words()
+    heading = _e(say("qa.report.fig.verdict"))
     body = "".join(f"<p>{_e(line)}</p>" for line in lines) or \
-        "<p class=muted>No verdict: there is no pair of providers to compare and nothing to warn about.</p>"
-    return f'<section class=verdict aria-label="Verdict"><h2>Verdict</h2>{body}</section>'
+        f"<p class=muted>{_e(say('qa.report.fig.no_verdict'))}</p>"
+    return f'<section class=verdict aria-label="{heading}"><h2>{heading}</h2>{body}</section>'
 
 
-def _method_note(method: Mapping[str, Any]) -> str:
+def _method_note(method: Mapping[str, Any], say: Words) -> str:
     interval = str(method.get("interval") or "—")
     confidence = method.get("confidence")
     level = "—" if confidence is None else f"{confidence * 100:g}%"
-    parts = [f"{level} intervals by the {interval[:1].upper()}{interval[1:]} method."]
+    parts = [say("qa.report.fig.intervals", level=level, method=f"{interval[:1].upper()}{interval[1:]}")]
     if method.get("flag_rule"):
-        parts.append(str(method["flag_rule"]))
-    parts.append(f"Malignant classes: {_class_list(method.get('malignant_classes', ()))}; "
-                 f"premalignant: {_class_list(method.get('premalignant_classes', ()))}.")
+        parts.append(say("qa.report.fig.flag_rule", score=f"{FLAG_SIMILAR_SCORE:g}"))
+    parts.append(say("qa.report.fig.classes", malignant=_class_list(method.get("malignant_classes", ())),
+                     premalignant=_class_list(method.get("premalignant_classes", ()))))
     if method.get("ece_bins"):
-        parts.append(f"ECE over {method['ece_bins']} equal-width bins of the label score / 100.")
+        parts.append(say("qa.report.fig.ece_bins", bins=method["ece_bins"]))
     return f"<p class=muted>{_e(' '.join(parts))}</p>"
 
 
-def _figures_table(metrics: Mapping[str, Any]) -> str:
+def _figures_table(metrics: Mapping[str, Any], say: Words) -> str:
     providers: Mapping[str, Mapping[str, Any]] = metrics.get("providers", {})
     head = "".join(f"<th>{_e(_title(name, p))}<br><span class=muted>{_e(str(p.get('model', '')))}</span></th>"
                    for name, p in providers.items())
@@ -99,41 +107,50 @@ def _figures_table(metrics: Mapping[str, Any]) -> str:
 
     def accuracy(p: Mapping[str, Any], top: str) -> str:
         n, share = p.get("n", 0), p.get(f"{top}_accuracy")
-        return _figure_cell(share, p.get(f"{top}_ci95"), _count(_share_count(share, n), n))
+        return _figure_cell(share, p.get(f"{top}_ci95"), _count(say, _share_count(share, n), n))
 
     def rate(figures: Mapping[str, Any], prefix: str, key: str, hits: str, total: str) -> str:
         """Sensitivity or specificity with its interval and count: 'flagged 9 of 9', 'cleared 30 of 36'."""
+        counted = _count(say, figures.get(f"{prefix}{hits}"), figures.get(f"{prefix}{total}"))
         return _figure_cell(figures.get(f"{prefix}{key}"), figures.get(f"{prefix}{key}_ci95"),
-                            f"{hits} {_count(figures.get(f'{prefix}{hits}'), figures.get(f'{prefix}{total}'))}")
+                            say(f"qa.report.fig.{hits}", counted=counted))
 
     ps = list(providers.values())
     wider = [p.get("malignant_or_premalignant") or {} for p in ps]
     rows = [
-        row("cases scored (n)", [f"<td class=num>{p.get('n', 0)}</td>" for p in ps]),
-        row("unanswered", [f"<td class=num>{p.get('unanswered', 0)}</td>" for p in ps]),
-        row("top-1 accuracy", [accuracy(p, "top1") for p in ps]),
-        row("top-3 accuracy", [accuracy(p, "top3") for p in ps]),
-        row("malignant: sensitivity",
+        row(say("qa.report.fig.scored"), [f"<td class=num>{p.get('n', 0)}</td>" for p in ps]),
+        row(say("qa.report.fig.unanswered"), [f"<td class=num>{p.get('unanswered', 0)}</td>" for p in ps]),
+        row(say("qa.report.top1"), [accuracy(p, "top1") for p in ps]),
+        row(say("qa.report.top3"), [accuracy(p, "top3") for p in ps]),
+        row(say("qa.report.sensitivity"),
             [rate(p, "malignant_", "sensitivity", "flagged", "positives") for p in ps]),
-        row("malignant: specificity",
+        row(say("qa.report.specificity"),
             [rate(p, "malignant_", "specificity", "cleared", "negatives") for p in ps]),
-        row("malignant or premalignant: sensitivity",
+        row(say("qa.report.fig.wider_sensitivity"),
             [rate(w, "", "sensitivity", "flagged", "positives") for w in wider]),
-        row("malignant or premalignant: specificity",
+        row(say("qa.report.fig.wider_specificity"),
             [rate(w, "", "specificity", "cleared", "negatives") for w in wider]),
-        row("calibration error (ECE)", [
-            f"<td class=num>{'—' if p.get('ece') is None else format(p['ece'], '.3f')}</td>" for p in ps]),
+        row(say("qa.report.fig.ece"), [_ece_cell(p, say) for p in ps]),
     ]
-    return ("<h2>Accuracy, malignancy and calibration</h2>"
-            "<p class=muted>Over the answered cases with an expected class. Each cell: the figure, its 95% "
-            "interval in brackets, and the counts behind it. Top-3: the expected class is the label or one of "
-            "its two highest-scoring similar classes. Sensitivity: expected-malignant cases that got the card's "
-            "red flag; specificity: the other cases that did not.</p>"
-            f"{_method_note(metrics.get('method', {}))}"
-            f"<table><tr><th>figure</th>{head}</tr>{''.join(rows)}</table>")
+    if any("brier" in p for p in ps):
+        rows.append(row(say("qa.report.col.brier"), [
+            f"<td class=num>{'—' if p.get('brier') is None else format(p['brier'], '.3f')}</td>" for p in ps]))
+    return (f"<h2>{_e(say('qa.report.fig.heading'))}</h2><p class=muted>{_e(say('qa.report.fig.note'))}</p>"
+            f"{_method_note(metrics.get('method', {}), say)}"
+            f"<table><tr><th>{_e(say('qa.report.col.figure'))}</th>{head}</tr>{''.join(rows)}</table>")
 
 
-def _pairs_table(metrics: Mapping[str, Any]) -> str:
+def _ece_cell(p: Mapping[str, Any], say: Words) -> str:
+    """The ECE, and beside it what a perfectly calibrated model with the same scores would show by chance."""
+    ece = "—" if p.get("ece") is None else format(p["ece"], ".3f")
+    noise = p.get("ece_noise_reference") or {}
+    if noise.get("mean") is None:
+        return f"<td class=num>{ece}</td>"
+    said = say("qa.report.fig.ece_noise", mean=f"{noise['mean']:.3f}", p95=f"{noise['p95']:.3f}")
+    return f"<td class=num>{ece}<br><span class=muted>{_e(said)}</span></td>"
+
+
+def _pairs_table(metrics: Mapping[str, Any], say: Words) -> str:
     pairs = metrics.get("pairs") or []
     if not pairs:
         return ""
@@ -147,18 +164,19 @@ def _pairs_table(metrics: Mapping[str, Any]) -> str:
         f"<td class=num>{p['both_right']}</td><td class=num>{p['only_a']}</td><td class=num>{p['only_b']}</td>"
         f"<td class=num>{p['both_wrong']}</td><td class=num>"
         f"{'—' if p.get('mcnemar_p') is None else format(p['mcnemar_p'], '.3g')}</td></tr>" for p in pairs)
-    return ("<h3>Paired comparison (top-1)</h3><p class=muted>Over the cases both providers answered; the exact "
-            "McNemar test is a two-sided binomial test on the cases only one of the two got right.</p>"
-            "<table><tr><th>A</th><th>B</th><th>n</th><th>both right</th><th>only A</th><th>only B</th>"
-            f"<th>both wrong</th><th>McNemar p</th></tr>{rows}</table>")
+    head = "".join(f"<th>{_e(say(f'qa.report.fig.pair.{key}'))}</th>"
+                   for key in ("a", "b", "n", "both_right", "only_a", "only_b", "both_wrong", "mcnemar"))
+    return (f"<h3>{_e(say('qa.report.fig.pairs'))}</h3><p class=muted>{_e(say('qa.report.fig.pairs_note'))}</p>"
+            f"<table><tr>{head}</tr>{rows}</table>")
 
 
-def reliability_svg(calibration: Sequence[Mapping[str, Any]], *, title: str) -> str:
+def reliability_svg(calibration: Sequence[Mapping[str, Any]], *, title: str, say: Words | None = None) -> str:
     """The reliability diagram: per score bin a bar of accuracy, against the diagonal of perfect calibration.
 
     Each bar is drawn from the bin's own [lo, hi) on the x axis; a bin without cases has no bar, and
     its count (n) is written under it. The dot in a bar marks the bin's mean confidence.
     """
+    say = say or Words()
     width, height = LEFT + PLOT + 12, TOP + PLOT + BOTTOM
     base = TOP + PLOT
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
@@ -177,7 +195,9 @@ def reliability_svg(calibration: Sequence[Mapping[str, Any]], *, title: str) -> 
             h = PLOT * accuracy
             parts.append(f'<rect class=acc data-bin="{i}" x="{x + 1:.1f}" y="{base - h:.1f}" width="{w - 2:.1f}" '
                          f'height="{h:.1f}" fill="#2563eb" fill-opacity="0.75"><title>'
-                         f'{lo:g}–{hi:g}: accuracy {_rate(accuracy)} of {b.get("n")}</title></rect>')
+                         + _e(say("qa.report.fig.bin", low=f"{lo:g}", high=f"{hi:g}", accuracy=_rate(accuracy),
+                                  n=b.get("n"))) +
+                         '</title></rect>')
             if confidence is not None:
                 parts.append(f'<circle cx="{x + w / 2:.1f}" cy="{base - PLOT * confidence:.1f}" r="2.5" '
                              'fill="#111827"/>')
@@ -186,42 +206,44 @@ def reliability_svg(calibration: Sequence[Mapping[str, Any]], *, title: str) -> 
     parts.append(f'<line x1="{LEFT}" y1="{base}" x2="{LEFT + PLOT}" y2="{TOP}" stroke="#b91c1c" '
                  'stroke-dasharray="4 3"/>')
     parts.append(f'<text x="{LEFT + PLOT / 2}" y="{base + 42}" text-anchor="middle" font-size="11">'
-                 'label score / 100 (first row: cases per bin)</text>')
+                 f'{_e(say("qa.report.fig.bin_axis"))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _calibration_section(metrics: Mapping[str, Any]) -> str:
+def _calibration_section(metrics: Mapping[str, Any], say: Words) -> str:
     diagrams = []
     for name, p in metrics.get("providers", {}).items():
-        title = f"Reliability diagram: {_title(name, p)}"
+        title = say("qa.report.fig.reliability", name=_title(name, p))
         diagrams.append(f"<figure><figcaption>{_e(_title(name, p))} · ECE "
                         f"{'—' if p.get('ece') is None else format(p['ece'], '.3f')}</figcaption>"
-                        f"{reliability_svg(p.get('calibration') or [], title=title)}</figure>")
-    return ("<h2>Calibration: how far a score can be trusted</h2><p class=muted>Answered cases with an expected "
-            "class, grouped by the label's score in ten equal bins. Bar: the share correct in the bin; dot: the "
-            "bin's mean score; dashed line: where a score of 80 would be right 80% of the time. The number under "
-            f"each bin is its case count.</p><div class=diagrams>{''.join(diagrams)}</div>")
+                        f"{reliability_svg(p.get('calibration') or [], title=title, say=say)}</figure>")
+    return (f"<h2>{_e(say('qa.report.fig.calibration'))}</h2><p class=muted>{_e(say('qa.report.fig.calibration_note'))}"
+            f"</p><div class=diagrams>{''.join(diagrams)}</div>")
 
 
-def _per_class_section(metrics: Mapping[str, Any]) -> str:
-    parts = ["<h2>Per class: precision and recall</h2><p class=muted>Support: cases of the class; predicted: "
-             "answers naming it. Precision: of those answers, the share right; recall: of those cases, the "
-             "share found. Classes that occur only.</p>"]
+def _per_class_section(metrics: Mapping[str, Any], say: Words) -> str:
+    parts = [f"<h2>{_e(say('qa.report.fig.per_class'))}</h2><p class=muted>{_e(say('qa.report.fig.per_class_note'))}"
+             "</p>"]
+    head = "".join(f"<th>{_e(say(f'qa.report.fig.class.{key}'))}</th>"
+                   for key in ("code", "ko", "en", "support", "predicted", "precision", "recall"))
     for name, p in metrics.get("providers", {}).items():
         rows = "".join(
             f"<tr><td class=num>{int(c['code'])}</td><td>{_e(str(c.get('name_ko', '')))}</td>"
             f"<td>{_e(str(c.get('name_en', '')))}</td><td class=num>{c.get('support', 0)}</td>"
             f"<td class=num>{c.get('predicted', 0)}</td><td class=num>{_rate(c.get('precision'))}</td>"
             f"<td class=num>{_rate(c.get('recall'))}</td></tr>" for c in p.get("per_class") or [])
-        table = (f"<table><tr><th>code</th><th>class (ko)</th><th>class (en)</th><th>support</th><th>predicted</th>"
-                 f"<th>precision</th><th>recall</th></tr>{rows}</table>" if rows
-                 else "<p class=muted>No answered case with an expected class.</p>")
+        table = (f"<table><tr>{head}</tr>{rows}</table>" if rows
+                 else f"<p class=muted>{_e(say('qa.report.run.no_expected'))}</p>")
         parts.append(f"<h3>{_e(_title(name, p))} · {_e(str(p.get('model', '')))}</h3>{table}")
     return "".join(parts)
 
 
-def metrics_sections(metrics: Mapping[str, Any], verdict: Sequence[str]) -> str:
-    """The report's opening: the verdict first, then the figures with intervals, calibration and per-class tables."""
-    return (verdict_section(verdict) + _figures_table(metrics) + _pairs_table(metrics)
-            + _calibration_section(metrics) + _per_class_section(metrics))
+def metrics_sections(metrics: Mapping[str, Any], verdict: Sequence[str], say: Words | None = None) -> str:
+    """The report's opening: the verdict first, then the figures with intervals, the malignancy ROC, the flag at
+    the clinic's prevalence, every case counted, pairs, calibration, sample size, subgroups, label provenance and
+    the per-class tables; the words in `say`'s language (English without one)."""
+    say = say or Words()
+    decision, noise, strata = stats_sections(metrics, say)
+    return (verdict_section(verdict, say) + _figures_table(metrics, say) + decision + _pairs_table(metrics, say)
+            + _calibration_section(metrics, say) + noise + strata + _per_class_section(metrics, say))

@@ -200,8 +200,11 @@ def _check_metrics_of_cases(metrics: dict) -> None:
             openai["malignant_negatives"]) == (1, 2, 2, 3)
     assert openai["malignant_or_premalignant"]["flagged"] == 2 and openai["malignant_or_premalignant"]["cleared"] == 2
     assert runpod["ece"] == pytest.approx(0.4) and openai["ece"] == pytest.approx(0.83 - 0.6)  # scores 80 / 85
-    assert metrics["pairs"] == [{"a": "runpod", "b": "openai", "n": 5, "both_right": 1, "only_a": 1, "only_b": 2,
-                                 "both_wrong": 1, "mcnemar_p": 1.0}]
+    [pair] = metrics["pairs"]
+    assert {k: pair[k] for k in ("a", "b", "n", "both_right", "only_a", "only_b", "both_wrong", "mcnemar_p")} == {
+        "a": "runpod", "b": "openai", "n": 5, "both_right": 1, "only_a": 1, "only_b": 2, "both_wrong": 1,
+        "mcnemar_p": 1.0}
+    assert pair["top1_difference"] == pytest.approx(0.4 - 0.6)
 
 
 def test_cached_rerun_and_concurrency_bound(llm, monkeypatch):

@@ -88,9 +88,18 @@ def test_figures_of_the_hand_computed_set():
     assert (alpha["malignant_sensitivity"], alpha["malignant_sensitivity_ci95"]) == (2 / 3, _ci(2, 3))
     assert (alpha["malignant_specificity"], alpha["malignant_specificity_ci95"]) == (1.0, _ci(4, 4))
     # Adding the premalignant classes (0, 3): c4's actinic keratosis is a positive, and flagged.
-    assert alpha["malignant_or_premalignant"] == {
+    wider = alpha["malignant_or_premalignant"]
+    assert {k: v for k, v in wider.items() if not k.endswith(("_intention_to_diagnose", "_ci95"))
+            or k in ("sensitivity_ci95", "specificity_ci95")} == {
         "sensitivity": 3 / 4, "sensitivity_ci95": _ci(3, 4), "positives": 4, "flagged": 3,
         "specificity": 1.0, "specificity_ci95": _ci(3, 3), "negatives": 3, "cleared": 3}
+    # By intention to diagnose c9 (a failed call, expected 14) is kept: not cleared.
+    assert (wider["negatives_intention_to_diagnose"], wider["cleared_intention_to_diagnose"]) == (4, 3)
+    assert (alpha["n_intention_to_diagnose"], alpha["top1_accuracy_intention_to_diagnose"]) == (8, 4 / 8)
+    assert alpha["top1_accuracy_intention_to_diagnose_ci95"] == _ci(4, 8)
+    assert (alpha["malignant_specificity_intention_to_diagnose"], alpha["malignant_negatives_intention_to_diagnose"],
+            alpha["malignant_cleared_intention_to_diagnose"]) == (4 / 5, 5, 4)
+    assert alpha["malignant_sensitivity_intention_to_diagnose"] == 2 / 3  # no malignant case failed
     # Confidences 0.9 ✓, 0.6 ✗, 0.55 ✗, 0.7 ✓, 1.0 ✓ (last bin), 0.4 ✗, 0.3 ✓ (on the edge: bin 3):
     # (0.7 + 0.4 + 0.55 + 0.6 + 0.3 + 2 × 0.05) / 7 = 2.65 / 7 = 53/140.
     assert alpha["ece"] == float(Fraction(53, 140))
@@ -128,25 +137,63 @@ def test_a_provider_that_never_answers_has_nulls_and_no_pair():
 def test_pairs_are_over_the_cases_both_answered():
     [pair, *_] = qa_metrics(hand_report(), NAMES)["pairs"]
     # c1-c7 (alpha failed c9): both right c1; alpha alone c4, c5, c7; beta alone c2; both wrong c3, c6.
-    assert pair == {"a": "alpha", "b": "beta", "n": 7, "both_right": 1, "only_a": 3, "only_b": 1, "both_wrong": 2,
-                    "mcnemar_p": 10 / 16}
+    assert {k: pair[k] for k in ("a", "b", "n", "both_right", "only_a", "only_b", "both_wrong", "mcnemar_p")} == {
+        "a": "alpha", "b": "beta", "n": 7, "both_right": 1, "only_a": 3, "only_b": 1, "both_wrong": 2,
+        "mcnemar_p": 10 / 16}
+    assert pair["top1_difference"] == pytest.approx(4 / 7 - 2 / 7)
+    # Sensitivity over c1-c3: both flagged c1, c2; beta alone c3. Specificity over c4-c7: alpha alone cleared all.
+    assert {k: pair["malignant_sensitivity"][k] for k in ("n", "both", "only_a", "only_b", "neither")} == {
+        "n": 3, "both": 2, "only_a": 0, "only_b": 1, "neither": 0}
+    assert {k: pair["malignant_specificity"][k] for k in ("n", "both", "only_a", "only_b", "neither")} == {
+        "n": 4, "both": 0, "only_a": 4, "only_b": 0, "neither": 0}
+    assert pair["malignant_specificity"]["mcnemar_p"] == 2 / 16 and pair["malignant_specificity"]["difference"] == 1.0
+    # Beta always answers 6 and always flags: kappa 0 on both (no agreement beyond chance).
+    assert (pair["kappa"], pair["kappa_n"], pair["flag_kappa"]) == (0.0, 8, 0.0)
 
 
 def test_the_verdict_wording():
     m = qa_metrics(hand_report(), NAMES)
-    assert verdict(m, NAMES) == [
+    lines = verdict(m, NAMES)
+    assert lines[0] == ("The set holds 8 cases with an expected class, 3 of them malignant (38%). Predictive values "
+                        "below are at the set's own prevalence (37.5%); a clinic usually sees far fewer malignant "
+                        "lesions, so give its own.")
+    assert lines[1].startswith(
         "Alpha flagged 2 of 3 malignant cases, Beta 3 of 3; the difference in top-1 accuracy is not significant "
-        "(exact McNemar p = 0.62, n = 7).",
+        "(exact McNemar p = 0.62, n = 7). Top-1 accuracy, Alpha minus Beta: +28.6 points (95% interval ")
+    assert "Not significant does not mean equivalent: a difference of up to" in lines[1]
+    assert "Malignant sensitivity, Alpha minus Beta: −33.3 points" in lines[1] and "kappa 0.00" in lines[1]
+    assert "equivalent." not in " ".join(lines) and "are equivalent" not in " ".join(lines)
+    assert lines[2:4] == [
         "Alpha flagged 2 of 3 malignant cases, Never 0 of 0; Alpha and Never answered no case with an expected class "
         "in common, so their top-1 accuracy cannot be compared.",
         "Beta flagged 3 of 3 malignant cases, Never 0 of 0; Beta and Never answered no case with an expected class "
         "in common, so their top-1 accuracy cannot be compared.",
+    ]
+    # The flag at the set's own prevalence (3 of 8), with intervals.
+    assert lines[4].startswith("At a prevalence of 37.5%: Alpha's flag is right 100% (")
+    # Every unanswered case is named, with what it does to the figures.
+    assert lines[5] == ("Alpha gave no answer for 1 of 8 cases with an expected class; counting those as wrong, its "
+                        "top-1 accuracy is 50%. Counting them as not flagged, its malignant sensitivity is 67% (over "
+                        "answered cases: 67%).")
+    assert lines[6].startswith("Never gave no answer for 8 of 8 cases")
+    assert lines[7] == (
         "Too few cases for the intervals to mean much: Alpha n = 7, Beta n = 8, Never n = 0 (answered cases with an "
         "expected class; at least 30 are needed). Even with 30 cases a 95% interval around 50% runs from 33% to 67%, "
-        "and a real difference between providers can go undetected. Add labelled cases before deciding.",
-    ]
+        "and a real difference between providers can go undetected. Add labelled cases before deciding.")
+    # The small strata: 3 malignant cases are warned about however the totals look.
+    assert lines[8].startswith("Small groups, whose figures are uncertain: Alpha, malignant cases: n = 3, 95% interval "
+                               "21% to 94%; ±5 points needs n = 339;")
     # A name missing from `names` keeps the title in the metrics.
-    assert verdict(m, {})[0].startswith("Alpha flagged 2 of 3 malignant cases, Beta 3 of 3;")
+    assert verdict(m, {})[1].startswith("Alpha flagged 2 of 3 malignant cases, Beta 3 of 3;")
+
+
+def test_the_verdict_in_korean():
+    lines = verdict(qa_metrics(hand_report(), NAMES), NAMES, "ko")
+    assert lines[0].startswith("이 세트에는 정답 분류가 있는 증례가 8건이며, 그중 3건이 악성입니다(38%).")
+    assert "유의하지 않다는 것이 동등하다는 뜻은 아닙니다" in lines[1]
+    assert lines[4].startswith("유병률 37.5%에서: Alpha의 악성 표시는")
+    assert lines[5].startswith("Alpha는(은) 정답이 있는 증례 8건 중 1건에 답하지 못했습니다.")
+    assert verdict(qa_metrics(hand_report(), NAMES), NAMES, "xx")[0].startswith("The set holds")  # unknown: English
 
 
 def _single_class(n: int, a_right: int, b_right: int) -> BatchReport:
@@ -172,30 +219,35 @@ def test_a_single_class_and_a_significant_difference():
         (2, 0, 10, 0.0, None), (6, 10, 0, None, 0.0)]
     assert m["pairs"][0]["mcnemar_p"] == 2 / 1024
     paragraphs = verdict(m, {"a": "A", "b": "B"})
-    assert paragraphs[0] == ("A flagged 10 of 10 malignant cases, B 0 of 10; A's top-1 accuracy is higher and the "
-                             "difference is significant (exact McNemar p = 0.002, n = 10; only A was right on 10 "
-                             "cases, only B on 0).")
+    assert paragraphs[0] == "The set holds 10 cases with an expected class, 10 of them malignant (100%)."
+    assert paragraphs[1].startswith("A flagged 10 of 10 malignant cases, B 0 of 10; A's top-1 accuracy is higher and "
+                                    "the difference is significant (exact McNemar p = 0.002, n = 10; only A was right "
+                                    "on 10 cases, only B on 0). Top-1 accuracy, A minus B: +100.0 points (95% "
+                                    "interval +")
+    assert "equivalent" not in paragraphs[1].split("Malignant sensitivity")[0]  # significant: nothing to caution
     # The better provider named second is still the one called higher.
     flipped = verdict(qa_metrics(_single_class(10, 0, 10), {"a": "A", "b": "B"}), {"a": "A", "b": "B"})
-    assert flipped[0].startswith("A flagged 0 of 10 malignant cases, B 10 of 10; B's top-1 accuracy is higher")
+    assert flipped[1].startswith("A flagged 0 of 10 malignant cases, B 10 of 10; B's top-1 accuracy is higher")
 
 
 def test_enough_cases_give_no_warning_and_one_provider_one_paragraph():
     m = qa_metrics(_single_class(MIN_N_FOR_INTERVALS, MIN_N_FOR_INTERVALS, 24), {})
-    assert verdict(m, {"a": "A", "b": "B"}) == [  # n = 30 for both: no warning
+    said = verdict(m, {"a": "A", "b": "B"})
+    assert len(said) == 2  # n = 30 for both: no warning, after the set's paragraph and the pair's
+    assert said[1].startswith(
         "A flagged 30 of 30 malignant cases, B 24 of 30; A's top-1 accuracy is higher and the difference is "
-        "significant (exact McNemar p = 0.031, n = 30; only A was right on 6 cases, only B on 0)."]
+        "significant (exact McNemar p = 0.031, n = 30; only A was right on 6 cases, only B on 0).")
     report = _single_class(12, 9, 0)
     report.providers = ("a",)
     one = qa_metrics(report, {"a": "A"})
     assert one["pairs"] == []
     lo, hi = one["providers"]["a"]["top1_ci95"]
-    assert verdict(one, {"a": "A"})[0] == (f"A flagged 9 of 12 malignant cases; its top-1 accuracy is 75% (95% "
+    assert verdict(one, {"a": "A"})[1] == (f"A flagged 9 of 12 malignant cases; its top-1 accuracy is 75% (95% "
                                            f"interval {lo:.0%} to {hi:.0%}, n = 12). Choose a second provider to "
                                            "compare.") == ("A flagged 9 of 12 malignant cases; its top-1 accuracy is "
                                                            "75% (95% interval 47% to 91%, n = 12). Choose a second "
                                                            "provider to compare.")
-    assert verdict(one, {"a": "A"})[1].startswith("Too few cases for the intervals to mean much: A n = 12 (")
+    assert verdict(one, {"a": "A"})[2].startswith("Too few cases for the intervals to mean much: A n = 12 (")
 
 
 def test_no_malignant_case_and_no_answers():
@@ -203,7 +255,8 @@ def test_no_malignant_case_and_no_answers():
                          rows=[_answered("c5", "a", 7, 80), _failed("c5", "b")])
     m = qa_metrics(report)
     assert m["providers"]["a"]["title"] == "a" and m["providers"]["a"]["model"] == ""
-    assert verdict(m, {})[0] == ("a and b had no malignant case to flag; a and b answered no case with an expected "
+    assert verdict(m, {})[0] == "The set holds 1 case with an expected class, 0 of them malignant (0%)."
+    assert verdict(m, {})[1] == ("a and b had no malignant case to flag; a and b answered no case with an expected "
                                  "class in common, so their top-1 accuracy cannot be compared.")
     empty = qa_metrics(BatchReport(run_id="r", providers=("a",), models={}, cases=()))
     assert empty["providers"]["a"]["n"] == 0 and verdict(empty, {})[0] == (
@@ -213,23 +266,55 @@ def test_no_malignant_case_and_no_answers():
 # -- the JSON shape ------------------------------------------------------------------------------------------------
 
 SHARE = (float, type(None))
+NUMBER = (float, type(None))
 INTERVAL = (list, type(None))
+OBJECT = (dict, type(None))
+ITD = "_intention_to_diagnose"
 DETECTION = {"sensitivity": SHARE, "sensitivity_ci95": INTERVAL, "positives": int, "flagged": int,
-             "specificity": SHARE, "specificity_ci95": INTERVAL, "negatives": int, "cleared": int}
-PROVIDER = {
-    "title": str, "model": str, "n": int, "unanswered": int,
+             "specificity": SHARE, "specificity_ci95": INTERVAL, "negatives": int, "cleared": int,
+             f"sensitivity{ITD}": SHARE, f"sensitivity{ITD}_ci95": INTERVAL, f"positives{ITD}": int,
+             f"flagged{ITD}": int, f"specificity{ITD}": SHARE, f"specificity{ITD}_ci95": INTERVAL,
+             f"negatives{ITD}": int, f"cleared{ITD}": int}
+CORE = {  # the figures of a provider, and of each of its subgroups and of its cases without confirmed answers
+    "n": int, "unanswered": int,
     "top1_accuracy": SHARE, "top1_ci95": INTERVAL, "top3_accuracy": SHARE, "top3_ci95": INTERVAL,
     "malignant_sensitivity": SHARE, "malignant_sensitivity_ci95": INTERVAL, "malignant_positives": int,
     "malignant_flagged": int, "malignant_specificity": SHARE, "malignant_specificity_ci95": INTERVAL,
-    "malignant_negatives": int, "malignant_cleared": int, "malignant_or_premalignant": dict, "ece": SHARE,
-    "calibration": list, "per_class": list,
+    "malignant_negatives": int, "malignant_cleared": int, "malignant_or_premalignant": dict,
+    f"n{ITD}": int, f"top1_accuracy{ITD}": SHARE, f"top1_accuracy{ITD}_ci95": INTERVAL,
+    f"top3_accuracy{ITD}": SHARE, f"top3_accuracy{ITD}_ci95": INTERVAL,
+    f"malignant_sensitivity{ITD}": SHARE, f"malignant_sensitivity{ITD}_ci95": INTERVAL,
+    f"malignant_positives{ITD}": int, f"malignant_flagged{ITD}": int,
+    f"malignant_specificity{ITD}": SHARE, f"malignant_specificity{ITD}_ci95": INTERVAL,
+    f"malignant_negatives{ITD}": int, f"malignant_cleared{ITD}": int,
+    "malignant_auroc": SHARE, "malignant_auroc_ci95": INTERVAL, "sample_size": list,
 }
+PREVALENCE = {key: kind for name in ("ppv", "npv") for key, kind in ((name, SHARE), (f"{name}_ci95", INTERVAL))}
+RATIOS = {key: kind for name in ("lr_positive", "lr_negative", "flags_per_1000", "missed_per_1000")
+          for key, kind in ((name, NUMBER), (f"{name}_ci95", (list, type(None))))}
+PROVIDER = {
+    "title": str, "model": str, **CORE, **PREVALENCE, **RATIOS,
+    "malignant_roc": list, "malignant_roc_flag": dict, "specificity_at_90_sensitivity": OBJECT,
+    "specificity_at_95_sensitivity": OBJECT, "ece": SHARE, "ece_noise_reference": OBJECT, "brier": SHARE,
+    "calibration": list, "per_class": list, "subgroups": dict, "excluding_confirmed_answer": dict,
+}
+PAIRED = {"n": int, "both": int, "only_a": int, "only_b": int, "neither": int, "mcnemar_p": SHARE,
+          "difference": NUMBER, "difference_ci95": (list, type(None))}
+PAIR = {"a": str, "b": str, "n": int, "both_right": int, "only_a": int, "only_b": int, "both_wrong": int,
+        "mcnemar_p": SHARE, "top1_difference": NUMBER, "top1_difference_ci95": (list, type(None)),
+        "malignant_sensitivity": dict, "malignant_specificity": dict,
+        "kappa": NUMBER, "kappa_ci95": (list, type(None)), "kappa_n": int, "kappa_agreement": SHARE,
+        "flag_kappa": NUMBER, "flag_kappa_ci95": (list, type(None)), "flag_kappa_n": int,
+        "flag_kappa_agreement": SHARE}
+STRATUM = {"stratum": str, "n": int, "hits": int, "rate": SHARE, "ci95": INTERVAL, "width": SHARE,
+           "n_for_5_points": int, "small": bool}
 
 
 def _check(value: dict, shape: dict) -> None:
     assert set(value) == set(shape)
     for key, kind in shape.items():
-        assert isinstance(value[key], kind) and not isinstance(value[key], bool), (key, value[key])
+        assert isinstance(value[key], kind), (key, value[key])
+        assert kind is bool or not isinstance(value[key], bool), (key, value[key])
         if kind is INTERVAL and value[key] is not None:
             lo, hi = value[key]
             assert isinstance(lo, float) and isinstance(hi, float) and 0.0 <= lo <= hi <= 1.0
@@ -239,18 +324,29 @@ def test_the_json_shape():
     text = metrics_json(qa_metrics(hand_report(), NAMES))
     assert "광선각화증" in text and "NaN" not in text  # UTF-8 as it is; nulls, never NaN
     m = json.loads(text)
-    assert set(m) == {"method", "providers", "pairs"}
+    assert set(m) == {"method", "set", "prevalence", "providers", "pairs"}
+    assert m["set"] == {"cases": 8, "malignant": 3, "prevalence": 3 / 8, "prevalence_ci95": _ci(3, 8),
+                        "confirmed_answer_labels": 0}
+    assert m["prevalence"] == {"value": 3 / 8, "source": "set"}
     method = m["method"]
     assert {k: method[k] for k in ("interval", "confidence", "ece_bins", "malignant_classes", "premalignant_classes",
                                    "min_n_for_intervals", "alpha")} == {
         "interval": "wilson", "confidence": 0.95, "ece_bins": 10, "malignant_classes": [1, 6, 8],
         "premalignant_classes": [0, 3], "min_n_for_intervals": 30, "alpha": 0.05}
     assert "20 or more" in method["flag_rule"] and all(isinstance(method[k], str) for k in (
-        "flag_rule", "top3_rule", "ece_confidence", "pair_test", "unanswered"))
+        "flag_rule", "top3_rule", "ece_confidence", "pair_test", "unanswered", "auroc", "pair_difference", "kappa",
+        "prevalence", "intention_to_diagnose", "ece_noise", "brier", "sample_size", "excluding_confirmed_answer"))
+    assert "DeLong" in method["auroc"] and "method 10" in method["pair_difference"] and "seeded" in method["ece_noise"]
     assert list(m["providers"]) == ["alpha", "beta", "never"]
     for provider in m["providers"].values():
         _check(provider, PROVIDER)
         _check(provider["malignant_or_premalignant"], DETECTION)
+        _check(provider["excluding_confirmed_answer"], CORE)
+        for part in provider["sample_size"]:
+            _check(part, STRATUM)
+        for point in provider["malignant_roc"]:
+            _check(point, {"threshold": NUMBER, "sensitivity": float, "specificity": float, "true_positives": int,
+                           "false_positives": int})
         assert len(provider["calibration"]) == 10
         for b in provider["calibration"]:
             _check(b, {"bin": list, "n": int, "confidence": SHARE, "accuracy": SHARE})
@@ -259,8 +355,9 @@ def test_the_json_shape():
                        "precision": SHARE, "recall": SHARE})
     assert [(p["a"], p["b"]) for p in m["pairs"]] == [("alpha", "beta"), ("alpha", "never"), ("beta", "never")]
     for pair in m["pairs"]:
-        _check(pair, {"a": str, "b": str, "n": int, "both_right": int, "only_a": int, "only_b": int,
-                      "both_wrong": int, "mcnemar_p": SHARE})
+        _check(pair, PAIR)
+        _check(pair["malignant_sensitivity"], PAIRED)
+        _check(pair["malignant_specificity"], PAIRED)
     # The method is the report's own copy: changing one report's does not change the next one's.
     m2 = qa_metrics(hand_report(), NAMES)
     m2["method"]["malignant_classes"].append(99)

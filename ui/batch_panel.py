@@ -12,6 +12,7 @@ failures are said in the page's language (their message ids); the report files k
 
 from __future__ import annotations
 
+import json
 import tempfile
 
 import streamlit as st
@@ -20,18 +21,20 @@ from domain.audit import Action
 from qa.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, run_batch
 from qa.batch_input import BatchInputError, TooManyCases, photos_from_zip, read_cases
 from qa.batch_metrics import BatchReport, BatchRow, Failure, format_rate
+from qa.metrics import verdict
 from qa.report import write_report
 from ui import plain
 from ui.audit import record
 from ui.i18n import error_text, lang, message_text, t
 from ui.labels import lesion_name, provider_titles
 
-RESULT = "batch_result"   # {"report": BatchReport, "csv": bytes, "html": bytes, "metrics": bytes} of the last run
+RESULT = "batch_result"   # {"report", "titles", "csv", "html", "metrics" (bytes), "prevalence", "lang"} of the last run
 ERROR = "batch_error"     # why the last run could not start (the BatchInputError, said when drawn)
 CASES = "batch_cases"     # (upload id, number of cases or None, the BatchInputError reading it raised or None)
 CONFIRM = "batch_confirm"          # the checkbox that names the number of calls
 CONFIRMED_FOR = "batch_confirm_for"  # the number of calls the checkbox was last drawn for
 START = "batch_start"     # the number of calls the run button was pressed for, with the box ticked
+PREVALENCE = "batch_prevalence"  # the clinic's malignant prevalence in percent, None: the set's own
 
 
 def _seconds(ms: float | None) -> str:
@@ -51,6 +54,9 @@ def batch_panel(engine) -> None:
     concurrency = left.number_input(t("qa.batch.concurrency"), min_value=1, max_value=MAX_CONCURRENCY,
                                     value=DEFAULT_CONCURRENCY, step=1, key="batch_concurrency")
     use_cache = right.checkbox(t("qa.batch.use_cache"), value=True, key="batch_use_cache")
+    st.number_input(t("qa.batch.prevalence"), min_value=0.1, max_value=99.9, value=None, step=0.5, format="%.1f",
+                    key=PREVALENCE, placeholder=t("qa.batch.prevalence_placeholder"),
+                    help=t("qa.batch.prevalence_help"))
     if not ready:
         st.warning(t("qa.batch.no_provider"))
     calls = _confirmation(csv_file, len(chosen), engine.settings.batch_max_cases)
@@ -130,13 +136,25 @@ def _run(engine, csv_data: bytes, zip_data: bytes | None, chosen: list[str], con
         st.session_state[ERROR] = exc
         bar.empty()
         return
-    # The files are built on disk, exactly as the command line writes them, then only their bytes are kept.
-    with tempfile.TemporaryDirectory(prefix="batch-qa-") as tmp:
-        csv_path, html_path, metrics_path = write_report(report, tmp,
-                                                         titles={n: engine.providers[n].title for n in chosen})
-        st.session_state[RESULT] = {"report": report, "csv": csv_path.read_bytes(), "html": html_path.read_bytes(),
-                                    "metrics": metrics_path.read_bytes()}
+    st.session_state[RESULT] = _files(report, {n: engine.providers[n].title for n in chosen})
     bar.empty()
+
+
+def _prevalence() -> float | None:
+    """The clinic's prevalence from the field, as a share; None (the set's own) when it is empty."""
+    percent = st.session_state.get(PREVALENCE)
+    return None if percent is None else float(percent) / 100
+
+
+def _files(report: BatchReport, titles: dict[str, str]) -> dict:
+    """The three files for the field's prevalence and the page's language, built on disk exactly as the command
+    line writes them; only their bytes are kept."""
+    prevalence, language = _prevalence(), lang()
+    with tempfile.TemporaryDirectory(prefix="batch-qa-") as tmp:
+        csv_path, html_path, metrics_path = write_report(report, tmp, titles=titles, prevalence=prevalence,
+                                                         lang=language)
+        return {"report": report, "titles": titles, "csv": csv_path.read_bytes(), "html": html_path.read_bytes(),
+                "metrics": metrics_path.read_bytes(), "prevalence": prevalence, "lang": language}
 
 
 def _summary(report: BatchReport) -> str:
@@ -155,6 +173,9 @@ def _failure_text(failure: Failure) -> str:
 
 
 def _show(outcome: dict) -> None:
+    if (outcome.get("prevalence"), outcome.get("lang")) != (_prevalence(), lang()):
+        # Another prevalence or language: the same answers, the figures and files again (no call is made).
+        outcome = st.session_state[RESULT] = _files(outcome["report"], outcome.get("titles") or {})
     report: BatchReport = outcome["report"]
     failures = report.failures()
     if report.every_call_failed or not report.calls:
@@ -163,6 +184,8 @@ def _show(outcome: dict) -> None:
         st.warning(_summary(report), icon=":material/warning:")
     else:
         st.success(_summary(report), icon=":material/check_circle:")
+
+    _decision(outcome)
 
     st.subheader(t("qa.batch.accuracy"))
     st.dataframe([{t("qa.batch.col.provider"): a.provider, t("qa.batch.col.model"): a.model,
@@ -218,3 +241,46 @@ def _show(outcome: dict) -> None:
     right.download_button(t("qa.batch.download_metrics"), outcome["metrics"],
                           file_name="metrics.json", mime="application/json", key="batch_download_metrics",
                           on_click=record, args=(Action.QA_REPORT_EXPORTED,), kwargs={"format": "metrics", **said})
+
+
+def _percent(value: float | None, ci: list[float] | None) -> str:
+    """'80.0% (66.2–89.1%)', '—' for nothing."""
+    if value is None:
+        return "—"
+    return format_rate(value) + ("" if not ci else t("qa.batch.interval", low=ci[0] * 100, high=ci[1] * 100))
+
+
+def _number(value: float | None, ci: list[float] | None, digits: int) -> str:
+    if value is None:
+        return "—"
+    shown = f"{value:.{digits}f}"
+    return shown if not ci else f"{shown} ({ci[0]:.{digits}f}–{ci[1]:.{digits}f})"
+
+
+def _decision(outcome: dict) -> None:
+    """The verdict in the page's language, then the decision figures at the field's prevalence, each with its
+    95% interval (metrics.json's own numbers)."""
+    metrics = json.loads(outcome["metrics"])
+    st.subheader(t("qa.batch.verdict"))
+    for line in verdict(metrics, outcome.get("titles") or {}, lang()):
+        plain.text(line)  # provider titles and model names are the operator's words, not markup
+    prevalence = metrics["prevalence"]
+    if prevalence.get("value") is not None:
+        key = "qa.batch.at_given" if prevalence["source"] == "given" else "qa.batch.at_set"
+        st.caption(t(key, prevalence=prevalence["value"] * 100))
+    rows = []
+    for name, p in metrics["providers"].items():
+        rows.append({
+            t("qa.batch.col.provider"): p.get("title") or name,
+            "AUROC": _number(p.get("malignant_auroc"), p.get("malignant_auroc_ci95"), 3),
+            t("qa.batch.col.sensitivity"): _percent(p.get("malignant_sensitivity"),
+                                                    p.get("malignant_sensitivity_ci95")),
+            t("qa.batch.col.sensitivity_itd"): _percent(p.get("malignant_sensitivity_intention_to_diagnose"),
+                                                        p.get("malignant_sensitivity_intention_to_diagnose_ci95")),
+            t("qa.batch.col.specificity"): _percent(p.get("malignant_specificity"),
+                                                    p.get("malignant_specificity_ci95")),
+            "PPV": _percent(p.get("ppv"), p.get("ppv_ci95")), "NPV": _percent(p.get("npv"), p.get("npv_ci95")),
+            t("qa.batch.col.flags_per_1000"): _number(p.get("flags_per_1000"), p.get("flags_per_1000_ci95"), 1),
+            t("qa.batch.col.missed_per_1000"): _number(p.get("missed_per_1000"), p.get("missed_per_1000_ci95"), 1),
+        })
+    st.dataframe(rows, hide_index=True, key="batch_decision_table")
