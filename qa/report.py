@@ -28,6 +28,8 @@ from domain.classes import LesionClass, by_code
 from domain.messages import Message
 from qa.batch_input import BatchCase, BatchInputError
 from qa.batch_metrics import BatchReport, BatchRow, Confusion, format_rate
+from qa.case_columns import OPTIONAL_COLUMNS
+from qa.case_columns import record as case_record
 from qa.metrics import metrics_json, qa_metrics, verdict
 from qa.report_figures import CSS as METRICS_CSS
 from qa.report_figures import metrics_sections
@@ -38,9 +40,11 @@ log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ("id", "provider", "model", "expected", "predicted", "predicted_name_ko", "predicted_name_en",
                   "score", "risk", "similar", "correct", "complete", "latency_ms", "first_token_ms", "tokens", "cached",
-                  "error")
-# results.csv as written before the similar classes were kept: still read back by --resume (similar = ()).
-_COLUMNS_WITHOUT_SIMILAR = tuple(c for c in RESULT_COLUMNS if c != "similar")
+                  "error") + OPTIONAL_COLUMNS
+# results.csv as written before the subgroups and the label's provenance (and, before that, the similar classes)
+# were kept: still read back by --resume (those columns come from the cases file; similar = ()).
+_COLUMNS_WITHOUT_CASE = RESULT_COLUMNS[:-len(OPTIONAL_COLUMNS)]
+_COLUMNS_WITHOUT_SIMILAR = tuple(c for c in _COLUMNS_WITHOUT_CASE if c != "similar")
 RESULTS_FILE, REPORT_FILE, METRICS_FILE = "results.csv", "report.html", "metrics.json"
 # A row takes about 300 bytes and an error message at most a few KB: far above any honest results.csv.
 RESULTS_MAX_BYTES = 200_000_000
@@ -69,6 +73,7 @@ def result_record(row: BatchRow) -> dict[str, str]:
         "correct": _flag(row.correct), "complete": _flag(row.complete),
         "latency_ms": _number(row.latency_ms), "first_token_ms": _number(row.first_token_ms),
         "tokens": "" if row.tokens is None else str(row.tokens), "cached": _flag(row.cached), "error": row.error,
+        **case_record(row.case),
     }
 
 
@@ -198,7 +203,7 @@ def read_results(path: str | Path, cases: Sequence[BatchCase],
         raise BatchInputError(Message("batch.cannot_resume", {"path": str(path), "error": str(exc)})) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = tuple(reader.fieldnames or ())
-    if columns not in (RESULT_COLUMNS, _COLUMNS_WITHOUT_SIMILAR):
+    if columns not in (RESULT_COLUMNS, _COLUMNS_WITHOUT_CASE, _COLUMNS_WITHOUT_SIMILAR):
         raise BatchInputError(Message("batch.not_results", {"path": str(path)}))
     by_id = {case.id: case for case in cases if case.valid}
     ids = {case.id for case in cases}
