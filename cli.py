@@ -184,6 +184,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     print(f"report:  {html_path}")
     print(f"metrics: {metrics_path}")
     print(report.summary_line())
+    from qa.case_screen import screen_lines
+
+    for line in screen_lines(report.duplicates, report.conflicts):  # rows that did not run, by id
+        print(line)
     if not report.calls:
         print("error: no row could be run; see the failures in the report.", file=sys.stderr)
         return EXIT_INPUT

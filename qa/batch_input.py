@@ -188,6 +188,14 @@ class ZipPhotos(Mapping):
                 from None
         return b"".join(chunks)
 
+    def entry_size(self, name: str) -> int:
+        """The size an entry declares, without inflating it (KeyError for a name not in the archive)."""
+        return self._members[name].file_size
+
+    def entry_crc(self, name: str) -> int:
+        """The CRC-32 an entry declares, without inflating it: two photos with the same one hold the same bytes."""
+        return self._members[name].CRC
+
     def __contains__(self, name: object) -> bool:
         return name in self._members
 

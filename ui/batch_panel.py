@@ -21,6 +21,7 @@ from qa.batch_input import BatchInputError, TooManyCases, photos_from_zip, read_
 from qa.batch_metrics import BatchReport, BatchRow, Failure, format_rate
 from qa.report import write_report
 from ui import plain
+from ui.case_screen_view import screened
 from ui.i18n import error_text, lang, message_text, t
 from ui.labels import lesion_name, provider_titles
 
@@ -161,6 +162,7 @@ def _show(outcome: dict) -> None:
         st.warning(_summary(report), icon=":material/warning:")
     else:
         st.success(_summary(report), icon=":material/check_circle:")
+    screened(report)
 
     st.subheader(t("qa.batch.accuracy"))
     st.dataframe([{t("qa.batch.col.provider"): a.provider, t("qa.batch.col.model"): a.model,

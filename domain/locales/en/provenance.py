@@ -13,8 +13,25 @@ MESSAGES: dict[str, str] = {
                                  "confirmed_answer, or leave it empty",
     "batch.row_bad_label_reviewer": "label_reviewer is too long ({chars} characters): at most 80",
     "batch.row_bad_label_note": "label_note is too long ({chars} characters): at most 500",
+    # A QA review the store refuses (storage/reviews.py).
+    "review.unknown_basis": "Unknown basis '{basis}': use one of {choices}.",
+    "review.basis_without_class": "A basis needs a class: choose the class the case is, or mark the answer correct.",
+    "review.note_too_long": "The note is too long ({chars} characters): at most {most}.",
 }
 
 # The pages' words.
 TEXT: dict[str, str] = {
+    # The QA review form (app_pages/qa.py).
+    "qa.review.basis": "The class rests on (optional)",
+    "qa.review.basis.histology": "histology (biopsy or excision)",
+    "qa.review.basis.clinician": "my clinical judgement",
+    "qa.review.basis_help": "What the class is based on, for the labelled set. Leave it empty when you only "
+                            "confirm the answer's class: the label then counts as a confirmed answer, and the QA "
+                            "figures are also given without such labels.",
+    "qa.review.basis_line": " · based on {basis}",
+    "qa.review.note_placeholder": "e.g. biopsy: nodular BCC",
+    # The Batch tab: rows that did not run (ui/case_screen_view.py).
+    "qa.batch.duplicate": "Counted once: {ids} repeat case {kept} (same text and photo).",
+    "qa.batch.conflict": "Left out: {ids} are one case labelled with different classes ({labels}); settle the "
+                         "label and run them again.",
 }

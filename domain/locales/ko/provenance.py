@@ -11,7 +11,20 @@ MESSAGES: dict[str, str] = {
                                  "confirmed_answer 중 하나를 쓰거나 비워 두세요",
     "batch.row_bad_label_reviewer": "label_reviewer가 너무 깁니다 ({chars}자): 80자까지 쓸 수 있습니다",
     "batch.row_bad_label_note": "label_note가 너무 깁니다 ({chars}자): 500자까지 쓸 수 있습니다",
+    "review.unknown_basis": "알 수 없는 근거 '{basis}': {choices} 중 하나를 쓰세요.",
+    "review.basis_without_class": "근거에는 분류가 있어야 합니다: 이 증례의 분류를 고르거나 답변을 정답으로 표시하세요.",
+    "review.note_too_long": "메모가 너무 깁니다 ({chars}자): {most}자까지 쓸 수 있습니다.",
 }
 
 TEXT: dict[str, str] = {
+    "qa.review.basis": "분류의 근거 (선택)",
+    "qa.review.basis.histology": "조직검사 (생검 또는 절제)",
+    "qa.review.basis.clinician": "임상의 판단",
+    "qa.review.basis_help": "레이블 세트에 남길 분류의 근거입니다. 답변의 분류를 확인만 할 때는 비워 두세요: 그 레이블은 "
+                            "'답변 확인'으로 기록되고, QA 수치는 그런 레이블을 뺀 값도 함께 보여 줍니다.",
+    "qa.review.basis_line": " · 근거: {basis}",
+    "qa.review.note_placeholder": "예: 생검 결과 결절성 기저세포암",
+    "qa.batch.duplicate": "한 번만 셌습니다: {ids}은(는) 증례 {kept}와(과) 같습니다 (같은 설명과 사진).",
+    "qa.batch.conflict": "제외했습니다: {ids}은(는) 한 증례인데 분류가 서로 다릅니다 ({labels}). 레이블을 정한 뒤 "
+                         "다시 실행하세요.",
 }
