@@ -48,6 +48,11 @@ def _print_human(result) -> None:
               f"score {label['score']:g}, {label['risk']}")
     else:
         print("No lesion class could be read from the answer.")
+    if calibrated := result.calibrated:
+        print(f"calibrated score {calibrated.score:.0f} (calibrated on {calibrated.n} cases, {calibrated.date})")
+        if calibrated.refer:
+            print(f"REFER: low confidence (calibrated score {calibrated.score:.0f} is below REFER_BELOW "
+                  f"{calibrated.refer_below:g}): refer for dermatology review.")
     if not d["complete"]:
         print("INCOMPLETE answer: " + "; ".join(result.answer.problems))
     reason = result.flag_reason
@@ -178,8 +183,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"interrupted: the rows that finished are in {out / RESULTS_FILE}; run the same command with "
               "--resume to finish the batch.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    csv_path, html_path, metrics_path = write_report(report, out,
-                                                     titles={n: engine.providers[n].title for n in chosen})
+    csv_path, html_path, metrics_path = write_report(report, out, titles={n: engine.providers[n].title for n in chosen},
+                                                     calibration=engine.calibration)
     print(f"results: {csv_path}")
     print(f"report:  {html_path}")
     print(f"metrics: {metrics_path}")

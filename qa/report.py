@@ -31,9 +31,11 @@ from qa.batch_metrics import BatchReport, BatchRow, Confusion, format_rate
 from qa.case_columns import OPTIONAL_COLUMNS
 from qa.case_columns import record as case_record
 from qa.metrics import metrics_json, qa_metrics, verdict
+from qa.report_calibration import calibration_section
 from qa.report_figures import CSS as METRICS_CSS
 from qa.report_figures import metrics_sections
 from utils.files import FileRefused, check_output_dir, open_append, read_regular_file, write_atomic
+from utils.score_calibration import ScoreCalibration
 from utils.spreadsheet import BOM, safe_row
 
 log = logging.getLogger(__name__)
@@ -92,18 +94,19 @@ def results_csv(report: BatchReport) -> str:
     return _csv_lines(report.rows, header=True)
 
 
-def write_report(report: BatchReport, out_dir: str | Path, *,
-                 titles: Mapping[str, str] | None = None) -> tuple[Path, Path, Path]:
+def write_report(report: BatchReport, out_dir: str | Path, *, titles: Mapping[str, str] | None = None,
+                 calibration: ScoreCalibration | None = None) -> tuple[Path, Path, Path]:
     """Write results.csv, report.html and metrics.json into `out_dir` (created if needed); returns their paths.
 
-    `titles` names each provider for people ("RunPod"); without it, its name. Each file replaces
-    the old one whole (a symlink in its place is replaced, never followed).
+    `titles` names each provider for people ("RunPod"); without it, its name. `calibration` (CALIBRATION_FILE,
+    with REFER_BELOW) adds the coverage-accuracy section. Each file replaces the old one whole (a symlink in its
+    place is replaced, never followed).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = qa_metrics(report, titles)  # one computation for the page and the file
     csv_path = write_atomic(out / RESULTS_FILE, (BOM + results_csv(report)).encode("utf-8"))
-    html_path = write_atomic(out / REPORT_FILE, render_html(report, metrics).encode("utf-8"))
+    html_path = write_atomic(out / REPORT_FILE, render_html(report, metrics, calibration=calibration).encode("utf-8"))
     metrics_path = write_atomic(out / METRICS_FILE, metrics_json(metrics).encode("utf-8"))
     return csv_path, html_path, metrics_path
 
@@ -388,7 +391,7 @@ def _cases_section(report: BatchReport) -> str:
 
 
 def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
-                verdict_lines: Sequence[str] | None = None) -> str:
+                verdict_lines: Sequence[str] | None = None, *, calibration: ScoreCalibration | None = None) -> str:
     """The whole report page as one string: the verdict right after the title, then the figures.
 
     `metrics` is `qa_metrics(report)` (what metrics.json holds) and `verdict_lines` its `verdict(...)`;
@@ -411,6 +414,7 @@ def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
         f"{len(report.cases)} cases · providers: {_e(providers)} · each provider's own answer (no fallback)</p>"
         f"<p class=muted>{_e(report.summary_line())}</p>"
         + _accuracy_section(report) + _confusion_section(report) + _agreement_section(report)
+        + calibration_section(report, calibration)
         + _latency_section(report) + _failures_section(report) + _cases_section(report)
         + "<p class=muted>AI answers for quality review, not diagnoses.</p></body></html>"
     )

@@ -132,7 +132,8 @@ def _run(engine, csv_data: bytes, zip_data: bytes | None, chosen: list[str], con
     # The files are built on disk, exactly as the command line writes them, then only their bytes are kept.
     with tempfile.TemporaryDirectory(prefix="batch-qa-") as tmp:
         csv_path, html_path, metrics_path = write_report(report, tmp,
-                                                         titles={n: engine.providers[n].title for n in chosen})
+                                                         titles={n: engine.providers[n].title for n in chosen},
+                                                         calibration=engine.calibration)
         st.session_state[RESULT] = {"report": report, "csv": csv_path.read_bytes(), "html": html_path.read_bytes(),
                                     "metrics": metrics_path.read_bytes()}
     bar.empty()

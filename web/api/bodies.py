@@ -65,6 +65,8 @@ def diagnosis_body(result: Diagnosis, *, kind: str, created_at: float, image: Sh
         "risk_flag": result.risk_flag.value if result.risk_flag else None,
         "flag_reason": result.flag_reason.to_dict() if result.flag_reason else None,
     }
+    if result.calibrated is not None:  # CALIBRATION_FILE: the top-1 score calibrated, and the refer rule
+        metadata["calibrated"] = result.calibrated.to_dict()
     if result.not_recorded:  # answered, but not in the history: GET /analyses/{id} will not find it
         metadata["not_recorded"] = NOT_RECORDED
     if kind == "image":  # null for a stored case: the history keeps no photo sizes

@@ -34,4 +34,14 @@ TEXT: dict[str, str] = {
     "qa.batch.duplicate": "Counted once: {ids} repeat case {kept} (same text and photo).",
     "qa.batch.conflict": "Left out: {ids} are one case labelled with different classes ({labels}); settle the "
                          "label and run them again.",
+    # The card's calibrated score and refer rule (ui/card.py; CALIBRATION_FILE, REFER_BELOW).
+    "result.calibrated": "calibrated {score:.0f} / 100: about {score:.0f} in 100 such answers were right (calibrated "
+                         "on {n} cases, {date})",
+    "result.refer": "Refer: low confidence",
+    "result.refer_why": "The calibrated score {score:.0f} is below the clinic's threshold of {threshold:g}: have a "
+                        "dermatologist review this case.",
+    # History's calibrated score column (app_pages/history.py).
+    "history.col.calibrated": "Calibrated",
+    "history.col.calibrated_help": "The model's score calibrated on a labelled batch: about how "
+                                   "many in 100 such answers were right.",
 }

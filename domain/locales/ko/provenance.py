@@ -27,4 +27,11 @@ TEXT: dict[str, str] = {
     "qa.batch.duplicate": "한 번만 셌습니다: {ids}은(는) 증례 {kept}와(과) 같습니다 (같은 설명과 사진).",
     "qa.batch.conflict": "제외했습니다: {ids}은(는) 한 증례인데 분류가 서로 다릅니다 ({labels}). 레이블을 정한 뒤 "
                          "다시 실행하세요.",
+    "result.calibrated": "보정 점수 {score:.0f} / 100: 이런 답변 100건 중 약 {score:.0f}건이 맞았습니다 "
+                         "({date}, {n}건으로 보정)",
+    "result.refer": "의뢰: 신뢰도 낮음",
+    "result.refer_why": "보정 점수 {score:.0f}이(가) 병원 기준 {threshold:g}보다 낮습니다: 피부과 전문의의 검토를 받으세요.",
+    "history.col.calibrated": "보정 점수",
+    "history.col.calibrated_help": "레이블이 있는 배치로 보정한 모델 점수: 이런 답변 100건 중 약 몇 건이 "
+                                   "맞았는지를 뜻합니다.",
 }
