@@ -51,6 +51,8 @@ def summary_lines(found: LabelledSet) -> list[str]:
     """What the export says: how many cases and photos, and how many reviewed cases were left out and why."""
     n = len(found.cases)
     lines = [f"{n} labelled case{'s' * (n != 1)}, {found.photos} with a photo"]
+    if found.bases:  # where the labels come from: a label that only repeats an answer favours that provider
+        lines.append("label basis: " + ", ".join(f"{count} {basis}" for basis, count in found.bases.items()))
     for reason, ids in found.left_out.items():
         shown = ", ".join(ids[:5]) + (", …" if len(ids) > 5 else "")
         lines.append(f"left out {len(ids)}: {LEFT_OUT[reason]} ({shown})")

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from domain.classes import LesionClass, by_code
-from domain.provenance import ARBITRATED, MAX_NOTE_CHARS, MAX_REVIEWER_CHARS, label_basis
+from domain.provenance import ARBITRATED, BASES, MAX_NOTE_CHARS, MAX_REVIEWER_CHARS, label_basis
 from storage.history import HistoryStore
 from storage.reviews import ReviewStore
 
@@ -90,6 +90,11 @@ class LabelledSet:
     def photos(self) -> int:
         """How many cases go with a photo."""
         return sum(c.photo is not None for c in self.cases)
+
+    @property
+    def bases(self) -> dict[str, int]:
+        """How many labels rest on each basis (domain/provenance.BASES order; only those that occur)."""
+        return {b: n for b in BASES if (n := sum(c.basis == b for c in self.cases))}
 
     @property
     def left_out_count(self) -> int:

@@ -150,6 +150,20 @@ def test_the_isotonic_map_interpolates_and_holds_flat_beyond_its_ends(calibratio
     assert calibration.calibrate("local", 78) is None and calibration.calibrate("runpod", None) is None
 
 
+def test_a_stored_result_keeps_its_calibrated_score(calibration_file):
+    from dataclasses import replace
+
+    from domain.parser import parse_answer
+    from domain.result import Diagnosis
+    from testkit.answers import VALID
+
+    calibrated = read_calibration(calibration_file, refer_below=50).calibrate("runpod", 78)
+    result = Diagnosis(answer=parse_answer(VALID), provider="runpod", model="m", raw=VALID, elapsed_ms=1.0)
+    with_it = replace(result, calibrated=calibrated)
+    assert Diagnosis.from_dict(with_it.to_dict()).calibrated == calibrated  # a background job's stored result
+    assert Diagnosis.from_dict(result.to_dict()).calibrated is None
+
+
 @pytest.mark.parametrize(("content", "said"), [
     (None, "no such file"), ("{not json", "it is not JSON"), ('{"version": 2, "providers": {}}', "version 1"),
     ('{"version": 1, "providers": {}}', "calibrates no provider"),

@@ -103,6 +103,14 @@ def test_provenance_goes_from_the_review_through_the_batch_to_results_csv(engine
     assert (rows["qa-1"]["label_basis"], rows["qa-1"]["label_reviewer"], rows["qa-1"]["label_note"]) == \
         (HISTOLOGY, "dr.kim", "biopsy: nodular BCC")
     assert (rows["qa-2"]["label_basis"], rows["qa-2"]["label_note"]) == (CONFIRMED_ANSWER, "")
+    # The export says where the labels come from: on the command line, and on the Labelled set tab.
+    done = run_cli("qa", "export", "--out", "labelled")
+    assert done.returncode == 0 and "label basis: 1 histology, 1 confirmed_answer" in done.stderr
+    at = AppTest.from_string(QA_SCRIPT, default_timeout=20)
+    at.session_state["lang"] = "en"
+    at = at.run().button(key="qa_export_build").click().run()
+    assert "Label basis: 1 histology, 1 only confirm a provider's answer." in " ".join(c.value for c in at.caption)
+    assert any("1 of 2 labels only confirm a provider's own answer" in w for w in alerts(at, "warning"))
 
 
 def _zip(entries: dict[str, bytes]) -> bytes:
@@ -180,3 +188,29 @@ def test_a_refused_review_stays_said_until_the_form_changes(engine_env):
     (saved,) = startup.reviews().for_assessment(aid)
     assert saved["basis"] == HISTOLOGY and saved["expected_code"] is not None
     assert "근거: 조직검사 (생검 또는 절제)" in " ".join(t.value for t in at.text)
+
+
+def _panel_script():
+    import startup
+    from ui.batch_panel import batch_panel
+    from ui.state import init_state
+
+    init_state()
+    batch_panel(startup.get_engine())
+
+
+def test_the_batch_tab_lists_the_duplicates_and_conflicts_by_id(engine_env):
+    at = AppTest.from_function(_panel_script, default_timeout=30)
+    at.session_state["lang"] = "en"
+    at.run()
+    cases = "id,text,image,expected\na,pearly papule,,1\na2,pearly papule,,1\nb,scaly patch,,3\nb2,scaly patch,,7\n"
+    at.file_uploader(key="batch_csv").set_value(("cases.csv", cases.encode(), "text/csv"))
+    at.run()
+    at.multiselect(key="batch_providers").set_value(["runpod"]).run()
+    at.checkbox(key="batch_confirm").check().run()
+    at.button(key="batch_run").click().run()
+    assert not at.exception
+    said = " ".join(t.value for t in at.text)
+    assert "Counted once: case a is repeated as a2 (same text and photo)." in said
+    assert "Left out: b, b2 are one case labelled with different classes (3, 7)" in said
+    assert len(engine_env.chat_requests) == 1

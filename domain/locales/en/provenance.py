@@ -31,7 +31,7 @@ TEXT: dict[str, str] = {
     "qa.review.basis_line": " · based on {basis}",
     "qa.review.note_placeholder": "e.g. biopsy: nodular BCC",
     # The Batch tab: rows that did not run (ui/case_screen_view.py).
-    "qa.batch.duplicate": "Counted once: {ids} repeat case {kept} (same text and photo).",
+    "qa.batch.duplicate": "Counted once: case {kept} is repeated as {ids} (same text and photo).",
     "qa.batch.conflict": "Left out: {ids} are one case labelled with different classes ({labels}); settle the "
                          "label and run them again.",
     # The card's calibrated score and refer rule (ui/card.py; CALIBRATION_FILE, REFER_BELOW).
@@ -44,4 +44,13 @@ TEXT: dict[str, str] = {
     "history.col.calibrated": "Calibrated",
     "history.col.calibrated_help": "The model's score calibrated on a labelled batch: about how "
                                    "many in 100 such answers were right.",
+    # The Labelled set tab: where the labels come from (ui/labelled_panel.py).
+    "qa.labelled.bases": "Label basis: {bases}.",
+    "qa.labelled.basis.histology": "{n} histology",
+    "qa.labelled.basis.clinician": "{n} clinician's judgement",
+    "qa.labelled.basis.arbitrated": "{n} arbitrated",
+    "qa.labelled.basis.confirmed_answer": "{n} only confirm a provider's answer",
+    "qa.labelled.confirmed_only": "{n} of {total} labels only confirm a provider's own answer: figures on them "
+                                  "favour that provider. Where you have a biopsy result or your own judgement, "
+                                  "choose it as the basis when you review.",
 }

@@ -20,18 +20,26 @@ TEXT: dict[str, str] = {
     "qa.review.basis": "분류의 근거 (선택)",
     "qa.review.basis.histology": "조직검사 (생검 또는 절제)",
     "qa.review.basis.clinician": "임상의 판단",
-    "qa.review.basis_help": "레이블 세트에 남길 분류의 근거입니다. 답변의 분류를 확인만 할 때는 비워 두세요: 그 레이블은 "
-                            "'답변 확인'으로 기록되고, QA 수치는 그런 레이블을 뺀 값도 함께 보여 줍니다.",
+    "qa.review.basis_help": "라벨 세트에 남길 분류의 근거입니다. 답변의 분류를 확인만 할 때는 비워 두세요: 그 라벨은 "
+                            "'답변 확인'으로 기록되고, QA 수치는 그런 라벨을 뺀 값도 함께 보여 줍니다.",
     "qa.review.basis_line": " · 근거: {basis}",
     "qa.review.note_placeholder": "예: 생검 결과 결절성 기저세포암",
-    "qa.batch.duplicate": "한 번만 셌습니다: {ids}은(는) 증례 {kept}와(과) 같습니다 (같은 설명과 사진).",
-    "qa.batch.conflict": "제외했습니다: {ids}은(는) 한 증례인데 분류가 서로 다릅니다 ({labels}). 레이블을 정한 뒤 "
+    "qa.batch.duplicate": "한 번만 셌습니다: 증례 {kept}이(가) {ids}(으)로 다시 나옵니다 (같은 설명과 사진).",
+    "qa.batch.conflict": "제외했습니다: {ids}은(는) 한 증례인데 분류가 서로 다릅니다 ({labels}). 라벨을 정한 뒤 "
                          "다시 실행하세요.",
     "result.calibrated": "보정 점수 {score:.0f} / 100: 이런 답변 100건 중 약 {score:.0f}건이 맞았습니다 "
                          "({date}, {n}건으로 보정)",
     "result.refer": "의뢰: 신뢰도 낮음",
     "result.refer_why": "보정 점수 {score:.0f}이(가) 병원 기준 {threshold:g}보다 낮습니다: 피부과 전문의의 검토를 받으세요.",
     "history.col.calibrated": "보정 점수",
-    "history.col.calibrated_help": "레이블이 있는 배치로 보정한 모델 점수: 이런 답변 100건 중 약 몇 건이 "
+    "history.col.calibrated_help": "라벨이 있는 배치로 보정한 모델 점수: 이런 답변 100건 중 약 몇 건이 "
                                    "맞았는지를 뜻합니다.",
+    "qa.labelled.bases": "라벨 근거: {bases}.",
+    "qa.labelled.basis.histology": "조직검사 {n}건",
+    "qa.labelled.basis.clinician": "임상의 판단 {n}건",
+    "qa.labelled.basis.arbitrated": "판정 {n}건",
+    "qa.labelled.basis.confirmed_answer": "제공자 답변 확인만 {n}건",
+    "qa.labelled.confirmed_only": "라벨 {total}건 중 {n}건은 제공자 자신의 답변을 확인만 한 것입니다: 이런 라벨로 낸 "
+                                  "수치는 그 제공자에게 유리합니다. 생검 결과나 직접 판단한 근거가 있으면 리뷰할 때 "
+                                  "근거로 고르세요.",
 }
