@@ -99,6 +99,12 @@ def screen(cases: Sequence[BatchCase], photos: Mapping[str, bytes] | None = None
     return [c for i, c in enumerate(cases) if i not in dropped], duplicates, conflicts
 
 
+def screen_json(duplicates: Sequence[Duplicate], conflicts: Sequence[Conflict]) -> dict[str, list[dict]]:
+    """Them as metrics.json holds them (`screened`): {"duplicates": [{kept, ids}], "conflicts": [{ids, labels}]}."""
+    return {"duplicates": [{"kept": d.kept, "ids": list(d.ids)} for d in duplicates],
+            "conflicts": [{"ids": list(c.ids), "labels": list(c.labels)} for c in conflicts]}
+
+
 def screen_lines(duplicates: Sequence[Duplicate], conflicts: Sequence[Conflict]) -> list[str]:
     """What the command line says about them, one line each (English, as the report files)."""
     lines = [f"duplicate: {', '.join(d.ids)} {'is' if len(d.ids) == 1 else 'are'} the same case as {d.kept} "

@@ -30,8 +30,9 @@ from qa.batch_input import BatchCase, BatchInputError
 from qa.batch_metrics import BatchReport, BatchRow, Confusion, format_rate
 from qa.case_columns import OPTIONAL_COLUMNS
 from qa.case_columns import record as case_record
+from qa.case_screen import screen_json
 from qa.metrics import metrics_json, qa_metrics, verdict
-from qa.report_calibration import calibration_section
+from qa.report_calibration import calibration_figures, calibration_section
 from qa.report_figures import CSS as METRICS_CSS
 from qa.report_figures import metrics_sections
 from utils.files import FileRefused, check_output_dir, open_append, read_regular_file, write_atomic
@@ -105,6 +106,10 @@ def write_report(report: BatchReport, out_dir: str | Path, *, titles: Mapping[st
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = qa_metrics(report, titles)  # one computation for the page and the file
+    # The rows that did not run (qa/case_screen.py) and, with a calibration, its coverage-accuracy figures.
+    metrics["screened"] = screen_json(report.duplicates, report.conflicts)
+    if calibration is not None:
+        metrics["calibrated_scores"] = calibration_figures(report, calibration)
     csv_path = write_atomic(out / RESULTS_FILE, (BOM + results_csv(report)).encode("utf-8"))
     html_path = write_atomic(out / REPORT_FILE, render_html(report, metrics, calibration=calibration).encode("utf-8"))
     metrics_path = write_atomic(out / METRICS_FILE, metrics_json(metrics).encode("utf-8"))

@@ -19,7 +19,7 @@ from domain.classes import by_code
 from qa.batch_input import BatchCase
 from qa.batch_metrics import BatchReport, BatchRow
 from qa.calibrate import fit_provider
-from qa.report import RESULT_COLUMNS, render_html
+from qa.report import RESULT_COLUMNS, render_html, write_report
 from qa.report_calibration import calibration_figures
 from tests.api_server import api_server
 from tests.app_scripts import history_page
@@ -275,7 +275,7 @@ def _case(i: int, expected: int) -> BatchCase:
     return BatchCase(id=f"c{i}", line=i + 2, text="t", expected=by_code(expected))
 
 
-def test_the_report_shows_coverage_and_accuracy_at_refer_below(calibration_file):
+def test_the_report_shows_coverage_and_accuracy_at_refer_below(calibration_file, tmp_path):
     # Scores 95, 95, 78, 78, 40 calibrate to 60, 60, 48, 48, 20; the first, third and fifth are right.
     calibration = read_calibration(calibration_file, refer_below=50)
     cases = [_case(i, 1) for i in range(5)]
@@ -293,3 +293,6 @@ def test_the_report_shows_coverage_and_accuracy_at_refer_below(calibration_file)
     assert "40.0% (2/5; 95% CI" in page and page.count("<polyline") == 1
     assert "href=" not in page and 'src="http' not in page  # offline: no outside URL
     assert "Calibrated scores" not in render_html(report)
+    write_report(report, tmp_path, calibration=calibration)
+    written = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))["calibrated_scores"]["runpod"]
+    assert written["at_refer_below"]["coverage"]["k"] == 2 and written["curve"][0] == [60.0, 0.4, 0.5]

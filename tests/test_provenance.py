@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import zipfile
 
 import pytest
@@ -159,6 +160,8 @@ def test_the_batch_and_the_command_line_list_them_by_id(engine_env, tmp_path):
     assert report.duplicates == [Duplicate("a", ("a2",))] and report.conflicts == [Conflict(("b", "b2"), (3, 7))]
     done = run_cli("batch", str(cases_file), "--providers", "runpod", "--out", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text(encoding="utf-8"))["screened"] == {
+        "duplicates": [{"kept": "a", "ids": ["a2"]}], "conflicts": [{"ids": ["b", "b2"], "labels": [3, 7]}]}
     assert "duplicate: a2 is the same case as a (same text and photo): counted once" in done.stdout
     assert "conflict: b, b2 are one case labelled 3 and 7: left out" in done.stdout
 
