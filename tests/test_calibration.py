@@ -247,6 +247,8 @@ def test_the_api_gives_the_calibrated_score(tmp_path, calibration_file):
     with api_server(tmp_path, CALIBRATION_FILE=str(calibration_file), REFER_BELOW="50") as server, \
             server.client(server.token("dr.kim")) as client:
         body = client.post("/api/v1/diagnose/skin-lesion", json={"lesion_description": "pearly papule"}).json()
+        stored = client.get(f"/api/v1/analyses/{body['id']}").json()  # a stored analysis: calibrated as well
+    assert stored["metadata"]["calibrated"]["score"] == 48.0 and stored["metadata"]["calibrated"]["refer"]
     assert body["confidence"] == 78
     assert body["metadata"]["calibrated"] == {"score": 48.0, "n": 240, "date": "2026-12-01", "method": "isotonic",
                                               "refer_below": 50.0, "refer": True}

@@ -65,9 +65,9 @@ def _page(request: Request, caller: Caller, query: str) -> dict:
     rows = _history().search(Filters(query=query, user=caller.owner, limit=page * size + 1))
     items = rows[(page - 1) * size:page * size]
     agreement = concordances(startup.get_engine(), [r["id"] for r in items])  # the page's, in one query
-    return {"items": [analysis_body(r, agreement=agreement.get(r["id"])) for r in items], "page": page,
-            "page_size": size,
-            "has_more": len(rows) > page * size}
+    calibration = startup.get_engine().calibration
+    return {"items": [analysis_body(r, agreement=agreement.get(r["id"]), calibration=calibration) for r in items],
+            "page": page, "page_size": size, "has_more": len(rows) > page * size}
 
 
 def _format(request: Request) -> str:
@@ -110,7 +110,8 @@ def _visible_row(caller: Caller, analysis_id: str) -> dict:
 
 def _one(caller: Caller, analysis_id: str) -> dict:
     row = _visible_row(caller, analysis_id)
-    return analysis_body(row, readings=case_readings(startup.get_engine(), analysis_id))
+    engine = startup.get_engine()
+    return analysis_body(row, readings=case_readings(engine, analysis_id), calibration=engine.calibration)
 
 
 @guarded
