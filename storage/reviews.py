@@ -1,5 +1,5 @@
-"""QA reviews: a reviewer's verdict (correct or incorrect), note and, optionally, expected class on one recorded
-assessment.
+"""QA reviews: a reviewer's verdict (correct or incorrect), note and, optionally, expected class and what that class
+rests on (its basis: histology, clinician; domain/provenance.py) on one recorded assessment.
 
 Reviews live in the store's `reviews` table, each tied to an assessment in the history, so
 they go when that assessment is deleted. The answers of one QA comparison share a `qa_case`,
