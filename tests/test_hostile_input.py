@@ -670,7 +670,8 @@ def test_photo_folder_refuses_links_out_of_it_and_devices_in_it(engine_env, tmp_
     photos = photos_from_dir(folder, max_photo_bytes=PHOTO_LIMIT)
     assert sorted(photos.refused) == ["escape.jpg", "zero.jpg"]
     # r and i are one photo: their words tell them apart, or the batch would run them as one case.
-    csv_text = "id,text,image,expected\nr,one,real.jpg,\ni,two,inside.jpg,\ne,,escape.jpg,\nz,,zero.jpg,\np,,pipe.jpg,\n"
+    csv_text = ("id,text,image,expected\nr,one,real.jpg,\ni,two,inside.jpg,\ne,,escape.jpg,\nz,,zero.jpg,\n"
+                "p,,pipe.jpg,\n")
     started = time.monotonic()
     report = run_batch(startup.get_engine(), read_cases(csv_text.encode(), photos, limit=MAX_CASES), photos, ["runpod"])
     assert time.monotonic() - started < 10  # the FIFO did not block, /dev/zero was not read
