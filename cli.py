@@ -49,6 +49,11 @@ def _print_human(result) -> None:
               f"score {label['score']:g}, {label['risk']}")
     else:
         print("No lesion class could be read from the answer.")
+    if calibrated := result.calibrated:
+        print(f"calibrated score {calibrated.score:.0f} (calibrated on {calibrated.n} cases, {calibrated.date})")
+        if calibrated.refer:
+            print(f"REFER: low confidence (calibrated score {calibrated.score:.0f} is below REFER_BELOW "
+                  f"{calibrated.refer_below:g}): refer for dermatology review.")
     if not d["complete"]:
         print("INCOMPLETE answer: " + "; ".join(result.answer.problems))
     reason = result.flag_reason
@@ -180,11 +185,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
               "--resume to finish the batch.", file=sys.stderr)
         return EXIT_INTERRUPTED
     csv_path, html_path, metrics_path = write_report(report, out, titles={n: engine.providers[n].title for n in chosen},
-                                                     prevalence=args.prevalence, lang=args.lang)
+                                                     prevalence=args.prevalence, lang=args.lang,
+                                                     calibration=engine.calibration)
     print(f"results: {csv_path}")
     print(f"report:  {html_path}")
     print(f"metrics: {metrics_path}")
     print(report.summary_line())
+    from qa.case_screen import screen_lines
+
+    for line in screen_lines(report.duplicates, report.conflicts):  # rows that did not run, by id
+        print(line)
     trail.record(Action.QA_REPORT_EXPORTED, via="cli", format="report", count=len(report.cases))
     if not report.calls:
         print("error: no row could be run; see the failures in the report.", file=sys.stderr)

@@ -42,7 +42,8 @@ from storage.store import Store
 from storage.tokens import SqlTokenStore
 from utils.crypto import Sealer
 from utils.images import ShrunkImage
-from utils.settings import Settings, get_settings
+from utils.score_calibration import ScoreCalibration, read_calibration
+from utils.settings import Settings, SettingsError, get_settings
 
 if TYPE_CHECKING:
     from engine.core import Engine
@@ -234,8 +235,19 @@ def build_engine(settings: Settings, *, store: Store | None = None) -> Engine:
     metrics = PrometheusMetrics(circuits=circuits, job_counts=job_store.counts)
     engine = Engine(settings, sealer=sealer, providers=providers, health=_health(settings, providers),
                     cache=_answer_cache(settings, sealer), store=store, history=_history(settings, store, sealer),
-                    jobs=_jobs_factory(settings, job_store), observer=metrics)
+                    jobs=_jobs_factory(settings, job_store), observer=metrics, calibration=calibration(settings))
     return engine
+
+
+def calibration(settings: Settings) -> ScoreCalibration | None:
+    """The score calibration of CALIBRATION_FILE with REFER_BELOW (None when unset); `SettingsError` when the file
+    cannot be used (checked when the settings were read, but it may have changed since)."""
+    if settings.calibration_file is None:
+        return None
+    try:
+        return read_calibration(settings.calibration_file, refer_below=settings.refer_below)
+    except ValueError as exc:
+        raise SettingsError(f"CALIBRATION_FILE ({settings.calibration_file}) cannot be used: {exc}") from None
 
 
 def _health(settings: Settings, providers: dict[str, Provider]) -> dict[str, ProviderHealth]:

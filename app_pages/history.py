@@ -4,6 +4,8 @@ from ui.auth import ensure_signed_in
 
 ensure_signed_in()
 
+from dataclasses import replace
+
 import streamlit as st
 
 from domain.audit import Action, Actor, ActorKind
@@ -14,7 +16,7 @@ from storage.history import NO_FLAG, Filters, diagnosis_from_row, to_csv, to_jso
 from ui import card, plain
 from ui.audit import forget_seen, record, record_once
 from ui.auth import is_admin, visible_owner
-from ui.history_view import class_codes, class_label, day_range, info_items, table
+from ui.history_view import calibrated_scores, class_codes, class_label, day_range, info_items, table
 from ui.i18n import error_kind, t
 from ui.labels import provider_titles
 from ui.second_reading import second_reading
@@ -135,6 +137,8 @@ if not rows:
 
 col = st.column_config
 frame = table(rows, titles)
+if engine.calibration is not None:  # CALIBRATION_FILE: each answer's calibrated score beside the model's own
+    frame.insert(frame.columns.get_loc("score") + 1, "calibrated", calibrated_scores(rows, engine.calibration))
 if is_admin():  # an administrator sees everyone's cases, so says whose each is
     frame.insert(frame.columns.get_loc("time"), "user", [r["user"] or "" for r in rows])
 event = st.dataframe(
@@ -147,6 +151,8 @@ event = st.dataframe(
         # Narrow enough that the selection box, class, score and flag fit a phone (390 px) side by side.
         "class": col.TextColumn(t("history.col.class"), width=168),
         "score": col.NumberColumn(t("history.col.score"), format="%.0f", width=56),
+        "calibrated": col.NumberColumn(t("history.col.calibrated"), format="%.0f", width=56,
+                                       help=t("history.col.calibrated_help")),
         "risk": col.TextColumn(t("history.col.risk"), width=84),
         "provider": t("history.provider"),
         "latency": col.NumberColumn(t("history.col.latency"), format="%.1f"),
@@ -184,7 +190,10 @@ if picked:
         if row["error"]:
             plain.alert("error", error_kind(row["error"]), title=t("history.no_answer"), icon=":material/error:")
         else:
-            card.render(diagnosis_from_row(row), titles.get(row["provider"], row["provider"] or "?"))
+            shown = diagnosis_from_row(row)
+            if engine.calibration is not None and shown.label is not None:
+                shown = replace(shown, calibrated=engine.calibration.calibrate(shown.provider, shown.label.score))
+            card.render(shown, titles.get(row["provider"], row["provider"] or "?"))
             second_reading(engine, row["id"], key="history", user=st.session_state.get("user"))
     with right:
         st.subheader(t("history.case"))

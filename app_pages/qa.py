@@ -12,6 +12,7 @@ import startup
 from domain.audit import Action
 from domain.classes import CLASSES, LesionClass, by_code
 from domain.errors import DiagnosisError
+from domain.provenance import MAX_NOTE_CHARS, REVIEW_BASES
 from domain.result import Diagnosis
 from engine.core import Engine
 from qa.compare import CaseAgreement, agreement, compare
@@ -109,34 +110,60 @@ def _expected_problem(verdict: str, expected: LesionClass | None, label: LesionC
     return None
 
 
+def _form(assessment_id: str) -> tuple:
+    """What the review form holds now: a refusal stays on screen while this stays the same."""
+    expected = st.session_state.get(f"qa_expected_{assessment_id}")
+    return (st.session_state.get(f"qa_verdict_{assessment_id}"), None if expected is None else expected.code,
+            st.session_state.get(f"qa_basis_{assessment_id}"), st.session_state.get(f"qa_note_{assessment_id}", ""))
+
+
+def _refuse(assessment_id: str, message: str) -> None:
+    st.session_state[f"qa_review_msg_{assessment_id}"] = (message, _form(assessment_id))
+
+
 def _save_review(engine: Engine, assessment_id: str, label: LesionClass | None) -> None:
     # A callback: it runs before the next run draws the widgets, so it may clear them for the next review.
     verdict = st.session_state.get(f"qa_verdict_{assessment_id}")
     expected = st.session_state.get(f"qa_expected_{assessment_id}")
     if verdict is None:
-        st.session_state[f"qa_review_msg_{assessment_id}"] = t("qa.review.no_verdict")
+        _refuse(assessment_id, t("qa.review.no_verdict"))
         return
     if problem := _expected_problem(verdict, expected, label):
-        st.session_state[f"qa_review_msg_{assessment_id}"] = problem
+        _refuse(assessment_id, problem)
         return
     try:
         startup.reviews().add(assessment_id, verdict, st.session_state.get(f"qa_note_{assessment_id}", ""),
-                                  reviewer=st.session_state.get("user"),
-                                  expected_code=None if expected is None else expected.code)
+                              reviewer=st.session_state.get("user"),
+                              expected_code=None if expected is None else expected.code,
+                              basis=st.session_state.get(f"qa_basis_{assessment_id}"))
     except StoreUnavailable:
-        st.session_state[f"qa_review_msg_{assessment_id}"] = t("qa.review.store_down")
+        _refuse(assessment_id, t("qa.review.store_down"))
         return
     except StoreError as exc:
-        st.session_state[f"qa_review_msg_{assessment_id}"] = t("qa.review.failed", error=exc)
+        _refuse(assessment_id, t("qa.review.failed", error=exc))
         return
     except ValueError as exc:  # ReviewRefused: not in the history (deleted meanwhile), or a value it does not know
-        st.session_state[f"qa_review_msg_{assessment_id}"] = error_text(exc)
+        _refuse(assessment_id, error_text(exc))
         return
+    st.session_state.pop(f"qa_review_msg_{assessment_id}", None)
     record(Action.REVIEW_RECORDED, cases=[assessment_id], verdict=verdict,
            expected=None if expected is None else expected.code)
     st.session_state[f"qa_verdict_{assessment_id}"] = None
     st.session_state[f"qa_expected_{assessment_id}"] = None
+    st.session_state[f"qa_basis_{assessment_id}"] = None
     st.session_state[f"qa_note_{assessment_id}"] = ""
+
+
+def _refusal(assessment_id: str) -> str | None:
+    """The refusal of the last attempt to save, while the form still holds what was refused (then forgotten)."""
+    refused = st.session_state.get(f"qa_review_msg_{assessment_id}")
+    if refused is None:
+        return None
+    message, form = refused
+    if form != _form(assessment_id):  # the clinician changed the form: the old refusal no longer applies
+        del st.session_state[f"qa_review_msg_{assessment_id}"]
+        return None
+    return str(message)
 
 
 def _review_form(engine: Engine, result: Diagnosis) -> None:
@@ -157,11 +184,15 @@ def _review_form(engine: Engine, result: Diagnosis) -> None:
                  key=f"qa_expected_{aid}",
                  placeholder=t("qa.review.not_given"),
                  help=t("qa.review.expected_help"))
-    st.text_input(t("qa.review.note"), key=f"qa_note_{aid}")
+    st.selectbox(t("qa.review.basis"), REVIEW_BASES, index=None, key=f"qa_basis_{aid}",
+                 format_func=lambda b: t(f"qa.review.basis.{b}"), placeholder=t("qa.review.not_given"),
+                 help=t("qa.review.basis_help"))
+    st.text_input(t("qa.review.note"), key=f"qa_note_{aid}", max_chars=MAX_NOTE_CHARS,
+                  placeholder=t("qa.review.note_placeholder"))
     label = result.answer.label.lesion if result.answer.label else None
     st.button(t("qa.review.save"), key=f"qa_save_{aid}", on_click=_save_review, args=(engine, aid, label),
               icon=":material/rate_review:")
-    if message := st.session_state.pop(f"qa_review_msg_{aid}", None):
+    if message := _refusal(aid):
         plain.alert("warning", message, icon=":material/warning:")
     try:
         reviews = startup.reviews().for_assessment(aid)
@@ -173,6 +204,8 @@ def _review_form(engine: Engine, result: Diagnosis) -> None:
         code = review.get("expected_code")
         if code is not None and (expected := by_code(code)) is not None:
             line += t("qa.review.expected_line", name=_lesion(expected))
+        if review.get("basis") in REVIEW_BASES:
+            line += t("qa.review.basis_line", basis=t(f"qa.review.basis.{review['basis']}"))
         if review["note"]:
             line += f" — {review['note']}"
         if review["reviewer"]:

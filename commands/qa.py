@@ -1,7 +1,9 @@
-"""`cli.py qa export`: the reviewed Provider QA cases as a labelled set the batch reads back.
+"""`cli.py qa export`: the reviewed Provider QA cases as a labelled set the batch reads back; `cli.py qa calibrate`:
+each provider's scores calibrated on that batch.
 
     python cli.py qa export --out labelled/ [--since 2025-01-01]
     python cli.py batch labelled/cases.csv --images labelled/photos.zip --providers runpod,openai --out qa-report
+    python cli.py qa calibrate qa-report --out calibration.json      # then CALIBRATION_FILE=calibration.json
 
 Writes DIR/cases.csv (id,text,image,expected and columns the batch ignores) and DIR/photos.zip (one
 `<case id>.jpg` per photo case), each atomically and private (0600); see qa/labelled_set.py
@@ -9,7 +11,8 @@ for how a case's expected class is decided and which cases are left out. Every u
 exported (an administrator's tool on the server), as `cli.py history export` does.
 
 Exit codes: 0 exported (or nothing to export), 2 bad input (a date, an output folder, the history
-switched off), 3 the database did not answer.
+switched off), 3 the database did not answer. `calibrate`: 0 written (at least one provider calibrated),
+2 bad input (no results.csv, an unwritable --out, no provider with enough cases).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ def summary_lines(found: LabelledSet) -> list[str]:
     """What the export says: how many cases and photos, and how many reviewed cases were left out and why."""
     n = len(found.cases)
     lines = [f"{n} labelled case{'s' * (n != 1)}, {found.photos} with a photo"]
+    if found.bases:  # where the labels come from: a label that only repeats an answer favours that provider
+        lines.append("label basis: " + ", ".join(f"{count} {basis}" for basis, count in found.bases.items()))
     for reason, ids in found.left_out.items():
         shown = ", ".join(ids[:5]) + (", …" if len(ids) > 5 else "")
         lines.append(f"left out {len(ids)}: {LEFT_OUT[reason]} ({shown})")
@@ -102,9 +107,48 @@ def cmd_qa_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_qa_calibrate(args: argparse.Namespace) -> int:
+    """Fit each provider's score calibration on RESULTS_DIR/results.csv and write it to --out."""
+    import json
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from qa.calibrate import CalibrationInputError, fit_calibration, read_scored, summary_lines
+    from utils.files import write_atomic
+
+    results = Path(args.results)
+    if results.is_dir():
+        results = results / "results.csv"
+    out = Path(args.out)
+    if out.is_dir() or not out.parent.is_dir():
+        print(f"error: cannot write {out}: give a file name in a folder that exists.", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        scored = read_scored(results)
+    except CalibrationInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    found = fit_calibration(scored, today=datetime.now(UTC).date().isoformat(), source=str(results))
+    for line in summary_lines(found):
+        print(line, file=sys.stderr)
+    if not found["providers"]:
+        print("error: no provider has enough scored cases with an expected class to calibrate; nothing was written.",
+              file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        write_atomic(out, (json.dumps(found, indent=2) + "\n").encode("utf-8"))
+    except OSError as exc:
+        print(f"error: cannot write {out} ({exc.strerror or type(exc).__name__}).", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"calibration: {out}")
+    print(f"use it: CALIBRATION_FILE={out} (and REFER_BELOW=N for the refer rule) in .env", file=sys.stderr)
+    return EXIT_OK
+
+
 def add_parsers(sub) -> None:
     """The `qa export` sub-command, bound to its handler through `func`."""
-    q = sub.add_parser("qa", help="Provider QA: export the reviewed cases as a labelled set for `batch`")
+    q = sub.add_parser("qa", help="Provider QA: export the reviewed cases as a labelled set for `batch`; calibrate "
+                                  "scores on a batch")
     qa = q.add_subparsers(dest="qa_command", required=True)
     ex = qa.add_parser("export", help="write DIR/cases.csv and DIR/photos.zip from the reviewed QA cases")
     ex.add_argument("--out", metavar="DIR", required=True,
@@ -112,3 +156,8 @@ def add_parsers(sub) -> None:
     ex.add_argument("--since", metavar="DATE",
                     help="only cases recorded from then on: YYYY-MM-DD (UTC start of day) or an ISO 8601 time")
     ex.set_defaults(func=cmd_qa_export)
+    ca = qa.add_parser("calibrate", help="fit each provider's score calibration on a labelled batch's results.csv")
+    ca.add_argument("results", metavar="RESULTS_DIR", help="the batch's --out folder (or its results.csv)")
+    ca.add_argument("--out", metavar="FILE", required=True,
+                    help="the calibration.json to write (whole or not at all); CALIBRATION_FILE reads it")
+    ca.set_defaults(func=cmd_qa_calibrate)

@@ -10,6 +10,7 @@ from domain.answer import ParsedAnswer, ScoredClass, TextAnswer, Usage
 from domain.classes import Risk
 from domain.parser import parse_answer
 from utils.images import ShrunkImage
+from utils.score_calibration import CalibratedScore
 
 __all__ = ["FLAG_SIMILAR_SCORE", "NOT_RECORDED", "Assist", "Diagnosis", "FlagReason", "ParsedAnswer", "ScoredClass",
            "TextAnswer", "Usage", "flag_of"]
@@ -69,6 +70,8 @@ class Diagnosis:
     assessment_id: str | None = None  # its row in the history
     not_recorded: bool = False  # the history should have kept it, but its database did not answer
     image: ShrunkImage | None = field(default=None, repr=False, compare=False)
+    # The top-1 score calibrated (CALIBRATION_FILE), shown beside the model's own; None without a calibration.
+    calibrated: CalibratedScore | None = None
 
     @property
     def label(self) -> ScoredClass | None:
@@ -95,19 +98,26 @@ class Diagnosis:
     def from_dict(cls, data: dict[str, Any]) -> Diagnosis:
         """Rebuild a result from `to_dict()` output (a stored job); the answer is parsed again from `raw`."""
         usage = data.get("usage") or {}
+        calibrated = (data.get("label") or {}).get("calibrated")
         return cls(answer=parse_answer(data.get("raw", "")), provider=data["provider"], model=data["model"],
                    raw=data.get("raw", ""), elapsed_ms=data.get("elapsed_ms", 0.0),
                    usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
                    cached=data.get("cached", False), first_token_ms=data.get("first_token_ms"),
                    hedged=data.get("hedged", False), fallback=data.get("fallback", False),
                    tried=tuple(data.get("tried", ())), replayed=data.get("replayed", False),
-                   assessment_id=data.get("assessment_id"), not_recorded=bool(data.get("not_recorded")))
+                   assessment_id=data.get("assessment_id"), not_recorded=bool(data.get("not_recorded")),
+                   calibrated=CalibratedScore.from_dict(calibrated) if calibrated else None)
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON shape shared by the command line and any caller; with `not_recorded` (the note
-        `NOT_RECORDED`) only when the history could not keep this assessment."""
+        `NOT_RECORDED`) only when the history could not keep this assessment, and with CALIBRATION_FILE the label's
+        `calibrated_score` (0-100) and `calibrated` {score, n, date, method, refer_below, refer}."""
+        label = self.answer.label.to_dict() if self.answer.label else None
+        if label is not None and self.calibrated is not None:
+            label["calibrated_score"] = round(self.calibrated.score, 1)
+            label["calibrated"] = self.calibrated.to_dict()
         found = {
-            "label": self.answer.label.to_dict() if self.answer.label else None,
+            "label": label,
             "summary": self.answer.summary,
             "similar": [s.to_dict() for s in self.answer.similar],
             "complete": self.answer.complete,

@@ -39,6 +39,7 @@ from storage.readings import Readings
 from storage.store import Store
 from utils.crypto import Sealer
 from utils.images import ImageRejected, ShrunkImage, shrink_image
+from utils.score_calibration import ScoreCalibration
 from utils.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,14 +57,16 @@ class Engine:
     def __init__(self, settings: Settings, *, sealer: Sealer, providers: dict[str, Provider],
                  health: dict[str, ProviderHealth], cache: AnswerCache, store: Store, history: History | None,
                  jobs: Callable[[Callable[[DiagnosisRequest], Diagnosis]], JobRunner],
-                 observer: AssessmentObserver | None = None) -> None:
+                 observer: AssessmentObserver | None = None, calibration: ScoreCalibration | None = None) -> None:
         """Use `startup.build_engine(settings)`, which builds these backends from the settings.
 
         `health` has one record per provider; `history` is None when HISTORY_ENABLED=false;
         `jobs(diagnose)` makes the background job runner, which runs `diagnose`, on first use;
-        `observer` is told of every assessment, answered or failed (the Prometheus metrics).
+        `observer` is told of every assessment, answered or failed (the Prometheus metrics); `calibration` maps each
+        provider's top-1 score to a calibrated one (CALIBRATION_FILE; None: off), set on every result.
         """
         self.settings = settings
+        self.calibration = calibration
         self.sealer = sealer  # encryption at rest (a pass-through without a key); the job runner reads it too
         self.providers = providers
         self.health = health
@@ -290,9 +293,13 @@ class Engine:
 
     def _result(self, request: DiagnosisRequest, provider: Provider, raw: str, usage: Usage, started: float,
                 *, cached: bool, answer: ParsedAnswer | None = None) -> Diagnosis:
-        return Diagnosis(answer=answer or parse_answer(raw), provider=provider.name, model=provider.model,
+        answer = answer or parse_answer(raw)
+        calibrated = None
+        if self.calibration is not None and answer.label is not None:
+            calibrated = self.calibration.calibrate(provider.name, answer.label.score)
+        return Diagnosis(answer=answer, provider=provider.name, model=provider.model,
                          raw=raw, elapsed_ms=(time.monotonic() - started) * 1000, usage=usage, cached=cached,
-                         image=request.image, tried=(provider.name,))
+                         image=request.image, tried=(provider.name,), calibrated=calibrated)
 
     def forget(self, assessment_id: str) -> bool:
         """Delete everything about one case: its history row, its reviews and its cached answer."""

@@ -26,6 +26,7 @@ from domain.errors import DiagnosisError
 from domain.messages import Message
 from qa.batch_input import BatchCase, BatchInputError, PhotoRefused
 from qa.batch_metrics import BatchReport, BatchRow
+from qa.case_screen import screen
 from utils.images import ShrunkImage
 
 log = logging.getLogger(__name__)
@@ -82,16 +83,19 @@ def run_batch(engine, cases: Sequence[BatchCase], photos: Mapping[str, bytes] | 
     `DiagnosisError` fails that one row. When the run is interrupted (Ctrl-C, a failing callback),
     calls in flight end within their budget and their rows still reach `on_progress`, since they
     were paid for. Raises `BatchInputError` only for the providers (see `check_providers`).
+
+    Before any call, the same case in two rows runs once and a case labelled two ways does not run
+    (qa/case_screen.py); both are listed in the report (`duplicates`, `conflicts`), not in its `cases`.
     """
     chosen = check_providers(engine, providers)
     concurrency = max(1, min(int(concurrency), MAX_CONCURRENCY))
     photos = photos if photos is not None else {}
     done = done if done is not None else {}
     run_id = run_id or new_run_id()
-    checked = list(cases)
+    checked, duplicates, conflicts = screen(cases, photos)
     report = BatchReport(run_id=run_id, providers=chosen,
-                         models={n: engine.providers[n].model for n in chosen}, cases=tuple(cases),
-                         started_at=time.time())
+                         models={n: engine.providers[n].model for n in chosen}, cases=tuple(checked),
+                         started_at=time.time(), duplicates=duplicates, conflicts=conflicts)
     slots: dict[tuple[int, str], BatchRow] = {}
     todo: dict[int, tuple[str, ...]] = {}  # the providers each case still needs
     for i, case in enumerate(checked):

@@ -26,6 +26,7 @@ from typing import IO
 
 from domain.classes import LesionClass, by_code, by_name
 from domain.messages import Message, Refusal
+from qa.case_columns import OPTIONAL_COLUMNS, optional_values
 from utils.files import FileRefused, megabytes, read_regular_file
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,14 @@ class BatchCase:
     problem: str | None = None
     # The problems as message ids, for the QA page's language (`problem` is their English, after the line).
     problem_messages: tuple[Message, ...] = field(default=(), compare=False)
+    # The optional columns (qa/case_columns.py), normalised: the patient's subgroups and the label's provenance.
+    fitzpatrick: str | None = None  # I-VI
+    site: str | None = None
+    age: int | None = None          # whole years
+    sex: str | None = None          # female, male, other
+    label_basis: str | None = None  # domain/provenance.BASES
+    label_reviewer: str | None = None
+    label_note: str | None = None
 
     @property
     def valid(self) -> bool:
@@ -178,6 +187,14 @@ class ZipPhotos(Mapping):
             raise PhotoRefused(f"it cannot be unpacked from the archive ({type(exc).__name__}): zip it again") \
                 from None
         return b"".join(chunks)
+
+    def entry_size(self, name: str) -> int:
+        """The size an entry declares, without inflating it (KeyError for a name not in the archive)."""
+        return self._members[name].file_size
+
+    def entry_crc(self, name: str) -> int:
+        """The CRC-32 an entry declares, without inflating it: two photos with the same one hold the same bytes."""
+        return self._members[name].CRC
 
     def __contains__(self, name: object) -> bool:
         return name in self._members
@@ -308,10 +325,12 @@ def cases_file_limit(limit: int) -> int:
 
 
 def read_cases(data: bytes | str, photos: Mapping[str, bytes] | None = None, *, limit: int) -> list[BatchCase]:
-    """Parse and check the cases CSV (columns id,text,image,expected; extra columns are ignored).
+    """Parse and check the cases CSV (columns id,text,image,expected; optional fitzpatrick, site, age, sex,
+    label_basis, label_reviewer, label_note (qa/case_columns.py); other columns are ignored).
 
     Each bad row comes back with `problem` set (no text and no photo, a photo not among `photos`, an
-    expected value that is not a class, a repeated id) so that it is reported and the rest runs.
+    expected value that is not a class, a repeated id, an optional value it cannot use) so that it is
+    reported and the rest runs.
     Raises `BatchInputError` when the file cannot be read, lacks a column, has no rows, or has more
     than `limit` cases (the app's `BATCH_MAX_CASES`): a batch that size starts that many paid calls
     per provider, so it is refused before any call.
@@ -330,7 +349,7 @@ def read_cases(data: bytes | str, photos: Mapping[str, bytes] | None = None, *, 
         missing = [c for c in COLUMNS if c not in names]
         if missing:
             raise BatchInputError(_missing_columns(missing, header))
-        index = {c: names.index(c) for c in COLUMNS}
+        index = {c: names.index(c) for c in COLUMNS + OPTIONAL_COLUMNS if c in names}
         cases: list[BatchCase] = []
         seen: dict[str, int] = {}
         count = 0
@@ -377,13 +396,15 @@ def _check_row(cell: dict[str, str], line: int, photos: Mapping[str, bytes], see
         expected = _expected_class(cell["expected"])
         if expected is None:
             problems.append(Message("batch.row_bad_expected", {"value": cell["expected"]}))
+    optional, bad = optional_values(cell)
+    problems += bad
     if case_id in seen:
         problems.append(Message("batch.row_repeated_id", {"id": case_id, "first": seen[case_id]}))
     else:
         seen[case_id] = line
     problem = f"{where}: {'; '.join(str(m) for m in problems)}" if problems else None
     return BatchCase(id=case_id, line=line, text=cell["text"], image=cell["image"], expected=expected,
-                     photo_key=photo_key, problem=problem, problem_messages=tuple(problems))
+                     photo_key=photo_key, problem=problem, problem_messages=tuple(problems), **optional)
 
 
 def _expected_class(value: str) -> LesionClass | None:

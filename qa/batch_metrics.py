@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from domain.classes import CLASSES, LesionClass
 from domain.messages import Message
 from qa.batch_input import BatchCase
+from qa.case_screen import Conflict, Duplicate
 from utils.stats import percentile
 
 
@@ -131,6 +132,10 @@ class BatchReport:
     rows: list[BatchRow] = field(default_factory=list)
     started_at: float = 0.0         # time.time()
     finished_at: float = 0.0
+    # Rows of the cases file that did not run (qa/case_screen.py): the same case again (counted once), and one
+    # case labelled two ways (left out). Neither is in `cases`.
+    duplicates: list[Duplicate] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
 
     @property
     def calls(self) -> list[BatchRow]:

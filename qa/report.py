@@ -30,22 +30,29 @@ from domain.classes import by_code
 from domain.messages import Message
 from qa.batch_input import BatchCase, BatchInputError
 from qa.batch_metrics import BatchReport, BatchRow
+from qa.case_columns import OPTIONAL_COLUMNS
+from qa.case_columns import record as case_record
+from qa.case_screen import screen_json
 from qa.metrics import metrics_json, qa_metrics, verdict
+from qa.report_calibration import calibration_figures, calibration_section
 from qa.report_figures import CSS as METRICS_CSS
 from qa.report_figures import metrics_sections
 from qa.report_run import CSS as RUN_CSS
 from qa.report_run import run_sections
 from qa.words import Words
 from utils.files import FileRefused, check_output_dir, open_append, read_regular_file, write_atomic
+from utils.score_calibration import ScoreCalibration
 from utils.spreadsheet import BOM, safe_row
 
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ("id", "provider", "model", "expected", "predicted", "predicted_name_ko", "predicted_name_en",
                   "score", "risk", "similar", "correct", "complete", "latency_ms", "first_token_ms", "tokens", "cached",
-                  "error")
-# results.csv as written before the similar classes were kept: still read back by --resume (similar = ()).
-_COLUMNS_WITHOUT_SIMILAR = tuple(c for c in RESULT_COLUMNS if c != "similar")
+                  "error") + OPTIONAL_COLUMNS
+# results.csv as written before the subgroups and the label's provenance (and, before that, the similar classes)
+# were kept: still read back by --resume (those columns come from the cases file; similar = ()).
+_COLUMNS_WITHOUT_CASE = RESULT_COLUMNS[:-len(OPTIONAL_COLUMNS)]
+_COLUMNS_WITHOUT_SIMILAR = tuple(c for c in _COLUMNS_WITHOUT_CASE if c != "similar")
 RESULTS_FILE, REPORT_FILE, METRICS_FILE = "results.csv", "report.html", "metrics.json"
 # A row takes about 300 bytes and an error message at most a few KB: far above any honest results.csv.
 RESULTS_MAX_BYTES = 200_000_000
@@ -72,6 +79,7 @@ def result_record(row: BatchRow) -> dict[str, str]:
         "correct": _flag(row.correct), "complete": _flag(row.complete),
         "latency_ms": _number(row.latency_ms), "first_token_ms": _number(row.first_token_ms),
         "tokens": "" if row.tokens is None else str(row.tokens), "cached": _flag(row.cached), "error": row.error,
+        **case_record(row.case),
     }
 
 
@@ -91,18 +99,25 @@ def results_csv(report: BatchReport) -> str:
 
 
 def write_report(report: BatchReport, out_dir: str | Path, *, titles: Mapping[str, str] | None = None,
-                 prevalence: float | None = None, lang: str = "en") -> tuple[Path, Path, Path]:
+                 prevalence: float | None = None, lang: str = "en",
+                 calibration: ScoreCalibration | None = None) -> tuple[Path, Path, Path]:
     """Write results.csv, report.html and metrics.json into `out_dir` (created if needed); returns their paths.
 
     `titles` names each provider for people ("RunPod"); without it, its name. `prevalence` is the clinic's
-    share of malignant lesions (None: the set's own), `lang` the report's language ("en" or "ko"). Each file
+    share of malignant lesions (None: the set's own), `lang` the report's language ("en" or "ko").
+    `calibration` (CALIBRATION_FILE, with REFER_BELOW) adds the coverage-accuracy section. Each file
     replaces the old one whole (a symlink in its place is replaced, never followed).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = qa_metrics(report, titles, prevalence)  # one computation for the page and the file
+    # The rows that did not run (qa/case_screen.py) and, with a calibration, its coverage-accuracy figures.
+    metrics["screened"] = screen_json(report.duplicates, report.conflicts)
+    if calibration is not None:
+        metrics["calibrated_scores"] = calibration_figures(report, calibration)
     csv_path = write_atomic(out / RESULTS_FILE, (BOM + results_csv(report)).encode("utf-8"))
-    html_path = write_atomic(out / REPORT_FILE, render_html(report, metrics, lang=lang).encode("utf-8"))
+    html_path = write_atomic(out / REPORT_FILE,
+                             render_html(report, metrics, lang=lang, calibration=calibration).encode("utf-8"))
     metrics_path = write_atomic(out / METRICS_FILE, metrics_json(metrics).encode("utf-8"))
     return csv_path, html_path, metrics_path
 
@@ -202,7 +217,7 @@ def read_results(path: str | Path, cases: Sequence[BatchCase],
         raise BatchInputError(Message("batch.cannot_resume", {"path": str(path), "error": str(exc)})) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = tuple(reader.fieldnames or ())
-    if columns not in (RESULT_COLUMNS, _COLUMNS_WITHOUT_SIMILAR):
+    if columns not in (RESULT_COLUMNS, _COLUMNS_WITHOUT_CASE, _COLUMNS_WITHOUT_SIMILAR):
         raise BatchInputError(Message("batch.not_results", {"path": str(path)}))
     by_id = {case.id: case for case in cases if case.valid}
     ids = {case.id for case in cases}
@@ -241,7 +256,8 @@ def _scrolling(page: str) -> str:
 
 
 def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
-                verdict_lines: Sequence[str] | None = None, lang: str = "en") -> str:
+                verdict_lines: Sequence[str] | None = None, lang: str = "en", *,
+                calibration: ScoreCalibration | None = None) -> str:
     """The whole report page as one string: the verdict right after the title, then the figures.
 
     `metrics` is `qa_metrics(report)` (what metrics.json holds) and `verdict_lines` its `verdict(...)`;
@@ -267,6 +283,7 @@ def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
                  providers=providers))
         + f"</p><p class=muted>{_e(report.summary_line())}</p>"
         + run_sections(report, say, names)
+        + calibration_section(report, calibration)
         + f"<p class=muted>{_e(say('qa.report.footer'))}</p></body></html>"
     )
     return _scrolling(page)

@@ -1,5 +1,5 @@
-"""QA reviews: a reviewer's verdict (correct or incorrect), note and, optionally, expected class on one recorded
-assessment.
+"""QA reviews: a reviewer's verdict (correct or incorrect), note and, optionally, expected class and what that class
+rests on (its basis: histology, clinician; domain/provenance.py) on one recorded assessment.
 
 Reviews live in the store's `reviews` table, each tied to an assessment in the history, so
 they go when that assessment is deleted. The answers of one QA comparison share a `qa_case`,
@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from domain.classes import by_code
 from domain.messages import Message, Refusal
+from domain.provenance import MAX_NOTE_CHARS, REVIEW_BASES
 from storage.schema import assessments, reviews
 from storage.store import Store, new_id, now
 
@@ -33,9 +34,9 @@ class ReviewStore(Protocol):
     `storage.database.StoreUnavailable` when the database does not answer."""
 
     def add(self, assessment_id: str, verdict: str, note: str = "", reviewer: str | None = None,
-            expected_code: int | None = None) -> str:
-        """Record one review of an assessment, with the class the reviewer says it is when given; returns its id
-        (`ReviewRefused`, a ValueError: unknown verdict, class or assessment)."""
+            expected_code: int | None = None, basis: str | None = None) -> str:
+        """Record one review of an assessment, with the class the reviewer says it is and what it rests on when
+        given; returns its id (`ReviewRefused`, a ValueError: unknown verdict, class, basis or assessment)."""
 
     def for_assessment(self, assessment_id: str) -> list[dict[str, Any]]:
         """The reviews of one assessment, newest first."""
@@ -54,12 +55,14 @@ class Reviews:
         self.store = store
 
     def add(self, assessment_id: str, verdict: str, note: str = "", reviewer: str | None = None,
-            expected_code: int | None = None) -> str:
+            expected_code: int | None = None, basis: str | None = None) -> str:
         """Record one review of an assessment; returns its id.
 
-        `expected_code` is the class the reviewer says the case is (None: not given). Raises `ValueError` for a
-        verdict other than 'correct' or 'incorrect', a code that is no class, or an assessment that is not in
-        the history (`ReviewRefused`). Earlier reviews are kept: the latest one is the verdict.
+        `expected_code` is the class the reviewer says the case is (None: not given); `basis` what the class rests
+        on (`domain.provenance.REVIEW_BASES`: histology, clinician; None: not given). Raises `ValueError` for a
+        verdict other than 'correct' or 'incorrect', a code that is no class, an unknown basis, a basis given for
+        no class (an "incorrect" mark without an expected class), a note over 500 characters, or an assessment
+        that is not in the history (`ReviewRefused`). Earlier reviews are kept: the latest one is the verdict.
         """
         if verdict not in VERDICTS:
             raise ReviewRefused(Message("review.unknown_verdict", {"verdict": str(verdict),
@@ -67,9 +70,17 @@ class Reviews:
         if expected_code is not None and (isinstance(expected_code, bool) or not isinstance(expected_code, int)
                                           or by_code(expected_code) is None):
             raise ReviewRefused(Message("review.unknown_class", {"code": repr(expected_code)}))
+        if basis is not None and basis not in REVIEW_BASES:
+            raise ReviewRefused(Message("review.unknown_basis", {"basis": str(basis),
+                                                                 "choices": ", ".join(REVIEW_BASES)}))
+        if basis is not None and verdict == "incorrect" and expected_code is None:
+            raise ReviewRefused(Message("review.basis_without_class"))
+        note = (note or "").strip()
+        if len(note) > MAX_NOTE_CHARS:
+            raise ReviewRefused(Message("review.note_too_long", {"chars": len(note), "most": MAX_NOTE_CHARS}))
         review_id = new_id()
         row = {"id": review_id, "assessment_id": assessment_id, "created_at": now(), "reviewer": reviewer,
-               "verdict": verdict, "note": (note or "").strip(), "expected_code": expected_code}
+               "verdict": verdict, "note": note, "expected_code": expected_code, "basis": basis}
         try:
             with self.store.connect() as conn:
                 conn.execute(reviews.insert().values(row))

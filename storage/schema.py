@@ -99,6 +99,7 @@ reviews = sa.Table(
     sa.Column("verdict", sa.Text, sa.CheckConstraint("verdict IN ('correct', 'incorrect')"), nullable=False),
     sa.Column("note", sa.Text, nullable=False, server_default=""),
     sa.Column("expected_code", sa.Integer),     # the class the reviewer says it is, when given (0009)
+    sa.Column("basis", sa.Text),                # what that class rests on: histology, clinician (0014)
 )
 sa.Index("reviews_assessment", reviews.c.assessment_id)
 

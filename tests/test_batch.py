@@ -37,6 +37,7 @@ import cli
 import startup
 from qa.batch import run_batch
 from qa.batch_input import BatchInputError, find_photo, photos_from_dir, photos_from_zip, read_cases
+from qa.case_columns import OPTIONAL_COLUMNS
 from qa.report import RESULT_COLUMNS, read_results, render_html, write_report
 from storage.schema import assessments
 from testkit.answers import xml_answer
@@ -170,7 +171,7 @@ def test_report_files(llm, photo_zip, tmp_path):
         "id": "a", "provider": "runpod", "model": RUNPOD_MODEL, "expected": "1", "predicted": "1",
         "predicted_name_ko": "기저세포암", "predicted_name_en": "Basal cell carcinoma", "score": "80",
         "risk": "malignant", "similar": "11:10", "correct": "1", "complete": "1", "latency_ms": "",
-        "first_token_ms": "", "tokens": "200", "cached": "0", "error": ""}
+        "first_token_ms": "", "tokens": "200", "cached": "0", "error": "", **dict.fromkeys(OPTIONAL_COLUMNS, "")}
     assert float(by[("a", "runpod")]["latency_ms"]) > 0
     assert by[("a", "openai")]["correct"] == "0" and by[("b", "openai")]["risk"] == "benign"
     assert by[("a", "openai")]["similar"] == "14:9" and by[("g", "openai")]["similar"] == ""
@@ -463,7 +464,9 @@ def test_resume_keeps_the_similar_classes_and_reads_an_older_results_csv(llm, tm
     with (out / "results.csv").open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
     old = io.StringIO(newline="")
-    writer = csv.DictWriter(old, fieldnames=[c for c in RESULT_COLUMNS if c != "similar"], extrasaction="ignore")
+    # (it had no subgroup or provenance columns either: those came later still)
+    writer = csv.DictWriter(old, fieldnames=[c for c in RESULT_COLUMNS if c != "similar" and c not in OPTIONAL_COLUMNS],
+                            extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     (out / "results.csv").write_text(old.getvalue(), encoding="utf-8")

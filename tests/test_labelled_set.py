@@ -19,16 +19,16 @@ from streamlit.testing.v1 import AppTest
 import cli
 import startup
 from domain.classes import by_code
+from domain.provenance import ARBITRATED
+from domain.provenance import CLINICIAN as REVIEWER
+from domain.provenance import CONFIRMED_ANSWER as CONFIRMED
 from qa.batch_input import COLUMNS, photos_from_zip, read_cases
 from qa.compare import compare
 from qa.labelled_set import (
-    ARBITRATED,
-    CONFIRMED,
     CONTRADICTED,
     CSV_COLUMNS,
     NO_CLASS,
     NO_PHOTO,
-    REVIEWER,
     UNREADABLE,
     labelled_set,
 )

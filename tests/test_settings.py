@@ -33,6 +33,7 @@ from utils.settings import (
 
 README = PROJECT_ROOT / "README.md"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
+CALIBRATION_SAMPLE = PROJECT_ROOT / "testkit" / "calibration.json"  # as `cli.py qa calibrate` writes one
 TABLE = re.compile(r"<!-- settings:start -->\n(.*?)<!-- settings:end -->", re.S)
 SECRETS = {"openai_api_key", "runpod_api_key", "local_api_key", "redis_url", "database_url", "data_encryption_key",
            "metrics_token"}
@@ -73,6 +74,7 @@ GOOD = [
     ("secret", "LOCAL_API_KEY", " key ", "local_api_key", "key"),
     ("name", "SKIN_DIAGNOSIS_PROVIDER", "RunPod", "text_provider", "runpod"),
     ("path", "DATA_DIR", "/srv/lesions", "data_dir", Path("/srv/lesions")),
+    ("calibration_file", "CALIBRATION_FILE", str(CALIBRATION_SAMPLE), "calibration_file", CALIBRATION_SAMPLE),
     ("number", "REQUEST_TIMEOUT", "2.5", "request_timeout", 2.5),
     ("integer", "MAX_TOKENS", "1000.0", "max_tokens", 1000),
     ("flag", "LLM_STREAM", "Off", "stream", False),
@@ -93,6 +95,9 @@ GOOD = [
 KEYS = {"K1": Fernet.generate_key().decode(), "K2": Fernet.generate_key().decode()}
 
 BAD = [
+    ("calibration_file", "CALIBRATION_FILE", "/nonexistent/calibration.json", "CALIBRATION_FILE "
+     "(/nonexistent/calibration.json) cannot be used: no such file. Make it with `python cli.py qa calibrate "
+     "RESULTS_DIR --out calibration.json`, or unset it in .env"),
     ("number", "REQUEST_TIMEOUT", "soon", "REQUEST_TIMEOUT must be a number, got 'soon': fix it in .env"),
     ("number", "REQUEST_TIMEOUT", "0.05", "REQUEST_TIMEOUT must be at least 0.1, got '0.05': fix it in .env"),
     ("number", "TEMPERATURE", "-1", "TEMPERATURE must be at least 0, got '-1': fix it in .env"),

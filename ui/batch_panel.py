@@ -25,8 +25,10 @@ from qa.metrics import verdict
 from qa.report import write_report
 from ui import plain
 from ui.audit import record
+from ui.case_screen_view import screened
 from ui.i18n import error_text, lang, message_text, t
 from ui.labels import lesion_name, provider_titles
+from utils.score_calibration import ScoreCalibration
 
 RESULT = "batch_result"   # {"report", "titles", "csv", "html", "metrics" (bytes), "prevalence", "lang"} of the last run
 ERROR = "batch_error"     # why the last run could not start (the BatchInputError, said when drawn)
@@ -136,7 +138,7 @@ def _run(engine, csv_data: bytes, zip_data: bytes | None, chosen: list[str], con
         st.session_state[ERROR] = exc
         bar.empty()
         return
-    st.session_state[RESULT] = _files(report, {n: engine.providers[n].title for n in chosen})
+    st.session_state[RESULT] = _files(report, {n: engine.providers[n].title for n in chosen}, engine.calibration)
     bar.empty()
 
 
@@ -146,15 +148,16 @@ def _prevalence() -> float | None:
     return None if percent is None else float(percent) / 100
 
 
-def _files(report: BatchReport, titles: dict[str, str]) -> dict:
+def _files(report: BatchReport, titles: dict[str, str], calibration: ScoreCalibration | None) -> dict:
     """The three files for the field's prevalence and the page's language, built on disk exactly as the command
     line writes them; only their bytes are kept."""
     prevalence, language = _prevalence(), lang()
     with tempfile.TemporaryDirectory(prefix="batch-qa-") as tmp:
         csv_path, html_path, metrics_path = write_report(report, tmp, titles=titles, prevalence=prevalence,
-                                                         lang=language)
+                                                         lang=language, calibration=calibration)
         return {"report": report, "titles": titles, "csv": csv_path.read_bytes(), "html": html_path.read_bytes(),
-                "metrics": metrics_path.read_bytes(), "prevalence": prevalence, "lang": language}
+                "metrics": metrics_path.read_bytes(), "prevalence": prevalence, "lang": language,
+                "calibration": calibration}
 
 
 def _summary(report: BatchReport) -> str:
@@ -175,7 +178,8 @@ def _failure_text(failure: Failure) -> str:
 def _show(outcome: dict) -> None:
     if (outcome.get("prevalence"), outcome.get("lang")) != (_prevalence(), lang()):
         # Another prevalence or language: the same answers, the figures and files again (no call is made).
-        outcome = st.session_state[RESULT] = _files(outcome["report"], outcome.get("titles") or {})
+        outcome = st.session_state[RESULT] = _files(outcome["report"], outcome.get("titles") or {},
+                                                     outcome.get("calibration"))
     report: BatchReport = outcome["report"]
     failures = report.failures()
     if report.every_call_failed or not report.calls:
@@ -184,6 +188,7 @@ def _show(outcome: dict) -> None:
         st.warning(_summary(report), icon=":material/warning:")
     else:
         st.success(_summary(report), icon=":material/check_circle:")
+    screened(report)
 
     _decision(outcome)
 

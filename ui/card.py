@@ -46,6 +46,8 @@ def _spoken(result: Diagnosis) -> str:
              if label else [t("result.no_label")])
     if flag := _flag_text(result):
         parts.append(flag[0])
+    if result.calibrated is not None and result.calibrated.refer:
+        parts.append(t("result.refer"))
     return " — " + ". ".join(parts)
 
 
@@ -59,6 +61,17 @@ def _flag_banner(result: Diagnosis) -> None:
         st.error(f"**{head}**\n\n{detail}", icon=":material/warning:")
     else:
         st.warning(f"{head}\n\n{detail}", icon=":material/priority_high:")
+
+
+def _calibrated(result: Diagnosis) -> None:
+    """The calibrated score beside the model's own (CALIBRATION_FILE), and the refer rule's message (REFER_BELOW)."""
+    found = result.calibrated
+    if found is None:
+        return
+    st.caption(t("result.calibrated", score=found.score, n=found.n, date=found.date))
+    if found.refer and found.refer_below is not None:
+        why = t("result.refer_why", score=found.score, threshold=found.refer_below)
+        st.warning(f"**{t('result.refer')}**\n\n{why}", icon=":material/forward_to_inbox:")
 
 
 def render_findings_stream(placeholder, summary: str) -> None:
@@ -86,6 +99,7 @@ def render(result: Diagnosis, provider_title: str) -> None:
                         f":{RISK_COLOUR[risk]}-badge[{t(f'risk.{risk.value}')}]")
             st.progress(answer.label.score / 100, text=t("result.score", score=answer.label.score))
             st.caption(t("result.score_note"))  # uncalibrated: a reader must not take 21 for a 21 % chance
+            _calibrated(result)
         else:
             st.info(t("result.no_label"))
 

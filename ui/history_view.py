@@ -17,6 +17,7 @@ from domain.classes import CLASSES, by_code
 from ui.i18n import error_kind, known, t
 from ui.labels import lesion_name
 from ui.viewer_time import viewer_zone, when
+from utils.score_calibration import ScoreCalibration
 from utils.times import start_of_day
 
 SHORT_TEXT = 60  # characters of the description shown in the table
@@ -106,6 +107,15 @@ def table(rows: list[dict], provider_titles: Mapping[str, str]) -> pd.DataFrame:
     return frame
 
 
+def calibrated_scores(rows: list[dict], calibration: ScoreCalibration) -> list[float | None]:
+    """Each row's top-1 score calibrated (CALIBRATION_FILE), 0-100; None where there is no score or no map."""
+    out: list[float | None] = []
+    for r in rows:
+        found = calibration.calibrate(r["provider"] or "", r["label_score"])
+        out.append(None if found is None else round(found.score, 1))
+    return out
+
+
 def info_items(row: Mapping) -> list[tuple[str, str]]:
     """The patient information given with the case, as (label, value) pairs in the UI language."""
     try:
@@ -125,5 +135,5 @@ def info_items(row: Mapping) -> list[tuple[str, str]]:
     return items
 
 
-__all__ = ["class_label", "class_codes", "risk_label", "flags", "local_time", "short_text",
+__all__ = ["calibrated_scores", "class_label", "class_codes", "risk_label", "flags", "local_time", "short_text",
            "thumbnail_url", "day_range", "table", "info_items"]

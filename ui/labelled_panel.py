@@ -10,6 +10,7 @@ import streamlit as st
 
 import startup
 from domain.audit import Action
+from domain.provenance import CONFIRMED_ANSWER
 from engine.core import Engine
 from qa.labelled_set import CONTRADICTED, NO_CLASS, NO_PHOTO, UNREADABLE, labelled_set
 from storage.database import StoreUnavailable
@@ -21,6 +22,7 @@ from ui.auth import is_admin, visible_owner
 from ui.i18n import t
 
 BUILT = "qa_labelled"  # session slot: (cases, photos, left_out, cases.csv bytes, photos.zip bytes)
+BASES = "qa_labelled_bases"  # session slot: how many labels rest on each basis (LabelledSet.bases)
 SHOWN_IDS = 5          # case ids listed per reason a case was left out; the rest are counted
 
 
@@ -36,12 +38,22 @@ def _left_out_line(reason: str, ids: tuple[str, ...]) -> str:
     return t("qa.labelled.left_out", n=len(ids), what=what, ids=shown)
 
 
+def _bases(bases: dict[str, int], cases: int) -> None:
+    """Where the labels come from, and a warning when some only confirm a provider's own answer."""
+    if not bases:
+        return
+    st.caption(t("qa.labelled.bases", bases=", ".join(t(f"qa.labelled.basis.{b}", n=n) for b, n in bases.items())))
+    if confirmed := bases.get(CONFIRMED_ANSWER, 0):
+        st.warning(t("qa.labelled.confirmed_only", n=confirmed, total=cases), icon=":material/rule:")
+
+
 def _build(history: HistoryStore, reviews: Reviews, since: date | None) -> None:
     start = datetime.combine(since, day_time.min).timestamp() if since else None  # the local day, as History's
     decided = startup.readings()
     found = labelled_set(history, reviews, since=start, user=visible_owner(),
                          arbitrations=decided.arbitrated() if decided else ())
     st.session_state[BUILT] = (len(found.cases), found.photos, found.left_out, found.csv_bytes(), found.zip_bytes())
+    st.session_state[BASES] = found.bases
 
 
 def labelled_panel(engine: Engine) -> None:
@@ -70,6 +82,7 @@ def labelled_panel(engine: Engine) -> None:
         st.success(t("qa.labelled.built", n=cases, photos=photos), icon=":material/check_circle:")
     else:
         st.warning(t("qa.labelled.none"), icon=":material/info:")
+    _bases(st.session_state.get(BASES) or {}, cases)
     for reason, ids in left_out.items():
         plain.text(_left_out_line(reason, ids))  # case ids only: no patient text
     if not cases:

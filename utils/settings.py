@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from dotenv import dotenv_values
 
+from utils.score_calibration import CalibrationInvalid, read_calibration
 from utils.urls import url_problem, without_password
 
 # Where `load_settings` looks for `.env` unless told otherwise; read at call time, so the tests
@@ -29,10 +30,8 @@ from utils.urls import url_problem, without_password
 ENV_FILE: str | os.PathLike[str] = ".env"
 
 Kind = Literal["text", "secret", "name", "path", "number", "integer", "flag", "choice", "names", "list",
-               "seconds_or_auto", "encryption_key", "url", "secret_url"]
+               "seconds_or_auto", "encryption_key", "url", "secret_url", "calibration_file"]
 _SECRET_KINDS = frozenset({"secret", "encryption_key", "secret_url"})
-# The answer byte cap per token of MAX_TOKENS (`Settings.answer_max_bytes`): several times the few bytes a token is.
-_ANSWER_BYTES_PER_TOKEN = 16
 
 
 class SettingsError(ValueError):
@@ -146,6 +145,15 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _calibration_file(env: Mapping[str, str], name: str) -> Path | None:
+    # Read here, so a missing or malformed file is one line naming the variable, not a traceback in the engine.
+    try:
+        return Path(read_calibration(raw).source) if (raw := _text(env, name)) else None
+    except CalibrationInvalid as exc:
+        raise SettingsError(f"{name} ({raw}) cannot be used: {exc}. Make it with `python cli.py qa calibrate "
+                            "RESULTS_DIR --out calibration.json`, or unset it in .env") from None
+
+
 def _seconds_or_auto(env: Mapping[str, str], name: str, default: float | None) -> float | None:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -172,6 +180,7 @@ _PARSERS: dict[str, Callable[[Mapping[str, str], Setting, Any], Any]] = {
     "encryption_key": lambda env, s, default: _encryption_key(env, s.env, default),
     "url": lambda env, s, default: _url(env, s.env, default),
     "secret_url": lambda env, s, default: _url(env, s.env, default),
+    "calibration_file": lambda env, s, default: _calibration_file(env, s.env),
 }
 
 
@@ -287,6 +296,14 @@ class Settings:
     batch_max_cases: int = setting("BATCH_MAX_CASES", 2000, "most cases in one batch QA run, refused before any "
                                    "call (the command line's `--max-cases N` sets it for one run)", "integer",
                                    minimum=1)
+    # Calibrated scores (utils/score_calibration.py); REFER_BELOW is the clinic's refer rule on them.
+    calibration_file: Path | None = setting("CALIBRATION_FILE", None, "a `calibration.json` made by `cli.py qa "
+                                            "calibrate` from a labelled batch: the card, the API, the command line "
+                                            "and History show each provider's calibrated score beside its own",
+                                            "calibration_file", unset="off")
+    refer_below: float | None = setting("REFER_BELOW", None, "the card says \"refer: low confidence\" when the "
+                                        "calibrated score is below this (needs `CALIBRATION_FILE`)", "number",
+                                        maximum=100, unset="off")
     demo_mode: bool = setting("DEMO_MODE", False, "answer pinned cases from the store, ask no provider "
                               "(presentations without a network)", "flag")
 
@@ -341,7 +358,7 @@ class Settings:
         A complete answer is 250-400 tokens (2-5 KB); a token is at most a few bytes, so only a runaway
         answer gets here. The ceiling keeps a misconfigured MAX_TOKENS from letting megabytes through.
         """
-        return min(max(self.max_tokens * _ANSWER_BYTES_PER_TOKEN, 4_000), 64_000)
+        return min(max(self.max_tokens * 16, 4_000), 64_000)  # several times the few bytes a token is
 
     @property
     def image_max_upload_bytes(self) -> int:
@@ -361,10 +378,9 @@ def load_settings(env: Mapping[str, str] | None = None,
                   env_file: str | os.PathLike[str] | None | EllipsisType = ...) -> Settings:
     """Build `Settings` from `env` (default: `env_file` overlaid by the process environment).
 
-    `env_file` defaults to `ENV_FILE` (`.env` in the working directory); None reads no file.
-    Variables set in the process environment win over `.env`, so an operator can
-    override one value without editing the file. Raises `SettingsError` with the
-    variable's name when a value cannot be used.
+    `env_file` defaults to `ENV_FILE` (`.env` in the working directory); None reads no file. Variables set in
+    the process environment win over `.env`, so an operator can override one value without editing the file.
+    Raises `SettingsError` with the variable's name when a value cannot be used.
     """
     if env is None:
         path = ENV_FILE if env_file is ... else env_file
@@ -373,7 +389,10 @@ def load_settings(env: Mapping[str, str] | None = None,
             merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
         merged.update(os.environ)
         env = merged
-    return Settings(**{f.name: _PARSERS[spec.kind](env, spec, f.default) for f, spec in declarations()})
+    settings = Settings(**{f.name: _PARSERS[spec.kind](env, spec, f.default) for f, spec in declarations()})
+    if settings.refer_below is not None and settings.calibration_file is None:
+        raise SettingsError("REFER_BELOW needs CALIBRATION_FILE (it applies to calibrated scores): fix it in .env")
+    return settings
 
 
 @lru_cache(maxsize=1)
@@ -400,7 +419,7 @@ def _accepts(spec: Setting) -> str:
         "choice": ", ".join(f"`{c}`" for c in spec.choices),
         "names": "provider names, comma-separated, or `none`", "list": "comma-separated",
         "seconds_or_auto": "seconds, `auto` or `off`", "encryption_key": "Fernet key(s), comma-separated (secret)",
-        "url": "URL", "secret_url": "URL (secret: its password is never shown)",
+        "url": "URL", "secret_url": "URL (secret: its password is never shown)", "calibration_file": "path of a file",
     }[spec.kind]
 
 

@@ -73,9 +73,9 @@ def _page(request: Request, caller: Caller, query: str) -> dict:
     caller.audit(Action.HISTORY_SEARCHED, via="api", text_search=bool(query), page=page, page_size=size,
                  scope="all" if caller.owner is None else "own", count=len(items))
     agreement = concordances(startup.get_engine(), [r["id"] for r in items])  # the page's, in one query
-    return {"items": [analysis_body(r, agreement=agreement.get(r["id"])) for r in items], "page": page,
-            "page_size": size,
-            "has_more": len(rows) > page * size}
+    calibration = startup.get_engine().calibration
+    return {"items": [analysis_body(r, agreement=agreement.get(r["id"]), calibration=calibration) for r in items],
+            "page": page, "page_size": size, "has_more": len(rows) > page * size}
 
 
 def _format(request: Request) -> str:
@@ -121,7 +121,8 @@ def _visible_row(caller: Caller, analysis_id: str, action: Action | None = None)
 
 def _one(caller: Caller, analysis_id: str, fmt: str = "json") -> dict:
     row = _visible_row(caller, analysis_id, Action.CASE_VIEWED)
-    body = analysis_body(row, readings=case_readings(startup.get_engine(), analysis_id))
+    engine = startup.get_engine()
+    body = analysis_body(row, readings=case_readings(engine, analysis_id), calibration=engine.calibration)
     caller.audit(Action.CASE_VIEWED, cases=[analysis_id], via="api", format=fmt)
     return body
 

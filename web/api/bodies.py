@@ -27,6 +27,7 @@ from domain.readings import Arbitration, Reading, concordance
 from domain.result import NOT_RECORDED, Assist, Diagnosis
 from storage.history import diagnosis_from_row
 from utils.images import ShrunkImage
+from utils.score_calibration import ScoreCalibration
 
 RECOMMENDATION = "※ 해당 결과는 AI 진단이므로 정확한 진단은 근처 병원에 방문하여 받아보시길 바랍니다."
 SIMILAR_DESCRIPTION = "유사한 피부 질환입니다."
@@ -65,6 +66,8 @@ def diagnosis_body(result: Diagnosis, *, kind: str, created_at: float, image: Sh
         "risk_flag": result.risk_flag.value if result.risk_flag else None,
         "flag_reason": result.flag_reason.to_dict() if result.flag_reason else None,
     }
+    if result.calibrated is not None:  # CALIBRATION_FILE: the top-1 score calibrated, and the refer rule
+        metadata["calibrated"] = result.calibrated.to_dict()
     if result.not_recorded:  # answered, but not in the history: GET /analyses/{id} will not find it
         metadata["not_recorded"] = NOT_RECORDED
     if kind == "image":  # null for a stored case: the history keeps no photo sizes
@@ -135,13 +138,13 @@ def arbitration_body(arbitration: Arbitration) -> dict[str, Any]:
     return _stamped(arbitration.to_dict())
 
 
-def analysis_body(row: Mapping[str, Any], *, agreement: str | None = None,
-                  readings: CaseReadings | None = None) -> dict[str, Any]:
+def analysis_body(row: Mapping[str, Any], *, agreement: str | None = None, readings: CaseReadings | None = None,
+                  calibration: ScoreCalibration | None = None) -> dict[str, Any]:
     """One history row in the original's response shape, with who made it, how and with what description.
 
     A list item passes the case's `agreement` (looked up for the whole page at once); one analysis passes its
     `readings`, and then carries `readings` (the first, then the second reader's), their `concordance` and the
-    `arbitration` as well.
+    `arbitration` as well. With `calibration` (CALIBRATION_FILE) its top-1 score is calibrated as a new answer's.
     """
     try:
         info = json.loads(row.get("info") or "{}")
@@ -152,6 +155,8 @@ def analysis_body(row: Mapping[str, Any], *, agreement: str | None = None,
              "pinned": bool(row.get("pinned")), "unreadable": bool(row.get("unreadable"))}
     kind = "image" if row.get("kind") == "image" else "text"
     result = diagnosis_from_row(row)
+    if calibration is not None and result.label is not None:
+        result = replace(result, calibrated=calibration.calibrate(result.provider, result.label.score))
     if readings is None:
         return diagnosis_body(result, kind=kind, created_at=row["created_at"], extra_metadata=extra,
                               agreement=agreement)

@@ -137,6 +137,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                             "score": {"type": "number", "minimum": 0, "maximum": 100},
                             "risk": {"type": "string", "enum": ["malignant", "premalignant"]},
                             "chosen": {"type": "boolean"}}},
+        "calibrated": {"type": "object", "description": "Only with CALIBRATION_FILE: the top-1 score calibrated on a "
+                       "labelled batch (`cli.py qa calibrate`), the probability in 100 that the class is right, with "
+                       "what it rests on; refer is true when it is below REFER_BELOW. Also in assessment.label as "
+                       "calibrated_score.",
+                       "required": ["score", "n", "date", "method", "refer_below", "refer"], "properties": {
+                           "score": {"type": "number", "minimum": 0, "maximum": 100}, "n": {"type": "integer"},
+                           "date": {"type": "string"}, "method": {"type": "string", "enum": ["isotonic", "sigmoid"]},
+                           "refer_below": {"type": ["number", "null"]}, "refer": {"type": "boolean"}}},
         "interpretation": {"type": ["object", "null"], "description": "explain only: text, provider, model."},
         "interpretation_error": {"type": "string"},
         "not_recorded": {"type": "string", "description": "Only when the history's database was down: the answer "

@@ -5,6 +5,7 @@ the logs and the report files print exactly this. A photo's refusals are written
 (utils/images.py, below this layer) and listed here by id.
 """
 
+from domain.locales.en.provenance import MESSAGES as PROVENANCE_MESSAGES
 from utils.images import IMAGE_FORMATS
 from utils.images import MESSAGES as IMAGE_MESSAGES
 
@@ -62,6 +63,7 @@ MESSAGES: dict[str, str] = {
     "job.unexpected": "Unexpected error ({error}).",
     # Photos (utils/images.py).
     **IMAGE_MESSAGES,
+    **PROVENANCE_MESSAGES,
     # Batch QA input (qa/batch_input.py, qa/batch.py, qa/report.py). File names, sizes
     # (megabytes() text), columns and a parser's own error text are shown as written.
     "batch.zip_lists_too_many": "The photo archive lists {listed:,} files; the limit is {limit:,}. "

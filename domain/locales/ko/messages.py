@@ -1,6 +1,8 @@
 """Korean: the engine's messages by id (the same ids and {placeholders} as en/messages.py), written for clinic
 staff, and the words and joins they are said with."""
 
+from domain.locales.ko.provenance import MESSAGES as PROVENANCE_MESSAGES
+
 _REDUCE_PIXELS = "더 작은 사진을 보내 주세요: 휴대폰 카메라의 기본 크기나 사진 편집기로 줄인 사진이면 됩니다."
 
 MESSAGES: dict[str, str] = {
@@ -122,6 +124,7 @@ MESSAGES: dict[str, str] = {
     "answer.no_summary": "소견(summary)이 없거나 잘림",
     "answer.cut_off": "답변이 </root> 전에 끊김",
     "answer.too_long": "답변이 {kb:g} KB에서 잘림: 완전한 답변보다 훨씬 김",
+    **PROVENANCE_MESSAGES,
 }
 
 # 관리자가 아닌 사람이 대신 읽는 말 (ui/i18n.py): 변수, `.env`, 내부 주소 없이.
