@@ -283,7 +283,7 @@ def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
                  providers=providers))
         + f"</p><p class=muted>{_e(report.summary_line())}</p>"
         + run_sections(report, say, names)
-        + calibration_section(report, calibration)
+        + calibration_section(report, calibration, say, names)
         + f"<p class=muted>{_e(say('qa.report.footer'))}</p></body></html>"
     )
     return _scrolling(page)

@@ -2,7 +2,7 @@
 score (CALIBRATION_FILE) and what REFER_BELOW keeps and refers on this batch.
 
     figures = calibration_figures(report, calibration)     # per provider: curve points, and at REFER_BELOW
-    html = calibration_section(report, calibration)        # '' without a calibration
+    html = calibration_section(report, calibration, Words("ko"), titles)   # '' without a calibration
 
 Coverage is the share of a provider's scored cases (answered, with an expected class and a top-1 score) whose
 calibrated score is at or above a threshold, i.e. that the rule would not refer; accuracy is the share of those
@@ -14,9 +14,11 @@ curve is optimistic; fit it on one batch and judge it on another.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
 
 from qa.batch_metrics import BatchReport
+from qa.words import Words
 from utils.score_calibration import ScoreCalibration
 from utils.stats import wilson_interval
 
@@ -69,19 +71,20 @@ def calibration_figures(report: BatchReport, calibration: ScoreCalibration | Non
     return out
 
 
-def _pct(share: dict[str, Any]) -> str:
+def _pct(share: dict[str, Any], say: Words) -> str:
     if share["rate"] is None:
         return "—"
     low, high = share["ci95"]
-    return f"{share['rate'] * 100:.1f}% ({share['k']}/{share['n']}; 95% CI {low * 100:.1f}–{high * 100:.1f})"
+    return say("qa.report.cal.share", rate=f"{share['rate'] * 100:.1f}", k=share["k"], n=share["n"],
+               low=f"{low * 100:.1f}", high=f"{high * 100:.1f}")
 
 
-def _svg(name: str, entry: dict[str, Any]) -> str:
+def _svg(title: str, entry: dict[str, Any], say: Words) -> str:
     """The coverage-accuracy curve: coverage across, accuracy up, REFER_BELOW's point marked."""
     def at(coverage: float, accuracy: float) -> tuple[float, float]:
         return _PAD + coverage * (_W - 2 * _PAD), _H - _PAD - accuracy * (_H - 2 * _PAD)
 
-    title = f"Coverage and accuracy of {name}'s calibrated score"
+    title = say("qa.report.cal.chart", title=title)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" role="img" '
              f'aria-label="{_e(title)}"><title>{_e(title)}</title>'
              f'<rect x="{_PAD}" y="{_PAD}" width="{_W - 2 * _PAD}" height="{_H - 2 * _PAD}" fill="#f9fafb" '
@@ -92,9 +95,10 @@ def _svg(name: str, entry: dict[str, Any]) -> str:
         parts.append(f'<text x="{x:.0f}" y="{_H - _PAD + 16}" font-size="11" text-anchor="middle">'
                      f'{tick * 100:.0f}%</text><text x="{_PAD - 6}" y="{y + 4:.0f}" font-size="11" '
                      f'text-anchor="end">{tick * 100:.0f}%</text>')
-    parts.append(f'<text x="{_W / 2:.0f}" y="{_H - 8}" font-size="12" text-anchor="middle">coverage (not referred)'
-                 f'</text><text x="12" y="{_H / 2:.0f}" font-size="12" text-anchor="middle" '
-                 f'transform="rotate(-90 12 {_H / 2:.0f})">accuracy of the kept</text>')
+    parts.append(f'<text x="{_W / 2:.0f}" y="{_H - 8}" font-size="12" text-anchor="middle">'
+                 f'{_e(say("qa.report.cal.axis_coverage"))}</text>'
+                 f'<text x="12" y="{_H / 2:.0f}" font-size="12" text-anchor="middle" '
+                 f'transform="rotate(-90 12 {_H / 2:.0f})">{_e(say("qa.report.cal.axis_accuracy"))}</text>')
     points = " ".join(f"{x:.1f},{y:.1f}" for x, y in (at(c, a) for _, c, a in entry["curve"]))
     if points:
         parts.append(f'<polyline points="{points}" fill="none" stroke="#2563eb" stroke-width="2"/>')
@@ -107,27 +111,30 @@ def _svg(name: str, entry: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def calibration_section(report: BatchReport, calibration: ScoreCalibration | None) -> str:
-    """The report's section on calibrated scores; '' without a calibration."""
+def calibration_section(report: BatchReport, calibration: ScoreCalibration | None, say: Words,
+                        names: Mapping[str, str]) -> str:
+    """The report's section on calibrated scores in `say`'s language, providers by their `names`; '' without a
+    calibration."""
     figures = calibration_figures(report, calibration)
     if calibration is None:
         return ""
-    head = ("<h2>Calibrated scores and the refer rule</h2><p class=muted>Each provider's top-1 score mapped to the "
-            "probability that its class is right (CALIBRATION_FILE). Coverage: the share of scored cases the rule "
-            "keeps (calibrated score at or above the threshold); accuracy: the share of those that are right. If "
-            "the calibration was fitted on these same cases, these figures are optimistic.</p>")
+    head = f"<h2>{_e(say('qa.report.cal.heading'))}</h2><p class=muted>{_e(say('qa.report.cal.intro'))}</p>"
     if not figures:
-        return head + "<p class=muted>No provider of this batch is in the calibration file.</p>"
+        return head + f"<p class=muted>{_e(say('qa.report.cal.none'))}</p>"
     rows, charts = [], []
     for name, entry in figures.items():
         rule = entry.get("at_refer_below")
-        rule_cells = ("<td colspan=3 class=muted>REFER_BELOW not set</td>" if rule is None else
-                      f"<td class=num>{_pct(rule['coverage'])}</td><td class=num>{_pct(rule['accuracy'])}</td>"
-                      f"<td class=num>{_pct(rule['referred_accuracy'])}</td>")
-        rows.append(f"<tr><td>{_e(name)}</td><td>{_e(entry['method'])} on {entry['fitted_on']} cases, "
-                    f"{_e(entry['date'])}</td><td class=num>{entry['n']}</td>{rule_cells}</tr>")
-        charts.append(_svg(name, entry))
+        title = names.get(name, name)
+        rule_cells = (f"<td colspan=3 class=muted>{_e(say('qa.report.cal.not_set'))}</td>" if rule is None else
+                      f"<td class=num>{_e(_pct(rule['coverage'], say))}</td>"
+                      f"<td class=num>{_e(_pct(rule['accuracy'], say))}</td>"
+                      f"<td class=num>{_e(_pct(rule['referred_accuracy'], say))}</td>")
+        fitted = say("qa.report.cal.fitted", method=entry["method"], n=entry["fitted_on"], date=entry["date"])
+        rows.append(f"<tr><td>{_e(title)}</td><td>{_e(fitted)}</td><td class=num>{entry['n']}</td>{rule_cells}</tr>")
+        charts.append(_svg(title, entry, say))
     threshold = "—" if calibration.refer_below is None else f"{calibration.refer_below:g}"
-    return (head + f"<table><tr><th>provider</th><th>calibration</th><th>scored cases</th><th>kept at REFER_BELOW "
-            f"{_e(threshold)}</th><th>accuracy of the kept</th><th>accuracy of the referred</th></tr>"
-            f"{''.join(rows)}</table>{''.join(charts)}")
+    columns = [say("qa.report.cal.col.provider"), say("qa.report.cal.col.calibration"),
+               say("qa.report.cal.col.scored"), say("qa.report.cal.col.kept", threshold=threshold),
+               say("qa.report.cal.col.kept_accuracy"), say("qa.report.cal.col.referred_accuracy")]
+    return (head + "<table><tr>" + "".join(f"<th>{_e(c)}</th>" for c in columns) + "</tr>"
+            + "".join(rows) + "</table>" + "".join(charts))

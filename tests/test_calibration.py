@@ -292,7 +292,10 @@ def test_the_report_shows_coverage_and_accuracy_at_refer_below(calibration_file,
     assert (rule["referred_accuracy"]["k"], rule["referred_accuracy"]["n"]) == (2, 3)
     page = render_html(report, calibration=calibration)
     assert "Calibrated scores and the refer rule" in page and "kept at REFER_BELOW 50" in page
-    assert "40.0% (2/5; 95% CI" in page and page.count("<polyline") == 1
+    section = page[page.index("Calibrated scores and the refer rule"):]
+    assert "40.0% (2/5; 95% CI" in section and section.count("<polyline") == 1
+    korean = render_html(report, calibration=calibration, lang="ko")
+    assert "보정 점수와 의뢰 규칙" in korean and "Calibrated scores" not in korean
     assert "href=" not in page and 'src="http' not in page  # offline: no outside URL
     assert "Calibrated scores" not in render_html(report)
     write_report(report, tmp_path, calibration=calibration)
