@@ -164,6 +164,8 @@ def test_the_batch_and_the_command_line_list_them_by_id(engine_env, tmp_path):
         "duplicates": [{"kept": "a", "ids": ["a2"]}], "conflicts": [{"ids": ["b", "b2"], "labels": [3, 7]}]}
     assert "duplicate: a2 is the same case as a (same text and photo): counted once" in done.stdout
     assert "conflict: b, b2 are one case labelled 3 and 7: left out" in done.stdout
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")  # and the report says so, by id
+    assert "Counted once: case a is repeated as a2" in page and "Left out: b, b2 are one case" in page
 
 
 def test_a_refused_review_stays_said_until_the_form_changes(engine_env):
