@@ -51,8 +51,9 @@ def test_a_planted_disagreement_on_risk_is_differ_risk_and_both_readings_are_kep
     assert engine.readings.concordances([first.assessment_id]) == {first.assessment_id: DIFFER_RISK}
     # The case's own row is the first reading, unchanged.
     assert startup.history().get(first.assessment_id)["label_code"] == 1
-    exposition = engine.observer.exposition().decode()
-    assert 'skinai_second_readings_total{concordance="differ_risk",provider="runpod"} 1.0' in exposition
+    # Counted just after the reading is stored (another thread): waited for, not raced.
+    counted = 'skinai_second_readings_total{concordance="differ_risk",provider="runpod"} 1.0'
+    assert wait_until(lambda: counted in engine.observer.exposition().decode())
 
 
 def test_agreement_and_a_repeat_case_asks_no_one(two_readers):
