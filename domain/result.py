@@ -7,6 +7,7 @@ from typing import Any
 
 from domain.answer import ParsedAnswer, ScoredClass, TextAnswer, Usage
 from domain.classes import Risk
+from domain.demo import DEMO_PROVIDER
 from domain.parser import parse_answer
 from utils.images import ShrunkImage
 
@@ -52,6 +53,12 @@ class Diagnosis:
     assessment_id: str | None = None  # its row in the history
     not_recorded: bool = False  # the history should have kept it, but its database did not answer
     image: ShrunkImage | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def demo(self) -> bool:
+        """True for an example answer written for the demo pack (domain/demo.py): not a model's output, not a
+        diagnosis. Read from `provider`, the one field a stored result, job or history row keeps of it."""
+        return self.provider == DEMO_PROVIDER
 
     @property
     def label(self) -> ScoredClass | None:
@@ -100,7 +107,8 @@ class Diagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON shape shared by the command line and any caller; with `not_recorded` (the note
-        `NOT_RECORDED`) only when the history could not keep this assessment."""
+        `NOT_RECORDED`) only when the history could not keep this assessment. `demo` is true for an example answer
+        written for the demo pack, which is neither a model's output nor a diagnosis."""
         found = {
             "label": self.answer.label.to_dict() if self.answer.label else None,
             "summary": self.answer.summary,
@@ -117,6 +125,7 @@ class Diagnosis:
             "usage": {"prompt_tokens": self.usage.prompt_tokens,
                       "completion_tokens": self.usage.completion_tokens},
             "raw": self.raw,
+            "demo": self.demo,
         }
         if self.not_recorded:
             found["not_recorded"] = NOT_RECORDED
