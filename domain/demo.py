@@ -23,6 +23,7 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from PIL import Image
@@ -121,7 +122,7 @@ def distance(a: bytes, b: bytes) -> float:
     return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(a)
 
 
-def parse_pack(data: dict) -> DemoPack:
+def parse_pack(data: dict[str, Any]) -> DemoPack:
     """The pack from pack.json's content; raises ValueError when a case lacks a part or a language."""
     cases = []
     for raw in data["cases"]:
@@ -143,5 +144,5 @@ def load_pack() -> DemoPack:
     return parse_pack(json.loads((PACK_DIR / "pack.json").read_text(encoding="utf-8")))
 
 
-__all__ = ["DEMO_MODEL", "DEMO_NOTE", "DEMO_TITLE", "DEMO_PROVIDER", "DEMO_SOURCE", "PACK_DIR", "PHOTO_MATCH", "DemoCase", "DemoPack",
-           "distance", "fingerprint", "load_pack", "parse_pack"]
+__all__ = ["DEMO_MODEL", "DEMO_NOTE", "DEMO_PROVIDER", "DEMO_SOURCE", "DEMO_TITLE", "PACK_DIR", "PHOTO_MATCH",
+           "DemoCase", "DemoPack", "distance", "fingerprint", "load_pack", "parse_pack"]
