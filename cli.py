@@ -150,7 +150,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"error: cannot read {args.cases}: {exc.strerror}", file=sys.stderr)
         return EXIT_INPUT
     engine = get_engine()
-    names = args.providers.split(",") if args.providers else [n for n, p in engine.providers.items() if p.configured]
+    # Every configured provider by default; with DEMO_MODE=true, the demo pack ("demo", also asked for by name).
+    names = args.providers.split(",") if args.providers else list(engine.offered())
     try:
         chosen = check_providers(engine, names)
         photos: Mapping[str, bytes]
@@ -187,7 +188,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
               "--resume to finish the batch.", file=sys.stderr)
         return EXIT_INTERRUPTED
     csv_path, html_path, metrics_path = write_report(report, out,
-                                                     titles={n: engine.providers[n].title for n in chosen})
+                                                     titles={n: engine.title_of(n) for n in chosen})
     print(f"results: {csv_path}")
     print(f"report:  {html_path}")
     print(f"metrics: {metrics_path}")

@@ -23,8 +23,8 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -37,7 +37,7 @@ DEMO_MODEL = "demo-pack"
 DEMO_SOURCE = "demo"  # the pinned pack rows' `source` in the history
 # What the command line, the API, the exports and the QA report say of a demo answer (the pages: "demo.example").
 DEMO_NOTE = "example answer written for the demo: not a model's output, not a diagnosis"
-DEMO_TITLE = "Demo pack"
+DEMO_TITLE = "Demo pack (example answers written for the demo: not a model's output, not a diagnosis)"
 PACK_DIR = Path(__file__).resolve().parent.parent / "demo"
 FINGERPRINT_SIDE = 16
 # Mean absolute difference (0-255 per channel) under which a photo is the pack's picture. Re-encoding and shrinking

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from domain.demo import DEMO_PROVIDER
 from domain.errors import DiagnosisError, InputError, ProviderError, ProviderNotConfigured, ProviderUnavailable
 from domain.messages import Message
 from domain.parser import parse_answer
@@ -25,7 +26,7 @@ from engine import runtime
 from engine.answering import Answerer
 from engine.assist import Assistant
 from engine.cache_keys import answer_key
-from engine.demo import Demo
+from engine.demo import Demo, DemoSource
 from engine.health import ProviderHealth
 from engine.jobs import JobRunner
 from engine.recording import AssessmentObserver, Recorder
@@ -147,8 +148,25 @@ class Engine:
             self._provider_for(request)
 
     def demo_mode(self, request: DiagnosisRequest | None = None) -> bool:
-        """Whether the demo pack answers: DEMO_MODE=true, or `request` comes from a session that chose the demo."""
-        return self.settings.demo_mode or (request is not None and request.demo)
+        """Whether the demo pack answers: DEMO_MODE=true, `request` comes from a session that chose the demo, or it
+        asks for the provider "demo" by name (a Provider QA batch over the demo cases)."""
+        return self.settings.demo_mode or (request is not None and (request.demo or request.provider == DEMO_PROVIDER))
+
+    def offered(self, demo: bool = False) -> dict[str, Provider | DemoSource]:
+        """The providers a page may offer: the configured ones; in demo mode (`demo`: the session's choice) the demo
+        pack alone, since no provider is asked then."""
+        if demo or self.settings.demo_mode:
+            return {DEMO_PROVIDER: self.demo.source}
+        return {name: p for name, p in self.providers.items() if p.configured}
+
+    def source(self, name: str) -> Provider | DemoSource | None:
+        """The provider called `name`, or the demo pack for "demo"; None for an unknown name."""
+        return self.demo.source if name == DEMO_PROVIDER else self.providers.get(name)
+
+    def title_of(self, name: str) -> str:
+        """The title of provider `name` (the demo pack's for "demo"), for a report; the name when unknown."""
+        found = self.source(name)
+        return found.title if found is not None else name
 
     # -- choosing ---------------------------------------------------------------------------
 

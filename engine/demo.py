@@ -11,9 +11,10 @@ lists the demo cases, the command line exits 2, the API answers 422), never a pr
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from domain.demo import DEMO_MODEL, DEMO_PROVIDER, DEMO_SOURCE, DemoCase, DemoPack, load_pack
+from domain.demo import DEMO_MODEL, DEMO_PROVIDER, DEMO_SOURCE, DEMO_TITLE, DemoCase, DemoPack, load_pack
 from domain.errors import InputError
 from domain.messages import Message
 from domain.parser import parse_answer
@@ -44,6 +45,20 @@ def pack_row(case: DemoCase, language: str) -> dict[str, Any]:
             "tried": DEMO_PROVIDER, "cache_key": demo_key(case.id, language), "pinned": 1}
 
 
+@dataclass(frozen=True)
+class DemoSource:
+    """The demo pack where a page or a batch lists providers (Provider QA in demo mode): its name, title and model.
+
+    Never called: a request for it is answered by `Demo.answer` before any provider would be.
+    """
+
+    name: str = DEMO_PROVIDER
+    title: str = DEMO_TITLE
+    model: str = DEMO_MODEL
+    configured: bool = True
+    accepts_images: bool = True
+
+
 class DemoPackNotStored(InputError):
     """The pack cannot be pinned: HISTORY_ENABLED=false (the pack is then answered from its file)."""
 
@@ -58,6 +73,7 @@ class Demo:
         """`pack` defaults to the repository's demo/pack.json."""
         self.history = history
         self._pack = pack
+        self.source = DemoSource()
 
     @property
     def pack(self) -> DemoPack:
@@ -108,4 +124,4 @@ class Demo:
                          image=request.image)
 
 
-__all__ = ["Demo", "DemoPackNotStored", "pack_row", "row_id"]
+__all__ = ["Demo", "DemoPackNotStored", "DemoSource", "pack_row", "row_id"]

@@ -21,6 +21,7 @@ from qa.batch_input import BatchInputError, TooManyCases, photos_from_zip, read_
 from qa.batch_metrics import BatchReport, BatchRow, Failure, format_rate
 from qa.report import write_report
 from ui import plain
+from ui.demo_panel import session_demo
 from ui.i18n import error_text, lang, message_text, t
 from ui.labels import lesion_name, provider_titles
 
@@ -41,7 +42,7 @@ def batch_panel(engine) -> None:
     st.caption(t("qa.batch.columns"))
     csv_file = st.file_uploader(t("qa.batch.cases_csv"), type=["csv"], key="batch_csv")
     zip_file = st.file_uploader(t("qa.batch.photos_zip"), type=["zip"], key="batch_zip")
-    ready = [name for name, p in engine.providers.items() if p.configured]
+    ready = list(engine.offered(demo=session_demo()))  # in demo mode: the demo pack alone
     titles = provider_titles(engine)
     chosen = st.multiselect(t("qa.batch.providers"), ready, default=ready,
                             format_func=lambda n: titles.get(n, n), key="batch_providers")
@@ -131,7 +132,7 @@ def _run(engine, csv_data: bytes, zip_data: bytes | None, chosen: list[str], con
     # The files are built on disk, exactly as the command line writes them, then only their bytes are kept.
     with tempfile.TemporaryDirectory(prefix="batch-qa-") as tmp:
         csv_path, html_path, metrics_path = write_report(report, tmp,
-                                                         titles={n: engine.providers[n].title for n in chosen})
+                                                         titles={n: engine.title_of(n) for n in chosen})
         st.session_state[RESULT] = {"report": report, "csv": csv_path.read_bytes(), "html": html_path.read_bytes(),
                                     "metrics": metrics_path.read_bytes()}
     bar.empty()
