@@ -6,6 +6,7 @@ ensure_signed_in()
 
 import streamlit as st
 
+from domain.demo import DEMO_PROVIDER
 from domain.readings import CONCORDANCES
 from startup import get_engine
 from storage.database import StoreUnavailable
@@ -143,6 +144,8 @@ event = st.dataframe(
         "error": t("history.col.error"),
     })
 st.caption(t("history.count", n=len(rows), limit=filters.limit))
+if demo_rows := sum(r["provider"] == DEMO_PROVIDER for r in rows):  # the table's provider column names them too
+    st.caption(t("demo.history_note", n=demo_rows, provider=titles[DEMO_PROVIDER]))
 
 stamp = viewer_today().isoformat()
 zone = viewer_zone()  # the export's times: ISO 8601 with the reader's offset

@@ -17,6 +17,8 @@ TEXT: dict[str, str] = {
     "demo.kind.image": "photo",
     "demo.option": "{kind} · {text}",
     "demo.cases_heading": "The demo cases",
+    "demo.history_note": "{n} of these are example answers written for the demo ({provider}): not a model's output "
+                         "and not a diagnosis.",
     "demo.qa_note": "Demo mode: the demo pack is the only provider here, and its answers are examples written for the "
                     "demo, not a model's output.",
 }

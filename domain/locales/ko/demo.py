@@ -16,6 +16,8 @@ TEXT: dict[str, str] = {
     "demo.kind.image": "사진",
     "demo.option": "{kind} · {text}",
     "demo.cases_heading": "데모 사례",
+    "demo.history_note": "이 중 {n}건은 데모용으로 작성한 예시 답변입니다 ({provider}): 모델의 출력이 아니며 진단이 "
+                         "아닙니다.",
     "demo.qa_note": "데모 모드: 여기서는 데모 팩이 유일한 제공자이며, 그 답변은 모델의 출력이 아니라 데모용으로 "
                     "작성한 예시입니다.",
 }
