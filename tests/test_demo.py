@@ -217,3 +217,64 @@ def test_the_exports_and_the_api_say_it_is_a_demo_answer(demo_env, monkeypatch):
         assert NOT_IN_SET in refused.json()["detail"]
         stored = client.get(f"/api/v1/analyses/{body['id']}", headers=headers)
         assert stored.status_code == 200 and stored.json()["demo"] is True
+
+
+# -- Provider QA over the demo cases, and every page in demo mode ------------------------------------
+
+def test_a_qa_batch_over_the_demo_cases_needs_no_provider_and_its_report_says_so(demo_env, tmp_path):
+    import csv
+
+    assert run_cli("demo", "load").returncode == 0
+    cases = tmp_path / "cases.csv"
+    with cases.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["id", "text", "image", "expected"])
+        for case in PACK.cases:
+            writer.writerow([case.id, case.text["ko"] if case.kind == "text" else "", case.photo or "", case.code])
+    done = run_cli("batch", str(cases), "--images", str(PACK_DIR / "photos"), "--out", str(tmp_path / "report"),
+                   env={"DEMO_MODE": "true"})
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text(encoding="utf-8"))
+    demo = metrics["providers"][DEMO_PROVIDER] if "providers" in metrics else metrics[DEMO_PROVIDER]
+    assert demo["n"] == len(PACK.cases) and demo["top1_accuracy"] == 1.0
+    report = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "example answers written for the demo" in report
+
+
+PAGE = """
+import runpy
+from ui.state import init_state
+init_state()
+runpy.run_path({path!r}, run_name="__main__")
+"""
+
+
+def _page(name: str, **state):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app_scripts import ROOT
+
+    at = AppTest.from_string(PAGE.format(path=str(ROOT / "app_pages" / f"{name}.py")), default_timeout=30)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def test_every_page_works_in_demo_mode_without_a_provider(demo_env, monkeypatch):
+    monkeypatch.setenv("DEMO_MODE", "true")
+    startup.reset_engine()
+    engine = startup.get_engine()
+    engine.demo.load()
+    job = engine.jobs.submit(engine.make_request(TEXT_CASE.text["en"], language="en", source="job"))
+    wait_until(lambda: (found := engine.jobs.get(job)) is not None and found.finished)
+    for name in ("diagnose", "history", "jobs", "performance", "qa"):
+        at = _page(name, lang="en")
+        assert not at.exception, (name, at.exception)
+    history = _page("history", lang="en")
+    assert any("example answers written for the demo" in c.value for c in history.caption)
+    qa = _page("qa", lang="en")
+    assert [m.value for m in qa.multiselect if m.key == "qa_providers"] == [[DEMO_PROVIDER]]
+    qa.text_area(key="qa_text").set_value(TEXT_CASE.text["en"])
+    qa.button(key="qa_run").click().run()
+    assert not qa.exception
+    assert any("Example answer written for the demo" in i.value for i in qa.info)
