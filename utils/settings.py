@@ -284,8 +284,9 @@ class Settings:
     batch_max_cases: int = setting("BATCH_MAX_CASES", 2000, "most cases in one batch QA run, refused before any "
                                    "call (the command line's `--max-cases N` sets it for one run)", "integer",
                                    minimum=1)
-    demo_mode: bool = setting("DEMO_MODE", False, "answer pinned cases from the store, ask no provider "
-                              "(presentations without a network)", "flag")
+    demo_mode: bool = setting("DEMO_MODE", False, "answer the demo pack's cases (`cli.py demo load`) and pinned "
+                              "cases from the store, any other case \"not in the demo set\"; ask no provider "
+                              "(presentations without a key or a network)", "flag")
 
     # The HTTP API (web/api/): the original backend's endpoints, with bearer tokens (`cli.py tokens add`).
     api_rate_per_minute: int = setting("API_RATE_PER_MINUTE", 60, "API requests one token may make a minute, per "
