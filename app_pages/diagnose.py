@@ -48,7 +48,9 @@ with left:
         plain.alert("error", photo_error, icon=":material/image_not_supported:")
     text = st.text_area(t("input.text"), key="symptoms", height=120, max_chars=engine.settings.max_text_chars,
                         placeholder=t("input.text_placeholder"), help=t("input.text_help"))
-    if st.button(t("tool.refine"), key="refine", icon=":material/edit_note:", help=t("tool.refine_help")):
+    # Refine and explain ask a provider: in demo mode none is asked, so they are not offered.
+    demo = demo_panel.demo_on(engine)
+    if not demo and st.button(t("tool.refine"), key="refine", icon=":material/edit_note:", help=t("tool.refine_help")):
         try:
             st.session_state.refined = engine.assist.refine(text, language=lang())
         except DiagnosisError as exc:
@@ -115,7 +117,7 @@ with right:
         card.render(result, provider_title(engine, result.provider))
         focus_result()  # after Assess, a keyboard or screen reader user lands on the card's heading
         second_reading(engine, result.assessment_id, key="assess", user=st.session_state.get("user"))
-        if st.button(t("tool.explain"), key="explain", icon=":material/record_voice_over:"):
+        if not demo and st.button(t("tool.explain"), key="explain", icon=":material/record_voice_over:"):
             try:
                 st.session_state.explained = (result.assessment_id, engine.assist.explain(result, language=lang()))
             except DiagnosisError as exc:

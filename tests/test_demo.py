@@ -25,6 +25,7 @@ from domain.request import LANGUAGES
 from engine.demo import row_id
 from storage.history import Filters, export_record, to_csv
 from tests.cli_runs import run_cli
+from tests.page_text import alerts
 from tests.waiting import wait_until
 from utils.images import shrink_image
 
@@ -278,3 +279,25 @@ def test_every_page_works_in_demo_mode_without_a_provider(demo_env, monkeypatch)
     qa.button(key="qa_run").click().run()
     assert not qa.exception
     assert any("Example answer written for the demo" in i.value for i in qa.info)
+
+
+def test_try_the_demo_then_pick_a_photo_case_on_the_assessment_page(demo_env):
+    # In Korean: AppTest formats a select box's options in this process too, whose language is the default one.
+    at = _page("diagnose", lang="ko")
+    at.button(key="demo_try").click().run()  # no provider is set up: the page offers the demo
+    assert not at.exception and at.session_state["demo_session"] and startup.get_engine().demo.loaded()
+    assert not [b for b in at.button if b.key in ("refine", "explain")]  # they would ask a provider
+    at.selectbox(key="demo_case").set_value(PHOTO_CASE.id).run()  # the photo is set, the text field emptied
+    assert at.text_area(key="symptoms").value == ""
+    at.button(key="assess").click().run()
+    assert not at.exception
+    assert any("데모용으로 작성한 예시 답변입니다" in i.value for i in at.info)
+    assert any(PHOTO_CASE.lesion.name_ko in m.value for m in at.markdown)
+    at.selectbox(key="demo_case").set_value(TEXT_CASE.id).run()
+    assert at.text_area(key="symptoms").value == TEXT_CASE.text["ko"]
+    at.text_area(key="symptoms").set_value("팔의 붉은 반점").run()
+    at.button(key="assess").click().run()
+    assert not at.exception
+    assert any("이 사례는 데모 사례가 아닙니다" in e for e in alerts(at, "error"))  # never a provider's error
+    listed = [e.value for e in at.text]  # and the demo cases listed under it (plain text)
+    assert all(any(case.text["ko"] in line for line in listed) for case in PACK.cases)
