@@ -301,3 +301,23 @@ def test_try_the_demo_then_pick_a_photo_case_on_the_assessment_page(demo_env):
     assert any("이 사례는 데모 사례가 아닙니다" in e for e in alerts(at, "error"))  # never a provider's error
     listed = [e.value for e in at.text]  # and the demo cases listed under it (plain text)
     assert all(any(case.text["ko"] in line for line in listed) for case in PACK.cases)
+
+
+def test_demo_mode_asks_no_second_reading_and_works_with_the_history_off(demo_env, monkeypatch):
+    # A second reader set up (at an address where nothing listens): demo mode must not ask it.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-demo-not-real")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("SECOND_READER", "openai")
+    monkeypatch.setenv("DEMO_MODE", "true")
+    startup.reset_engine()
+    engine = startup.get_engine()
+    assert engine.second.on and engine.demo.load()
+    result = engine.diagnose(engine.make_request(TEXT_CASE.text["ko"], user="kim"))
+    assert result.demo and engine.second.reading_of(result.assessment_id) is None
+
+    monkeypatch.setenv("HISTORY_ENABLED", "false")
+    startup.reset_engine()
+    off = run_cli("demo", "load")
+    assert off.returncode == 2 and "HISTORY_ENABLED=false" in off.stderr
+    answered = run_cli("diagnose", "--text", TEXT_CASE.text["en"], "--language", "en", "--json")
+    assert answered.returncode == 0 and json.loads(answered.stdout)["demo"] is True  # from the pack's own file
