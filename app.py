@@ -19,6 +19,7 @@ import startup
 from providers.base import load_sdk
 from storage.database import StoreError
 from utils.settings import SettingsError
+from web import bad_request
 from web.routes import middleware, routes
 
 log = logging.getLogger("app")
@@ -58,4 +59,5 @@ async def _start(_app: st.App) -> AsyncIterator[None]:
 
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # as main.py
+bad_request.install()  # a request line uvicorn cannot parse is answered as the API answers errors
 app = st.App("main.py", routes=routes(), middleware=middleware(), lifespan=_start)

@@ -11,7 +11,7 @@ from typing import Any
 
 from domain.classes import LesionClass, Risk, by_code
 from domain.messages import Message
-from domain.result import Diagnosis, ScoredClass
+from domain.result import Diagnosis, FlagReason, ScoredClass, flag_of
 
 # A reading's state: the second reading is asked for (pending), answered (done), or did not come (unavailable).
 PENDING, DONE, UNAVAILABLE = "pending", "done", "unavailable"
@@ -40,6 +40,12 @@ class Reading:
     def risk(self) -> Risk | None:
         """The risk level of the chosen class (malignant, premalignant or benign); None without a class."""
         return self.label.lesion.risk if self.label else None
+
+    @property
+    def flag(self) -> FlagReason | None:
+        """The class that raises this reading's malignancy flag (as the card's), and at what score; None when
+        nothing does."""
+        return flag_of(self.label, self.similar)
 
     @classmethod
     def of(cls, result: Diagnosis, at: float) -> Reading:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from domain.parser import parse_answer
 from utils.images import ShrunkImage
 
 __all__ = ["FLAG_SIMILAR_SCORE", "NOT_RECORDED", "Assist", "Diagnosis", "FlagReason", "ParsedAnswer", "ScoredClass",
-           "TextAnswer", "Usage"]
+           "TextAnswer", "Usage", "flag_of"]
 
 # A similar class this likely is enough to raise the flag, even when it was not chosen.
 FLAG_SIMILAR_SCORE = 20.0
@@ -32,6 +33,22 @@ class FlagReason:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: the class (code, names, score, risk) and whether it was the chosen class."""
         return {**self.item.to_dict(), "chosen": self.chosen}
+
+
+def flag_of(label: ScoredClass | None, similar: Iterable[ScoredClass]) -> FlagReason | None:
+    """The class that raises the risk flag of an answer that chose `label` among `similar`; None when nothing does.
+
+    The chosen class comes first; else the highest-scoring similar class of that risk, so a card over a
+    benign class can say which similar class raised the flag.
+    """
+    likely = sorted((s for s in similar if s.score >= FLAG_SIMILAR_SCORE), key=lambda s: -s.score)
+    for risk in (Risk.MALIGNANT, Risk.PREMALIGNANT):
+        if label and label.lesion.risk is risk:
+            return FlagReason(risk, label, chosen=True)
+        for item in likely:
+            if item.lesion.risk is risk:
+                return FlagReason(risk, item, chosen=False)
+    return None
 
 
 @dataclass(frozen=True)
@@ -78,20 +95,8 @@ class Diagnosis:
 
     @property
     def flag_reason(self) -> FlagReason | None:
-        """Which class raised `risk_flag`, and at what score; None when nothing is flagged.
-
-        The chosen class comes first; else the highest-scoring similar class of that risk, so a card over a
-        benign class can say which similar class raised the flag.
-        """
-        label = self.answer.label
-        similar = sorted((s for s in self.answer.similar if s.score >= FLAG_SIMILAR_SCORE), key=lambda s: -s.score)
-        for risk in (Risk.MALIGNANT, Risk.PREMALIGNANT):
-            if label and label.lesion.risk is risk:
-                return FlagReason(risk, label, chosen=True)
-            for item in similar:
-                if item.lesion.risk is risk:
-                    return FlagReason(risk, item, chosen=False)
-        return None
+        """Which class raised `risk_flag`, and at what score; None when nothing is flagged (see `flag_of`)."""
+        return flag_of(self.answer.label, self.answer.similar)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Diagnosis:

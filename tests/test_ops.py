@@ -7,6 +7,7 @@ server (`streamlit run app.py`) and asks it the three routes.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -410,6 +411,17 @@ def test_the_real_server_serves_health_readiness_and_metrics(fake_llm, tmp_path)
         assert status == 200 and content_type.startswith("text/plain")
         assert 'skinai_provider_circuit_state{provider="runpod"} 0.0' in text
         assert "skinai_jobs_queued 0.0" in text
+        # Raw Korean in the URL, as `curl "$API/analyses/search?query=구진"` sends it: the HTTP parser refuses it
+        # before any route runs, and the refusal is the API's JSON all the same (it was uvicorn's text/plain).
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            raw.sendall("GET /api/v1/analyses/search?query=구진 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            answer = b""
+            while chunk := raw.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head.lower(), head
+        assert json.loads(body)["error"] == "bad_request" and "--data-urlencode" in json.loads(body)["detail"]
 
 
 def test_a_malformed_url_port_names_the_variable_and_the_server_still_starts(fake_llm, tmp_path):

@@ -3,6 +3,9 @@
 - `GET /analyses?page=&page_size=`: newest first, `{items, page, page_size, has_more}`;
 - `GET /analyses/search?query=`: the same, over the cases whose description or findings contain `query`;
 - `GET /analyses/{id}`: one case, with both readings, their concordance and the arbitration (double reading);
+  with `Accept: application/fhir+json`, the same as:
+- `GET /analyses/{id}/fhir?patient=Patient/<id>`: the case as a FHIR R4 Bundle (domain/fhir.py), about the
+  EMR's patient when one is named;
 - `DELETE /analyses/{id}`: everything about the case (its history row, reviews, job and cached answer),
   as the History page's *Delete* does;
 - `POST /analyses/{id}/arbitration` {code, note?}: a clinician's decision on the case's class, recorded under
@@ -25,6 +28,7 @@ from storage.readings import ArbitrationRefused
 from web.api.auth import Caller, caller_of
 from web.api.bodies import analysis_body, arbitration_body, respond
 from web.api.errors import ApiError, guarded
+from web.api.fhir import fhir_bundle, fhir_response, patient_of, wants_fhir
 from web.api.inputs import FORMATS, choice_field, json_object, text_field
 from web.api.readings import case_readings, concordances
 
@@ -113,12 +117,33 @@ def _one(caller: Caller, analysis_id: str) -> dict:
     return analysis_body(row, readings=case_readings(startup.get_engine(), analysis_id))
 
 
+def _fhir(caller: Caller, analysis_id: str, patient: str | None) -> dict:
+    row = _visible_row(caller, analysis_id)
+    return fhir_bundle(row, case_readings(startup.get_engine(), analysis_id), patient)
+
+
 @guarded
 async def get_analysis(request: Request) -> Response:
-    """One analysis of this caller (an administrator: anyone's), with its readings and arbitration."""
+    """One analysis of this caller (an administrator: anyone's), with its readings and arbitration; as a FHIR
+    Bundle when `Accept` prefers application/fhir+json and no response_format was given."""
     caller = await caller_of(request)
+    if "response_format" not in request.query_params and wants_fhir(request.headers.get("accept")):
+        return await _fhir_answer(request, caller)
     fmt = _format(request)
-    return respond(await run_in_threadpool(_one, caller, request.path_params["analysis_id"]), fmt)
+    return respond(await run_in_threadpool(_one, caller, request.path_params["analysis_id"]), fmt,
+                   headers={"Vary": "Accept"})
+
+
+async def _fhir_answer(request: Request, caller: Caller) -> Response:
+    patient = patient_of(request)
+    return fhir_response(await run_in_threadpool(_fhir, caller, request.path_params["analysis_id"], patient))
+
+
+@guarded
+async def get_analysis_fhir(request: Request) -> Response:
+    """One analysis of this caller (an administrator: anyone's) as a FHIR R4 Bundle (application/fhir+json),
+    about `?patient=Patient/<id>` when given."""
+    return await _fhir_answer(request, await caller_of(request))
 
 
 def _forget(caller: Caller, analysis_id: str) -> None:
@@ -168,5 +193,5 @@ async def arbitrate(request: Request) -> Response:
     return respond(await run_in_threadpool(_arbitrate, caller, request.path_params["analysis_id"], code, note))
 
 
-__all__ = ["MAX_DEPTH", "MAX_PAGE_SIZE", "arbitrate", "delete_analysis", "get_analysis", "list_analyses",
-           "search_analyses"]
+__all__ = ["MAX_DEPTH", "MAX_PAGE_SIZE", "arbitrate", "delete_analysis", "get_analysis", "get_analysis_fhir",
+           "list_analyses", "search_analyses"]

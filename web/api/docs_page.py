@@ -90,6 +90,9 @@ submits is recorded under that user, and it sees that user's analyses and jobs (
 <p>Add <code>response_format=xml</code> (in the body, or as a query parameter of a GET) for
 <code>application/xml</code>: a <code>&lt;response&gt;</code> element with one child per field, list items as
 <code>&lt;item_0&gt;</code>, <code>&lt;item_1&gt;</code>, …</p>
+<p>For an EMR, <code>GET {PREFIX}/analyses/{{analysis_id}}/fhir</code> (or <code>Accept: application/fhir+json</code>
+on <code>GET {PREFIX}/analyses/{{analysis_id}}</code>) answers the case as a FHIR R4 Bundle; add
+<code>?patient=Patient/123</code> to name the EMR's patient in it.</p>
 <h2>Left out on purpose</h2>
 <ul>{left_out}</ul>
 <h2>Errors</h2>

@@ -37,6 +37,7 @@ class Operation:
     errors: tuple[int, ...] = (400, 401, 413, 415, 422, 429, 503)
     query: tuple[str, ...] = ()  # names of PARAMETERS
     xml: bool = False  # response_format=xml gives application/xml
+    fhir: bool = False  # Accept: application/fhir+json gives the case as a FHIR Bundle
     auth: bool = True
 
 
@@ -64,8 +65,13 @@ OPERATIONS: tuple[Operation, ...] = (
               ok=(200, "AnalysisPage"), errors=_READ_ERRORS, query=("query", "page", "page_size", "response_format"),
               xml=True),
     Operation("GET", "/analyses/{analysis_id}", "One of your analyses, with its readings (the first, then the second "
-              "reader's), their concordance and the clinician's arbitration.", errors=_READ_ERRORS,
-              query=("response_format",), xml=True),
+              "reader's), their concordance and the clinician's arbitration; with 'Accept: application/fhir+json' "
+              "(and no response_format), the FHIR Bundle GET /analyses/{analysis_id}/fhir gives.",
+              errors=(400, *_READ_ERRORS), query=("response_format", "patient"), xml=True, fhir=True),
+    Operation("GET", "/analyses/{analysis_id}/fhir", "One of your analyses as a FHIR R4 Bundle (collection) for an "
+              "EMR: a DiagnosticReport, an Observation per reading, a Device per model and a Provenance naming "
+              "it, every AI-made resource tagged meta.security AIAST.", ok=(200, "FhirBundle"),
+              errors=(400, 401, 404, 429), query=("patient",)),
     Operation("DELETE", "/analyses/{analysis_id}", "Delete everything about one case: its record, reviews, "
               "background job and cached answer.", ok=(200, "Deleted"), errors=(401, 404, 429)),
     Operation("POST", "/analyses/{analysis_id}/arbitration", "Record a clinician's decision on the class of one of "
@@ -203,6 +209,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "has_more": {"type": "boolean"}}},
     "Deleted": {"type": "object", "required": ["id", "deleted"], "properties": {
         "id": {"type": "string"}, "deleted": {"type": "boolean"}}},
+    "FhirBundle": {"type": "object", "required": ["resourceType", "identifier", "type", "timestamp", "entry"],
+                   "description": "A FHIR R4 Bundle of type collection (the resources as FHIR R4 defines them; "
+                                  "the README's 'FHIR results' shows one). Only the outline is given here.",
+                   "properties": {
+        "resourceType": {"const": "Bundle"}, "type": {"const": "collection"},
+        "identifier": {"type": "object", "required": ["system", "value"], "properties": {
+            "system": {"type": "string"}, "value": {"type": "string", "description": "The analysis id."}}},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "entry": {"type": "array", "minItems": 2, "items": {"type": "object", "required": ["fullUrl", "resource"],
+                  "properties": {"fullUrl": {"type": "string", "pattern": "^urn:uuid:"},
+                                 "resource": {"type": "object", "required": ["resourceType", "id"], "properties": {
+                                     "resourceType": {"enum": ["DiagnosticReport", "Observation", "Device",
+                                                               "Provenance"]},
+                                     "id": {"type": "string"}}}}}}}},
 }
 
 PARAMETERS: dict[str, dict[str, Any]] = {
@@ -210,9 +230,13 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "page_size": {"schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
     "query": {"required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
     "response_format": {"schema": {"type": "string", "enum": ["json", "xml"], "default": "json"}},
+    "patient": {"description": "FHIR only: the EMR's patient, as a FHIR reference (Patient/123, or an absolute URL "
+                "ending in /Patient/123), put in the report's subject; without it the subject is a placeholder "
+                "saying none was named.", "schema": {"type": "string", "maxLength": 512, "examples": ["Patient/123"]}},
 }
 
-_STATUS_TEXT = {200: "OK", 202: "Accepted", 400: "Bad JSON or form", 401: "Missing, wrong, revoked or expired token",
+_STATUS_TEXT = {200: "OK", 202: "Accepted", 400: "Bad JSON or form, or a malformed patient reference",
+                401: "Missing, wrong, revoked or expired token",
                 404: "Not found (or not yours)", 413: "Body larger than IMAGE_MAX_UPLOAD_MB",
                 415: "Unsupported content type, or a file that is not a photo", 422: "A field is missing or invalid",
                 429: "Too many requests for this token (Retry-After)",
@@ -240,9 +264,13 @@ def _success(op: Operation) -> dict[str, Any]:
         return {"description": _STATUS_TEXT[status], "content": {"text/html": {"schema": {"type": "string"}}}}
     if name == "OpenAPI":
         return {"description": _STATUS_TEXT[status], "content": {"application/json": {"schema": {"type": "object"}}}}
+    if name == "FhirBundle":
+        return {"description": _STATUS_TEXT[status], "content": {"application/fhir+json": {"schema": _ref(name)}}}
     content = {"application/json": {"schema": _ref(name)}}
     if op.xml:
         content["application/xml"] = {"schema": _ref(name)}
+    if op.fhir:
+        content["application/fhir+json"] = {"schema": _ref("FhirBundle")}
     return {"description": _STATUS_TEXT[status], "content": content}
 
 

@@ -32,6 +32,7 @@ HANDLERS: dict[tuple[str, str], Endpoint] = {
     ("GET", "/analyses"): analyses.list_analyses,
     ("GET", "/analyses/search"): analyses.search_analyses,  # before /analyses/{analysis_id}, which would match it
     ("GET", "/analyses/{analysis_id}"): analyses.get_analysis,
+    ("GET", "/analyses/{analysis_id}/fhir"): analyses.get_analysis_fhir,
     ("DELETE", "/analyses/{analysis_id}"): analyses.delete_analysis,
     ("POST", "/analyses/{analysis_id}/arbitration"): analyses.arbitrate,
     ("GET", "/openapi.json"): docs_page.openapi_json,
