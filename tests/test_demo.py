@@ -220,7 +220,8 @@ def test_the_exports_and_the_api_say_it_is_a_demo_answer(demo_env, monkeypatch):
         assert stored.status_code == 200 and stored.json()["demo"] is True
         fhir = client.get(f"/api/v1/analyses/{body['id']}/fhir", headers=headers)
         assert fhir.status_code == 200, fhir.text
-        report = next(e["resource"] for e in fhir.json()["entry"] if e["resource"]["resourceType"] == "DiagnosticReport")
+        resources = [e["resource"] for e in fhir.json()["entry"]]
+        report = next(r for r in resources if r["resourceType"] == "DiagnosticReport")
         assert DEMO_NOTE in report["conclusion"]
 
 

@@ -102,6 +102,7 @@ def picker(engine: Engine) -> None:
         return
     cases = engine.demo.pack.cases
     st.selectbox(t("demo.pick"), [c.id for c in cases], index=None, key=PICKED, help=t("demo.pick_help"),
+                 placeholder=t("demo.pick_placeholder"),
                  format_func=lambda case_id: _label(engine.demo.pack.get(case_id) or cases[0]),
                  on_change=_picked, args=(engine,))
 

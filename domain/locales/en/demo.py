@@ -12,6 +12,7 @@ TEXT: dict[str, str] = {
                     "No AI provider is asked, and no second reading is made.",
     "demo.leave": "Leave the demo",
     "demo.pick": "Pick a demo case",
+    "demo.pick_placeholder": "Choose a demo case",
     "demo.pick_help": "Its description fills the field, or its photo is set; then press Assess.",
     "demo.kind.text": "text",
     "demo.kind.image": "photo",

@@ -11,6 +11,7 @@ TEXT: dict[str, str] = {
                     "않으며, 2차 판독도 하지 않습니다.",
     "demo.leave": "데모 끝내기",
     "demo.pick": "데모 사례 고르기",
+    "demo.pick_placeholder": "데모 사례를 고르세요",
     "demo.pick_help": "설명이 입력란에 채워지거나 사진이 설정됩니다. 그다음 평가를 누르세요.",
     "demo.kind.text": "글",
     "demo.kind.image": "사진",
