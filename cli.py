@@ -14,6 +14,7 @@
                                                                        labelled/photos.zip ...)
     python cli.py db upgrade   [--database URL]
     python cli.py db copy --from sqlite:///srv/skin/data/app.db --to postgresql://clinic@db.internal/clinic --yes
+    python cli.py demo load | remove | list [--json]
 
 Exit codes: 0 an answer, 2 bad input or settings, 3 no provider could answer, 130 interrupted.
 `batch`: 0 the batch ran (some rows may have failed), 2 bad input (checked before any call), 3 every call failed;
@@ -24,6 +25,8 @@ interrupted, results.csv keeps the rows that finished and `--resume` finishes th
 `qa export`: 0 exported, 2 bad input (a date, an unwritable --out, HISTORY_ENABLED=false), 3 the database is down.
 `db`: 0 done, 1 the copy was rolled back (a table did not match), 2 bad input (a URL, a target holding data),
 3 a database could not be reached.
+`demo`: 0 done, 2 the history is off (nothing to pin), 3 the database is down. With DEMO_MODE=true, `diagnose` of a
+case that is not in the demo set exits 2 and names `demo list`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from commands import accounts, audit, database, history, qa, trail
+from commands import accounts, audit, database, demo, history, qa, trail
 from commands.exits import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER, EXIT_UNAVAILABLE, positive
 from domain.audit import Action
 
@@ -42,7 +45,11 @@ MIN_AGE, MAX_AGE = 0, 120  # as the diagnose page's age field
 
 
 def _print_human(result) -> None:
+    from domain.demo import DEMO_NOTE
+
     d = result.to_dict()
+    if d["demo"]:
+        print(f"DEMO: {DEMO_NOTE}.")
     label = d["label"]
     if label:
         print(f"{label['name_ko']} ({label['name_en']}), code {label['code']}, "
@@ -103,7 +110,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
                                            duration=args.duration or ""),
                           language=args.language, fallback=not args.no_fallback)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        hint = " Run `python cli.py demo list` to see them." if exc.code == "demo.not_in_set" else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
         return EXIT_INPUT
     except ProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -148,7 +156,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"error: cannot read {args.cases}: {exc.strerror}", file=sys.stderr)
         return EXIT_INPUT
     engine = get_engine()
-    names = args.providers.split(",") if args.providers else [n for n, p in engine.providers.items() if p.configured]
+    # Every configured provider by default; with DEMO_MODE=true, the demo pack ("demo", also asked for by name).
+    names = args.providers.split(",") if args.providers else list(engine.offered())
     try:
         chosen = check_providers(engine, names)
         photos: Mapping[str, bytes]
@@ -184,7 +193,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"interrupted: the rows that finished are in {out / RESULTS_FILE}; run the same command with "
               "--resume to finish the batch.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    csv_path, html_path, metrics_path = write_report(report, out, titles={n: engine.providers[n].title for n in chosen},
+    csv_path, html_path, metrics_path = write_report(report, out, titles={n: engine.title_of(n) for n in chosen},
                                                      prevalence=args.prevalence, lang=args.lang,
                                                      calibration=engine.calibration)
     print(f"results: {csv_path}")
@@ -264,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_parsers(sub)
     database.add_parsers(sub)
     audit.add_parsers(sub)
+    demo.add_parsers(sub)
     return parser
 
 

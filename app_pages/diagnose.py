@@ -10,9 +10,10 @@ from domain.errors import DiagnosisError
 from domain.parser import partial_summary
 from domain.request import SEXES, PatientInfo
 from startup import get_engine, warm_up
-from ui import card, plain
+from ui import card, demo_panel, plain
 from ui.a11y import focus_result
 from ui.i18n import error_text, lang, t
+from ui.labels import provider_title
 from ui.photo import photo_input
 from ui.scroll import result_anchor
 from ui.second_reading import second_reading
@@ -35,18 +36,21 @@ warm_up()
 chosen = provider_picker(engine)
 
 st.title(t("app.title"))
-if engine.settings.demo_mode:
-    st.info(t("demo.banner"), icon=":material/slideshow:")
+demo_panel.offer(engine)  # no provider set up: *Try the demo*
+demo_panel.banner(engine)
 left, right = st.columns([1, 1], gap="large")
 
 with left:
+    demo_panel.picker(engine)  # demo mode: a demo case instead of typing
     photo, photo_error = photo_input(engine)
     image = photo.image if photo is not None else None
     if photo_error:
         plain.alert("error", photo_error, icon=":material/image_not_supported:")
     text = st.text_area(t("input.text"), key="symptoms", height=120, max_chars=engine.settings.max_text_chars,
                         placeholder=t("input.text_placeholder"), help=t("input.text_help"))
-    if st.button(t("tool.refine"), key="refine", icon=":material/edit_note:", help=t("tool.refine_help")):
+    # Refine and explain ask a provider: in demo mode none is asked, so they are not offered.
+    demo = demo_panel.demo_on(engine)
+    if not demo and st.button(t("tool.refine"), key="refine", icon=":material/edit_note:", help=t("tool.refine_help")):
         try:
             st.session_state.refined = engine.assist.refine(text, language=lang())
         except DiagnosisError as exc:
@@ -81,7 +85,7 @@ if (assess or rerun or background) and photo_error:
 if assess or rerun or background:
     request = engine.make_request(text, image, chosen, use_cache=not rerun,
                                   info=PatientInfo(age=age, sex=sex, body_site=site, duration=duration),
-                                  language=lang(), user=st.session_state.get("user"))
+                                  language=lang(), user=st.session_state.get("user"), demo=demo_panel.session_demo())
 
 if background:
     try:
@@ -106,12 +110,14 @@ elif assess or rerun:
 with right:
     if st.session_state.error:
         plain.alert("error", f"{error_text(st.session_state.error)}\n\n{t('error.kept')}", icon=":material/error:")
+        if getattr(st.session_state.error, "code", "") == "demo.not_in_set":
+            demo_panel.cases_list(engine)
     elif st.session_state.result is not None:
         result = st.session_state.result
-        card.render(result, engine.providers[result.provider].title)
+        card.render(result, provider_title(engine, result.provider))
         focus_result()  # after Assess, a keyboard or screen reader user lands on the card's heading
         second_reading(engine, result.assessment_id, key="assess", user=st.session_state.get("user"))
-        if st.button(t("tool.explain"), key="explain", icon=":material/record_voice_over:"):
+        if not demo and st.button(t("tool.explain"), key="explain", icon=":material/record_voice_over:"):
             try:
                 st.session_state.explained = (result.assessment_id, engine.assist.explain(result, language=lang()))
             except DiagnosisError as exc:

@@ -9,6 +9,7 @@ from dataclasses import replace
 import streamlit as st
 
 from domain.audit import Action, Actor, ActorKind
+from domain.demo import DEMO_PROVIDER
 from domain.readings import CONCORDANCES
 from startup import get_engine
 from storage.database import StoreUnavailable
@@ -160,6 +161,8 @@ event = st.dataframe(
         "error": t("history.col.error"),
     })
 st.caption(t("history.count", n=len(rows), limit=filters.limit))
+if demo_rows := sum(r["provider"] == DEMO_PROVIDER for r in rows):  # the table's provider column names them too
+    st.caption(t("demo.history_note", n=demo_rows, provider=titles[DEMO_PROVIDER]))
 
 stamp = viewer_today().isoformat()
 zone = viewer_zone()  # the export's times: ISO 8601 with the reader's offset

@@ -45,6 +45,11 @@ st.title(t("jobs.title"))
 st.caption(t("jobs.caption"))
 
 
+def _answered_by(job: Job) -> str | None:
+    """The provider asked for (None: automatic), or the demo pack once it answered: its title says it is an example."""
+    return job.result.provider if job.result is not None and job.result.demo else job.provider
+
+
 @st.fragment(run_every=2)
 def job_board() -> None:
     """The list of jobs with their progress and results, re-drawn every 2 s so it moves on without a click."""
@@ -78,7 +83,7 @@ def job_board() -> None:
           t("jobs.col.status"): status_label(j.status),
           t("jobs.col.kind"): t("kind.image") if j.kind == "image" else t("kind.text"),
           t("jobs.col.case"): (j.text[:40] + "…") if len(j.text) > 40 else j.text,
-          t("jobs.col.provider"): provider_title(engine, j.provider) if j.provider else "",
+          t("jobs.col.provider"): provider_title(engine, name) if (name := _answered_by(j)) else "",
           t("jobs.col.elapsed"): t("unit.seconds", s=j.elapsed_ms / 1000) if j.elapsed_ms else "",
           t("jobs.col.id"): j.id} for j in listed],
         hide_index=True, key="jobs_table")

@@ -11,6 +11,7 @@ import streamlit as st
 import startup
 from domain.audit import Action
 from domain.classes import CLASSES, LesionClass, by_code
+from domain.demo import DEMO_PROVIDER
 from domain.errors import DiagnosisError
 from domain.provenance import MAX_NOTE_CHARS, REVIEW_BASES
 from domain.result import Diagnosis
@@ -23,6 +24,7 @@ from storage.store import new_id
 from ui import plain
 from ui.audit import record
 from ui.card import class_name
+from ui.demo_panel import session_demo
 from ui.i18n import error_text, lang, problems_text, t
 from ui.labelled_panel import labelled_panel
 from ui.labels import RISK_COLOUR, lesion_name, provider_title
@@ -70,6 +72,8 @@ def _agreement_marker(engine: Engine, verdict: CaseAgreement) -> None:
 
 def _answer(result: Diagnosis) -> None:
     answer = result.answer
+    if result.demo:
+        st.info(t("demo.example"), icon=":material/slideshow:")
     if answer.label:
         st.markdown(f"**{class_name(answer.label)}**")  # the contract's class names, never the model's
         code, risk = st.columns(2)
@@ -229,9 +233,11 @@ def _results(engine: Engine, state: dict) -> None:
 
 
 def _compare_tab(engine: Engine) -> None:
-    ready = {name: p for name, p in engine.providers.items() if p.configured}
+    ready = engine.offered(demo=session_demo())  # in demo mode: the demo pack alone
     if not ready:
         st.warning(t("qa.no_provider"))
+    elif DEMO_PROVIDER in ready:
+        st.info(t("demo.qa_note"), icon=":material/slideshow:")
     left, _ = st.columns([1, 1], gap="large")  # the inputs as wide as on the Assess page
     with left:
         photo, photo_error = photo_input(engine, key_prefix="qa_photo")

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.classes import LesionClass
+from domain.demo import DEMO_NOTE, DEMO_PROVIDER
 from domain.readings import DONE, PENDING, Reading, concordance
 
 FHIR_JSON = "application/fhir+json"
@@ -233,6 +234,8 @@ def conclusion(case: Assessment) -> str:
     """The report's conclusion in plain words, from the app's own class names and the scores only."""
     if case.first.label is None:
         return "AI skin lesion assessment: the model named no class."
+    if case.first.provider == DEMO_PROVIDER:  # a demo pack answer: an EHR must not file it as a reading
+        return f"Demo pack {DEMO_NOTE}: {_said(case.first)}."
     words = f"AI skin lesion assessment (not a diagnosis): {_said(case.first)}"
     if case.second is not None:
         agreement = concordance(case.first, case.second)

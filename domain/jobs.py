@@ -93,7 +93,7 @@ def request_record(request: DiagnosisRequest) -> dict[str, Any]:
     return {"text": request.text, "info": request.info.canonical(), "language": request.language,
             "provider": request.provider, "use_cache": request.use_cache, "fallback": request.fallback,
             "source": request.source, "image": _image_record(request.image),
-            "second_reading_of": request.second_reading_of}
+            "second_reading_of": request.second_reading_of, "demo": request.demo}
 
 
 def request_from_record(record: dict[str, Any], jpeg: bytes | None, user: str | None) -> DiagnosisRequest:
@@ -107,4 +107,4 @@ def request_from_record(record: dict[str, Any], jpeg: bytes | None, user: str | 
                             provider=record["provider"], use_cache=record["use_cache"],
                             fallback=record.get("fallback", True), user=user,
                             source=record.get("source", "job"),  # records from before `source` was kept
-                            second_reading_of=record.get("second_reading_of"))
+                            second_reading_of=record.get("second_reading_of"), demo=bool(record.get("demo")))

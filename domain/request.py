@@ -46,6 +46,8 @@ class DiagnosisRequest:
     qa_case: str | None = None  # groups the answers of one QA comparison
     # Set on the second reader's job: the case (assessment id) whose second reading this is.
     second_reading_of: str | None = None
+    # The session chose the demo (the page's *Try the demo*): answered from the demo pack, as with DEMO_MODE=true.
+    demo: bool = False
 
     @property
     def kind(self) -> str:

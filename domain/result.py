@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.answer import ParsedAnswer, ScoredClass, TextAnswer, Usage
 from domain.classes import Risk
+from domain.demo import DEMO_PROVIDER
 from domain.parser import parse_answer
 from utils.images import ShrunkImage
 from utils.score_calibration import CalibratedScore
@@ -74,6 +75,12 @@ class Diagnosis:
     calibrated: CalibratedScore | None = None
 
     @property
+    def demo(self) -> bool:
+        """True for an example answer written for the demo pack (domain/demo.py): not a model's output, not a
+        diagnosis. Read from `provider`, the one field a stored result, job or history row keeps of it."""
+        return self.provider == DEMO_PROVIDER
+
+    @property
     def label(self) -> ScoredClass | None:
         """The chosen class and its score, or None when the answer named none."""
         return self.answer.label
@@ -111,7 +118,8 @@ class Diagnosis:
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON shape shared by the command line and any caller; with `not_recorded` (the note
         `NOT_RECORDED`) only when the history could not keep this assessment, and with CALIBRATION_FILE the label's
-        `calibrated_score` (0-100) and `calibrated` {score, n, date, method, refer_below, refer}."""
+        `calibrated_score` (0-100) and `calibrated` {score, n, date, method, refer_below, refer}. `demo` is true for
+        an example answer written for the demo pack, which is neither a model's output nor a diagnosis."""
         label = self.answer.label.to_dict() if self.answer.label else None
         if label is not None and self.calibrated is not None:
             label["calibrated_score"] = round(self.calibrated.score, 1)
@@ -132,6 +140,7 @@ class Diagnosis:
             "usage": {"prompt_tokens": self.usage.prompt_tokens,
                       "completion_tokens": self.usage.completion_tokens},
             "raw": self.raw,
+            "demo": self.demo,
         }
         if self.not_recorded:
             found["not_recorded"] = NOT_RECORDED

@@ -30,3 +30,12 @@ def assist_key(task: str, subject: str, language: str, provider: Provider, setti
     return cache_key({"task": task, "prompt": HELPER_PROMPT_VERSION, "provider": provider.name,
                       "model": provider.model, "base_url": provider.base_url, "language": language,
                       "temperature": settings.temperature, "input": subject})
+
+
+def demo_key(case_id: str, language: str) -> str:
+    """The key of a demo pack case's pinned answer in `language` (engine/demo.py): the case, not a provider's call.
+
+    The pack's answers are written for the demo, so no provider, model or prompt is part of them; a request finds its
+    case by what the clinician gave (domain/demo.py), then its pinned row by this key.
+    """
+    return cache_key({"demo_case": case_id, "language": language})

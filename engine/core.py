@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from domain.errors import InputError, ProviderError, ProviderNotConfigured, ProviderUnavailable
+from domain.demo import DEMO_PROVIDER
+from domain.errors import DiagnosisError, InputError, ProviderError, ProviderNotConfigured, ProviderUnavailable
 from domain.messages import Message
 from domain.parser import parse_answer
 from domain.prompt import build_messages
@@ -25,6 +26,7 @@ from engine import runtime
 from engine.answering import Answerer
 from engine.assist import Assistant
 from engine.cache_keys import answer_key
+from engine.demo import Demo, DemoSource
 from engine.health import ProviderHealth
 from engine.jobs import JobRunner
 from engine.recording import AssessmentObserver, Recorder
@@ -82,6 +84,7 @@ class Engine:
                                  health_of=self._health_of, warm_up=self.warm_up, settings=settings)
         self.observer = observer
         self.recorder = Recorder(history, cache, keep_images=settings.history_keep_images, observer=observer)
+        self.demo = Demo(history)
         self.assist = Assistant(self.answerer, chain=self.chain, validate=self.validate, settings=settings)
         self._pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="engine-io")
         # Double reading needs the case in the history to sit beside.
@@ -131,18 +134,42 @@ class Engine:
     def make_request(self, text: str | None = None, image: bytes | ShrunkImage | None = None,
                      provider: str | None = None, use_cache: bool = True, *, info: PatientInfo | None = None,
                      language: str = "ko", fallback: bool = True, source: str = "page",
-                     user: str | None = None) -> DiagnosisRequest:
-        """Build the request object; raw photo bytes are shrunk here, an already shrunk photo is kept."""
+                     user: str | None = None, demo: bool = False) -> DiagnosisRequest:
+        """Build the request object; raw photo bytes are shrunk here, an already shrunk photo is kept.
+
+        `demo`: the session chose the demo, so the demo pack answers (as with DEMO_MODE=true)."""
         if isinstance(image, (bytes, bytearray, memoryview)):
             image = self.prepare_image(bytes(image))
         return DiagnosisRequest(text=text or "", image=image, info=info or PatientInfo(), language=language,
                                 provider=provider or None, use_cache=use_cache, fallback=fallback, source=source,
-                                user=user)
+                                user=user, demo=demo)
 
     def validate(self, request: DiagnosisRequest) -> None:
         """Raise what `diagnose` would raise before asking anyone (for a job about to be queued)."""
         self._validate(request)
-        self._provider_for(request)
+        if not self.demo_mode(request):  # in demo mode no provider is asked, so none need be configured
+            self._provider_for(request)
+
+    def demo_mode(self, request: DiagnosisRequest | None = None) -> bool:
+        """Whether the demo pack answers: DEMO_MODE=true, `request` comes from a session that chose the demo, or it
+        asks for the provider "demo" by name (a Provider QA batch over the demo cases)."""
+        return self.settings.demo_mode or (request is not None and (request.demo or request.provider == DEMO_PROVIDER))
+
+    def offered(self, demo: bool = False) -> dict[str, Provider | DemoSource]:
+        """The providers a page may offer: the configured ones; in demo mode (`demo`: the session's choice) the demo
+        pack alone, since no provider is asked then."""
+        if demo or self.settings.demo_mode:
+            return {DEMO_PROVIDER: self.demo.source}
+        return {name: p for name, p in self.providers.items() if p.configured}
+
+    def source(self, name: str) -> Provider | DemoSource | None:
+        """The provider called `name`, or the demo pack for "demo"; None for an unknown name."""
+        return self.demo.source if name == DEMO_PROVIDER else self.providers.get(name)
+
+    def title_of(self, name: str) -> str:
+        """The title of provider `name` (the demo pack's for "demo"), for a report; the name when unknown."""
+        found = self.source(name)
+        return found.title if found is not None else name
 
     # -- choosing ---------------------------------------------------------------------------
 
@@ -253,11 +280,11 @@ class Engine:
         if request.second_reading_of is not None:  # the second reader's job: a reading beside the case
             second: Diagnosis = yield from self.second.read(request, started)
             return second
+        if self.demo_mode(request):
+            return self._replay(request, started)
         chain = self.second.first_chain(self.chain(request), request)
         self.warm_up.touch()
         keys = {p.name: answer_key(request, p, self.settings) for p in dict.fromkeys(chain)}
-        if self.settings.demo_mode:
-            return self._replay(request, keys, started)
         try:
             got = yield from self.answerer.plan(chain, build_messages(request), keys, kind=request.kind,
                                                 budget=self.budget(request.kind), started=started,
@@ -276,20 +303,31 @@ class Engine:
                      result.complete, result.elapsed_ms)
         return self.second.ask(request, self.recorder.recorded(request, result, got.key))
 
-    def _replay(self, request: DiagnosisRequest, keys: dict[str, str], started: float) -> Diagnosis:
-        """Demo mode: the pinned answer to this case, from the store; no provider is asked."""
+    def _replay(self, request: DiagnosisRequest, started: float) -> Diagnosis:
+        """Demo mode: a demo pack case's recorded answer, else the pinned answer to this case; no provider is asked."""
         try:
-            pinned = self.history.pinned_answer(keys.values()) if self.history else None
+            case = self.demo.pack.match(request)
+            if case is not None:  # recorded as the clinician's own assessment, marked demo by its provider
+                return self.recorder.recorded(request, self.demo.answer(request, case, started), None)
+            pinned = self.history.pinned_answer(self._pinned_keys(request)) if self.history else None
         except StoreUnavailable:  # the page, the command line and the API show this instead of a traceback
             log.warning("demo replay: the history database is unavailable")
             raise ProviderUnavailable(Message("demo.store_down"), retryable=True) from None
         if pinned is None:
-            raise InputError(Message("demo.not_pinned"))
+            raise self.demo.not_in_set()
         provider = self.providers.get(pinned["provider"]) or next(iter(self.providers.values()))
         usage = Usage(pinned["prompt_tokens"], pinned["completion_tokens"])
         result = replace(self._result(request, provider, pinned["raw"], usage, started, cached=True),
                          model=pinned["model"], replayed=True, assessment_id=pinned["id"])
         return self.recorder.replayed(request, result)
+
+    def _pinned_keys(self, request: DiagnosisRequest) -> list[str]:
+        """The cache keys a case pinned after a real provider call may have: one per configured provider asked."""
+        try:
+            chain = self.chain(request)
+        except DiagnosisError:  # no provider configured, or none takes this input: nothing was pinned under one
+            return []
+        return [answer_key(request, p, self.settings) for p in dict.fromkeys(chain)]
 
     def _result(self, request: DiagnosisRequest, provider: Provider, raw: str, usage: Usage, started: float,
                 *, cached: bool, answer: ParsedAnswer | None = None) -> Diagnosis:

@@ -44,7 +44,7 @@ def check_providers(engine, names: Sequence[str]) -> tuple[str, ...]:
     if not chosen:
         raise BatchInputError(Message("batch.no_provider", {"choices": ", ".join(engine.providers)}))
     for name in chosen:
-        provider = engine.providers.get(name)
+        provider = engine.source(name)  # "demo": the demo pack's example answers, always at hand
         if provider is None:
             raise BatchInputError(Message("batch.unknown_provider",
                                           {"name": name, "choices": ", ".join(engine.providers)}))
@@ -94,7 +94,7 @@ def run_batch(engine, cases: Sequence[BatchCase], photos: Mapping[str, bytes] | 
     run_id = run_id or new_run_id()
     checked, duplicates, conflicts = screen(cases, photos)
     report = BatchReport(run_id=run_id, providers=chosen,
-                         models={n: engine.providers[n].model for n in chosen}, cases=tuple(checked),
+                         models={n: engine.source(n).model for n in chosen}, cases=tuple(checked),
                          started_at=time.time(), duplicates=duplicates, conflicts=conflicts)
     slots: dict[tuple[int, str], BatchRow] = {}
     todo: dict[int, tuple[str, ...]] = {}  # the providers each case still needs
@@ -202,7 +202,7 @@ def _prepare(engine, case: BatchCase, photo_key: str,
 def _ask(engine, case: BatchCase, image: ShrunkImage | None, provider: str, *, language: str, use_cache: bool,
          user: str | None, qa_case: str) -> BatchRow:
     started = time.monotonic()
-    model = engine.providers[provider].model
+    model = engine.source(provider).model
     try:
         request = engine.make_request(case.text or None, image, provider, use_cache, language=language,
                                       fallback=False)

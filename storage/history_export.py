@@ -18,6 +18,7 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 from domain.classes import by_code
+from domain.demo import DEMO_NOTE, DEMO_PROVIDER
 from utils.spreadsheet import BOM, safe_row
 from utils.times import iso
 
@@ -25,11 +26,12 @@ from utils.times import iso
 EXPORT_COLUMNS = (
     "id", "created_at", "user", "source", "kind", "language", "text", "info", "provider", "model", "complete",
     "label_code", "label_score", "risk", "summary", "similar", "error", "latency_ms", "first_token_ms",
-    "prompt_tokens", "completion_tokens", "cached", "fallback", "hedged", "tried", "pinned",
+    "prompt_tokens", "completion_tokens", "cached", "fallback", "hedged", "tried", "pinned", "demo",
 )
 # The keys of one JSON export record, in order: the documented record first (label as an object, `created`
-# ISO 8601 with an offset, `elapsed_ms`), then every other export column as the CSV has it, then whether the row was
-# sealed under another key (its patient columns then read as UNREADABLE).
+# ISO 8601 with an offset, `elapsed_ms`), then every other export column as the CSV has it (`demo` true for an example
+# answer of the demo pack), then whether the row was sealed under another key (its patient columns then read as
+# UNREADABLE). The CSV's `demo` column says DEMO_NOTE on such a row, and is empty on every other.
 JSON_FIELDS = (
     "id", "created", "user", "source", "kind", "text", "provider", "model", "label", "risk", "elapsed_ms",
     *(c for c in EXPORT_COLUMNS if c not in {"id", "user", "source", "kind", "text", "provider", "model", "risk"}),
@@ -52,7 +54,8 @@ def csv_lines(rows: Iterable[dict[str, Any]], zone: tzinfo | None = UTC) -> Iter
     writer.writeheader()
     yield BOM + taken()  # without it Excel reads the Korean text in the system code page, garbled
     for row in rows:
-        writer.writerow(safe_row({**row, "created_at": iso(row["created_at"], zone)}))
+        writer.writerow(safe_row({**row, "created_at": iso(row["created_at"], zone),
+                                  "demo": DEMO_NOTE if row.get("provider") == DEMO_PROVIDER else ""}))
         yield taken()
 
 
@@ -79,7 +82,7 @@ def export_record(row: dict[str, Any], zone: tzinfo | None = UTC) -> dict[str, A
                                              "score": row.get("label_score")},
         "elapsed_ms": None if latency is None else round(latency, 1),
         "info": json.loads(row.get("info") or "{}"), "similar": json.loads(row.get("similar") or "[]"),
-        "unreadable": bool(row.get("unreadable")),
+        "unreadable": bool(row.get("unreadable")), "demo": row.get("provider") == DEMO_PROVIDER,
     }
     return {key: made[key] if key in made else row.get(key) for key in JSON_FIELDS}
 

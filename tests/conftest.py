@@ -128,6 +128,22 @@ def engine_env(fake_llm, monkeypatch, tmp_path):
 
 
 @pytest.fixture
+def demo_env(monkeypatch, tmp_path):
+    """A new install: a fresh, empty data folder, no provider configured, sign-in off (the demo pack's tests).
+
+    The working directory is `tmp_path`; yields the data folder (DATA_DIR). Set DEMO_MODE or DATABASE_URL with
+    `monkeypatch.setenv` then `startup.reset_engine()`.
+    """
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AUTH_MODE", "off")
+    monkeypatch.setenv("WARM_UP", "false")
+    monkeypatch.chdir(tmp_path)
+    startup.reset_engine()
+    yield tmp_path / "data"
+    startup.reset_engine()
+
+
+@pytest.fixture
 def reconfigure(engine_env, monkeypatch):
     """A function that sets (or, given None, removes) variables and rebuilds the engine from them.
 

@@ -17,7 +17,7 @@ from tests.cli_runs import run_cli
 
 CLI = str(Path(__file__).resolve().parent.parent / "cli.py")
 JSON_KEYS = {"label", "summary", "similar", "complete", "provider", "model", "cached", "elapsed_ms", "first_token_ms",
-             "hedged", "fallback", "tried", "usage", "raw"}
+             "hedged", "fallback", "tried", "usage", "raw", "demo"}
 
 
 def run_process(*args: str) -> subprocess.CompletedProcess:

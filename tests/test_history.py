@@ -139,7 +139,7 @@ def test_demo_mode_replays_pinned_cases_and_says_so(engine_env, reconfigure):
     reconfigure(DEMO_MODE="true")
     replay = diagnose(text="demo case: pearly papule")
     assert replay.replayed and replay.label.lesion.code == 1 and len(engine_env.requests) == 1
-    with pytest.raises(InputError, match="pinned"):
+    with pytest.raises(InputError, match="not in the demo set"):  # neither pinned nor in the demo pack
         diagnose(text="a case nobody pinned")
     assert len(engine_env.requests) == 1
 

@@ -178,7 +178,8 @@ def test_result_dict_shape(engine_env):
     result = diagnose(text=TEXT)
     d = result.to_dict()
     assert list(d) == ["label", "summary", "similar", "complete", "provider", "model", "cached", "elapsed_ms",
-                       "first_token_ms", "hedged", "fallback", "tried", "usage", "raw"]
+                       "first_token_ms", "hedged", "fallback", "tried", "usage", "raw", "demo"]
+    assert d["demo"] is False  # a provider's answer; true only for the demo pack's examples
     assert d["label"] == {"code": 1, "name_ko": "기저세포암", "name_en": "Basal cell carcinoma", "score": 78.0,
                           "risk": "malignant"}
     assert [s["code"] for s in d["similar"]] == [11, 8]

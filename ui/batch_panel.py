@@ -26,6 +26,7 @@ from qa.report import write_report
 from ui import plain
 from ui.audit import record
 from ui.case_screen_view import screened
+from ui.demo_panel import session_demo
 from ui.i18n import error_text, lang, message_text, t
 from ui.labels import lesion_name, provider_titles
 from utils.score_calibration import ScoreCalibration
@@ -48,7 +49,7 @@ def batch_panel(engine) -> None:
     st.caption(t("qa.batch.columns"))
     csv_file = st.file_uploader(t("qa.batch.cases_csv"), type=["csv"], key="batch_csv")
     zip_file = st.file_uploader(t("qa.batch.photos_zip"), type=["zip"], key="batch_zip")
-    ready = [name for name, p in engine.providers.items() if p.configured]
+    ready = list(engine.offered(demo=session_demo()))  # in demo mode: the demo pack alone
     titles = provider_titles(engine)
     chosen = st.multiselect(t("qa.batch.providers"), ready, default=ready,
                             format_func=lambda n: titles.get(n, n), key="batch_providers")
@@ -138,7 +139,7 @@ def _run(engine, csv_data: bytes, zip_data: bytes | None, chosen: list[str], con
         st.session_state[ERROR] = exc
         bar.empty()
         return
-    st.session_state[RESULT] = _files(report, {n: engine.providers[n].title for n in chosen}, engine.calibration)
+    st.session_state[RESULT] = _files(report, {n: engine.title_of(n) for n in chosen}, engine.calibration)
     bar.empty()
 
 

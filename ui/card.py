@@ -42,8 +42,9 @@ def _flag_text(result: Diagnosis) -> tuple[str, str] | None:
 def _spoken(result: Diagnosis) -> str:
     """What a screen reader hears after the card's title: the class, its risk and score, then the flag."""
     label = result.answer.label
-    parts = ([f"{class_name(label)}, {t(f'risk.{label.lesion.risk.value}')}, {t('result.score', score=label.score)}"]
-             if label else [t("result.no_label")])
+    parts = [t("demo.example")] if result.demo else []  # heard first, as it is seen first
+    parts.append(f"{class_name(label)}, {t(f'risk.{label.lesion.risk.value}')}, {t('result.score', score=label.score)}"
+                 if label else t("result.no_label"))
     if flag := _flag_text(result):
         parts.append(flag[0])
     if result.calibrated is not None and result.calibrated.refer:
@@ -88,6 +89,8 @@ def render(result: Diagnosis, provider_title: str) -> None:
     with st.container(border=True, key="result_card"):
         st.html(_KOREAN_WRAP)
         result_heading(t("result.title"), _spoken(result))  # the focus lands here after Assess (ui/a11y.py)
+        if result.demo:  # before anything else on the card: no reader may take it for a model's reading
+            st.info(t("demo.example"), icon=":material/slideshow:")
         if not answer.complete:
             st.warning(t("result.incomplete", problems=problems_text(answer)), icon=":material/error:")
         _flag_banner(result)

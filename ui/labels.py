@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from domain.classes import LesionClass, Risk
-from ui.i18n import lang
+from domain.demo import DEMO_PROVIDER
+from ui.i18n import lang, t
 
 if TYPE_CHECKING:
     from engine.core import Engine
@@ -19,12 +20,15 @@ RISK_COLOUR: dict[Risk, BadgeColour] = {Risk.MALIGNANT: "red", Risk.PREMALIGNANT
 
 
 def provider_titles(engine: Engine) -> dict[str, str]:
-    """Every provider's title by name ("runpod" → "RunPod"), configured or not, in the engine's order."""
-    return {name: p.title for name, p in engine.providers.items()}
+    """Every provider's title by name ("runpod" → "RunPod"), configured or not, in the engine's order; then the demo
+    pack's, which says its answers are examples."""
+    return {**{name: p.title for name, p in engine.providers.items()}, DEMO_PROVIDER: t("demo.provider")}
 
 
 def provider_title(engine: Engine, name: str) -> str:
     """The provider's title; its name as given when the engine does not know it (an old record, say)."""
+    if name == DEMO_PROVIDER:
+        return t("demo.provider")
     provider = engine.providers.get(name)
     return provider.title if provider else name
 

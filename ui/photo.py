@@ -138,3 +138,12 @@ def show_photo(photo: Photo) -> None:
     else:
         st.image(image.jpeg, caption=line, width=THUMBNAIL_PX,
                  alt=t("photo.alt"))  # the caption is not the image's alternative text
+
+
+def use_photo(engine: Engine, data: bytes, source: str, key_prefix: str = "photo") -> None:
+    """Make `data` the photo to send, shrunk on the server as an upload is (a demo case's photo, picked by name).
+
+    Call it from a widget's callback, before `photo_input` runs: the newest photo is the one used, and a later
+    pick, shot or upload replaces it as usual.
+    """
+    st.session_state[key_prefix] = _prepared(engine, source, data, path="server")

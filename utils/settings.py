@@ -304,8 +304,8 @@ class Settings:
     refer_below: float | None = setting("REFER_BELOW", None, "the card says \"refer: low confidence\" when the "
                                         "calibrated score is below this (needs `CALIBRATION_FILE`)", "number",
                                         maximum=100, unset="off")
-    demo_mode: bool = setting("DEMO_MODE", False, "answer pinned cases from the store, ask no provider "
-                              "(presentations without a network)", "flag")
+    demo_mode: bool = setting("DEMO_MODE", False, "answer the demo pack's cases (`cli.py demo load`) and pinned cases, "
+                              "any other \"not in the demo set\"; ask no provider (no key or network needed)", "flag")
 
     # The HTTP API (web/api/): the original backend's endpoints, with bearer tokens (`cli.py tokens add`).
     api_rate_per_minute: int = setting("API_RATE_PER_MINUTE", 60, "API requests one token may make a minute, per "

@@ -23,6 +23,7 @@ from xml.etree import ElementTree
 
 from starlette.responses import JSONResponse, Response
 
+from domain.demo import DEMO_NOTE
 from domain.readings import Arbitration, Reading, concordance
 from domain.result import NOT_RECORDED, Assist, Diagnosis
 from storage.history import diagnosis_from_row
@@ -68,6 +69,8 @@ def diagnosis_body(result: Diagnosis, *, kind: str, created_at: float, image: Sh
     }
     if result.calibrated is not None:  # CALIBRATION_FILE: the top-1 score calibrated, and the refer rule
         metadata["calibrated"] = result.calibrated.to_dict()
+    if result.demo:  # an example written for the demo pack: a caller must not take it for a model's reading
+        metadata["demo_note"] = DEMO_NOTE
     if result.not_recorded:  # answered, but not in the history: GET /analyses/{id} will not find it
         metadata["not_recorded"] = NOT_RECORDED
     if kind == "image":  # null for a stored case: the history keeps no photo sizes
@@ -91,6 +94,7 @@ def diagnosis_body(result: Diagnosis, *, kind: str, created_at: float, image: Sh
                               "description": SIMILAR_DESCRIPTION} for s in answer.similar],
         "assessment": result.to_dict(),
         "concordance": agreement,
+        "demo": result.demo,
     }
 
 

@@ -148,13 +148,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "interpretation": {"type": ["object", "null"], "description": "explain only: text, provider, model."},
         "interpretation_error": {"type": "string"},
         "not_recorded": {"type": "string", "description": "Only when the history's database was down: the answer "
-                         "was not recorded, and the id is not one GET /analyses/{id} finds."}},
+                         "was not recorded, and the id is not one GET /analyses/{id} finds."},
+        "demo_note": {"type": "string", "description": "Only on a demo pack answer: that it is an example answer "
+                      "written for the demo, not a model's output and not a diagnosis."}},
         "additionalProperties": True},
     "SkinDiagnosisResponse": {"type": "object", "required": [
         "id", "diagnosis", "confidence_score", "recommendations", "similar_conditions", "metadata", "created_at",
         "hospitals", "predicted_disease", "confidence", "summary", "recommendation", "similar_diseases",
-        "assessment", "concordance"], "properties": {
+        "assessment", "concordance", "demo"], "properties": {
         "id": {"type": "string", "description": "The analysis id (GET /analyses/{id})."},
+        "demo": {"type": "boolean", "description": "True for an example answer written for the demo pack (demo mode): "
+                 "not a model's output and not a diagnosis; `metadata.demo_note` then says so in words."},
         "diagnosis": {"type": "string", "description": "Korean class name; empty when the answer named none."},
         "confidence_score": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "recommendations": _NULLABLE_TEXT, "similar_conditions": _NULLABLE_TEXT,

@@ -40,7 +40,9 @@ TEXT: dict[str, str] = {
     "action.open_job": "Job submitted — open it in Jobs",
     "action.pin": "Pin for demos",
     "action.pinned": "Pinned: demo mode replays this answer.",
-    "demo.banner": "Demo mode: replaying the stored answers of pinned cases. No AI provider is asked.",
+    "demo.banner": "Demo mode: the demo cases and pinned cases are answered with their stored answers (the demo "
+                   "cases' are examples written for the demo). No AI provider is asked, and no second reading is "
+                   "made.",
     "result.replayed": "demo replay (stored answer)",
     "nav.jobs": "Jobs",
     "nav.history": "History",

@@ -32,8 +32,12 @@ MESSAGES: dict[str, str] = {
     # Demo mode (engine/core.py).
     "demo.store_down": "Demo mode replays pinned cases from the history database, which does not answer now: "
                        "try again in a moment.",
-    "demo.not_pinned": "Demo mode replays pinned cases only, and this case is not one of them: choose a pinned case, "
-                       "or set DEMO_MODE=false to ask a provider.",
+    "demo.not_in_set": "This case is not in the demo set: in demo mode only the demo cases are answered, with "
+                       "example answers, and no AI provider is asked. The demo cases: {cases}.",
+    "demo.not_loaded": "This is a demo case, but the demo pack is not loaded: run `python cli.py demo load`, or press "
+                       "Try the demo on the assessment page.",
+    "demo.no_history": "The demo pack is pinned in the history, which is off (HISTORY_ENABLED=false): demo mode then "
+                       "answers the demo cases from the pack itself, with nothing to load or remove.",
     # The clinician's input (engine/core.py).
     "input.unknown_provider": "Unknown provider '{name}': choose one of {choices}.",
     "input.no_photos": "{title} does not accept photos: choose another provider, or describe the lesion in text.",
@@ -142,8 +146,10 @@ PLAIN: dict[str, str] = {
                                   "goes on.",
     "provider.unreachable_url.plain": "Could not reach {title}: try again in a moment, and tell your administrator if "
                                       "it goes on.",
-    "demo.not_pinned.plain": "Demo mode replays pinned cases only, and this case is not one of them: choose a pinned "
-                             "case.",
+    "demo.not_loaded.plain": "This is a demo case, but the demo cases are not loaded: press Try the demo on the "
+                             "assessment page.",
+    "demo.no_history.plain": "The demo cases are kept in the history, which is off here: they are answered without "
+                             "loading.",
     "job.unreadable.plain": "This job was stored under another encryption key and cannot be read here: submit the "
                             "case again, or ask your administrator.",
 }

@@ -1,7 +1,19 @@
 """Korean: one flat table of every key's text, the same keys and {placeholders} as English (domain/locales/en/)."""
 
-from domain.locales.ko import app, audit, auth, history, messages, performance, provenance, qa, qa_stats, streamlit
+from domain.locales.ko import (
+                                   app,
+                                   audit,
+                                   auth,
+                                   demo,
+                                   history,
+                                   messages,
+                                   performance,
+                                   provenance,
+                                   qa,
+                                   qa_stats,
+                                   streamlit,
+)
 from domain.locales.table import merged
 
 TEXT: dict[str, str] = merged(messages.TEXT, app.TEXT, history.TEXT, performance.TEXT, qa.TEXT, qa_stats.TEXT,
-                              auth.TEXT, audit.TEXT, provenance.TEXT, streamlit.TEXT)
+                              auth.TEXT, audit.TEXT, provenance.TEXT, streamlit.TEXT, demo.TEXT)

@@ -26,8 +26,12 @@ MESSAGES: dict[str, str] = {
     "routing.over_budget": "제한 시간 {budget:g}초 안에 답변을 받지 못했습니다 (시도한 제공자: {titles}).",
     "demo.store_down": "데모 모드는 기록 데이터베이스에 고정된 사례를 재생하는데, 지금 데이터베이스가 응답하지 "
                        "않습니다. 잠시 후 다시 시도하세요.",
-    "demo.not_pinned": "데모 모드는 고정된 사례만 재생하며, 이 사례는 고정되어 있지 않습니다. 고정된 사례를 "
-                       "고르거나, AI 제공자에게 물으려면 DEMO_MODE=false로 설정하세요.",
+    "demo.not_in_set": "이 사례는 데모 사례가 아닙니다: 데모 모드에서는 데모 사례에만 예시 답변으로 답하며, AI "
+                       "제공자에게 묻지 않습니다. 데모 사례: {cases}.",
+    "demo.not_loaded": "데모 사례이지만 데모 팩이 불러와지지 않았습니다: `python cli.py demo load`를 실행하거나, "
+                       "평가 페이지에서 데모 체험을 누르세요.",
+    "demo.no_history": "데모 팩은 기록에 고정되는데, 기록이 꺼져 있습니다(HISTORY_ENABLED=false). 이때 데모 모드는 "
+                       "팩 자체에서 데모 사례에 답하므로 불러오거나 뺄 것이 없습니다.",
     "input.unknown_provider": "알 수 없는 제공자 '{name}'입니다. 다음 중에서 고르세요: {choices}.",
     "input.no_photos": "{title}은(는) 사진을 받지 않습니다. 다른 제공자를 고르거나 병변을 글로 설명하세요.",
     "input.empty": "병변 사진을 올리거나 글로 설명하세요 (둘 중 하나면 충분합니다).",
@@ -137,7 +141,8 @@ PLAIN: dict[str, str] = {
     "provider.unreachable.plain": "{title}에 연결할 수 없습니다. 잠시 후 다시 시도하고, 계속되면 관리자에게 알리세요.",
     "provider.unreachable_url.plain": "{title}에 연결할 수 없습니다. 잠시 후 다시 시도하고, 계속되면 관리자에게 "
                                       "알리세요.",
-    "demo.not_pinned.plain": "데모 모드는 고정된 사례만 재생하며, 이 사례는 고정되어 있지 않습니다. 고정된 사례를 고르세요.",
+    "demo.not_loaded.plain": "데모 사례이지만 데모 사례가 불러와지지 않았습니다: 평가 페이지에서 데모 체험을 누르세요.",
+    "demo.no_history.plain": "데모 사례는 기록에 보관되는데, 여기서는 기록이 꺼져 있어 불러오지 않고 답합니다.",
     "job.unreadable.plain": "이 작업은 다른 암호화 키로 저장되어 여기서 읽을 수 없습니다. 사례를 다시 제출하거나 "
                             "관리자에게 문의하세요.",
 }
