@@ -15,6 +15,7 @@ import pytest
 from domain.demo import PACK_DIR, load_pack
 from testkit.app_server import app_env, serve_app
 from testkit.browser import CHROMIUM, settled
+from tests.accessibility import assert_no_violation
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
@@ -48,6 +49,8 @@ def test_try_the_demo_then_a_case_not_in_the_set_a_text_case_a_photo_case_and_hi
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
     page.goto(app_url)
     expect(page.get_by_role("heading", name="Skin lesion AI assessment")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("button", name="Try the demo")).to_be_visible(timeout=30_000)
+    assert_no_violation(page, "a new install's assessment page, with Try the demo")  # WCAG 2.1 AA, as every page
     page.get_by_role("button", name="Try the demo").click()
     expect(page.get_by_text("No AI provider is asked, and no second reading is made.", exact=False)).to_be_visible(
         timeout=20_000)
@@ -60,6 +63,7 @@ def test_try_the_demo_then_a_case_not_in_the_set_a_text_case_a_photo_case_and_hi
     listed = page.locator(".st-key-demo_cases")
     expect(listed.get_by_text(TEXT_CASE.text["en"], exact=False)).to_be_visible()
     expect(page.get_by_text("not configured", exact=False)).to_have_count(0)
+    assert_no_violation(page, "not in the demo set, the demo cases listed")
 
     # A text case, picked instead of typed: its description fills the field.
     settled(page)
@@ -80,6 +84,7 @@ def test_try_the_demo_then_a_case_not_in_the_set_a_text_case_a_photo_case_and_hi
     _assess(page)
     expect(card.get_by_text("Malignant melanoma · 악성흑색종")).to_be_visible(timeout=30_000)
     expect(card.get_by_text(EXAMPLE)).to_be_visible()
+    assert_no_violation(page, "a demo answer's card")
 
     # History, in the same session: the demo answers, named as the demo pack's.
     settled(page)
@@ -88,3 +93,4 @@ def test_try_the_demo_then_a_case_not_in_the_set_a_text_case_a_photo_case_and_hi
     note = page.get_by_text(f"{2 * len(load_pack().cases) + 2} of these are example answers written for the demo",
                             exact=False)
     expect(note).to_be_visible(timeout=30_000)  # the pack's pinned rows, and this session's two answers
+    assert_no_violation(page, "History with demo answers")
