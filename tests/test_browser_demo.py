@@ -81,6 +81,8 @@ def test_try_the_demo_then_a_case_not_in_the_set_a_text_case_a_photo_case_and_hi
     settled(page)
     page.locator(PICKER_INPUT).set_input_files(str(PACK_DIR / "photos" / PHOTO_CASE.photo))
     expect(page.locator(PICKER)).to_have_attribute("data-state", "shrunk", timeout=20_000)
+    # The server's word that it has the photo: before it, Assess could still send the text case alone.
+    expect(page.get_by_text("checked again on the server", exact=False)).to_be_visible(timeout=20_000)
     _assess(page)
     expect(card.get_by_text("Malignant melanoma · 악성흑색종")).to_be_visible(timeout=30_000)
     expect(card.get_by_text(EXAMPLE)).to_be_visible()
