@@ -118,9 +118,14 @@ def _sidebar(page, device: str):
     from playwright.sync_api import expect
 
     sidebar = page.get_by_test_id("stSidebar")
-    if device == "phone" and page.get_by_test_id("stExpandSidebarButton").is_visible():
-        page.get_by_test_id("stExpandSidebarButton").click()
-        expect(sidebar.get_by_test_id("stSidebarCollapseButton")).to_be_visible()
+    if device == "phone":
+        expand = page.get_by_test_id("stExpandSidebarButton")
+        collapse = sidebar.get_by_test_id("stSidebarCollapseButton")
+        # One of the two is shown once the page is drawn (asked at once, a page still drawing had neither).
+        expect(expand.or_(collapse)).to_be_visible(timeout=30_000)
+        if expand.is_visible():
+            expand.click()
+            expect(collapse).to_be_visible()
     return sidebar
 
 
