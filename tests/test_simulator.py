@@ -67,7 +67,10 @@ def settled(sim: Simulator, timeout: float = 5.0) -> list:
 
 
 def test_cold_start_then_warm_request_both_protocols():
-    with Simulator({"runpod": ServerlessProfile()}, scale=SCALE, seed=1) as sim, client(sim, "runpod") as llm:
+    # A long idle timeout: at SCALE the default 5 s is 50 ms of wall time, which a loaded machine can spend between
+    # the two requests, and the worker would idle out (idle-outs have their own tests).
+    profile = ServerlessProfile(idle_timeout=600)
+    with Simulator({"runpod": profile}, scale=SCALE, seed=1) as sim, client(sim, "runpod") as llm:
         cold = llm.chat.completions.create(model="clinic-derm-v1", messages=MESSAGES)
         text, finish, usage = read_stream(llm.chat.completions.create(
             model="clinic-derm-v1", messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
