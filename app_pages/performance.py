@@ -135,7 +135,8 @@ targets = pd.DataFrame([{"kind": KIND_NAMES[k], "target": ms / 1000,
                          "label": t("performance.target_line", kind=KIND_NAMES[k], t=ms / 1000)}
                         for k, ms in metrics.TARGET_MS.items()])
 colour = alt.Color("kind:N", title=t("performance.col.input"), scale=alt.Scale(domain=list(KIND_NAMES.values())))
-line = alt.Chart(points).mark_line(point=True, aria=False).encode(
+# The points drawn on the line are a mark of their own: aria=False there too, or each is an unnamed image to axe.
+line = alt.Chart(points).mark_line(point=alt.OverlayMarkDef(aria=False), aria=False).encode(
     # 24-hour numbers: the default ("09 AM", "Dec 07") is English whatever the page's language.
     x=alt.X("time:T", title=t("performance.chart.time"), axis=alt.Axis(format="%m-%d %H:%M", labelOverlap=True)),
     y=alt.Y("p95:Q", title=t("performance.chart.p95")),
