@@ -209,6 +209,7 @@ runpy.run_path({str(APP).replace("main.py", "app_pages/audit.py")!r}, run_name="
     assert list(shown["#"]) == [1] and list(shown["Action"]) == ["sign_out"]  # the page's own read comes after
     admin.text_input(key="audit_user").input("nobody").run()
     assert admin.info and not admin.dataframe  # the filters, as `cli.py audit list`
+    assert startup.audit().flush()  # the page's reads are written by the trail's own thread: wait for them
     admin.button(key="audit_verify").click().run()
     assert admin.success and "3 events" in admin.success[0].value  # the sign-out and the page's two reads
     other = AppTest.from_string(script, default_timeout=30)
