@@ -131,6 +131,8 @@ def test_the_same_photo_picked_twice_is_a_cache_hit(app_url, browser, provider, 
     page = _open(browser, app_url)
     page.locator(PICKER_INPUT).set_input_files(str(photo))
     expect(page.locator(PICKER)).to_have_attribute("data-state", "shrunk", timeout=20_000)
+    # The server's word that it has the photo ("checked again on the server"): Assess before it sends nothing.
+    expect(page.get_by_text("서버에서 다시 확인함", exact=False)).to_be_visible(timeout=20_000)
     first_bytes = page.locator(PICKER).get_attribute("data-sent-bytes")
     _assess(page)
     asked = len(_assessments(provider))
@@ -212,6 +214,7 @@ def test_the_browser_shrinks_as_well_as_the_server(app_url, browser, provider, t
     page = _open(browser, app_url)
     page.locator(PICKER_INPUT).set_input_files(str(photo))
     expect(page.locator(PICKER)).to_have_attribute("data-state", "shrunk", timeout=20_000)
+    expect(page.get_by_text("서버에서 다시 확인함", exact=False)).to_be_visible(timeout=20_000)  # the server has it
     _assess(page)
     by_server = Image.open(io.BytesIO(shrink_image(data).jpeg))
     sent = _sent_image(provider)
