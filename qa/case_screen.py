@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from qa.batch_input import BatchCase, DirectoryPhotos, PhotoRefused, ZipPhotos
@@ -103,6 +103,13 @@ def screen_json(duplicates: Sequence[Duplicate], conflicts: Sequence[Conflict]) 
     """Them as metrics.json holds them (`screened`): {"duplicates": [{kept, ids}], "conflicts": [{ids, labels}]}."""
     return {"duplicates": [{"kept": d.kept, "ids": list(d.ids)} for d in duplicates],
             "conflicts": [{"ids": list(c.ids), "labels": list(c.labels)} for c in conflicts]}
+
+
+def screen_said(duplicates: Sequence[Duplicate], conflicts: Sequence[Conflict], say: Callable[..., str]) -> list[str]:
+    """Them in a language, one sentence each, by id: `say(key, **values)` is the page's `t` or the report's `Words`."""
+    return ([say("qa.batch.duplicate", ids=", ".join(d.ids), kept=d.kept) for d in duplicates]
+            + [say("qa.batch.conflict", ids=", ".join(c.ids), labels=", ".join(map(str, c.labels)))
+               for c in conflicts])
 
 
 def screen_lines(duplicates: Sequence[Duplicate], conflicts: Sequence[Conflict]) -> list[str]:

@@ -32,7 +32,7 @@ from qa.batch_input import BatchCase, BatchInputError
 from qa.batch_metrics import BatchReport, BatchRow
 from qa.case_columns import OPTIONAL_COLUMNS
 from qa.case_columns import record as case_record
-from qa.case_screen import screen_json
+from qa.case_screen import screen_json, screen_said
 from qa.metrics import metrics_json, qa_metrics, verdict
 from qa.report_calibration import calibration_figures, calibration_section
 from qa.report_figures import CSS as METRICS_CSS
@@ -255,13 +255,6 @@ def _scrolling(page: str) -> str:
     return page.replace("<table", "<div class=scroll><table").replace("</table>", "</table></div>")
 
 
-def _screened(report: BatchReport, say: Words) -> list[str]:
-    """The rows that did not run as written: duplicates counted once, conflicting labels left out (by id)."""
-    return ([say("qa.batch.duplicate", ids=", ".join(d.ids), kept=d.kept) for d in report.duplicates]
-            + [say("qa.batch.conflict", ids=", ".join(c.ids), labels=", ".join(map(str, c.labels)))
-               for c in report.conflicts])
-
-
 def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
                 verdict_lines: Sequence[str] | None = None, lang: str = "en", *,
                 calibration: ScoreCalibration | None = None) -> str:
@@ -289,7 +282,7 @@ def render_html(report: BatchReport, metrics: dict[str, Any] | None = None,
         + _e(say("qa.report.run.line", run=report.run_id, when=when, seconds=f"{took:.1f}", cases=len(report.cases),
                  providers=providers))
         + f"</p><p class=muted>{_e(report.summary_line())}</p>"
-        + "".join(f"<p>{_e(line)}</p>" for line in _screened(report, say))
+        + "".join(f"<p>{_e(line)}</p>" for line in screen_said(report.duplicates, report.conflicts, say))
         + run_sections(report, say, names)
         + calibration_section(report, calibration, say, names)
         + f"<p class=muted>{_e(say('qa.report.footer'))}</p></body></html>"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from qa.batch_metrics import BatchReport
+from qa.case_screen import screen_said
 from ui import plain
 from ui.i18n import t
 
@@ -15,7 +16,5 @@ def screened(report: BatchReport) -> None:
     if not report.duplicates and not report.conflicts:
         return
     with st.container(key="batch_screened"):
-        for d in report.duplicates:
-            plain.text(t("qa.batch.duplicate", ids=", ".join(d.ids), kept=d.kept))  # ids: as written
-        for c in report.conflicts:
-            plain.text(t("qa.batch.conflict", ids=", ".join(c.ids), labels=", ".join(map(str, c.labels))))
+        for line in screen_said(report.duplicates, report.conflicts, t):
+            plain.text(line)  # the ids as the cases file wrote them

@@ -17,6 +17,8 @@ The original's PUT (rewrite a stored result) is left out on purpose: a clinical 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,7 +29,7 @@ from domain.classes import CLASSES
 from storage.history import Filters, History
 from storage.readings import ArbitrationRefused
 from web.api.auth import Caller, caller_of
-from web.api.bodies import analysis_body, arbitration_body, respond
+from web.api.bodies import CaseReadings, analysis_body, arbitration_body, respond
 from web.api.errors import ApiError, guarded
 from web.api.fhir import fhir_bundle, fhir_response, patient_of, wants_fhir
 from web.api.inputs import FORMATS, choice_field, json_object, text_field
@@ -119,19 +121,22 @@ def _visible_row(caller: Caller, analysis_id: str, action: Action | None = None)
     return row
 
 
-def _one(caller: Caller, analysis_id: str, fmt: str = "json") -> dict:
+def _viewed(caller: Caller, analysis_id: str, fmt: str, body: Callable[[dict, CaseReadings], dict]) -> dict:
+    """`body` of the case and its readings when the caller may see it (else 404); the view is an audit event."""
     row = _visible_row(caller, analysis_id, Action.CASE_VIEWED)
-    engine = startup.get_engine()
-    body = analysis_body(row, readings=case_readings(engine, analysis_id), calibration=engine.calibration)
+    made = body(row, case_readings(startup.get_engine(), analysis_id))
     caller.audit(Action.CASE_VIEWED, cases=[analysis_id], via="api", format=fmt)
-    return body
+    return made
+
+
+def _one(caller: Caller, analysis_id: str, fmt: str = "json") -> dict:
+    calibration = startup.get_engine().calibration
+    return _viewed(caller, analysis_id, fmt,
+                   lambda row, readings: analysis_body(row, readings=readings, calibration=calibration))
 
 
 def _fhir(caller: Caller, analysis_id: str, patient: str | None) -> dict:
-    row = _visible_row(caller, analysis_id, Action.CASE_VIEWED)
-    bundle = fhir_bundle(row, case_readings(startup.get_engine(), analysis_id), patient)
-    caller.audit(Action.CASE_VIEWED, cases=[analysis_id], via="api", format="fhir")
-    return bundle
+    return _viewed(caller, analysis_id, "fhir", lambda row, readings: fhir_bundle(row, readings, patient))
 
 
 @guarded
