@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 CHROMIUM = "/usr/bin/chromium"
 # As the machine's probe found: without these, Chromium keeps dialling hosts a closed network refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -71,8 +73,18 @@ _OVERFLOW = """() => {
 }"""
 
 
-def small_tap_targets(page, minimum: float = TAP_MIN_PX, scope: str | None = None) -> list[str]:
-    """Every visible control on `page` (or inside the `scope` selector) lower than `minimum` CSS px, described."""
+def small_tap_targets(page, minimum: float = TAP_MIN_PX, scope: str | None = None, settle_ms: int = 5_000) -> list[str]:
+    """Every visible control on `page` (or inside the `scope` selector) lower than `minimum` CSS px, described.
+
+    A page's phone style sheet is one element of its script run: between two runs (a rerun the page asks for once it
+    knows the browser's time zone) a control can be drawn for a moment before it. The scan waits up to `settle_ms`
+    for no small control to be left, then reports what is still there.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):  # the scan below reports what is still small
+        page.wait_for_function(f"args => ({_SMALL_TARGETS})(args).length === 0", arg=[minimum, scope],
+                               timeout=settle_ms)
     return page.evaluate(_SMALL_TARGETS, [minimum, scope])
 
 

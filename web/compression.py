@@ -30,6 +30,8 @@ import anyio.to_thread
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.app_path import app_path
+
 brotli: ModuleType | None
 try:  # requirements.txt installs it; without it, gzip
     brotli = import_module("brotli")
@@ -139,12 +141,7 @@ class StaticCompression:
 
     @staticmethod
     def _wanted(scope: Scope) -> bool:
-        from streamlit import config  # read per request: tests set options after the app is built
-
-        path: str = scope.get("path", "")
-        for prefix in (scope.get("root_path", ""), "/" + (config.get_option("server.baseUrlPath") or "").strip("/")):
-            if prefix not in ("", "/") and (path == prefix or path.startswith(prefix + "/")):
-                path = path[len(prefix):] or "/"
+        path = app_path(scope)
         return path == "/" or path.startswith("/static/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -9,6 +9,7 @@ from web import ops, sessions
 from web.api import routes as api
 from web.api.path_guard import ApiPathGuard
 from web.compression import StaticCompression
+from web.icon_font import IconFontSubset
 
 
 def routes() -> list[BaseRoute]:
@@ -17,6 +18,7 @@ def routes() -> list[BaseRoute]:
 
 
 def middleware() -> list[Middleware]:
-    """What runs before Streamlit's own middleware: the API's JSON answer to a path Streamlit refuses, and the page
-    and Streamlit's bundles compressed (Streamlit leaves them uncompressed; see web/compression.py)."""
-    return [Middleware(ApiPathGuard), Middleware(StaticCompression)]
+    """What runs before Streamlit's own middleware: the API's JSON answer to a path Streamlit refuses, Streamlit's
+    icon font cut to the icons in use (web/icon_font.py), and the page and Streamlit's bundles compressed (Streamlit
+    leaves them uncompressed; see web/compression.py)."""
+    return [Middleware(ApiPathGuard), Middleware(IconFontSubset), Middleware(StaticCompression)]
