@@ -84,7 +84,7 @@ def small_tap_targets(page, minimum: float = TAP_MIN_PX, scope: str | None = Non
 
     with contextlib.suppress(PlaywrightTimeout):  # the scan below reports what is still small
         page.wait_for_function(f"args => ({_SMALL_TARGETS})(args).length === 0", arg=[minimum, scope],
-                               timeout=settle_ms)
+                               timeout=settle_ms, polling=100)
     return page.evaluate(_SMALL_TARGETS, [minimum, scope])
 
 
