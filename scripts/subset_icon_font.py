@@ -7,7 +7,7 @@ ligatures of the names Streamlit's own bundles (`:material/close:`) and this app
 
 Run after upgrading Streamlit (tests/test_icon_font.py fails until then; the app serves the full font meanwhile):
 
-    .venv/bin/python scripts/subset_icon_font.py
+    .venv/bin/python -m scripts.subset_icon_font
 
 Needs fontTools (requirements-dev.txt); the app itself only serves the file this writes.
 """
@@ -21,22 +21,14 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from web.icon_font import ASSETS, MANIFEST, SUBSET, streamlit_static
+
 ROOT = Path(__file__).resolve().parent.parent
-ASSETS = ROOT / "web" / "assets"
-SUBSET = ASSETS / "material-symbols-rounded.subset.woff2"
-MANIFEST = ASSETS / "material-symbols-rounded.subset.json"
 ICON = re.compile(r":material/([a-z0-9_]+):")
 QUOTED = re.compile(r"[`'\"]([a-z0-9_]+)[`'\"]")  # a bundle also draws some icons by their bare name (`more_vert`)
 # Not the app's code: what the tests and benchmarks write is never shown to a clinician.
 SKIPPED_DIRS = {".venv", ".git", "node_modules", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
                 "tests", "testkit", "bench"}
-
-
-def streamlit_static() -> Path:
-    """The folder Streamlit serves its page and bundles from."""
-    import streamlit
-
-    return Path(streamlit.__file__).parent / "static"
 
 
 def source_font(static: Path) -> Path:
@@ -102,7 +94,7 @@ def main() -> int:
 
     static = streamlit_static()
     source = source_font(static)
-    font = TTFont(source)
+    font = TTFont(source, recalcTimestamp=False)  # the same cut from the same font, byte for byte
     drawn = ligatures(font)
     wanted = icons_in_use(static, drawn)
     unknown = sorted(wanted - drawn.keys())

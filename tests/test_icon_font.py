@@ -30,7 +30,8 @@ def _ligatures(path: Path) -> dict[str, str]:
 def test_the_cut_is_of_the_installed_streamlits_font():
     recorded = json.loads(MANIFEST.read_text(encoding="utf-8"))
     found = load_subset(streamlit_static())
-    assert found is not None, f"Streamlit's icon font is not {recorded['source']}: run scripts/subset_icon_font.py"
+    assert found is not None, (f"Streamlit's icon font is not {recorded['source']}: "
+                               "run python -m scripts.subset_icon_font")
     assert found.path == "/static/media/" + recorded["source"]
     assert hashlib.sha256(found.body).hexdigest() == recorded["subset_sha256"]
     assert len(found.body) < 80_000  # against the whole font's 375 KB
@@ -67,7 +68,7 @@ def test_a_font_that_is_not_the_one_cut_is_served_whole(tmp_path, caplog):
     assert load_subset(static) is not None
     (media / recorded["source"]).write_bytes(b"wOF2 another release")
     assert load_subset(static) is None
-    assert "run scripts/subset_icon_font.py" in caplog.text
+    assert "run python -m scripts.subset_icon_font" in caplog.text
     assert load_subset(static, manifest=tmp_path / "missing.json") is None
 
 

@@ -60,7 +60,7 @@ def load_subset(static: Path, manifest: Path = MANIFEST, subset: Path = SUBSET) 
         return None
     if hashlib.sha256(source_bytes).hexdigest() != recorded.get("source_sha256"):
         log.warning("the icon font is served whole: Streamlit's differs from the one it was cut from "
-                    "(run scripts/subset_icon_font.py)")
+                    "(run python -m scripts.subset_icon_font)")
         return None
     digest = hashlib.sha256(body).hexdigest()
     return IconSubset(path=MEDIA + recorded["source"], body=body, etag=f'"icons-{digest[:32]}"')
