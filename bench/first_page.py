@@ -5,8 +5,8 @@ counts what DevTools counts (`Network.loadingFinished` `encodedDataLength`: head
 for every response the page asked for before its password field and sign-in button were usable. Three ways:
 
   uncompressed   the browser asks for no compression (Accept-Encoding: identity): what Streamlit sends by itself
-  first visit    the first visit after the server started: bundles brotli-compressed quickly (quality 5)
-  later visits   every visit after: the bundles' best compression (quality 11), made once and kept
+  first visit    the first visit after the server started: each bundle brotli-compressed (quality 9) as it is asked for
+  later visits   every visit after: the same compressed bundles, kept from the first
 
     .venv/bin/python -m bench.first_page              # ~1 min
     .venv/bin/python -m bench.first_page --no-record

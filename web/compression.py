@@ -5,12 +5,9 @@ Streamlit serves `/` and its bundles under `/static/` uncompressed on purpose (i
 usually compresses). This app is often served without such a proxy, and its first page weighed 2.8 MB before the
 sign-in form; compressed, about a third of that crosses the network (README, *How fast the first page loads*).
 
-The bundles are content-hashed and immutable, so each body is compressed once and kept, by a hash of its bytes (a
-changed file is a new entry; the least recently used are dropped past `BUDGET_BYTES`). With brotli, the first
-request for a body gets a quick compression (quality 5: ~10 ms a megabyte) while the best (quality 11: about a
-second a megabyte, a sixth smaller) is made on one background thread; a request that comes while it is being made
-waits for it, every later one is served it from memory. Without brotli (or a browser that does not accept it),
-gzip at level 9.
+The bundles are content-hashed and immutable, so each body is compressed once, at the first request for it, and
+kept by a hash of its bytes (a changed file is a new entry; the least recently used are dropped past
+`BUDGET_BYTES`): brotli at quality 9, or gzip at level 9 for a browser without brotli (or without the package).
 
 Only successful, whole, uncompressed responses of a compressible type are touched; a range request, a HEAD, a font
 or an image, and every other path (Streamlit compresses those itself) pass through as they are.
@@ -22,7 +19,6 @@ import gzip
 import hashlib
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import import_module
 from types import ModuleType
 
@@ -41,7 +37,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 BR, GZIP = "br", "gzip"
 MIN_BYTES = 256             # smaller bodies gain less than the header saying so costs
 BUDGET_BYTES = 64 * 2**20   # compressed bodies kept; Streamlit's whole static folder compresses to ~6 MB
-QUICK, BEST = 5, 11         # brotli qualities: the first request's, and the one kept
+# Brotli's quality 9: 3 % smaller than 5 at 0.08 s of CPU a megabyte. 10 and 11 are 7-9 % smaller again but cost
+# 0.6 and 1.5 s a megabyte, ~9 s of a core for the bundles one server sends (bench/RESULTS.md, the first page).
+QUALITY = 9
 _TYPES = ("text/", "application/javascript", "application/json", "application/manifest+json", "image/svg+xml")
 _PATHSEND = "http.response.pathsend"  # a server's zero-copy file send: it would bypass the body we compress
 
@@ -69,42 +67,20 @@ class CompressedBodies:
         self._kept: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
-        self._pending: dict[tuple[str, bytes], Future[bytes]] = {}
-        # One thread: the best compression of a burst of new bundles (after a deploy) takes at most one core.
-        self._best = ThreadPoolExecutor(max_workers=1, thread_name_prefix="static-brotli")
 
     def compressed(self, encoding: str, body: bytes) -> bytes:
-        """`body` compressed with `encoding` ("br" or "gzip"); blocks for the compression, so call it off the loop."""
+        """`body` compressed with `encoding` ("br" or "gzip"), made once and kept; call it off the event loop (the
+        first request for a body compresses it: ~0.1 s a megabyte)."""
         key = (encoding, hashlib.blake2b(body, digest_size=16).digest())
         with self._lock:
-            waiting = self._pending.get(key)
-            if waiting is None and key in self._kept:
+            if key in self._kept:
                 self._kept.move_to_end(key)
                 return self._kept[key]
-        if waiting is not None:
-            try:
-                return waiting.result()
-            except Exception:  # noqa: BLE001 - the background compression failed: compress here instead
-                return self._quick(encoding, body)
-        if encoding != BR or brotli is None:
-            return self._keep(key, gzip.compress(body, compresslevel=9, mtime=0))
-        with self._lock:
-            if key not in self._pending and key not in self._kept:
-                self._pending[key] = self._best.submit(self._make_best, key, body)
-        return self._quick(encoding, body)
-
-    def _quick(self, encoding: str, body: bytes) -> bytes:
         if encoding == BR and brotli is not None:
-            return bytes(brotli.compress(body, quality=QUICK))
-        return gzip.compress(body, compresslevel=9, mtime=0)
-
-    def _make_best(self, key: tuple[str, bytes], body: bytes) -> bytes:
-        try:
-            assert brotli is not None
-            return self._keep(key, bytes(brotli.compress(body, quality=BEST)))
-        finally:
-            with self._lock:
-                self._pending.pop(key, None)
+            data = bytes(brotli.compress(body, quality=QUALITY))
+        else:
+            data = gzip.compress(body, compresslevel=9, mtime=0)
+        return self._keep(key, data)
 
     def _keep(self, key: tuple[str, bytes], data: bytes) -> bytes:
         with self._lock:
@@ -114,7 +90,7 @@ class CompressedBodies:
             while self._size > self.budget and len(self._kept) > 1:
                 _, dropped = self._kept.popitem(last=False)
                 self._size -= len(dropped)
-        return data
+            return self._kept.get(key, data)
 
 
 def _compressible(start: Message) -> bool:
