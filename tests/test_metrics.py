@@ -176,6 +176,8 @@ def test_figures_from_the_engines_own_records(engine_on_both, reconfigure, fake_
     fake_llm.script(Reply(hang=True))
     with pytest.raises(ProviderTimeout):
         diagnose(text="a case that never gets an answer")
+    # On a loaded machine the 0.3 s can run out before the call reaches the fake: its hang must not answer the next.
+    fake_llm.clear()
     reconfigure(TEXT_BUDGET_SECONDS=None, PROVIDER_FALLBACKS="runpod,openai")
     fake_llm.responder = lambda request: {RUNPOD_MODEL: Reply.error(503)}.get(request.body.get("model"))
     assert diagnose(text="scaly patch on the shin").fallback                # RunPod fails, OpenAI answers
