@@ -38,7 +38,7 @@ BR, GZIP = "br", "gzip"
 MIN_BYTES = 256             # smaller bodies gain less than the header saying so costs
 BUDGET_BYTES = 64 * 2**20   # compressed bodies kept; Streamlit's whole static folder compresses to ~6 MB
 # Brotli's quality 9: 3 % smaller than 5 at 0.08 s of CPU a megabyte. 10 and 11 are 7-9 % smaller again but cost
-# 0.6 and 1.5 s a megabyte, ~9 s of a core for the bundles one server sends (bench/RESULTS.md, the first page).
+# 0.6 and 1.5 s a megabyte: ~8 s of a core at 11 for the 5 MB of bundles one server sends (bench/RESULTS.md).
 QUALITY = 9
 _TYPES = ("text/", "application/javascript", "application/json", "application/manifest+json", "image/svg+xml")
 _PATHSEND = "http.response.pathsend"  # a server's zero-copy file send: it would bypass the body we compress
