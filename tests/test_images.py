@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -92,11 +91,15 @@ def rejected(data: bytes, **limits) -> str:
 
 # -- phone photos --------------------------------------------------------------------------------
 
-def test_twelve_megapixel_portrait_photo_is_turned_shrunk_and_stripped():
+def test_twelve_megapixel_portrait_photo_is_turned_shrunk_and_stripped(monkeypatch):
+    from PIL import JpegImagePlugin
+
     data = corpus.phone_jpeg(6)
-    started = time.perf_counter()
+    drafts = []
+    draft = JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",
+                        lambda image, mode, size: drafts.append(size) or draft(image, mode, size))
     shrunk = shrink_image(data)
-    elapsed = time.perf_counter() - started
     img = assert_clean_output(shrunk)
     assert (shrunk.width, shrunk.height) == (384, 512)  # portrait, as the clinician held the phone
     assert (shrunk.original_width, shrunk.original_height) == (3024, 4032)
@@ -108,7 +111,8 @@ def test_twelve_megapixel_portrait_photo_is_turned_shrunk_and_stripped():
     text = shrunk.describe()
     assert text.startswith("3024×4032, ") and " MB → 384×512, " in text
     assert text.endswith(" KB; location data, camera data removed"), text
-    assert elapsed < 2.0, f"draft-mode decoding should make this fast, took {elapsed:.2f}s"
+    # Decoded at reduced size (Pillow's draft mode): an eighth of the pixels of a full decode.
+    assert drafts == [(512, 512)]
 
 
 @pytest.mark.parametrize(("orientation", "size", "corner"), [
@@ -324,11 +328,9 @@ def test_twenty_thousand_square_png_is_refused_fast_without_decoding(monkeypatch
     def no_decoding(self, *args, **kwargs):
         raise AssertionError("pixels were decoded")
 
-    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
-    started = time.perf_counter()
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)  # refused from the header: nothing decoded
     message = rejected(data)
     assert "pixels" in message
-    assert time.perf_counter() - started < 0.5
 
 
 def test_more_pixels_than_allowed_names_the_size(monkeypatch):

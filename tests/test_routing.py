@@ -142,8 +142,8 @@ def test_budget_is_never_exceeded(both, reconfigure, kind):
         diagnose(**args)
     elapsed = time.monotonic() - started
     # Every provider hangs: without the budget this would wait for REQUEST_TIMEOUT (30 s) per retry. The slack is
-    # for the cancelling and, on a machine busy with the rest of the suite, for the threads' wake-ups.
-    assert elapsed < budget + 1.0, elapsed
+    # for the cancelling and, on a machine busy with the rest of the suite, for the threads' wake-ups (2 s seen).
+    assert elapsed < budget + 5.0, elapsed
     assert "RunPod" in str(caught.value) and "OpenAI" in str(caught.value)
 
 
