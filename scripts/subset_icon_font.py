@@ -39,20 +39,12 @@ def source_font(static: Path) -> Path:
     return found[0]
 
 
-def icons_in(paths: Iterable[Path]) -> set[str]:
-    """Every `:material/NAME:` written in `paths`."""
-    names: set[str] = set()
+def found_in(paths: Iterable[Path], pattern: re.Pattern[str] = ICON) -> set[str]:
+    """Every match of `pattern`'s group in `paths`: each `:material/NAME:` by default."""
+    found: set[str] = set()
     for path in paths:
-        names.update(ICON.findall(path.read_text(encoding="utf-8", errors="replace")))
-    return names
-
-
-def quoted_in(paths: Iterable[Path]) -> set[str]:
-    """Every quoted lower-case word in `paths` (a bundle's bare icon names among them)."""
-    words: set[str] = set()
-    for path in paths:
-        words.update(QUOTED.findall(path.read_text(encoding="utf-8", errors="replace")))
-    return words
+        found.update(pattern.findall(path.read_text(encoding="utf-8", errors="replace")))
+    return found
 
 
 def icons_in_use(static: Path, drawn: Iterable[str], root: Path = ROOT) -> set[str]:
@@ -64,7 +56,7 @@ def icons_in_use(static: Path, drawn: Iterable[str], root: Path = ROOT) -> set[s
     """
     bundles = sorted((static / "static" / "js").glob("*.js"))
     code = [p for p in root.rglob("*.py") if not SKIPPED_DIRS.intersection(p.relative_to(root).parts)]
-    return icons_in(bundles) | icons_in(code) | (quoted_in(bundles) & set(drawn))
+    return found_in(bundles) | found_in(code) | (found_in(bundles, QUOTED) & set(drawn))
 
 
 def ligatures(font) -> dict[str, str]:

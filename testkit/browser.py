@@ -76,9 +76,9 @@ _OVERFLOW = """() => {
 def small_tap_targets(page, minimum: float = TAP_MIN_PX, scope: str | None = None, settle_ms: int = 5_000) -> list[str]:
     """Every visible control on `page` (or inside the `scope` selector) lower than `minimum` CSS px, described.
 
-    A page's phone style sheet is one element of its script run: between two runs (a rerun the page asks for once it
-    knows the browser's time zone) a control can be drawn for a moment before it. The scan waits up to `settle_ms`
-    for no small control to be left, then reports what is still there.
+    A page's phone style sheet is one element of its script run, so between two runs a control can be drawn for a
+    moment without it. The scan waits up to `settle_ms` for no small control to be left, then reports what is still
+    there.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 

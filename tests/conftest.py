@@ -24,15 +24,16 @@ from testkit.redis_server import RedisServer, skip_unless_available
 from tests import static_runs
 from utils.settings import ENV_NAMES
 
+# Each AppTest's runtime scans every installed distribution's metadata for Streamlit component manifests: ~0.35 s of
+# CPU each time, about half of a page test's. What is installed cannot change during a run, so it is scanned once.
+_SCAN_COMPONENT_MANIFESTS = manifest_scanner.scan_component_manifests
+
 
 @functools.cache
 def _component_manifests() -> tuple:
     return tuple(_SCAN_COMPONENT_MANIFESTS())
 
 
-# Each AppTest's runtime scans every installed distribution's metadata for Streamlit component manifests: ~0.35 s of
-# CPU each time, about half of a page test's. What is installed cannot change during a run, so it is scanned once.
-_SCAN_COMPONENT_MANIFESTS = manifest_scanner.scan_component_manifests
 manifest_scanner.scan_component_manifests = lambda *args, **kwargs: list(_component_manifests())
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # engine_env changes the cwd; use this for app paths

@@ -72,14 +72,19 @@ def test_a_font_that_is_not_the_one_cut_is_served_whole(tmp_path, caplog):
     assert load_subset(static, manifest=tmp_path / "missing.json") is None
 
 
-@pytest.fixture
-def client():
+def _serving(cut: IconSubset | None) -> TestClient:
+    """The middleware with `cut` in front of an app that answers every path with the whole font (or another file)."""
     async def whole(_request):
         return PlainTextResponse("the whole font or another file")
 
-    cut = IconSubset(path="/static/media/MaterialSymbols-Rounded.abc.woff2", body=b"wOF2-cut", etag='"icons-1"')
     inner = Starlette(routes=[Route("/{path:path}", whole, methods=["GET", "HEAD", "POST"])])
     return TestClient(IconFontSubset(inner, find=lambda: cut))
+
+
+@pytest.fixture
+def client():
+    return _serving(IconSubset(path="/static/media/MaterialSymbols-Rounded.abc.woff2", body=b"wOF2-cut",
+                               etag='"icons-1"'))
 
 
 def test_the_fonts_url_is_answered_with_the_cut(client):
@@ -107,9 +112,5 @@ def test_every_other_request_passes_through(client, method, path):
 
 
 def test_without_a_cut_the_font_passes_through():
-    async def whole(_request):
-        return PlainTextResponse("whole")
-
-    inner = Starlette(routes=[Route("/{path:path}", whole)])
-    client = TestClient(IconFontSubset(inner, find=lambda: None))
-    assert client.get("/static/media/MaterialSymbols-Rounded.abc.woff2").text == "whole"
+    client = _serving(None)
+    assert client.get("/static/media/MaterialSymbols-Rounded.abc.woff2").text == "the whole font or another file"
