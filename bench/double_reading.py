@@ -167,7 +167,10 @@ def _time_bookkeeping(engine) -> threading.local:
     reading's queueing (its pending row and its job). Real milliseconds of the app's own work, which the scaled
     clock multiplies by 1/scale like every other of the app's milliseconds."""
     spent = threading.local()
-    recorded, ask = engine.recorder.recorded, engine.second.ask
+    record, ask = engine.recorder.record, engine.second.ask
+
+    def add(started: float) -> None:
+        spent.ms = getattr(spent, "ms", 0.0) + (time.monotonic() - started) * 1000
 
     def timed(call):
         def wrapper(*args, **kwargs):
@@ -175,10 +178,19 @@ def _time_bookkeeping(engine) -> threading.local:
             try:
                 return call(*args, **kwargs)
             finally:
-                spent.ms = getattr(spent, "ms", 0.0) + (time.monotonic() - started) * 1000
+                add(started)
         return wrapper
 
-    engine.recorder.recorded, engine.second.ask = timed(recorded), timed(ask)
+    def timed_plan(plan):  # the write is a step of the case's plan, driven (and waited for) in the case's thread
+        def wrapper(*args, **kwargs):
+            started = time.monotonic()
+            try:
+                return (yield from plan(*args, **kwargs))
+            finally:
+                add(started)
+        return wrapper
+
+    engine.recorder.record, engine.second.ask = timed_plan(record), timed(ask)
     return spent
 
 

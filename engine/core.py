@@ -301,7 +301,8 @@ class Engine:
             log.info("assessment kind=%s provider=%s tried=%s hedged=%s fallback=%s complete=%s elapsed_ms=%.0f",
                      request.kind, got.provider.name, ",".join(outcome.tried), outcome.hedged, outcome.fallback,
                      result.complete, result.elapsed_ms)
-        return self.second.ask(request, self.recorder.recorded(request, result, got.key))
+        recorded = yield from self.recorder.record(request, result, got.key)
+        return self.second.ask(request, recorded)
 
     def _replay(self, request: DiagnosisRequest, started: float) -> Diagnosis:
         """Demo mode: a demo pack case's recorded answer, else the pinned answer to this case; no provider is asked."""

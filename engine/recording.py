@@ -3,8 +3,10 @@ and deleting a case again."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -13,12 +15,17 @@ import sqlalchemy as sa
 from domain.errors import ProviderError
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
+from engine.runtime import Plan
 from storage.cache import AnswerCache
-from storage.database import StoreError
+from storage.database import UNAVAILABLE_ERRORS, StoreError
+from storage.group_commit import GroupCommit
 from storage.history import History, thumbnail
 from storage.store import dumps
 
 log = logging.getLogger(__name__)
+
+# A database down, too slow or out of disk: no row of a batch would be written alone either.
+_DOWN: tuple[type[BaseException], ...] = (StoreError, OSError, *UNAVAILABLE_ERRORS)
 
 
 class AssessmentObserver(Protocol):
@@ -46,10 +53,35 @@ class Recorder:
         self.cache = cache
         self.keep_images = keep_images
         self.observer = observer
+        # Cases finishing together share one transaction, and waiting for it holds no thread of the engine's pool.
+        self.writer = GroupCommit(self._write_many, name="history-writer")
 
     def recorded(self, request: DiagnosisRequest, result: Diagnosis, key: str | None) -> Diagnosis:
         """Record `result` (its answer cached under `key`); returns it with its `assessment_id` when one was written,
         marked `not_recorded` when the history could not write it."""
+        return self._recorded(request, result, self._written(self._row_of(request, result, key)))
+
+    def record(self, request: DiagnosisRequest, result: Diagnosis, key: str | None) -> Plan[Diagnosis]:
+        """`recorded` as a plan step (engine/runtime.py): the write is awaited on the provider loop, so an API
+        assessment holds no pool thread while its row waits for its transaction."""
+        row = self._row_of(request, result, key)
+        assessment_id: str | None = None
+        if self.history is not None:
+            async def written(_progress: object) -> str | None:
+                return await asyncio.wrap_future(self.writer.submit(row))
+            try:
+                assessment_id = yield written
+            except (StoreError, sa.exc.SQLAlchemyError, OSError) as exc:
+                _not_written(exc)
+        return self._recorded(request, result, assessment_id)
+
+    def _recorded(self, request: DiagnosisRequest, result: Diagnosis, assessment_id: str | None) -> Diagnosis:
+        self._observe(request, result, None, result.elapsed_ms / 1000)
+        if assessment_id:
+            return replace(result, assessment_id=assessment_id)
+        return result if self.history is None else replace(result, not_recorded=True)
+
+    def _row_of(self, request: DiagnosisRequest, result: Diagnosis, key: str | None) -> dict[str, object]:
         answer = result.answer
         row = self._row(request, result.elapsed_ms)
         row.update(
@@ -61,11 +93,7 @@ class Recorder:
             first_token_ms=result.first_token_ms, prompt_tokens=result.usage.prompt_tokens,
             completion_tokens=result.usage.completion_tokens, cached=int(result.cached),
             fallback=int(result.fallback), hedged=int(result.hedged), tried=",".join(result.tried), cache_key=key)
-        assessment_id = self._write(row)
-        self._observe(request, result, None, result.elapsed_ms / 1000)
-        if assessment_id:
-            return replace(result, assessment_id=assessment_id)
-        return result if self.history is None else replace(result, not_recorded=True)
+        return row
 
     def replayed(self, request: DiagnosisRequest, result: Diagnosis) -> Diagnosis:
         """A demo-mode replay of a pinned case: counted, not recorded again (the pinned row is its record)."""
@@ -77,7 +105,7 @@ class Recorder:
         elapsed = time.monotonic() - started
         row = self._row(request, elapsed * 1000)
         row.update(provider=exc.provider or None, error=type(exc).__name__)
-        self._write(row)
+        self._written(row)
         self._observe(request, None, exc, elapsed)
 
     def _observe(self, request: DiagnosisRequest, result: Diagnosis | None, error: BaseException | None,
@@ -109,11 +137,25 @@ class Recorder:
                 row["photo"] = request.image.jpeg
         return row
 
-    def _write(self, row: dict[str, Any]) -> str | None:
+    def _written(self, row: dict[str, Any]) -> str | None:
+        """`row` written (waiting for its transaction in this thread); its id, None when it was not."""
         if self.history is None:
             return None
         try:
-            return self.history.record(row)
-        except (StoreError, sa.exc.SQLAlchemyError, OSError) as exc:  # the clinician still gets the answer
-            log.warning("history write failed, assessment not recorded: %s", type(exc).__name__)
+            return self.writer.write(row)
+        except (StoreError, sa.exc.SQLAlchemyError, OSError) as exc:
+            _not_written(exc)
             return None
+
+    def _write_many(self, rows: Sequence[dict[str, Any]]) -> list[str | None]:
+        assert self.history is not None  # no writer is handed rows without a history
+        try:
+            return list(self.history.record_many(rows))
+        except _DOWN as exc:  # down for every row: none is tried alone
+            _not_written(exc, len(rows))
+            return [None] * len(rows)
+
+
+def _not_written(exc: BaseException, rows: int = 1) -> None:
+    # The clinician still gets the answer, marked "not recorded".
+    log.warning("history write failed, %d assessment(s) not recorded: %s", rows, type(exc).__name__)

@@ -18,7 +18,7 @@ import io
 import itertools
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -109,6 +109,9 @@ class HistoryStore(Protocol):
     def record(self, row: dict[str, Any]) -> str:
         """Insert one assessment (`row`: its columns; id and created_at default to new ones); returns its id."""
 
+    def record_many(self, rows: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert assessments, as `record` each, in one transaction; returns their ids in order."""
+
     def get(self, assessment_id: str) -> dict[str, Any] | None:
         """One assessment, or None."""
 
@@ -154,8 +157,22 @@ class History:
 
     def record(self, row: dict[str, Any]) -> str:
         """Insert one assessment (the engine builds `row`), and push its figures to `metrics`; returns its id."""
+        return self.record_many([row])[0]
+
+    def record_many(self, rows: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert assessments in one transaction (storage/group_commit.py), pushing each one's figures to `metrics`;
+        returns their ids, in order."""
+        prepared = [self._prepared(row) for row in rows]
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in prepared:  # one statement per set of columns: an executemany binds the first row's columns
+            by_columns.setdefault(tuple(sorted(row)), []).append(row)
+        with self.store.connect() as conn:
+            for same in by_columns.values():
+                conn.execute(assessments.insert(), same)
+        return [row["id"] for row in prepared]
+
+    def _prepared(self, row: dict[str, Any]) -> dict[str, Any]:
         row = {"id": new_id(), "created_at": now(), **row}
-        assessment_id: str = row["id"]
         if self.metrics is not None:  # first: a history that fails to write still counts in every process's figures
             self.metrics.push(row, at=row["created_at"])
         if not self.keep_images:  # no photo of a patient unless the clinic opted in
@@ -168,9 +185,7 @@ class History:
                     row[column] = self.sealer.seal_bytes(value)
                 elif isinstance(value, str) and value:  # '' says nothing about the patient
                     row[column] = self.sealer.seal_text(value)
-        with self.store.connect() as conn:
-            conn.execute(assessments.insert(), row)
-        return assessment_id
+        return row
 
     def get(self, assessment_id: str) -> dict[str, Any] | None:
         """One assessment as a dict, or None."""

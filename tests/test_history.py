@@ -182,7 +182,7 @@ def contract(protocol: type) -> dict[str, inspect.Signature]:
 
 def test_history_offers_the_history_store_contract():
     wanted = contract(HistoryStore)
-    assert {"record", "get", "search", "scan", "delete", "purge", "pin", "pinned_answer"} <= set(wanted)
+    assert {"record", "record_many", "get", "search", "scan", "delete", "purge", "pin", "pinned_answer"} <= set(wanted)
     assert {name: inspect.signature(getattr(History, name)) for name in wanted} == wanted
     assert "retention_days" in HistoryStore.__annotations__
 
@@ -229,6 +229,21 @@ def test_sealed_columns_are_encrypted_in_the_database_and_searched_after_opening
     assert [r["id"] for r in history.search(Filters(query="SCALY", limit=1))] == [case]
     other = History(store, sealer=Sealer(Fernet.generate_key().decode())).get(case)
     assert other is not None and other["unreadable"] and other["text"] == UNREADABLE
+
+
+def test_rows_of_different_columns_are_recorded_together_in_order_and_sealed(store):
+    history = History(store, sealer=Sealer(Fernet.generate_key().decode()), keep_images=True)
+    base = {"kind": "text", "language": "en", "complete": 1}
+    rows = [{**base, "text": f"{MARKER} one", "created_at": T0},
+            {**base, "text": "two", "thumbnail": b"\xff\xd8-thumb", "created_at": T0 + 1},  # a column the others lack
+            {**base, "text": "three", "error": "ProviderTimeout", "complete": 0, "created_at": T0 + 2}]
+    ids = history.record_many(rows)
+    assert len(set(ids)) == 3
+    assert [history.get(i)["text"] for i in ids] == [f"{MARKER} one", "two", "three"]
+    assert history.get(ids[1])["thumbnail"] == b"\xff\xd8-thumb" and history.get(ids[2])["error"] == "ProviderTimeout"
+    with store.connect() as conn:
+        stored = conn.execute(sa.select(assessments.c.text).where(assessments.c.id == ids[0])).scalar_one()
+    assert MARKER not in stored
 
 
 def test_pinned_answer_is_the_newest_pinned_complete_case_with_that_key(store):

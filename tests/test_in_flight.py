@@ -9,17 +9,39 @@ at its start. Speed itself is shown by `bench/api_load.py`, never asserted here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 
 import startup
+from engine.core import IO_THREADS
 from testkit.answers import VALID
 from testkit.fake_llm import Reply
 from tests.conftest import PROJECT_ROOT
+from tests.waiting import wait_until
 
 IN_FLIGHT = 60  # more than anyio's 40 worker threads, the old cap of the API
+
+
+@contextlib.contextmanager
+def all_at_once(engine, requests, release: threading.Event) -> Iterator[list]:
+    """Every request's `adiagnose` at once, on an event loop of its own, while the block runs; then `release` is
+    set and their results (or exceptions) fill the list yielded."""
+    results: list = []
+
+    async def gathered() -> None:
+        results.extend(await asyncio.gather(*(engine.adiagnose(r) for r in requests), return_exceptions=True))
+
+    runner = threading.Thread(target=asyncio.run, args=(gathered(),))
+    runner.start()
+    try:
+        yield results
+    finally:
+        release.set()
+        runner.join(30)
 
 
 def test_more_assessments_than_threads_are_in_flight_at_once_and_all_answered(engine_env):
@@ -33,22 +55,36 @@ def test_more_assessments_than_threads_are_in_flight_at_once_and_all_answered(en
     engine = startup.get_engine()
     requests = [engine.make_request(f"case {n}: 2 cm pearly papule on the nose", source="api")
                 for n in range(IN_FLIGHT)]
-    results: list = []
-
-    async def all_at_once() -> None:
-        results.extend(await asyncio.gather(*(engine.adiagnose(r) for r in requests), return_exceptions=True))
-
-    runner = threading.Thread(target=asyncio.run, args=(all_at_once(),))
-    runner.start()
-    try:
+    with all_at_once(engine, requests, release) as results:
         engine_env.wait_for_requests(IN_FLIGHT, timeout=20)  # all with the provider before any was answered
         busy = [t.name for t in threading.enumerate() if t.name.startswith("engine-io")]
-    finally:
-        release.set()
-        runner.join(30)
     assert len(busy) <= 8  # the engine's small pool, not a thread per assessment
     assert len(results) == IN_FLIGHT and all(not isinstance(r, BaseException) and r.provider == "runpod"
                                              for r in results), [r for r in results if isinstance(r, BaseException)]
+
+
+def test_cases_answered_together_wait_for_their_rows_without_holding_the_pool_and_share_a_transaction(
+        engine_env, monkeypatch):
+    engine = startup.get_engine()
+    writing, go = threading.Event(), threading.Event()
+    batches: list[int] = []
+    record_many = engine.history.record_many
+
+    def held(rows):  # the first transaction takes until the test lets it go
+        batches.append(len(rows))
+        writing.set()
+        go.wait(30)
+        return record_many(rows)
+
+    monkeypatch.setattr(engine.history, "record_many", held)
+    cases = 3 * IO_THREADS  # more than the pool has threads: a case waiting for its row must not hold one
+    requests = [engine.make_request(f"case {n}: 3 mm scaly patch on the arm", source="api") for n in range(cases)]
+    with all_at_once(engine, requests, go) as results:
+        assert writing.wait(20)
+        wait_until(lambda: engine.recorder.writer.waiting == cases - 1, seconds=20)  # every other row handed over
+    assert batches == [1, cases - 1]
+    assert all(not isinstance(r, BaseException) and r.assessment_id for r in results), results
+    assert len({r.assessment_id for r in results}) == cases == len(engine.history.search())
 
 
 def test_adiagnose_records_the_case_and_caches_it_as_diagnose_does(engine_env):
