@@ -21,7 +21,8 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 
-# Four workers on two cores: most of the suite's time is spent waiting (servers, browsers, budgets), not computing
-# (a whole run uses about one core on average). One file stays in one worker (--dist loadfile), so a module's
-# server starts once; `-n 0` runs in one process.
-exec .venv/bin/python -m pytest -n 4 --dist loadfile "$@"
+# Four workers on two cores: much of a test's time is spent waiting (servers, browsers, budgets), not computing.
+# One file stays in one worker (--dist loadfile), so a module's server starts once; files are handed out in the
+# order tests/conftest.py gives them, longest first (--no-loadscope-reorder: xdist would put the files with the
+# most tests first, and the long browser files, with few tests each, last); `-n 0` runs in one process.
+exec .venv/bin/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder "$@"
