@@ -209,26 +209,29 @@ def health_clock(clock, monkeypatch) -> Clock:
     return clock
 
 
-@pytest.fixture(scope="module")
-def module_browser():
-    """Debian's headless Chromium through Playwright, launched once per test module and closed after it."""
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's headless Chromium through Playwright, launched once per test process (a parallel run's worker) and
+    closed at its end: each launch costs Chromium and Playwright's driver about half a second of CPU. Tests open
+    contexts of their own in it (the `browser` fixture closes them after the test); a module that keeps a context
+    for all its tests (tests/test_accessibility.py) closes it itself."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        launched = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            yield chromium
+            yield launched
         finally:
-            chromium.close()
+            launched.close()
 
 
 @pytest.fixture
-def browser(module_browser):
-    """The module's Chromium, its new pages in Korean unless a test names another locale (testkit.browser
+def browser(chromium):
+    """The shared Chromium, its new pages in Korean unless a test names another locale (testkit.browser
     `LocaleDefault`); every context (and page) the test opened is closed after it, so no cookie, storage or open
     app session reaches the next test."""
-    yield LocaleDefault(module_browser)
-    for context in module_browser.contexts:
+    yield LocaleDefault(chromium)
+    for context in chromium.contexts:
         context.close()
 
 

@@ -25,7 +25,7 @@ from PIL import Image
 from domain.locales import TABLES
 from testkit.answers import VALID
 from testkit.app_server import app_env, serve_app
-from testkit.browser import CHROMIUM, CHROMIUM_ARGS, PHONE, settled
+from testkit.browser import CHROMIUM, PHONE, settled
 from testkit.fake_llm import FakeLLM
 from testkit.fake_llm.replies import Reply
 from tests.accessibility import assert_no_violation
@@ -92,18 +92,6 @@ def sign_in_url(fake, tmp_path_factory):
     assert added.returncode == 0, added.stderr
     with serve_app(env, cwd) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture(scope="module")

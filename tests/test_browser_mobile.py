@@ -16,7 +16,6 @@ from testkit.answers import VALID
 from testkit.app_server import app_env, serve_app
 from testkit.browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     DESKTOP,
     LAPTOP,
     PHONE,
@@ -65,18 +64,6 @@ def app_url(fake, tmp_path_factory):
     cwd = tmp_path_factory.mktemp("mobile")
     with serve_app(_env(fake, cwd / "data", "off"), cwd) as url:
         yield url + "/"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
