@@ -209,12 +209,14 @@ def health_clock(clock, monkeypatch) -> Clock:
     return clock
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """Debian's headless Chromium through Playwright, launched once per test process (a parallel run's worker) and
-    closed at its end: each launch costs Chromium and Playwright's driver about half a second of CPU. Tests open
-    contexts of their own in it (the `browser` fixture closes them after the test); a module that keeps a context
-    for all its tests (tests/test_accessibility.py) closes it itself."""
+    """Debian's headless Chromium through Playwright, launched once per test module and closed after it.
+
+    Not once per process: Playwright's synchronous API keeps its event loop running in this thread while it is
+    open, and the in-process tests after a browser module run `asyncio.run` there. Tests open contexts of their
+    own in it (the `browser` fixture closes them after the test); a module that keeps a context for several
+    tests (tests/test_accessibility.py) closes it itself."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -227,7 +229,7 @@ def chromium():
 
 @pytest.fixture
 def browser(chromium):
-    """The shared Chromium, its new pages in Korean unless a test names another locale (testkit.browser
+    """The module's Chromium, its new pages in Korean unless a test names another locale (testkit.browser
     `LocaleDefault`); every context (and page) the test opened is closed after it, so no cookie, storage or open
     app session reaches the next test."""
     yield LocaleDefault(chromium)
