@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from domain.errors import ProviderError
 from domain.request import DiagnosisRequest
 from domain.result import Diagnosis
-from engine.runtime import Plan
+from engine.runtime import Plan, Step
 from storage.cache import AnswerCache
 from storage.database import UNAVAILABLE_ERRORS, StoreError
 from storage.group_commit import GroupCommit
@@ -54,6 +54,7 @@ class Recorder:
         self.keep_images = keep_images
         self.observer = observer
         # Cases finishing together share one transaction, and waiting for it holds no thread of the engine's pool.
+        # It is handed rows made by `History.prepare`: a batch written again row by row counts each row once.
         self.writer = GroupCommit(self._write_many, name="history-writer")
 
     def recorded(self, request: DiagnosisRequest, result: Diagnosis, key: str | None) -> Diagnosis:
@@ -64,16 +65,18 @@ class Recorder:
     def record(self, request: DiagnosisRequest, result: Diagnosis, key: str | None) -> Plan[Diagnosis]:
         """`recorded` as a plan step (engine/runtime.py): the write is awaited on the provider loop, so an API
         assessment holds no pool thread while its row waits for its transaction."""
-        row = self._row_of(request, result, key)
         assessment_id: str | None = None
         if self.history is not None:
-            async def written(_progress: object) -> str | None:
-                return await asyncio.wrap_future(self.writer.submit(row))
             try:
-                assessment_id = yield written
+                assessment_id = yield self._written_step(self.history.prepare(self._row_of(request, result, key)))
             except (StoreError, sa.exc.SQLAlchemyError, OSError) as exc:
                 _not_written(exc)
         return self._recorded(request, result, assessment_id)
+
+    def _written_step(self, row: dict[str, Any]) -> Step:
+        async def written(_progress: object) -> str | None:
+            return await asyncio.wrap_future(self.writer.submit(row))
+        return written
 
     def _recorded(self, request: DiagnosisRequest, result: Diagnosis, assessment_id: str | None) -> Diagnosis:
         self._observe(request, result, None, result.elapsed_ms / 1000)
@@ -142,7 +145,7 @@ class Recorder:
         if self.history is None:
             return None
         try:
-            return self.writer.write(row)
+            return self.writer.write(self.history.prepare(row))
         except (StoreError, sa.exc.SQLAlchemyError, OSError) as exc:
             _not_written(exc)
             return None
@@ -150,7 +153,7 @@ class Recorder:
     def _write_many(self, rows: Sequence[dict[str, Any]]) -> list[str | None]:
         assert self.history is not None  # no writer is handed rows without a history
         try:
-            return list(self.history.record_many(rows))
+            return list(self.history.insert(rows))
         except _DOWN as exc:  # down for every row: none is tried alone
             _not_written(exc, len(rows))
             return [None] * len(rows)

@@ -109,8 +109,12 @@ class HistoryStore(Protocol):
     def record(self, row: dict[str, Any]) -> str:
         """Insert one assessment (`row`: its columns; id and created_at default to new ones); returns its id."""
 
-    def record_many(self, rows: Sequence[dict[str, Any]]) -> list[str]:
-        """Insert assessments, as `record` each, in one transaction; returns their ids in order."""
+    def prepare(self, row: dict[str, Any]) -> dict[str, Any]:
+        """`row` as `record` stores it (its id and time added, its patient columns sealed); counted in the figures
+        now, once, however often it is then offered to `insert`."""
+
+    def insert(self, rows: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert rows made by `prepare`, all in one transaction; returns their ids in order."""
 
     def get(self, assessment_id: str) -> dict[str, Any] | None:
         """One assessment, or None."""
@@ -157,21 +161,22 @@ class History:
 
     def record(self, row: dict[str, Any]) -> str:
         """Insert one assessment (the engine builds `row`), and push its figures to `metrics`; returns its id."""
-        return self.record_many([row])[0]
+        return self.insert([self.prepare(row)])[0]
 
-    def record_many(self, rows: Sequence[dict[str, Any]]) -> list[str]:
-        """Insert assessments in one transaction (storage/group_commit.py), pushing each one's figures to `metrics`;
-        returns their ids, in order."""
-        prepared = [self._prepared(row) for row in rows]
+    def insert(self, rows: Sequence[dict[str, Any]]) -> list[str]:
+        """Insert rows made by `prepare` in one transaction (storage/group_commit.py); returns their ids, in order."""
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in prepared:  # one statement per set of columns: an executemany binds the first row's columns
+        for row in rows:  # one statement per set of columns: an executemany binds the first row's columns
             by_columns.setdefault(tuple(sorted(row)), []).append(row)
         with self.store.connect() as conn:
             for same in by_columns.values():
                 conn.execute(assessments.insert(), same)
-        return [row["id"] for row in prepared]
+        return [row["id"] for row in rows]
 
-    def _prepared(self, row: dict[str, Any]) -> dict[str, Any]:
+    def prepare(self, row: dict[str, Any]) -> dict[str, Any]:
+        """`row` ready for `insert`: its id and time added (unless given), its figures pushed to `metrics`, photos
+        dropped unless HISTORY_KEEP_IMAGES, its patient columns sealed. Once per row: a retried insert is not
+        counted twice."""
         row = {"id": new_id(), "created_at": now(), **row}
         if self.metrics is not None:  # first: a history that fails to write still counts in every process's figures
             self.metrics.push(row, at=row["created_at"])

@@ -231,7 +231,7 @@ def test_a_failing_history_write_never_loses_the_answer(engine_env, monkeypatch,
     def fail(rows):
         raise error
 
-    monkeypatch.setattr(engine.history, "record_many", fail)  # the engine writes its rows in batches
+    monkeypatch.setattr(engine.history, "insert", fail)  # the engine writes its rows in batches
     with caplog.at_level(logging.WARNING):
         result = diagnose(text=TEXT)
     assert result.complete and result.label.lesion.code == 1 and result.assessment_id is None
@@ -349,7 +349,7 @@ def test_page_assesses_while_the_cache_or_history_disk_fails(engine_env, monkeyp
     if broken == "cache":
         monkeypatch.setattr(engine.cache._cache, "set", fail)
     else:
-        monkeypatch.setattr(engine.history, "record_many", fail)
+        monkeypatch.setattr(engine.history, "insert", fail)
     at = _assess(_fill(_app()))
     assert not at.exception and "기저세포암" in _texts(at)
     _kept(at)

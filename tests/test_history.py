@@ -182,7 +182,8 @@ def contract(protocol: type) -> dict[str, inspect.Signature]:
 
 def test_history_offers_the_history_store_contract():
     wanted = contract(HistoryStore)
-    assert {"record", "record_many", "get", "search", "scan", "delete", "purge", "pin", "pinned_answer"} <= set(wanted)
+    assert {"record", "prepare", "insert", "get", "search", "scan", "delete", "purge", "pin",
+            "pinned_answer"} <= set(wanted)
     assert {name: inspect.signature(getattr(History, name)) for name in wanted} == wanted
     assert "retention_days" in HistoryStore.__annotations__
 
@@ -237,13 +238,29 @@ def test_rows_of_different_columns_are_recorded_together_in_order_and_sealed(sto
     rows = [{**base, "text": f"{MARKER} one", "created_at": T0},
             {**base, "text": "two", "thumbnail": b"\xff\xd8-thumb", "created_at": T0 + 1},  # a column the others lack
             {**base, "text": "three", "error": "ProviderTimeout", "complete": 0, "created_at": T0 + 2}]
-    ids = history.record_many(rows)
+    ids = history.insert([history.prepare(row) for row in rows])
     assert len(set(ids)) == 3
     assert [history.get(i)["text"] for i in ids] == [f"{MARKER} one", "two", "three"]
     assert history.get(ids[1])["thumbnail"] == b"\xff\xd8-thumb" and history.get(ids[2])["error"] == "ProviderTimeout"
     with store.connect() as conn:
         stored = conn.execute(sa.select(assessments.c.text).where(assessments.c.id == ids[0])).scalar_one()
     assert MARKER not in stored
+
+
+def test_a_row_is_counted_once_in_the_figures_however_often_its_insert_is_tried(store):
+    pushed = []
+
+    class Sink:
+        def push(self, row, at=None):
+            pushed.append(row["id"])
+            return True
+
+    history = History(store, metrics=Sink())
+    row = history.prepare({"kind": "text", "language": "en", "text": "papule", "complete": 1})
+    assert history.insert([row]) == [row["id"]]
+    with pytest.raises(sa.exc.IntegrityError):  # tried again (a batch written again row by row): refused, not counted
+        history.insert([row])
+    assert pushed == [row["id"]] and len(history.search()) == 1
 
 
 def test_pinned_answer_is_the_newest_pinned_complete_case_with_that_key(store):

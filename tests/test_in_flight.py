@@ -68,15 +68,15 @@ def test_cases_answered_together_wait_for_their_rows_without_holding_the_pool_an
     engine = startup.get_engine()
     writing, go = threading.Event(), threading.Event()
     batches: list[int] = []
-    record_many = engine.history.record_many
+    insert = engine.history.insert
 
     def held(rows):  # the first transaction takes until the test lets it go
         batches.append(len(rows))
         writing.set()
         go.wait(30)
-        return record_many(rows)
+        return insert(rows)
 
-    monkeypatch.setattr(engine.history, "record_many", held)
+    monkeypatch.setattr(engine.history, "insert", held)
     cases = 3 * IO_THREADS  # more than the pool has threads: a case waiting for its row must not hold one
     requests = [engine.make_request(f"case {n}: 3 mm scaly patch on the arm", source="api") for n in range(cases)]
     with all_at_once(engine, requests, go) as results:
