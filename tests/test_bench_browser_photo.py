@@ -174,6 +174,15 @@ def echo_server():
     thread.join(10)
 
 
+def counted(page, meter: WireMeter, expected: tuple[int, int], seconds: float = 10.0) -> None:
+    """Wait for DevTools to report the bytes sent (its events can come after the page's own answer; Playwright
+    hands them over only while it waits), then check them: (websocket, HTTP)."""
+    deadline = time.monotonic() + seconds
+    while (meter.ws, meter.http) != expected and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert (meter.ws, meter.http) == expected
+
+
 @pytest.mark.browser
 @needs_chromium
 def test_chromium_throttles_websocket_frames_and_both_counters_see_the_bytes(browser, echo_server):
@@ -187,7 +196,7 @@ def test_chromium_throttles_websocket_frames_and_both_counters_see_the_bytes(bro
         wire = link.up_bytes
         assert page.evaluate(_SEND, ["ws", 300_000])[0] == 300_000
         assert page.evaluate(_SEND, ["http", 200_000])[0] == 200_000
-        assert (meter.ws, meter.http) == (300_000, 200_000)
+        counted(page, meter, (300_000, 200_000))
         # On TCP: the same bytes plus the websocket's handshake and framing and the PUT's headers (a few KB).
         assert 500_000 <= link.up_bytes - wire <= 510_000
 

@@ -124,8 +124,13 @@ def test_llamacpp_like_server_ignores_max_completion_tokens():
     assert honoured.choices[0].finish_reason == "length" and honoured.usage.completion_tokens == 10
 
 
+RPM = 0.01
+
+
 def test_rate_limit_answers_429_with_retry_after():
-    limited = quiet_hosted(rate_limit_rpm=1, rate_limit_burst=2)   # one request per simulated minute
+    # One request per 100 simulated minutes: a minute would be 0.6 s here, which a loaded machine can spend between
+    # the calls, and the bucket would have refilled.
+    limited = quiet_hosted(rate_limit_rpm=RPM, rate_limit_burst=2)
     with Simulator({"openai": limited}, scale=SCALE, seed=5) as sim, client(sim, "openai") as llm:
         for _ in range(2):
             llm.chat.completions.create(model="m", messages=MESSAGES, max_tokens=1)
@@ -133,7 +138,7 @@ def test_rate_limit_answers_429_with_retry_after():
             llm.chat.completions.create(model="m", messages=MESSAGES, max_tokens=1)
 
     headers = caught.value.response.headers
-    assert 0 < float(headers["retry-after"]) <= 60 * SCALE + 0.001   # wall seconds, scaled
+    assert 0 < float(headers["retry-after"]) <= 60 / RPM * SCALE + 0.001   # wall seconds, scaled
     assert int(headers["retry-after-ms"]) > 0
     assert [r.outcome for r in sim.records()] == ["length", "length", "rate_limited"]
 
