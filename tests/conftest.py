@@ -81,7 +81,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     order, `--no-loadscope-reorder`) ends with short files on every worker instead of one long file on one.
 
     First the static checks (mypy's half minute runs beside the other files instead of after them), then the files
-    that drive Chromium (the longest: 15-100 s each), then the rest; each group by its number of tests, most first.
+    that drive Chromium (the longest: 12-170 s each in a full run), then the rest; each group by its number of tests,
+    most first.
     """
     per_file = Counter(item.path for item in items)
     browser = {item.path for item in items if item.get_closest_marker("browser") is not None}
