@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 # A database down, too slow or out of disk: no row of a batch would be written alone either.
 _DOWN: tuple[type[BaseException], ...] = (StoreError, OSError, *UNAVAILABLE_ERRORS)
+# Any failed write of a row: the clinician still gets the answer, marked "not recorded".
+_NOT_WRITTEN: tuple[type[BaseException], ...] = (StoreError, sa.exc.SQLAlchemyError, OSError)
 
 
 class AssessmentObserver(Protocol):
@@ -69,7 +71,7 @@ class Recorder:
         if self.history is not None:
             try:
                 assessment_id = yield self._written_step(self.history.prepare(self._row_of(request, result, key)))
-            except (StoreError, sa.exc.SQLAlchemyError, OSError) as exc:
+            except _NOT_WRITTEN as exc:
                 _not_written(exc)
         return self._recorded(request, result, assessment_id)
 
@@ -146,7 +148,7 @@ class Recorder:
             return None
         try:
             return self.writer.write(self.history.prepare(row))
-        except (StoreError, sa.exc.SQLAlchemyError, OSError) as exc:
+        except _NOT_WRITTEN as exc:
             _not_written(exc)
             return None
 
