@@ -18,6 +18,7 @@ import startup
 import utils.settings
 from engine.health import ProviderHealth
 from storage.store import Store
+from testkit import app_server
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS, LocaleDefault
 from testkit.fake_llm import FakeLLM
 from testkit.postgres import PostgresServer
@@ -59,6 +60,9 @@ SDK_VARS = (
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "static_check(*args): the test reads `python -m ARGS`'s run "
                             "(tests/static_runs.py), started in the background when the run begins")
+    # Each app server a test starts is a fork of one warm interpreter per process (testkit/fork_server.py): the
+    # run starts a few dozen, and a fresh `streamlit run app.py` spends ~2 CPU-seconds importing libraries.
+    app_server.fork_servers()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -93,6 +97,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     static_runs.stop_all()
+    app_server.fork_servers().close()
 
 
 @pytest.fixture(autouse=True)
