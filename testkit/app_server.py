@@ -24,12 +24,12 @@ LOOPBACK = "127.0.0.1,localhost"
 _warm: ForkServer | None = None
 
 
-def fork_servers() -> ForkServer:
-    """From now on `serve_app` forks its servers from one warm interpreter (started at the first); returns it, for
-    the caller to close when it is done."""
+def fork_servers(owner: int) -> ForkServer:
+    """From now on `serve_app` forks its servers from the warm interpreter of `owner`'s run (started at the first,
+    shared by every process that names the same owner); returns it, for the owner to close when the run ends."""
     global _warm
     if _warm is None:
-        _warm = ForkServer()
+        _warm = ForkServer(owner)
     return _warm
 
 

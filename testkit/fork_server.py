@@ -9,18 +9,24 @@ as in a new process); only the libraries' imports are shared. Each child then ru
 
 Benchmarks do not use it: a benchmark of a server's start or first page measures a fresh process.
 
-    with ForkServer() as warm:
-        server = warm.spawn(argv, cwd, env, log_path)   # a handle that `testkit.processes.stop` ends
+    warm = ForkServer(owner=os.getpid())
+    server = warm.spawn(argv, cwd, env, log_path)   # a handle that `testkit.processes.stop` ends
+    ...
+    warm.close()
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -87,48 +93,57 @@ class ForkedProcess:
 
 
 class ForkServer:
-    """The warm interpreter (`python -m testkit.fork_server`), started at the first `spawn`, ended by `close`."""
+    """The warm interpreter of the processes of one run: a client of it, started at the first `spawn`.
 
-    def __init__(self) -> None:
-        self._proc: subprocess.Popen[str] | None = None
-        self._lock = threading.Lock()
+    `owner` is the run's first process (pytest's controller under xdist, whose workers share one warm interpreter);
+    the warm interpreter listens on a socket named after it, and ends when `close` is called or the owner is gone.
+    """
+
+    def __init__(self, owner: int) -> None:
+        self.owner = owner
+        self.path = Path(tempfile.gettempdir()) / f"skinai-fork-server-{owner}.sock"
 
     def spawn(self, argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> ForkedProcess:
         """Start `argv` (a `streamlit ...` command line, without the program) in a fork: in `cwd`, with exactly
         `env`, its output appended to `log`."""
-        request = json.dumps({"argv": argv, "cwd": str(cwd), "env": env, "log": str(log)})
-        with self._lock:
-            proc = self._started()
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(request + "\n")
-            proc.stdin.flush()
-            answer = proc.stdout.readline()
-        if not answer:
-            raise RuntimeError(f"the fork server stopped (exit {proc.wait()}); its errors went to this run's stderr")
-        return ForkedProcess(int(json.loads(answer)["pid"]))
+        request = {"argv": argv, "cwd": str(cwd), "env": env, "log": str(log)}
+        try:
+            answer = self._ask(request)
+        except OSError:  # not started yet, or gone: (re)start it, once for every process of the run
+            self._start()
+            answer = self._ask(request)
+        return ForkedProcess(int(answer["pid"]))
 
-    def _started(self) -> subprocess.Popen[str]:
-        if self._proc is None or self._proc.poll() is not None:
+    def _ask(self, request: dict) -> dict:
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.connect(str(self.path))
+            conn.sendall(json.dumps(request).encode() + b"\n")
+            line = conn.makefile("rb").readline()
+        if not line:
+            raise ConnectionResetError("the fork server closed the connection")
+        answer: dict = json.loads(line)
+        return answer
+
+    def _start(self) -> None:
+        with open(f"{self.path}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the other processes of the run wait here, then find it running
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(str(self.path))
+                return
             # No provider variable or proxy: the libraries import as they would in a server a test starts.
             env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNPOD_", "LOCAL_"))}
-            self._proc = subprocess.Popen([sys.executable, "-m", "testkit.fork_server"], cwd=ROOT, env=env, text=True,
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        return self._proc
+            proc = subprocess.Popen([sys.executable, "-m", "testkit.fork_server", str(self.path), str(self.owner)],
+                                    cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    start_new_session=True)
+            assert proc.stdout is not None
+            if proc.stdout.readline() != b"ready\n":
+                raise RuntimeError(f"the fork server did not start (exit {proc.wait()}); its errors are on stderr")
+            proc.stdout.close()
 
     def close(self) -> None:
-        """End the warm interpreter (the servers it forked are their starters' to stop)."""
-        with self._lock:
-            if self._proc is not None:
-                assert self._proc.stdin is not None
-                self._proc.stdin.close()  # its loop ends at the end of its input
-                self._proc.wait(30)
-                self._proc = None
-
-    def __enter__(self) -> ForkServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        """End the warm interpreter, if it runs (the servers it forked are their starters' to stop)."""
+        with contextlib.suppress(OSError):
+            self._ask({"stop": True})
 
 
 def _child(request: dict) -> None:
@@ -162,8 +177,9 @@ def _child(request: dict) -> None:
         os._exit(code)
 
 
-def main() -> None:
-    """Import the libraries, forget the app's modules, then fork a server for each request line on stdin."""
+def main(path: str, owner: int) -> None:
+    """Import the libraries, forget the app's modules, then fork a server for each request to the socket at `path`,
+    until asked to stop or `owner` is gone."""
     import importlib
     import pkgutil
 
@@ -177,13 +193,47 @@ def main() -> None:
     if threading.active_count() != 1:  # a fork copies only this thread: a lock another held would stay held
         raise SystemExit(f"the warm imports started threads: {threading.enumerate()}")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the forks: none stays a zombie
-    for line in sys.stdin:
-        request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            _child(request)
-        print(json.dumps({"pid": pid}), flush=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # a socket left by a run that was killed
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(16)
+    listener.settimeout(1)
+    print("ready", flush=True)
+    try:
+        while _alive(owner):
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(10)
+                try:
+                    request = json.loads(conn.makefile("rb").readline())
+                except (OSError, ValueError):  # a probe that only connects (ForkServer._start), or a broken client
+                    continue
+                if request.get("stop"):
+                    break
+                pid = os.fork()
+                if pid == 0:
+                    conn.close()
+                    listener.close()
+                    _child(request)
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    finally:
+        listener.close()
+        for leftover in (path, f"{path}.lock"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1], int(sys.argv[2]))

@@ -21,6 +21,7 @@ from storage.store import Store
 from testkit import app_server
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS, LocaleDefault
 from testkit.fake_llm import FakeLLM
+from testkit.fork_server import ForkServer
 from testkit.postgres import PostgresServer
 from testkit.redis_server import RedisServer, skip_unless_available
 from tests import static_runs
@@ -38,6 +39,8 @@ def _component_manifests() -> tuple:
 
 manifest_scanner.scan_component_manifests = lambda *args, **kwargs: list(_component_manifests())
 
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # set in pytest-xdist's workers, not in its controller
+_OWNER = os.getppid() if _WORKER else os.getpid()  # the run's first process: xdist's controller starts the workers
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # engine_env changes the cwd; use this for app paths
 
 RUNPOD_KEY = "rpa-test-key-not-real"
@@ -60,9 +63,10 @@ SDK_VARS = (
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "static_check(*args): the test reads `python -m ARGS`'s run "
                             "(tests/static_runs.py), started in the background when the run begins")
-    # Each app server a test starts is a fork of one warm interpreter per process (testkit/fork_server.py): the
-    # run starts a few dozen, and a fresh `streamlit run app.py` spends ~2 CPU-seconds importing libraries.
-    app_server.fork_servers()
+    # Each app server a test starts is a fork of one warm interpreter for the whole run, shared by pytest-xdist's
+    # workers (testkit/fork_server.py): the run starts a few dozen, and a fresh `streamlit run app.py` spends
+    # ~2 CPU-seconds importing libraries.
+    app_server.fork_servers(owner=_OWNER)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -72,7 +76,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     test runs, in the one worker that has it, instead of once in each (and `pytest_collection_modifyitems` puts
     those tests first, so that worker starts them at once).
     """
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if _WORKER:
         return
     for item in session.items:
         marker = item.get_closest_marker("static_check")
@@ -97,7 +101,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     static_runs.stop_all()
-    app_server.fork_servers().close()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _WORKER:  # the owner, after every worker has ended
+        app_server.fork_servers(owner=_OWNER).close()
 
 
 @pytest.fixture(autouse=True)
@@ -115,6 +123,12 @@ def isolated_settings(monkeypatch, tmp_path_factory):
     startup.reset_engine()
     yield
     startup.reset_engine()
+
+
+@pytest.fixture(scope="session")
+def fork_server() -> ForkServer:
+    """The run's warm interpreter, which `serve_app` forks the app servers from (testkit/fork_server.py)."""
+    return app_server.fork_servers(owner=_OWNER)
 
 
 @pytest.fixture
