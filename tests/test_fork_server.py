@@ -9,9 +9,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+import streamlit
 
 import startup
-import streamlit
 from testkit import fork_server as forking
 from testkit.app_server import ROOT, app_env, serve_app, wait_http
 from testkit.processes import stop
