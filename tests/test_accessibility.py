@@ -2,7 +2,8 @@
 (Assess before and after an assessment, Jobs and History with a finished case, Performance, each Provider QA tab, the
 sign-in form, the administrators' Audit page, the API's documentation), on a desktop and on a phone, in Korean and
 in English; after Assess the keyboard focus is on the result's heading, which names the class and the flag; the focus
-ring can be seen.
+ring can be seen. On the phone the same walk checks that each of those screens, and the open sidebar, fits the
+bedside phone and a thumb (WCAG 2.5.5): no sideways scrolling and no control lower than 44 px.
 
 axe-core is the copy bundled by the `axe-playwright-python` package (requirements-dev.txt, installed by scripts/test.sh;
 nothing is fetched while the tests run). Violations are fixed in the app, never by switching a rule off: a failure
@@ -25,7 +26,7 @@ from PIL import Image
 from domain.locales import TABLES
 from testkit.answers import VALID
 from testkit.app_server import app_env, serve_app
-from testkit.browser import CHROMIUM, PHONE, settled
+from testkit.browser import CHROMIUM, PHONE, TAP_MIN_PX, page_scroll_width, settled, small_tap_targets
 from testkit.fake_llm import FakeLLM
 from testkit.fake_llm.replies import Reply
 from tests.accessibility import assert_no_violation
@@ -137,6 +138,14 @@ def _choose_language(page, device: str, lang: str) -> None:
     _close_sidebar(page, device)
 
 
+def _fits_a_thumb(page, device: str, where: str) -> None:
+    """On the phone: the screen as it is now does not scroll sideways and no control is lower than 44 px."""
+    if device != "phone":
+        return
+    assert page_scroll_width(page) <= PHONE["viewport"]["width"], f"{where}: the page scrolls sideways"
+    assert small_tap_targets(page) == [], f"{where}: controls lower than {TAP_MIN_PX} px"
+
+
 def _go(page, device: str, lang: str, name: str) -> None:
     """Open page `name` from the sidebar's link (the session, and with it the language, stays)."""
     from playwright.sync_api import expect
@@ -180,8 +189,18 @@ def test_no_page_has_a_violation(tab, name):
         for key in ("qa.tab.compare", "qa.tab.batch", "qa.tab.labelled"):
             page.get_by_role("tab", name=words(lang, key)).click()
             assert_no_violation(page, f"{where}, tab {words(lang, key)}")
+            _fits_a_thumb(page, device, f"{where}, tab {words(lang, key)}")
         return
     assert_no_violation(page, where)
+    _fits_a_thumb(page, device, where)
+    if name == "performance" and device == "phone":  # the sidebar, open over the page, with its links and settings
+        from playwright.sync_api import expect
+
+        _sidebar(page, device)
+        expect(page.get_by_test_id("stSidebar")).to_be_in_viewport()
+        page.wait_for_timeout(500)  # it slides in
+        _fits_a_thumb(page, device, f"the sidebar, {lang}")
+        _close_sidebar(page, device)
 
 
 def test_the_assessed_case_has_no_violation(tab, photo):
@@ -194,9 +213,22 @@ def test_the_assessed_case_has_no_violation(tab, photo):
     # The app has it once the line under the picker says so (the picker's preview is the photo: no second copy).
     expect(page.get_by_text(words(lang, "photo.shrunk") + ":")).to_be_visible(timeout=20_000)
     page.get_by_role("textbox", name=words(lang, "input.text")).fill(CASE[lang] + f" ({device})")  # not cached
+    # The optional details opened too: an answer must not widen the page with them.
+    page.get_by_text(words(lang, "input.info"), exact=True).click()
+    expect(page.get_by_role("textbox", name=words(lang, "input.duration"))).to_be_visible()
+    page.wait_for_timeout(300)  # the expander opens with an animation: a press before it settles can land on a field
     settled(page)
     page.get_by_role("button", name=words(lang, "action.assess"), exact=True).click()
     expect(page.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
+    _fits_a_thumb(page, device, f"the assessed case, {lang}")
+    if device == "phone":
+        # The photo picker draws in its own shadow root, which the scan does not enter: its buttons, and the rear
+        # camera's, which a phone shows (a desk computer's fine pointer hides it).
+        for name in ("photo-picker-input", "photo-picker-camera"):
+            button = page.locator(f'label:has(input[data-testid="{name}"])')
+            expect(button).to_be_visible()
+            assert button.bounding_box()["height"] >= TAP_MIN_PX, name
+        assert page.locator('input[data-testid="photo-picker-camera"]').get_attribute("capture") == "environment"
     # One photo, named: the picker's preview of the JPEG it sent (a plain upload's small copy says photo.alt).
     assert page.get_by_role("img", name=words(lang, "picker.preview")).count() == 1
     assert_no_violation(page, f"the assessed case, {device}, {lang}")
@@ -216,6 +248,7 @@ def test_the_sign_in_form_has_no_violation(chromium, sign_in_url, device):
         _choose_language(page, device, lang)
         expect(page.get_by_role("heading", name=words(lang, "auth.sign_in"))).to_be_visible()
         assert_no_violation(page, f"the sign-in form, {device}, {lang}")
+        _fits_a_thumb(page, device, f"the sign-in form, {lang}")
     context.close()
 
 

@@ -1,5 +1,7 @@
-"""The bedside phone (390×844, touch) in real headless Chromium: thumb-sized controls, no sideways scrolling, and on
-the Assess page the streaming findings and the card come into view by themselves (and only on a narrow screen).
+"""The bedside phone (390×844, touch) in real headless Chromium: on the Assess page the streaming findings and the
+card come into view by themselves (and only on a narrow screen), one camera control, a delete confirmation that
+shows whole. That every screen fits the phone and a thumb (no sideways scrolling, no control lower than 44 px) is
+checked on tests/test_accessibility.py's walk of every page on the phone, in Korean and in English.
 
 One app server (and one fake LLM) serves the whole module; each test opens its own browser context.
 """
@@ -24,11 +26,9 @@ from testkit.browser import (
     in_viewport,
     page_scroll_width,
     settled,
-    small_tap_targets,
 )
 from testkit.fake_llm import FakeLLM
 from testkit.fake_llm.replies import Reply
-from tests.cli_runs import run_cli
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
@@ -54,15 +54,12 @@ def fast_answers(fake):
     yield
 
 
-def _env(fake: FakeLLM, data: Path, auth: str) -> dict[str, str]:
-    return app_env(RUNPOD_API_KEY="rpa-mobile-test", RUNPOD_BASE_URL=fake.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
-                   DATA_DIR=str(data), AUTH_MODE=auth, WARM_UP="false")
-
-
 @pytest.fixture(scope="module")
 def app_url(fake, tmp_path_factory):
     cwd = tmp_path_factory.mktemp("mobile")
-    with serve_app(_env(fake, cwd / "data", "off"), cwd) as url:
+    env = app_env(RUNPOD_API_KEY="rpa-mobile-test", RUNPOD_BASE_URL=fake.url, RUNPOD_MODEL_NAME="clinic-derm-v1",
+                  DATA_DIR=str(cwd / "data"), AUTH_MODE="off", WARM_UP="false")
+    with serve_app(env, cwd) as url:
         yield url + "/"
 
 
@@ -95,11 +92,6 @@ def _open(page, url: str) -> None:
     expect(page.get_by_test_id("stMainBlockContainer").get_by_role("heading").first).to_be_visible(timeout=30_000)
     # The page's own heading is drawn; the rest of its widgets follow in the same run.
     settled(page)
-
-
-def _assert_thumb_friendly(page, where: str) -> None:
-    assert page_scroll_width(page) <= WIDTH, f"{where}: the page scrolls sideways"
-    assert small_tap_targets(page) == [], f"{where}: controls lower than 44 px"
 
 
 def _scroll_top(page) -> float:
@@ -197,42 +189,6 @@ def test_on_a_laptop_the_photo_is_shown_once_and_assess_and_the_headline_stay_in
     page.context.close()
 
 
-def test_every_page_fits_a_phone_and_a_thumb(app_url, phone):
-    from playwright.sync_api import expect
-
-    # Assess, with the card drawn (and the optional details opened): an answer must not widen the page either.
-    _open(phone, app_url)
-    phone.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진, 6개월간 커짐")
-    phone.get_by_text("추가 정보 (선택)").click()
-    # The expander opens with an animation: press Assess once it has settled, or the press can land on a field.
-    expect(phone.get_by_role("textbox", name="기간")).to_be_visible()
-    phone.wait_for_timeout(300)
-    phone.get_by_role("button", name="평가하기").click()
-    expect(phone.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
-    _assert_thumb_friendly(phone, "Assess")
-    # The photo picker draws in its own shadow root, which the scan above does not enter: its buttons, and the
-    # rear camera's, which a phone shows (a desk computer's fine pointer hides it).
-    for name in ("photo-picker-input", "photo-picker-camera"):
-        button = phone.locator(f'label:has(input[data-testid="{name}"])')
-        expect(button).to_be_visible()
-        assert button.bounding_box()["height"] >= 44, name
-    assert phone.locator('input[data-testid="photo-picker-camera"]').get_attribute("capture") == "environment"
-
-    for path, where in (("jobs", "Jobs"), ("history", "History"), ("performance", "Performance")):
-        _open(phone, app_url + path)
-        _assert_thumb_friendly(phone, where)
-
-    _open(phone, app_url + "qa")
-    for tab in ("비교", "일괄", "라벨 세트"):
-        phone.get_by_role("tab", name=tab).click()
-        _assert_thumb_friendly(phone, f"Provider QA, {tab}")
-
-    phone.get_by_test_id("stExpandSidebarButton").click()
-    expect(phone.get_by_test_id("stSidebar")).to_be_visible()
-    phone.wait_for_timeout(500)  # the sidebar slides in
-    _assert_thumb_friendly(phone, "the sidebar")
-
-
 def test_one_camera_control_on_a_phone_and_on_a_desk(app_url, phone, desktop):
     from playwright.sync_api import expect
 
@@ -280,20 +236,3 @@ def test_on_a_phone_the_delete_confirmation_shows_whole(app_url, phone):
             part.scroll_into_view_if_needed()
             assert cut_off(part) == [], language
         assert page_scroll_width(phone) <= WIDTH
-
-
-def test_the_sign_in_form_fits_a_phone(fake, chromium, tmp_path):
-    from playwright.sync_api import expect
-
-    env = _env(fake, tmp_path / "data", "accounts")
-    # With no account the page explains how to make one; the form is drawn once there is one.
-    added = run_cli("users", "add", "dr.kim", "--password-stdin", stdin="correct horse battery\n", cwd=tmp_path,
-                    env={"DATA_DIR": env["DATA_DIR"], "AUTH_MODE": "accounts"})
-    assert added.returncode == 0, added.stderr
-    with serve_app(env, tmp_path) as url:
-        context = chromium.new_context(**PHONE)
-        page = context.new_page()
-        page.goto(url)
-        expect(page.locator("input[type=password]").first).to_be_visible(timeout=30_000)
-        _assert_thumb_friendly(page, "sign-in")
-        context.close()
