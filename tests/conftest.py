@@ -7,7 +7,6 @@ Every fixture is here, registered once: a test module names a fixture as a param
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -43,12 +42,6 @@ manifest_scanner.scan_component_manifests = lambda *args, **kwargs: list(_compon
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # set in pytest-xdist's workers, not in its controller
 _OWNER = os.getppid() if _WORKER else os.getpid()  # the run's first process: xdist's controller starts the workers
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # engine_env changes the cwd; use this for app paths
-# Each test file's seconds (setup, call and teardown of its tests) in a full parallel run: only the order of the files
-# (`pytest_collection_modifyitems`) reads them. A file not in it counts this much a test (about the suite's mean).
-FILE_SECONDS = PROJECT_ROOT / "tests" / "file_seconds.json"
-_FILE_SECONDS: dict[str, float] = json.loads(FILE_SECONDS.read_text()) if FILE_SECONDS.exists() else {}
-UNTIMED_TEST_SECONDS = 0.7
-_RAN_SECONDS: Counter[str] = Counter()
 
 RUNPOD_KEY = "rpa-test-key-not-real"
 OPENAI_KEY = "sk-test-not-real"
@@ -91,38 +84,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             static_runs.start(*marker.args)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--record-file-seconds", action="store_true",
-                     help=f"write each file's seconds in this run to {FILE_SECONDS.name} (the order of later runs)")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest files first, so that a parallel run (scripts/test.sh: one file per worker at a time, in this
     order, `--no-loadscope-reorder`) ends with short files on every worker instead of one long file on one.
 
-    First the static checks (mypy's half minute runs beside the other files instead of after them), then every other
-    file by its seconds in a full run (tests/file_seconds.json, written by `--record-file-seconds`; the Chromium
-    files are the longest, 10-170 s); a file not in it yet counts `UNTIMED_TEST_SECONDS` a test.
+    First the static checks (mypy's half minute runs beside the other files instead of after them), then the files
+    that drive Chromium (the longest: 12-170 s each in a full run), then the rest; each group by its number of tests,
+    most first.
     """
     per_file = Counter(item.path for item in items)
+    browser = {item.path for item in items if item.get_closest_marker("browser") is not None}
     checks = {item.path for item in items if item.get_closest_marker("static_check") is not None}
-
-    def seconds(path: Path) -> float:
-        return _FILE_SECONDS.get(path.relative_to(PROJECT_ROOT).as_posix(), UNTIMED_TEST_SECONDS * per_file[path])
-
-    items.sort(key=lambda item: (item.path not in checks, -seconds(item.path), str(item.path)))
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if not _WORKER:  # the controller (or the only process) hears every worker's reports
-        _RAN_SECONDS[report.nodeid.split("::", 1)[0]] += report.duration
+    items.sort(key=lambda item: (item.path not in checks, item.path not in browser, -per_file[item.path],
+                                 str(item.path)))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     static_runs.stop_all()
-    if session.config.getoption("record_file_seconds") and not _WORKER:
-        recorded = {**_FILE_SECONDS, **{name: round(value, 1) for name, value in _RAN_SECONDS.items()}}
-        FILE_SECONDS.write_text(json.dumps(dict(sorted(recorded.items())), indent=1) + "\n")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
