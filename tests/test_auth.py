@@ -653,8 +653,12 @@ def test_the_form_says_how_long_to_wait_and_the_wait_grows(app_accounts, reconfi
     at = _app()  # no address: this machine, as AppTest connects
     at.session_state["lang"] = "en"
     for wait in (2, 4):
+        # The wait left when the page says it: the refusal's own work (the hash, its records) can take a second of it
+        # on a loaded machine.
         at = _sign_in(at, "kim", "wrong password")
-        assert at.error[0].value == f"Wrong user name or password. Wait {wait} s before the next attempt."
+        shown = int(re.fullmatch(r"Wrong user name or password\. Wait (\d) s before the next attempt\.",
+                                 at.error[0].value).group(1))
+        assert wait - 1 <= shown <= wait
         at = _sign_in(at, "kim", PASSWORD)  # too early: not even the right password is checked
         shown = int(re.fullmatch(r"Too many failed sign-ins from this address: wait (\d) s, then try again\.",
                                  at.error[0].value).group(1))
