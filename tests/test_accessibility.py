@@ -212,11 +212,13 @@ def test_the_assessed_case_has_no_violation(tab, photo):
     page.locator('input[data-testid="photo-picker-input"]').set_input_files(str(photo))  # shrunk on the device
     # The app has it once the line under the picker says so (the picker's preview is the photo: no second copy).
     expect(page.get_by_text(words(lang, "photo.shrunk") + ":")).to_be_visible(timeout=20_000)
-    page.get_by_role("textbox", name=words(lang, "input.text")).fill(CASE[lang] + f" ({device})")  # not cached
-    # The optional details opened too: an answer must not widen the page with them.
+    # The optional details opened too (an answer must not widen the page with them); opened before the description is
+    # typed, whose field leaves focus, and the page runs again, at the click on them.
+    settled(page)
     page.get_by_text(words(lang, "input.info"), exact=True).click()
-    expect(page.get_by_role("textbox", name=words(lang, "input.duration"))).to_be_visible()
+    expect(page.get_by_role("textbox", name=words(lang, "input.duration"))).to_be_visible(timeout=20_000)
     page.wait_for_timeout(300)  # the expander opens with an animation: a press before it settles can land on a field
+    page.get_by_role("textbox", name=words(lang, "input.text")).fill(CASE[lang] + f" ({device})")  # not cached
     settled(page)
     page.get_by_role("button", name=words(lang, "action.assess"), exact=True).click()
     expect(page.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
