@@ -1,7 +1,7 @@
 """App servers forked from a warm interpreter: the tests' `streamlit run app.py` without its ~2 CPU-seconds of imports.
 
 A fresh `python -m streamlit run app.py` spends nearly all of its start importing Streamlit, SQLAlchemy, Alembic,
-Redis, langchain-openai and the openai SDK; a full test run starts a few dozen servers. This module's process
+Redis, langchain-openai and the openai SDK; a full test run starts two dozen servers. This module's process
 imports them once, then forks one child per server. The app's own modules are dropped from the warm interpreter
 before any fork, so every child imports the app afresh (its settings, its engine and its module state are its own,
 as in a new process); only the libraries' imports are shared. Each child then runs Streamlit's own command line
@@ -116,6 +116,7 @@ class ForkServer:
 
     def _ask(self, request: dict) -> dict:
         with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(60)  # a fork takes milliseconds: a warm interpreter that hangs fails the test, not the run
             conn.connect(str(self.path))
             conn.sendall(json.dumps(request).encode() + b"\n")
             line = conn.makefile("rb").readline()
@@ -130,7 +131,7 @@ class ForkServer:
             with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
                 probe.connect(str(self.path))
                 return
-            # No provider variable or proxy: the libraries import as they would in a server a test starts.
+            # No provider variable: a developer's key has no business in the process every test server is forked from.
             env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNPOD_", "LOCAL_"))}
             proc = subprocess.Popen([sys.executable, "-m", "testkit.fork_server", str(self.path), str(self.owner)],
                                     cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -64,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "static_check(*args): the test reads `python -m ARGS`'s run "
                             "(tests/static_runs.py), started in the background when the run begins")
     # Each app server a test starts is a fork of one warm interpreter for the whole run, shared by pytest-xdist's
-    # workers (testkit/fork_server.py): the run starts a few dozen, and a fresh `streamlit run app.py` spends
+    # workers (testkit/fork_server.py): the run starts two dozen, and a fresh `streamlit run app.py` spends
     # ~2 CPU-seconds importing libraries.
     app_server.fork_servers(owner=_OWNER)
 
