@@ -60,11 +60,8 @@ class ForkedProcess:
 
     def poll(self) -> int | None:
         """None while the process runs, -1 once it has exited."""
-        if self.returncode is None:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                self.returncode = -1
+        if self.returncode is None and not _alive(self.pid):
+            self.returncode = -1
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:

@@ -194,8 +194,6 @@ def test_no_page_has_a_violation(tab, name):
     assert_no_violation(page, where)
     _fits_a_thumb(page, device, where)
     if name == "performance" and device == "phone":  # the sidebar, open over the page, with its links and settings
-        from playwright.sync_api import expect
-
         _sidebar(page, device)
         expect(page.get_by_test_id("stSidebar")).to_be_in_viewport()
         page.wait_for_timeout(500)  # it slides in
