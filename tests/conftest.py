@@ -15,13 +15,16 @@ import pytest
 from streamlit.components.v2 import manifest_scanner
 
 import startup
+import storage.store
 import utils.settings
 from engine.health import ProviderHealth
+from storage import accounts
 from storage.store import Store
 from testkit import app_server
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS, LocaleDefault
 from testkit.fake_llm import FakeLLM
 from testkit.fork_server import ForkServer
+from testkit.migrated_copy import MigratedCopy
 from testkit.postgres import PostgresServer
 from testkit.redis_server import RedisServer, skip_unless_available
 from tests import static_runs
@@ -38,6 +41,18 @@ def _component_manifests() -> tuple:
 
 
 manifest_scanner.scan_component_manifests = lambda *args, **kwargs: list(_component_manifests())
+
+# scrypt is slow on purpose (~50 ms and 16 MiB a hash). The sign-in tests check the same password against the same
+# stored hash again and again (the auth, language, session and audit tests: 277 hashes, 120 different inputs), and
+# it is a pure function: each input is hashed once per process, its digest remembered. A test that counts hashes
+# (tests/test_auth.py) wraps this and still sees every call.
+accounts._scrypt = functools.cache(accounts._scrypt)
+
+# Alembic's revisions cost a new SQLite store ~40 CPU-milliseconds, and a run makes some 750: each process migrates
+# one for real and copies the result into the others (testkit/migrated_copy.py, checked by
+# tests/test_migrated_copy.py). Tests marked `real_migrations` run the revisions on every store.
+MIGRATIONS = MigratedCopy(storage.store.upgrade)
+storage.store.upgrade = MIGRATIONS
 
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # set in pytest-xdist's workers, not in its controller
 _OWNER = os.getppid() if _WORKER else os.getpid()  # the run's first process: xdist's controller starts the workers
@@ -106,6 +121,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if not _WORKER:  # the owner, after every worker has ended
         app_server.fork_servers(owner=_OWNER).close()
+
+
+@pytest.fixture(autouse=True)
+def _migrations_of_the_test(request):
+    """New SQLite stores are copies of one migrated store, unless the test is marked `real_migrations`."""
+    MIGRATIONS.enabled = request.node.get_closest_marker("real_migrations") is None
+    yield
+    MIGRATIONS.enabled = True
 
 
 @pytest.fixture(autouse=True)

@@ -363,6 +363,7 @@ def test_a_name_that_could_not_exist_is_just_wrong(accounts):
         accounts.verify("no such/name", PASSWORD)
 
 
+@pytest.mark.real_migrations
 def test_the_migrations_make_the_users_table(store):
     store.migrate()
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("users")}
@@ -370,6 +371,7 @@ def test_the_migrations_make_the_users_table(store):
                        "last_login"}
 
 
+@pytest.mark.real_migrations
 def test_the_migrations_make_the_throttle_and_a_key_per_install(store, second_store):
     keys = []
     for each in (store, second_store):

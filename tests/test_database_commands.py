@@ -38,6 +38,8 @@ from tests.legacy_schema import make_legacy_database
 from utils.crypto import Sealer
 from utils.settings import get_settings
 
+pytestmark = pytest.mark.real_migrations  # `db upgrade` and `db copy` run the revisions themselves
+
 CLI = PROJECT_ROOT / "cli.py"
 KEY = base64.urlsafe_b64encode(b"0123456789abcdef0123456789abcdef").decode()  # a Fernet key, for tests only
 PASSWORD = "correct horse battery"

@@ -144,6 +144,7 @@ def test_demo_mode_replays_pinned_cases_and_says_so(engine_env, reconfigure):
     assert len(engine_env.requests) == 1
 
 
+@pytest.mark.real_migrations
 def test_store_is_private_and_migrated(tmp_path):
     store = Store(tmp_path / "data" / "app.db")
     assert store.version == head()

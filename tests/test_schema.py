@@ -12,6 +12,8 @@ from storage.migrations import head
 from storage.schema import metadata
 from storage.store import Store
 
+pytestmark = pytest.mark.real_migrations  # what the revisions themselves make, and how stores run them at once
+
 
 def _declared_for(dialect: str):
     """Alembic's filter: leave out what schema.py declares for the other database only (`.ddl_if(dialect=…)`)."""

@@ -1,0 +1,97 @@
+"""The tests' new SQLite stores are copies of one migrated store (testkit/migrated_copy.py): a copy holds exactly what
+Alembic's revisions make, but for the secrets each install makes for itself; anything but an empty SQLite database is
+migrated for real, and so is every store of a test marked `real_migrations`."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+import storage.store
+from storage.database import create_engine
+from storage.migrations import current, head, upgrade
+from testkit.migrated_copy import PER_INSTALL, MigratedCopy
+
+
+@pytest.fixture
+def engines(tmp_path):
+    """A new SQLite engine on a new file each time it is called; all disposed of after the test."""
+    made: list[sa.Engine] = []
+
+    def new() -> sa.Engine:
+        made.append(create_engine(f"sqlite:///{tmp_path / f'db{len(made)}.db'}"))
+        return made[-1]
+
+    yield new
+    for engine in made:
+        engine.dispose()
+
+
+class Counting:
+    """The real upgrade, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, engine: sa.Engine, target: str = "head") -> str:
+        self.calls += 1
+        return upgrade(engine, target)
+
+
+def contents(engine: sa.Engine) -> tuple[list, dict, dict]:
+    """Every schema object (SQLite's own indexes included), the file's pragmas, and every table's rows."""
+    with engine.connect() as conn:
+        objects = conn.exec_driver_sql("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").all()
+        pragmas = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+                   for name in ("user_version", "journal_mode", "page_size", "encoding")}
+        rows = {name: [dict(row._mapping) for row in conn.exec_driver_sql(f'SELECT * FROM "{name}"')]
+                for kind, name, _, _ in objects if kind == "table"}
+    return [tuple(o) for o in objects], pragmas, rows
+
+
+def test_a_copy_holds_what_the_migrations_make_with_its_own_install_secrets(engines):
+    fresh, first, second = engines(), engines(), engines()
+    copying = MigratedCopy(upgrade)
+    assert upgrade(fresh) == copying(first) == copying(second) == head()
+
+    objects, pragmas, rows = contents(fresh)
+    for copy in (first, second):
+        copied_objects, copied_pragmas, copied_rows = contents(copy)
+        assert copied_objects == objects and copied_pragmas == pragmas
+        assert copied_rows.keys() == rows.keys()
+        for table, expected in rows.items():
+            secret = {column for t, column in PER_INSTALL if t == table}
+            assert [{k: v for k, v in row.items() if k not in secret} for row in copied_rows[table]] == \
+                   [{k: v for k, v in row.items() if k not in secret} for row in expected], table
+    # Each install's key is its own, made as the revision makes it: 32 random bytes.
+    keys = [contents(engine)[2]["install_keys"][0]["key"] for engine in (fresh, first, second)]
+    assert len(set(keys)) == 3 and {len(key) for key in keys} == {32}
+
+
+def test_only_an_empty_sqlite_database_is_copied(engines):
+    real = Counting()
+    copying = MigratedCopy(real)
+    copying(engines())
+    assert real.calls == 1  # the copy itself, made once
+    copying(engines())
+    assert real.calls == 1
+
+    older = engines()
+    upgrade(older, "0010")  # a store made by an older release
+    assert copying(older) == head() and real.calls == 2
+    with older.connect() as conn:
+        assert current(conn) == head()
+    assert copying(engines(), "0010") == "0010" and real.calls == 3  # another target than the newest
+
+    copying.enabled = False
+    copying(engines())
+    assert real.calls == 4
+
+
+def test_the_suites_stores_are_copies():
+    assert isinstance(storage.store.upgrade, MigratedCopy) and storage.store.upgrade.enabled
+
+
+@pytest.mark.real_migrations
+def test_a_test_marked_real_migrations_runs_the_revisions():
+    assert isinstance(storage.store.upgrade, MigratedCopy) and not storage.store.upgrade.enabled
