@@ -1,6 +1,7 @@
 """The clinician's language and clock in real headless Chromium, against one app server with sign-in on.
 
-A browser asking for English gets English and `<html lang="en">` the first time, one asking for Korean gets Korean;
+A browser asking for English gets English and `<html lang="en">` the first time, one asking for Korean gets Korean
+(each at the start of a test below, which then goes on from there);
 a language chosen in the sidebar stays through a reload, a new tab and a deep link (this browser's cookie), and,
 once signed in, follows the user to another browser (her account); each page has its own tab title; the History
 page's times are in the browser's own time zone, named. The fast cases are in tests/test_language.py.
@@ -78,21 +79,18 @@ def expect_language(page, heading: str, lang: str, title: str) -> None:
     expect(page).to_have_title(title, timeout=30_000)
 
 
-@pytest.mark.parametrize(("locale", "heading", "lang", "title"), [
-    ("en-US", "Sign in", "en", "Sign in · Skin lesion AI assessment"),
-    ("ko-KR", "로그인", "ko", "로그인 · 피부 병변 AI 평가"),
-])
-def test_a_first_visit_speaks_the_browsers_language(server, browser, locale, heading, lang, title):
-    page = new_page(browser, server, locale=locale)
+def first_visit(page, heading: str, lang: str, title: str) -> None:
+    """A browser the app has not seen is spoken to in the language it asks for, and nothing is kept: a guess is not
+    a choice."""
     expect_language(page, heading, lang, title)
-    assert not [c for c in page.context.cookies() if c["name"] == COOKIE]  # a guess is not a choice: nothing kept
+    assert not [c for c in page.context.cookies() if c["name"] == COOKIE]
 
 
-def test_english_chosen_in_the_sidebar_stays_after_reload_in_a_new_tab_and_on_a_deep_link(server, browser):
+def test_korean_first_then_english_chosen_in_the_sidebar_stays_after_reload_new_tab_and_deep_link(server, browser):
     from playwright.sync_api import expect
 
     page = new_page(browser, server, locale="ko-KR")
-    expect_language(page, "로그인", "ko", "로그인 · 피부 병변 AI 평가")
+    first_visit(page, "로그인", "ko", "로그인 · 피부 병변 AI 평가")
     page.get_by_test_id("stSidebar").get_by_text("English", exact=True).click()
     expect_language(page, "Sign in", "en", "Sign in · Skin lesion AI assessment")
     expect(page.get_by_role("radio", name="English")).to_be_checked()
@@ -131,8 +129,9 @@ def test_a_choice_follows_the_user_to_another_browser_after_sign_in(server, brow
     expect_language(ward, "Background jobs", "en", "Jobs · Skin lesion AI assessment")
 
 
-def test_each_page_has_its_own_title_in_the_chosen_language(server, browser):
+def test_english_first_then_each_page_has_its_own_title_in_the_chosen_language(server, browser):
     page = new_page(browser, server, locale="en-US")
+    first_visit(page, "Sign in", "en", "Sign in · Skin lesion AI assessment")
     sign_in(page, "dr.choi")
     titles = {}
     for link, heading in (("Jobs", "Background jobs"), ("History", "Assessment history"),

@@ -1,7 +1,8 @@
 """The bedside phone (390×844, touch) in real headless Chromium: on the Assess page the streaming findings and the
-card come into view by themselves (and only on a narrow screen), one camera control, a delete confirmation that
-shows whole. That every screen fits the phone and a thumb (no sideways scrolling, no control lower than 44 px) is
-checked on tests/test_accessibility.py's walk of every page on the phone, in Korean and in English.
+card come into view by themselves (and only on a narrow screen: on a laptop the page stays put), one camera control
+on a phone and on a desk, a delete confirmation that shows whole. That every screen fits the phone and a thumb (no
+sideways scrolling, no control lower than 44 px) is checked on tests/test_accessibility.py's walk of every page on
+the phone, in Korean and in English.
 
 One app server (and one fake LLM) serves the whole module; each test opens its own browser context.
 """
@@ -156,21 +157,11 @@ def test_on_a_phone_the_streaming_findings_and_the_card_scroll_into_view(app_url
     assert _scroll_top(phone) == 0
 
 
-def test_on_a_desktop_the_page_does_not_move(app_url, desktop, fake, portrait_photo):
+def test_on_a_laptop_the_photo_is_shown_once_the_page_does_not_move_and_the_headline_stays_in_view(
+        app_url, chromium, fake, portrait_photo):
     from playwright.sync_api import expect
 
     fake.default = SLOW
-    before = _start_assessment(desktop, app_url, portrait_photo, "이마의 갈색 반점, 1년 전부터")
-    expect(desktop.get_by_text(STREAMING)).to_be_visible(timeout=20_000)
-    expect(desktop.locator(".st-key-result_card")).to_be_visible(timeout=30_000)
-    desktop.wait_for_timeout(500)
-    assert _scroll_top(desktop) == before
-
-
-def test_on_a_laptop_the_photo_is_shown_once_and_assess_and_the_headline_stay_in_view(app_url, chromium,
-                                                                                     portrait_photo):
-    from playwright.sync_api import expect
-
     page = chromium.new_context(**LAPTOP).new_page()
     _open(page, app_url)
     page.locator('input[data-testid="photo-picker-input"]').set_input_files(str(portrait_photo))
@@ -186,31 +177,35 @@ def test_on_a_laptop_the_photo_is_shown_once_and_assess_and_the_headline_stay_in
 
     page.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진, 1년간 천천히 커짐")
     settled(page)
+    before = _scroll_top(page)
     assess.click()
+    # On a wide screen the answer streams in beside the inputs: the page stays where the clinician left it.
+    expect(page.get_by_text(STREAMING)).to_be_visible(timeout=20_000)
     card = page.locator(".st-key-result_card")
     headline = card.get_by_role("heading", name="기저세포암 · Basal cell carcinoma", exact=True)
     expect(headline).to_be_visible(timeout=30_000)
     settled(page)
+    page.wait_for_timeout(500)
+    assert _scroll_top(page) == before
     # The class, its score and the flag, without scrolling; Assess stays where it was, for the next case.
     for part in (headline, card.get_by_test_id("stProgress").first, card.get_by_text("악성 병변 가능성").first, assess):
         assert fully_in_viewport(part), part
     page.context.close()
 
 
-def test_one_camera_control_on_a_phone_and_on_a_desk(app_url, phone, desktop):
+def _one_camera_control(page, *, phone: bool) -> None:
+    """A phone has the picker's rear-camera button (its own camera app); a desk computer the in-page camera's toggle."""
     from playwright.sync_api import expect
 
-    # A phone has the picker's rear-camera button (its own camera app); a desk computer the in-page camera's toggle.
-    for page, picker_camera in ((phone, True), (desktop, False)):
-        _open(page, app_url)
-        camera = page.locator('label:has(input[data-testid="photo-picker-camera"])')
-        toggle = page.locator(".st-key-use_camera")
-        expect(camera if picker_camera else toggle).to_be_visible()
-        expect(toggle if picker_camera else camera).to_be_hidden()
+    camera = page.locator('label:has(input[data-testid="photo-picker-camera"])')
+    toggle = page.locator(".st-key-use_camera")
+    expect(camera if phone else toggle).to_be_visible()
+    expect(toggle if phone else camera).to_be_hidden()
 
 
-def test_the_provider_choice_shows_whole_in_the_sidebar(app_url, desktop):
+def test_on_a_desk_one_camera_control_and_the_provider_choice_shows_whole_in_the_sidebar(app_url, desktop):
     _open(desktop, app_url)
+    _one_camera_control(desktop, phone=False)
     sidebar = desktop.get_by_test_id("stSidebar")
     for language in ("English", "한국어"):
         sidebar.get_by_text(language, exact=True).click()
@@ -218,10 +213,11 @@ def test_the_provider_choice_shows_whole_in_the_sidebar(app_url, desktop):
         assert cut_off(sidebar.get_by_test_id("stSelectbox")) == [], language
 
 
-def test_on_a_phone_the_delete_confirmation_shows_whole(app_url, phone):
+def test_on_a_phone_one_camera_control_and_the_delete_confirmation_shows_whole(app_url, phone):
     from playwright.sync_api import expect
 
     _open(phone, app_url)
+    _one_camera_control(phone, phone=True)
     phone.get_by_role("textbox", name="증상 및 소견").fill("등의 갈색 반점, 최근 모양이 변함")
     settled(phone)
     phone.get_by_role("button", name="평가하기").click()
