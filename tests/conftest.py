@@ -21,7 +21,7 @@ from engine.health import ProviderHealth
 from storage import accounts
 from storage.store import Store
 from testkit import app_server
-from testkit.browser import CHROMIUM, CHROMIUM_ARGS, LocaleDefault
+from testkit.browser import CHROMIUM, TEST_CHROMIUM_ARGS, LocaleDefault
 from testkit.fake_llm import FakeLLM
 from testkit.fork_server import ForkServer
 from testkit.migrated_copy import MigratedCopy
@@ -48,9 +48,9 @@ manifest_scanner.scan_component_manifests = lambda *args, **kwargs: list(_compon
 # (tests/test_auth.py) wraps this and still sees every call.
 accounts._scrypt = functools.cache(accounts._scrypt)
 
-# Alembic's revisions cost a new SQLite store ~40 CPU-milliseconds, and a run makes some 750: each process migrates
-# one for real and copies the result into the others (testkit/migrated_copy.py, checked by
-# tests/test_migrated_copy.py). Tests marked `real_migrations` run the revisions on every store.
+# Alembic's revisions cost a new store ~40-60 CPU-milliseconds, and a run makes some 750 SQLite and 230 PostgreSQL
+# ones: each process migrates one for real and copies the result into the others (testkit/migrated_copy.py, checked
+# by tests/test_migrated_copy.py). Tests marked `real_migrations` run the revisions on every store.
 MIGRATIONS = MigratedCopy(storage.store.upgrade)
 storage.store.upgrade = MIGRATIONS
 
@@ -263,7 +263,7 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        launched = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=TEST_CHROMIUM_ARGS)
         try:
             yield launched
         finally:

@@ -1,6 +1,6 @@
-"""The tests' new SQLite stores are copies of one migrated store (testkit/migrated_copy.py): a copy holds exactly what
-Alembic's revisions make, but for the secrets each install makes for itself; anything but an empty SQLite database is
-migrated for real, and so is every store of a test marked `real_migrations`."""
+"""The tests' new stores are copies of one migrated store (testkit/migrated_copy.py): a copy holds exactly what
+Alembic's revisions make, on SQLite and on PostgreSQL, but for the secrets each install makes for itself; anything but
+an empty database is migrated for real, and so is every store of a test marked `real_migrations`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import storage.store
 from storage.database import create_engine
 from storage.migrations import current, head, upgrade
-from testkit.migrated_copy import PER_INSTALL, MigratedCopy
+from testkit.migrated_copy import PER_INSTALL, MigratedCopy, postgres_snapshot
 
 
 @pytest.fixture
@@ -68,7 +68,30 @@ def test_a_copy_holds_what_the_migrations_make_with_its_own_install_secrets(engi
     assert len(set(keys)) == 3 and {len(key) for key in keys} == {32}
 
 
-def test_only_an_empty_sqlite_database_is_copied(engines):
+def _without_secrets(rows: tuple) -> list:
+    return [(table, [tuple(v for c, v in zip(columns, row, strict=True) if (table, c) not in PER_INSTALL)
+                     for row in found]) for table, columns, found in rows]
+
+
+def test_a_postgresql_copy_holds_what_the_migrations_make_with_its_own_install_secrets(postgres_server):
+    fresh, first, second = (create_engine(postgres_server.create_database()) for _ in range(3))
+    try:
+        copying = MigratedCopy(upgrade)
+        assert upgrade(fresh) == copying(first) == copying(second) == head()
+        made = [postgres_snapshot(engine) for engine in (fresh, first, second)]
+        # pg_dump's schema, every table, index, constraint, sequence and extension, statement for statement.
+        assert made[0].statements == made[1].statements == made[2].statements
+        assert _without_secrets(made[0].rows) == _without_secrets(made[1].rows) == _without_secrets(made[2].rows)
+        keys = [dict((t, f) for t, _, f in snap.rows)["install_keys"][0][1] for snap in made]
+        assert len(set(keys)) == 3 and {len(key) for key in keys} == {32}
+        with first.connect() as conn:  # pg_dump's session settings are not left on the pooled connection
+            assert conn.exec_driver_sql("SHOW search_path").scalar_one() == '"$user", public'
+    finally:
+        for engine in (fresh, first, second):
+            engine.dispose()
+
+
+def test_only_an_empty_database_is_copied(engines):
     real = Counting()
     copying = MigratedCopy(real)
     copying(engines())
