@@ -39,7 +39,7 @@ PER_INSTALL: dict[tuple[str, str], Callable[[object], object]] = {
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the migrations made in an empty SQLite database: its statements, in order, and its rows."""
+    """What the migrations made in an empty database: its schema's statements, in order, and its rows."""
 
     revision: str
     statements: tuple[str, ...]
@@ -56,7 +56,7 @@ def _rows(conn: sa.Connection, tables: list[str]) -> tuple:
     return tuple(found)
 
 
-def snapshot(engine: sa.Engine) -> Snapshot:
+def sqlite_snapshot(engine: sa.Engine) -> Snapshot:
     """The schema and rows of the SQLite database behind `engine`: tables first, then indexes, triggers and views,
     each kind in the order it was made (SQLite's own objects, made with their tables, left out)."""
     kinds = {"table": 0, "index": 1, "trigger": 2, "view": 3}
@@ -147,10 +147,12 @@ class MigratedCopy:
 
 def _is_empty(conn: sa.Connection) -> bool:
     if conn.dialect.name == "sqlite":
-        return conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar_one() == 0 \
-            and conn.exec_driver_sql("PRAGMA user_version").scalar_one() == 0
-    return conn.exec_driver_sql("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                                "WHERE n.nspname = 'public'").scalar_one() == 0
+        objects: int = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar_one()
+        version: int = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+        return objects == 0 and version == 0
+    found: int = conn.exec_driver_sql("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                      "WHERE n.nspname = 'public'").scalar_one()
+    return found == 0
 
 
 def _sqlite_copy(upgrade: Callable[..., str]) -> Snapshot:
@@ -158,7 +160,7 @@ def _sqlite_copy(upgrade: Callable[..., str]) -> Snapshot:
         engine = create_engine(f"sqlite:///{Path(folder) / 'app.db'}")
         try:
             upgrade(engine)
-            return snapshot(engine)
+            return sqlite_snapshot(engine)
         finally:
             engine.dispose()
 
