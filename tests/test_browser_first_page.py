@@ -88,8 +88,14 @@ def test_the_raw_answer_is_shown_without_the_syntax_highlighter(server, browser)
     expect(page.get_by_role("heading", name="로그인")).to_be_visible(timeout=30_000)
     page.get_by_role("textbox", name="사용자 이름").fill("dr.kim")
     page.get_by_role("textbox", name="비밀번호").fill(PASSWORD)
-    page.get_by_role("button", name="로그인").click()
-    page.get_by_role("textbox", name="증상 및 소견").fill("코 옆의 진주빛 구진, 6개월간 커짐")
+    # Signing in sends the browser to the grant route that sets the cookie, and back: the page is loaded anew, and
+    # a description typed into the app drawn before that would be gone (it was, once, in CI).
+    with page.expect_navigation(timeout=30_000):
+        page.get_by_role("button", name="로그인").click()
+    symptoms = page.get_by_role("textbox", name="증상 및 소견")
+    expect(symptoms).to_be_visible(timeout=30_000)
+    settled(page)
+    symptoms.fill("코 옆의 진주빛 구진, 6개월간 커짐")
     settled(page)
     page.get_by_role("button", name="평가하기").click()
     card = page.locator(".st-key-result_card")
