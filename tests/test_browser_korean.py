@@ -100,10 +100,14 @@ def test_every_page_in_korean_has_none_of_the_known_english(server, browser):
     expect(page.get_by_test_id("InputInstructions").first).to_be_visible()
     look("sign-in")
     page.get_by_role("textbox", name="비밀번호").fill(PASSWORD)
-    page.get_by_role("button", name="로그인").click()
+    # Signing in sends the browser to the grant route that sets the cookie, and back: the page is loaded anew, and
+    # what was opened or typed on the app drawn before that would be gone.
+    with page.expect_navigation(timeout=30_000):
+        page.get_by_role("button", name="로그인").click()
 
     text = page.get_by_role("textbox", name="증상 및 소견")
     expect(text).to_be_visible(timeout=30_000)
+    settled(page)
     page.get_by_text("다른 방법: 원본 그대로 업로드").click()
     page.get_by_text("추가 정보 (선택)").click()
     expect(page.get_by_test_id("stFileUploaderDropzone")).to_be_visible()
