@@ -125,7 +125,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _migrations_of_the_test(request):
-    """New SQLite stores are copies of one migrated store, unless the test is marked `real_migrations`."""
+    """New stores, SQLite and PostgreSQL, are copies of a migrated one unless the test is marked `real_migrations`."""
     MIGRATIONS.enabled = request.node.get_closest_marker("real_migrations") is None
     yield
     MIGRATIONS.enabled = True
