@@ -19,7 +19,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+# pip is asked again only when the requirements have changed since it last installed them into this .venv: asking it
+# to find every package already there costs ~2 s a run. A new .venv has no stamp.
+stamp=.venv/.requirements.sha256
+wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+  echo "$wanted" > "$stamp"
+fi
 
 # Python's bytecode cache on for the run, whatever the shell says (PYTHONDONTWRITEBYTECODE=1 here): otherwise every
 # worker, app server and command-line run compiles the app again, and pytest rewrites every test module's asserts
