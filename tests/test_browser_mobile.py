@@ -100,11 +100,8 @@ def _scroll_top(page) -> float:
     return page.evaluate("() => Math.max(window.scrollY, document.querySelector('[data-testid=stMain]').scrollTop)")
 
 
-def _start_assessment(page, url: str, photo: Path, text: str) -> float:
-    """Open Assess, add the photo and a (so far unasked: not cached) description, and press Assess.
-
-    Returns how far the page was scrolled just before the press (after scrolling the button into view).
-    """
+def _start_assessment(page, url: str, photo: Path, text: str) -> None:
+    """Open Assess, add the photo and a (so far unasked: not cached) description, and press Assess."""
     from playwright.sync_api import expect
 
     _open(page, url)
@@ -113,9 +110,7 @@ def _start_assessment(page, url: str, photo: Path, text: str) -> float:
     page.get_by_role("textbox", name="증상 및 소견").fill(text)
     assess = page.get_by_role("button", name="평가하기")
     assess.scroll_into_view_if_needed()
-    before = _scroll_top(page)
     assess.click()
-    return before
 
 
 def test_on_a_phone_the_streaming_findings_and_the_card_scroll_into_view(app_url, phone, fake, portrait_photo):

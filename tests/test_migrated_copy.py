@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import storage.store
 from storage.database import create_engine
 from storage.migrations import current, head, upgrade
-from testkit.migrated_copy import PER_INSTALL, MigratedCopy, postgres_snapshot
+from testkit.migrated_copy import PER_INSTALL, MigratedCopy, postgres_snapshot, sqlite_snapshot
 
 
 @pytest.fixture
@@ -38,15 +38,23 @@ class Counting:
         return upgrade(engine, target)
 
 
-def contents(engine: sa.Engine) -> tuple[list, dict, dict]:
-    """Every schema object (SQLite's own indexes included), the file's pragmas, and every table's rows."""
+def _without_secrets(rows: tuple) -> list:
+    """A snapshot's rows without the values each install makes for itself."""
+    return [(table, [tuple(v for c, v in zip(columns, row, strict=True) if (table, c) not in PER_INSTALL)
+                     for row in found]) for table, columns, found in rows]
+
+
+def _key(snapshot) -> bytes:
+    return dict((table, found) for table, _, found in snapshot.rows)["install_keys"][0][1]
+
+
+def schema(engine: sa.Engine) -> tuple[list, dict]:
+    """Every schema object (SQLite's own indexes included) and the file's pragmas."""
     with engine.connect() as conn:
         objects = conn.exec_driver_sql("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").all()
         pragmas = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar_one()
                    for name in ("user_version", "journal_mode", "page_size", "encoding")}
-        rows = {name: [dict(row._mapping) for row in conn.exec_driver_sql(f'SELECT * FROM "{name}"')]
-                for kind, name, _, _ in objects if kind == "table"}
-    return [tuple(o) for o in objects], pragmas, rows
+    return [tuple(o) for o in objects], pragmas
 
 
 def test_a_copy_holds_what_the_migrations_make_with_its_own_install_secrets(engines):
@@ -54,23 +62,12 @@ def test_a_copy_holds_what_the_migrations_make_with_its_own_install_secrets(engi
     copying = MigratedCopy(upgrade)
     assert upgrade(fresh) == copying(first) == copying(second) == head()
 
-    objects, pragmas, rows = contents(fresh)
-    for copy in (first, second):
-        copied_objects, copied_pragmas, copied_rows = contents(copy)
-        assert copied_objects == objects and copied_pragmas == pragmas
-        assert copied_rows.keys() == rows.keys()
-        for table, expected in rows.items():
-            secret = {column for t, column in PER_INSTALL if t == table}
-            assert [{k: v for k, v in row.items() if k not in secret} for row in copied_rows[table]] == \
-                   [{k: v for k, v in row.items() if k not in secret} for row in expected], table
+    assert schema(first) == schema(second) == schema(fresh)
+    made = [sqlite_snapshot(engine) for engine in (fresh, first, second)]
+    assert _without_secrets(made[0].rows) == _without_secrets(made[1].rows) == _without_secrets(made[2].rows)
     # Each install's key is its own, made as the revision makes it: 32 random bytes.
-    keys = [contents(engine)[2]["install_keys"][0]["key"] for engine in (fresh, first, second)]
+    keys = [_key(snap) for snap in made]
     assert len(set(keys)) == 3 and {len(key) for key in keys} == {32}
-
-
-def _without_secrets(rows: tuple) -> list:
-    return [(table, [tuple(v for c, v in zip(columns, row, strict=True) if (table, c) not in PER_INSTALL)
-                     for row in found]) for table, columns, found in rows]
 
 
 def test_a_postgresql_copy_holds_what_the_migrations_make_with_its_own_install_secrets(postgres_server):
@@ -82,7 +79,7 @@ def test_a_postgresql_copy_holds_what_the_migrations_make_with_its_own_install_s
         # pg_dump's schema, every table, index, constraint, sequence and extension, statement for statement.
         assert made[0].statements == made[1].statements == made[2].statements
         assert _without_secrets(made[0].rows) == _without_secrets(made[1].rows) == _without_secrets(made[2].rows)
-        keys = [dict((t, f) for t, _, f in snap.rows)["install_keys"][0][1] for snap in made]
+        keys = [_key(snap) for snap in made]
         assert len(set(keys)) == 3 and {len(key) for key in keys} == {32}
         with first.connect() as conn:  # pg_dump's session settings are not left on the pooled connection
             assert conn.exec_driver_sql("SHOW search_path").scalar_one() == '"$user", public'
